@@ -1,0 +1,41 @@
+"""Every limit TandemKV enforces, by name, with its unit.
+
+The API edge checks requests against these before anything is proposed, and
+the state machine asserts them again, so a limit is stated once, here.
+"""
+
+# LMDB rejects keys over 511 bytes; keys and counter names are stored raw.
+KEY_SIZE_BYTES_MAX = 511
+# A value travels inside one Raft log entry; keeping entries far below
+# pysyncobj's append-entries batch size avoids its chunking bug.
+VALUE_SIZE_BYTES_MAX = 32 * 1024
+# Operations in one transaction, both branches together.
+TXN_OPS_MAX = 128
+# Compares in one transaction.
+TXN_COMPARES_MAX = 128
+# Bytes of one encoded command (the Raft log entry payload).
+COMMAND_SIZE_BYTES_MAX = 256 * 1024
+# Keys one Range returns; a larger or zero `limit` is clamped to this.
+RANGE_KEYS_MAX = 10_000
+# Bytes of keys and values one Range returns before it stops with more=true.
+RANGE_RESPONSE_BYTES_MAX = 4 * 1024 * 1024
+# Keys one ranged Delete removes; larger deletes fail with INVALID_ARGUMENT.
+DELETE_RANGE_KEYS_MAX = 10_000
+# Request ids are 16 random bytes (reused on retry).
+REQUEST_ID_BYTES = 16
+# Longest a client may keep retrying one request id: the dedup table keeps
+# results this long (measured in the log's own clock).
+DEDUP_RETENTION_MS = 10 * 60 * 1000
+# Dedup records collected per applied command, so GC never stalls apply.
+DEDUP_GC_PER_COMMAND_MAX = 32
+# Server-side cap on any call's deadline, and the deadline of a call that
+# sets none.
+DEADLINE_SECONDS_MAX = 30.0
+# Below this much remaining deadline nothing is proposed.
+DEADLINE_SECONDS_MIN = 0.005
+# Commands waiting for the Raft tick thread on one node.
+RAFT_QUEUE_COMMANDS_MAX = 20_000
+# Concurrent RPCs one node serves; more get RESOURCE_EXHAUSTED.
+CONCURRENT_RPCS_MAX = 1024
+# gRPC message size, both directions.
+GRPC_MESSAGE_BYTES_MAX = 8 * 1024 * 1024

@@ -1,0 +1,84 @@
+from tandemkv.v1 import kv_pb2 as _kv_pb2
+from tandemkv.v1 import counter_pb2 as _counter_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_CODE_UNSPECIFIED: _ClassVar[ErrorCode]
+    INVALID_ARGUMENT: _ClassVar[ErrorCode]
+    FAILED_PRECONDITION: _ClassVar[ErrorCode]
+    OUT_OF_RANGE: _ClassVar[ErrorCode]
+    UNSUPPORTED_COMMAND: _ClassVar[ErrorCode]
+ERROR_CODE_UNSPECIFIED: ErrorCode
+INVALID_ARGUMENT: ErrorCode
+FAILED_PRECONDITION: ErrorCode
+OUT_OF_RANGE: ErrorCode
+UNSUPPORTED_COMMAND: ErrorCode
+
+class Noop(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Command(_message.Message):
+    __slots__ = ("format_version", "request_id", "ts_ms", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete")
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TS_MS_FIELD_NUMBER: _ClassVar[int]
+    NOOP_FIELD_NUMBER: _ClassVar[int]
+    PUT_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    TXN_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_INCR_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_SET_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_CAS_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_DELETE_FIELD_NUMBER: _ClassVar[int]
+    format_version: int
+    request_id: bytes
+    ts_ms: int
+    noop: Noop
+    put: _kv_pb2.PutRequest
+    delete: _kv_pb2.DeleteRequest
+    txn: _kv_pb2.TxnRequest
+    counter_incr: _counter_pb2.CounterIncrRequest
+    counter_set: _counter_pb2.CounterSetRequest
+    counter_cas: _counter_pb2.CounterCompareAndSetRequest
+    counter_delete: _counter_pb2.CounterDeleteRequest
+    def __init__(self, format_version: _Optional[int] = ..., request_id: _Optional[bytes] = ..., ts_ms: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutRequest, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteRequest, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnRequest, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrRequest, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetRequest, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetRequest, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteRequest, _Mapping]] = ...) -> None: ...
+
+class CommandError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: ErrorCode
+    message: str
+    def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class CommandResult(_message.Message):
+    __slots__ = ("revision", "error", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    NOOP_FIELD_NUMBER: _ClassVar[int]
+    PUT_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    TXN_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_INCR_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_SET_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_CAS_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_DELETE_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    error: CommandError
+    noop: Noop
+    put: _kv_pb2.PutResponse
+    delete: _kv_pb2.DeleteResponse
+    txn: _kv_pb2.TxnResponse
+    counter_incr: _counter_pb2.CounterIncrResponse
+    counter_set: _counter_pb2.CounterSetResponse
+    counter_cas: _counter_pb2.CounterCompareAndSetResponse
+    counter_delete: _counter_pb2.CounterDeleteResponse
+    def __init__(self, revision: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutResponse, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteResponse, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnResponse, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrResponse, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetResponse, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetResponse, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteResponse, _Mapping]] = ...) -> None: ...
