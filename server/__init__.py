@@ -1,0 +1,6 @@
+"""A TandemKV node: the embeddable `Node`, its configuration, and (in
+sub-packages) the strong plane, storage, and the gRPC API."""
+
+from tandemkv.server.config import Member, NodeConfig, RaftTimings
+
+__all__ = ["Member", "NodeConfig", "RaftTimings"]

@@ -1,0 +1,227 @@
+"""The strong plane's state in one LMDB environment, and `LmdbView`, the
+`StoreView` the state machine writes through.
+
+Sub-databases: kv (key -> record), counters (name -> int64), dedup
+(request id -> log time + result), dedup_by_ts (log time + request id, for
+ordered collection), meta (last applied index, log clock).
+
+Writes come from one thread, the Raft tick thread, in batches: every entry
+that one tick applies shares one write transaction, committed (and, when
+durable, fsynced) before any of those entries is acknowledged. Readers use
+short read transactions from any thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import lmdb
+
+from tandemkv.server.strong.view import KvRecord
+
+log = logging.getLogger(__name__)
+
+STATE_DB_NAMES = (b"kv", b"counters", b"dedup", b"dedup_by_ts", b"meta")
+_RECORD_HEADER = struct.Struct(">QQQ")
+_U64 = struct.Struct(">Q")
+_I64 = struct.Struct(">q")
+_LAST_APPLIED = b"last_applied"
+_LOG_CLOCK_MS = b"log_clock_ms"
+# Readers beyond the RPC worker threads: barrier waiters, status, snapshots.
+READERS_MAX = 2048
+# Above this share of the map in use, writes are refused before proposing
+# (RESOURCE_EXHAUSTED) so an apply never meets a full map.
+MAP_FILL_RATIO_WRITES_MAX = 0.9
+
+
+def _encode_record(record: KvRecord) -> bytes:
+    header = _RECORD_HEADER.pack(record.create_revision, record.mod_revision, record.version)
+    return header + record.value
+
+
+def _decode_record(raw: bytes) -> KvRecord:
+    create_revision, mod_revision, version = _RECORD_HEADER.unpack_from(raw)
+    return KvRecord(raw[_RECORD_HEADER.size:], create_revision, mod_revision, version)
+
+
+class LmdbView:
+    """A StoreView over one LMDB transaction (read-only or writable)."""
+
+    def __init__(self, env: lmdb.Environment, txn: lmdb.Transaction, dbs: dict):
+        self._env = env
+        self._txn = txn
+        self._dbs = dbs
+
+    def _meta_u64(self, key: bytes) -> int:
+        raw = self._txn.get(key, db=self._dbs[b"meta"])
+        return 0 if raw is None else _U64.unpack(raw)[0]
+
+    def last_applied(self) -> int:
+        return self._meta_u64(_LAST_APPLIED)
+
+    def set_last_applied(self, index: int) -> None:
+        self._txn.put(_LAST_APPLIED, _U64.pack(index), db=self._dbs[b"meta"])
+
+    def log_clock_ms(self) -> int:
+        return self._meta_u64(_LOG_CLOCK_MS)
+
+    def set_log_clock_ms(self, ts_ms: int) -> None:
+        self._txn.put(_LOG_CLOCK_MS, _U64.pack(max(0, ts_ms)), db=self._dbs[b"meta"])
+
+    def kv_get(self, key: bytes) -> KvRecord | None:
+        raw = self._txn.get(key, db=self._dbs[b"kv"])
+        return None if raw is None else _decode_record(raw)
+
+    def kv_put(self, key: bytes, record: KvRecord) -> None:
+        self._txn.put(key, _encode_record(record), db=self._dbs[b"kv"])
+
+    def kv_delete(self, key: bytes) -> bool:
+        return self._txn.delete(key, db=self._dbs[b"kv"])
+
+    def kv_scan(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, KvRecord]]:
+        cursor = self._txn.cursor(db=self._dbs[b"kv"])
+        positioned = cursor.set_range(start) if start else cursor.first()
+        if not positioned:
+            return
+        for key, raw in cursor:
+            if end is not None and key >= end:
+                return
+            yield key, _decode_record(raw)
+
+    def counter_get(self, name: bytes) -> int | None:
+        raw = self._txn.get(name, db=self._dbs[b"counters"])
+        return None if raw is None else _I64.unpack(raw)[0]
+
+    def counter_put(self, name: bytes, value: int) -> None:
+        self._txn.put(name, _I64.pack(value), db=self._dbs[b"counters"])
+
+    def counter_delete(self, name: bytes) -> bool:
+        return self._txn.delete(name, db=self._dbs[b"counters"])
+
+    def dedup_get(self, request_id: bytes) -> bytes | None:
+        raw = self._txn.get(request_id, db=self._dbs[b"dedup"])
+        return None if raw is None else raw[_U64.size:]
+
+    def dedup_put(self, request_id: bytes, ts_ms: int, result: bytes) -> None:
+        stamp = _U64.pack(max(0, ts_ms))
+        self._txn.put(request_id, stamp + result, db=self._dbs[b"dedup"])
+        self._txn.put(stamp + request_id, b"", db=self._dbs[b"dedup_by_ts"])
+
+    def dedup_collect(self, older_than_ms: int, count_max: int) -> int:
+        if older_than_ms <= 0:
+            return 0
+        cursor = self._txn.cursor(db=self._dbs[b"dedup_by_ts"])
+        dropped = 0
+        while dropped < count_max and cursor.first():
+            key = cursor.key()
+            if _U64.unpack_from(key)[0] >= older_than_ms:
+                break
+            cursor.delete()
+            self._txn.delete(key[_U64.size:], db=self._dbs[b"dedup"])
+            dropped += 1
+        return dropped
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        parent = self._txn
+        child = self._env.begin(write=True, parent=parent)
+        self._txn = child
+        try:
+            yield
+        except BaseException:
+            child.abort()
+            raise
+        else:
+            child.commit()
+        finally:
+            self._txn = parent
+
+
+class StateStore:
+    """Owns the state environment: batches of applies, reads, snapshots."""
+
+    def __init__(self, path: Path, map_size_bytes: int, durable: bool):
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.env = lmdb.open(
+            str(path),
+            map_size=map_size_bytes,
+            max_dbs=len(STATE_DB_NAMES) + 4,
+            max_readers=READERS_MAX,
+            sync=durable,
+            metasync=durable,
+        )
+        with self.env.begin(write=True) as txn:
+            self.dbs = {name: self.env.open_db(name, txn=txn) for name in STATE_DB_NAMES}
+        self._batch_txn: lmdb.Transaction | None = None
+
+    # -- writes (tick thread only) --
+    def begin_batch(self) -> None:
+        assert self._batch_txn is None, "one apply batch at a time"
+        self._batch_txn = self.env.begin(write=True)
+
+    def batch_view(self) -> LmdbView:
+        assert self._batch_txn is not None, "apply runs inside a batch"
+        return LmdbView(self.env, self._batch_txn, self.dbs)
+
+    def commit_batch(self) -> None:
+        txn, self._batch_txn = self._batch_txn, None
+        if txn is not None:
+            txn.commit()
+
+    @contextlib.contextmanager
+    def write_view(self) -> Iterator[LmdbView]:
+        with self.env.begin(write=True) as txn:
+            yield LmdbView(self.env, txn, self.dbs)
+
+    # -- reads (any thread) --
+    @contextlib.contextmanager
+    def read_view(self) -> Iterator[LmdbView]:
+        with self.env.begin(write=False) as txn:
+            yield LmdbView(self.env, txn, self.dbs)
+
+    def last_applied(self) -> int:
+        with self.read_view() as view:
+            return view.last_applied()
+
+    def fill_ratio(self) -> float:
+        info, stat = self.env.info(), self.env.stat()
+        return (info["last_pgno"] + 1) * stat["psize"] / info["map_size"]
+
+    # -- snapshots (tick thread) --
+    def write_image(self, fd: int) -> None:
+        """Appends a consistent, compacted copy of the environment to fd."""
+        self.env.copyfd(fd, compact=True)
+
+    def restore_image(self, image_path: Path) -> None:
+        """Replaces every state database with the image's, in one write
+        transaction: readers see the old state or the new, never a mix."""
+        with tempfile.TemporaryDirectory(dir=self.path.parent) as tmp:
+            shutil.copyfile(image_path, os.path.join(tmp, "data.mdb"))
+            image = lmdb.open(tmp, readonly=True, max_dbs=len(STATE_DB_NAMES) + 4, lock=False)
+            try:
+                self._copy_from(image)
+            finally:
+                image.close()
+
+    def _copy_from(self, image: lmdb.Environment) -> None:
+        with image.begin() as source, self.env.begin(write=True) as target:
+            for name, db in self.dbs.items():
+                target.drop(db, delete=False)
+                source_db = image.open_db(name, txn=source, create=False)
+                cursor = target.cursor(db=db)
+                cursor.putmulti(source.cursor(db=source_db).iternext(), append=True)
+
+    def sync(self) -> None:
+        self.env.sync(True)
+
+    def close(self) -> None:
+        assert self._batch_txn is None, "close after the tick thread stopped"
+        self.env.close()

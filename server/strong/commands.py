@@ -1,0 +1,54 @@
+"""Turning API requests into Raft log commands and command results back into
+API responses or typed errors. Pure; no Raft, no storage."""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+
+from tandemkv.errors import FailedPrecondition, InvalidArgument, OutOfRange, TandemKVError
+from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2
+
+from .state_machine import COMMAND_FORMAT_VERSION
+
+# Request type -> the Command/CommandResult oneof field that carries it.
+WRITE_FIELDS: dict[type[Message], str] = {
+    kv_pb2.PutRequest: "put",
+    kv_pb2.DeleteRequest: "delete",
+    kv_pb2.TxnRequest: "txn",
+    counter_pb2.CounterIncrRequest: "counter_incr",
+    counter_pb2.CounterSetRequest: "counter_set",
+    counter_pb2.CounterCompareAndSetRequest: "counter_cas",
+    counter_pb2.CounterDeleteRequest: "counter_delete",
+}
+
+_ERRORS: dict[int, type[TandemKVError]] = {
+    raft_pb2.INVALID_ARGUMENT: InvalidArgument,
+    raft_pb2.FAILED_PRECONDITION: FailedPrecondition,
+    raft_pb2.OUT_OF_RANGE: OutOfRange,
+    raft_pb2.UNSUPPORTED_COMMAND: FailedPrecondition,
+}
+
+
+def encode_write(request: Message, request_id: bytes, ts_ms: int) -> bytes:
+    command = raft_pb2.Command(
+        format_version=COMMAND_FORMAT_VERSION, request_id=request_id, ts_ms=ts_ms
+    )
+    getattr(command, WRITE_FIELDS[type(request)]).CopyFrom(request)
+    return command.SerializeToString()
+
+
+def encode_noop(ts_ms: int) -> bytes:
+    command = raft_pb2.Command(format_version=COMMAND_FORMAT_VERSION, ts_ms=ts_ms)
+    command.noop.SetInParent()
+    return command.SerializeToString()
+
+
+def decode_result(result_bytes: bytes) -> Message:
+    """The response message inside a CommandResult; raises the typed error
+    when the state machine refused the command."""
+    result = raft_pb2.CommandResult.FromString(result_bytes)
+    kind = result.WhichOneof("result")
+    if kind == "error":
+        raise _ERRORS.get(result.error.code, FailedPrecondition)(result.error.message)
+    assert kind is not None, "a command result always carries a result"
+    return getattr(result, kind)

@@ -1,0 +1,82 @@
+"""Reads of the strong state: the same functions serve a node's read path
+(after a read barrier, or stale) and the reads inside a transaction. Pure:
+they take a `StoreView` and the revision the answer reflects."""
+
+from __future__ import annotations
+
+from tandemkv import limits
+from tandemkv.v1 import counter_pb2, kv_pb2
+
+from .view import KvRecord, StoreView
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with `prefix`; None
+    when no such key exists (empty prefix, or all 0xff bytes)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
+
+
+def key_bounds(key_range: kv_pb2.KeyRange) -> tuple[bytes, bytes | None]:
+    """[start, end) of a KeyRange; see kv.proto for its three forms."""
+    if key_range.prefix:
+        return key_range.key, prefix_end(key_range.key)
+    if key_range.range_end:
+        return key_range.key, key_range.range_end
+    return key_range.key, key_range.key + b"\x00"
+
+
+def to_key_value(key: bytes, record: KvRecord, keys_only: bool = False) -> kv_pb2.KeyValue:
+    return kv_pb2.KeyValue(
+        key=key,
+        value=b"" if keys_only else record.value,
+        create_revision=record.create_revision,
+        mod_revision=record.mod_revision,
+        version=record.version,
+    )
+
+
+def read_get(view: StoreView, request: kv_pb2.GetRequest, revision: int) -> kv_pb2.GetResponse:
+    response = kv_pb2.GetResponse(header=kv_pb2.ResponseHeader(revision=revision))
+    record = view.kv_get(request.key)
+    if record is not None:
+        response.found = True
+        response.kv.CopyFrom(to_key_value(request.key, record))
+    return response
+
+
+def read_range(
+    view: StoreView, request: kv_pb2.RangeRequest, revision: int
+) -> kv_pb2.RangeResponse:
+    response = kv_pb2.RangeResponse(header=kv_pb2.ResponseHeader(revision=revision))
+    limit = request.limit or limits.RANGE_KEYS_MAX
+    limit = min(limit, limits.RANGE_KEYS_MAX)
+    start, end = key_bounds(request.range)
+    size_bytes = 0
+    for key, record in view.kv_scan(start, end):
+        if len(response.kvs) >= limit or size_bytes >= limits.RANGE_RESPONSE_BYTES_MAX:
+            response.more = True
+            break
+        response.kvs.append(to_key_value(key, record, request.keys_only))
+        size_bytes += len(key) + (0 if request.keys_only else len(record.value))
+    return response
+
+
+def read_counter(
+    view: StoreView, request: counter_pb2.CounterGetRequest, revision: int
+) -> counter_pb2.CounterGetResponse:
+    value = view.counter_get(request.name)
+    return counter_pb2.CounterGetResponse(
+        header=counter_pb2.CounterHeader(revision=revision),
+        value=value or 0,
+        found=value is not None,
+    )
+
+
+READERS = {
+    kv_pb2.GetRequest: read_get,
+    kv_pb2.RangeRequest: read_range,
+    counter_pb2.CounterGetRequest: read_counter,
+}

@@ -1,0 +1,244 @@
+"""The strong plane's state machine: `apply_entry(view, index, command)`.
+
+Everything that decides what a committed log entry does lives in this file.
+It is pure and deterministic: it reads no clock, no randomness and no local
+configuration (time arrives inside the command), so every node, and every
+replay, computes the same state and the same result bytes.
+
+Rules it keeps:
+- An entry at or below the view's last applied index was applied before (a
+  journal replay after restart) and is skipped: it never applies twice.
+- A command with a request id that is in the dedup table returns the stored
+  result: a client retry never applies twice.
+- Bad input is an error *result*; nothing here raises for bad input (an
+  exception escaping pysyncobj's replicated method would wedge the node).
+- A command takes effect entirely or not at all.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError
+
+from tandemkv import limits
+from tandemkv.errors import InvalidArgument
+from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2
+
+from . import reads, validation
+from .view import KvRecord, StoreView
+
+COMMAND_FORMAT_VERSION = 1
+
+
+class CommandFailed(Exception):
+    """Raised inside the state machine to abandon a command with an error
+    result; caught in this module, never escapes `apply_entry`."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.error = raft_pb2.CommandError(code=code, message=message)
+
+
+def apply_entry(view: StoreView, index: int, command_bytes: bytes) -> bytes | None:
+    """Applies the committed entry at `index`; returns the encoded
+    CommandResult, or None for an entry that was already applied."""
+    if index <= view.last_applied():
+        return None
+    view.set_last_applied(index)
+    try:
+        command = raft_pb2.Command.FromString(command_bytes)
+    except DecodeError:
+        return _error_result(index, raft_pb2.UNSUPPORTED_COMMAND, "undecodable command")
+    clock_ms = max(view.log_clock_ms(), command.ts_ms)
+    view.set_log_clock_ms(clock_ms)
+    if command.request_id:
+        stored = view.dedup_get(command.request_id)
+        if stored is not None:
+            return stored
+    result = _execute(view, index, command).SerializeToString()
+    if command.request_id:
+        view.dedup_put(command.request_id, clock_ms, result)
+    view.dedup_collect(clock_ms - limits.DEDUP_RETENTION_MS, limits.DEDUP_GC_PER_COMMAND_MAX)
+    return result
+
+
+def _error_result(index: int, code: int, message: str) -> bytes:
+    error = raft_pb2.CommandError(code=code, message=message)
+    return raft_pb2.CommandResult(revision=index, error=error).SerializeToString()
+
+
+def _execute(view: StoreView, index: int, command: raft_pb2.Command) -> raft_pb2.CommandResult:
+    result = raft_pb2.CommandResult(revision=index)
+    if command.format_version != COMMAND_FORMAT_VERSION:
+        result.error.code = raft_pb2.UNSUPPORTED_COMMAND
+        result.error.message = f"command format version {command.format_version} is unknown"
+        return result
+    kind = command.WhichOneof("op")
+    if kind is None:
+        result.error.code = raft_pb2.UNSUPPORTED_COMMAND
+        result.error.message = "command has no operation"
+        return result
+    if kind == "noop":
+        result.noop.SetInParent()
+        return result
+    request = getattr(command, kind)
+    try:
+        validation.check_request(request)
+        response = _OPS[type(request)](view, index, request)
+    except InvalidArgument as error:
+        result.error.code = raft_pb2.INVALID_ARGUMENT
+        result.error.message = error.message
+        return result
+    except CommandFailed as failure:
+        result.error.CopyFrom(failure.error)
+        return result
+    getattr(result, kind).CopyFrom(response)
+    return result
+
+
+def _kv_header(index: int) -> kv_pb2.ResponseHeader:
+    return kv_pb2.ResponseHeader(revision=index)
+
+
+def _counter_header(index: int) -> counter_pb2.CounterHeader:
+    return counter_pb2.CounterHeader(revision=index)
+
+
+def _put(view: StoreView, index: int, request: kv_pb2.PutRequest) -> kv_pb2.PutResponse:
+    response = kv_pb2.PutResponse(header=_kv_header(index))
+    previous = view.kv_get(request.key)
+    if previous is None:
+        record = KvRecord(request.value, index, index, 1)
+    else:
+        record = KvRecord(request.value, previous.create_revision, index, previous.version + 1)
+        if request.prev_kv:
+            response.has_prev_kv = True
+            response.prev_kv.CopyFrom(reads.to_key_value(request.key, previous))
+    view.kv_put(request.key, record)
+    return response
+
+
+def _delete(view: StoreView, index: int, request: kv_pb2.DeleteRequest) -> kv_pb2.DeleteResponse:
+    response = kv_pb2.DeleteResponse(header=_kv_header(index))
+    start, end = reads.key_bounds(request.range)
+    victims = []
+    for key, record in view.kv_scan(start, end):
+        if len(victims) >= limits.DELETE_RANGE_KEYS_MAX:
+            raise CommandFailed(
+                raft_pb2.INVALID_ARGUMENT,
+                f"delete matches more than DELETE_RANGE_KEYS_MAX="
+                f"{limits.DELETE_RANGE_KEYS_MAX} keys; delete in smaller ranges",
+            )
+        victims.append((key, record))
+    for key, record in victims:
+        view.kv_delete(key)
+        if request.prev_kv:
+            response.prev_kvs.append(reads.to_key_value(key, record))
+    response.deleted = len(victims)
+    return response
+
+
+def _counter_value(view: StoreView, name: bytes) -> int:
+    value = view.counter_get(name)
+    return 0 if value is None else value
+
+
+def _counter_incr(
+    view: StoreView, index: int, request: counter_pb2.CounterIncrRequest
+) -> counter_pb2.CounterIncrResponse:
+    value = _counter_value(view, request.name) + request.delta
+    if not validation.INT64_MIN <= value <= validation.INT64_MAX:
+        raise CommandFailed(
+            raft_pb2.OUT_OF_RANGE,
+            f"incrementing counter {request.name!r} by {request.delta} leaves int64; "
+            "the counter is unchanged",
+        )
+    view.counter_put(request.name, value)
+    return counter_pb2.CounterIncrResponse(header=_counter_header(index), value=value)
+
+
+def _counter_set(
+    view: StoreView, index: int, request: counter_pb2.CounterSetRequest
+) -> counter_pb2.CounterSetResponse:
+    previous = _counter_value(view, request.name)
+    view.counter_put(request.name, request.value)
+    return counter_pb2.CounterSetResponse(header=_counter_header(index), prev_value=previous)
+
+
+def _counter_cas(
+    view: StoreView, index: int, request: counter_pb2.CounterCompareAndSetRequest
+) -> counter_pb2.CounterCompareAndSetResponse:
+    current = _counter_value(view, request.name)
+    succeeded = current == request.expected
+    if succeeded:
+        view.counter_put(request.name, request.value)
+        current = request.value
+    return counter_pb2.CounterCompareAndSetResponse(
+        header=_counter_header(index), succeeded=succeeded, value=current
+    )
+
+
+def _counter_delete(
+    view: StoreView, index: int, request: counter_pb2.CounterDeleteRequest
+) -> counter_pb2.CounterDeleteResponse:
+    deleted = view.counter_delete(request.name)
+    return counter_pb2.CounterDeleteResponse(header=_counter_header(index), deleted=deleted)
+
+
+def _compare_holds(view: StoreView, compare: kv_pb2.Compare) -> bool:
+    target = compare.target
+    if target == kv_pb2.Compare.COUNTER:
+        actual, expected = _counter_value(view, compare.key), compare.counter
+    else:
+        record = view.kv_get(compare.key)
+        if target == kv_pb2.Compare.VALUE:
+            if record is None:
+                return False
+            actual, expected = record.value, compare.value
+        else:
+            field = {
+                kv_pb2.Compare.VERSION: "version",
+                kv_pb2.Compare.CREATE_REVISION: "create_revision",
+                kv_pb2.Compare.MOD_REVISION: "mod_revision",
+            }[target]
+            actual = 0 if record is None else getattr(record, field)
+            expected = getattr(compare, field)
+    result = compare.result
+    if result == kv_pb2.Compare.EQUAL:
+        return actual == expected
+    if result == kv_pb2.Compare.NOT_EQUAL:
+        return actual != expected
+    if result == kv_pb2.Compare.GREATER:
+        return actual > expected
+    return actual < expected
+
+
+def _txn(view: StoreView, index: int, request: kv_pb2.TxnRequest) -> kv_pb2.TxnResponse:
+    # Single operations check everything before their one write; only a txn
+    # can fail after writing, so only a txn pays for an atomic scope.
+    with view.atomic():
+        return _txn_branch(view, index, request)
+
+
+def _txn_branch(view: StoreView, index: int, request: kv_pb2.TxnRequest) -> kv_pb2.TxnResponse:
+    succeeded = all(_compare_holds(view, compare) for compare in request.compare)
+    response = kv_pb2.TxnResponse(header=_kv_header(index), succeeded=succeeded)
+    for op in request.success if succeeded else request.failure:
+        kind = op.WhichOneof("request")
+        sub_request = getattr(op, kind)
+        if kind in ("range", "counter_get"):
+            sub_response = reads.READERS[type(sub_request)](view, sub_request, index)
+        else:
+            sub_response = _OPS[type(sub_request)](view, index, sub_request)
+        getattr(response.responses.add(), kind).CopyFrom(sub_response)
+    return response
+
+
+_OPS = {
+    kv_pb2.PutRequest: _put,
+    kv_pb2.DeleteRequest: _delete,
+    kv_pb2.TxnRequest: _txn,
+    counter_pb2.CounterIncrRequest: _counter_incr,
+    counter_pb2.CounterSetRequest: _counter_set,
+    counter_pb2.CounterCompareAndSetRequest: _counter_cas,
+    counter_pb2.CounterDeleteRequest: _counter_delete,
+}
