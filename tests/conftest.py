@@ -1,23 +1,32 @@
-"""Shared fixtures: the `view` fixture runs a test once over the in-memory
-view and once over an LMDB view in a temporary directory."""
+"""Shared fixtures: a gRPC server over a fake node (no Raft), and the
+per-test timeout for tests that start real clusters."""
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
-from tandemkv.server.storage.state_store import StateStore
-from tandemkv.server.strong.view import MemoryView
+from tandemkv.server.api import build_server
+from tests.support.fake_node import FakeNode
 
 
-@pytest.fixture(params=["memory", "lmdb"])
-def view(request, tmp_path):
-    if request.param == "memory":
-        yield MemoryView()
-        return
-    store = StateStore(tmp_path / "state", map_size_bytes=64 << 20, durable=False)
-    store.begin_batch()
+@pytest.fixture
+def fake_node() -> FakeNode:
+    return FakeNode()
+
+
+@pytest.fixture
+def fake_server(fake_node):
+    """A started server on 127.0.0.1 over `fake_node`; yields its address."""
+    server = build_server(fake_node, "127.0.0.1:0")
+    server.start()
     try:
-        yield store.batch_view()
+        yield f"127.0.0.1:{server.port}"
     finally:
-        store.commit_batch()
-        store.close()
+        server.stop(grace_s=0)
+
+
+@pytest.fixture
+def channel(fake_server):
+    with grpc.insecure_channel(fake_server) as channel:
+        yield channel

@@ -1,0 +1,107 @@
+"""The API edge: what every gRPC handler does around one node call.
+
+This module owns the order of checks for a request (validate against the
+named limits, check the remaining deadline, call the node) and the one
+mapping from `tandemkv.errors` to a gRPC status, message and trailing
+metadata. It knows nothing about individual RPCs or about Raft.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Protocol
+
+import grpc
+from google.protobuf.message import Message
+
+from tandemkv import errors, limits
+from tandemkv.server.strong.validation import check_request
+
+LEADER_METADATA_KEY = "tandemkv-leader"
+# Part of the remaining deadline kept back from the node, so that the node
+# times out (and the handler answers "outcome unknown") before the caller
+# gives up on the call.
+DEADLINE_MARGIN_SECONDS_MAX = 0.1
+DEADLINE_MARGIN_FRACTION = 0.1
+
+log = logging.getLogger(__name__)
+
+
+class NodeCalls(Protocol):
+    """The part of `tandemkv.server.Node` the servicers use."""
+
+    def propose(self, request: Message, *, timeout_s: float) -> Message: ...
+
+    def query(self, request: Message, *, timeout_s: float) -> Message: ...
+
+    def status(self) -> Any: ...
+
+
+def status_for_error(error: BaseException) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
+    """The gRPC code, message and trailing metadata that report `error`.
+
+    The code comes from the exception class (`tandemkv.errors`, one table);
+    anything else is a bug and becomes INTERNAL without leaking internals."""
+    if isinstance(error, errors.TandemKVError):
+        metadata: tuple[tuple[str, str], ...] = ()
+        leader_hint = getattr(error, "leader_hint", None)
+        if leader_hint:
+            metadata = ((LEADER_METADATA_KEY, leader_hint),)
+        message = error.message
+        limit = getattr(error, "limit", None)
+        if limit and limit not in message:
+            message = f"{message} (limit: {limit})"
+        return error.code, message, metadata
+    return grpc.StatusCode.INTERNAL, f"internal error ({type(error).__name__}); see the server log", ()
+
+
+def node_timeout_s(context: grpc.ServicerContext) -> float:
+    """How long the node may take: the caller's remaining deadline (capped at
+    DEADLINE_SECONDS_MAX, which is also the deadline of a call that sets
+    none) minus a margin. Raises `DeadlineTooShort` (DEADLINE_EXCEEDED,
+    nothing proposed) when less than DEADLINE_SECONDS_MIN is left."""
+    remaining_s = context.time_remaining()
+    if remaining_s is None or remaining_s > limits.DEADLINE_SECONDS_MAX:
+        remaining_s = limits.DEADLINE_SECONDS_MAX
+    if remaining_s < limits.DEADLINE_SECONDS_MIN:
+        raise DeadlineTooShort(
+            f"the call's remaining deadline ({remaining_s * 1000:.1f} ms) is below "
+            f"DEADLINE_SECONDS_MIN ({limits.DEADLINE_SECONDS_MIN * 1000:.0f} ms); "
+            "nothing was proposed, retry with a longer deadline"
+        )
+    margin_s = min(DEADLINE_MARGIN_SECONDS_MAX, remaining_s * DEADLINE_MARGIN_FRACTION)
+    return remaining_s - margin_s
+
+
+class DeadlineTooShort(errors.TandemKVError):
+    """The call arrived with too little deadline left; nothing was done."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def handle(
+    context: grpc.ServicerContext,
+    request: Message,
+    call: Callable[..., Message],
+) -> Message:
+    """Validate `request`, check the deadline, then `call(request, timeout_s=...)`.
+
+    Every expected failure is reported through `status_for_error`; the
+    node is never called for a request that fails validation or the
+    deadline check."""
+    try:
+        check_request(request)
+        timeout_s = node_timeout_s(context)
+        return call(request, timeout_s=timeout_s)
+    except Exception as error:  # noqa: BLE001 - every error becomes a status
+        if not isinstance(error, errors.TandemKVError):
+            log.exception("unexpected error serving %s", type(request).__name__)
+        abort(context, error)
+        raise AssertionError("context.abort returned")  # pragma: no cover
+
+
+def abort(context: grpc.ServicerContext, error: BaseException) -> None:
+    code, message, metadata = status_for_error(error)
+    if metadata:
+        context.set_trailing_metadata(metadata)
+    context.abort(code, message)

@@ -1,0 +1,143 @@
+"""A fake `Node` for testing the gRPC layer and the SDK without Raft.
+
+It records every call (request, kind, timeout), can be scripted to raise
+errors or to block, and answers from a tiny in-memory model (keys, counters,
+a request-id dedup table) so that SDK tests can check what was applied.
+It is not a second state machine: transactions only report success.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import deque
+
+from tandemkv.v1 import counter_pb2, kv_pb2
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeMember:
+    name: str
+    raft_address: str
+    client_address: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeStatus:
+    name: str = "fake"
+    role: str = "leader"
+    leader: str | None = "fake"
+    leader_client_address: str = ""
+    term: int = 3
+    commit_index: int = 10
+    applied_index: int = 10
+    has_quorum: bool = True
+    ready: bool = True
+    members: tuple = (FakeMember("fake", "127.0.0.1:1", ""),)
+
+
+@dataclasses.dataclass
+class Call:
+    kind: str
+    request: object
+    timeout_s: float
+
+
+class FakeNode:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.errors: deque[BaseException] = deque()
+        self.block: threading.Event | None = None
+        self.entered = threading.Semaphore(0)
+        self.status_value = FakeStatus()
+        self.kv: dict[bytes, bytes] = {}
+        self.counters: dict[bytes, int] = {}
+        self.applied: dict[bytes, object] = {}
+        self.revision = 0
+        self._lock = threading.Lock()
+
+    def propose(self, request, *, timeout_s):
+        return self._serve("propose", request, timeout_s)
+
+    def query(self, request, *, timeout_s):
+        return self._serve("query", request, timeout_s)
+
+    def status(self):
+        return self.status_value
+
+    def _serve(self, kind, request, timeout_s):
+        self.calls.append(Call(kind, request, timeout_s))
+        self.entered.release()
+        if self.block is not None:
+            assert self.block.wait(timeout=10), "fake node blocked for over 10 s"
+        if self.errors:
+            raise self.errors.popleft()
+        with self._lock:
+            request_id = getattr(request, "request_id", b"")
+            if request_id and request_id in self.applied:
+                return self.applied[request_id]
+            response = self._apply(request)
+            if request_id:
+                self.applied[request_id] = response
+            return response
+
+    def _apply(self, request):
+        handler = getattr(self, "_" + type(request).__name__)
+        return handler(request)
+
+    def _header(self, write: bool):
+        if write:
+            self.revision += 1
+        return self.revision
+
+    def _PutRequest(self, r):
+        self.kv[r.key] = r.value
+        return kv_pb2.PutResponse(header=kv_pb2.ResponseHeader(revision=self._header(True), node="fake"))
+
+    def _GetRequest(self, r):
+        if r.key not in self.kv:
+            return kv_pb2.GetResponse(header=kv_pb2.ResponseHeader(revision=self.revision))
+        kv = kv_pb2.KeyValue(key=r.key, value=self.kv[r.key], mod_revision=self.revision, version=1)
+        return kv_pb2.GetResponse(header=kv_pb2.ResponseHeader(revision=self.revision), kv=kv, found=True)
+
+    def _RangeRequest(self, r):
+        keys = sorted(k for k in self.kv if k.startswith(r.range.key))
+        kvs = [kv_pb2.KeyValue(key=k, value=b"" if r.keys_only else self.kv[k]) for k in keys]
+        return kv_pb2.RangeResponse(header=kv_pb2.ResponseHeader(revision=self.revision), kvs=kvs)
+
+    def _DeleteRequest(self, r):
+        deleted = int(self.kv.pop(r.range.key, None) is not None)
+        return kv_pb2.DeleteResponse(header=kv_pb2.ResponseHeader(revision=self._header(True)), deleted=deleted)
+
+    def _TxnRequest(self, r):
+        return kv_pb2.TxnResponse(header=kv_pb2.ResponseHeader(revision=self._header(True)), succeeded=True)
+
+    def _counter_header(self, write: bool):
+        return counter_pb2.CounterHeader(revision=self._header(write), node="fake")
+
+    def _CounterIncrRequest(self, r):
+        self.counters[r.name] = self.counters.get(r.name, 0) + r.delta
+        return counter_pb2.CounterIncrResponse(header=self._counter_header(True), value=self.counters[r.name])
+
+    def _CounterGetRequest(self, r):
+        found = r.name in self.counters
+        return counter_pb2.CounterGetResponse(
+            header=self._counter_header(False), value=self.counters.get(r.name, 0), found=found
+        )
+
+    def _CounterSetRequest(self, r):
+        previous = self.counters.get(r.name, 0)
+        self.counters[r.name] = r.value
+        return counter_pb2.CounterSetResponse(header=self._counter_header(True), prev_value=previous)
+
+    def _CounterCompareAndSetRequest(self, r):
+        succeeded = self.counters.get(r.name, 0) == r.expected
+        if succeeded:
+            self.counters[r.name] = r.value
+        return counter_pb2.CounterCompareAndSetResponse(
+            header=self._counter_header(True), succeeded=succeeded, value=self.counters.get(r.name, 0)
+        )
+
+    def _CounterDeleteRequest(self, r):
+        deleted = self.counters.pop(r.name, None) is not None
+        return counter_pb2.CounterDeleteResponse(header=self._counter_header(True), deleted=deleted)
