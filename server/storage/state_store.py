@@ -200,11 +200,14 @@ class StateStore:
         """Appends a consistent, compacted copy of the environment to fd."""
         self.env.copyfd(fd, compact=True)
 
-    def restore_image(self, image_path: Path) -> None:
-        """Replaces every state database with the image's, in one write
-        transaction: readers see the old state or the new, never a mix."""
+    def restore_image(self, source_path: Path, offset: int) -> None:
+        """Replaces every state database with the image stored in
+        source_path from offset on, in one write transaction: readers see
+        the old state or the new, never a mix."""
         with tempfile.TemporaryDirectory(dir=self.path.parent) as tmp:
-            shutil.copyfile(image_path, os.path.join(tmp, "data.mdb"))
+            with open(source_path, "rb") as source, open(os.path.join(tmp, "data.mdb"), "wb") as image_file:
+                source.seek(offset)
+                shutil.copyfileobj(source, image_file)
             image = lmdb.open(tmp, readonly=True, max_dbs=len(STATE_DB_NAMES) + 4, lock=False)
             try:
                 self._copy_from(image)

@@ -1,0 +1,291 @@
+"""`Node`: the composition root of one TandemKV node, usable in-process.
+
+It owns the node's LMDB environments, its Raft replica and its read barrier,
+and offers every strong-plane operation as a Python method (blocking, with
+`*_async` twins for asyncio). The gRPC servicers call exactly these methods.
+It knows nothing of gRPC.
+
+Threads: create and `start()` the node in the main thread (pysyncobj's tick
+thread stops when the thread that created it exits). Every other method is
+safe from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import os
+import threading
+import time
+
+from google.protobuf.message import Message
+
+from tandemkv import limits
+from tandemkv.errors import InvalidArgument, OutcomeUnknown, ResourceExhausted, Unavailable
+from tandemkv.server.config import DURABILITY_DURABLE, Member, NodeConfig
+from tandemkv.server.storage import snapshot
+from tandemkv.server.storage.raft_log import DurableRaftLog
+from tandemkv.server.storage.state_store import MAP_FILL_RATIO_WRITES_MAX, StateStore
+from tandemkv.server.strong import commands, raft_adapter, reads, validation
+from tandemkv.server.strong.read_barrier import ReadBarrier
+from tandemkv.server.strong.state_machine import apply_entry
+from tandemkv.v1 import counter_pb2, kv_pb2
+
+from .node_api import NodeOperations
+
+log = logging.getLogger(__name__)
+
+LINEARIZABLE = kv_pb2.LINEARIZABLE
+STALE = kv_pb2.STALE
+# How often wait_ready() looks at the replica while it waits.
+READY_POLL_SECONDS = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    role: str
+    leader: str | None
+    leader_client_address: str
+    term: int
+    commit_index: int
+    applied_index: int
+    has_quorum: bool
+    ready: bool
+    members: tuple[Member, ...]
+
+
+class Node(NodeOperations):
+    def __init__(self, config: NodeConfig):
+        self.config = config
+        self._by_raft_address = {m.raft_address: m for m in config.members}
+        self._state: StateStore | None = None
+        self._replica: raft_adapter.RaftReplica | None = None
+        self._barrier: ReadBarrier | None = None
+        self._stopping = threading.Event()
+
+    # -- lifecycle --
+    def start(self) -> None:
+        config = self.config
+        durable = config.durability == DURABILITY_DURABLE
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._state = StateStore(config.data_dir / "state", config.map_size_bytes, durable)
+        raft_log = DurableRaftLog(config.data_dir / "raft", durable)
+        peers = [m.raft_address for m in config.members if m.name != config.name]
+        self._replica = raft_adapter.RaftReplica(
+            self_address=config.raft_address,
+            peer_addresses=peers,
+            raft_log=raft_log,
+            apply_entry=self._apply,
+            begin_batch=self._state.begin_batch,
+            commit_batch=self._state.commit_batch,
+            snapshot_path=str(config.data_dir / "snapshot.bin"),
+            write_snapshot=self._write_snapshot,
+            read_snapshot=lambda path: snapshot.read_snapshot(path, self._state),
+            timings=config.timings,
+            secret=config.cluster_secret,
+        )
+        self._replica.waitBinded()
+        self._barrier = ReadBarrier(lambda: self._replica.submit(commands.encode_noop(_now_ms())))
+        log.info("node %s started: raft %s, data %s", config.name, config.raft_address,
+                 config.data_dir)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._replica is not None:
+            self._replica.destroy_synchronous()
+            self._replica = None
+        if self._state is not None:
+            self._state.close()
+            self._state = None
+
+    def __enter__(self) -> "Node":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def wait_ready(self, timeout_s: float = 10.0) -> None:
+        """Returns once a leader is known and this node has caught up with
+        the log; raises Unavailable after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            replica = self._require_replica()
+            if replica.isReady() and replica.leader_address() is not None:
+                return
+            self._stopping.wait(READY_POLL_SECONDS)
+        raise Unavailable(f"node {self.config.name} has no leader after {timeout_s} s; "
+                          "are a majority of members running and reachable?")
+
+    def compact(self) -> None:
+        """Asks for a snapshot and log compaction on the next tick."""
+        self._require_replica().forceLogCompaction()
+
+    # -- the state machine's entry point (tick thread) --
+    def _apply(self, index: int, command: bytes) -> bytes | None:
+        return apply_entry(self._state.batch_view(), index, command)
+
+    def _write_snapshot(self, path, last_entry, prev_entry, members) -> None:
+        snapshot.write_snapshot(path, self._state, last_entry, prev_entry, members)
+
+    # -- writes --
+    def propose(self, request: Message, *, timeout_s: float | None = None) -> Message:
+        deadline = _deadline(timeout_s)
+        future, request_id = self._submit_write(request)
+        try:
+            outcome = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            raise self._timed_out(request_id) from None
+        return self._write_response(outcome, request_id)
+
+    async def propose_async(self, request: Message, *, timeout_s: float | None = None) -> Message:
+        deadline = _deadline(timeout_s)
+        future, request_id = self._submit_write(request)
+        try:
+            outcome = await asyncio.wait_for(
+                asyncio.wrap_future(future), max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            raise self._timed_out(request_id) from None
+        return self._write_response(outcome, request_id)
+
+    def _submit_write(self, request: Message) -> tuple[concurrent.futures.Future, bytes]:
+        if type(request) not in commands.WRITE_FIELDS:
+            raise InvalidArgument(f"{type(request).__name__} is not a write request")
+        validation.check_request(request)
+        replica = self._require_replica()
+        if self._state.fill_ratio() > MAP_FILL_RATIO_WRITES_MAX:
+            raise ResourceExhausted(
+                f"node {self.config.name}: storage map is over "
+                f"{MAP_FILL_RATIO_WRITES_MAX:.0%} full; raise map_size_bytes on every "
+                "member or delete data")
+        request_id = request.request_id or os.urandom(limits.REQUEST_ID_BYTES)
+        command = commands.encode_write(request, request_id, _now_ms())
+        if len(command) > limits.COMMAND_SIZE_BYTES_MAX:
+            raise InvalidArgument(
+                f"request encodes to {len(command)} bytes; the limit COMMAND_SIZE_BYTES_MAX "
+                f"is {limits.COMMAND_SIZE_BYTES_MAX} bytes", limit="COMMAND_SIZE_BYTES_MAX")
+        return replica.submit(command), request_id
+
+    def _write_response(self, outcome, request_id: bytes) -> Message:
+        result, fail_reason = outcome
+        if fail_reason in raft_adapter.NOT_APPLIED:
+            raise self._unavailable(f"write not applied (raft: {_reason(fail_reason)}); retry")
+        if fail_reason != raft_adapter.SUCCESS or result is None:
+            raise OutcomeUnknown(
+                f"write outcome unknown (raft: {_reason(fail_reason)}); retry with the same "
+                "request id", request_id=request_id)
+        response = commands.decode_result(result)
+        response.header.node = self.config.name
+        return response
+
+    def _timed_out(self, request_id: bytes) -> OutcomeUnknown:
+        return OutcomeUnknown(
+            "write not confirmed before the deadline; it may still apply: retry with the "
+            "same request id", request_id=request_id)
+
+    # -- reads --
+    def query(self, request: Message, *, timeout_s: float | None = None) -> Message:
+        deadline = _deadline(timeout_s)
+        reader = self._check_read(request)
+        if request.consistency == LINEARIZABLE:
+            barrier = self._require_barrier().join()
+            try:
+                outcome = barrier.result(timeout=max(0.0, deadline - time.monotonic()))
+            except concurrent.futures.TimeoutError:
+                raise _read_timed_out() from None
+            self._check_barrier(outcome)
+        return self._read_local(reader, request)
+
+    async def query_async(self, request: Message, *, timeout_s: float | None = None) -> Message:
+        deadline = _deadline(timeout_s)
+        reader = self._check_read(request)
+        if request.consistency == LINEARIZABLE:
+            barrier = self._require_barrier().join()
+            try:
+                outcome = await asyncio.wait_for(
+                    asyncio.wrap_future(barrier), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise _read_timed_out() from None
+            self._check_barrier(outcome)
+        return self._read_local(reader, request)
+
+    def _check_read(self, request: Message):
+        reader = reads.READERS.get(type(request))
+        if reader is None:
+            raise InvalidArgument(f"{type(request).__name__} is not a read request")
+        validation.check_request(request)
+        self._require_replica()
+        return reader
+
+    def _check_barrier(self, outcome) -> None:
+        _, fail_reason = outcome
+        if fail_reason != raft_adapter.SUCCESS:
+            raise self._unavailable(
+                f"read barrier not confirmed (raft: {_reason(fail_reason)}); reads are safe to "
+                "retry")
+
+    def _read_local(self, reader, request: Message) -> Message:
+        with self._state.read_view() as view:
+            response = reader(view, request, view.last_applied())
+        response.header.node = self.config.name
+        return response
+
+    # -- status --
+    def status(self) -> NodeStatus:
+        replica = self._require_replica()
+        leader = self._by_raft_address.get(replica.leader_address() or "")
+        return NodeStatus(
+            name=self.config.name,
+            role=replica.role(),
+            leader=leader.name if leader else None,
+            leader_client_address=leader.client_address if leader else "",
+            term=replica.raftCurrentTerm,
+            commit_index=replica.raftCommitIndex,
+            applied_index=replica.raftLastApplied,
+            has_quorum=replica.has_quorum(),
+            ready=replica.isReady(),
+            members=self.config.members,
+        )
+
+    def _unavailable(self, message: str) -> Unavailable:
+        replica = self._replica
+        leader = self._by_raft_address.get((replica and replica.leader_address()) or "")
+        hint = leader.client_address if leader else None
+        return Unavailable(f"node {self.config.name}: {message}", leader_hint=hint)
+
+    def _require_replica(self) -> raft_adapter.RaftReplica:
+        if self._replica is None or self._stopping.is_set():
+            raise Unavailable(f"node {self.config.name} is not running")
+        return self._replica
+
+    def _require_barrier(self) -> ReadBarrier:
+        self._require_replica()
+        return self._barrier
+
+
+def _deadline(timeout_s: float | None) -> float:
+    if timeout_s is None or timeout_s > limits.DEADLINE_SECONDS_MAX:
+        timeout_s = limits.DEADLINE_SECONDS_MAX
+    if timeout_s < limits.DEADLINE_SECONDS_MIN:
+        raise OutcomeUnknown(
+            f"deadline of {timeout_s} s is below DEADLINE_SECONDS_MIN="
+            f"{limits.DEADLINE_SECONDS_MIN} s; nothing was proposed")
+    return time.monotonic() + timeout_s
+
+
+def _read_timed_out() -> OutcomeUnknown:
+    return OutcomeUnknown("read not confirmed by a read barrier before the deadline; reads "
+                          "are safe to retry")
+
+
+def _reason(fail_reason) -> str:
+    names = {value: name for name, value in vars(raft_adapter.FAIL_REASON).items()
+             if not name.startswith("_")}
+    return names.get(fail_reason, "timeout" if fail_reason is None else str(fail_reason))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,76 @@
+"""The snapshot file: a small header naming the Raft entries it covers and
+the members, then a compacted copy of the state environment.
+
+pysyncobj writes it on log compaction (through `write_snapshot`), ships its
+bytes to a follower that lags behind the log, and reads it back on restart
+or install (through `read_snapshot`). Installing replaces the state only when
+the snapshot is ahead of it; otherwise the log replay that follows skips
+what the state already holds.
+
+Layout: MAGIC | u32 header length | JSON header | LMDB image.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+from pathlib import Path
+
+from .state_store import StateStore
+
+MAGIC = b"TKVSNAP1"
+_LENGTH = struct.Struct(">I")
+# A header holds two entries (each at most one command) and the member list.
+HEADER_BYTES_MAX = 4 << 20
+
+Entry = tuple[bytes, int, int]
+
+
+def _encode_entry(entry: Entry) -> list:
+    command, index, term = entry
+    return [base64.b64encode(command).decode(), index, term]
+
+
+def _decode_entry(raw: list) -> Entry:
+    return (base64.b64decode(raw[0]), int(raw[1]), int(raw[2]))
+
+
+def write_snapshot(
+    path: str, store: StateStore, last_entry: Entry, prev_entry: Entry, members: list[str]
+) -> None:
+    """Writes and fsyncs the snapshot of `store`, whose last applied entry
+    must be `last_entry` (the tick thread, the only writer, guarantees it)."""
+    header = json.dumps(
+        {"last": _encode_entry(last_entry), "prev": _encode_entry(prev_entry), "members": members}
+    ).encode()
+    with store.read_view() as view:
+        assert view.last_applied() == last_entry[1], "snapshot matches the entry it names"
+    with open(path, "wb") as out:
+        out.write(MAGIC + _LENGTH.pack(len(header)) + header)
+        out.flush()
+        store.write_image(out.fileno())
+        os.fsync(out.fileno())
+
+
+def read_header(path: str) -> tuple[Entry, Entry, list[str], int]:
+    """(last entry, previous entry, members, offset of the LMDB image)."""
+    with open(path, "rb") as source:
+        prefix = source.read(len(MAGIC) + _LENGTH.size)
+        if prefix[: len(MAGIC)] != MAGIC:
+            raise ValueError(f"{path} is not a TandemKV snapshot")
+        (length,) = _LENGTH.unpack(prefix[len(MAGIC):])
+        if length > HEADER_BYTES_MAX:
+            raise ValueError(f"{path}: snapshot header of {length} bytes is too large")
+        header = json.loads(source.read(length))
+    offset = len(prefix) + length
+    return _decode_entry(header["last"]), _decode_entry(header["prev"]), header["members"], offset
+
+
+def read_snapshot(path: str, store: StateStore) -> tuple[Entry, Entry, list[str]]:
+    """Brings `store` up to the snapshot if it is behind; returns the header."""
+    last_entry, prev_entry, members, offset = read_header(path)
+    if last_entry[1] > store.last_applied():
+        store.restore_image(Path(path), offset)
+    return last_entry, prev_entry, members

@@ -1,0 +1,276 @@
+"""The Raft adapter: the only module that imports pysyncobj (pinned 0.3.17),
+and the only one that reaches into its internals.
+
+What it changes in pysyncobj, and why:
+- The journal is `DurableRaftLog` (fsynced, group-committed), handed in
+  through `conf.journalFile`; pysyncobj's own never fsyncs.
+- `_FlushingTransport.send` flushes that log before any message leaves, so
+  an entry is on disk before a follower acknowledges it or a leader sends
+  it to be counted towards a commit; a vote is on disk before it is granted.
+- `_SyncObj__applyLogEntries` is wrapped: the log is flushed first (a
+  single-node cluster commits without sending anything), every entry of the
+  tick is applied in one LMDB write transaction, and the results are handed
+  to callers only after that transaction committed, so an acknowledged
+  write is durable and visible to the reads that follow it. A leader sends
+  the new commit index at once instead of waiting a heartbeat period.
+- `_checkCommandsToApply` sends new entries at once, and a pipe wakes the
+  tick thread when a command is queued: adaptive batching, i.e. low latency
+  when idle and large batches when busy.
+`check_pinned_internals()` fails loudly if any of this no longer matches.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import threading
+from typing import Callable
+
+import pysyncobj
+import pysyncobj.syncobj as _syncobj_module
+from pysyncobj import SyncObj, SyncObjConf, replicated
+from pysyncobj.config import FAIL_REASON
+from pysyncobj.node import TCPNode
+from pysyncobj.pipe_notifier import PipeNotifier
+from pysyncobj.transport import TCPTransport
+from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
+
+from tandemkv import limits
+from tandemkv.server.config import RaftTimings
+from tandemkv.server.storage.raft_log import DurableRaftLog
+
+log = logging.getLogger(__name__)
+
+PINNED_PYSYNCOBJ_VERSION = "0.3.17"
+# Exit status when storage fails under the state machine (map full, I/O):
+# skipping the entry would diverge this node, so it stops instead.
+EXIT_STORAGE_FAILURE = 70
+# pysyncobj's append-entries batch; far above the largest command, which
+# avoids its chunking bug for commands near a multiple of this size.
+APPEND_ENTRIES_BATCH_BYTES = 4 * limits.COMMAND_SIZE_BYTES_MAX
+SOCKET_BUFFER_BYTES = 1 << 20
+
+# pysyncobj failure codes, by what they mean for the caller.
+NOT_APPLIED = frozenset(
+    {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED,
+     FAIL_REASON.NOT_LEADER, FAIL_REASON.REQUEST_DENIED}
+)
+SUCCESS = FAIL_REASON.SUCCESS
+ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+
+_REQUIRED_INTERNALS = (
+    "_SyncObj__applyLogEntries",
+    "_SyncObj__sendAppendEntries",
+    "_SyncObj__raftState",
+    "_checkCommandsToApply",
+    "raftLastApplied",
+    "raftCommitIndex",
+    "raftCurrentTerm",
+)
+
+
+def check_pinned_internals() -> None:
+    """Raises if pysyncobj is not the version this adapter was written for."""
+    if PYSYNCOBJ_VERSION != PINNED_PYSYNCOBJ_VERSION:
+        raise RuntimeError(
+            f"pysyncobj {PYSYNCOBJ_VERSION} is installed; TandemKV reaches into the "
+            f"internals of {PINNED_PYSYNCOBJ_VERSION} only: install pysyncobj=="
+            f"{PINNED_PYSYNCOBJ_VERSION}"
+        )
+    for name in _REQUIRED_INTERNALS[:2] + _REQUIRED_INTERNALS[3:]:
+        if not hasattr(SyncObj, name):
+            raise RuntimeError(f"pysyncobj.SyncObj has no {name}; the pinned internals changed")
+    if not callable(getattr(_syncobj_module, "createJournal", None)):
+        raise RuntimeError("pysyncobj.syncobj.createJournal is gone; the pinned internals changed")
+
+
+_original_create_journal = _syncobj_module.createJournal
+
+
+def _create_journal(journal_file=None):
+    """pysyncobj builds its journal from conf.journalFile; ours arrives there."""
+    if isinstance(journal_file, DurableRaftLog):
+        return journal_file
+    return _original_create_journal(journal_file)
+
+
+check_pinned_internals()
+_syncobj_module.createJournal = _create_journal
+
+
+class _FlushingTransport(TCPTransport):
+    """pysyncobj's TCP transport, with the Raft log flushed before any send
+    and a pipe to wake the tick thread."""
+
+    def __init__(self, syncObj, selfNode, otherNodes):  # noqa: N803 (pysyncobj's names)
+        super().__init__(syncObj, selfNode, otherNodes)
+        self.wakeup = PipeNotifier(syncObj._poller)
+
+    def send(self, node, message):
+        self._syncObj._flush_raft_log()
+        return super().send(node, message)
+
+
+ApplyFunction = Callable[[int, bytes], "bytes | None"]
+Callback = Callable[[object, int], None]
+
+
+class RaftReplica(SyncObj):
+    """One Raft member. Create it in the main thread and keep a reference;
+    its tick thread applies committed commands through `apply_entry(index,
+    command)` between `begin_batch()` and `commit_batch()`."""
+
+    def __init__(
+        self,
+        self_address: str,
+        peer_addresses: list[str],
+        raft_log: DurableRaftLog,
+        apply_entry: ApplyFunction,
+        begin_batch: Callable[[], None],
+        commit_batch: Callable[[], None],
+        snapshot_path: str,
+        write_snapshot: Callable[[str, tuple, tuple, list[str]], None],
+        read_snapshot: Callable[[str], tuple],
+        timings: RaftTimings,
+        secret: str | None,
+    ):
+        # Attributes set before SyncObj.__init__ are not replicated state.
+        self._raft_log = raft_log
+        self._apply_entry = apply_entry
+        self._begin_batch = begin_batch
+        self._commit_batch = commit_batch
+        self._batch_thread_id: int | None = None
+        self._deferred: list[tuple[Callback, object, int]] = []
+        self._write_snapshot = write_snapshot
+        self._read_snapshot = read_snapshot
+        conf = SyncObjConf(
+            bindAddress=self_address,
+            password=secret,
+            journalFile=raft_log,
+            fullDumpFile=snapshot_path,
+            serializer=self._serialize,
+            deserializer=self._deserialize,
+            commandsWaitLeader=False,
+            commandsQueueSize=limits.RAFT_QUEUE_COMMANDS_MAX,
+            raftMinTimeout=timings.election_timeout_min_s,
+            raftMaxTimeout=timings.election_timeout_max_s,
+            leaderFallbackTimeout=timings.leader_fallback_timeout_s,
+            connectionTimeout=max(timings.connection_timeout_s, timings.election_timeout_max_s),
+            connectionRetryTime=timings.connection_retry_s,
+            appendEntriesUseBatch=True,
+            appendEntriesPeriod=timings.append_entries_period_s,
+            autoTickPeriod=timings.tick_period_s,
+            appendEntriesBatchSizeBytes=APPEND_ENTRIES_BATCH_BYTES,
+            sendBufferSize=SOCKET_BUFFER_BYTES,
+            recvBufferSize=SOCKET_BUFFER_BYTES,
+            logCompactionMinEntries=timings.snapshot_entries_min,
+            logCompactionMinTime=timings.snapshot_interval_s,
+            logCompactionSplit=False,
+            dynamicMembershipChange=False,
+            maxBindRetries=20,
+        )
+        super().__init__(self_address, peer_addresses, conf, transportClass=_FlushingTransport)
+
+    # -- the one replicated method --
+    @replicated
+    def apply(self, command: bytes):
+        try:
+            return self._apply_entry(self.raftLastApplied + 1, command)
+        except Exception:
+            _crash("applying a committed entry failed in storage")
+
+    # -- submitting --
+    def submit(self, command: bytes) -> concurrent.futures.Future:
+        """Queues `command`; the future resolves to (result, fail_reason)
+        once this node applied it (or pysyncobj gave up on it). Callers
+        must wait with a timeout: pysyncobj may never call back."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def resolve(result, fail_reason):
+            if not future.done():
+                try:
+                    future.set_result((result, fail_reason))
+                except concurrent.futures.InvalidStateError:
+                    pass
+
+        self.apply(command, callback=self._after_commit(resolve))
+        self._transport().wakeup.notify()
+        return future
+
+    def _after_commit(self, callback: Callback) -> Callback:
+        def deferred(result, fail_reason):
+            if self._batch_thread_id == threading.get_ident():
+                self._deferred.append((callback, result, fail_reason))
+            else:
+                callback(result, fail_reason)
+        return deferred
+
+    # -- overrides of pysyncobj internals (see the module docstring) --
+    def _SyncObj__applyLogEntries(self):  # noqa: N802
+        self._flush_raft_log()
+        if self.raftCommitIndex <= self.raftLastApplied:
+            return SyncObj._SyncObj__applyLogEntries(self)
+        self._begin_batch()
+        self._batch_thread_id = threading.get_ident()
+        try:
+            need_send = SyncObj._SyncObj__applyLogEntries(self)
+            self._commit_batch()
+        except Exception:
+            _crash("committing an apply batch failed")
+        finally:
+            self._batch_thread_id = None
+        deferred, self._deferred = self._deferred, []
+        for callback, result, fail_reason in deferred:
+            callback(result, fail_reason)
+        return need_send or self._isLeader()
+
+    def _checkCommandsToApply(self):  # noqa: N802
+        last_before = self._raft_log.last_index()
+        super()._checkCommandsToApply()
+        if self._raft_log.last_index() > last_before and self._isLeader():
+            self._SyncObj__sendAppendEntries()
+
+    def _flush_raft_log(self) -> None:
+        try:
+            self._raft_log.flush()
+        except Exception:
+            _crash("writing the raft log failed")
+
+    def _transport(self) -> _FlushingTransport:
+        return self._SyncObj__transport
+
+    # -- snapshots (pysyncobj's serializer hooks, tick thread) --
+    def _serialize(self, path: str, data) -> None:
+        last_entry, prev_entry, cluster = data
+        self._write_snapshot(path, last_entry, prev_entry, sorted(n.address for n in cluster))
+
+    def _deserialize(self, path: str):
+        last_entry, prev_entry, members = self._read_snapshot(path)
+        # A crash between publishing a snapshot and compacting the log leaves
+        # older entries at the log's head; drop them so pysyncobj keeps the
+        # entries after the snapshot instead of clearing the whole log.
+        self._raft_log.trim_head_to(prev_entry)
+        return last_entry, prev_entry, {TCPNode(address) for address in members}
+
+    # -- status, safe to call from any thread --
+    def role(self) -> str:
+        return ROLE_NAMES.get(self._SyncObj__raftState, "follower")
+
+    def leader_address(self) -> str | None:
+        leader = self._getLeader()
+        return None if leader is None else leader.address
+
+    def has_quorum(self) -> bool:
+        for _ in range(3):  # the tick thread may resize the sets it iterates
+            try:
+                return bool(self.hasQuorum)
+            except RuntimeError:
+                continue
+        return False
+
+
+def _crash(what: str) -> None:
+    log.critical("%s; stopping this node so it cannot diverge", what, exc_info=True)
+    logging.shutdown()
+    os._exit(EXIT_STORAGE_FAILURE)
