@@ -12,6 +12,7 @@ import dataclasses
 import threading
 from collections import deque
 
+from tandemkv import errors
 from tandemkv.v1 import counter_pb2, kv_pb2
 
 
@@ -47,6 +48,8 @@ class FakeNode:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.errors: deque[BaseException] = deque()
+        # Answers to drop after applying: the caller sees an unknown outcome.
+        self.answers_to_lose = 0
         self.block: threading.Event | None = None
         self.entered = threading.Semaphore(0)
         self.status_value = FakeStatus()
@@ -72,14 +75,17 @@ class FakeNode:
             assert self.block.wait(timeout=10), "fake node blocked for over 10 s"
         if self.errors:
             raise self.errors.popleft()
+        request_id = getattr(request, "request_id", b"")
         with self._lock:
-            request_id = getattr(request, "request_id", b"")
             if request_id and request_id in self.applied:
                 return self.applied[request_id]
             response = self._apply(request)
             if request_id:
                 self.applied[request_id] = response
-            return response
+        if self.answers_to_lose > 0:
+            self.answers_to_lose -= 1
+            raise errors.OutcomeUnknown("applied, but the answer was lost", request_id=request_id)
+        return response
 
     def _apply(self, request):
         handler = getattr(self, "_" + type(request).__name__)

@@ -1,0 +1,156 @@
+"""Each SDK call as an `Operation`: which RPC, the request (with a fresh
+request id for writes, reused on every retry), and how to decode the
+answer. Shared by `Client` and `AsyncClient`, which only differ in how
+they send it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable
+
+from google.protobuf.message import Message
+
+from tandemkv import limits
+from tandemkv.client._results import (
+    BytesLike, ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult, TxnResult, to_bytes,
+)
+from tandemkv.v1 import cluster_pb2, counter_pb2, kv_pb2
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    service: str  # "KV" | "Counter" | "Cluster"
+    method: str
+    request: Message
+    decode: Callable[[Any], Any]
+    write: bool
+
+    @property
+    def request_id(self) -> bytes:
+        return getattr(self.request, "request_id", b"")
+
+
+def new_request_id() -> bytes:
+    return os.urandom(limits.REQUEST_ID_BYTES)
+
+
+def _consistency(stale: bool) -> int:
+    return kv_pb2.STALE if stale else kv_pb2.LINEARIZABLE
+
+
+def decode_put(response: kv_pb2.PutResponse) -> PutResult:
+    prev = KeyValue.from_proto(response.prev_kv) if response.has_prev_kv else None
+    return PutResult(response.header.revision, prev)
+
+
+def decode_range(response: kv_pb2.RangeResponse) -> RangeResult:
+    kvs = tuple(KeyValue.from_proto(kv) for kv in response.kvs)
+    return RangeResult(kvs, response.more, response.header.revision)
+
+
+def put(key: BytesLike, value: BytesLike, prev_kv: bool = False) -> Operation:
+    request = kv_pb2.PutRequest(
+        key=to_bytes(key, "key"), value=to_bytes(value, "value"), prev_kv=prev_kv,
+        request_id=new_request_id(),
+    )
+    return Operation("KV", "Put", request, decode_put, write=True)
+
+
+def get(key: BytesLike, stale: bool = False) -> Operation:
+    request = kv_pb2.GetRequest(key=to_bytes(key, "key"), consistency=_consistency(stale))
+    return Operation("KV", "Get", request, lambda r: KeyValue.from_proto(r.kv) if r.found else None, write=False)
+
+
+def key_range(prefix: BytesLike = b"", end: BytesLike | None = None) -> kv_pb2.KeyRange:
+    """Keys starting with `prefix`, or with `end`: keys in [prefix, end)."""
+    if end is not None:
+        return kv_pb2.KeyRange(key=to_bytes(prefix, "key"), range_end=to_bytes(end, "end"))
+    return kv_pb2.KeyRange(key=to_bytes(prefix, "prefix"), prefix=True)
+
+
+def range_(prefix: BytesLike = b"", end: BytesLike | None = None, limit: int = 0,
+           keys_only: bool = False, stale: bool = False) -> Operation:
+    request = kv_pb2.RangeRequest(
+        range=key_range(prefix, end), limit=limit, keys_only=keys_only, consistency=_consistency(stale)
+    )
+    return Operation("KV", "Range", request, decode_range, write=False)
+
+
+def delete(key: BytesLike, prefix: bool = False) -> Operation:
+    selected = key_range(key) if prefix else kv_pb2.KeyRange(key=to_bytes(key, "key"))
+    request = kv_pb2.DeleteRequest(range=selected, request_id=new_request_id())
+    return Operation("KV", "Delete", request, lambda r: r.deleted, write=True)
+
+
+def txn(request: kv_pb2.TxnRequest, decoders: list[Callable[[Any], Any]],
+        failure_decoders: list[Callable[[Any], Any]]) -> Operation:
+    request.request_id = new_request_id()
+
+    def decode(response: kv_pb2.TxnResponse) -> TxnResult:
+        chosen = decoders if response.succeeded else failure_decoders
+        answers = tuple(
+            decode_one(getattr(op, op.WhichOneof("response")))
+            for decode_one, op in zip(chosen, response.responses)
+        )
+        return TxnResult(response.succeeded, response.header.revision, answers)
+
+    return Operation("KV", "Txn", request, decode, write=True)
+
+
+def counter_incr(name: BytesLike, delta: int) -> Operation:
+    request = counter_pb2.CounterIncrRequest(name=to_bytes(name, "name"), delta=delta, request_id=new_request_id())
+    return Operation("Counter", "Incr", request, lambda r: r.value, write=True)
+
+
+def counter_get(name: BytesLike, stale: bool = False) -> Operation:
+    request = counter_pb2.CounterGetRequest(name=to_bytes(name, "name"), consistency=_consistency(stale))
+    return Operation("Counter", "Get", request, lambda r: r.value, write=False)
+
+
+def counter_set(name: BytesLike, value: int) -> Operation:
+    request = counter_pb2.CounterSetRequest(name=to_bytes(name, "name"), value=value, request_id=new_request_id())
+    return Operation("Counter", "Set", request, lambda r: r.prev_value, write=True)
+
+
+def counter_compare_and_set(name: BytesLike, expected: int, value: int) -> Operation:
+    request = counter_pb2.CounterCompareAndSetRequest(
+        name=to_bytes(name, "name"), expected=expected, value=value, request_id=new_request_id()
+    )
+    return Operation("Counter", "CompareAndSet", request, lambda r: r.succeeded, write=True)
+
+
+def counter_delete(name: BytesLike) -> Operation:
+    request = counter_pb2.CounterDeleteRequest(name=to_bytes(name, "name"), request_id=new_request_id())
+    return Operation("Counter", "Delete", request, lambda r: r.deleted, write=True)
+
+
+def status() -> Operation:
+    return Operation("Cluster", "Status", cluster_pb2.StatusRequest(), lambda r: r, write=False)
+
+
+_ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+
+
+def node_info(endpoint: str, response: Any) -> NodeInfo:
+    return NodeInfo(
+        endpoint=endpoint, name=response.name, role=_ROLE_NAMES.get(response.role, "unknown"),
+        leader=response.leader, leader_endpoint=response.leader_client_address, term=response.term,
+        commit_index=response.commit_index, applied_index=response.applied_index,
+        has_quorum=response.has_quorum, ready=response.ready,
+    )
+
+
+def cluster_status(nodes: list[NodeInfo]) -> ClusterStatus:
+    """Sorted by name (unreachable endpoints last); the leader is the one
+    named at the highest term any node reports."""
+    answered = [n for n in nodes if not n.error]
+    term = max((n.term for n in answered), default=0)
+    leaders = [n.leader for n in answered if n.term == term and n.leader]
+    leader = max(set(leaders), key=leaders.count) if leaders else ""
+    ordered = sorted(nodes, key=lambda n: (bool(n.error), n.name, n.endpoint))
+    return ClusterStatus(nodes=tuple(ordered), leader=leader, term=term)
+
+
+def member_endpoints(response: Any) -> list[str]:
+    return [m.client_address for m in response.members if m.client_address]

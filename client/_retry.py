@@ -1,0 +1,138 @@
+"""The retry policy: which failures are retried, how long to wait between
+attempts, and when to give up. A `Retry` is a plain object with explicit
+limits and an injectable sleep and clock, so tests never wait for real.
+
+What is retried: UNAVAILABLE (definitely not applied) and
+DEADLINE_EXCEEDED (outcome unknown). A write keeps its request id on every
+attempt, so the server applies it at most once. If any attempt of a write
+ended with an unknown outcome, giving up raises `OutcomeUnknown` (never
+`Unavailable`), because an earlier attempt may have applied it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Awaitable, Callable
+
+import grpc
+
+from tandemkv import errors
+
+LEADER_METADATA_KEY = "tandemkv-leader"
+RETRYABLE_ERRORS = (errors.Unavailable, errors.OutcomeUnknown)
+
+
+@dataclasses.dataclass(frozen=True)
+class Retry:
+    """How one SDK call retries.
+
+    - `attempts_max`: attempts in all, the first one included.
+    - `deadline_s`: overall budget of one call, retries and waits included.
+    - `attempt_timeout_s`: gRPC deadline of one attempt (cut to what is
+      left of `deadline_s`).
+    - backoff: the wait after attempt n (0-based) is
+      `min(backoff_max_s, backoff_initial_s * backoff_multiplier ** n)`;
+      a redirect to a newly learned leader is tried at once.
+    - `sleep` / `async_sleep` / `clock`: injectable for tests.
+    """
+
+    attempts_max: int = 12
+    deadline_s: float = 20.0
+    attempt_timeout_s: float = 5.0
+    backoff_initial_s: float = 0.05
+    backoff_multiplier: float = 2.0
+    backoff_max_s: float = 1.0
+    sleep: Callable[[float], None] = time.sleep
+    async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if self.attempts_max < 1:
+            raise ValueError("Retry.attempts_max must be at least 1")
+        if self.deadline_s <= 0 or self.attempt_timeout_s <= 0:
+            raise ValueError("Retry.deadline_s and attempt_timeout_s must be positive")
+        if self.backoff_initial_s < 0 or self.backoff_multiplier < 1 or self.backoff_max_s < 0:
+            raise ValueError("Retry backoff: need initial >= 0, multiplier >= 1, max >= 0")
+
+    def backoff_s(self, attempt: int) -> float:
+        return min(self.backoff_max_s, self.backoff_initial_s * self.backoff_multiplier ** attempt)
+
+
+NO_RETRY = Retry(attempts_max=1)
+
+
+def error_from_rpc(error: grpc.RpcError, request_id: bytes) -> errors.TandemKVError:
+    """The `tandemkv.errors` exception for a failed RPC, with the leader
+    hint (UNAVAILABLE) or the request id (outcome unknown) attached."""
+    code = error.code()
+    message = error.details() or code.name
+    exception = errors.error_for_status(code, message)
+    if isinstance(exception, errors.Unavailable):
+        exception.leader_hint = _leader_hint(error)
+    if isinstance(exception, errors.OutcomeUnknown):
+        exception.request_id = request_id or None
+    return exception
+
+
+def _leader_hint(error: grpc.RpcError) -> str | None:
+    try:
+        metadata = error.trailing_metadata() or ()
+    except Exception:  # noqa: BLE001 - a broken call has no metadata
+        return None
+    for key, value in metadata:
+        if key == LEADER_METADATA_KEY and value:
+            return value
+    return None
+
+
+class Attempts:
+    """Bookkeeping of one call's attempts: decides whether to go on and
+    which error to raise when giving up."""
+
+    def __init__(self, retry: Retry, request_id: bytes, write: bool):
+        self.retry = retry
+        self.request_id = request_id
+        self.write = write
+        self.deadline = retry.clock() + retry.deadline_s
+        self.count = 0
+        self.ambiguous = False
+        self.last_error: errors.TandemKVError | None = None
+
+    def timeout_s(self) -> float | None:
+        """This attempt's gRPC timeout, or None when no attempt is left."""
+        remaining_s = self.deadline - self.retry.clock()
+        if self.count >= self.retry.attempts_max or remaining_s <= 0:
+            return None
+        return min(self.retry.attempt_timeout_s, remaining_s)
+
+    def failed(self, error: errors.TandemKVError, redirected: bool) -> float | None:
+        """Records a failed attempt; the wait before the next one, or None
+        to give up (then raise `final_error()`)."""
+        self.count += 1
+        self.last_error = error
+        if not isinstance(error, RETRYABLE_ERRORS):
+            return None
+        if isinstance(error, errors.OutcomeUnknown) and self.write:
+            self.ambiguous = True
+        delay_s = 0.0 if redirected else self.retry.backoff_s(self.count - 1)
+        if self.count >= self.retry.attempts_max or self.retry.clock() + delay_s >= self.deadline:
+            return None
+        return delay_s
+
+    def final_error(self) -> errors.TandemKVError:
+        last = self.last_error
+        if last is None:
+            return errors.OutcomeUnknown("no attempt fitted in the retry deadline",
+                                         request_id=self.request_id or None)
+        if self.ambiguous and not isinstance(last, errors.OutcomeUnknown):
+            return errors.OutcomeUnknown(
+                f"gave up after {self.count} attempts; an earlier attempt may have applied "
+                f"the write (last error: {last.message}); retry with the same request id",
+                request_id=self.request_id or None,
+            )
+        if isinstance(last, RETRYABLE_ERRORS) and self.count > 1:
+            last.message = f"{last.message} (gave up after {self.count} attempts)"
+            last.args = (last.message,)
+        return last

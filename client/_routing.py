@@ -1,0 +1,80 @@
+"""Which endpoint the next attempt goes to, and where endpoints come from.
+
+The router prefers the leader (writes and linearizable reads are served
+there without a hop), learns it from `Cluster.Status` and from the
+`tandemkv-leader` hint on UNAVAILABLE, forgets it when it fails, and
+otherwise rotates through the endpoints. Pure bookkeeping: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+from tandemkv.errors import TandemKVError, Unavailable
+
+ENDPOINTS_ENV = "TANDEMKV_ENDPOINTS"
+DEFAULT_CLUSTER_FILE = Path("tandemkv-data") / "cluster.json"
+
+
+def resolve_endpoints(endpoints: Iterable[str] | str | None) -> list[str]:
+    """Endpoints as given ('host:port', a list or a comma-separated string);
+    else `$TANDEMKV_ENDPOINTS`; else the client addresses in
+    `./tandemkv-data/cluster.json` (written by `tandemkv up`)."""
+    if endpoints is None:
+        endpoints = os.environ.get(ENDPOINTS_ENV) or _from_cluster_file(DEFAULT_CLUSTER_FILE)
+    if isinstance(endpoints, str):
+        endpoints = endpoints.split(",")
+    found = [e.strip() for e in endpoints if e and e.strip()]
+    if not found:
+        raise ValueError(
+            f"no endpoints: pass them ('host:port,...'), set {ENDPOINTS_ENV}, "
+            f"or start a local cluster with `tandemkv up` (writes {DEFAULT_CLUSTER_FILE})"
+        )
+    return found
+
+
+def _from_cluster_file(path: Path) -> list[str]:
+    try:
+        cluster = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read endpoints from {path}: {error}") from error
+    return [node["client_address"] for node in cluster.get("nodes", [])]
+
+
+class Router:
+    def __init__(self, endpoints: list[str]):
+        assert endpoints, "a router needs at least one endpoint"
+        self.endpoints = list(endpoints)
+        self.leader: str | None = None
+        self._next = 0
+
+    def pick(self) -> str:
+        """The leader if known, else the next endpoint in turn."""
+        if self.leader is not None:
+            return self.leader
+        return self.endpoints[self._next % len(self.endpoints)]
+
+    def learn_leader(self, endpoint: str | None) -> bool:
+        """Adopts `endpoint` as leader; returns whether that changed anything."""
+        if not endpoint or endpoint == self.leader:
+            return False
+        if endpoint not in self.endpoints:
+            self.endpoints.append(endpoint)
+        self.leader = endpoint
+        return True
+
+    def failed(self, endpoint: str, error: TandemKVError) -> bool:
+        """Records that `endpoint` failed with a retryable `error`; returns
+        True when the error named a new leader to try at once."""
+        if isinstance(error, Unavailable) and error.leader_hint and error.leader_hint != endpoint:
+            return self.learn_leader(error.leader_hint)
+        if self.leader == endpoint:
+            self.leader = None
+        if endpoint in self.endpoints:
+            self._next = self.endpoints.index(endpoint) + 1
+        return False
