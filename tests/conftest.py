@@ -30,3 +30,4 @@ def fake_server(fake_node):
 def channel(fake_server):
     with grpc.insecure_channel(fake_server) as channel:
         yield channel
+
