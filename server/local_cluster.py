@@ -1,0 +1,255 @@
+"""`tandemkv up` and `tandemkv down`: a local cluster of `tandemkv serve`
+processes on 127.0.0.1, one per node, all under one data directory.
+
+Layout of the data directory (everything `up` needs to resume):
+  cluster.secret   the Raft secret, mode 0600, made once
+  nK.toml          node K's settings (`tandemkv serve --config nK.toml`)
+  nK/              node K's data;  nK.log  its output
+  cluster.json     name, pid, client_address, raft_address, config per node
+Running `up` again on the same directory resumes the same data. This module
+supervises processes; it knows nothing of Raft.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tandemkv.server import settings
+from tandemkv.server.config import Member, NodeConfig
+
+DEFAULT_DATA_DIR = Path("tandemkv-data")
+DEFAULT_NODES = 3
+DEFAULT_BASE_PORT = 7400
+# Node K's client port is base + K - 1, its Raft port that plus this.
+RAFT_PORT_OFFSET = 100
+NODES_MAX = 9
+START_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 20.0
+POLL_SECONDS = 0.2
+SECRET_FILE = "cluster.secret"
+CLUSTER_FILE = "cluster.json"
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    up = subparsers.add_parser("up", help="start a local cluster (Ctrl-C stops it)",
+                               description="Start (or resume) a local cluster on 127.0.0.1.")
+    up.add_argument("--nodes", type=int, help=f"number of nodes (default {DEFAULT_NODES})")
+    up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                    help=f"where configs and data live (default ./{DEFAULT_DATA_DIR})")
+    up.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
+                    help=f"first client port; Raft ports start {RAFT_PORT_OFFSET} higher "
+                         f"(default {DEFAULT_BASE_PORT})")
+    up.set_defaults(run=run_up)
+    down = subparsers.add_parser("down", help="stop a cluster started by `tandemkv up`")
+    down.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    down.set_defaults(run=run_down)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir.resolve()
+    try:
+        configs = existing_configs(data_dir, args.nodes) or new_configs(
+            data_dir, args.nodes or DEFAULT_NODES, args.base_port)
+    except ValueError as error:
+        print(f"tandemkv up: {error}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    cluster = LocalCluster(data_dir, configs)
+    try:
+        cluster.start()
+        leader = cluster.wait_for_leader(START_TIMEOUT_SECONDS, stop)
+        cluster.write_cluster_file(os.getpid())
+        cluster.print_endpoints(leader)
+        cluster.supervise(stop)
+        return 0
+    except RuntimeError as error:
+        print(f"tandemkv up: {error}", file=sys.stderr)
+        return 3
+    finally:
+        cluster.stop()
+        print("tandemkv up: stopped every node", flush=True)
+
+
+def config_path(data_dir: Path, name: str) -> Path:
+    return data_dir / f"{name}.toml"
+
+
+def existing_configs(data_dir: Path, nodes: int | None) -> list[Path]:
+    found = sorted(data_dir.glob("n*.toml"), key=lambda p: int(p.stem[1:]) if p.stem[1:].isdigit() else 0)
+    if found and nodes is not None and nodes != len(found):
+        raise ValueError(f"{data_dir} holds a {len(found)}-node cluster; run with --nodes "
+                         f"{len(found)} or choose a new --data-dir")
+    return found
+
+
+def new_configs(data_dir: Path, nodes: int, base_port: int) -> list[Path]:
+    if not 1 <= nodes <= NODES_MAX:
+        raise ValueError(f"--nodes must be 1..{NODES_MAX}, got {nodes}")
+    if not 1024 <= base_port <= 65535 - RAFT_PORT_OFFSET - nodes:
+        raise ValueError(f"--base-port must leave room for {nodes} client and Raft ports, got {base_port}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    write_secret(data_dir / SECRET_FILE)
+    members = [Member(f"n{k}", f"127.0.0.1:{base_port + RAFT_PORT_OFFSET + k - 1}",
+                      f"127.0.0.1:{base_port + k - 1}") for k in range(1, nodes + 1)]
+    paths = []
+    for member in members:
+        # Paths in a config file are relative to the file: the directory can move.
+        config = NodeConfig(name=member.name, data_dir=Path(member.name),
+                            raft_address=member.raft_address, client_address=member.client_address,
+                            peers=tuple(m for m in members if m != member))
+        path = config_path(data_dir, member.name)
+        path.write_text(settings.to_toml(config, Path(SECRET_FILE)))
+        paths.append(path)
+    return paths
+
+
+def write_secret(path: Path) -> Path:
+    """Creates the cluster secret once (mode 0600); keeps an existing one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_hex(32) + "\n")
+    return path
+
+
+class LocalCluster:
+    """The `tandemkv serve` processes of one data directory."""
+
+    def __init__(self, data_dir: Path, config_paths: list[Path]):
+        self.data_dir = data_dir
+        self.configs = {path.stem: settings.node_config(settings.from_file(path)) for path in config_paths}
+        self.paths = {path.stem: path for path in config_paths}
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        for name, path in self.paths.items():
+            log_file = open(self.data_dir / f"{name}.log", "ab")
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "tandemkv.server.cli", "serve", "--config", str(path)],
+                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            log_file.close()
+
+    def wait_for_leader(self, timeout_s: float, stop: threading.Event) -> str:
+        from tandemkv.client import NO_RETRY, Client
+
+        endpoints = [c.client_address for c in self.configs.values()]
+        deadline = time.monotonic() + timeout_s
+        with Client(endpoints, retry=NO_RETRY) as client:
+            while time.monotonic() < deadline and not stop.is_set():
+                self._check_alive()
+                status = client.status()
+                if status.leader and all(n.ready for n in status.nodes):
+                    return status.leader
+                stop.wait(POLL_SECONDS)
+        raise RuntimeError(f"no leader within {timeout_s:.0f} s (or interrupted); see the logs in {self.data_dir}")
+
+    def _check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                tail = (self.data_dir / f"{name}.log").read_text(errors="replace").splitlines()[-5:]
+                raise RuntimeError(f"node {name} exited with code {process.returncode}:\n  "
+                                   + "\n  ".join(tail))
+
+    def write_cluster_file(self, supervisor_pid: int | None) -> None:
+        nodes = [{"name": name, "pid": self._pid(name),
+                  "client_address": config.client_address, "raft_address": config.raft_address,
+                  "config": str(self.paths[name]), "log": str(self.data_dir / f"{name}.log")}
+                 for name, config in self.configs.items()]
+        document = {"supervisor_pid": supervisor_pid, "nodes": nodes}
+        temporary = self.data_dir / (CLUSTER_FILE + ".tmp")
+        temporary.write_text(json.dumps(document, indent=2) + "\n")
+        temporary.replace(self.data_dir / CLUSTER_FILE)
+
+    def _pid(self, name: str) -> int | None:
+        process = self.processes.get(name)
+        return process.pid if process is not None and process.poll() is None else None
+
+    def print_endpoints(self, leader: str) -> None:
+        print(f"TandemKV local cluster: {len(self.configs)} nodes, data in {self.data_dir}")
+        for name, config in self.configs.items():
+            print(f"  {name}  client {config.client_address}  raft {config.raft_address}  "
+                  f"pid {self.processes[name].pid}")
+        endpoints = ",".join(c.client_address for c in self.configs.values())
+        print(f"leader: {leader}\nexport TANDEMKV_ENDPOINTS={endpoints}\nPress Ctrl-C to stop.", flush=True)
+
+    def supervise(self, stop: threading.Event) -> None:
+        """Waits for a stop signal, reporting nodes that exit meanwhile."""
+        reported: set[str] = set()
+        while not stop.wait(1.0):
+            for name, process in self.processes.items():
+                if name not in reported and process.poll() is not None:
+                    reported.add(name)
+                    print(f"tandemkv up: node {name} exited with code {process.returncode}", flush=True)
+
+    def stop(self) -> None:
+        """SIGTERM to every node, then SIGKILL to any still running after
+        STOP_TIMEOUT_SECONDS."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        if self.processes:
+            self.write_cluster_file(None)
+
+
+def run_down(args: argparse.Namespace) -> int:
+    """Stops the `up` process of a data directory (which stops its nodes),
+    or, if it is gone, the node processes listed in cluster.json."""
+    path = args.data_dir / CLUSTER_FILE
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        print(f"tandemkv down: cannot read {path}: {error}", file=sys.stderr)
+        return 2
+    pids = [document.get("supervisor_pid")] + [node.get("pid") for node in document["nodes"]]
+    signalled = [pid for pid in pids if pid and _signal_if_tandemkv(pid)]
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and any(_alive(pid) for pid in signalled):
+        time.sleep(POLL_SECONDS)
+    still = [pid for pid in signalled if _alive(pid)]
+    if still:
+        print(f"tandemkv down: processes {still} still running after {STOP_TIMEOUT_SECONDS:.0f} s",
+              file=sys.stderr)
+        return 3
+    print(f"tandemkv down: stopped {len(signalled)} processes")
+    return 0
+
+
+def _signal_if_tandemkv(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    if b"tandemkv" not in cmdline:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

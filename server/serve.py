@@ -1,0 +1,74 @@
+"""`tandemkv serve`: runs one node in this process, the `Node` and its
+gRPC server on `client_address`, until SIGTERM or SIGINT.
+
+Order matters: the node is built and started in the main thread (its Raft
+tick thread dies with the thread that created it); on a stop signal the
+gRPC server stops first (calls in flight get a grace period), then the node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from tandemkv.server import settings
+from tandemkv.server.api import build_server
+
+# How often the main thread looks at the stop flag while serving.
+STOP_POLL_SECONDS = 1.0
+
+log = logging.getLogger("tandemkv.serve")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="run one node",
+        description="Run one TandemKV node. Every setting can come from the TOML file "
+                    "(--config), a TANDEMKV_* environment variable, or a flag; a flag "
+                    "beats the environment, which beats the file.",
+    )
+    settings.add_flags(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        values = settings.gather(args, os.environ)
+        config = settings.node_config(values)
+    except ValueError as error:
+        print(f"tandemkv serve: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=str(values.get("log_level", "INFO")).upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return serve(config, stop)
+
+
+def serve(config, stop: threading.Event) -> int:
+    from tandemkv.server import Node
+
+    node = Node(config)
+    try:
+        server = build_server(node, config.client_address)
+    except OSError as error:
+        print(f"tandemkv serve: {error}", file=sys.stderr)
+        return 1
+    node.start()
+    try:
+        server.start()
+        print(f"tandemkv: node {config.name} serving clients on {config.client_address} "
+              f"(raft {config.raft_address}, data {config.data_dir})", flush=True)
+        while not stop.wait(STOP_POLL_SECONDS):
+            pass
+        log.info("stopping: gRPC first, then the node")
+        server.stop()
+    finally:
+        node.stop()
+    log.info("node %s stopped", config.name)
+    return 0
