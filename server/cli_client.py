@@ -109,7 +109,7 @@ def cmd_delete(client: Client, args) -> tuple[int, Any, str]:
 def cmd_range(client: Client, args) -> tuple[int, Any, str]:
     result = client.range(args.prefix, limit=args.limit)
     data = {"kvs": [_kv_json(kv) for kv in result], "more": result.more}
-    lines = [f"{_text(kv.key)}\t{_text(kv.value)}" for kv in result]
+    lines = [f"{_text(kv.key)} = {_text(kv.value)}" for kv in result]
     if result.more:
         lines.append("(more keys match; use --limit or a longer prefix)")
     return EXIT_OK, data, "\n".join(lines) if lines else "(no keys)"

@@ -17,6 +17,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import os
+import shutil
 import threading
 import time
 
@@ -25,7 +26,7 @@ from google.protobuf.message import Message
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument, OutcomeUnknown, ResourceExhausted, Unavailable
 from tandemkv.server.config import DURABILITY_DURABLE, Member, NodeConfig
-from tandemkv.server.storage import snapshot
+from tandemkv.server.storage import crash_marker, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
 from tandemkv.server.storage.state_store import MAP_FILL_RATIO_WRITES_MAX, StateStore
 from tandemkv.server.strong import commands, raft_adapter, reads, validation
@@ -71,8 +72,10 @@ class Node(NodeOperations):
         config = self.config
         durable = config.durability == DURABILITY_DURABLE
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self._state = StateStore(config.data_dir / "state", config.map_size_bytes, durable)
+        self._recover_from_machine_crash(durable)
+        self._state = StateStore(config.data_dir / "state", config.map_size_bytes)
         raft_log = DurableRaftLog(config.data_dir / "raft", durable)
+        crash_marker.mark_running(config.data_dir)
         peers = [m.raft_address for m in config.members if m.name != config.name]
         self._replica = raft_adapter.RaftReplica(
             self_address=config.raft_address,
@@ -92,6 +95,21 @@ class Node(NodeOperations):
         log.info("node %s started: raft %s, data %s", config.name, config.raft_address,
                  config.data_dir)
 
+    def _recover_from_machine_crash(self, durable: bool) -> None:
+        data_dir = self.config.data_dir
+        if not crash_marker.machine_crashed_since_last_run(data_dir):
+            return
+        if not durable:
+            raise RuntimeError(
+                f"{data_dir}: the machine went down while this node ran with durability="
+                "'relaxed', so its Raft log may be torn; wipe the data dir and restart the "
+                "node to rebuild it from the other members")
+        # Unsynced state pages may be torn; the fsynced log and snapshot are
+        # whole, and replaying them rebuilds the state.
+        log.warning("%s: machine crash detected; rebuilding state from snapshot and log",
+                    data_dir)
+        shutil.rmtree(data_dir / "state", ignore_errors=True)
+
     def stop(self) -> None:
         self._stopping.set()
         if self._replica is not None:
@@ -100,6 +118,7 @@ class Node(NodeOperations):
         if self._state is not None:
             self._state.close()
             self._state = None
+            crash_marker.mark_stopped(self.config.data_dir)
 
     def __enter__(self) -> "Node":
         self.start()

@@ -10,8 +10,10 @@ import pytest
 
 from tandemkv import limits
 from tandemkv.errors import FailedPrecondition, InvalidArgument, OutOfRange
+from tandemkv.server.storage.state_store import StateStore
 from tandemkv.server.strong import commands, reads
 from tandemkv.server.strong.state_machine import apply_entry
+from tandemkv.server.strong.view import MemoryView
 from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2
 
 RID_A = b"a" * 16
@@ -39,6 +41,21 @@ class Applier:
     def counter(self, name: bytes) -> int:
         request = counter_pb2.CounterGetRequest(name=name)
         return reads.read_counter(self.view, request, self.index).value
+
+
+@pytest.fixture(params=["memory", "lmdb"])
+def view(request, tmp_path):
+    """The in-memory view, then an LMDB view in a temporary directory."""
+    if request.param == "memory":
+        yield MemoryView()
+        return
+    store = StateStore(tmp_path / "state", map_size_bytes=64 << 20)
+    store.begin_batch()
+    try:
+        yield store.batch_view()
+    finally:
+        store.commit_batch()
+        store.close()
 
 
 @pytest.fixture

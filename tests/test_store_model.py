@@ -117,7 +117,7 @@ def snapshot_of(view):
 def test_state_machine_over_lmdb_matches_a_dict_model(ops):
     model = DictModel()
     with tempfile.TemporaryDirectory() as tmp:
-        store = StateStore(Path(tmp) / "state", map_size_bytes=16 << 20, durable=False)
+        store = StateStore(Path(tmp) / "state", map_size_bytes=16 << 20)
         try:
             for index, request in enumerate(ops, start=1):
                 try:

@@ -6,9 +6,11 @@ Sub-databases: kv (key -> record), counters (name -> int64), dedup
 ordered collection), meta (last applied index, log clock).
 
 Writes come from one thread, the Raft tick thread, in batches: every entry
-that one tick applies shares one write transaction, committed (and, when
-durable, fsynced) before any of those entries is acknowledged. Readers use
-short read transactions from any thread.
+that one tick applies shares one write transaction, committed before any of
+those entries is acknowledged. Commits do not fsync: the Raft log (fsynced)
+makes acknowledged writes durable and replay rebuilds this state; see
+crash_marker.py for the machine-crash case. Readers use short read
+transactions from any thread.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ class LmdbView:
 class StateStore:
     """Owns the state environment: batches of applies, reads, snapshots."""
 
-    def __init__(self, path: Path, map_size_bytes: int, durable: bool):
+    def __init__(self, path: Path, map_size_bytes: int):
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.env = lmdb.open(
@@ -155,8 +157,8 @@ class StateStore:
             map_size=map_size_bytes,
             max_dbs=len(STATE_DB_NAMES) + 4,
             max_readers=READERS_MAX,
-            sync=durable,
-            metasync=durable,
+            sync=False,
+            metasync=False,
         )
         with self.env.begin(write=True) as txn:
             self.dbs = {name: self.env.open_db(name, txn=txn) for name in STATE_DB_NAMES}
@@ -227,4 +229,5 @@ class StateStore:
 
     def close(self) -> None:
         assert self._batch_txn is None, "close after the tick thread stopped"
+        self.env.sync(True)
         self.env.close()

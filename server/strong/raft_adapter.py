@@ -16,6 +16,11 @@ What it changes in pysyncobj, and why:
 - `_checkCommandsToApply` sends new entries at once, and a pipe wakes the
   tick thread when a command is queued: adaptive batching, i.e. low latency
   when idle and large batches when busy.
+- `_SyncObj__onMessageReceived`: with several appends in flight to one
+  follower, pysyncobj lets each success reply set that follower's next index
+  back to just after the reply's entries, so it resends entries already on
+  their way and the follower truncates and re-adds them. A success reply may
+  only move the next index forward (failure replies still reset it).
 `check_pinned_internals()` fails loudly if any of this no longer matches.
 """
 
@@ -63,6 +68,8 @@ _REQUIRED_INTERNALS = (
     "_SyncObj__applyLogEntries",
     "_SyncObj__sendAppendEntries",
     "_SyncObj__raftState",
+    "_SyncObj__raftNextIndex",
+    "_SyncObj__onMessageReceived",
     "_checkCommandsToApply",
     "raftLastApplied",
     "raftCommitIndex",
@@ -78,8 +85,9 @@ def check_pinned_internals() -> None:
             f"internals of {PINNED_PYSYNCOBJ_VERSION} only: install pysyncobj=="
             f"{PINNED_PYSYNCOBJ_VERSION}"
         )
-    for name in _REQUIRED_INTERNALS[:2] + _REQUIRED_INTERNALS[3:]:
-        if not hasattr(SyncObj, name):
+    instance_attributes = {"_SyncObj__raftState", "_SyncObj__raftNextIndex"}
+    for name in _REQUIRED_INTERNALS:
+        if name not in instance_attributes and not hasattr(SyncObj, name):
             raise RuntimeError(f"pysyncobj.SyncObj has no {name}; the pinned internals changed")
     if not callable(getattr(_syncobj_module, "createJournal", None)):
         raise RuntimeError("pysyncobj.syncobj.createJournal is gone; the pinned internals changed")
@@ -230,6 +238,19 @@ class RaftReplica(SyncObj):
         super()._checkCommandsToApply()
         if self._raft_log.last_index() > last_before and self._isLeader():
             self._SyncObj__sendAppendEntries()
+
+    def _SyncObj__onMessageReceived(self, node, message):  # noqa: N802
+        next_index = self._SyncObj__raftNextIndex
+        before = next_index.get(node)
+        SyncObj._SyncObj__onMessageReceived(self, node, message)
+        if (
+            message.get("type") == "next_node_idx"
+            and message.get("success")
+            and not message.get("reset")
+            and before is not None
+            and next_index.get(node, before) < before
+        ):
+            next_index[node] = before
 
     def _flush_raft_log(self) -> None:
         try:
