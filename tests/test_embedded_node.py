@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.support.ports import free_ports
-from tandemkv.errors import InvalidArgument, OutOfRange
+from tandemkv.errors import InvalidArgument, OutcomeUnknown, OutOfRange, Unavailable
 from tandemkv.server import Member, Node, NodeConfig, RaftTimings
 from tandemkv.server.strong import commands
 from tandemkv.v1 import kv_pb2
@@ -179,3 +179,32 @@ def test_a_single_node_cluster_commits_alone(tmp_path):
         node.wait_ready(READY_SECONDS)
         assert node.incr(b"c", 2).value == 2
         assert node.counter_get(b"c").value == 2
+
+
+def _isolate(node: Node) -> None:
+    """Cuts `node` off from its peers: nothing it sends arrives, nothing
+    they send reaches it. Clients still reach it (it is in this process)."""
+    transport = node._replica._SyncObj__transport
+    transport.send = lambda peer, message: False
+    transport._onMessageReceivedCallback = lambda peer, message: None
+
+
+def test_a_cut_off_leader_never_answers_a_linearizable_read_with_stale_data(cluster):
+    old_leader = cluster.leader()
+    old_leader.put(b"k", b"v1")
+    for node in cluster.nodes.values():
+        cluster.wait_applied(node, old_leader.status().applied_index)
+    _isolate(old_leader)
+    others = [n for n in cluster.nodes.values() if n is not old_leader]
+    deadline = time.monotonic() + READY_SECONDS
+    while not any(n.status().role == "leader" for n in others):
+        assert time.monotonic() < deadline, "the others elected no leader"
+        time.sleep(0.02)
+    others[0].put(b"k", b"v2")
+    # The scenario is real: the cut-off node still holds v1 (and, until its
+    # fallback timeout, believes it leads) ...
+    assert old_leader.get(b"k", consistency=kv_pb2.STALE).kv.value == b"v1"
+    # ... yet a linearizable read there fails rather than answer v1.
+    with pytest.raises((OutcomeUnknown, Unavailable)):
+        old_leader.get(b"k", timeout_s=2.0)
+    assert all(n.get(b"k").kv.value == b"v2" for n in others)
