@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 LINEARIZABLE = kv_pb2.LINEARIZABLE
 STALE = kv_pb2.STALE
+# Writes between two looks at how full the LMDB map is; a look costs two
+# calls into LMDB, and one write at most adds COMMAND_SIZE_BYTES_MAX.
+MAP_FILL_CHECK_WRITES = 64
 # How often wait_ready() looks at the replica while it waits.
 READY_POLL_SECONDS = 0.02
 
@@ -66,6 +69,9 @@ class Node(NodeOperations):
         self._replica: raft_adapter.RaftReplica | None = None
         self._barrier: ReadBarrier | None = None
         self._stopping = threading.Event()
+        self._writes_since_fill_check = MAP_FILL_CHECK_WRITES
+        self._map_full = False
+        self._async_barriers: dict = {}
 
     # -- lifecycle --
     def start(self) -> None:
@@ -162,20 +168,22 @@ class Node(NodeOperations):
 
     async def propose_async(self, request: Message, *, timeout_s: float | None = None) -> Message:
         deadline = _deadline(timeout_s)
-        future, request_id = self._submit_write(request)
+        loop = asyncio.get_running_loop()
+        future, request_id = self._submit_write(request, loop)
         try:
-            outcome = await asyncio.wait_for(
-                asyncio.wrap_future(future), max(0.0, deadline - time.monotonic()))
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                outcome = await future
+        except TimeoutError:
             raise self._timed_out(request_id) from None
         return self._write_response(outcome, request_id)
 
-    def _submit_write(self, request: Message) -> tuple[concurrent.futures.Future, bytes]:
+    def _submit_write(self, request: Message, loop: asyncio.AbstractEventLoop | None = None):
+        """Proposes `request`; returns (future of the outcome, request id)."""
         if type(request) not in commands.WRITE_FIELDS:
             raise InvalidArgument(f"{type(request).__name__} is not a write request")
         validation.check_request(request)
         replica = self._require_replica()
-        if self._state.fill_ratio() > MAP_FILL_RATIO_WRITES_MAX:
+        if self._map_nearly_full():
             raise ResourceExhausted(
                 f"node {self.config.name}: storage map is over "
                 f"{MAP_FILL_RATIO_WRITES_MAX:.0%} full; raise map_size_bytes on every "
@@ -186,7 +194,17 @@ class Node(NodeOperations):
             raise InvalidArgument(
                 f"request encodes to {len(command)} bytes; the limit COMMAND_SIZE_BYTES_MAX "
                 f"is {limits.COMMAND_SIZE_BYTES_MAX} bytes", limit="COMMAND_SIZE_BYTES_MAX")
-        return replica.submit(command), request_id
+        if loop is None:
+            return replica.submit(command), request_id
+        return replica.submit_async(command, loop), request_id
+
+    def _map_nearly_full(self) -> bool:
+        """Looks at the map's fill at most every MAP_FILL_CHECK_WRITES writes."""
+        self._writes_since_fill_check += 1
+        if self._writes_since_fill_check >= MAP_FILL_CHECK_WRITES:
+            self._writes_since_fill_check = 0
+            self._map_full = self._state.fill_ratio() > MAP_FILL_RATIO_WRITES_MAX
+        return self._map_full
 
     def _write_response(self, outcome, request_id: bytes) -> Message:
         result, fail_reason = outcome
@@ -222,14 +240,25 @@ class Node(NodeOperations):
         deadline = _deadline(timeout_s)
         reader = self._check_read(request)
         if request.consistency == LINEARIZABLE:
-            barrier = self._require_barrier().join()
+            shared = self._async_barrier(self._require_barrier().join())
             try:
-                outcome = await asyncio.wait_for(
-                    asyncio.wrap_future(barrier), max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    outcome = await asyncio.shield(shared)
+            except TimeoutError:
                 raise _read_timed_out() from None
             self._check_barrier(outcome)
         return self._read_local(reader, request)
+
+    def _async_barrier(self, group: concurrent.futures.Future) -> asyncio.Future:
+        """One asyncio future per barrier group and loop, shared by every
+        async reader waiting on that group (one thread hop, not one each)."""
+        loop = asyncio.get_running_loop()
+        key = (id(group), loop)
+        shared = self._async_barriers.get(key)
+        if shared is None:
+            shared = self._async_barriers[key] = asyncio.wrap_future(group, loop=loop)
+            shared.add_done_callback(lambda _: self._async_barriers.pop(key, None))
+        return shared
 
     def _check_read(self, request: Message):
         reader = reads.READERS.get(type(request))

@@ -36,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Runs the node until SIGTERM/SIGINT, then exits the process."""
     try:
         values = settings.gather(args, os.environ)
         config = settings.node_config(values)
@@ -47,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    return serve(config, stop)
+    code = serve(config, stop)
+    # An RPC handler still blocked inside the stopped node must not keep the
+    # process alive: everything is stopped and flushed, so leave at once.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def serve(config, stop: threading.Event) -> int:

@@ -26,6 +26,7 @@ What it changes in pysyncobj, and why:
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import os
@@ -150,6 +151,8 @@ class RaftReplica(SyncObj):
         self._commit_batch = commit_batch
         self._batch_thread_id: int | None = None
         self._deferred: list[tuple[Callback, object, int]] = []
+        self._deferred_async: dict[asyncio.AbstractEventLoop, list] = {}
+        self._wakeup_pending = False
         self._write_snapshot = write_snapshot
         self._read_snapshot = read_snapshot
         conf = SyncObjConf(
@@ -196,15 +199,35 @@ class RaftReplica(SyncObj):
         future: concurrent.futures.Future = concurrent.futures.Future()
 
         def resolve(result, fail_reason):
-            if not future.done():
-                try:
-                    future.set_result((result, fail_reason))
-                except concurrent.futures.InvalidStateError:
-                    pass
+            try:
+                future.set_result((result, fail_reason))
+            except concurrent.futures.InvalidStateError:
+                pass  # the waiter gave up (timeout); the outcome is dropped
 
-        self.apply(command, callback=self._after_commit(resolve))
-        self._transport().wakeup.notify()
+        self._queue(command, self._after_commit(resolve))
         return future
+
+    def submit_async(self, command: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+        """As `submit`, for a caller on `loop`; the results of one apply
+        batch reach each loop in a single thread hop."""
+        future = loop.create_future()
+
+        def resolve(result, fail_reason):
+            if self._batch_thread_id == threading.get_ident():
+                self._deferred_async.setdefault(loop, []).append((future, (result, fail_reason)))
+            else:
+                loop.call_soon_threadsafe(_resolve_many, [(future, (result, fail_reason))])
+
+        self._queue(command, resolve)
+        return future
+
+    def _queue(self, command: bytes, callback: Callback) -> None:
+        self.apply(command, callback=callback)
+        # One wake-up is enough while the tick thread has not drained the
+        # queue yet; a pipe write per command costs a syscall each.
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            self._transport().wakeup.notify()
 
     def _after_commit(self, callback: Callback) -> Callback:
         def deferred(result, fail_reason):
@@ -213,6 +236,17 @@ class RaftReplica(SyncObj):
             else:
                 callback(result, fail_reason)
         return deferred
+
+    def _release_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for callback, result, fail_reason in deferred:
+            callback(result, fail_reason)
+        by_loop, self._deferred_async = self._deferred_async, {}
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve_many, items)
+            except RuntimeError:
+                pass  # that loop is closed; nobody waits any more
 
     # -- overrides of pysyncobj internals (see the module docstring) --
     def _SyncObj__applyLogEntries(self):  # noqa: N802
@@ -228,12 +262,11 @@ class RaftReplica(SyncObj):
             _crash("committing an apply batch failed")
         finally:
             self._batch_thread_id = None
-        deferred, self._deferred = self._deferred, []
-        for callback, result, fail_reason in deferred:
-            callback(result, fail_reason)
+        self._release_deferred()
         return need_send or self._isLeader()
 
     def _checkCommandsToApply(self):  # noqa: N802
+        self._wakeup_pending = False
         last_before = self._raft_log.last_index()
         super()._checkCommandsToApply()
         if self._raft_log.last_index() > last_before and self._isLeader():
@@ -289,6 +322,12 @@ class RaftReplica(SyncObj):
             except RuntimeError:
                 continue
         return False
+
+
+def _resolve_many(items) -> None:
+    for future, outcome in items:
+        if not future.done():
+            future.set_result(outcome)
 
 
 def _crash(what: str) -> None:
