@@ -9,9 +9,13 @@ from __future__ import annotations
 import threading
 import time
 
+import grpc
+import pytest
+
 from tandemkv import errors
 from tandemkv.client import Client, Retry
 from tandemkv.client import _operations as ops
+from tandemkv.v1 import kv_pb2, kv_pb2_grpc
 from tests.support.cluster import ServeCluster
 
 LEADER_TIMEOUT_S = 60.0
@@ -90,3 +94,19 @@ def test_a_wiped_follower_rejoins_and_catches_up(tmp_path):
         with Client([cluster.endpoint(follower)]) as direct:
             wait_until(lambda: direct.get("wipe/after", stale=True) == b"yes", 60, "the wiped node to catch up")
             assert len(direct.range("wipe/", stale=True)) == 21
+
+
+def test_a_read_on_a_node_without_a_leader_is_refused_promptly(tmp_path):
+    cluster = ServeCluster(tmp_path, nodes=3)
+    try:
+        cluster.restart("n1")
+        with grpc.insecure_channel(cluster.endpoint("n1")) as channel:
+            grpc.channel_ready_future(channel).result(timeout=LEADER_TIMEOUT_S)
+            for _ in range(3):
+                started = time.monotonic()
+                with pytest.raises(grpc.RpcError) as caught:
+                    kv_pb2_grpc.KVStub(channel).Get(kv_pb2.GetRequest(key=b"k"), timeout=5.0)
+                assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert time.monotonic() - started < 4.0
+    finally:
+        cluster.stop_all()
