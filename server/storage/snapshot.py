@@ -75,5 +75,19 @@ def read_snapshot(path: str, store: StateStore) -> tuple[Entry, Entry, list[str]
     """Brings `store` up to the snapshot if it is behind; returns the header."""
     last_entry, prev_entry, members, offset = read_header(path)
     if last_entry[1] > store.last_applied():
+        # pysyncobj wrote an installed snapshot without fsync, and clears
+        # the log down to it next: both it and the state it becomes must be
+        # on disk before the log forgets the entries it replaces.
+        _fsync_file_and_directory(Path(path))
         store.restore_image(Path(path), offset)
+        store.sync()
     return last_entry, prev_entry, members
+
+
+def _fsync_file_and_directory(path: Path) -> None:
+    for target, flags in ((path, os.O_RDONLY), (path.parent, os.O_RDONLY)):
+        fd = os.open(str(target), flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
