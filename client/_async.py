@@ -13,7 +13,7 @@ from tandemkv.client._recipes import AsyncCounter, AsyncTxn
 from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult
 from tandemkv.client._retry import Attempts, Retry, error_from_rpc
 from tandemkv.client._routing import Router, resolve_endpoints
-from tandemkv.client._sync import CHANNEL_OPTIONS, STATUS_TIMEOUT_SECONDS_MAX, STUBS
+from tandemkv.client._sync import CHANNEL_OPTIONS, STATUS_NODES_MAX, STATUS_TIMEOUT_SECONDS_MAX, STUBS
 
 
 class AsyncClient:
@@ -46,8 +46,9 @@ class AsyncClient:
         for channel in channels:
             await channel.close()
 
-    async def put(self, key: BytesLike, value: BytesLike, *, prev_kv: bool = False) -> PutResult:
-        return await self.run(ops.put(key, value, prev_kv))
+    async def put(self, key: BytesLike, value: BytesLike, *, prev_kv: bool = False,
+            request_id: bytes | None = None) -> PutResult:
+        return await self.run(ops.put(key, value, prev_kv, request_id))
 
     async def get(self, key: BytesLike, *, stale: bool = False) -> bytes | None:
         kv = await self.run(ops.get(key, stale))
@@ -60,8 +61,8 @@ class AsyncClient:
                     keys_only: bool = False, stale: bool = False) -> RangeResult:
         return await self.run(ops.range_(prefix, end, limit, keys_only, stale))
 
-    async def delete(self, key: BytesLike, *, prefix: bool = False) -> int:
-        return await self.run(ops.delete(key, prefix))
+    async def delete(self, key: BytesLike, *, prefix: bool = False, request_id: bytes | None = None) -> int:
+        return await self.run(ops.delete(key, prefix, request_id))
 
     def txn(self) -> AsyncTxn:
         return AsyncTxn(self)
@@ -72,7 +73,7 @@ class AsyncClient:
     async def status(self) -> ClusterStatus:
         seen: dict[str, NodeInfo] = {}
         pending = list(self._router.endpoints)
-        while pending and len(seen) < 64:
+        while pending and len(seen) < STATUS_NODES_MAX:
             endpoint = pending.pop(0)
             if endpoint in seen:
                 continue

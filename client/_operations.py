@@ -31,8 +31,10 @@ class Operation:
         return getattr(self.request, "request_id", b"")
 
 
-def new_request_id() -> bytes:
-    return os.urandom(limits.REQUEST_ID_BYTES)
+def new_request_id(given: bytes | None = None) -> bytes:
+    """`given` (to retry an earlier write whose outcome is unknown), else a
+    fresh random id of REQUEST_ID_BYTES bytes."""
+    return given if given else os.urandom(limits.REQUEST_ID_BYTES)
 
 
 def _consistency(stale: bool) -> int:
@@ -49,10 +51,10 @@ def decode_range(response: kv_pb2.RangeResponse) -> RangeResult:
     return RangeResult(kvs, response.more, response.header.revision)
 
 
-def put(key: BytesLike, value: BytesLike, prev_kv: bool = False) -> Operation:
+def put(key: BytesLike, value: BytesLike, prev_kv: bool = False, request_id: bytes | None = None) -> Operation:
     request = kv_pb2.PutRequest(
         key=to_bytes(key, "key"), value=to_bytes(value, "value"), prev_kv=prev_kv,
-        request_id=new_request_id(),
+        request_id=new_request_id(request_id),
     )
     return Operation("KV", "Put", request, decode_put, write=True)
 
@@ -77,15 +79,15 @@ def range_(prefix: BytesLike = b"", end: BytesLike | None = None, limit: int = 0
     return Operation("KV", "Range", request, decode_range, write=False)
 
 
-def delete(key: BytesLike, prefix: bool = False) -> Operation:
+def delete(key: BytesLike, prefix: bool = False, request_id: bytes | None = None) -> Operation:
     selected = key_range(key) if prefix else kv_pb2.KeyRange(key=to_bytes(key, "key"))
-    request = kv_pb2.DeleteRequest(range=selected, request_id=new_request_id())
+    request = kv_pb2.DeleteRequest(range=selected, request_id=new_request_id(request_id))
     return Operation("KV", "Delete", request, lambda r: r.deleted, write=True)
 
 
 def txn(request: kv_pb2.TxnRequest, decoders: list[Callable[[Any], Any]],
-        failure_decoders: list[Callable[[Any], Any]]) -> Operation:
-    request.request_id = new_request_id()
+        failure_decoders: list[Callable[[Any], Any]], request_id: bytes | None = None) -> Operation:
+    request.request_id = new_request_id(request_id)
 
     def decode(response: kv_pb2.TxnResponse) -> TxnResult:
         chosen = decoders if response.succeeded else failure_decoders
@@ -98,8 +100,8 @@ def txn(request: kv_pb2.TxnRequest, decoders: list[Callable[[Any], Any]],
     return Operation("KV", "Txn", request, decode, write=True)
 
 
-def counter_incr(name: BytesLike, delta: int) -> Operation:
-    request = counter_pb2.CounterIncrRequest(name=to_bytes(name, "name"), delta=delta, request_id=new_request_id())
+def counter_incr(name: BytesLike, delta: int, request_id: bytes | None = None) -> Operation:
+    request = counter_pb2.CounterIncrRequest(name=to_bytes(name, "name"), delta=delta, request_id=new_request_id(request_id))
     return Operation("Counter", "Incr", request, lambda r: r.value, write=True)
 
 
@@ -108,20 +110,20 @@ def counter_get(name: BytesLike, stale: bool = False) -> Operation:
     return Operation("Counter", "Get", request, lambda r: r.value, write=False)
 
 
-def counter_set(name: BytesLike, value: int) -> Operation:
-    request = counter_pb2.CounterSetRequest(name=to_bytes(name, "name"), value=value, request_id=new_request_id())
+def counter_set(name: BytesLike, value: int, request_id: bytes | None = None) -> Operation:
+    request = counter_pb2.CounterSetRequest(name=to_bytes(name, "name"), value=value, request_id=new_request_id(request_id))
     return Operation("Counter", "Set", request, lambda r: r.prev_value, write=True)
 
 
-def counter_compare_and_set(name: BytesLike, expected: int, value: int) -> Operation:
+def counter_compare_and_set(name: BytesLike, expected: int, value: int, request_id: bytes | None = None) -> Operation:
     request = counter_pb2.CounterCompareAndSetRequest(
-        name=to_bytes(name, "name"), expected=expected, value=value, request_id=new_request_id()
+        name=to_bytes(name, "name"), expected=expected, value=value, request_id=new_request_id(request_id)
     )
     return Operation("Counter", "CompareAndSet", request, lambda r: r.succeeded, write=True)
 
 
-def counter_delete(name: BytesLike) -> Operation:
-    request = counter_pb2.CounterDeleteRequest(name=to_bytes(name, "name"), request_id=new_request_id())
+def counter_delete(name: BytesLike, request_id: bytes | None = None) -> Operation:
+    request = counter_pb2.CounterDeleteRequest(name=to_bytes(name, "name"), request_id=new_request_id(request_id))
     return Operation("Counter", "Delete", request, lambda r: r.deleted, write=True)
 
 

@@ -27,7 +27,8 @@ class Counter:
     Failure modes: each write carries one request id, reused on every
     retry, so a retried `incr` applies exactly once. If the client gives up
     while the outcome is unknown it raises `OutcomeUnknown` (the increment
-    may or may not have applied); `Unavailable` means it did not apply.
+    may or may not have applied); pass its `request_id` to the same call to
+    finish it without applying twice. `Unavailable` means it did not apply.
     Leaving int64 raises `OutOfRange` and changes nothing.
 
     Example::
@@ -45,31 +46,31 @@ class Counter:
         self.client = client
         self.name = to_bytes(name, "counter name")
 
-    def incr(self, delta: int = 1) -> int:
+    def incr(self, delta: int = 1, *, request_id: bytes | None = None) -> int:
         """Adds `delta` (may be negative); returns the new value."""
-        return self.client.run(ops.counter_incr(self.name, delta))
+        return self.client.run(ops.counter_incr(self.name, delta, request_id))
 
-    def decr(self, delta: int = 1) -> int:
+    def decr(self, delta: int = 1, *, request_id: bytes | None = None) -> int:
         """Subtracts `delta`; returns the new value."""
-        return self.client.run(ops.counter_incr(self.name, -delta))
+        return self.client.run(ops.counter_incr(self.name, -delta, request_id))
 
     def get(self, *, stale: bool = False) -> int:
         """The current value (0 if never set). `stale=True` reads the
         answering node's local state without a read barrier: faster, may lag."""
         return self.client.run(ops.counter_get(self.name, stale))
 
-    def set(self, value: int) -> int:
+    def set(self, value: int, *, request_id: bytes | None = None) -> int:
         """Sets the value; returns the previous one."""
-        return self.client.run(ops.counter_set(self.name, value))
+        return self.client.run(ops.counter_set(self.name, value, request_id))
 
-    def compare_and_set(self, expected: int, value: int) -> bool:
+    def compare_and_set(self, expected: int, value: int, *, request_id: bytes | None = None) -> bool:
         """Sets `value` only if the counter equals `expected`; returns
         whether it did."""
-        return self.client.run(ops.counter_compare_and_set(self.name, expected, value))
+        return self.client.run(ops.counter_compare_and_set(self.name, expected, value, request_id))
 
-    def delete(self) -> bool:
+    def delete(self, *, request_id: bytes | None = None) -> bool:
         """Removes the counter (it then reads as 0); returns whether it existed."""
-        return self.client.run(ops.counter_delete(self.name))
+        return self.client.run(ops.counter_delete(self.name, request_id))
 
 
 class AsyncCounter:
@@ -85,23 +86,23 @@ class AsyncCounter:
         self.client = client
         self.name = to_bytes(name, "counter name")
 
-    async def incr(self, delta: int = 1) -> int:
-        return await self.client.run(ops.counter_incr(self.name, delta))
+    async def incr(self, delta: int = 1, *, request_id: bytes | None = None) -> int:
+        return await self.client.run(ops.counter_incr(self.name, delta, request_id))
 
-    async def decr(self, delta: int = 1) -> int:
-        return await self.client.run(ops.counter_incr(self.name, -delta))
+    async def decr(self, delta: int = 1, *, request_id: bytes | None = None) -> int:
+        return await self.client.run(ops.counter_incr(self.name, -delta, request_id))
 
     async def get(self, *, stale: bool = False) -> int:
         return await self.client.run(ops.counter_get(self.name, stale))
 
-    async def set(self, value: int) -> int:
-        return await self.client.run(ops.counter_set(self.name, value))
+    async def set(self, value: int, *, request_id: bytes | None = None) -> int:
+        return await self.client.run(ops.counter_set(self.name, value, request_id))
 
-    async def compare_and_set(self, expected: int, value: int) -> bool:
-        return await self.client.run(ops.counter_compare_and_set(self.name, expected, value))
+    async def compare_and_set(self, expected: int, value: int, *, request_id: bytes | None = None) -> bool:
+        return await self.client.run(ops.counter_compare_and_set(self.name, expected, value, request_id))
 
-    async def delete(self) -> bool:
-        return await self.client.run(ops.counter_delete(self.name))
+    async def delete(self, *, request_id: bytes | None = None) -> bool:
+        return await self.client.run(ops.counter_delete(self.name, request_id))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,22 +229,25 @@ class Txn:
         self._failure.extend(txn_ops)
         return self
 
-    def operation(self) -> ops.Operation:
+    def operation(self, request_id: bytes | None = None) -> ops.Operation:
         request = kv_pb2.TxnRequest(
             compare=self._compares,
             success=[op.message for op in self._success],
             failure=[op.message for op in self._failure],
         )
-        return ops.txn(request, [op.decode for op in self._success], [op.decode for op in self._failure])
+        return ops.txn(request, [op.decode for op in self._success], [op.decode for op in self._failure],
+                       request_id)
 
-    def commit(self) -> TxnResult:
+    def commit(self, *, request_id: bytes | None = None) -> TxnResult:
+        """Sends the transaction; `request_id` retries an earlier commit
+        whose outcome is unknown (from `OutcomeUnknown.request_id`)."""
         assert self.client is not None, "this Txn was built without a client"
-        return self.client.run(self.operation())
+        return self.client.run(self.operation(request_id))
 
 
 class AsyncTxn(Txn):
     """`Txn` for `AsyncClient`: `await client.txn()....commit()`."""
 
-    async def commit(self) -> TxnResult:  # type: ignore[override]
+    async def commit(self, *, request_id: bytes | None = None) -> TxnResult:  # type: ignore[override]
         assert self.client is not None, "this Txn was built without a client"
-        return await self.client.run(self.operation())
+        return await self.client.run(self.operation(request_id))

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 import grpc
 
-from tandemkv import errors, limits
+from tandemkv import limits
 from tandemkv.client import _operations as ops
 from tandemkv.client._recipes import Counter, Txn
 from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult
@@ -24,6 +24,8 @@ STUBS = {"KV": kv_pb2_grpc.KVStub, "Counter": counter_pb2_grpc.CounterStub,
          "Cluster": cluster_pb2_grpc.ClusterStub}
 # How long a leader lookup or a status call waits for one node.
 STATUS_TIMEOUT_SECONDS_MAX = 2.0
+# Nodes one status() call asks (the endpoints and the members they report).
+STATUS_NODES_MAX = 64
 
 
 class Client:
@@ -70,10 +72,13 @@ class Client:
             channel.close()
 
     # -- KV ---------------------------------------------------------------
-    def put(self, key: BytesLike, value: BytesLike, *, prev_kv: bool = False) -> PutResult:
+    def put(self, key: BytesLike, value: BytesLike, *, prev_kv: bool = False,
+            request_id: bytes | None = None) -> PutResult:
         """Sets `key` to `value`. Returns the revision that applied it (and
-        the previous `KeyValue` if `prev_kv=True` and the key existed)."""
-        return self.run(ops.put(key, value, prev_kv))
+        the previous `KeyValue` if `prev_kv=True` and the key existed).
+        `request_id`: only to finish a write that raised `OutcomeUnknown`
+        (pass its `request_id`); every write gets a fresh one otherwise."""
+        return self.run(ops.put(key, value, prev_kv, request_id))
 
     def get(self, key: BytesLike, *, stale: bool = False) -> bytes | None:
         """The value of `key`, or None if it does not exist. Linearizable;
@@ -93,10 +98,10 @@ class Client:
         keys (0: the server's RANGE_KEYS_MAX); `result.more` says if more matched."""
         return self.run(ops.range_(prefix, end, limit, keys_only, stale))
 
-    def delete(self, key: BytesLike, *, prefix: bool = False) -> int:
+    def delete(self, key: BytesLike, *, prefix: bool = False, request_id: bytes | None = None) -> int:
         """Deletes `key` (or every key starting with it if `prefix=True`);
         returns how many keys were deleted."""
-        return self.run(ops.delete(key, prefix))
+        return self.run(ops.delete(key, prefix, request_id))
 
     def txn(self) -> Txn:
         """A transaction builder; see `Txn`."""
@@ -112,7 +117,7 @@ class Client:
         configured endpoints plus every member they report."""
         seen: dict[str, NodeInfo] = {}
         pending = list(self._router.endpoints)
-        while pending and len(seen) < 64:
+        while pending and len(seen) < STATUS_NODES_MAX:
             endpoint = pending.pop(0)
             if endpoint in seen:
                 continue

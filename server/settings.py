@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import tomllib
 from pathlib import Path
 from typing import Any, Callable, Mapping

@@ -6,15 +6,15 @@ applied twice. Also: a killed or wiped node rejoins and catches up."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import grpc
 import pytest
 
-from tandemkv import errors
+from tandemkv import errors, limits
 from tandemkv.client import Client, Retry
-from tandemkv.client import _operations as ops
 from tandemkv.v1 import kv_pb2, kv_pb2_grpc
 from tests.support.cluster import ServeCluster
 
@@ -28,17 +28,18 @@ JOIN_TIMEOUT_S = 180.0
 
 
 def increment_until_acknowledged(client: Client, acked: list[int], index: int, failures: list[str]) -> None:
+    counter = client.counter("failover")
     for _ in range(INCREMENTS_PER_WORKER):
-        increment = ops.counter_incr("failover", 1)
+        request_id = os.urandom(limits.REQUEST_ID_BYTES)
         for _ in range(RESUBMITS_MAX):
             try:
-                client.run(increment)
+                counter.incr(request_id=request_id)
             except (errors.OutcomeUnknown, errors.Unavailable):
                 continue
             acked[index] += 1
             break
         else:
-            failures.append(increment.request_id.hex())
+            failures.append(request_id.hex())
 
 
 def wait_until(condition, timeout_s: float, what: str) -> None:

@@ -11,7 +11,6 @@ import pytest
 
 from tandemkv import errors, limits
 from tandemkv.client import AsyncClient, Client, Op
-from tandemkv.client import _operations as ops
 from tandemkv.v1 import counter_pb2, counter_pb2_grpc, kv_pb2, kv_pb2_grpc
 from tests.support.cluster import ServeCluster
 
@@ -101,12 +100,15 @@ def test_every_operation_through_the_async_client(cluster):
 
 
 def test_the_same_request_id_sent_twice_applies_once(client):
-    increment = ops.counter_incr("exactly-once", 5)
-    assert client.run(increment) == 5
-    assert client.run(increment) == 5
-    assert client.counter("exactly-once").get() == 5
-    put = ops.put("exactly-once-key", "v")
-    assert client.run(put).revision == client.run(put).revision
+    request_id = b"once-" + b"x" * 11
+    counter = client.counter("exactly-once")
+    assert counter.incr(5, request_id=request_id) == 5
+    assert counter.incr(5, request_id=request_id) == 5
+    assert counter.get() == 5
+    put_id = b"put-" + b"y" * 12
+    assert client.put("exactly-once-key", "v", request_id=put_id) == client.put(
+        "exactly-once-key", "w", request_id=put_id)
+    assert client.get("exactly-once-key") == b"v"
 
 
 def test_the_same_request_id_on_two_nodes_applies_once(cluster):
