@@ -59,3 +59,19 @@ def test_a_barrier_that_never_resolves_is_abandoned_after_the_stale_limit():
     raft.submitted[1].set_result(OK)
     assert fresh.result(timeout=1) == OK
     raft.submitted[0].set_result(OK)  # a late answer for the abandoned one is harmless
+
+
+def test_a_barrier_that_fails_at_once_does_not_block_later_reads():
+    """With no leader, submit() returns an already failed future; its
+    callback then runs inside join(). Later reads must still be served."""
+    outcomes = iter([(None, 2), (None, 2), OK])
+
+    def submit_failing_at_once():
+        future = concurrent.futures.Future()
+        future.set_result(next(outcomes))
+        return future
+
+    barrier = ReadBarrier(submit_failing_at_once)
+    assert barrier.join().result(timeout=1) == (None, 2)
+    assert barrier.join().result(timeout=1) == (None, 2)
+    assert barrier.join().result(timeout=1) == OK

@@ -46,28 +46,36 @@ class ReadBarrier:
             stale = self._clock() - self._in_flight_since > BARRIER_STALE_SECONDS
             if self._in_flight is not None and stale:
                 self._abandon_locked()
-            if self._in_flight is None:
-                self._launch_locked()
+            launched = self._launch_locked() if self._in_flight is None else None
+        self._watch(launched)
         return group
 
-    def _launch_locked(self) -> None:
+    def _launch_locked(self):
         group, self._next = self._next, None
         self._in_flight = group
         self._in_flight_since = self._clock()
-        inner = self._submit()
-        inner.add_done_callback(lambda done: self._finish(group, done))
+        return group, self._submit()
+
+    def _watch(self, launched) -> None:
+        """Attaches the completion callback outside the lock: a submit that
+        fails at once (no leader) runs it right here, and it takes the lock."""
+        if launched is not None:
+            group, inner = launched
+            inner.add_done_callback(lambda done: self._finish(group, done))
 
     def _abandon_locked(self) -> None:
         group, self._in_flight = self._in_flight, None
         _settle(group, (None, None))
 
     def _finish(self, group: concurrent.futures.Future, inner: concurrent.futures.Future) -> None:
+        launched = None
         with self._lock:
             if self._in_flight is group:
                 self._in_flight = None
                 if self._next is not None:
-                    self._launch_locked()
+                    launched = self._launch_locked()
         _settle(group, inner.result())
+        self._watch(launched)
 
 
 def _settle(future: concurrent.futures.Future, outcome) -> None:
