@@ -29,7 +29,7 @@ from tandemkv.server.config import DURABILITY_DURABLE, Member, NodeConfig
 from tandemkv.server.storage import crash_marker, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
 from tandemkv.server.storage.state_store import MAP_FILL_RATIO_WRITES_MAX, StateStore
-from tandemkv.server.strong import commands, raft_adapter, reads, validation
+from tandemkv.server.strong import commands, coordination, raft_adapter, reads, validation
 from tandemkv.server.strong.read_barrier import ReadBarrier
 from tandemkv.server.strong.state_machine import apply_entry
 from tandemkv.v1 import counter_pb2, kv_pb2
@@ -45,6 +45,9 @@ STALE = kv_pb2.STALE
 MAP_FILL_CHECK_WRITES = 64
 # How often wait_ready() looks at the replica while it waits.
 READY_POLL_SECONDS = 0.02
+
+
+_READERS = {**reads.READERS, **coordination.READERS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,7 +264,7 @@ class Node(NodeOperations):
         return shared
 
     def _check_read(self, request: Message):
-        reader = reads.READERS.get(type(request))
+        reader = _READERS.get(type(request))
         if reader is None:
             raise InvalidArgument(f"{type(request).__name__} is not a read request")
         validation.check_request(request)

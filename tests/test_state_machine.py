@@ -10,52 +10,19 @@ import pytest
 
 from tandemkv import limits
 from tandemkv.errors import FailedPrecondition, InvalidArgument, OutOfRange
-from tandemkv.server.storage.state_store import StateStore
 from tandemkv.server.strong import commands, reads
 from tandemkv.server.strong.state_machine import apply_entry
-from tandemkv.server.strong.view import MemoryView
+from tests.support.applier import Applier, make_view
 from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2
 
 RID_A = b"a" * 16
 RID_B = b"b" * 16
 
 
-class Applier:
-    def __init__(self, view):
-        self.view = view
-        self.index = 0
-        self.ts_ms = 1_000
-
-    def raw(self, command_bytes: bytes) -> bytes | None:
-        self.index += 1
-        return apply_entry(self.view, self.index, command_bytes)
-
-    def write(self, request, request_id: bytes = b"", ts_ms: int | None = None):
-        self.ts_ms = self.ts_ms if ts_ms is None else ts_ms
-        result = self.raw(commands.encode_write(request, request_id, self.ts_ms))
-        return commands.decode_result(result)
-
-    def get(self, key: bytes):
-        return reads.read_get(self.view, kv_pb2.GetRequest(key=key), self.index)
-
-    def counter(self, name: bytes) -> int:
-        request = counter_pb2.CounterGetRequest(name=name)
-        return reads.read_counter(self.view, request, self.index).value
-
-
 @pytest.fixture(params=["memory", "lmdb"])
 def view(request, tmp_path):
-    """The in-memory view, then an LMDB view in a temporary directory."""
-    if request.param == "memory":
-        yield MemoryView()
-        return
-    store = StateStore(tmp_path / "state", map_size_bytes=64 << 20)
-    store.begin_batch()
-    try:
-        yield store.batch_view()
-    finally:
-        store.commit_batch()
-        store.close()
+    with make_view(request.param, tmp_path) as made:
+        yield made
 
 
 @pytest.fixture

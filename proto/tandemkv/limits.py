@@ -39,3 +39,43 @@ RAFT_QUEUE_COMMANDS_MAX = 20_000
 CONCURRENT_RPCS_MAX = 1024
 # gRPC message size, both directions.
 GRPC_MESSAGE_BYTES_MAX = 8 * 1024 * 1024
+
+# Available plane (CRDT tables).
+# How far ahead of local time a remote hybrid timestamp may be; a gossip
+# message stamped, or carrying a write stamped, further ahead is rejected.
+CLOCK_DRIFT_MS_MAX = 60_000
+# Bytes of a CRDT table's name (UTF-8).
+CRDT_TABLE_NAME_BYTES_MAX = 128
+# CRDT tables one node holds.
+CRDT_TABLES_MAX = 256
+# Bytes of one CRDT element, map key or register value.
+CRDT_VALUE_BYTES_MAX = 32 * 1024
+# Nodes in one gossip membership.
+GOSSIP_MEMBERS_MAX = 64
+
+# -- leases, registry, locks, elections, watches (strong plane) --
+# A lease's time to live.
+LEASE_TTL_MS_MIN = 1_000
+LEASE_TTL_MS_MAX = 7 * 24 * 3600 * 1000
+# How often the leader proposes a lease tick (advances the lease clock).
+LEASE_TICK_INTERVAL_MS = 250
+# Most one tick may advance the lease clock: a stalled proposer's long
+# pause is not counted in full.
+LEASE_TICK_ADVANCE_MS_MAX = 2_000
+# Leases one tick expires; the rest go with the next ticks.
+LEASE_EXPIRIES_PER_TICK_MAX = 256
+# Keys, names, locks and candidacies attached to one lease.
+LEASE_ATTACHMENTS_MAX = 1_000
+# Registry names, lock names and election names share the key size limit
+# (KEY_SIZE_BYTES_MAX); claims in one RegistryList.
+REGISTRY_LIST_MAX = 10_000
+# Candidates queued in one election.
+ELECTION_CANDIDATES_MAX = 1_000
+# Longest a lock acquire or a campaign may wait, in ms.
+CLAIM_WAIT_MS_MAX = int(30.0 * 1000)
+# Revisions of change history kept for watches; older ones are compacted.
+WATCH_HISTORY_REVISIONS_MAX = 100_000
+# Events one watch response carries.
+WATCH_RESPONSE_EVENTS_MAX = 1_000
+# Events the history trims per applied command, beyond what it added.
+WATCH_HISTORY_TRIM_PER_COMMAND_MAX = 64

@@ -3,7 +3,11 @@
 
 Sub-databases: kv (key -> record), counters (name -> int64), dedup
 (request id -> log time + result), dedup_by_ts (log time + request id, for
-ordered collection), meta (last applied index, log clock).
+ordered collection), meta (last applied index, clocks), leases (id -> ttl,
+deadline), lease_deadlines (deadline + id, for expiry in order),
+lease_items (id + item: what is attached), claims (table + name -> claim:
+registry, locks, election candidates), events (revision + seq -> watch
+event).
 
 Writes come from one thread, the Raft tick thread, in batches: every entry
 that one tick applies shares one write transaction, committed before any of
@@ -26,12 +30,15 @@ from typing import Iterator
 
 import lmdb
 
-from tandemkv.server.strong.view import KvRecord
+from tandemkv.server.strong.view import KvRecord, LeaseRecord
 
 log = logging.getLogger(__name__)
 
-STATE_DB_NAMES = (b"kv", b"counters", b"dedup", b"dedup_by_ts", b"meta")
-_RECORD_HEADER = struct.Struct(">QQQ")
+STATE_DB_NAMES = (b"kv", b"counters", b"dedup", b"dedup_by_ts", b"meta", b"leases",
+                  b"lease_deadlines", b"lease_items", b"claims", b"events")
+_RECORD_HEADER = struct.Struct(">QQQQ")
+_LEASE = struct.Struct(">qq")
+_EVENT_KEY = struct.Struct(">QI")
 _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
 _LAST_APPLIED = b"last_applied"
@@ -44,13 +51,25 @@ MAP_FILL_RATIO_WRITES_MAX = 0.9
 
 
 def _encode_record(record: KvRecord) -> bytes:
-    header = _RECORD_HEADER.pack(record.create_revision, record.mod_revision, record.version)
+    header = _RECORD_HEADER.pack(record.create_revision, record.mod_revision, record.version,
+                                 record.lease)
     return header + record.value
 
 
 def _decode_record(raw: bytes) -> KvRecord:
-    create_revision, mod_revision, version = _RECORD_HEADER.unpack_from(raw)
-    return KvRecord(raw[_RECORD_HEADER.size:], create_revision, mod_revision, version)
+    create_revision, mod_revision, version, lease = _RECORD_HEADER.unpack_from(raw)
+    return KvRecord(raw[_RECORD_HEADER.size:], create_revision, mod_revision, version, lease)
+
+
+def _scan(cursor, start: bytes, end: bytes | None):
+    """(key, value) pairs of `cursor`'s database in [start, end)."""
+    positioned = cursor.set_range(start) if start else cursor.first()
+    if not positioned:
+        return
+    for key, value in cursor:
+        if end is not None and key >= end:
+            return
+        yield key, value
 
 
 class LmdbView:
@@ -88,13 +107,7 @@ class LmdbView:
         return self._txn.delete(key, db=self._dbs[b"kv"])
 
     def kv_scan(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, KvRecord]]:
-        cursor = self._txn.cursor(db=self._dbs[b"kv"])
-        positioned = cursor.set_range(start) if start else cursor.first()
-        if not positioned:
-            return
-        for key, raw in cursor:
-            if end is not None and key >= end:
-                return
+        for key, raw in _scan(self._txn.cursor(db=self._dbs[b"kv"]), start, end):
             yield key, _decode_record(raw)
 
     def counter_get(self, name: bytes) -> int | None:
@@ -130,6 +143,92 @@ class LmdbView:
             dropped += 1
         return dropped
 
+    def meta_get(self, key: bytes) -> bytes | None:
+        return self._txn.get(key, db=self._dbs[b"meta"])
+
+    def meta_put(self, key: bytes, value: bytes) -> None:
+        self._txn.put(key, value, db=self._dbs[b"meta"])
+
+    def lease_get(self, lease_id: int) -> LeaseRecord | None:
+        raw = self._txn.get(_U64.pack(lease_id), db=self._dbs[b"leases"])
+        return None if raw is None else LeaseRecord(*_LEASE.unpack(raw))
+
+    def lease_put(self, lease_id: int, record: LeaseRecord) -> None:
+        key = _U64.pack(lease_id)
+        old = self.lease_get(lease_id)
+        if old is not None:
+            self._txn.delete(_U64.pack(max(0, old.deadline_ms)) + key,
+                             db=self._dbs[b"lease_deadlines"])
+        self._txn.put(key, _LEASE.pack(record.ttl_ms, record.deadline_ms), db=self._dbs[b"leases"])
+        self._txn.put(_U64.pack(max(0, record.deadline_ms)) + key, b"",
+                      db=self._dbs[b"lease_deadlines"])
+
+    def lease_delete(self, lease_id: int) -> None:
+        old = self.lease_get(lease_id)
+        if old is None:
+            return
+        key = _U64.pack(lease_id)
+        self._txn.delete(key, db=self._dbs[b"leases"])
+        self._txn.delete(_U64.pack(max(0, old.deadline_ms)) + key, db=self._dbs[b"lease_deadlines"])
+        for item in self.lease_items(lease_id):
+            self._txn.delete(key + item, db=self._dbs[b"lease_items"])
+
+    def leases_due(self, clock_ms: int, count_max: int) -> list[int]:
+        due = []
+        for key, _ in _scan(self._txn.cursor(db=self._dbs[b"lease_deadlines"]), b"", None):
+            if len(due) >= count_max or _U64.unpack_from(key)[0] > max(0, clock_ms):
+                break
+            due.append(_U64.unpack_from(key, _U64.size)[0])
+        return due
+
+    def lease_attach(self, lease_id: int, item: bytes) -> None:
+        self._txn.put(_U64.pack(lease_id) + item, b"", db=self._dbs[b"lease_items"])
+
+    def lease_detach(self, lease_id: int, item: bytes) -> None:
+        self._txn.delete(_U64.pack(lease_id) + item, db=self._dbs[b"lease_items"])
+
+    def lease_items(self, lease_id: int) -> list[bytes]:
+        prefix = _U64.pack(lease_id)
+        end = _U64.pack(lease_id + 1)
+        cursor = self._txn.cursor(db=self._dbs[b"lease_items"])
+        return [key[len(prefix):] for key, _ in _scan(cursor, prefix, end)]
+
+    def claim_get(self, table: bytes, name: bytes) -> bytes | None:
+        return self._txn.get(table + name, db=self._dbs[b"claims"])
+
+    def claim_put(self, table: bytes, name: bytes, claim: bytes) -> None:
+        self._txn.put(table + name, claim, db=self._dbs[b"claims"])
+
+    def claim_delete(self, table: bytes, name: bytes) -> bool:
+        return self._txn.delete(table + name, db=self._dbs[b"claims"])
+
+    def claim_scan(self, table: bytes, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        upper = table + end if end is not None else _next_prefix(table)
+        cursor = self._txn.cursor(db=self._dbs[b"claims"])
+        for key, raw in _scan(cursor, table + start, upper):
+            yield key[len(table):], raw
+
+    def event_put(self, revision: int, seq: int, event: bytes) -> None:
+        self._txn.put(_EVENT_KEY.pack(revision, seq), event, db=self._dbs[b"events"])
+
+    def events_scan(self, start_revision: int) -> Iterator[tuple[int, bytes]]:
+        cursor = self._txn.cursor(db=self._dbs[b"events"])
+        for key, raw in _scan(cursor, _EVENT_KEY.pack(start_revision, 0), None):
+            yield _EVENT_KEY.unpack(key)[0], raw
+
+    def events_trim(self, before_revision: int, count_max: int) -> int:
+        cursor = self._txn.cursor(db=self._dbs[b"events"])
+        dropped_through = 0
+        for _ in range(count_max):
+            if not cursor.first():
+                break
+            revision = _EVENT_KEY.unpack(cursor.key())[0]
+            if revision >= before_revision:
+                break
+            cursor.delete()
+            dropped_through = revision
+        return dropped_through
+
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
         parent = self._txn
@@ -144,6 +243,12 @@ class LmdbView:
             child.commit()
         finally:
             self._txn = parent
+
+
+def _next_prefix(prefix: bytes) -> bytes:
+    """The smallest key after every key starting with `prefix` (prefixes
+    here are table tags, never all 0xff)."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 class StateStore:

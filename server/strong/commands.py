@@ -6,7 +6,7 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from tandemkv.errors import FailedPrecondition, InvalidArgument, OutOfRange, TandemKVError
-from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2
+from tandemkv.v1 import coordination_pb2, counter_pb2, kv_pb2, lease_pb2, raft_pb2
 
 from .state_machine import COMMAND_FORMAT_VERSION
 
@@ -19,6 +19,16 @@ WRITE_FIELDS: dict[type[Message], str] = {
     counter_pb2.CounterSetRequest: "counter_set",
     counter_pb2.CounterCompareAndSetRequest: "counter_cas",
     counter_pb2.CounterDeleteRequest: "counter_delete",
+    lease_pb2.LeaseGrantRequest: "lease_grant",
+    lease_pb2.LeaseRevokeRequest: "lease_revoke",
+    lease_pb2.LeaseKeepAliveRequest: "lease_keepalive",
+    coordination_pb2.RegisterRequest: "register",
+    coordination_pb2.UnregisterRequest: "unregister",
+    coordination_pb2.LockAcquireRequest: "lock_acquire",
+    coordination_pb2.LockReleaseRequest: "lock_release",
+    coordination_pb2.CampaignRequest: "campaign",
+    coordination_pb2.ProclaimRequest: "proclaim",
+    coordination_pb2.ResignRequest: "resign",
 }
 
 _ERRORS: dict[int, type[TandemKVError]] = {
@@ -34,6 +44,13 @@ def encode_write(request: Message, request_id: bytes, ts_ms: int) -> bytes:
         format_version=COMMAND_FORMAT_VERSION, request_id=request_id, ts_ms=ts_ms
     )
     getattr(command, WRITE_FIELDS[type(request)]).CopyFrom(request)
+    return command.SerializeToString()
+
+
+def encode_lease_tick(proposer: str, elapsed_ms: int, ts_ms: int) -> bytes:
+    command = raft_pb2.Command(format_version=COMMAND_FORMAT_VERSION, ts_ms=ts_ms)
+    command.lease_tick.proposer = proposer
+    command.lease_tick.elapsed_ms = elapsed_ms
     return command.SerializeToString()
 
 

@@ -35,6 +35,7 @@ def to_key_value(key: bytes, record: KvRecord, keys_only: bool = False) -> kv_pb
         create_revision=record.create_revision,
         mod_revision=record.mod_revision,
         version=record.version,
+        lease=record.lease,
     )
 
 

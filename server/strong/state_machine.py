@@ -21,21 +21,14 @@ from google.protobuf.message import DecodeError
 
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument
-from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2
+from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2, watch_pb2
 
-from . import reads, validation
+from . import coordination, reads, validation
+from .context import ApplyContext, CommandFailed
+from .coordination import COMPACTED_THROUGH_KEY
 from .view import KvRecord, StoreView
 
 COMMAND_FORMAT_VERSION = 1
-
-
-class CommandFailed(Exception):
-    """Raised inside the state machine to abandon a command with an error
-    result; caught in this module, never escapes `apply_entry`."""
-
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.error = raft_pb2.CommandError(code=code, message=message)
 
 
 def apply_entry(view: StoreView, index: int, command_bytes: bytes) -> bytes | None:
@@ -54,11 +47,25 @@ def apply_entry(view: StoreView, index: int, command_bytes: bytes) -> bytes | No
         stored = view.dedup_get(command.request_id)
         if stored is not None:
             return stored
-    result = _execute(view, index, command).SerializeToString()
+    context = ApplyContext(view, index)
+    result = _execute(context, command).SerializeToString()
     if command.request_id:
         view.dedup_put(command.request_id, clock_ms, result)
     view.dedup_collect(clock_ms - limits.DEDUP_RETENTION_MS, limits.DEDUP_GC_PER_COMMAND_MAX)
+    _trim_history(context)
     return result
+
+
+def _trim_history(context: ApplyContext) -> None:
+    """Keeps WATCH_HISTORY_REVISIONS_MAX revisions of events; records how far
+    the history was compacted so watches from older revisions are told."""
+    horizon = context.index - limits.WATCH_HISTORY_REVISIONS_MAX
+    if horizon <= 0:
+        return
+    count_max = context.events + limits.WATCH_HISTORY_TRIM_PER_COMMAND_MAX
+    dropped_through = context.view.events_trim(horizon, count_max)
+    if dropped_through:
+        context.view.meta_put(COMPACTED_THROUGH_KEY, dropped_through.to_bytes(8, "big"))
 
 
 def _error_result(index: int, code: int, message: str) -> bytes:
@@ -66,8 +73,8 @@ def _error_result(index: int, code: int, message: str) -> bytes:
     return raft_pb2.CommandResult(revision=index, error=error).SerializeToString()
 
 
-def _execute(view: StoreView, index: int, command: raft_pb2.Command) -> raft_pb2.CommandResult:
-    result = raft_pb2.CommandResult(revision=index)
+def _execute(context: ApplyContext, command: raft_pb2.Command) -> raft_pb2.CommandResult:
+    result = raft_pb2.CommandResult(revision=context.index)
     if command.format_version != COMMAND_FORMAT_VERSION:
         result.error.code = raft_pb2.UNSUPPORTED_COMMAND
         result.error.message = f"command format version {command.format_version} is unknown"
@@ -83,7 +90,7 @@ def _execute(view: StoreView, index: int, command: raft_pb2.Command) -> raft_pb2
     request = getattr(command, kind)
     try:
         validation.check_request(request)
-        response = _OPS[type(request)](view, index, request)
+        response = _OPS[type(request)](context, request)
     except InvalidArgument as error:
         result.error.code = raft_pb2.INVALID_ARGUMENT
         result.error.message = error.message
@@ -103,21 +110,32 @@ def _counter_header(index: int) -> counter_pb2.CounterHeader:
     return counter_pb2.CounterHeader(revision=index)
 
 
-def _put(view: StoreView, index: int, request: kv_pb2.PutRequest) -> kv_pb2.PutResponse:
+def _put(context: ApplyContext, request: kv_pb2.PutRequest) -> kv_pb2.PutResponse:
+    view, index = context.view, context.index
     response = kv_pb2.PutResponse(header=_kv_header(index))
+    if request.lease:
+        coordination.require_attachable(view, request.lease)
     previous = view.kv_get(request.key)
     if previous is None:
-        record = KvRecord(request.value, index, index, 1)
+        record = KvRecord(request.value, index, index, 1, request.lease)
     else:
-        record = KvRecord(request.value, previous.create_revision, index, previous.version + 1)
+        record = KvRecord(request.value, previous.create_revision, index, previous.version + 1,
+                          request.lease)
         if request.prev_kv:
             response.has_prev_kv = True
             response.prev_kv.CopyFrom(reads.to_key_value(request.key, previous))
+        if previous.lease and previous.lease != request.lease:
+            view.lease_detach(previous.lease, coordination.KEY_ITEM + request.key)
+    if request.lease:
+        view.lease_attach(request.lease, coordination.KEY_ITEM + request.key)
     view.kv_put(request.key, record)
+    prev_kv = None if previous is None else reads.to_key_value(request.key, previous)
+    context.emit(watch_pb2.Event.PUT, reads.to_key_value(request.key, record), prev_kv)
     return response
 
 
-def _delete(view: StoreView, index: int, request: kv_pb2.DeleteRequest) -> kv_pb2.DeleteResponse:
+def _delete(context: ApplyContext, request: kv_pb2.DeleteRequest) -> kv_pb2.DeleteResponse:
+    view, index = context.view, context.index
     response = kv_pb2.DeleteResponse(header=_kv_header(index))
     start, end = reads.key_bounds(request.range)
     victims = []
@@ -130,7 +148,7 @@ def _delete(view: StoreView, index: int, request: kv_pb2.DeleteRequest) -> kv_pb
             )
         victims.append((key, record))
     for key, record in victims:
-        view.kv_delete(key)
+        coordination.delete_key(context, key, record, watch_pb2.Event.DELETE)
         if request.prev_kv:
             response.prev_kvs.append(reads.to_key_value(key, record))
     response.deleted = len(victims)
@@ -143,8 +161,9 @@ def _counter_value(view: StoreView, name: bytes) -> int:
 
 
 def _counter_incr(
-    view: StoreView, index: int, request: counter_pb2.CounterIncrRequest
+    context: ApplyContext, request: counter_pb2.CounterIncrRequest
 ) -> counter_pb2.CounterIncrResponse:
+    view, index = context.view, context.index
     value = _counter_value(view, request.name) + request.delta
     if not validation.INT64_MIN <= value <= validation.INT64_MAX:
         raise CommandFailed(
@@ -157,16 +176,18 @@ def _counter_incr(
 
 
 def _counter_set(
-    view: StoreView, index: int, request: counter_pb2.CounterSetRequest
+    context: ApplyContext, request: counter_pb2.CounterSetRequest
 ) -> counter_pb2.CounterSetResponse:
+    view, index = context.view, context.index
     previous = _counter_value(view, request.name)
     view.counter_put(request.name, request.value)
     return counter_pb2.CounterSetResponse(header=_counter_header(index), prev_value=previous)
 
 
 def _counter_cas(
-    view: StoreView, index: int, request: counter_pb2.CounterCompareAndSetRequest
+    context: ApplyContext, request: counter_pb2.CounterCompareAndSetRequest
 ) -> counter_pb2.CounterCompareAndSetResponse:
+    view, index = context.view, context.index
     current = _counter_value(view, request.name)
     succeeded = current == request.expected
     if succeeded:
@@ -178,8 +199,9 @@ def _counter_cas(
 
 
 def _counter_delete(
-    view: StoreView, index: int, request: counter_pb2.CounterDeleteRequest
+    context: ApplyContext, request: counter_pb2.CounterDeleteRequest
 ) -> counter_pb2.CounterDeleteResponse:
+    view, index = context.view, context.index
     deleted = view.counter_delete(request.name)
     return counter_pb2.CounterDeleteResponse(header=_counter_header(index), deleted=deleted)
 
@@ -212,14 +234,20 @@ def _compare_holds(view: StoreView, compare: kv_pb2.Compare) -> bool:
     return actual < expected
 
 
-def _txn(view: StoreView, index: int, request: kv_pb2.TxnRequest) -> kv_pb2.TxnResponse:
-    # Single operations check everything before their one write; only a txn
-    # can fail after writing, so only a txn pays for an atomic scope.
-    with view.atomic():
-        return _txn_branch(view, index, request)
+def _txn(context: ApplyContext, request: kv_pb2.TxnRequest) -> kv_pb2.TxnResponse:
+    # Single operations check everything before their writes; only a txn can
+    # fail after writing, so only a txn pays for an atomic scope.
+    events_before = context.events
+    try:
+        with context.view.atomic():
+            return _txn_branch(context, request)
+    except CommandFailed:
+        context.events = events_before
+        raise
 
 
-def _txn_branch(view: StoreView, index: int, request: kv_pb2.TxnRequest) -> kv_pb2.TxnResponse:
+def _txn_branch(context: ApplyContext, request: kv_pb2.TxnRequest) -> kv_pb2.TxnResponse:
+    view, index = context.view, context.index
     succeeded = all(_compare_holds(view, compare) for compare in request.compare)
     response = kv_pb2.TxnResponse(header=_kv_header(index), succeeded=succeeded)
     for op in request.success if succeeded else request.failure:
@@ -228,7 +256,7 @@ def _txn_branch(view: StoreView, index: int, request: kv_pb2.TxnRequest) -> kv_p
         if kind in ("range", "counter_get"):
             sub_response = reads.READERS[type(sub_request)](view, sub_request, index)
         else:
-            sub_response = _OPS[type(sub_request)](view, index, sub_request)
+            sub_response = _OPS[type(sub_request)](context, sub_request)
         getattr(response.responses.add(), kind).CopyFrom(sub_response)
     return response
 
@@ -241,4 +269,5 @@ _OPS = {
     counter_pb2.CounterSetRequest: _counter_set,
     counter_pb2.CounterCompareAndSetRequest: _counter_cas,
     counter_pb2.CounterDeleteRequest: _counter_delete,
+    **coordination.OPS,
 }

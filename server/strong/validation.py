@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument
-from tandemkv.v1 import counter_pb2, kv_pb2
+from tandemkv.v1 import coordination_pb2, counter_pb2, kv_pb2, lease_pb2, raft_pb2, watch_pb2
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -123,6 +123,40 @@ def _check_counter_get(request: counter_pb2.CounterGetRequest) -> None:
     check_consistency(request.consistency)
 
 
+def _check_ttl(request: lease_pb2.LeaseGrantRequest) -> None:
+    if not limits.LEASE_TTL_MS_MIN <= request.ttl_ms <= limits.LEASE_TTL_MS_MAX:
+        raise InvalidArgument(
+            f"ttl_ms {request.ttl_ms} is outside LEASE_TTL_MS_MIN={limits.LEASE_TTL_MS_MIN} .. "
+            f"LEASE_TTL_MS_MAX={limits.LEASE_TTL_MS_MAX}", limit="LEASE_TTL_MS_MIN")
+
+
+def _check_lease_id(lease: int) -> None:
+    if lease <= 0:
+        raise InvalidArgument("a lease id is required (grant one first)")
+
+
+def _check_wait(wait_ms: int) -> None:
+    if not 0 <= wait_ms <= limits.CLAIM_WAIT_MS_MAX:
+        raise InvalidArgument(f"wait_ms {wait_ms} is outside 0 .. CLAIM_WAIT_MS_MAX="
+                              f"{limits.CLAIM_WAIT_MS_MAX}", limit="CLAIM_WAIT_MS_MAX")
+
+
+def _check_claim(request: Message, name_field: str = "name") -> None:
+    check_key(getattr(request, name_field), name_field)
+    if hasattr(request, "value"):
+        check_value(request.value)
+    if hasattr(request, "lease"):
+        _check_lease_id(request.lease)
+    if hasattr(request, "wait_ms"):
+        _check_wait(request.wait_ms)
+
+
+def _check_watch(request: watch_pb2.WatchRequest) -> None:
+    check_key_range(request.range)
+    if request.progress_interval_ms < 0:
+        raise InvalidArgument("progress_interval_ms must not be negative")
+
+
 _CHECKS = {
     kv_pb2.PutRequest: _check_put,
     kv_pb2.GetRequest: lambda r: (check_key(r.key), check_consistency(r.consistency)),
@@ -134,6 +168,25 @@ _CHECKS = {
     counter_pb2.CounterSetRequest: _check_counter_name,
     counter_pb2.CounterCompareAndSetRequest: _check_counter_name,
     counter_pb2.CounterDeleteRequest: _check_counter_name,
+    raft_pb2.LeaseTick: lambda r: None,
+    lease_pb2.LeaseGrantRequest: _check_ttl,
+    lease_pb2.LeaseRevokeRequest: lambda r: _check_lease_id(r.id),
+    lease_pb2.LeaseKeepAliveRequest: lambda r: _check_lease_id(r.id),
+    lease_pb2.LeaseTimeToLiveRequest: lambda r: (_check_lease_id(r.id),
+                                                 check_consistency(r.consistency)),
+    coordination_pb2.RegisterRequest: _check_claim,
+    coordination_pb2.UnregisterRequest: _check_claim,
+    coordination_pb2.WhereisRequest: lambda r: (check_key(r.name, "name"),
+                                                check_consistency(r.consistency)),
+    coordination_pb2.RegistryListRequest: lambda r: check_consistency(r.consistency),
+    coordination_pb2.LockAcquireRequest: _check_claim,
+    coordination_pb2.LockReleaseRequest: _check_claim,
+    coordination_pb2.CampaignRequest: lambda r: _check_claim(r, "election"),
+    coordination_pb2.ProclaimRequest: lambda r: _check_claim(r, "election"),
+    coordination_pb2.ResignRequest: lambda r: _check_claim(r, "election"),
+    coordination_pb2.LeaderRequest: lambda r: (check_key(r.election, "election"),
+                                               check_consistency(r.consistency)),
+    watch_pb2.WatchRequest: _check_watch,
 }
 
 

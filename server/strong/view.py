@@ -18,6 +18,13 @@ class KvRecord(NamedTuple):
     create_revision: int
     mod_revision: int
     version: int
+    lease: int = 0
+
+
+class LeaseRecord(NamedTuple):
+    ttl_ms: int
+    # On the lease clock (see state_machine.LeaseTick handling).
+    deadline_ms: int
 
 
 class StoreView(Protocol):
@@ -51,6 +58,33 @@ class StoreView(Protocol):
         raise."""
         ...
 
+    def meta_get(self, key: bytes) -> bytes | None: ...
+    def meta_put(self, key: bytes, value: bytes) -> None: ...
+
+    def lease_get(self, lease_id: int) -> LeaseRecord | None: ...
+    def lease_put(self, lease_id: int, record: LeaseRecord) -> None: ...
+    def lease_delete(self, lease_id: int) -> None: ...
+    def leases_due(self, clock_ms: int, count_max: int) -> list[int]:
+        """Leases whose deadline is at or before clock_ms, earliest first."""
+        ...
+    def lease_attach(self, lease_id: int, item: bytes) -> None: ...
+    def lease_detach(self, lease_id: int, item: bytes) -> None: ...
+    def lease_items(self, lease_id: int) -> list[bytes]: ...
+
+    def claim_get(self, table: bytes, name: bytes) -> bytes | None: ...
+    def claim_put(self, table: bytes, name: bytes, claim: bytes) -> None: ...
+    def claim_delete(self, table: bytes, name: bytes) -> bool: ...
+    def claim_scan(self, table: bytes, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def event_put(self, revision: int, seq: int, event: bytes) -> None: ...
+    def events_scan(self, start_revision: int) -> Iterator[tuple[int, bytes]]:
+        """(revision, event) from start_revision on, in order."""
+        ...
+    def events_trim(self, before_revision: int, count_max: int) -> int:
+        """Drops up to count_max events older than before_revision, oldest
+        first; returns the highest revision dropped (0 if none)."""
+        ...
+
 
 class MemoryView:
     """A StoreView over plain dicts. Not thread-safe; for tests and models."""
@@ -62,6 +96,11 @@ class MemoryView:
             "kv": {},
             "counters": {},
             "dedup": {},
+            "meta": {},
+            "leases": {},
+            "lease_items": {},
+            "claims": {},
+            "events": {},
         }
 
     def last_applied(self) -> int:
@@ -124,3 +163,63 @@ class MemoryView:
 
     def dedup_size(self) -> int:
         return len(self._state["dedup"])
+
+    def meta_get(self, key: bytes) -> bytes | None:
+        return self._state["meta"].get(key)
+
+    def meta_put(self, key: bytes, value: bytes) -> None:
+        self._state["meta"][key] = value
+
+    def lease_get(self, lease_id: int) -> LeaseRecord | None:
+        return self._state["leases"].get(lease_id)
+
+    def lease_put(self, lease_id: int, record: LeaseRecord) -> None:
+        self._state["leases"][lease_id] = record
+
+    def lease_delete(self, lease_id: int) -> None:
+        self._state["leases"].pop(lease_id, None)
+        self._state["lease_items"].pop(lease_id, None)
+
+    def leases_due(self, clock_ms: int, count_max: int) -> list[int]:
+        due = sorted((r.deadline_ms, i) for i, r in self._state["leases"].items()
+                     if r.deadline_ms <= clock_ms)
+        return [lease_id for _, lease_id in due[:count_max]]
+
+    def lease_attach(self, lease_id: int, item: bytes) -> None:
+        self._state["lease_items"].setdefault(lease_id, set()).add(item)
+
+    def lease_detach(self, lease_id: int, item: bytes) -> None:
+        self._state["lease_items"].get(lease_id, set()).discard(item)
+
+    def lease_items(self, lease_id: int) -> list[bytes]:
+        return sorted(self._state["lease_items"].get(lease_id, ()))
+
+    def claim_get(self, table: bytes, name: bytes) -> bytes | None:
+        return self._state["claims"].get((table, name))
+
+    def claim_put(self, table: bytes, name: bytes, claim: bytes) -> None:
+        self._state["claims"][(table, name)] = claim
+
+    def claim_delete(self, table: bytes, name: bytes) -> bool:
+        return self._state["claims"].pop((table, name), None) is not None
+
+    def claim_scan(self, table: bytes, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        claims = self._state["claims"]
+        names = sorted(n for t, n in claims if t == table and n >= start and (end is None or n < end))
+        for name in names:
+            yield name, claims[(table, name)]
+
+    def event_put(self, revision: int, seq: int, event: bytes) -> None:
+        self._state["events"][(revision, seq)] = event
+
+    def events_scan(self, start_revision: int) -> Iterator[tuple[int, bytes]]:
+        events = self._state["events"]
+        for key in sorted(k for k in events if k[0] >= start_revision):
+            yield key[0], events[key]
+
+    def events_trim(self, before_revision: int, count_max: int) -> int:
+        events = self._state["events"]
+        victims = sorted(k for k in events if k[0] < before_revision)[:count_max]
+        for key in victims:
+            del events[key]
+        return victims[-1][0] if victims else 0

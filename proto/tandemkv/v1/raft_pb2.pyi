@@ -1,5 +1,7 @@
 from tandemkv.v1 import kv_pb2 as _kv_pb2
 from tandemkv.v1 import counter_pb2 as _counter_pb2
+from tandemkv.v1 import lease_pb2 as _lease_pb2
+from tandemkv.v1 import coordination_pb2 as _coordination_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -25,8 +27,24 @@ class Noop(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class LeaseTick(_message.Message):
+    __slots__ = ("proposer", "elapsed_ms")
+    PROPOSER_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    proposer: str
+    elapsed_ms: int
+    def __init__(self, proposer: _Optional[str] = ..., elapsed_ms: _Optional[int] = ...) -> None: ...
+
+class LeaseTickResult(_message.Message):
+    __slots__ = ("lease_clock_ms", "expired")
+    LEASE_CLOCK_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    lease_clock_ms: int
+    expired: int
+    def __init__(self, lease_clock_ms: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
+
 class Command(_message.Message):
-    __slots__ = ("format_version", "request_id", "ts_ms", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete")
+    __slots__ = ("format_version", "request_id", "ts_ms", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TS_MS_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +56,17 @@ class Command(_message.Message):
     COUNTER_SET_FIELD_NUMBER: _ClassVar[int]
     COUNTER_CAS_FIELD_NUMBER: _ClassVar[int]
     COUNTER_DELETE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TICK_FIELD_NUMBER: _ClassVar[int]
+    LEASE_GRANT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_REVOKE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    UNREGISTER_FIELD_NUMBER: _ClassVar[int]
+    LOCK_ACQUIRE_FIELD_NUMBER: _ClassVar[int]
+    LOCK_RELEASE_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    PROCLAIM_FIELD_NUMBER: _ClassVar[int]
+    RESIGN_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     request_id: bytes
     ts_ms: int
@@ -49,7 +78,18 @@ class Command(_message.Message):
     counter_set: _counter_pb2.CounterSetRequest
     counter_cas: _counter_pb2.CounterCompareAndSetRequest
     counter_delete: _counter_pb2.CounterDeleteRequest
-    def __init__(self, format_version: _Optional[int] = ..., request_id: _Optional[bytes] = ..., ts_ms: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutRequest, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteRequest, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnRequest, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrRequest, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetRequest, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetRequest, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteRequest, _Mapping]] = ...) -> None: ...
+    lease_tick: LeaseTick
+    lease_grant: _lease_pb2.LeaseGrantRequest
+    lease_revoke: _lease_pb2.LeaseRevokeRequest
+    lease_keepalive: _lease_pb2.LeaseKeepAliveRequest
+    register: _coordination_pb2.RegisterRequest
+    unregister: _coordination_pb2.UnregisterRequest
+    lock_acquire: _coordination_pb2.LockAcquireRequest
+    lock_release: _coordination_pb2.LockReleaseRequest
+    campaign: _coordination_pb2.CampaignRequest
+    proclaim: _coordination_pb2.ProclaimRequest
+    resign: _coordination_pb2.ResignRequest
+    def __init__(self, format_version: _Optional[int] = ..., request_id: _Optional[bytes] = ..., ts_ms: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutRequest, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteRequest, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnRequest, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrRequest, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetRequest, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetRequest, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteRequest, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTick, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantRequest, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeRequest, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveRequest, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterRequest, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterRequest, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireRequest, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseRequest, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignRequest, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimRequest, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignRequest, _Mapping]] = ...) -> None: ...
 
 class CommandError(_message.Message):
     __slots__ = ("code", "message")
@@ -60,7 +100,7 @@ class CommandError(_message.Message):
     def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CommandResult(_message.Message):
-    __slots__ = ("revision", "error", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete")
+    __slots__ = ("revision", "error", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign")
     REVISION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     NOOP_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +111,17 @@ class CommandResult(_message.Message):
     COUNTER_SET_FIELD_NUMBER: _ClassVar[int]
     COUNTER_CAS_FIELD_NUMBER: _ClassVar[int]
     COUNTER_DELETE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TICK_FIELD_NUMBER: _ClassVar[int]
+    LEASE_GRANT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_REVOKE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    UNREGISTER_FIELD_NUMBER: _ClassVar[int]
+    LOCK_ACQUIRE_FIELD_NUMBER: _ClassVar[int]
+    LOCK_RELEASE_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    PROCLAIM_FIELD_NUMBER: _ClassVar[int]
+    RESIGN_FIELD_NUMBER: _ClassVar[int]
     revision: int
     error: CommandError
     noop: Noop
@@ -81,4 +132,15 @@ class CommandResult(_message.Message):
     counter_set: _counter_pb2.CounterSetResponse
     counter_cas: _counter_pb2.CounterCompareAndSetResponse
     counter_delete: _counter_pb2.CounterDeleteResponse
-    def __init__(self, revision: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutResponse, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteResponse, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnResponse, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrResponse, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetResponse, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetResponse, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteResponse, _Mapping]] = ...) -> None: ...
+    lease_tick: LeaseTickResult
+    lease_grant: _lease_pb2.LeaseGrantResponse
+    lease_revoke: _lease_pb2.LeaseRevokeResponse
+    lease_keepalive: _lease_pb2.LeaseKeepAliveResponse
+    register: _coordination_pb2.RegisterResponse
+    unregister: _coordination_pb2.UnregisterResponse
+    lock_acquire: _coordination_pb2.LockAcquireResponse
+    lock_release: _coordination_pb2.LockReleaseResponse
+    campaign: _coordination_pb2.CampaignResponse
+    proclaim: _coordination_pb2.ProclaimResponse
+    resign: _coordination_pb2.ResignResponse
+    def __init__(self, revision: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutResponse, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteResponse, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnResponse, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrResponse, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetResponse, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetResponse, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteResponse, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTickResult, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantResponse, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeResponse, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveResponse, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterResponse, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterResponse, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireResponse, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseResponse, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignResponse, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimResponse, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignResponse, _Mapping]] = ...) -> None: ...
