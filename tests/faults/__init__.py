@@ -1,0 +1,63 @@
+"""The pure core of TandemKV's fault-injection harness: recording client
+histories and checking them (linearizability per key, final counter and set
+states). Nothing here opens a socket or starts a server; cluster fault tests
+record into a `History` and hand its operations to these checks."""
+
+from .final_state import CounterVerdict, SetVerdict, check_counter_final, check_set_final, subset_sum_reachable
+from .history import (
+    HISTORY_OPERATIONS_MAX,
+    OUTCOME_FAIL,
+    OUTCOME_OK,
+    OUTCOME_UNKNOWN,
+    History,
+    HistoryFullError,
+    Operation,
+    SavedHistory,
+    load_history,
+    save_history,
+)
+from .linearizability import (
+    SEARCH_STATES_PER_KEY_MAX,
+    VERDICT_LINEARIZABLE,
+    VERDICT_UNKNOWN,
+    VERDICT_VIOLATION,
+    CheckResult,
+    Explanation,
+    KeyVerdict,
+    check_key,
+    check_linearizable,
+)
+from .models import COUNTER, GROW_ONLY_SET, REGISTER, CounterModel, GrowOnlySetModel, Model, RegisterModel
+
+__all__ = [
+    "COUNTER",
+    "GROW_ONLY_SET",
+    "HISTORY_OPERATIONS_MAX",
+    "OUTCOME_FAIL",
+    "OUTCOME_OK",
+    "OUTCOME_UNKNOWN",
+    "REGISTER",
+    "SEARCH_STATES_PER_KEY_MAX",
+    "VERDICT_LINEARIZABLE",
+    "VERDICT_UNKNOWN",
+    "VERDICT_VIOLATION",
+    "CheckResult",
+    "CounterModel",
+    "CounterVerdict",
+    "Explanation",
+    "GrowOnlySetModel",
+    "History",
+    "HistoryFullError",
+    "KeyVerdict",
+    "Model",
+    "Operation",
+    "SavedHistory",
+    "SetVerdict",
+    "check_counter_final",
+    "check_key",
+    "check_linearizable",
+    "check_set_final",
+    "load_history",
+    "save_history",
+    "subset_sum_reachable",
+]
