@@ -35,6 +35,7 @@ from tandemkv.server.strong.state_machine import apply_entry
 from tandemkv.v1 import counter_pb2, kv_pb2
 
 from .node_api import NodeOperations
+from .node_coordination import LeaseTicker, NodeCoordination
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class NodeStatus:
     members: tuple[Member, ...]
 
 
-class Node(NodeOperations):
+class Node(NodeOperations, NodeCoordination):
     def __init__(self, config: NodeConfig):
         self.config = config
         self._by_raft_address = {m.raft_address: m for m in config.members}
@@ -75,6 +76,9 @@ class Node(NodeOperations):
         self._writes_since_fill_check = MAP_FILL_CHECK_WRITES
         self._map_full = False
         self._async_barriers: dict = {}
+        # Notified after every apply batch commits: waiters and watches.
+        self._applied = threading.Condition()
+        self._ticker: LeaseTicker | None = None
 
     # -- lifecycle --
     def start(self) -> None:
@@ -92,7 +96,7 @@ class Node(NodeOperations):
             raft_log=raft_log,
             apply_entry=self._apply,
             begin_batch=self._state.begin_batch,
-            commit_batch=self._state.commit_batch,
+            commit_batch=self._commit_batch,
             snapshot_path=str(config.data_dir / "snapshot.bin"),
             write_snapshot=self._write_snapshot,
             read_snapshot=lambda path: snapshot.read_snapshot(path, self._state),
@@ -101,6 +105,8 @@ class Node(NodeOperations):
         )
         self._replica.waitBinded()
         self._barrier = ReadBarrier(lambda: self._replica.submit(commands.encode_noop(_now_ms())))
+        self._ticker = LeaseTicker(self)
+        self._ticker.start()
         log.info("node %s started: raft %s, data %s", config.name, config.raft_address,
                  config.data_dir)
 
@@ -121,6 +127,11 @@ class Node(NodeOperations):
 
     def stop(self) -> None:
         self._stopping.set()
+        with self._applied:
+            self._applied.notify_all()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
         if self._replica is not None:
             self._replica.destroy_synchronous()
             self._replica = None
@@ -155,6 +166,11 @@ class Node(NodeOperations):
     # -- the state machine's entry point (tick thread) --
     def _apply(self, index: int, command: bytes) -> bytes | None:
         return apply_entry(self._state.batch_view(), index, command)
+
+    def _commit_batch(self) -> None:
+        self._state.commit_batch()
+        with self._applied:
+            self._applied.notify_all()
 
     def _write_snapshot(self, path, last_entry, prev_entry, members) -> None:
         snapshot.write_snapshot(path, self._state, last_entry, prev_entry, members)

@@ -79,6 +79,8 @@ def test_registry_refuses_a_taken_name_and_names_the_owner(sm):
     mine = sm.write(co.RegisterRequest(name=b"svc", value=b"a", lease=first))
     theirs = sm.write(co.RegisterRequest(name=b"svc", value=b"b", lease=second))
     assert mine.registered and not theirs.registered
+    retried = sm.write(co.RegisterRequest(name=b"svc", value=b"a", lease=first))
+    assert retried.registered and retried.claim == mine.claim
     assert theirs.claim == mine.claim and mine.claim.token == mine.header.revision
     assert not sm.write(co.UnregisterRequest(name=b"svc", token=mine.claim.token + 1)).unregistered
     assert sm.write(co.UnregisterRequest(name=b"svc", token=mine.claim.token)).unregistered
@@ -160,3 +162,15 @@ def test_history_beyond_the_retention_is_trimmed_and_recorded(sm, monkeypatch):
     revisions = [rev for rev, _ in events(sm)]
     assert revisions == list(range(7, 13))
     assert int.from_bytes(sm.view.meta_get(COMPACTED_THROUGH_KEY), "big") == 6
+
+
+def test_a_renewal_counts_from_the_next_tick_so_a_lease_never_expires_early(sm):
+    lease = grant(sm, 1_000)
+    sm.tick(LEADER, 0)
+    sm.tick(LEADER, 900)
+    sm.write(lease_pb2.LeaseKeepAliveRequest(id=lease))  # applied up to a tick after 900
+    sm.tick(LEADER, 50)   # its deadline: 950 + 1000
+    sm.tick(LEADER, 950)
+    assert sm.read(lease_pb2.LeaseTimeToLiveRequest(id=lease)).remaining_ms == 50
+    sm.tick(LEADER, 50)
+    assert not sm.read(lease_pb2.LeaseTimeToLiveRequest(id=lease)).found

@@ -9,6 +9,12 @@ tick of another proposer (another node, term or process) advances nothing:
 time without a working leader is not counted, so a lease outlives its TTL by
 at most an election and never expires early.
 
+A grant or keepalive is applied between two ticks, when the lease clock
+lags real time by up to a tick interval; so its deadline is set at the next
+tick (clock + ttl), never from the stale clock. A lease thus lives at least
+its TTL after its last renewal, and at most one tick interval more (plus any
+election in between).
+
 Every claim's fencing token is the Raft index of the command that granted
 it, so tokens strictly increase across holders and failovers.
 """
@@ -31,6 +37,8 @@ CANDIDATES = b"c"
 LEASE_CLOCK_KEY = b"lease_clock_ms"
 TICK_PROPOSER_KEY = b"lease_tick_proposer"
 COMPACTED_THROUGH_KEY = b"events_compacted_through"
+# A lease renewed since the last tick: its deadline is set by the next one.
+DEADLINE_AT_NEXT_TICK = -1
 
 
 def lease_clock(view: StoreView) -> int:
@@ -75,10 +83,15 @@ def _lease_tick(context: ApplyContext, tick: raft_pb2.LeaseTick) -> raft_pb2.Lea
         clock += min(max(tick.elapsed_ms, 0), limits.LEASE_TICK_ADVANCE_MS_MAX)
     view.meta_put(TICK_PROPOSER_KEY, proposer)
     view.meta_put(LEASE_CLOCK_KEY, clock.to_bytes(8, "big", signed=True))
-    due = view.leases_due(clock, limits.LEASE_EXPIRIES_PER_TICK_MAX)
-    for lease_id in due:
-        drop_lease(context, lease_id)
-    return raft_pb2.LeaseTickResult(lease_clock_ms=clock, expired=len(due))
+    expired = 0
+    for lease_id in view.leases_due(clock, limits.LEASE_EXPIRIES_PER_TICK_MAX):
+        record = view.lease_get(lease_id)
+        if record.deadline_ms == DEADLINE_AT_NEXT_TICK:
+            view.lease_put(lease_id, LeaseRecord(record.ttl_ms, clock + record.ttl_ms))
+        else:
+            drop_lease(context, lease_id)
+            expired += 1
+    return raft_pb2.LeaseTickResult(lease_clock_ms=clock, expired=expired)
 
 
 def drop_lease(context: ApplyContext, lease_id: int) -> None:
@@ -102,8 +115,7 @@ def _header(context: ApplyContext) -> kv_pb2.ResponseHeader:
 
 
 def _lease_grant(context: ApplyContext, request: lease_pb2.LeaseGrantRequest):
-    deadline = lease_clock(context.view) + request.ttl_ms
-    context.view.lease_put(context.index, LeaseRecord(request.ttl_ms, deadline))
+    context.view.lease_put(context.index, LeaseRecord(request.ttl_ms, DEADLINE_AT_NEXT_TICK))
     return lease_pb2.LeaseGrantResponse(header=_header(context), id=context.index,
                                         ttl_ms=request.ttl_ms)
 
@@ -120,18 +132,20 @@ def _lease_keepalive(context: ApplyContext, request: lease_pb2.LeaseKeepAliveReq
     record = view.lease_get(request.id)
     response = lease_pb2.LeaseKeepAliveResponse(header=_header(context), id=request.id)
     if record is not None:
-        view.lease_put(request.id, LeaseRecord(record.ttl_ms, lease_clock(view) + record.ttl_ms))
+        view.lease_put(request.id, LeaseRecord(record.ttl_ms, DEADLINE_AT_NEXT_TICK))
         response.ttl_ms, response.found = record.ttl_ms, True
     return response
 
 
 # -- claims: registry, locks --
 def _claim(context: ApplyContext, table: bytes, name: bytes, value: bytes, lease: int):
-    """(granted, claim): a new claim of `name`, or the current holder's."""
+    """(granted, claim): a new claim of `name`, or the current holder's.
+    A lease claiming what it already holds gets its claim back (granted), so
+    a retry after an unknown outcome is harmless."""
     view = context.view
     current = decode_claim(view.claim_get(table, name))
     if current is not None:
-        return False, current
+        return current.lease == lease, current
     require_attachable(view, lease)
     claim = coordination_pb2.Claim(name=name, value=value, lease=lease, token=context.index)
     view.claim_put(table, name, claim.SerializeToString())
@@ -226,7 +240,10 @@ def read_lease_ttl(
         return response
     response.found = True
     response.granted_ttl_ms = record.ttl_ms
-    response.remaining_ms = max(0, record.deadline_ms - lease_clock(view))
+    if record.deadline_ms == DEADLINE_AT_NEXT_TICK:
+        response.remaining_ms = record.ttl_ms
+    else:
+        response.remaining_ms = max(0, record.deadline_ms - lease_clock(view))
     if request.attached:
         for item in view.lease_items(request.id):
             (response.keys if item[:1] == KEY_ITEM else response.names).append(item[1:])

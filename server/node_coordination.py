@@ -1,0 +1,251 @@
+"""The coordination half of the `Node` API: leases (and the thread that
+proposes lease ticks), the registry, locks and elections that wait, and
+watch streams over the event history.
+
+Waiting never spins on the log: a waiter proposes once, then watches local
+state, woken after every apply batch, and proposes again only when what it
+waits for may have changed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Iterator
+
+from tandemkv import limits
+from tandemkv.errors import TandemKVError
+from tandemkv.server.strong import commands, coordination, reads, validation
+from tandemkv.v1 import coordination_pb2 as co
+from tandemkv.v1 import kv_pb2, lease_pb2, watch_pb2
+
+STALE = kv_pb2.STALE
+
+
+class LeaseTicker:
+    """Proposes a lease tick every LEASE_TICK_INTERVAL_MS while this node
+    believes it leads. Runs on its own thread (never the Raft tick thread)."""
+
+    def __init__(self, node):
+        self._node = node
+        self._nonce = os.urandom(4).hex()  # a restarted process is a new proposer
+        self._last: tuple[str, float] | None = None
+        self._thread = threading.Thread(target=self._run, name="lease-ticker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _run(self) -> None:
+        interval_s = limits.LEASE_TICK_INTERVAL_MS / 1000
+        while not self._node._stopping.wait(interval_s):
+            try:
+                self._tick()
+            except TandemKVError:
+                continue  # stopping, or no leader: the next tick tries again
+
+    def _tick(self) -> None:
+        replica = self._node._require_replica()
+        if replica.role() != "leader":
+            self._last = None
+            return
+        proposer = f"{self._node.config.name}/{self._nonce}/{replica.raftCurrentTerm}"
+        now = time.monotonic()
+        elapsed_ms = 0
+        if self._last is not None and self._last[0] == proposer:
+            elapsed_ms = int((now - self._last[1]) * 1000)
+        self._last = (proposer, now)
+        replica.submit(commands.encode_lease_tick(proposer, elapsed_ms, int(time.time() * 1000)))
+
+
+class NodeCoordination:
+    """Mixin: needs propose/query, `_state`, `_applied` (a Condition
+    notified after each apply batch) and `_stopping`."""
+
+    # -- leases --
+    def lease_grant(self, ttl_ms: int, **kw) -> lease_pb2.LeaseGrantResponse:
+        return self.propose(lease_pb2.LeaseGrantRequest(ttl_ms=ttl_ms), **kw)
+
+    def lease_revoke(self, lease_id: int, **kw) -> lease_pb2.LeaseRevokeResponse:
+        return self.propose(lease_pb2.LeaseRevokeRequest(id=lease_id), **kw)
+
+    def lease_keepalive(self, lease_id: int, **kw) -> lease_pb2.LeaseKeepAliveResponse:
+        return self.propose(lease_pb2.LeaseKeepAliveRequest(id=lease_id), **kw)
+
+    def lease_ttl(self, lease_id: int, *, attached: bool = False, **kw):
+        return self.query(lease_pb2.LeaseTimeToLiveRequest(id=lease_id, attached=attached), **kw)
+
+    # -- registry --
+    def register(self, name: bytes, value: bytes, lease: int, **kw) -> co.RegisterResponse:
+        return self.propose(co.RegisterRequest(name=name, value=value, lease=lease), **kw)
+
+    def whereis(self, name: bytes, **kw) -> co.WhereisResponse:
+        return self.query(co.WhereisRequest(name=name), **kw)
+
+    def unregister(self, name: bytes, token: int, **kw) -> co.UnregisterResponse:
+        return self.propose(co.UnregisterRequest(name=name, token=token), **kw)
+
+    def registry_list(self, prefix: bytes = b"", **kw) -> co.RegistryListResponse:
+        return self.query(co.RegistryListRequest(prefix=prefix), **kw)
+
+    # -- locks and elections: propose, then wait on local state --
+    def lock_acquire(self, request: co.LockAcquireRequest, *, timeout_s: float | None = None):
+        """Tries until acquired or `request.wait_ms` passed; each try is a
+        new command (a refusal is a result, and results are deduplicated)."""
+        validation.check_request(request)
+        deadline = time.monotonic() + request.wait_ms / 1000
+        while True:
+            attempt = co.LockAcquireRequest(name=request.name, lease=request.lease,
+                                            request_id=os.urandom(limits.REQUEST_ID_BYTES))
+            response = self.propose(attempt, timeout_s=timeout_s)
+            if response.acquired or time.monotonic() >= deadline:
+                return response
+            holder = response.claim.token
+            self._wait_for(lambda v: _claim_token(v, coordination.LOCKS, request.name) != holder,
+                           deadline)
+
+    def lock_release(self, name: bytes, token: int, **kw) -> co.LockReleaseResponse:
+        return self.propose(co.LockReleaseRequest(name=name, token=token), **kw)
+
+    def campaign(self, request: co.CampaignRequest, *, timeout_s: float | None = None):
+        """Joins the election's queue, then waits until this candidacy leads
+        or `request.wait_ms` passed; `elected` is confirmed linearizably."""
+        response = self.propose(request, timeout_s=timeout_s)
+        token = response.claim.token
+        deadline = time.monotonic() + request.wait_ms / 1000
+        while not response.elected and time.monotonic() < deadline:
+            self._wait_for(lambda v: _leader_token(v, request.election) == token, deadline)
+            leader = self.query(co.LeaderRequest(election=request.election), timeout_s=timeout_s)
+            response.elected = leader.found and leader.leader.token == token
+            response.header.CopyFrom(leader.header)
+        return response
+
+    def proclaim(self, election: bytes, token: int, value: bytes, **kw) -> co.ProclaimResponse:
+        return self.propose(co.ProclaimRequest(election=election, token=token, value=value), **kw)
+
+    def resign(self, election: bytes, token: int, **kw) -> co.ResignResponse:
+        return self.propose(co.ResignRequest(election=election, token=token), **kw)
+
+    def leader(self, election: bytes, **kw) -> co.LeaderResponse:
+        return self.query(co.LeaderRequest(election=election), **kw)
+
+    def observe(self, election: bytes, stop: threading.Event | None = None) -> Iterator[co.LeaderResponse]:
+        """The election's leader now, then at every change, until `stop`."""
+        last = None
+        while not self._stopped(stop):
+            current = self.query(co.LeaderRequest(election=election, consistency=STALE))
+            seen = (current.found, current.leader.token, current.leader.value)
+            if seen != last:
+                last = seen
+                yield current
+            self._wait_applied_after(current.header.revision, limits.DEADLINE_SECONDS_MAX, stop)
+
+    # -- watches --
+    def watch(self, request: watch_pb2.WatchRequest,
+              stop: threading.Event | None = None) -> Iterator[watch_pb2.WatchResponse]:
+        """Events for the request's keys from its start revision on, in
+        revision order, without gaps or duplicates, until `stop` is set or
+        the node stops. A start revision older than the retained history
+        yields one `compacted` response and ends."""
+        validation.check_request(request)
+        start, end = reads.key_bounds(request.range)
+        next_revision = request.start_revision or self._applied_index() + 1
+        progress_s = request.progress_interval_ms / 1000 if request.progress_interval_ms else None
+        while not self._stopped(stop):
+            response, head = self._collect_events(request, start, end, next_revision)
+            if response.compacted:
+                yield response
+                return
+            if response.events:
+                next_revision = response.events[-1].kv.mod_revision + 1
+                yield response
+                continue
+            next_revision = max(next_revision, head + 1)
+            if not self._wait_applied_after(head, progress_s or limits.DEADLINE_SECONDS_MAX, stop):
+                if progress_s:
+                    yield watch_pb2.WatchResponse(header=self._header(head), progress=True)
+
+    def _collect_events(self, request, start, end, next_revision):
+        response = watch_pb2.WatchResponse()
+        with self._state.read_view() as view:
+            head = view.last_applied()
+            raw = view.meta_get(coordination.COMPACTED_THROUGH_KEY)
+            compacted_through = 0 if raw is None else int.from_bytes(raw, "big")
+            if next_revision <= compacted_through:
+                response.compacted = True
+                response.compact_revision = compacted_through
+                response.header.CopyFrom(self._header(head))
+                return response, head
+            _append_events(response, view.events_scan(next_revision), start, end, request.prev_kv)
+        response.header.CopyFrom(self._header(head))
+        return response, head
+
+    # -- waiting on local state --
+    def _header(self, revision: int) -> kv_pb2.ResponseHeader:
+        return kv_pb2.ResponseHeader(revision=revision, node=self.config.name)
+
+    def _applied_index(self) -> int:
+        with self._state.read_view() as view:
+            return view.last_applied()
+
+    def _stopped(self, stop: threading.Event | None) -> bool:
+        return self._stopping.is_set() or (stop is not None and stop.is_set())
+
+    def _wait_applied_after(self, revision: int, timeout_s: float,
+                            stop: threading.Event | None = None) -> bool:
+        """Waits until something past `revision` is applied; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._applied:
+            while self._applied_index() <= revision:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stopped(stop):
+                    return False
+                self._applied.wait(min(remaining, APPLIED_WAIT_SLICE_S))
+        return True
+
+    def _wait_for(self, condition, deadline: float) -> None:
+        """Waits until `condition(view)` holds on local state, or deadline."""
+        with self._applied:
+            while time.monotonic() < deadline and not self._stopping.is_set():
+                with self._state.read_view() as view:
+                    if condition(view):
+                        return
+                self._applied.wait(min(deadline - time.monotonic(), APPLIED_WAIT_SLICE_S))
+
+
+# Longest one wait on the applied condition before re-checking stop flags.
+APPLIED_WAIT_SLICE_S = 0.5
+
+
+def _append_events(response, scanned, start: bytes, end: bytes | None, prev_kv: bool) -> None:
+    """Adds matching events, whole revisions only, up to about
+    WATCH_RESPONSE_EVENTS_MAX."""
+    last_revision = 0
+    for revision, raw in scanned:
+        if len(response.events) >= limits.WATCH_RESPONSE_EVENTS_MAX and revision != last_revision:
+            return
+        event = watch_pb2.Event.FromString(raw)
+        key = event.kv.key
+        if key < start or (end is not None and key >= end):
+            continue
+        event.kv.mod_revision = revision
+        if not prev_kv:
+            event.ClearField("prev_kv")
+        response.events.append(event)
+        last_revision = revision
+
+
+def _claim_token(view, table: bytes, name: bytes) -> int:
+    claim = coordination.decode_claim(view.claim_get(table, name))
+    return 0 if claim is None else claim.token
+
+
+def _leader_token(view, election: bytes) -> int:
+    queue = coordination.candidates(view, election)
+    return queue[0].token if queue else 0
+
+
+
