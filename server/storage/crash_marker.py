@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .disk import fsync_path
+
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 # Tests simulate a power loss by starting a node with another boot id.
 BOOT_ID_OVERRIDE_ENV = "TANDEMKV_BOOT_ID"
@@ -50,17 +52,10 @@ def mark_running(data_dir: Path) -> None:
         out.write(current_boot_id())
         out.flush()
         os.fsync(out.fileno())
-    _fsync_directory(data_dir)
+    fsync_path(data_dir)
 
 
 def mark_stopped(data_dir: Path) -> None:
     (data_dir / MARKER_NAME).unlink(missing_ok=True)
-    _fsync_directory(data_dir)
+    fsync_path(data_dir)
 
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(str(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

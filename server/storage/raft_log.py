@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import struct
 from pathlib import Path
 
 import lmdb
+
+from .disk import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class DurableRaftLog:
         del self._entries[:entryTo]
         # The snapshot file that replaces these entries was just renamed into
         # place; make the rename durable before the entries can disappear.
-        _fsync_directory(self._path.parent)
+        fsync_path(self._path.parent)
         self._pending.append(("drop_below", kept_from))
 
     def __getitem__(self, item):
@@ -198,10 +199,3 @@ class DurableRaftLog:
     def last_index(self) -> int:
         return self._entries[-1][1] if self._entries else 0
 
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(str(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -18,6 +18,7 @@ import os
 import struct
 from pathlib import Path
 
+from .disk import fsync_path
 from .state_store import StateStore
 
 MAGIC = b"TKVSNAP1"
@@ -78,16 +79,9 @@ def read_snapshot(path: str, store: StateStore) -> tuple[Entry, Entry, list[str]
         # pysyncobj wrote an installed snapshot without fsync, and clears
         # the log down to it next: both it and the state it becomes must be
         # on disk before the log forgets the entries it replaces.
-        _fsync_file_and_directory(Path(path))
+        fsync_path(Path(path))
+        fsync_path(Path(path).parent)
         store.restore_image(Path(path), offset)
         store.sync()
     return last_entry, prev_entry, members
 
-
-def _fsync_file_and_directory(path: Path) -> None:
-    for target, flags in ((path, os.O_RDONLY), (path.parent, os.O_RDONLY)):
-        fd = os.open(str(target), flags)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
