@@ -4,9 +4,12 @@ and the only one that reaches into its internals.
 What it changes in pysyncobj, and why:
 - The journal is `DurableRaftLog` (fsynced, group-committed), handed in
   through `conf.journalFile`; pysyncobj's own never fsyncs.
-- `_FlushingTransport.send` flushes that log before any message leaves, so
-  an entry is on disk before a follower acknowledges it or a leader sends
-  it to be counted towards a commit; a vote is on disk before it is granted.
+- `_FlushingTransport.send` flushes that log before any message leaves
+  except a leader's append-entries: an entry is on disk before a follower
+  acknowledges it, and a term or vote before it is asked for or granted. A
+  leader sends new entries first and fsyncs while followers do the same;
+  nothing of an entry becomes visible (applied, acknowledged to a client,
+  or sent as committed) before the flush that opens every apply.
 - `_SyncObj__applyLogEntries` is wrapped: the log is flushed first (a
   single-node cluster commits without sending anything), every entry of the
   tick is applied in one LMDB write transaction, and the results are handed
@@ -56,6 +59,10 @@ EXIT_STORAGE_FAILURE = 70
 # avoids its chunking bug for commands near a multiple of this size.
 APPEND_ENTRIES_BATCH_BYTES = 4 * limits.COMMAND_SIZE_BYTES_MAX
 SOCKET_BUFFER_BYTES = 1 << 20
+
+# A leader's own copy of an entry needs to be on disk only before the entry
+# is applied (see the module docstring), not before it is replicated.
+LEADER_MESSAGES_WITHOUT_FLUSH = frozenset({"append_entries"})
 
 # pysyncobj failure codes, by what they mean for the caller.
 NOT_APPLIED = frozenset(
@@ -117,7 +124,8 @@ class _FlushingTransport(TCPTransport):
         self.wakeup = PipeNotifier(syncObj._poller)
 
     def send(self, node, message):
-        self._syncObj._flush_raft_log()
+        if message.get("type") not in LEADER_MESSAGES_WITHOUT_FLUSH:
+            self._syncObj._flush_raft_log()
         return super().send(node, message)
 
 
