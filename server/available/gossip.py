@@ -362,7 +362,6 @@ class GossipNode:
                 self._rejected["clock_drift"] += 1
                 return
         self._counters["full_states_merged" if chunk.full else "deltas_merged"] += 1
-        if chunk.count > 1: return
         if table.apply(delta, len(payload)):
             self._changed.add(table.name)
         link.covered = _max_or(link.covered, chunk.upto_seq)
