@@ -42,3 +42,37 @@ def test_the_overrides_shadow_the_private_methods_pysyncobj_calls():
         pysyncobj.syncobj.SyncObj, "_SyncObj__applyLogEntries")
     source = pysyncobj.syncobj.SyncObj._onTick.__code__.co_names
     assert "_SyncObj__applyLogEntries" in source and "_checkCommandsToApply" in source
+
+
+class _FakeLog:
+    def __init__(self):
+        self.submitted = 0
+        self.durable_seq = 0
+        self.dirty = False
+
+    def request_flush(self):
+        if self.dirty:
+            self.submitted += 1
+            self.dirty = False
+        return self.submitted
+
+
+def test_messages_that_promise_durability_wait_for_the_disk_in_order(monkeypatch):
+    sent = []
+    monkeypatch.setattr(raft_adapter.TCPTransport, "send",
+                        lambda self, node, message: sent.append((node, message["type"])) or True)
+    transport = object.__new__(raft_adapter._FlushingTransport)
+    transport._held = {}
+    transport._syncObj = type("Replica", (), {})()
+    transport._syncObj._raft_log = log = _FakeLog()
+    log.dirty = True  # entries appended, not yet on disk
+    transport.send("n2", {"type": "next_node_idx"})       # an acknowledgement: held
+    transport.send("n2", {"type": "append_entries"})      # after a held one: held too
+    transport.send("n3", {"type": "append_entries"})      # a leader's entries: go now
+    assert sent == [("n3", "append_entries")]
+    transport.release_held()
+    assert len(sent) == 1, "still not durable"
+    log.durable_seq = 1
+    transport.release_held()
+    assert sent[1:] == [("n2", "next_node_idx"), ("n2", "append_entries")]
+    assert transport._held == {}

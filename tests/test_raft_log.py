@@ -99,3 +99,28 @@ def test_out_of_order_index_is_a_programming_error(path):
     fill(log, 2)
     with pytest.raises(AssertionError):
         log.add(b"x", 5, 1)
+
+
+def test_request_flush_hands_changes_to_the_flusher_and_reports_durability(path):
+    log = DurableRaftLog(path, durable=True)
+    fill(log, 2)
+    first = log.request_flush()
+    fill(log, 2, start=3)
+    second = log.request_flush()
+    assert second == first + 1 and not log.dirty
+    log.wait_durable(second)
+    assert log.durable_seq >= second
+    assert log.request_flush() == second, "nothing new: the same sequence number"
+    log = reopen(log, path)
+    assert [entry[1] for entry in log] == [1, 2, 3, 4]
+
+
+def test_a_failed_write_is_reported_to_the_failure_callback(path):
+    log = DurableRaftLog(path, durable=True)
+    failures = []
+    log.set_callbacks(on_durable=lambda: None, on_failure=failures.append)
+    log._write_batches = lambda batches: (_ for _ in ()).throw(OSError("disk gone"))
+    fill(log, 1)
+    log.request_flush()
+    log._flusher.join(timeout=10)
+    assert [str(f) for f in failures] == ["disk gone"]

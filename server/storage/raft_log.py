@@ -2,12 +2,14 @@
 index) in their own LMDB environment, with group commit.
 
 pysyncobj's own journal never fsyncs. This one keeps the same interface (the
-method names are pysyncobj's, camelCase) but buffers every change in memory
-and writes the buffer in one fsynced LMDB transaction at `flush()`. The Raft
-adapter calls `flush()` before any message leaves the node and before any
-entry is applied, so an entry is on disk before it is acknowledged to a
-leader, counted towards a commit, or acknowledged to a client; one fsync
-covers every entry of a batch.
+method names are pysyncobj's, camelCase) but buffers every change in memory.
+`request_flush()` hands the buffer to a flusher thread and returns a
+sequence number; the flusher writes everything handed to it since its last
+write in one fsynced LMDB transaction (group commit) and then reports that
+sequence number durable. The tick thread never waits for the disk unless it
+must: the Raft adapter holds back the messages that promise durability
+(acknowledgements, votes) until their sequence number is durable, and waits
+before applying entries that are not.
 
 The whole log is also held in memory (as pysyncobj's file journal does) as
 a list of (command, index, term); snapshots bound its length.
@@ -17,8 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import struct
+import threading
 from pathlib import Path
+from typing import Callable
 
 import lmdb
 
@@ -53,6 +58,22 @@ class DurableRaftLog:
         self._pending: list[tuple] = []
         self._meta_dirty = False
         self._load()
+        self._submitted_seq = 0
+        self._durable_seq = 0
+        self._durable = threading.Condition()
+        self._batches: queue.SimpleQueue = queue.SimpleQueue()
+        self._on_durable: Callable[[], None] = lambda: None
+        self._on_failure: Callable[[BaseException], None] = _raise
+        self._flusher = threading.Thread(target=self._flush_loop, name="raft-log-flusher",
+                                         daemon=True)
+        self._flusher.start()
+
+    def set_callbacks(self, on_durable: Callable[[], None],
+                      on_failure: Callable[[BaseException], None]) -> None:
+        """on_durable runs on the flusher thread after each write (keep it
+        short: a wake-up); on_failure gets the error when a write fails."""
+        self._on_durable = on_durable
+        self._on_failure = on_failure
 
     def _load(self) -> None:
         with self._env.begin() as txn:
@@ -107,6 +128,8 @@ class DurableRaftLog:
 
     def _destroy(self) -> None:
         self.flush()
+        self._batches.put(None)
+        self._flusher.join()
         self._env.close()
 
     def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802
@@ -143,18 +166,57 @@ class DurableRaftLog:
     def dirty(self) -> bool:
         return bool(self._pending)
 
+    @property
+    def durable_seq(self) -> int:
+        return self._durable_seq
+
+    def request_flush(self) -> int:
+        """Hands every buffered change to the flusher; returns the sequence
+        number that is durable once all of them (and all before) are."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            meta = json.dumps(self._meta).encode() if self._meta_dirty else None
+            self._meta_dirty = False
+            self._submitted_seq += 1
+            self._batches.put((self._submitted_seq, pending, meta))
+        return self._submitted_seq
+
+    def wait_durable(self, seq: int) -> None:
+        with self._durable:
+            while self._durable_seq < seq:
+                self._durable.wait()
+
     def flush(self) -> None:
-        """Writes every buffered change in one transaction (fsynced when
-        durable). A failure here is fatal: the caller crashes the node."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, []
+        """Makes every buffered change durable before returning."""
+        self.wait_durable(self.request_flush())
+
+    def _flush_loop(self) -> None:
+        while True:
+            batches = [self._batches.get()]
+            while not self._batches.empty():  # group commit: take all waiting
+                batches.append(self._batches.get())
+            stop = batches[-1] is None
+            batches = [b for b in batches if b is not None]
+            if batches:
+                try:
+                    self._write_batches(batches)
+                except BaseException as error:  # noqa: BLE001 (reported, then fatal)
+                    self._on_failure(error)
+                    return
+                with self._durable:
+                    self._durable_seq = batches[-1][0]
+                    self._durable.notify_all()
+                self._on_durable()
+            if stop:
+                return
+
+    def _write_batches(self, batches: list) -> None:
         with self._env.begin(write=True) as txn:
-            for change in pending:
-                self._write_change(txn, change)
-            if self._meta_dirty:
-                txn.put(_META_KEY, json.dumps(self._meta).encode(), db=self._meta_db)
-                self._meta_dirty = False
+            for _, changes, meta in batches:
+                for change in changes:
+                    self._write_change(txn, change)
+                if meta is not None:
+                    txn.put(_META_KEY, meta, db=self._meta_db)
 
     def _write_change(self, txn: lmdb.Transaction, change: tuple) -> None:
         kind = change[0]
@@ -199,3 +261,6 @@ class DurableRaftLog:
     def last_index(self) -> int:
         return self._entries[-1][1] if self._entries else 0
 
+
+def _raise(error: BaseException) -> None:
+    raise error

@@ -4,12 +4,14 @@ and the only one that reaches into its internals.
 What it changes in pysyncobj, and why:
 - The journal is `DurableRaftLog` (fsynced, group-committed), handed in
   through `conf.journalFile`; pysyncobj's own never fsyncs.
-- `_FlushingTransport.send` flushes that log before any message leaves
-  except a leader's append-entries: an entry is on disk before a follower
-  acknowledges it, and a term or vote before it is asked for or granted. A
-  leader sends new entries first and fsyncs while followers do the same;
-  nothing of an entry becomes visible (applied, acknowledged to a client,
-  or sent as committed) before the flush that opens every apply.
+- `_FlushingTransport.send` holds back every message but a leader's
+  append-entries until the log changes made before it are durable (the
+  log's flusher thread fsyncs them while the tick thread goes on): an entry
+  is on disk before a follower acknowledges it, and a term or vote before it
+  is asked for or granted. Messages to one peer keep their order. A leader
+  sends new entries at once and fsyncs while followers do the same; nothing
+  of an entry becomes visible (applied, acknowledged to a client, or sent as
+  committed) before the wait for durability that opens every apply.
 - `_SyncObj__applyLogEntries` is wrapped: the log is flushed first (a
   single-node cluster commits without sending anything), every entry of the
   tick is applied in one LMDB write transaction, and the results are handed
@@ -116,17 +118,33 @@ _syncobj_module.createJournal = _create_journal
 
 
 class _FlushingTransport(TCPTransport):
-    """pysyncobj's TCP transport, with the Raft log flushed before any send
-    and a pipe to wake the tick thread."""
+    """pysyncobj's TCP transport; a message that promises durability waits
+    (in order, per peer) until the log is durable up to where it was sent.
+    A pipe wakes the tick thread (new commands, finished fsyncs)."""
 
     def __init__(self, syncObj, selfNode, otherNodes):  # noqa: N803 (pysyncobj's names)
         super().__init__(syncObj, selfNode, otherNodes)
         self.wakeup = PipeNotifier(syncObj._poller)
+        self._held: dict = {}  # peer -> [(durable seq needed, message)]
 
     def send(self, node, message):
+        raft_log = self._syncObj._raft_log
+        needed = 0
         if message.get("type") not in LEADER_MESSAGES_WITHOUT_FLUSH:
-            self._syncObj._flush_raft_log()
+            needed = raft_log.request_flush()
+        if self._held.get(node) or needed > raft_log.durable_seq:
+            self._held.setdefault(node, []).append((needed, message))
+            return True
         return super().send(node, message)
+
+    def release_held(self) -> None:
+        """Sends held messages whose log changes are now durable (tick thread)."""
+        durable = self._syncObj._raft_log.durable_seq
+        for node, held in list(self._held.items()):
+            while held and held[0][0] <= durable:
+                super().send(node, held.pop(0)[1])
+            if not held:
+                del self._held[node]
 
 
 ApplyFunction = Callable[[int, bytes], "bytes | None"]
@@ -189,7 +207,17 @@ class RaftReplica(SyncObj):
             dynamicMembershipChange=False,
             maxBindRetries=20,
         )
+        raft_log.set_callbacks(on_durable=self._wake, on_failure=_log_write_failed)
         super().__init__(self_address, peer_addresses, conf, transportClass=_FlushingTransport)
+        self.addOnTickCallback(self._release_held)
+
+    def _wake(self) -> None:
+        transport = getattr(self, "_SyncObj__transport", None)
+        if transport is not None:
+            transport.wakeup.notify()
+
+    def _release_held(self) -> None:
+        self._transport().release_held()
 
     # -- the one replicated method --
     @replicated
@@ -258,7 +286,7 @@ class RaftReplica(SyncObj):
 
     # -- overrides of pysyncobj internals (see the module docstring) --
     def _SyncObj__applyLogEntries(self):  # noqa: N802
-        self._flush_raft_log()
+        self._raft_log.wait_durable(self._raft_log.request_flush())
         if self.raftCommitIndex <= self.raftLastApplied:
             return SyncObj._SyncObj__applyLogEntries(self)
         self._begin_batch()
@@ -275,6 +303,7 @@ class RaftReplica(SyncObj):
 
     def _checkCommandsToApply(self):  # noqa: N802
         self._wakeup_pending = False
+        self._transport().release_held()
         last_before = self._raft_log.last_index()
         super()._checkCommandsToApply()
         if self._raft_log.last_index() > last_before and self._isLeader():
@@ -292,12 +321,6 @@ class RaftReplica(SyncObj):
             and next_index.get(node, before) < before
         ):
             next_index[node] = before
-
-    def _flush_raft_log(self) -> None:
-        try:
-            self._raft_log.flush()
-        except Exception:
-            _crash("writing the raft log failed")
 
     def _transport(self) -> _FlushingTransport:
         return self._SyncObj__transport
@@ -336,6 +359,11 @@ def _resolve_many(items) -> None:
     for future, outcome in items:
         if not future.done():
             future.set_result(outcome)
+
+
+def _log_write_failed(error: BaseException) -> None:
+    log.critical("writing the raft log failed: %r", error)
+    _crash("writing the raft log failed")
 
 
 def _crash(what: str) -> None:
