@@ -106,7 +106,3 @@ def expect(condition: bool, message: str) -> None:
     """For from_plain: raises ValueError unless `condition` holds."""
     if not condition:
         raise ValueError(message)
-
-
-def is_plain_bytes_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, bytes) for item in value)
