@@ -29,7 +29,7 @@ from tandemkv.server.config import DURABILITY_DURABLE, Member, NodeConfig
 from tandemkv.server.storage import crash_marker, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
 from tandemkv.server.storage.state_store import MAP_FILL_RATIO_WRITES_MAX, StateStore
-from tandemkv.server.strong import commands, coordination, raft_adapter, reads, validation
+from tandemkv.server.strong import catalog, commands, coordination, raft_adapter, reads, validation
 from tandemkv.server.strong.read_barrier import ReadBarrier
 from tandemkv.server.strong.state_machine import apply_entry
 from tandemkv.v1 import counter_pb2, kv_pb2
@@ -48,7 +48,7 @@ MAP_FILL_CHECK_WRITES = 64
 READY_POLL_SECONDS = 0.02
 
 
-_READERS = {**reads.READERS, **coordination.READERS}
+_READERS = {**reads.READERS, **coordination.READERS, **catalog.READERS}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -174,3 +174,21 @@ def test_a_renewal_counts_from_the_next_tick_so_a_lease_never_expires_early(sm):
     assert sm.read(lease_pb2.LeaseTimeToLiveRequest(id=lease)).remaining_ms == 50
     sm.tick(LEADER, 50)
     assert not sm.read(lease_pb2.LeaseTimeToLiveRequest(id=lease)).found
+
+
+def test_the_table_catalog_agrees_on_one_type_per_name(sm):
+    from tandemkv.v1 import crdt_pb2
+
+    created = sm.write(crdt_pb2.CreateTableRequest(name="views", type=crdt_pb2.G_COUNTER))
+    again = sm.write(crdt_pb2.CreateTableRequest(name="views", type=crdt_pb2.G_COUNTER))
+    assert created.created and not again.created and again.table == created.table
+    with pytest.raises(FailedPrecondition, match="exists with type G_COUNTER"):
+        sm.write(crdt_pb2.CreateTableRequest(name="views", type=crdt_pb2.OR_SET))
+    with pytest.raises(InvalidArgument, match="unknown table type"):
+        sm.write(crdt_pb2.CreateTableRequest(name="x", type=crdt_pb2.CRDT_TYPE_UNSPECIFIED))
+    sm.write(crdt_pb2.CreateTableRequest(name="online", type=crdt_pb2.OR_SET))
+    listed = sm.read(crdt_pb2.ListTablesRequest()).tables
+    assert [(t.name, t.type) for t in listed] == [("online", crdt_pb2.OR_SET),
+                                                  ("views", crdt_pb2.G_COUNTER)]
+    assert sm.write(crdt_pb2.DropTableRequest(name="views")).dropped
+    assert [t.name for t in sm.read(crdt_pb2.ListTablesRequest()).tables] == ["online"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from tandemkv.errors import FailedPrecondition, InvalidArgument, OutOfRange, TandemKVError
-from tandemkv.v1 import coordination_pb2, counter_pb2, kv_pb2, lease_pb2, raft_pb2
+from tandemkv.v1 import coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, raft_pb2
 
 from .state_machine import COMMAND_FORMAT_VERSION
 
@@ -29,6 +29,8 @@ WRITE_FIELDS: dict[type[Message], str] = {
     coordination_pb2.CampaignRequest: "campaign",
     coordination_pb2.ProclaimRequest: "proclaim",
     coordination_pb2.ResignRequest: "resign",
+    crdt_pb2.CreateTableRequest: "create_table",
+    crdt_pb2.DropTableRequest: "drop_table",
 }
 
 _ERRORS: dict[int, type[TandemKVError]] = {

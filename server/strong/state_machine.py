@@ -23,7 +23,7 @@ from tandemkv import limits
 from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2, watch_pb2
 
-from . import coordination, reads, validation
+from . import catalog, coordination, reads, validation
 from .context import ApplyContext, CommandFailed
 from .coordination import COMPACTED_THROUGH_KEY
 from .view import KvRecord, StoreView
@@ -270,4 +270,5 @@ _OPS = {
     counter_pb2.CounterCompareAndSetRequest: _counter_cas,
     counter_pb2.CounterDeleteRequest: _counter_delete,
     **coordination.OPS,
+    **catalog.OPS,
 }

@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument
-from tandemkv.v1 import coordination_pb2, counter_pb2, kv_pb2, lease_pb2, raft_pb2, watch_pb2
+from tandemkv.v1 import coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, raft_pb2, watch_pb2
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -157,6 +157,22 @@ def _check_watch(request: watch_pb2.WatchRequest) -> None:
         raise InvalidArgument("progress_interval_ms must not be negative")
 
 
+def check_table_name(name: str) -> None:
+    size = len(name.encode())
+    if not 0 < size <= limits.CRDT_TABLE_NAME_BYTES_MAX:
+        raise InvalidArgument(
+            f"table name is {size} bytes; it must be 1 .. CRDT_TABLE_NAME_BYTES_MAX="
+            f"{limits.CRDT_TABLE_NAME_BYTES_MAX} bytes", limit="CRDT_TABLE_NAME_BYTES_MAX")
+
+
+def _check_create_table(request: crdt_pb2.CreateTableRequest) -> None:
+    check_table_name(request.name)
+    known = set(crdt_pb2.CrdtType.values()) - {crdt_pb2.CRDT_TYPE_UNSPECIFIED}
+    if request.type not in known:
+        raise InvalidArgument(f"unknown table type {request.type}; use one of "
+                              f"{sorted(crdt_pb2.CrdtType.Name(t) for t in known)}")
+
+
 _CHECKS = {
     kv_pb2.PutRequest: _check_put,
     kv_pb2.GetRequest: lambda r: (check_key(r.key), check_consistency(r.consistency)),
@@ -187,6 +203,9 @@ _CHECKS = {
     coordination_pb2.LeaderRequest: lambda r: (check_key(r.election, "election"),
                                                check_consistency(r.consistency)),
     watch_pb2.WatchRequest: _check_watch,
+    crdt_pb2.CreateTableRequest: _check_create_table,
+    crdt_pb2.DropTableRequest: lambda r: check_table_name(r.name),
+    crdt_pb2.ListTablesRequest: lambda r: check_consistency(r.consistency),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 
 from tandemkv.server.storage.state_store import StateStore
-from tandemkv.server.strong import commands, coordination, reads
+from tandemkv.server.strong import catalog, commands, coordination, reads
 from tandemkv.server.strong.state_machine import apply_entry
 from tandemkv.server.strong.view import MemoryView
 from tandemkv.v1 import counter_pb2, kv_pb2
@@ -46,7 +46,7 @@ class Applier:
         return commands.decode_result(self.raw(commands.encode_lease_tick(proposer, elapsed_ms, 1)))
 
     def read(self, request):
-        readers = {**reads.READERS, **coordination.READERS}
+        readers = {**reads.READERS, **coordination.READERS, **catalog.READERS}
         return readers[type(request)](self.view, request, self.index)
 
     def get(self, key: bytes):
