@@ -124,3 +124,17 @@ def test_a_failed_write_is_reported_to_the_failure_callback(path):
     log.request_flush()
     log._flusher.join(timeout=10)
     assert [str(f) for f in failures] == ["disk gone"]
+
+
+def test_durable_through_counts_only_what_reached_disk_and_respects_truncations(path):
+    log = DurableRaftLog(path, durable=True)
+    fill(log, 5)
+    assert log.durable_through() == 0
+    log.wait_durable(log.request_flush())
+    assert log.durable_through() == 5
+    log.deleteEntriesFrom(2)  # indexes 3.. replaced, not yet on disk
+    fill(log, 3, term=2, start=3)
+    assert log.durable_through() == 2
+    log.wait_durable_through(2)  # already durable: hands over, need not wait
+    log.wait_durable_through(5)
+    assert log.durable_through() == 5 and log[4] == (b"cmd5", 5, 2)

@@ -60,6 +60,10 @@ class DurableRaftLog:
         self._load()
         self._submitted_seq = 0
         self._durable_seq = 0
+        # The last index of the log when the newest durable batch was handed
+        # over, and truncations whose batches are not durable yet.
+        self._durable_last_index = self.last_index()
+        self._truncations: list[tuple[int, int]] = []  # (seq, first dropped index)
         self._durable = threading.Condition()
         self._batches: queue.SimpleQueue = queue.SimpleQueue()
         self._on_durable: Callable[[], None] = lambda: None
@@ -101,6 +105,7 @@ class DurableRaftLog:
     def clear(self) -> None:
         self._entries = []
         self._pending.append(("clear",))
+        self._truncations.append((self._submitted_seq + 1, 0))
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 (pysyncobj's name)
         if entryFrom >= len(self._entries):
@@ -108,6 +113,7 @@ class DurableRaftLog:
         first_dropped = self._entries[entryFrom][1]
         del self._entries[entryFrom:]
         self._pending.append(("drop_from", first_dropped))
+        self._truncations.append((self._submitted_seq + 1, first_dropped))
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
         if entryTo <= 0 or not self._entries:
@@ -178,8 +184,25 @@ class DurableRaftLog:
             meta = json.dumps(self._meta).encode() if self._meta_dirty else None
             self._meta_dirty = False
             self._submitted_seq += 1
-            self._batches.put((self._submitted_seq, pending, meta))
+            self._batches.put((self._submitted_seq, pending, meta, self.last_index()))
         return self._submitted_seq
+
+    def durable_through(self) -> int:
+        """Every entry at or below this index is on disk as the log holds it
+        now (tick thread)."""
+        durable_seq = self._durable_seq
+        self._truncations = [t for t in self._truncations if t[0] > durable_seq]
+        through = self._durable_last_index
+        for _, first_dropped in self._truncations:
+            through = min(through, first_dropped - 1)
+        return through
+
+    def wait_durable_through(self, index: int) -> None:
+        """Hands buffered changes to the flusher; waits only if the entries
+        up to `index` are not on disk yet."""
+        seq = self.request_flush()
+        if self.durable_through() < index:
+            self.wait_durable(seq)
 
     def wait_durable(self, seq: int) -> None:
         with self._durable:
@@ -204,6 +227,7 @@ class DurableRaftLog:
                     self._on_failure(error)
                     return
                 with self._durable:
+                    self._durable_last_index = batches[-1][3]
                     self._durable_seq = batches[-1][0]
                     self._durable.notify_all()
                 self._on_durable()
@@ -212,7 +236,7 @@ class DurableRaftLog:
 
     def _write_batches(self, batches: list) -> None:
         with self._env.begin(write=True) as txn:
-            for _, changes, meta in batches:
+            for _, changes, meta, _ in batches:
                 for change in changes:
                     self._write_change(txn, change)
                 if meta is not None:

@@ -286,7 +286,7 @@ class RaftReplica(SyncObj):
 
     # -- overrides of pysyncobj internals (see the module docstring) --
     def _SyncObj__applyLogEntries(self):  # noqa: N802
-        self._raft_log.wait_durable(self._raft_log.request_flush())
+        self._raft_log.wait_durable_through(self.raftCommitIndex)
         if self.raftCommitIndex <= self.raftLastApplied:
             return SyncObj._SyncObj__applyLogEntries(self)
         self._begin_batch()
