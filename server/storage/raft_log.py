@@ -163,9 +163,10 @@ class DurableRaftLog:
         return self._meta["voted_for"]
 
     def onOneSecondTimer(self) -> None:  # noqa: N802
+        # Only the commit index may be waiting: hand it over, don't wait.
         if self._meta_dirty and not self._pending:
             self._pending.append(("meta",))
-        self.flush()
+        self.request_flush()
 
     # -- durability --
     @property
