@@ -47,7 +47,37 @@ class NotFound(TandemKVError):
 
 
 class AlreadyExists(TandemKVError):
+    """The name is taken. From the registry, `owner` is the current owner's
+    value and `token` its fencing token (None when unknown)."""
+
     code = grpc.StatusCode.ALREADY_EXISTS
+
+    def __init__(self, message: str, owner: bytes | None = None, token: int | None = None):
+        super().__init__(message)
+        self.owner = owner
+        self.token = token
+
+
+class NotAcquired(TandemKVError):
+    """A lock or an election was not won within the wait. `token` is the
+    current holder's fencing token (None when unknown). Nothing is held."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, message: str, token: int | None = None):
+        super().__init__(message)
+        self.token = token
+
+
+class Compacted(TandemKVError):
+    """A watch asked for revisions older than the retained history. Re-read
+    the range, then watch again from `compact_revision + 1` (or later)."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+    def __init__(self, message: str, compact_revision: int = 0):
+        super().__init__(message)
+        self.compact_revision = compact_revision
 
 
 class Unavailable(TandemKVError):

@@ -1,8 +1,8 @@
 """Builds the client-facing gRPC server of one node.
 
 Owns the server's shape: a thread-pool `grpc.server` (measured faster than
-grpc.aio for this workload), the KV, Counter and Cluster servicers, the
-standard health service, server reflection, the concurrent-RPC limit and
+grpc.aio for this workload), the KV, Counter, Cluster, Lease, Registry,
+Lock, Election and Watch servicers, the standard health service, server reflection, the concurrent-RPC limit and
 the message-size limit. It does not start or stop the node.
 """
 
@@ -17,8 +17,14 @@ from grpc_reflection.v1alpha import reflection
 
 from tandemkv import limits
 from tandemkv.server.api.edge import NodeCalls
+from tandemkv.server.api.coordination_servicers import (
+    ElectionServicer, LeaseServicer, LockServicer, RegistryServicer, StreamStops, WatchServicer,
+)
 from tandemkv.server.api.servicers import ClusterServicer, CounterServicer, KVServicer
-from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, counter_pb2, counter_pb2_grpc, kv_pb2, kv_pb2_grpc
+from tandemkv.v1 import (
+    cluster_pb2, cluster_pb2_grpc, coordination_pb2, coordination_pb2_grpc, counter_pb2, counter_pb2_grpc,
+    kv_pb2, kv_pb2_grpc, lease_pb2, lease_pb2_grpc, watch_pb2, watch_pb2_grpc,
+)
 
 # Threads serving RPCs. A write holds its thread until Raft commits it, so
 # this bounds the writes in flight on one node; calls beyond it queue (and
@@ -31,6 +37,11 @@ SERVICE_NAMES = (
     kv_pb2.DESCRIPTOR.services_by_name["KV"].full_name,
     counter_pb2.DESCRIPTOR.services_by_name["Counter"].full_name,
     cluster_pb2.DESCRIPTOR.services_by_name["Cluster"].full_name,
+    lease_pb2.DESCRIPTOR.services_by_name["Lease"].full_name,
+    coordination_pb2.DESCRIPTOR.services_by_name["Registry"].full_name,
+    coordination_pb2.DESCRIPTOR.services_by_name["Lock"].full_name,
+    coordination_pb2.DESCRIPTOR.services_by_name["Election"].full_name,
+    watch_pb2.DESCRIPTOR.services_by_name["Watch"].full_name,
 )
 
 
@@ -41,6 +52,7 @@ class ClientServer:
     server: grpc.Server
     port: int
     health: health.HealthServicer
+    streams: StreamStops = dataclasses.field(default_factory=StreamStops)
 
     def start(self) -> None:
         self.server.start()
@@ -48,8 +60,10 @@ class ClientServer:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     def stop(self, grace_s: float = STOP_GRACE_SECONDS) -> None:
-        """Stops taking calls, lets calls in flight finish for `grace_s`."""
+        """Stops taking calls, ends open streams (watches, observes,
+        keepalives) at once, lets unary calls in flight finish for `grace_s`."""
         self.health.enter_graceful_shutdown()
+        self.streams.stop_all()
         self.server.stop(grace_s).wait()
 
 
@@ -74,6 +88,12 @@ def build_server(
     kv_pb2_grpc.add_KVServicer_to_server(KVServicer(node), server)
     counter_pb2_grpc.add_CounterServicer_to_server(CounterServicer(node), server)
     cluster_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(node), server)
+    streams = StreamStops()
+    lease_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(node, streams), server)
+    coordination_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(node), server)
+    coordination_pb2_grpc.add_LockServicer_to_server(LockServicer(node), server)
+    coordination_pb2_grpc.add_ElectionServicer_to_server(ElectionServicer(node, streams), server)
+    watch_pb2_grpc.add_WatchServicer_to_server(WatchServicer(node, streams), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -85,4 +105,4 @@ def build_server(
         raise OSError(f"cannot listen on {address}: {error}; is the port in use?") from error
     if port == 0:
         raise OSError(f"cannot listen on {address}; is the port in use?")
-    return ClientServer(server=server, port=port, health=health_servicer)
+    return ClientServer(server=server, port=port, health=health_servicer, streams=streams)

@@ -3,7 +3,10 @@
 It records every call (request, kind, timeout), can be scripted to raise
 errors or to block, and answers from a tiny in-memory model (keys, counters,
 a request-id dedup table) so that SDK tests can check what was applied.
-It is not a second state machine: transactions only report success.
+It is not a second state machine: transactions only report success, a
+lease is granted by answering its id, a registry name is taken by the
+first register. Streams (`watch`, `observe`) yield `stream_responses`, then
+block until their stop Event is set, which they record in `stops`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ import threading
 from collections import deque
 
 from tandemkv import errors
-from tandemkv.v1 import counter_pb2, kv_pb2
+from tandemkv.v1 import coordination_pb2 as co
+from tandemkv.v1 import counter_pb2, kv_pb2, lease_pb2
+
+# Longest a fake stream waits for its stop Event.
+STREAM_WAIT_SECONDS_MAX = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +64,10 @@ class FakeNode:
         self.counters: dict[bytes, int] = {}
         self.applied: dict[bytes, object] = {}
         self.revision = 0
+        self.names: dict[bytes, co.Claim] = {}
+        self.stream_responses: list = []
+        self.stops: list[threading.Event] = []
+        self.stream_opened = threading.Semaphore(0)
         self._lock = threading.Lock()
 
     def propose(self, request, *, timeout_s):
@@ -147,3 +158,48 @@ class FakeNode:
     def _CounterDeleteRequest(self, r):
         deleted = self.counters.pop(r.name, None) is not None
         return counter_pb2.CounterDeleteResponse(header=self._counter_header(True), deleted=deleted)
+
+    # -- coordination --
+    def lock_acquire(self, request, *, timeout_s):
+        self.calls.append(Call("lock_acquire", request, timeout_s))
+        claim = co.Claim(name=request.name, lease=request.lease, token=self._header(True))
+        return co.LockAcquireResponse(header=kv_pb2.ResponseHeader(revision=self.revision),
+                                      acquired=True, claim=claim)
+
+    def campaign(self, request, *, timeout_s):
+        self.calls.append(Call("campaign", request, timeout_s))
+        claim = co.Claim(name=request.election, value=request.value, lease=request.lease,
+                         token=self._header(True))
+        return co.CampaignResponse(header=kv_pb2.ResponseHeader(revision=self.revision),
+                                   elected=True, claim=claim)
+
+    def watch(self, request, stop):
+        self.calls.append(Call("watch", request, 0.0))
+        return self._stream(stop)
+
+    def observe(self, election, stop):
+        self.calls.append(Call("observe", election, 0.0))
+        return self._stream(stop)
+
+    def _stream(self, stop):
+        self.stops.append(stop)
+        self.stream_opened.release()
+        yield from self.stream_responses
+        stop.wait(STREAM_WAIT_SECONDS_MAX)
+
+    def _LeaseGrantRequest(self, r):
+        return lease_pb2.LeaseGrantResponse(header=kv_pb2.ResponseHeader(revision=self._header(True)),
+                                            id=self.revision, ttl_ms=r.ttl_ms)
+
+    def _LeaseKeepAliveRequest(self, r):
+        return lease_pb2.LeaseKeepAliveResponse(header=kv_pb2.ResponseHeader(revision=self._header(True)),
+                                                id=r.id, ttl_ms=1000, found=True)
+
+    def _RegisterRequest(self, r):
+        header = kv_pb2.ResponseHeader(revision=self._header(True))
+        current = self.names.get(r.name)
+        if current is not None:
+            return co.RegisterResponse(header=header, registered=current.lease == r.lease, claim=current)
+        self.names[r.name] = co.Claim(name=r.name, value=r.value, lease=r.lease, token=self.revision)
+        return co.RegisterResponse(header=header, registered=True, claim=self.names[r.name])
+
