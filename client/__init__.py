@@ -9,17 +9,26 @@ its `Op`s), the `Retry` policy, result types, and the exceptions of
         client.put("greeting", "hello")
         client.get("greeting")             # b"hello" (None if missing)
         client.counter("hits").incr()      # 1
+        with client.registry.hold("svc", "host:port", ttl=10) as token:
+            ...                            # the name is ours while this runs
 """
 
 from tandemkv.client._async import AsyncClient
+from tandemkv.client._claims import Election, Hold, Lock, Registry
+from tandemkv.client._claims_async import AsyncElection, AsyncHold, AsyncLock, AsyncRegistry
+from tandemkv.client._coordination_ops import Registration
+from tandemkv.client._leases import AsyncLease, Lease
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn, Counter, Op, Txn, TxnOp
 from tandemkv.client._results import ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult, TxnResult
 from tandemkv.client._retry import NO_RETRY, Retry
 from tandemkv.client._sync import Client
+from tandemkv.client._watch import AsyncObserver, AsyncWatcher, Observer, WatchEvent, Watcher
 from tandemkv.errors import (
     AlreadyExists,
+    Compacted,
     FailedPrecondition,
     InvalidArgument,
+    NotAcquired,
     NotFound,
     OutcomeUnknown,
     OutOfRange,
@@ -31,8 +40,11 @@ from tandemkv.errors import (
 )
 
 __all__ = [
-    "AlreadyExists", "AsyncClient", "AsyncCounter", "AsyncTxn", "Client", "ClusterStatus", "Counter",
-    "FailedPrecondition", "InvalidArgument", "KeyValue", "NO_RETRY", "NodeInfo", "NotFound", "Op",
-    "OutcomeUnknown", "OutOfRange", "PermissionDenied", "PutResult", "RangeResult", "ResourceExhausted",
-    "Retry", "TandemKVError", "Txn", "TxnOp", "TxnResult", "Unauthenticated", "Unavailable",
+    "AlreadyExists", "AsyncClient", "AsyncCounter", "AsyncElection", "AsyncHold", "AsyncLease",
+    "AsyncLock", "AsyncObserver", "AsyncRegistry", "AsyncTxn", "AsyncWatcher", "Client", "ClusterStatus",
+    "Compacted", "Counter", "Election", "FailedPrecondition", "Hold", "InvalidArgument", "KeyValue",
+    "Lease", "Lock", "NO_RETRY", "NodeInfo", "NotAcquired", "NotFound", "Observer", "Op", "OutcomeUnknown",
+    "OutOfRange", "PermissionDenied", "PutResult", "RangeResult", "Registration", "Registry",
+    "ResourceExhausted", "Retry", "TandemKVError", "Txn", "TxnOp", "TxnResult", "Unauthenticated",
+    "Unavailable", "WatchEvent", "Watcher",
 ]

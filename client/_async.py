@@ -9,7 +9,10 @@ import grpc
 import grpc.aio
 
 from tandemkv.client import _operations as ops
+from tandemkv.client._claims_async import AsyncElection, AsyncLock, AsyncRegistry
+from tandemkv.client._leases import AsyncLease, lease_id
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn
+from tandemkv.client._watch import AsyncWatcher
 from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult
 from tandemkv.client._retry import Attempts, Retry, error_from_rpc
 from tandemkv.client._routing import Router, resolve_endpoints
@@ -47,8 +50,8 @@ class AsyncClient:
             await channel.close()
 
     async def put(self, key: BytesLike, value: BytesLike, *, prev_kv: bool = False,
-            request_id: bytes | None = None) -> PutResult:
-        return await self.run(ops.put(key, value, prev_kv, request_id))
+                  request_id: bytes | None = None, lease: AsyncLease | int = 0) -> PutResult:
+        return await self.run(ops.put(key, value, prev_kv, request_id, lease_id(lease)))
 
     async def get(self, key: BytesLike, *, stale: bool = False) -> bytes | None:
         kv = await self.run(ops.get(key, stale))
@@ -69,6 +72,27 @@ class AsyncClient:
 
     def counter(self, name: BytesLike) -> AsyncCounter:
         return AsyncCounter(self, name)
+
+    def lease(self, ttl_s: float) -> AsyncLease:
+        """A lease of `ttl_s` seconds, granted when awaited or entered
+        (`async with client.lease(10) as lease:` renews it in a task and
+        revokes it on exit); see `Lease`."""
+        return AsyncLease(self, ttl_s)
+
+    @property
+    def registry(self) -> AsyncRegistry:
+        return AsyncRegistry(self)
+
+    def lock(self, name: BytesLike, ttl: float = 10.0, wait: float | None = 30.0) -> AsyncLock:
+        return AsyncLock(self, name, ttl, wait)
+
+    def election(self, name: BytesLike) -> AsyncElection:
+        return AsyncElection(self, name)
+
+    def watch(self, key_or_prefix: BytesLike, *, prefix: bool = True, start_revision: int = 0,
+              prev_kv: bool = False) -> AsyncWatcher:
+        """`async for event in client.watch("jobs/")`; see `Client.watch`."""
+        return AsyncWatcher(self, key_or_prefix, prefix, start_revision, prev_kv)
 
     async def status(self) -> ClusterStatus:
         seen: dict[str, NodeInfo] = {}
@@ -91,9 +115,10 @@ class AsyncClient:
             await self._find_leader(STATUS_TIMEOUT_SECONDS_MAX)
         return self._router.leader
 
-    async def run(self, operation: ops.Operation) -> Any:
+    async def run(self, operation: ops.Operation, *, retry: Retry | None = None) -> Any:
         """Sends `operation` with routing and retries (see `Client.run`)."""
-        attempts = Attempts(self.retry, operation.request_id, operation.write)
+        retry = retry or self.retry
+        attempts = Attempts(retry, operation.request_id, operation.write)
         while (timeout_s := attempts.timeout_s()) is not None:
             if self._router.leader is None:
                 await self._find_leader(min(timeout_s, STATUS_TIMEOUT_SECONDS_MAX))
@@ -105,7 +130,7 @@ class AsyncClient:
             delay_s = attempts.failed(error, self._router.failed(endpoint, error))
             if delay_s is None:
                 break
-            await self.retry.async_sleep(delay_s)
+            await retry.async_sleep(delay_s)
         raise attempts.final_error()
 
     async def _find_leader(self, timeout_s: float) -> None:
@@ -118,10 +143,20 @@ class AsyncClient:
                 self._router.learn_leader(response.leader_client_address)
                 return
 
-    async def _send(self, endpoint: str, operation: ops.Operation, timeout_s: float) -> Any:
+    def stub(self, service: str, endpoint: str) -> Any:
+        """The generated stub of `service` on `endpoint`'s channel."""
         channel = self._channels.get(endpoint)
         if channel is None:
             channel = grpc.aio.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
             self._channels[endpoint] = channel
-        stub = STUBS[operation.service](channel)
-        return await getattr(stub, operation.method)(operation.request, timeout=timeout_s)
+        return STUBS[service](channel)
+
+    async def _send(self, endpoint: str, operation: ops.Operation, timeout_s: float) -> Any:
+        method = getattr(self.stub(operation.service, endpoint), operation.method)
+        if not operation.stream:
+            return await method(operation.request, timeout=timeout_s)
+        call = method(iter([operation.request]), timeout=timeout_s)
+        try:
+            return await call.read()
+        finally:
+            call.cancel()

@@ -20,11 +20,14 @@ from tandemkv.v1 import cluster_pb2, counter_pb2, kv_pb2
 
 @dataclasses.dataclass(frozen=True)
 class Operation:
-    service: str  # "KV" | "Counter" | "Cluster"
+    service: str  # a key of the clients' STUBS: "KV", "Counter", "Lease", ...
     method: str
     request: Message
     decode: Callable[[Any], Any]
     write: bool
+    # A bidirectional-stream RPC sent as one request with one answer
+    # (Lease.KeepAlive).
+    stream: bool = False
 
     @property
     def request_id(self) -> bytes:
@@ -51,10 +54,11 @@ def decode_range(response: kv_pb2.RangeResponse) -> RangeResult:
     return RangeResult(kvs, response.more, response.header.revision)
 
 
-def put(key: BytesLike, value: BytesLike, prev_kv: bool = False, request_id: bytes | None = None) -> Operation:
+def put(key: BytesLike, value: BytesLike, prev_kv: bool = False, request_id: bytes | None = None,
+        lease: int = 0) -> Operation:
     request = kv_pb2.PutRequest(
         key=to_bytes(key, "key"), value=to_bytes(value, "value"), prev_kv=prev_kv,
-        request_id=new_request_id(request_id),
+        request_id=new_request_id(request_id), lease=lease,
     )
     return Operation("KV", "Put", request, decode_put, write=True)
 

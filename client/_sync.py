@@ -9,19 +9,27 @@ from typing import Any, Iterable
 import grpc
 
 from tandemkv import limits
+from tandemkv.client import _coordination_ops as cops
 from tandemkv.client import _operations as ops
+from tandemkv.client._claims import Election, Lock, Registry
+from tandemkv.client._leases import Lease, lease_id
 from tandemkv.client._recipes import Counter, Txn
+from tandemkv.client._watch import Watcher
 from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult
 from tandemkv.client._retry import Attempts, Retry, error_from_rpc
 from tandemkv.client._routing import Router, resolve_endpoints
-from tandemkv.v1 import cluster_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc
+from tandemkv.v1 import (
+    cluster_pb2_grpc, coordination_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc, lease_pb2_grpc, watch_pb2_grpc,
+)
 
 CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
     ("grpc.max_send_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
 )
 STUBS = {"KV": kv_pb2_grpc.KVStub, "Counter": counter_pb2_grpc.CounterStub,
-         "Cluster": cluster_pb2_grpc.ClusterStub}
+         "Cluster": cluster_pb2_grpc.ClusterStub, "Lease": lease_pb2_grpc.LeaseStub,
+         "Registry": coordination_pb2_grpc.RegistryStub, "Lock": coordination_pb2_grpc.LockStub,
+         "Election": coordination_pb2_grpc.ElectionStub, "Watch": watch_pb2_grpc.WatchStub}
 # How long a leader lookup or a status call waits for one node.
 STATUS_TIMEOUT_SECONDS_MAX = 2.0
 # Nodes one status() call asks (the endpoints and the members they report).
@@ -73,12 +81,14 @@ class Client:
 
     # -- KV ---------------------------------------------------------------
     def put(self, key: BytesLike, value: BytesLike, *, prev_kv: bool = False,
-            request_id: bytes | None = None) -> PutResult:
+            request_id: bytes | None = None, lease: Lease | int = 0) -> PutResult:
         """Sets `key` to `value`. Returns the revision that applied it (and
         the previous `KeyValue` if `prev_kv=True` and the key existed).
         `request_id`: only to finish a write that raised `OutcomeUnknown`
-        (pass its `request_id`); every write gets a fresh one otherwise."""
-        return self.run(ops.put(key, value, prev_kv, request_id))
+        (pass its `request_id`); every write gets a fresh one otherwise.
+        `lease`: attach the key to a lease (a `Lease` or its id); the key is
+        deleted when the lease expires or is revoked."""
+        return self.run(ops.put(key, value, prev_kv, request_id, lease_id(lease)))
 
     def get(self, key: BytesLike, *, stale: bool = False) -> bytes | None:
         """The value of `key`, or None if it does not exist. Linearizable;
@@ -111,6 +121,47 @@ class Client:
         """The counter `name`; see `Counter`."""
         return Counter(self, name)
 
+    # -- leases, registry, locks, elections, watches -------------------------
+    def lease(self, ttl_s: float) -> Lease:
+        """Grants a lease of `ttl_s` seconds; see `Lease`. As a context
+        manager it is renewed in the background and revoked on exit."""
+        return Lease(self, self.run(cops.lease_grant(ttl_s)), ttl_s)
+
+    @property
+    def registry(self) -> Registry:
+        """The cluster-wide name registry; see `Registry`."""
+        return Registry(self)
+
+    def lock(self, name: BytesLike, ttl: float = 10.0, wait: float | None = 30.0) -> Lock:
+        """A lock for a `with` block, yielding its fencing token; see `Lock`."""
+        return Lock(self, name, ttl, wait)
+
+    def election(self, name: BytesLike) -> Election:
+        """The leader election `name`; see `Election`."""
+        return Election(self, name)
+
+    def watch(self, key_or_prefix: BytesLike, *, prefix: bool = True, start_revision: int = 0,
+              prev_kv: bool = False) -> Watcher:
+        """An iterator of `WatchEvent`s for keys starting with `key_or_prefix`
+        (or that one key, `prefix=False`), in revision order.
+
+        Semantics: from `start_revision` on (0: changes after now); a node
+        failure or a lost connection is survived by resuming on another
+        node from the revision after the last event delivered: no gaps, no
+        duplicates. A start older than the retained history
+        (WATCH_HISTORY_REVISIONS_MAX revisions) raises `Compacted` with
+        `compact_revision`: re-read the range, then watch from
+        `compact_revision + 1`. `close()` it (or use `with`) to stop;
+        `next_revision` is where a new watch should resume.
+
+        Example::
+
+            with client.watch("jobs/", start_revision=first) as events:
+                for event in events:
+                    print(event.type, event.key, event.value, event.revision)
+        """
+        return Watcher(self, key_or_prefix, prefix, start_revision, prev_kv)
+
     # -- cluster ----------------------------------------------------------
     def status(self) -> ClusterStatus:
         """Every node's view (role, term, commit and applied index): the
@@ -137,10 +188,12 @@ class Client:
         return self._router.leader
 
     # -- the engine -------------------------------------------------------
-    def run(self, operation: ops.Operation) -> Any:
-        """Sends `operation` with routing and retries; returns its decoded
-        answer or raises a `tandemkv.errors` exception."""
-        attempts = Attempts(self.retry, operation.request_id, operation.write)
+    def run(self, operation: ops.Operation, *, retry: Retry | None = None) -> Any:
+        """Sends `operation` with routing and retries (`retry`, else the
+        client's); returns its decoded answer or raises a `tandemkv.errors`
+        exception."""
+        retry = retry or self.retry
+        attempts = Attempts(retry, operation.request_id, operation.write)
         while (timeout_s := attempts.timeout_s()) is not None:
             if self._router.leader is None:
                 self._find_leader(min(timeout_s, STATUS_TIMEOUT_SECONDS_MAX))
@@ -154,7 +207,7 @@ class Client:
             delay_s = attempts.failed(error, redirected)
             if delay_s is None:
                 break
-            self.retry.sleep(delay_s)
+            retry.sleep(delay_s)
         raise attempts.final_error()
 
     def _find_leader(self, timeout_s: float) -> None:
@@ -168,9 +221,19 @@ class Client:
                     self._router.learn_leader(response.leader_client_address)
                 return
 
+    def stub(self, service: str, endpoint: str) -> Any:
+        """The generated stub of `service` on `endpoint`'s channel."""
+        return STUBS[service](self._channel(endpoint))
+
     def _send(self, endpoint: str, operation: ops.Operation, timeout_s: float) -> Any:
-        stub = STUBS[operation.service](self._channel(endpoint))
-        return getattr(stub, operation.method)(operation.request, timeout=timeout_s)
+        method = getattr(self.stub(operation.service, endpoint), operation.method)
+        if not operation.stream:
+            return method(operation.request, timeout=timeout_s)
+        call = method(iter([operation.request]), timeout=timeout_s)
+        try:
+            return next(call)
+        finally:
+            call.cancel()
 
     def _channel(self, endpoint: str) -> grpc.Channel:
         with self._lock:

@@ -21,6 +21,8 @@ from tandemkv.server.api.coordination_servicers import (
     ElectionServicer, LeaseServicer, LockServicer, RegistryServicer, StreamStops, WatchServicer,
 )
 from tandemkv.server.api.servicers import ClusterServicer, CounterServicer, KVServicer
+from tandemkv.server.api.crdt_servicers import CrdtServicer, GossipServicer
+from tandemkv.v1 import crdt_pb2, crdt_pb2_grpc
 from tandemkv.v1 import (
     cluster_pb2, cluster_pb2_grpc, coordination_pb2, coordination_pb2_grpc, counter_pb2, counter_pb2_grpc,
     kv_pb2, kv_pb2_grpc, lease_pb2, lease_pb2_grpc, watch_pb2, watch_pb2_grpc,
@@ -37,6 +39,7 @@ SERVICE_NAMES = (
     kv_pb2.DESCRIPTOR.services_by_name["KV"].full_name,
     counter_pb2.DESCRIPTOR.services_by_name["Counter"].full_name,
     cluster_pb2.DESCRIPTOR.services_by_name["Cluster"].full_name,
+    crdt_pb2.DESCRIPTOR.services_by_name["Crdt"].full_name,
     lease_pb2.DESCRIPTOR.services_by_name["Lease"].full_name,
     coordination_pb2.DESCRIPTOR.services_by_name["Registry"].full_name,
     coordination_pb2.DESCRIPTOR.services_by_name["Lock"].full_name,
@@ -88,6 +91,8 @@ def build_server(
     kv_pb2_grpc.add_KVServicer_to_server(KVServicer(node), server)
     counter_pb2_grpc.add_CounterServicer_to_server(CounterServicer(node), server)
     cluster_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(node), server)
+    crdt_pb2_grpc.add_CrdtServicer_to_server(CrdtServicer(node), server)
+    crdt_pb2_grpc.add_GossipServicer_to_server(GossipServicer(node), server)
     streams = StreamStops()
     lease_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(node, streams), server)
     coordination_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(node), server)

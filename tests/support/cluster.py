@@ -9,6 +9,10 @@ on 127.0.0.1, in a temporary directory, on free ports.
 
 Every wait polls a condition with a deadline; leaving the `with` block
 stops every process the harness started (SIGTERM, then SIGKILL).
+
+`limits={"WATCH_HISTORY_REVISIONS_MAX": 200}` starts every node with those
+`tandemkv.limits` changed (tests only: the same on every node, set before
+the node starts, so apply stays deterministic).
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ def free_ports(count: int) -> list[int]:
 
 
 class ServeCluster:
-    def __init__(self, root: Path, nodes: int = 3):
+    def __init__(self, root: Path, nodes: int = 3, limits: dict[str, int] | None = None):
         self.root = Path(root)
+        self.limits = dict(limits or {})
         ports = free_ports(2 * nodes)
         self.members = [Member(f"n{k + 1}", f"127.0.0.1:{ports[2 * k]}", f"127.0.0.1:{ports[2 * k + 1]}")
                         for k in range(nodes)]
@@ -85,9 +90,20 @@ class ServeCluster:
         assert name not in self.processes or self.processes[name].poll() is not None, f"{name} is running"
         with open(self.log_path(name), "ab") as log:
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "tandemkv.server.cli", "serve", "--config", str(self.config_path(name))],
+                [*self._python(), "serve", "--config", str(self.config_path(name))],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
+
+    def _python(self) -> list[str]:
+        if not self.limits:
+            return [sys.executable, "-m", "tandemkv.server.cli"]
+        prelude = ("import sys, tandemkv.limits as limits\n"
+                   f"for name, value in {self.limits!r}.items():\n"
+                   "    assert hasattr(limits, name), name\n"
+                   "    setattr(limits, name, value)\n"
+                   "from tandemkv.server.cli import main\n"
+                   "sys.exit(main(sys.argv[1:]))\n")
+        return [sys.executable, "-c", prelude]
 
     def kill(self, name: str) -> None:
         """kill -9 node `name` and reap it."""

@@ -1,0 +1,182 @@
+"""The registry, `hold`, locks and elections for `AsyncClient`: the same
+semantics as in `_claims` (read the docstrings there), every call awaited,
+leases renewed by tasks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tandemkv.client import _coordination_ops as cops
+from tandemkv.client._claims import _waits
+from tandemkv.client._coordination_ops import Registration
+from tandemkv.client._leases import AsyncLease, lease_id, log
+from tandemkv.client._results import BytesLike, to_bytes
+from tandemkv.client._watch import AsyncObserver
+from tandemkv.errors import NotAcquired, TandemKVError
+
+if TYPE_CHECKING:
+    from tandemkv.client._async import AsyncClient
+
+
+async def _quietly(awaitable, what: str) -> None:
+    try:
+        await awaitable
+    except TandemKVError as error:
+        log.warning("could not release %s (it is released when its lease expires): %s",
+                    what, error.message)
+
+
+class AsyncRegistry:
+    """`Registry` for `AsyncClient`.
+
+    Example::
+
+        async with client.registry.hold("billing", "10.0.0.7:9000", ttl=10) as token:
+            print(await client.registry.whereis("billing"))
+    """
+
+    def __init__(self, client: AsyncClient):
+        self.client = client
+
+    async def register(self, name: BytesLike, value: BytesLike, lease: AsyncLease | int) -> int:
+        return await self.client.run(cops.register(name, value, lease_id(lease)))
+
+    async def whereis(self, name: BytesLike, *, stale: bool = False) -> Registration | None:
+        return await self.client.run(cops.whereis(name, stale))
+
+    async def unregister(self, name: BytesLike, token: int) -> bool:
+        return await self.client.run(cops.unregister(name, token))
+
+    async def list(self, prefix: BytesLike = b"", *, stale: bool = False) -> list[Registration]:
+        return await self.client.run(cops.registry_list(prefix, stale))
+
+    def hold(self, name: BytesLike, value: BytesLike, ttl: float = 10.0) -> AsyncHold:
+        return AsyncHold(self.client, name, value, ttl)
+
+
+class AsyncHold:
+    """`Hold` for `AsyncClient`; `lost` is an `asyncio.Event`."""
+
+    def __init__(self, client: AsyncClient, name: BytesLike, value: BytesLike, ttl: float):
+        self.client = client
+        self.name = to_bytes(name, "name")
+        self.value = to_bytes(value, "value")
+        self.token = 0
+        self.lease = AsyncLease(client, ttl)
+
+    @property
+    def lost(self):
+        return self.lease.lost
+
+    async def __aenter__(self) -> int:
+        await self.lease.grant()
+        try:
+            self.token = await self.client.run(cops.register(self.name, self.value, self.lease.id))
+        except BaseException:
+            await _quietly(self.lease.revoke(), f"lease {self.lease.id}")
+            raise
+        self.lease.start_keepalive()
+        return self.token
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.lease.stop_keepalive()
+        await _quietly(self.client.run(cops.unregister(self.name, self.token)), f"name {self.name!r}")
+        await _quietly(self.lease.revoke(), f"lease {self.lease.id}")
+
+
+class AsyncLock:
+    """`Lock` for `AsyncClient`: `async with client.lock("name") as token:`."""
+
+    def __init__(self, client: AsyncClient, name: BytesLike, ttl: float = 10.0,
+                 wait: float | None = 30.0):
+        self.client = client
+        self.name = to_bytes(name, "lock name")
+        self.wait = wait
+        self.token = 0
+        self.lease = AsyncLease(client, ttl)
+
+    @property
+    def lost(self):
+        return self.lease.lost
+
+    async def __aenter__(self) -> int:
+        await self.lease.grant()
+        self.lease.start_keepalive()
+        try:
+            self.token = await self._acquire()
+        except BaseException:
+            await _quietly(self.lease.revoke(), f"lease {self.lease.id}")
+            raise
+        return self.token
+
+    async def _acquire(self) -> int:
+        holder = 0
+        for wait_s in _waits(self.wait):
+            response = await self.client.run(cops.lock_acquire(self.name, self.lease.id, wait_s),
+                                             retry=cops.wait_retry(self.client.retry, wait_s))
+            if response.acquired:
+                return response.claim.token
+            holder = response.claim.token
+        raise NotAcquired(f"lock {self.name!r} is held (token {holder}); waited {self.wait} s",
+                          token=holder)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.lease.stop_keepalive()
+        await _quietly(self.client.run(cops.lock_release(self.name, self.token)), f"lock {self.name!r}")
+        await _quietly(self.lease.revoke(), f"lease {self.lease.id}")
+
+
+class AsyncElection:
+    """`Election` for `AsyncClient`."""
+
+    def __init__(self, client: AsyncClient, name: BytesLike):
+        self.client = client
+        self.name = to_bytes(name, "election name")
+        self.token = 0
+        self.lease: AsyncLease | None = None
+
+    @property
+    def lost(self):
+        assert self.lease is not None, "campaign first"
+        return self.lease.lost
+
+    async def campaign(self, value: BytesLike, ttl: float = 10.0, wait: float | None = None) -> int:
+        self.lease = await AsyncLease(self.client, ttl).grant()
+        self.lease.start_keepalive()
+        try:
+            for wait_s in _waits(wait):
+                response = await self.client.run(
+                    cops.campaign(self.name, value, self.lease.id, wait_s),
+                    retry=cops.wait_retry(self.client.retry, wait_s))
+                self.token = response.claim.token
+                if response.elected:
+                    return self.token
+            raise NotAcquired(f"not elected in {self.name!r} within {wait} s")
+        except BaseException:
+            await self.resign()
+            raise
+
+    async def proclaim(self, value: BytesLike) -> bool:
+        return await self.client.run(cops.proclaim(self.name, self.token, value))
+
+    async def resign(self) -> None:
+        if self.lease is None:
+            return
+        lease, self.lease = self.lease, None
+        await lease.stop_keepalive()
+        if self.token:
+            await _quietly(self.client.run(cops.resign(self.name, self.token)), "candidacy")
+        await _quietly(lease.revoke(), f"lease {lease.id}")
+        self.token = 0
+
+    async def leader(self, *, stale: bool = False) -> Registration | None:
+        return await self.client.run(cops.leader(self.name, stale))
+
+    def observe(self) -> AsyncObserver:
+        return AsyncObserver(self.client, self.name)
+
+    async def __aenter__(self) -> AsyncElection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.resign()

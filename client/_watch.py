@@ -1,0 +1,288 @@
+"""Streams that survive a node failure: `Watcher` (changes to keys) and
+`Observer` (an election's leader), blocking and asyncio.
+
+A stream that breaks (connection lost, node killed or stopping) is opened
+again on another endpoint, with backoff, per the client's `Retry`
+(`attempts_max` consecutive failures end it with the last error). A
+watch resumes from the revision after the last one it delivered, so no
+event is lost or repeated; an observer repeats no leader it already
+reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any, AsyncIterator, Iterator
+
+import grpc
+
+from tandemkv.client import _operations as ops
+from tandemkv.client._coordination_ops import Registration
+from tandemkv.client._results import BytesLike, KeyValue, to_bytes
+from tandemkv.client._retry import RETRYABLE_ERRORS, error_from_rpc
+from tandemkv.errors import Compacted, TandemKVError, Unavailable
+from tandemkv.v1 import coordination_pb2 as co
+from tandemkv.v1 import kv_pb2, watch_pb2
+
+# The server sends a progress response after this long without events, so
+# a resumed watch need not re-scan what it has already seen.
+WATCH_PROGRESS_INTERVAL_MS = 5_000
+EVENT_TYPES = {watch_pb2.Event.PUT: "put", watch_pb2.Event.DELETE: "delete",
+               watch_pb2.Event.EXPIRE: "expire"}
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchEvent:
+    """One change: `type` is "put", "delete" or "expire" (deleted with its
+    lease). `revision` is the change's revision; `value` is empty for a
+    deletion. `prev` is the key before the change, when asked for."""
+
+    type: str
+    key: bytes
+    value: bytes
+    revision: int
+    create_revision: int
+    version: int
+    prev: KeyValue | None = None
+
+    @classmethod
+    def from_proto(cls, event: watch_pb2.Event) -> WatchEvent:
+        kv = event.kv
+        prev = KeyValue.from_proto(event.prev_kv) if event.HasField("prev_kv") else None
+        return cls(EVENT_TYPES.get(event.type, "unknown"), kv.key, kv.value, kv.mod_revision,
+                   kv.create_revision, kv.version, prev)
+
+
+class _WatchState:
+    """What a watch has delivered, so a new stream starts right after it."""
+
+    def __init__(self, key: bytes, prefix: bool, start_revision: int, prev_kv: bool):
+        self.key = key
+        self.prefix = prefix
+        self.next_revision = start_revision
+        self.prev_kv = prev_kv
+
+    def range_read(self) -> ops.Operation:
+        """A linearizable read whose revision fixes where `start_revision=0`
+        (changes from now on) begins, so a resume is well defined."""
+        return ops.range_(self.key, None, 1, True, False)
+
+    def request(self) -> watch_pb2.WatchRequest:
+        return watch_pb2.WatchRequest(
+            range=kv_pb2.KeyRange(key=self.key, prefix=self.prefix), start_revision=self.next_revision,
+            prev_kv=self.prev_kv, progress_interval_ms=WATCH_PROGRESS_INTERVAL_MS)
+
+    def accept(self, response: watch_pb2.WatchResponse) -> list[WatchEvent]:
+        if response.compacted:
+            raise Compacted(
+                f"revision {self.next_revision} is no longer in the history (compacted through "
+                f"{response.compact_revision}); re-read and watch from {response.compact_revision + 1}",
+                compact_revision=response.compact_revision)
+        if response.events:
+            self.next_revision = response.events[-1].kv.mod_revision + 1
+        elif response.progress:
+            self.next_revision = max(self.next_revision, response.header.revision + 1)
+        return [WatchEvent.from_proto(e) for e in response.events]
+
+
+class _LeaderState:
+    def __init__(self, election: bytes):
+        self.election = election
+        self.last: tuple | None = None
+
+    def request(self) -> co.LeaderRequest:
+        return co.LeaderRequest(election=self.election)
+
+    def accept(self, response: co.LeaderResponse) -> list[Registration | None]:
+        seen = (response.found, response.leader.token, response.leader.value)
+        if seen == self.last:
+            return []
+        self.last = seen
+        return [Registration.from_proto(response.leader) if response.found else None]
+
+
+def _stream_error(rpc_error: grpc.RpcError, endpoint: str) -> TandemKVError:
+    if rpc_error.code() == grpc.StatusCode.CANCELLED:
+        return Unavailable(f"{endpoint} cancelled the stream (stopping?)")
+    return error_from_rpc(rpc_error, b"")
+
+
+class _Stream:
+    """A blocking stream over endpoints; see the module docstring."""
+
+    service = ""
+    method = ""
+
+    def __init__(self, client: Any, state: Any):
+        self.client = client
+        self.state = state
+        self._closed = threading.Event()
+        self._call: Any = None
+        self._lock = threading.Lock()
+        # Streams opened again after a failure (resumes).
+        self.reconnects = 0
+
+    def close(self) -> None:
+        """Ends the stream; iteration stops."""
+        self._closed.set()
+        with self._lock:
+            call = self._call
+        if call is not None:
+            call.cancel()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        failures = 0
+        try:
+            while not self._closed.is_set():
+                endpoint = self.client._router.pick()
+                try:
+                    for response in self._open(endpoint):
+                        failures = 0
+                        yield from self.state.accept(response)
+                    error: TandemKVError = Unavailable(f"{endpoint} ended the stream (stopping?)")
+                except grpc.RpcError as rpc_error:
+                    if self._closed.is_set():
+                        return
+                    error = _stream_error(rpc_error, endpoint)
+                failures += 1
+                if not isinstance(error, RETRYABLE_ERRORS) or failures >= self.client.retry.attempts_max:
+                    raise error
+                with self.client._lock:
+                    self.client._router.failed(endpoint, error)
+                self._closed.wait(self.client.retry.backoff_s(failures - 1))
+                self.reconnects += 1
+        finally:
+            self.close()
+
+    def _open(self, endpoint: str):
+        request = self._request()
+        stub = self.client.stub(self.service, endpoint)
+        call = getattr(stub, self.method)(request)
+        with self._lock:
+            self._call = call
+        if self._closed.is_set():
+            call.cancel()
+        return call
+
+    def _request(self):
+        return self.state.request()
+
+
+class Watcher(_Stream):
+    """Changes to a key or a prefix, in revision order; see `Client.watch`."""
+
+    service, method = "Watch", "Watch"
+
+    def __init__(self, client: Any, key: BytesLike, prefix: bool, start_revision: int, prev_kv: bool):
+        super().__init__(client, _WatchState(to_bytes(key, "key"), prefix, start_revision, prev_kv))
+        if start_revision == 0:  # "from now": fixed here, by a linearizable read
+            self.state.next_revision = client.run(self.state.range_read()).revision + 1
+
+    @property
+    def next_revision(self) -> int:
+        """The first revision not delivered yet (where a resume starts)."""
+        return self.state.next_revision
+
+
+class Observer(_Stream):
+    """An election's leader now and at every change; see `Election.observe`."""
+
+    service, method = "Election", "Observe"
+
+    def __init__(self, client: Any, election: bytes):
+        super().__init__(client, _LeaderState(election))
+
+
+class _AsyncStream:
+    """`_Stream` for `AsyncClient`: an async iterator."""
+
+    service = ""
+    method = ""
+
+    def __init__(self, client: Any, state: Any):
+        self.client = client
+        self.state = state
+        self._closed = False
+        self._call: Any = None
+        self.reconnects = 0
+
+    def close(self) -> None:
+        self._closed = True
+        if self._call is not None:
+            self._call.cancel()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._items()
+
+    async def _items(self) -> AsyncIterator[Any]:
+        failures = 0
+        try:
+            while not self._closed:
+                endpoint = self.client._router.pick()
+                try:
+                    async for response in await self._open(endpoint):
+                        failures = 0
+                        for item in self.state.accept(response):
+                            yield item
+                    error: TandemKVError = Unavailable(f"{endpoint} ended the stream (stopping?)")
+                except grpc.RpcError as rpc_error:
+                    if self._closed:
+                        return
+                    error = _stream_error(rpc_error, endpoint)
+                failures += 1
+                if not isinstance(error, RETRYABLE_ERRORS) or failures >= self.client.retry.attempts_max:
+                    raise error
+                self.client._router.failed(endpoint, error)
+                await self.client.retry.async_sleep(self.client.retry.backoff_s(failures - 1))
+                self.reconnects += 1
+        finally:
+            self.close()
+
+    async def _open(self, endpoint: str):
+        request = await self._request()
+        stub = self.client.stub(self.service, endpoint)
+        self._call = getattr(stub, self.method)(request)
+        return self._call
+
+    async def _request(self):
+        return self.state.request()
+
+
+class AsyncWatcher(_AsyncStream):
+    """`Watcher` for `AsyncClient`: `async for event in client.watch(...)`.
+    With `start_revision=0`, "now" is fixed when iteration starts."""
+
+    service, method = "Watch", "Watch"
+
+    def __init__(self, client: Any, key: BytesLike, prefix: bool, start_revision: int, prev_kv: bool):
+        super().__init__(client, _WatchState(to_bytes(key, "key"), prefix, start_revision, prev_kv))
+
+    @property
+    def next_revision(self) -> int:
+        return self.state.next_revision
+
+    async def _request(self):
+        if self.state.next_revision == 0:
+            self.state.next_revision = (await self.client.run(self.state.range_read())).revision + 1
+        return self.state.request()
+
+
+class AsyncObserver(_AsyncStream):
+    service, method = "Election", "Observe"
+
+    def __init__(self, client: Any, election: bytes):
+        super().__init__(client, _LeaderState(election))
+
