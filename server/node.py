@@ -25,6 +25,8 @@ from google.protobuf.message import Message
 
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument, OutcomeUnknown, ResourceExhausted, Unavailable
+from tandemkv.server.available.node_plane import build_plane
+from tandemkv.server.available.runtime import AvailablePlane
 from tandemkv.server.config import DURABILITY_DURABLE, Member, NodeConfig
 from tandemkv.server.storage import crash_marker, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
@@ -79,6 +81,8 @@ class Node(NodeOperations, NodeCoordination):
         # Notified after every apply batch commits: waiters and watches.
         self._applied = threading.Condition()
         self._ticker: LeaseTicker | None = None
+        # The available plane (CRDT tables); built in start(), after the replica.
+        self.available: AvailablePlane | None = None
 
     # -- lifecycle --
     def start(self) -> None:
@@ -107,6 +111,8 @@ class Node(NodeOperations, NodeCoordination):
         self._barrier = ReadBarrier(lambda: self._replica.submit(commands.encode_noop(_now_ms())))
         self._ticker = LeaseTicker(self)
         self._ticker.start()
+        self.available = build_plane(config, lambda request: self.query(request))
+        self.available.start()
         log.info("node %s started: raft %s, data %s", config.name, config.raft_address,
                  config.data_dir)
 
@@ -126,6 +132,9 @@ class Node(NodeOperations, NodeCoordination):
         shutil.rmtree(data_dir / "state", ignore_errors=True)
 
     def stop(self) -> None:
+        if self.available is not None:
+            self.available.stop()
+            self.available = None
         self._stopping.set()
         with self._applied:
             self._applied.notify_all()

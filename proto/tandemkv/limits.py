@@ -79,3 +79,9 @@ WATCH_HISTORY_REVISIONS_MAX = 100_000
 WATCH_RESPONSE_EVENTS_MAX = 1_000
 # Events the history trims per applied command, beyond what it added.
 WATCH_HISTORY_TRIM_PER_COMMAND_MAX = 64
+
+# -- CRDT tables (available plane), API edge --
+# Members or keys one CRDT Scan returns; a larger or zero `limit` is clamped.
+CRDT_SCAN_ENTRIES_MAX = 10_000
+# Frames in one Gossip.Deliver call.
+GOSSIP_DELIVER_FRAMES_MAX = 64

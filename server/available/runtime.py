@@ -1,0 +1,353 @@
+"""`AvailablePlane`: the available plane of one running node. It owns the
+`GossipNode`, the CRDT store (`<data_dir>/crdt/`), the gossip transport and
+one thread (`tandemkv-gossip`) that drives them.
+
+The thread, each time it wakes (a round is due, frames arrived, a write
+waits to be made durable, the catalog poll is due):
+
+1. follows the table catalog (Raft-agreed, read from local state);
+2. feeds received frames to the `GossipNode` and ticks it;
+3. saves every changed table in one LMDB transaction (group commit);
+4. only then sends the frames those steps produced, and acknowledges the
+   writes the transaction covered.
+
+So a table is on disk before any frame carrying its state leaves the node
+(the core's rule), and a write is acknowledged only once it is durable
+(`Update` returns after the fsync that covers it; writes that arrive during
+one fsync share the next). The `GossipNode` is not thread-safe: every call
+into it holds `_lock`; writes run the mutator in the caller's thread
+under that lock and then wait for the thread's commit. Never waits on Raft.
+
+This module knows threads, time and the catalog source; the wire and the
+disk belong to `transport` and `storage`.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import logging
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, NamedTuple
+
+from tandemkv.errors import NotFound, OutcomeUnknown, ResourceExhausted, Unavailable
+
+from .crdt import TableKind
+from .gossip import GossipConfig, GossipNode, GossipStatus
+from .hlc import HybridClock
+from .storage import CrdtStore, LmdbHighWaterMark, StoredTable
+from .transport import GossipTransport
+
+log = logging.getLogger(__name__)
+
+# How often the thread re-reads the table catalog from local state.
+CATALOG_POLL_INTERVAL_MS = 200
+# Deliver calls queued for the thread; more are refused (RESOURCE_EXHAUSTED).
+GOSSIP_INBOX_DELIVERIES_MAX = 256
+# How long a Deliver call waits to learn whether its frames were accepted.
+DELIVER_VERDICT_WAIT_S = 0.5
+# Longest a subscriber waits before it looks whether to stop.
+SUBSCRIBE_WAKE_S = 0.5
+# Longest stop() waits for the thread.
+STOP_JOIN_S = 10.0
+
+
+class CatalogTable(NamedTuple):
+    name: str
+    kind: TableKind
+    created_revision: int
+
+
+# The catalog as local state has it: (applied revision, tables).
+CatalogSource = Callable[[], tuple[int, list[CatalogTable]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class PlaneStatus:
+    gossip: GossipStatus
+    transport: dict[str, int]
+    inbox: dict[str, int]
+    replica_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What became of one delivery: frames rejected by reason (this call),
+    and every rejection this node has counted so far."""
+
+    rejected: dict[str, int]
+    rejected_total: dict[str, int]
+
+
+class _Delivery(NamedTuple):
+    frames: list[bytes]
+    verdict: concurrent.futures.Future
+
+
+class AvailablePlane:
+    def __init__(self, node_name: str, data_dir: Path, peers: dict[str, str], secret: bytes,
+                 catalog: CatalogSource, *, durable: bool = True,
+                 config: GossipConfig = GossipConfig()) -> None:
+        """`peers`: every member's name -> its client address (gossip is
+        served there); `catalog` reads the Raft-agreed table catalog."""
+        self.node_name = node_name
+        self._path = Path(data_dir) / "crdt"
+        self._members = sorted(peers)
+        self._secret = secret
+        self._catalog = catalog
+        self._durable = durable
+        self._config = config
+        self._transport = GossipTransport({n: a for n, a in peers.items() if n != node_name})
+        self._lock = threading.Lock()
+        self._committed = threading.Condition()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._inbox: collections.deque[_Delivery] = collections.deque()
+        self._inbox_counters: collections.Counter[str] = collections.Counter()
+        self._revisions: dict[str, int] = {}
+        self._dropped: set[str] = set()
+        self._written_seq = 0
+        self._durable_seq = 0
+        self._versions: collections.Counter[str] = collections.Counter()
+        self._next_catalog_ms = 0
+        self._store: CrdtStore | None = None
+        self._gossip: GossipNode | None = None
+        self._thread: threading.Thread | None = None
+        self.replica_id = ""
+
+    # -- lifecycle --
+    def start(self) -> None:
+        self._store = CrdtStore(self._path, durable=self._durable)
+        self.replica_id = self._store.replica_id(self.node_name)
+        clock = HybridClock(LmdbHighWaterMark(self._store))
+        self._gossip = GossipNode(self.node_name, self._secret, random.Random(), clock, _now_ms(),
+                                  self._config, replica_id=self.replica_id)
+        self._gossip.set_members(self._members)
+        for name, stored in self._store.load_tables().items():
+            self._gossip.create_table(name, stored.kind, stored.encoded)
+            self._revisions[name] = stored.created_revision
+        self._gossip.take_changed()
+        self._thread = threading.Thread(target=self._run, name="tandemkv-gossip", daemon=True)
+        self._thread.start()
+        log.info("available plane %s: replica %s, %d tables restored", self.node_name,
+                 self.replica_id, len(self._revisions))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(STOP_JOIN_S)
+            assert not self._thread.is_alive(), "the gossip thread stops"
+            self._thread = None
+        with self._committed:
+            self._committed.notify_all()
+        self._transport.close()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- writes and reads (any thread) --
+    def update(self, table: str, operation: str, *args: Any, timeout_s: float) -> None:
+        """Applies one mutator to this node's replica; returns once it is
+        durable. Raises NotFound for a table not in the local catalog,
+        FailedPrecondition for an operation its type lacks, OutcomeUnknown
+        if the commit did not finish within `timeout_s` (the write is
+        applied here in memory and will be saved and gossiped)."""
+        deadline = time.monotonic() + timeout_s
+        self._known(table)
+        with self._lock:
+            self._require_running().mutate(_now_ms(), table, operation, *args)
+            self._written_seq += 1
+            seq = self._written_seq
+        self._wake.set()
+        self._wait_durable(seq, deadline)
+
+    def read(self, table: str) -> tuple[TableKind, Any]:
+        """The table's kind and this node's current value of it."""
+        self._known(table)
+        with self._lock:
+            gossip = self._require_running()
+            return gossip.tables()[table], gossip.read(table).value()
+
+    def tables(self) -> dict[str, TableKind]:
+        with self._lock:
+            return self._require_running().tables()
+
+    def changes(self, table: str, stop: threading.Event) -> Iterator[tuple[TableKind, Any]]:
+        """The table's value now, then after every saved change, until
+        `stop` is set, the plane stops, or the table is dropped."""
+        seen = -1
+        while not (stop.is_set() or self._stopping.is_set()):
+            with self._committed:
+                version = self._versions[table]
+                if version == seen:
+                    self._committed.wait(SUBSCRIBE_WAKE_S)
+                    continue
+            seen = version
+            yield self.read(table)
+
+    def deliver(self, frames: list[bytes]) -> Verdict | None:
+        """Queues frames from a peer for the thread; returns the verdict on
+        them, or None if the thread did not get to them in time."""
+        delivery = _Delivery(list(frames), concurrent.futures.Future())
+        with self._lock:
+            if len(self._inbox) >= GOSSIP_INBOX_DELIVERIES_MAX:
+                self._inbox_counters["deliveries_refused"] += 1
+                raise ResourceExhausted(
+                    f"node {self.node_name}: {GOSSIP_INBOX_DELIVERIES_MAX} gossip deliveries "
+                    "queued (GOSSIP_INBOX_DELIVERIES_MAX); the next round repairs this")
+            self._inbox.append(delivery)
+        self._wake.set()
+        try:
+            return delivery.verdict.result(timeout=DELIVER_VERDICT_WAIT_S)
+        except concurrent.futures.TimeoutError:
+            return None
+
+    def refresh_catalog(self) -> None:
+        """Follows the catalog now (after this node created or dropped a
+        table, or on a write to a table not known here yet)."""
+        revision, tables = self._catalog()
+        with self._lock:
+            self._reconcile(revision, tables)
+        self._wake.set()
+
+    def status(self) -> PlaneStatus:
+        with self._lock:
+            gossip = self._require_running().status()
+            inbox = dict(self._inbox_counters, queued=len(self._inbox))
+        return PlaneStatus(gossip, dict(self._transport.counters), inbox, self.replica_id)
+
+    # -- the thread --
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._step()
+            except Exception:  # noqa: BLE001 - logged; the next step retries
+                log.exception("available plane %s: gossip step failed", self.node_name)
+                self._stopping.wait(self._config.round_interval_ms / 1000)
+            self._wake.wait(self._wait_s())
+            self._wake.clear()
+        self._final_commit()
+
+    def _final_commit(self) -> None:
+        """Saves what changed since the last step (drops, merged frames);
+        sends nothing."""
+        with self._lock:
+            batch, seq = self._take_batch()
+        self._commit(batch, seq)
+
+    def _wait_s(self) -> float:
+        now_ms = _now_ms()
+        with self._lock:
+            due_ms = min(self._gossip.next_round_ms(), self._next_catalog_ms)
+        return min(max(0, due_ms - now_ms), self._config.round_interval_ms) / 1000
+
+    def _step(self) -> None:
+        self._maybe_follow_catalog()
+        with self._lock:
+            deliveries = list(self._inbox)
+            self._inbox.clear()
+            out, verdicts = self._receive(deliveries)
+            out += self._gossip.tick(_now_ms())
+            batch, seq = self._take_batch()
+        self._commit(batch, seq)
+        self._transport.send(out)
+        for delivery, verdict in zip(deliveries, verdicts):
+            delivery.verdict.set_result(verdict)
+
+    def _maybe_follow_catalog(self) -> None:
+        now_ms = _now_ms()
+        if now_ms < self._next_catalog_ms:
+            return
+        self._next_catalog_ms = now_ms + CATALOG_POLL_INTERVAL_MS
+        try:
+            self.refresh_catalog()
+        except Exception as error:  # noqa: BLE001 - local state unavailable (stopping)
+            log.debug("catalog not read: %s", error)
+
+    def _receive(self, deliveries: list[_Delivery]) -> tuple[list, list[Verdict]]:
+        out, verdicts = [], []
+        for delivery in deliveries:
+            before = collections.Counter(self._gossip.status().rejected)
+            for frame in delivery.frames:
+                out += self._gossip.receive(_now_ms(), frame)
+            after = collections.Counter(self._gossip.status().rejected)
+            verdicts.append(Verdict(dict(after - before), dict(after)))
+        return out, verdicts
+
+    def _take_batch(self) -> tuple[dict[str, StoredTable | None], int]:
+        batch: dict[str, StoredTable | None] = {name: None for name in self._dropped}
+        self._dropped.clear()
+        tables = self._gossip.tables()
+        for name in self._gossip.take_changed():
+            batch[name] = StoredTable(tables[name], self._revisions[name],
+                                      self._gossip.encoded_table(name))
+        return batch, self._written_seq
+
+    def _commit(self, batch: dict[str, StoredTable | None], seq: int) -> None:
+        if batch:
+            self._store.save_tables(batch)
+        with self._committed:
+            self._durable_seq = max(self._durable_seq, seq)
+            for name in batch:
+                self._versions[name] += 1
+            self._committed.notify_all()
+
+    # -- the catalog (under _lock) --
+    def _reconcile(self, revision: int, catalog: list[CatalogTable]) -> None:
+        wanted = {table.name: table for table in catalog}
+        for name, created in list(self._revisions.items()):
+            table = wanted.get(name)
+            gone = table is None and revision >= created
+            replaced = table is not None and table.created_revision != created
+            if gone or replaced:
+                self._drop(name)
+        for name, table in wanted.items():
+            if name not in self._revisions:
+                self._gossip.create_table(name, table.kind)
+                self._revisions[name] = table.created_revision
+                self._versions[name] += 1
+
+    def _drop(self, name: str) -> None:
+        log.info("available plane %s: table %r dropped", self.node_name, name)
+        self._gossip.drop_table(name)
+        del self._revisions[name]
+        self._dropped.add(name)
+        self._versions[name] += 1
+
+    # -- helpers --
+    def _known(self, table: str) -> None:
+        with self._lock:
+            if table in self._require_running().tables():
+                return
+        self.refresh_catalog()
+        with self._lock:
+            if table not in self._require_running().tables():
+                raise NotFound(
+                    f"no CRDT table {table!r} on node {self.node_name}; create it first "
+                    "(tables are created through Raft and appear on a node once it has "
+                    "applied the creation)")
+
+    def _wait_durable(self, seq: int, deadline: float) -> None:
+        with self._committed:
+            while self._durable_seq < seq:
+                remaining_s = deadline - time.monotonic()
+                if remaining_s <= 0 or self._stopping.is_set():
+                    raise OutcomeUnknown(
+                        f"node {self.node_name}: the update is applied in memory but was not "
+                        "saved before the deadline; it is saved and gossiped unless the node "
+                        "stops first")
+                self._committed.wait(remaining_s)
+
+    def _require_running(self) -> GossipNode:
+        if self._gossip is None or self._stopping.is_set():
+            raise Unavailable(f"node {self.node_name}: the available plane is not running")
+        return self._gossip
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,123 @@
+"""The available plane's LMDB environment (`<data_dir>/crdt/`): each
+table's encoded state, the hybrid clock's high-water mark and the replica
+id this node's dots are issued under.
+
+Sub-databases: `tables` (name -> `[kind, created_revision, encoded state]`
+in the canonical encoding) and `meta` (`high_water_ms`, `replica_id`).
+Every write is one transaction; with `durable=True` LMDB fsyncs it before
+the commit returns, so `save_tables` and `LmdbHighWaterMark.save` are
+durable on return. Writers: the plane's own thread (tables, batched) and
+whichever thread issues a hybrid timestamp past the reservation (the mark,
+about once per HLC_RESERVE_AHEAD_MS); LMDB serializes the two.
+
+This module stores bytes; it never decodes a table or knows gossip.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import NamedTuple
+
+import lmdb
+
+from . import canonical
+from .crdt import TableKind
+
+# Map size of the CRDT environment; CRDT_TABLES_MAX tables of a few MiB each.
+CRDT_MAP_SIZE_BYTES = 1 << 30
+# Readers: RPC worker threads reading nothing here (tables are served from
+# memory), so a handful is plenty.
+CRDT_READERS_MAX = 64
+# Random bytes that make a fresh replica id unique across lost data dirs.
+REPLICA_SUFFIX_BYTES = 6
+
+_HIGH_WATER = b"high_water_ms"
+_REPLICA_ID = b"replica_id"
+_U64 = struct.Struct(">Q")
+
+
+class StoredTable(NamedTuple):
+    kind: TableKind
+    created_revision: int
+    encoded: bytes
+
+
+class CrdtStore:
+    """The plane's LMDB environment. Thread-safe (LMDB locks writers)."""
+
+    def __init__(self, path: Path, *, durable: bool = True,
+                 map_size_bytes: int = CRDT_MAP_SIZE_BYTES) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self._env = lmdb.open(str(path), map_size=map_size_bytes, max_dbs=4,
+                              max_readers=CRDT_READERS_MAX, sync=durable, metasync=durable)
+        with self._env.begin(write=True) as txn:
+            self._tables_db = self._env.open_db(b"tables", txn=txn)
+            self._meta_db = self._env.open_db(b"meta", txn=txn)
+
+    def close(self) -> None:
+        self._env.close()
+
+    # -- tables --
+    def load_tables(self) -> dict[str, StoredTable]:
+        with self._env.begin(db=self._tables_db) as txn:
+            return {key.decode(): _decode_table(raw) for key, raw in txn.cursor()}
+
+    def save_tables(self, tables: dict[str, StoredTable | None]) -> None:
+        """Writes (or, for None, deletes) tables in one transaction; durable
+        on return when the store is."""
+        with self._env.begin(write=True, db=self._tables_db) as txn:
+            for name, table in tables.items():
+                key = name.encode()
+                if table is None:
+                    txn.delete(key)
+                else:
+                    raw = canonical.encode([table.kind.value, table.created_revision, table.encoded])
+                    assert _decode_table(raw) == table, "a table reads back as written"
+                    txn.put(key, raw)
+
+    # -- meta --
+    def replica_id(self, node_name: str) -> str:
+        """The replica id stored here, or a new one (`<node>.<random hex>`)
+        stored first: a node whose data dir was lost comes back under a new
+        id and never reissues the dots of its earlier life."""
+        with self._env.begin(write=True, db=self._meta_db) as txn:
+            raw = txn.get(_REPLICA_ID)
+            if raw is None:
+                raw = f"{node_name}.{os.urandom(REPLICA_SUFFIX_BYTES).hex()}".encode()
+                txn.put(_REPLICA_ID, raw)
+            return raw.decode()
+
+    def load_high_water_ms(self) -> int:
+        with self._env.begin(db=self._meta_db) as txn:
+            raw = txn.get(_HIGH_WATER)
+        return 0 if raw is None else _U64.unpack(raw)[0]
+
+    def save_high_water_ms(self, wall_ms: int) -> None:
+        with self._env.begin(write=True, db=self._meta_db) as txn:
+            raw = txn.get(_HIGH_WATER)
+            assert raw is None or _U64.unpack(raw)[0] <= wall_ms, "the mark never moves back"
+            txn.put(_HIGH_WATER, _U64.pack(wall_ms))
+
+
+class LmdbHighWaterMark:
+    """The clock's `HighWaterMark` in the CRDT store; `save` is durable on
+    return (one fsynced transaction)."""
+
+    def __init__(self, store: CrdtStore) -> None:
+        self._store = store
+        self.saves = 0
+
+    def load(self) -> int:
+        return self._store.load_high_water_ms()
+
+    def save(self, wall_ms: int) -> None:
+        self._store.save_high_water_ms(wall_ms)
+        self.saves += 1
+
+
+def _decode_table(raw: bytes) -> StoredTable:
+    kind, created_revision, encoded = canonical.decode(raw)
+    assert type(created_revision) is int and isinstance(encoded, bytes)
+    return StoredTable(TableKind(kind), created_revision, encoded)

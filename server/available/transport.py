@@ -1,0 +1,116 @@
+"""Moves gossip frames between nodes: `Gossip.Deliver` calls on each peer's
+client gRPC server.
+
+Sending never blocks the caller: frames for one peer go out as one
+`Deliver` future with a short deadline (`GOSSIP_SEND_DEADLINE_S`), and at
+most `GOSSIP_IN_FLIGHT_PER_PEER_MAX` calls per peer are in flight; frames
+beyond that are dropped and counted (gossip is repaired by the next round,
+so a drop costs latency, never safety). Delivery is one way: a peer's
+answers come back as `Deliver` calls of its own.
+
+This module knows gRPC and addresses; never what a frame means.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from typing import Iterable
+
+import grpc
+
+from tandemkv import limits
+from tandemkv.v1 import crdt_pb2, crdt_pb2_grpc
+
+from .gossip import Outgoing
+
+log = logging.getLogger(__name__)
+
+# Deadline of one Deliver call; a peer slower than this is treated as lost.
+GOSSIP_SEND_DEADLINE_S = 1.0
+# Deliver calls in flight to one peer; more frames are dropped (counted).
+GOSSIP_IN_FLIGHT_PER_PEER_MAX = 4
+# Bytes of frames in one Deliver call (frames are at most 256 KiB each);
+# a call also holds at most limits.GOSSIP_DELIVER_FRAMES_MAX frames.
+GOSSIP_CALL_BYTES_MAX = limits.GRPC_MESSAGE_BYTES_MAX // 2
+
+
+class GossipTransport:
+    """Sends frames to peers by name. Thread-safe."""
+
+    def __init__(self, addresses: dict[str, str]) -> None:
+        self._addresses = dict(addresses)
+        self._lock = threading.Lock()
+        self._channels: dict[str, grpc.Channel] = {}
+        self._in_flight: collections.Counter[str] = collections.Counter()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._closed = False
+
+    def send(self, outgoing: Iterable[Outgoing]) -> None:
+        by_peer: dict[str, list[bytes]] = collections.defaultdict(list)
+        for peer, frame in outgoing:
+            by_peer[peer].append(frame)
+        for peer, frames in by_peer.items():
+            for batch in _batches(frames):
+                self._send_batch(peer, batch)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            channel.close()
+
+    def in_flight(self) -> dict[str, int]:
+        with self._lock:
+            return {peer: count for peer, count in self._in_flight.items() if count}
+
+    def _send_batch(self, peer: str, frames: list[bytes]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            address = self._addresses.get(peer)
+            if not address:
+                self.counters["frames_dropped_no_address"] += len(frames)
+                return
+            if self._in_flight[peer] >= GOSSIP_IN_FLIGHT_PER_PEER_MAX:
+                self.counters["frames_dropped_in_flight"] += len(frames)
+                return
+            self._in_flight[peer] += 1
+            channel = self._channels.get(peer)
+            if channel is None:
+                channel = self._channels[peer] = grpc.insecure_channel(address)
+        stub = crdt_pb2_grpc.GossipStub(channel)
+        try:
+            future = stub.Deliver.future(crdt_pb2.GossipFrames(frames=frames),
+                                         timeout=GOSSIP_SEND_DEADLINE_S)
+        except Exception:  # noqa: BLE001 - a closed channel; the round repairs it
+            self._done(peer, False, len(frames))
+            return
+        future.add_done_callback(lambda done: self._done(peer, _ok(done), len(frames)))
+
+    def _done(self, peer: str, ok: bool, frame_count: int) -> None:
+        with self._lock:
+            self._in_flight[peer] -= 1
+            self.counters["frames_delivered" if ok else "frames_failed"] += frame_count
+
+
+def _ok(future: grpc.Future) -> bool:
+    try:
+        return future.exception() is None
+    except grpc.FutureCancelledError:
+        return False
+
+
+def _batches(frames: list[bytes]) -> list[list[bytes]]:
+    batches: list[list[bytes]] = [[]]
+    size = 0
+    for frame in frames:
+        full = len(batches[-1]) >= limits.GOSSIP_DELIVER_FRAMES_MAX
+        if batches[-1] and (full or size + len(frame) > GOSSIP_CALL_BYTES_MAX):
+            batches.append([])
+            size = 0
+        batches[-1].append(frame)
+        size += len(frame)
+    return [batch for batch in batches if batch]
