@@ -1,0 +1,280 @@
+"""One fault experiment, end to end: start a 3-node cluster, run the
+workloads through the SDK while a seeded nemesis injects faults, heal,
+read every key one last time, check the history, write `summary.json`.
+
+Run it inside a network namespace of its own, as root, so partitions can
+be made with iptables and vanish with the process:
+
+    unshare --net -- python -m tests.faults.runner --duration 600 --seed 7 --out /tmp/soak
+
+Without a namespace of its own (or without iptables) it runs the process
+faults only (kill, pause) and says so in the summary. `--check FILE`
+checks a saved history again without running anything.
+
+Exit status: 0 every check passed; 1 a check failed (the history is saved
+next to the summary, with the seed); 2 the experiment could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tandemkv import errors
+
+from .final_state import check_counter_final, check_set_final
+from .history import History, Operation, load_history, save_history
+from .linearizability import check_linearizable
+from .models import COUNTER, GROW_ONLY_SET, REGISTER, Model
+from .nemesis import PROCESS_KINDS, Nemesis, expand_kinds
+from .network import Network, NetworkUnavailable, bring_loopback_up, enter_own_namespace, in_own_namespace
+from .nodes import NodeSet
+from .workloads import (
+    ACTIVE_KEYS, FINAL_READ_RETRY, OPS_PER_KEY_MAX, PREFIXES, WORKLOAD_KINDS, WORKLOAD_RETRY, KeyRotation,
+    Processes, Tally, TrackingClient, Worker, final_read, run_worker, workload_of_key,
+)
+
+STARTUP_LEADER_TIMEOUT_S = 60.0
+SETTLE_LEADER_TIMEOUT_S = 30.0
+# Seconds the runner waits for a client thread after asking it to stop.
+JOIN_TIMEOUT_S = 30.0
+# Operations one client thread performs at most.
+WORKER_OPS_MAX = 1_000_000
+FINAL_PROCESS = "final"
+MODELS: dict[str, Model] = {"register": REGISTER, "counter": COUNTER, "set": GROW_ONLY_SET}
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR = 0, 1, 2
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.faults.runner", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of workload under faults")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the schedule (default: random, printed)")
+    parser.add_argument("--nemesis", default="all",
+                        help="comma-separated kinds or groups: partition, kill, pause, all, "
+                             "partition-minority, partition-leader, partition-bridge, partition-one-way, "
+                             "partition-ring, or none")
+    parser.add_argument("--workload", default="register,counter,set", help="comma-separated: register,counter,set")
+    parser.add_argument("--clients", type=int, default=3, help="client threads per workload")
+    parser.add_argument("--out", type=Path, default=Path("faults-out"), help="directory for logs and results")
+    parser.add_argument("--trust-unavailable", action="store_true",
+                        help="record every Unavailable as failed (the SDK's documented contract), even after "
+                             "a connection broke mid-request")
+    parser.add_argument("--check", type=Path, default=None, help="re-check a saved history file and exit")
+    args = parser.parse_args(argv)
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1 << 31)
+    return args
+
+
+def model_of_key(key: str) -> Model:
+    return MODELS[workload_of_key(key)]
+
+
+def open_network(kinds: list[str], node_count: int) -> tuple[bool, Network | None, str]:
+    """Whether the nodes are isolated in a namespace of our own, the network
+    if partitions were asked for and can be made, and a note saying which."""
+    if not in_own_namespace():
+        note = "shared network namespace: nodes on 127.0.0.1 free ports"
+        if any(kind not in PROCESS_KINDS for kind in kinds):
+            note = "NETWORK FAULTS DISABLED: `unshare --net` is not permitted here; ran kill/pause faults only"
+        return False, None, note
+    bring_loopback_up()
+    if all(kind in PROCESS_KINDS for kind in kinds):
+        return True, None, "private network namespace; no partitions requested"
+    try:
+        return True, Network.open(node_count), "iptables partitions in a private network namespace"
+    except NetworkUnavailable as error:
+        return True, None, f"NETWORK FAULTS DISABLED: {error}; ran kill/pause faults only"
+
+
+class Experiment:
+    """The state of one run; `run()` returns the summary."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.out: Path = args.out
+        self.workloads = [w for w in args.workload.split(",") if w]
+        for workload in self.workloads:
+            assert workload in WORKLOAD_KINDS, f"unknown workload {workload!r}; known: {WORKLOAD_KINDS}"
+        requested = [] if args.nemesis == "none" else expand_kinds(args.nemesis.split(","))
+        isolated, self.network, self.network_note = open_network(requested, 3)
+        self.kinds = [k for k in requested if self.network is not None or k in PROCESS_KINDS]
+        self.nodes = NodeSet(self.out / "cluster", isolated=isolated, separate_groups=self.network is not None)
+        self.history = History(seed=args.seed)
+        self.tally = Tally()
+        self.processes = Processes()
+        self.rotations: dict[str, KeyRotation] = {}
+        self.errors: list[str] = []
+        self.started_at = time.monotonic()
+
+    def run(self) -> dict[str, Any]:
+        try:
+            self.nodes.start_all()
+            self.nodes.wait_for_leader(STARTUP_LEADER_TIMEOUT_S)
+            nemesis = self._run_under_faults()
+            final_values = self._settle_and_read()
+        finally:
+            self.nodes.stop_all()
+        return self._summarize(nemesis, final_values)
+
+    def _run_under_faults(self) -> Nemesis | None:
+        stop = threading.Event()
+        deadline = time.monotonic() + self.args.duration
+        rotations = {kind: KeyRotation(PREFIXES[kind], ACTIVE_KEYS[kind], OPS_PER_KEY_MAX[kind])
+                     for kind in self.workloads}
+        self.rotations.update(rotations)
+        threads = [self._worker_thread(kind, index, rotations[kind], stop, deadline)
+                   for kind in self.workloads for index in range(self.args.clients)]
+        nemesis = None
+        if self.kinds:
+            nemesis = Nemesis(self.nodes, self.network, self.kinds, self.args.seed, self.started_at)
+            threads.append(threading.Thread(target=nemesis.run, args=(stop, deadline), name="nemesis"))
+        for thread in threads:
+            thread.start()
+        try:
+            stop.wait(self.args.duration)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(JOIN_TIMEOUT_S)
+                if thread.is_alive():
+                    self.errors.append(f"thread {thread.name} did not stop within {JOIN_TIMEOUT_S} s")
+            if nemesis is not None:
+                nemesis.heal()
+                self.errors += nemesis.errors
+        return nemesis
+
+    def _worker_thread(self, kind: str, index: int, rotation: KeyRotation, stop: threading.Event,
+                       deadline: float) -> threading.Thread:
+        client = TrackingClient(self.nodes.endpoints, WORKLOAD_RETRY)
+        rng = random.Random(f"{self.args.seed}/{kind}/{index}")
+        worker = Worker(self.history, client, self.processes, self.tally, rng)
+        worker.trust_unavailable = self.args.trust_unavailable
+        return threading.Thread(target=run_worker, args=(kind, worker, rotation, stop, deadline, WORKER_OPS_MAX),
+                                name=f"{kind}-{index}")
+
+    def _settle_and_read(self) -> dict[str, Any]:
+        """Waits for an agreed leader, then reads every key once, recording
+        each read in the history (process 'final')."""
+        self.nodes.wait_for_leader(SETTLE_LEADER_TIMEOUT_S)
+        values: dict[str, Any] = {}
+        with TrackingClient(self.nodes.endpoints, FINAL_READ_RETRY) as client:
+            for kind in self.workloads:
+                for key in self.rotations[kind].keys():
+                    handle = self.history.invoke(FINAL_PROCESS, key, "read")
+                    try:
+                        values[key] = final_read(client, key)
+                    except errors.TandemKVError as error:
+                        self.history.fail(handle)
+                        self.errors.append(f"final read of {key} failed: {error}")
+                        continue
+                    self.history.ok(handle, values[key])
+        return values
+
+    def _summarize(self, nemesis: Nemesis | None, final_values: dict[str, Any]) -> dict[str, Any]:
+        operations = self.history.operations()
+        summary = summarize_checks(operations, final_values)
+        summary.update({
+            "seed": self.args.seed,
+            "duration_s": self.args.duration,
+            "wall_s": round(time.monotonic() - self.started_at, 1),
+            "network": self.network_note,
+            "nemesis_kinds": self.kinds,
+            "workloads": self.workloads,
+            "faults_by_kind": nemesis.counts() if nemesis else {},
+            "faults_injected": len(nemesis.records) if nemesis else 0,
+            "faults": nemesis.summary() if nemesis else [],
+            "client_tally": dict(self.tally.counts),
+            "node_starts": {node.name: node.starts for node in self.nodes.nodes},
+            "errors": self.errors,
+            "replay": replay_command(self.args),
+        })
+        summary["ok"] = summary["checks_ok"] and not self.errors
+        return summary
+
+
+def summarize_checks(operations: tuple[Operation, ...], final_values: dict[str, Any]) -> dict[str, Any]:
+    """Linearizability per key, then the final counter and set checks."""
+    linearizability = check_linearizable(operations, model_of_key)
+    by_key: dict[str, list[Operation]] = {}
+    for operation in operations:
+        by_key.setdefault(operation.key, []).append(operation)
+    counters, sets = [], []
+    for key, value in sorted(final_values.items()):
+        kind = workload_of_key(key)
+        if kind == "counter":
+            verdict = check_counter_final(by_key[key], value)
+            if not verdict.ok:
+                counters.append(f"{key}: final {value}, {verdict.verdict}: {verdict.reason}")
+        elif kind == "set":
+            verdict = check_set_final(by_key[key], value)
+            if not verdict.ok:
+                sets.append(f"{key}: {verdict.describe()}")
+    outcomes: dict[str, int] = {}
+    for operation in operations:
+        outcomes[operation.outcome] = outcomes.get(operation.outcome, 0) + 1
+    return {
+        "operations": len(operations),
+        "outcomes": outcomes,
+        "keys_checked": len(linearizability.verdicts),
+        "linearizability": linearizability.verdict,
+        "linearizability_violations": [v.explanation.describe() for v in linearizability.violations()],
+        "linearizability_undecided": [v.key for v in linearizability.undecided()],
+        "counter_violations": counters,
+        "set_violations": sets,
+        "final_keys": len(final_values),
+        "checks_ok": linearizability.ok and not counters and not sets,
+    }
+
+
+def replay_command(args: argparse.Namespace) -> str:
+    return (f"unshare --net -- python -m tests.faults.runner --seed {args.seed} --duration {args.duration:g} "
+            f"--nemesis {args.nemesis} --workload {args.workload} --clients {args.clients} --out {args.out}"
+            + (" --trust-unavailable" if args.trust_unavailable else ""))
+
+
+def recheck(path: Path) -> dict[str, Any]:
+    """Checks a saved history again; final values are its 'final' reads."""
+    saved = load_history(path)
+    final_values = {op.key: op.output for op in saved.operations
+                    if op.process == FINAL_PROCESS and op.outcome == "ok"}
+    return {"seed": saved.seed, **summarize_checks(saved.operations, final_values)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.check is not None:
+        summary = recheck(args.check)
+        print(json.dumps(summary, indent=2))
+        return EXIT_OK if summary["checks_ok"] else EXIT_CHECK_FAILED
+    enter_own_namespace([sys.executable, "-m", "tests.faults.runner", *(sys.argv[1:] if argv is None else argv)])
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"fault run: seed {args.seed}, {args.duration:g} s, out {args.out}", flush=True)
+    try:
+        experiment = Experiment(args)
+        summary = experiment.run()
+    except (TimeoutError, AssertionError, ValueError, OSError) as error:
+        summary = {"seed": args.seed, "ok": False, "errors": [f"{type(error).__name__}: {error}"],
+                   "replay": replay_command(args)}
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        print(json.dumps(summary, indent=2), flush=True)
+        return EXIT_HARNESS_ERROR
+    if not summary["ok"]:
+        history_path = args.out / "history.jsonl"
+        save_history(history_path, experiment.history.operations(), seed=args.seed,
+                     metadata={"replay": summary["replay"]})
+        summary["history_file"] = str(history_path)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    brief = {k: v for k, v in summary.items() if k != "faults"}
+    print(json.dumps(brief, indent=2, sort_keys=True), flush=True)
+    return EXIT_OK if summary["ok"] else EXIT_CHECK_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Client workloads that run through the SDK while the nemesis works, and
+record every operation into a `History`.
+
+Three workloads, each on keys that rotate so no key sees more than a few
+hundred operations (the checker's search is per key):
+- register: `reg/<n>` KV keys; get (linearizable), put of a unique value,
+  and compare-and-set as a transaction that compares the value
+  (`txn().compare_value(k, "==", old).on_success(Op.put(k, new))`).
+- counter: `ctr/<n>` counters; `incr` by 1..3 (output: the new value) and
+  linearizable `get`. The final value is checked with check_counter_final.
+- set: `set/<n>` is a grow-only set of keys `set/<n>/<element>`; an add is
+  a put of a unique element, a read a linearizable prefix range. The final
+  read is checked with check_set_final.
+
+Outcomes, from the SDK's contract (see client/_retry.py):
+- a return value: ok;
+- `OutcomeUnknown`: unknown (the write may apply at any later time); the
+  worker then continues under a new process id;
+- `Unavailable`: fail (definitely not applied) — except for a write one of
+  whose attempts broke at the transport (connection reset or closed by a
+  killed node): the request may have reached the server, so it is unknown
+  (`TrackingClient` notices those attempts);
+- any other TandemKV error on a write: unknown, and counted as unexpected.
+A read that does not return is recorded as failed: it changes nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import random
+import threading
+import time
+from typing import Any, Callable
+
+import grpc
+
+from tandemkv import errors
+from tandemkv.client import Client, Op, Retry
+
+from .history import History, HistoryFullError
+
+WORKLOAD_KINDS = ("register", "counter", "set")
+# Operations one key sees at most before its workload moves to a new key.
+OPS_PER_KEY_MAX = {"register": 200, "counter": 200, "set": 120}
+# Keys each workload works on at once (more keys: less contention per key).
+ACTIVE_KEYS = {"register": 3, "counter": 2, "set": 2}
+# One SDK call: attempts and the budget for all of them, in seconds.
+WORKLOAD_RETRY = Retry(attempts_max=4, deadline_s=3.0, attempt_timeout_s=1.0,
+                       backoff_initial_s=0.05, backoff_max_s=0.5)
+# Final reads after healing are patient: the cluster must answer them.
+FINAL_READ_RETRY = Retry(attempts_max=20, deadline_s=30.0, attempt_timeout_s=3.0)
+# Server UNAVAILABLE messages start with this; other UNAVAILABLEs come from the transport.
+SERVER_MESSAGE_PREFIX = "node "
+# Transport failures that prove the request never left the client.
+NOT_SENT_MARKERS = ("failed to connect", "connection refused")
+
+
+class TrackingClient(Client):
+    """A `Client` that remembers, per thread, whether an attempt of the
+    current write broke at the transport after it may have been sent."""
+
+    def __init__(self, endpoints: list[str], retry: Retry):
+        super().__init__(endpoints, retry=retry)
+        assert callable(getattr(Client, "_send", None)), "the SDK's _send hook changed"
+        self._calls = threading.local()
+
+    def begin_call(self) -> None:
+        self._calls.maybe_sent = False
+
+    def write_maybe_sent(self) -> bool:
+        return getattr(self._calls, "maybe_sent", False)
+
+    def _send(self, endpoint: str, operation: Any, timeout_s: float) -> Any:
+        try:
+            return super()._send(endpoint, operation, timeout_s)
+        except grpc.RpcError as error:
+            if operation.write and _transport_failure_after_send(error):
+                self._calls.maybe_sent = True
+            raise
+
+
+def _transport_failure_after_send(error: grpc.RpcError) -> bool:
+    if error.code() != grpc.StatusCode.UNAVAILABLE:
+        return False
+    details = error.details() or ""
+    if details.startswith(SERVER_MESSAGE_PREFIX):
+        return False
+    return not any(marker in details.lower() for marker in NOT_SENT_MARKERS)
+
+
+class Processes:
+    """Process ids for the history: unique, thread-safe."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def new(self) -> int:
+        with self._lock:
+            return next(self._ids)
+
+
+class KeyRotation:
+    """The keys one workload works on: `active` at a time, each retired
+    after `ops_per_key_max` operations. Every key handed out is remembered
+    for the final reads."""
+
+    def __init__(self, prefix: str, active: int, ops_per_key_max: int):
+        self.prefix = prefix
+        self.ops_per_key_max = ops_per_key_max
+        self._lock = threading.Lock()
+        self._next = 0
+        self._counts: dict[str, int] = {}
+        self._active = [self._fresh() for _ in range(active)]
+
+    def _fresh(self) -> str:
+        key = f"{self.prefix}/{self._next}"
+        self._next += 1
+        self._counts[key] = 0
+        return key
+
+    def pick(self, rng: random.Random) -> str:
+        with self._lock:
+            slot = rng.randrange(len(self._active))
+            key = self._active[slot]
+            self._counts[key] += 1
+            if self._counts[key] >= self.ops_per_key_max:
+                self._active[slot] = self._fresh()
+            return key
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._counts)
+
+
+@dataclasses.dataclass
+class Tally:
+    """Counts the runner reports; thread-safe through `add`."""
+
+    counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self.lock:
+            self.counts[name] += amount
+
+
+class Worker:
+    """One client thread's state: its process id and its view of values."""
+
+    def __init__(self, history: History, client: TrackingClient, processes: Processes, tally: Tally,
+                 rng: random.Random):
+        self.history = history
+        self.client = client
+        self.processes = processes
+        self.tally = tally
+        self.rng = rng
+        self.process = processes.new()
+        self.sequence = itertools.count()
+        self.last_value: dict[str, str] = {}
+        # True: record every Unavailable as failed, as the SDK's docs say
+        # (to test that contract) instead of the transport-aware default.
+        self.trust_unavailable = False
+
+    def unique(self) -> str:
+        return f"p{self.process}-{next(self.sequence)}"
+
+    def perform(self, key: str, kind: str, input: Any, call: Callable[[], Any], write: bool) -> tuple[str, Any]:
+        """Runs `call` and records it; returns (outcome, output)."""
+        handle = self.history.invoke(self.process, key, kind, input)
+        self.client.begin_call()
+        try:
+            output = call()
+        except errors.OutcomeUnknown:
+            return self._unknown(handle, "unknown:timeout")
+        except errors.Unavailable:
+            if write and self.client.write_maybe_sent() and not self.trust_unavailable:
+                return self._unknown(handle, "unknown:transport")
+            self.history.fail(handle)
+            self.tally.add("fail")
+            return "fail", None
+        except errors.TandemKVError as error:
+            self.tally.add(f"unexpected:{type(error).__name__}")
+            if write:
+                return self._unknown(handle, "unknown:unexpected")
+            self.history.fail(handle)
+            return "fail", None
+        self.history.ok(handle, output)
+        self.tally.add("ok")
+        return "ok", output
+
+    def _unknown(self, handle: int, reason: str) -> tuple[str, Any]:
+        self.history.unknown(handle)
+        self.tally.add("unknown")
+        self.tally.add(reason)
+        self.process = self.processes.new()
+        return "unknown", None
+
+
+def _put(client: Client, key: str, value: str) -> None:
+    """A put whose recorded output is None (the register model ignores it)."""
+    client.put(key, value)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+def register_step(worker: Worker, rotation: KeyRotation) -> None:
+    key = rotation.pick(worker.rng)
+    client, draw = worker.client, worker.rng.random()
+    expected = worker.last_value.get(key)
+    if draw < 0.4:
+        outcome, output = worker.perform(key, "read", None, lambda: _text(client.get(key)), write=False)
+        if outcome == "ok" and output is not None:
+            worker.last_value[key] = output
+        return
+    new = worker.unique()
+    if draw < 0.7 or expected is None:
+        outcome, _ = worker.perform(key, "write", new, lambda: _put(client, key, new), write=True)
+    else:
+        def swap() -> bool:
+            return client.txn().compare_value(key, "==", expected).on_success(Op.put(key, new)).commit().succeeded
+        outcome, _ = worker.perform(key, "cas", (expected, new), swap, write=True)
+    if outcome == "ok":
+        worker.last_value[key] = new
+
+
+def counter_step(worker: Worker, rotation: KeyRotation) -> None:
+    name = rotation.pick(worker.rng)
+    counter = worker.client.counter(name)
+    if worker.rng.random() < 0.3:
+        worker.perform(name, "read", None, counter.get, write=False)
+        return
+    delta = worker.rng.randint(1, 3)
+    worker.perform(name, "incr", delta, lambda: counter.incr(delta), write=True)
+
+
+def read_set(client: Client, name: str) -> frozenset[str]:
+    """Every element of set `name` (a linearizable prefix range)."""
+    prefix = f"{name}/"
+    result = client.range(prefix)
+    assert not result.more, f"set {name} has more elements than one range returns"
+    return frozenset(kv.key.decode()[len(prefix):] for kv in result)
+
+
+def set_step(worker: Worker, rotation: KeyRotation) -> None:
+    name = rotation.pick(worker.rng)
+    client = worker.client
+    if worker.rng.random() < 0.2:
+        worker.perform(name, "read", None, lambda: read_set(client, name), write=False)
+        return
+    element = worker.unique()
+    worker.perform(name, "add", element, lambda: _put(client, f"{name}/{element}", "1"), write=True)
+
+
+STEPS = {"register": register_step, "counter": counter_step, "set": set_step}
+PREFIXES = {"register": "reg", "counter": "ctr", "set": "set"}
+
+
+def workload_of_key(key: str) -> str:
+    prefix = key.split("/", 1)[0]
+    return next(kind for kind, known in PREFIXES.items() if known == prefix)
+
+
+def run_worker(kind: str, worker: Worker, rotation: KeyRotation, stop: threading.Event, deadline: float,
+               ops_max: int) -> None:
+    """Runs `kind` steps until `stop`, the deadline (monotonic seconds) or
+    `ops_max` steps; closes the worker's client."""
+    step = STEPS[kind]
+    try:
+        for _ in range(ops_max):
+            if stop.is_set() or time.monotonic() >= deadline:
+                break
+            step(worker, rotation)
+    except HistoryFullError:
+        worker.tally.add("history-full")
+    finally:
+        worker.client.close()
+
+
+def final_read(client: Client, key: str) -> Any:
+    """The value of `key` for its workload's final check."""
+    kind = workload_of_key(key)
+    if kind == "register":
+        return _text(client.get(key))
+    if kind == "counter":
+        return client.counter(key).get()
+    return read_set(client, key)

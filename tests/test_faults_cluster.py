@@ -1,0 +1,132 @@
+"""The short fault tier: real 3-node clusters under partitions, kill -9 and
+SIGSTOP pauses, with every client operation checked.
+
+Method: each test runs the harness of tests/faults as a subprocess (it
+re-starts itself in a network namespace of its own, where iptables rules
+cut links between the nodes' loopback addresses) and asserts on the
+summary it writes. One run of about a minute cycles through every nemesis
+while register, counter and set workloads run; two short scenarios measure
+failover after a leader kill and what a cut-off node answers. Every
+assertion message carries the seed and the command that replays the run.
+Set TANDEMKV_FAULTS_SEED to replay one seed and TANDEMKV_FAULTS_OUT to
+keep the minute-long run's logs and history in a directory of your own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.faults.nemesis import ALL_KINDS, PROCESS_KINDS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FAULT_DURATION_S = 60.0
+# The run's own bound: start-up, faults, settle, final reads and the check.
+RUN_TIMEOUT_S = FAULT_DURATION_S + 120.0
+SCENARIO_TIMEOUT_S = 120.0
+# Operations the minute of faults must check at the least (a few thousand
+# in practice; far fewer means the clients were stuck, which is a failure).
+OPERATIONS_MIN = 2_000
+FAILOVER_WRITE_S_MAX = 5.0
+
+
+def seed() -> int:
+    value = os.environ.get("TANDEMKV_FAULTS_SEED")
+    return int(value) if value else random.SystemRandom().randrange(1 << 31)
+
+
+def run_harness(module: str, args: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    """Runs `python -m <module> <args>` in its own session; on timeout the
+    whole group (the harness and every node it started) is killed."""
+    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO_ROOT, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        raise AssertionError(f"{module} {' '.join(args)} ran over {timeout_s} s:\n{output[-4000:]}") from None
+    return subprocess.CompletedProcess(process.args, process.returncode, output, "")
+
+
+@pytest.fixture(scope="module")
+def fault_run(tmp_path_factory) -> dict[str, Any]:
+    """One minute of every nemesis against every workload; its summary."""
+    chosen = os.environ.get("TANDEMKV_FAULTS_OUT")
+    out = Path(chosen) if chosen else tmp_path_factory.mktemp("faults")
+    run_seed = seed()
+    done = run_harness("tests.faults.runner", ["--duration", str(FAULT_DURATION_S), "--seed", str(run_seed),
+                                               "--nemesis", "all", "--out", str(out)], RUN_TIMEOUT_S)
+    summary_path = out / "summary.json"
+    assert summary_path.exists(), f"seed {run_seed}: no summary; output:\n{done.stdout[-4000:]}"
+    summary = json.loads(summary_path.read_text())
+    summary["_context"] = f"seed {run_seed}; replay: {summary.get('replay')}; results in {out}"
+    assert done.returncode in (0, 1), f"{summary['_context']}: harness error {summary.get('errors')}\n" \
+                                      f"{done.stdout[-4000:]}"
+    if "DISABLED" in summary["network"]:
+        warnings.warn(f"partitions not tested: {summary['network']}")
+    return summary
+
+
+def test_histories_under_partitions_kills_and_pauses_are_linearizable(fault_run):
+    context = fault_run["_context"]
+    assert fault_run["errors"] == [], f"{context}: {fault_run['errors']}"
+    assert fault_run["linearizability"] == "linearizable", \
+        f"{context}:\n" + "\n".join(fault_run["linearizability_violations"]) + \
+        f"\nundecided keys: {fault_run['linearizability_undecided']}"
+    assert fault_run["operations"] >= OPERATIONS_MIN, f"{context}: only {fault_run['operations']} operations"
+
+
+def test_every_nemesis_kind_was_injected(fault_run):
+    context = fault_run["_context"]
+    expected = ALL_KINDS if "DISABLED" not in fault_run["network"] else PROCESS_KINDS
+    missing = [kind for kind in expected if not fault_run["faults_by_kind"].get(kind)]
+    assert not missing, f"{context}: never injected {missing}; injected {fault_run['faults_by_kind']}"
+
+
+def test_no_acknowledged_add_is_lost_and_no_value_appears_from_nowhere(fault_run):
+    context = fault_run["_context"]
+    assert fault_run["set_violations"] == [], f"{context}: {fault_run['set_violations']}"
+    assert fault_run["counter_violations"] == [], f"{context}: {fault_run['counter_violations']}"
+    assert fault_run["final_keys"] > 0, f"{context}: no key was read back"
+
+
+def run_scenario(name: str, tmp_path: Path, extra: list[str]) -> dict[str, Any]:
+    done = run_harness("tests.faults.scenarios", [name, "--out", str(tmp_path), *extra], SCENARIO_TIMEOUT_S)
+    result_path = tmp_path / f"{name}.json"
+    assert done.returncode == 0 and result_path.exists(), f"scenario {name} failed:\n{done.stdout[-4000:]}"
+    return json.loads(result_path.read_text())
+
+
+def test_after_the_leader_is_killed_a_new_leader_accepts_a_write_within_5_s(tmp_path):
+    result = run_scenario("leader-kill", tmp_path, ["--rounds", "3"])
+    context = f"leader-kill (no seed: the kills follow the leader); results in {tmp_path}"
+    assert len(result["rounds"]) == 3, f"{context}: {result}"
+    for round_ in result["rounds"]:
+        assert round_["write_after_kill_s"] is not None, f"{context}: no write succeeded: {round_}"
+        assert round_["write_after_kill_s"] <= FAILOVER_WRITE_S_MAX, f"{context}: too slow: {round_}"
+        assert round_["new_leader"] not in (None, round_["old_leader"]), f"{context}: {round_}"
+
+
+def test_a_cut_off_node_fails_requests_within_their_deadline_and_never_serves_stale_reads(tmp_path):
+    result = run_scenario("minority", tmp_path, [])
+    context = f"minority scenario (no seed: the cuts follow the roles); results in {tmp_path}"
+    if "UNAVAILABLE" in result["network"]:
+        pytest.skip(f"cannot cut links here: {result['network']}")
+    assert result["linearizability"] == "linearizable", f"{context}:\n{result['explanation']}"
+    assert [case["role"] for case in result["cases"]] == ["follower", "leader"], f"{context}: {result}"
+    for case in result["cases"]:
+        assert case["requests"] > 0, f"{context}: nothing sent to the cut-off node: {case}"
+        assert case["stale"] == [], f"{context}: stale reads from the cut-off {case['role']}: {case['stale']}"
+        assert case["succeeded"] == 0, f"{context}: the cut-off {case['role']} answered with success: {case}"
+        assert case["late"] == [], f"{context}: requests outlived their deadline: {case['late']}"
+        assert case["majority_writes_acked"] > 0, f"{context}: the majority never wrote: {case}"
