@@ -83,6 +83,12 @@ def lease_ttl(lease_id: int) -> Operation:
                      lambda r: r.remaining_ms / 1000 if r.found else None, write=False)
 
 
+def lease_info(lease_id: int) -> Operation:
+    """Answers the `LeaseTimeToLiveResponse` (found, granted and remaining TTL)."""
+    request = lease_pb2.LeaseTimeToLiveRequest(id=lease_id)
+    return Operation("Lease", "TimeToLive", request, lambda r: r, write=False)
+
+
 # -- registry --
 def _registered(response: co.RegisterResponse) -> int:
     if response.registered:

@@ -1,5 +1,6 @@
 """The `tandemkv` command: parses the command line and hands off to the
-module that owns each command (serve, up/down, kv/counter/status).
+module that owns each command (serve, up/down, kv/counter/status,
+lease/registry/lock/elect/watch).
 
 Exit codes (shared by every command):
   0  done
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tandemkv.server import cli_client, local_cluster, serve
+from tandemkv.server import cli_client, cli_coordination, local_cluster, serve
 
 EPILOG = "exit codes: 0 ok, 1 not found / compare failed, 2 usage or invalid argument, " \
          "3 unavailable, 4 outcome unknown, 5 other error"
@@ -30,11 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(subparsers)
     local_cluster.add_parsers(subparsers)
     cli_client.add_parsers(subparsers)
+    cli_coordination.add_parsers(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words, command = cli_coordination.split_command(sys.argv[1:] if argv is None else list(argv))
+    args = build_parser().parse_args(words)
+    if command:
+        args.argv = command
     try:
         return args.run(args)
     except KeyboardInterrupt:

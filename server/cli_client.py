@@ -52,7 +52,7 @@ def _leaf(subparsers, name: str, handler: Callable, help_text: str, positionals:
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
     for positional in positionals:
         label, _, kind = positional.partition(":")
-        parser.add_argument(label, type=int if kind == "int" else str)
+        parser.add_argument(label, type={"int": int, "float": float}.get(kind, str))
     _common(parser)
     parser.set_defaults(run=lambda args: run(args, handler))
     return parser
@@ -71,7 +71,8 @@ def run(args: argparse.Namespace, handler: Callable[[Client, argparse.Namespace]
         code = next((c for cls, c in EXIT_CODES if isinstance(error, cls)), EXIT_ERROR)
         hint = " (is the cluster running? check --endpoints)" if code == EXIT_UNAVAILABLE else ""
         return _fail(code, f"{type(error).__name__}: {error.message}{hint}")
-    print(json.dumps(data) if output == "json" else text, flush=True)
+    if text is not None:  # None: the command printed as it went
+        print(json.dumps(data) if output == "json" else text, flush=True)
     return code
 
 
