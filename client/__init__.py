@@ -17,6 +17,9 @@ from tandemkv.client._async import AsyncClient
 from tandemkv.client._claims import Election, Hold, Lock, Registry
 from tandemkv.client._claims_async import AsyncElection, AsyncHold, AsyncLock, AsyncRegistry
 from tandemkv.client._coordination_ops import Registration
+from tandemkv.client._crdt import CrdtCounter, CrdtMap, CrdtRegister, CrdtSet, CrdtTables
+from tandemkv.client._crdt_async import (AsyncCrdtCounter, AsyncCrdtMap, AsyncCrdtRegister, AsyncCrdtSet,
+                                         AsyncCrdtTables)
 from tandemkv.client._leases import AsyncLease, Lease
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn, Counter, Op, Txn, TxnOp
 from tandemkv.client._results import ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult, TxnResult
@@ -40,6 +43,8 @@ from tandemkv.errors import (
 )
 
 __all__ = [
+    "AsyncCrdtCounter", "AsyncCrdtMap", "AsyncCrdtRegister", "AsyncCrdtSet", "AsyncCrdtTables",
+    "CrdtCounter", "CrdtMap", "CrdtRegister", "CrdtSet", "CrdtTables",
     "AlreadyExists", "AsyncClient", "AsyncCounter", "AsyncElection", "AsyncHold", "AsyncLease",
     "AsyncLock", "AsyncObserver", "AsyncRegistry", "AsyncTxn", "AsyncWatcher", "Client", "ClusterStatus",
     "Compacted", "Counter", "Election", "FailedPrecondition", "Hold", "InvalidArgument", "KeyValue",

@@ -4,12 +4,14 @@ routing and retry rules as `Client`, every call awaited."""
 from __future__ import annotations
 
 from typing import Any, Iterable
+from functools import cached_property
 
 import grpc
 import grpc.aio
 
 from tandemkv.client import _operations as ops
 from tandemkv.client._claims_async import AsyncElection, AsyncLock, AsyncRegistry
+from tandemkv.client._crdt_async import AsyncCrdtTables
 from tandemkv.client._leases import AsyncLease, lease_id
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn
 from tandemkv.client._watch import AsyncWatcher
@@ -93,6 +95,11 @@ class AsyncClient:
               prev_kv: bool = False) -> AsyncWatcher:
         """`async for event in client.watch("jobs/")`; see `Client.watch`."""
         return AsyncWatcher(self, key_or_prefix, prefix, start_revision, prev_kv)
+
+    @cached_property
+    def crdt(self) -> AsyncCrdtTables:
+        """The CRDT tables; see `Client.crdt`."""
+        return AsyncCrdtTables(self)
 
     async def status(self) -> ClusterStatus:
         seen: dict[str, NodeInfo] = {}

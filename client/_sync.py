@@ -4,6 +4,7 @@ routing and the `Retry` policy; owns one gRPC channel per endpoint."""
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from typing import Any, Iterable
 
 import grpc
@@ -12,12 +13,14 @@ from tandemkv import limits
 from tandemkv.client import _coordination_ops as cops
 from tandemkv.client import _operations as ops
 from tandemkv.client._claims import Election, Lock, Registry
+from tandemkv.client._crdt import CrdtTables
 from tandemkv.client._leases import Lease, lease_id
 from tandemkv.client._recipes import Counter, Txn
 from tandemkv.client._watch import Watcher
 from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult
 from tandemkv.client._retry import Attempts, Retry, error_from_rpc
 from tandemkv.client._routing import Router, resolve_endpoints
+from tandemkv.v1 import crdt_pb2_grpc
 from tandemkv.v1 import (
     cluster_pb2_grpc, coordination_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc, lease_pb2_grpc, watch_pb2_grpc,
 )
@@ -30,6 +33,7 @@ STUBS = {"KV": kv_pb2_grpc.KVStub, "Counter": counter_pb2_grpc.CounterStub,
          "Cluster": cluster_pb2_grpc.ClusterStub, "Lease": lease_pb2_grpc.LeaseStub,
          "Registry": coordination_pb2_grpc.RegistryStub, "Lock": coordination_pb2_grpc.LockStub,
          "Election": coordination_pb2_grpc.ElectionStub, "Watch": watch_pb2_grpc.WatchStub}
+STUBS["Crdt"] = crdt_pb2_grpc.CrdtStub
 # How long a leader lookup or a status call waits for one node.
 STATUS_TIMEOUT_SECONDS_MAX = 2.0
 # Nodes one status() call asks (the endpoints and the members they report).
@@ -161,6 +165,11 @@ class Client:
                     print(event.type, event.key, event.value, event.revision)
         """
         return Watcher(self, key_or_prefix, prefix, start_revision, prev_kv)
+
+    @cached_property
+    def crdt(self) -> CrdtTables:
+        """The CRDT tables (available-mode, gossip-replicated); see `CrdtTables`."""
+        return CrdtTables(self)
 
     # -- cluster ----------------------------------------------------------
     def status(self) -> ClusterStatus:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tandemkv.server import cli_crdt
 from tandemkv.server import cli_client, cli_coordination, local_cluster, serve
 
 EPILOG = "exit codes: 0 ok, 1 not found / compare failed, 2 usage or invalid argument, " \
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(subparsers)
     local_cluster.add_parsers(subparsers)
     cli_client.add_parsers(subparsers)
+    cli_crdt.add_parsers(subparsers)
     cli_coordination.add_parsers(subparsers)
     return parser
 

@@ -10,11 +10,17 @@ each node's Read until it matches or a deadline passes."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 import time
 
 import grpc
 import pytest
 
+from tandemkv import errors
+from tandemkv.client import AsyncClient, Client
 from tandemkv.server.api.crdt_servicers import GOSSIP_REJECTED_METADATA_KEY
 from tandemkv.server.available.node_plane import gossip_key
 from tandemkv.server.config import NodeConfig
@@ -28,6 +34,7 @@ TABLE_TIMEOUT_S = 20.0
 CONVERGE_TIMEOUT_S = 10.0
 # A stamp this far ahead is past CLOCK_DRIFT_MS_MAX (60 s).
 FUTURE_MS = 10 * 60 * 1000
+CLI_TIMEOUT_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +89,47 @@ def test_forged_tampered_and_far_future_frames_are_rejected_and_counted(cluster)
     code, details, metadata = crdt_nodes.deliver(target, [future])
     assert code == grpc.StatusCode.INVALID_ARGUMENT, details
     assert "clock_drift=1" in details
+
+
+def test_sdk_recipes_create_their_tables_and_work_on_every_node(cluster):
+    with Client(cluster.endpoints) as client:
+        views = client.crdt.counter("sdk-views")
+        views.incr(5)
+        views.decr(2)
+        assert views.get() == 3
+        online = client.crdt.set("sdk-online")
+        online.add(b"ann")
+        online.add(b"bob")
+        online.remove(b"ann")
+        assert online.members() == [b"bob"]
+        profile = client.crdt.map("sdk-profile")
+        profile.put(b"name", b"Ann")
+        profile.put(b"city", b"Oslo")
+        profile.remove(b"city")
+        assert profile.get(b"name") == b"Ann" and profile.items() == {b"name": b"Ann"}
+        assert client.crdt.list()["sdk-views"] == "PN_COUNTER"
+        with pytest.raises(errors.FailedPrecondition, match="sdk-online"):
+            client.crdt.counter("sdk-online").incr()
+    expected = {"sdk-views": 3, "sdk-online": [b"bob"], "sdk-profile": {b"name": b"Ann"}}
+    crdt_nodes.wait_until_all_read(endpoints(cluster), expected, CONVERGE_TIMEOUT_S)
+
+
+def test_async_sdk_and_cli_reach_the_same_tables(cluster):
+    async def use():
+        async with AsyncClient([cluster.endpoint("n2")]) as client:
+            await client.crdt.counter("sdk-async").incr(4)
+            return await client.crdt.counter("sdk-async").get()
+
+    assert asyncio.run(use()) == 4
+    command = [sys.executable, "-m", "tandemkv.server.cli", "crdt"]
+    where = ["--endpoints", cluster.endpoint("n3"), "--output", "json"]
+    added = subprocess.run(command + ["add", "cli-set", "m1"] + where, capture_output=True, text=True,
+                           timeout=CLI_TIMEOUT_S)
+    assert added.returncode == 0, added.stderr
+    shown = subprocess.run(command + ["get", "cli-set"] + where, capture_output=True, text=True,
+                           timeout=CLI_TIMEOUT_S)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == {"value": ["m1"]}
 
 
 def test_a_node_keeps_updates_taken_without_quorum_across_kill_9(cluster):

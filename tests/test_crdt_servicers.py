@@ -1,0 +1,122 @@
+"""The Crdt and Gossip servicers over a fake node and a fake plane: bad
+input is refused with the right status before the plane is called, each
+update maps to the mutator its table's type has, values and scans come
+back in the wire shape."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from tandemkv import errors, limits
+from tandemkv.server.available.crdt import TableKind
+from tandemkv.server.available.runtime import Verdict
+from tandemkv.v1 import crdt_pb2, crdt_pb2_grpc
+
+
+class FakePlane:
+    node_name = "fake"
+
+    def __init__(self):
+        self.kinds = {"hits": TableKind.PN_COUNTER, "grow": TableKind.G_COUNTER,
+                      "online": TableKind.OR_SET, "profile": TableKind.AW_LWW_MAP}
+        self.values = {"hits": 4, "grow": 0, "online": [b"a1", b"a2", b"b1"],
+                       "profile": {b"k": b"v", b"j": b"w"}}
+        self.updates: list[tuple] = []
+        self.verdict = Verdict({}, {})
+
+    def tables(self):
+        return dict(self.kinds)
+
+    def read(self, table):
+        if table not in self.kinds:
+            raise errors.NotFound(f"no CRDT table {table!r} on node fake")
+        return self.kinds[table], self.values[table]
+
+    def update(self, table, operation, *args, timeout_s):
+        self.updates.append((table, operation, *args))
+
+    def refresh_catalog(self):
+        pass
+
+    def deliver(self, frames):
+        return self.verdict
+
+
+@pytest.fixture
+def plane(fake_node):
+    fake_node.available = FakePlane()
+    return fake_node.available
+
+
+@pytest.fixture
+def stub(channel):
+    return crdt_pb2_grpc.CrdtStub(channel)
+
+
+def rpc_error(call, request) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as raised:
+        call(request, timeout=5)
+    return raised.value
+
+
+@pytest.mark.parametrize("request_, code, words", [
+    (crdt_pb2.CrdtUpdateRequest(table="hits"), grpc.StatusCode.INVALID_ARGUMENT, "one of"),
+    (crdt_pb2.CrdtUpdateRequest(table="", increment=1), grpc.StatusCode.INVALID_ARGUMENT, "CRDT_TABLE_NAME"),
+    (crdt_pb2.CrdtUpdateRequest(table="online", add=b"x" * (limits.CRDT_VALUE_BYTES_MAX + 1)),
+     grpc.StatusCode.INVALID_ARGUMENT, "CRDT_VALUE_BYTES_MAX"),
+    (crdt_pb2.CrdtUpdateRequest(table="hits", add=b"x"), grpc.StatusCode.FAILED_PRECONDITION, "'hits'"),
+    (crdt_pb2.CrdtUpdateRequest(table="grow", increment=-1), grpc.StatusCode.FAILED_PRECONDITION, "G_COUNTER"),
+    (crdt_pb2.CrdtUpdateRequest(table="ghost", increment=1), grpc.StatusCode.NOT_FOUND, "'ghost'"),
+])
+def test_a_bad_update_is_refused_and_never_applied(plane, stub, request_, code, words):
+    error = rpc_error(stub.Update, request_)
+    assert error.code() == code
+    assert words in error.details()
+    assert plane.updates == []
+
+
+@pytest.mark.parametrize("request_, applied", [
+    (crdt_pb2.CrdtUpdateRequest(table="hits", increment=-3), ("hits", "decrement", 3)),
+    (crdt_pb2.CrdtUpdateRequest(table="hits", increment=2), ("hits", "increment", 2)),
+    (crdt_pb2.CrdtUpdateRequest(table="online", remove=b"a1"), ("online", "remove", b"a1")),
+    (crdt_pb2.CrdtUpdateRequest(table="profile", put=crdt_pb2.MapPut(key=b"k", value=b"z")),
+     ("profile", "put", b"k", b"z")),
+    (crdt_pb2.CrdtUpdateRequest(table="profile", remove_key=b"k"), ("profile", "remove", b"k")),
+])
+def test_an_update_runs_the_mutator_of_its_tables_type(plane, stub, request_, applied):
+    assert stub.Update(request_, timeout=5).node == "fake"
+    assert plane.updates == [applied]
+
+
+def test_a_read_returns_the_value_in_its_wire_shape(plane, stub):
+    value = stub.Read(crdt_pb2.CrdtReadRequest(table="profile"), timeout=5)
+    assert value.type == crdt_pb2.AW_LWW_MAP and value.present and value.node == "fake"
+    assert [(e.key, e.value) for e in value.map.entries] == [(b"j", b"w"), (b"k", b"v")]
+    assert stub.Read(crdt_pb2.CrdtReadRequest(table="hits"), timeout=5).counter == 4
+
+
+def test_a_scan_filters_by_prefix_and_stops_at_the_limit(plane, stub):
+    response = stub.Scan(crdt_pb2.CrdtScanRequest(table="online", prefix=b"a", limit=1), timeout=5)
+    assert [e.key for e in response.entries] == [b"a1"] and response.more
+    error = rpc_error(stub.Scan, crdt_pb2.CrdtScanRequest(table="hits"))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_without_a_running_plane_calls_are_unavailable(fake_node, stub):
+    fake_node.available = None
+    error = rpc_error(stub.Read, crdt_pb2.CrdtReadRequest(table="hits"))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_gossip_refuses_too_many_frames_and_reports_rejections(plane, channel):
+    gossip = crdt_pb2_grpc.GossipStub(channel)
+    frames = [b"x"] * (limits.GOSSIP_DELIVER_FRAMES_MAX + 1)
+    error = rpc_error(gossip.Deliver, crdt_pb2.GossipFrames(frames=frames))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    plane.verdict = Verdict({"bad_mac": 1}, {"bad_mac": 4})
+    error = rpc_error(gossip.Deliver, crdt_pb2.GossipFrames(frames=[b"x"]))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "bad_mac=4" in error.details()
+    plane.verdict = Verdict({"bad_mac": 1}, {"bad_mac": 5})
+    assert gossip.Deliver(crdt_pb2.GossipFrames(frames=[b"x", b"y"]), timeout=5) is not None
