@@ -116,6 +116,9 @@ class Nemesis:
                 self.nodes.resume(node.name)
         while self._killed:
             self.nodes.start(self._killed.pop())
+        for name, code in self.nodes.crashed():
+            self.errors.append(f"node {name} exited by itself with code {code} (log: {self.nodes.log_path(name)})")
+            self.nodes.start(name)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

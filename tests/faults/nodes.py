@@ -53,6 +53,8 @@ class NodeProcess:
     process: subprocess.Popen | None = None
     paused: bool = False
     starts: int = 0
+    # Set by `kill`; an exit without it is the node's own doing (a crash).
+    killed: bool = False
 
     @property
     def running(self) -> bool:
@@ -74,7 +76,8 @@ class NodeSet:
         self.separate_groups = separate_groups
         ports = None if isolated else free_ports(2 * node_count)
         self.nodes = [self._describe(index, ports) for index in range(node_count)]
-        self.extra_env: dict[str, str] = {}
+        # Faulthandler: a crashing node writes every thread's stack to its log.
+        self.extra_env: dict[str, str] = {"PYTHONFAULTHANDLER": "1"}
         self.root.mkdir(parents=True, exist_ok=True)
         for node in self.nodes:
             self._write_config(node)
@@ -128,6 +131,7 @@ class NodeSet:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment, **group,
             )
         node.paused = False
+        node.killed = False
         node.starts += 1
         return node.process.pid
 
@@ -139,6 +143,7 @@ class NodeSet:
         """kill -9 and reap."""
         node = self.node(name)
         assert node.process is not None
+        node.killed = True
         node.process.send_signal(signal.SIGKILL)
         node.process.wait(timeout=REAP_TIMEOUT_S)
         node.paused = False
@@ -160,6 +165,7 @@ class NodeSet:
         for node in self.nodes:
             if node.process is None or node.process.poll() is not None:
                 continue
+            node.killed = True
             node.process.send_signal(signal.SIGCONT)
             node.process.send_signal(signal.SIGKILL)
         for node in self.nodes:
@@ -168,6 +174,16 @@ class NodeSet:
                     node.process.wait(timeout=REAP_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
                     pass
+
+    def crashed(self) -> list[tuple[str, int]]:
+        """(name, exit code) of every node that exited without being
+        killed by this object (a negative code is the signal number)."""
+        exits = []
+        for node in self.nodes:
+            code = None if node.process is None else node.process.poll()
+            if code is not None and not node.killed:
+                exits.append((node.name, code))
+        return exits
 
     def pids(self) -> dict[str, int]:
         return {node.name: node.process.pid for node in self.nodes if node.process is not None}

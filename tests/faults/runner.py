@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import sys
 import threading
 import time
@@ -42,6 +43,8 @@ from .workloads import (
 
 STARTUP_LEADER_TIMEOUT_S = 60.0
 SETTLE_LEADER_TIMEOUT_S = 30.0
+# All final reads together; keys not read by then are reported as errors.
+FINAL_READS_S_MAX = 90.0
 # Seconds the runner waits for a client thread after asking it to stop.
 JOIN_TIMEOUT_S = 30.0
 # Operations one client thread performs at most.
@@ -164,9 +167,14 @@ class Experiment:
         each read in the history (process 'final')."""
         self.nodes.wait_for_leader(SETTLE_LEADER_TIMEOUT_S)
         values: dict[str, Any] = {}
+        deadline = time.monotonic() + FINAL_READS_S_MAX
         with TrackingClient(self.nodes.endpoints, FINAL_READ_RETRY) as client:
             for kind in self.workloads:
                 for key in self.rotations[kind].keys():
+                    if time.monotonic() >= deadline:
+                        self.errors.append(f"final read of {key} not tried: final reads took over "
+                                           f"{FINAL_READS_S_MAX} s")
+                        continue
                     handle = self.history.invoke(FINAL_PROCESS, key, "read")
                     try:
                         values[key] = final_read(client, key)
@@ -178,6 +186,7 @@ class Experiment:
         return values
 
     def _summarize(self, nemesis: Nemesis | None, final_values: dict[str, Any]) -> dict[str, Any]:
+        self.errors += [f"node {name} exited by itself with code {code}" for name, code in self.nodes.crashed()]
         operations = self.history.operations()
         summary = summarize_checks(operations, final_values)
         summary.update({
@@ -247,8 +256,16 @@ def recheck(path: Path) -> dict[str, Any]:
     return {"seed": saved.seed, **summarize_checks(saved.operations, final_values)}
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every finally block stops its nodes."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    stop_on_sigterm()
     if args.check is not None:
         summary = recheck(args.check)
         print(json.dumps(summary, indent=2))
