@@ -46,6 +46,8 @@ class GossipTransport:
         self._in_flight: collections.Counter[str] = collections.Counter()
         self.counters: collections.Counter[str] = collections.Counter()
         self._closed = False
+        # Peers whose current channel failed a call: replaced on next send.
+        self._broken: set[str] = set()
 
     def send(self, outgoing: Iterable[Outgoing]) -> None:
         by_peer: dict[str, list[bytes]] = collections.defaultdict(list)
@@ -78,22 +80,39 @@ class GossipTransport:
                 self.counters["frames_dropped_in_flight"] += len(frames)
                 return
             self._in_flight[peer] += 1
-            channel = self._channels.get(peer)
-            if channel is None:
-                channel = self._channels[peer] = grpc.insecure_channel(address)
+            channel, retired = self._channel(peer, address)
+        if retired is not None:
+            retired.close()
         stub = crdt_pb2_grpc.GossipStub(channel)
         try:
             future = stub.Deliver.future(crdt_pb2.GossipFrames(frames=frames),
                                          timeout=GOSSIP_SEND_DEADLINE_S)
         except Exception:  # noqa: BLE001 - a closed channel; the round repairs it
-            self._done(peer, False, len(frames))
+            self._done(peer, channel, False, len(frames))
             return
-        future.add_done_callback(lambda done: self._done(peer, _ok(done), len(frames)))
+        future.add_done_callback(lambda done: self._done(peer, channel, _ok(done), len(frames)))
 
-    def _done(self, peer: str, ok: bool, frame_count: int) -> None:
+    def _channel(self, peer: str, address: str) -> tuple[grpc.Channel, grpc.Channel | None]:
+        """The peer's channel (under _lock), and the one it replaces, if
+        any: after a failed call the channel is replaced, so a connection
+        stalled by a partition is not waited out (TCP retransmission
+        backoff) once the network heals."""
+        channel = self._channels.get(peer)
+        retired = None
+        if channel is not None and peer in self._broken:
+            retired, channel = channel, None
+        if channel is None:
+            channel = self._channels[peer] = grpc.insecure_channel(address)
+            self._broken.discard(peer)
+            self.counters["channels_opened"] += 1
+        return channel, retired
+
+    def _done(self, peer: str, channel: grpc.Channel, ok: bool, frame_count: int) -> None:
         with self._lock:
             self._in_flight[peer] -= 1
             self.counters["frames_delivered" if ok else "frames_failed"] += frame_count
+            if not ok and self._channels.get(peer) is channel:
+                self._broken.add(peer)
 
 
 def _ok(future: grpc.Future) -> bool:
