@@ -9,6 +9,7 @@ gRPC server stops first (calls in flight get a grace period), then the node.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -45,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=str(values.get("log_level", "INFO")).upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A fatal signal (a crash in a C extension) leaves every thread's Python
+    # stack in the log instead of nothing.
+    faulthandler.enable(file=sys.stderr, all_threads=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
