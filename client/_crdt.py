@@ -24,7 +24,7 @@ retried.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import grpc
 
@@ -35,7 +35,6 @@ from tandemkv.client._retry import error_from_rpc
 from tandemkv.v1 import crdt_pb2
 
 if TYPE_CHECKING:
-    from tandemkv.client._async import AsyncClient
     from tandemkv.client._sync import Client
 
 TYPES = {name.lower(): value for name, value in crdt_pb2.CrdtType.items() if value}

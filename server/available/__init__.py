@@ -1,10 +1,12 @@
 """The available (AP) plane: CRDT tables that accept writes through
 partitions and converge by gossip. Never waits on Raft.
 
-Pure parts only so far: the CRDT value types (`crdt`), the hybrid logical
-clock (`hlc`) and the sans-I/O gossip protocol (`gossip`). A transport
-moves `GossipNode`'s frames; storage keeps `encoded_table` bytes and the
-clock's high-water mark.
+Exported here: the pure parts, the CRDT value types (`crdt`), the hybrid
+logical clock (`hlc`) and the sans-I/O gossip protocol (`gossip`). The
+running plane is in `runtime` (`AvailablePlane`: the gossip thread),
+`storage` (LMDB: tables, the clock's high-water mark) and `transport`
+(gRPC `Gossip.Deliver`), imported from there so the pure core needs
+neither LMDB nor gRPC. See docs/available-plane.md.
 """
 
 from .crdt import (AWLWWMap, Crdt, GCounter, LWWRegister, MVRegister, ORSet, Origin, PNCounter,
