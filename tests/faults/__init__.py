@@ -1,7 +1,13 @@
-"""The pure core of TandemKV's fault-injection harness: recording client
-histories and checking them (linearizability per key, final counter and set
-states). Nothing here opens a socket or starts a server; cluster fault tests
-record into a `History` and hand its operations to these checks."""
+"""TandemKV's fault-injection harness.
+
+The names exported here are its pure core: recording client histories and
+checking them (linearizability per key, final counter and set states);
+they open no socket and start no server. The modules that run a cluster
+under faults are imported by name: `network` (private namespace, iptables
+partitions), `nodes` (the server processes), `nemesis` (the seeded fault
+schedule), `workloads` (SDK clients), `runner` (one experiment, as
+`python -m tests.faults.runner`) and `scenarios` (failover and cut-off
+node checks). See docs/faults.md."""
 
 from .final_state import CounterVerdict, SetVerdict, check_counter_final, check_set_final, subset_sum_reachable
 from .history import (

@@ -40,8 +40,8 @@ PROCESS_KINDS = ("kill", "pause")
 ALL_KINDS = PARTITION_KINDS + PROCESS_KINDS
 GROUPS = {"partition": PARTITION_KINDS, "kill": ("kill",), "pause": ("pause",), "all": ALL_KINDS}
 # Seconds a fault lasts, and the quiet time after healing it.
-FAULT_S_RANGE = (2.0, 5.0)
-QUIET_S_RANGE = (1.0, 2.5)
+FAULT_S_RANGE = (2.0, 4.0)
+QUIET_S_RANGE = (1.0, 2.0)
 # Faults one run injects at most, whatever its duration.
 CYCLES_MAX = 10_000
 # How long a leader fault waits to learn who leads before picking at random.
