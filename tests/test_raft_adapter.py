@@ -76,3 +76,58 @@ def test_messages_that_promise_durability_wait_for_the_disk_in_order(monkeypatch
     transport.release_held()
     assert sent[1:] == [("n2", "next_node_idx"), ("n2", "append_entries")]
     assert transport._held == {}
+
+
+class _Entries(list):
+    def first_index(self):
+        return self[0][1]
+
+
+def test_a_term_mismatch_hint_skips_the_whole_conflicting_term_above_the_commit_index():
+    log = _Entries([(b"", i, t) for i, t in
+                    [(5, 1), (6, 1), (7, 2), (8, 2), (9, 4), (10, 4), (11, 4)]])
+    assert raft_adapter.backtrack_hint(log, 11, commit_index=6) == 9
+    assert raft_adapter.backtrack_hint(log, 8, commit_index=6) == 7
+    assert raft_adapter.backtrack_hint(log, 11, commit_index=9) == 10, "never at or below commit"
+    assert raft_adapter.backtrack_hint(log, 30, commit_index=6) == 30, "not held: unchanged"
+
+
+def _leader(monkeypatch, term=5):
+    def original(self, node, message):  # what pysyncobj's leader does with a reply
+        if message["reset"]:
+            self._SyncObj__raftNextIndex[node] = message["next_node_idx"]
+        elif message["success"]:
+            self._SyncObj__raftNextIndex[node] = message["next_node_idx"]
+
+    monkeypatch.setattr(raft_adapter.SyncObj, "_SyncObj__onMessageReceived", original)
+    replica = object.__new__(raft_adapter.RaftReplica)
+    replica._probe_floors = {}
+    replica._SyncObj__raftNextIndex = {"n3": 13_594}
+    monkeypatch.setattr(raft_adapter.RaftReplica, "_isLeader", lambda self: True)
+    monkeypatch.setattr(raft_adapter.RaftReplica, "raftCurrentTerm", term)
+    return replica
+
+
+def reply(next_index, success=False, reset=True):
+    return {"type": "next_node_idx", "next_node_idx": next_index, "success": success,
+            "reset": reset}
+
+
+def test_while_backing_up_a_stale_reset_cannot_raise_the_next_index(monkeypatch):
+    leader = _leader(monkeypatch)
+    on = leader._SyncObj__onMessageReceived
+    on("n3", reply(6_944))           # "my log ends at 6943"
+    on("n3", reply(6_925))           # term mismatch: back up to the term's start
+    on("n3", reply(6_944))           # answers an append sent before the back-up
+    assert leader._SyncObj__raftNextIndex["n3"] == 6_925
+    on("n3", reply(6_925, success=True, reset=False))
+    on("n3", reply(7_000))           # after a success, a reset applies again
+    assert leader._SyncObj__raftNextIndex["n3"] == 7_000
+
+
+def test_a_new_term_forgets_the_previous_back_up(monkeypatch):
+    leader = _leader(monkeypatch, term=5)
+    leader._SyncObj__onMessageReceived("n3", reply(100))
+    monkeypatch.setattr(raft_adapter.RaftReplica, "raftCurrentTerm", 6)
+    leader._SyncObj__onMessageReceived("n3", reply(500))
+    assert leader._SyncObj__raftNextIndex["n3"] == 500

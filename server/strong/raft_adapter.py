@@ -21,11 +21,19 @@ What it changes in pysyncobj, and why:
 - `_checkCommandsToApply` sends new entries at once, and a pipe wakes the
   tick thread when a command is queued: adaptive batching, i.e. low latency
   when idle and large batches when busy.
-- `_SyncObj__onMessageReceived`: with several appends in flight to one
-  follower, pysyncobj lets each success reply set that follower's next index
-  back to just after the reply's entries, so it resends entries already on
-  their way and the follower truncates and re-adds them. A success reply may
-  only move the next index forward (failure replies still reset it).
+- `_SyncObj__onMessageReceived`, replication progress. pysyncobj's replies
+  carry no request identity, and with several appends in flight:
+  - each success reply set the follower's next index back to just after
+    its own entries, resending entries already on their way: a success
+    reply may now only move the next index forward;
+  - while a leader backs up over a follower's divergent tail, replies to
+    appends sent before the back-up ("my log ends at N") undid it, and the
+    leader resent everything from N again, forever (seen as a cluster that
+    stopped committing after a partition healed): during back-up a reset
+    reply may now only lower the next index, until a success.
+  - a follower answering a term mismatch hints at the first index of its
+    conflicting term (above its commit index), so backing up costs one
+    round trip per term instead of one per entry.
 `check_pinned_internals()` fails loudly if any of this no longer matches.
 """
 
@@ -128,6 +136,8 @@ class _FlushingTransport(TCPTransport):
         self._held: dict = {}  # peer -> [(durable seq needed, message)]
 
     def send(self, node, message):
+        if message.get("type") == "next_node_idx" and message.get("reset"):
+            message = self._syncObj._with_backtrack_hint(message)
         raft_log = self._syncObj._raft_log
         needed = 0
         if message.get("type") not in LEADER_MESSAGES_WITHOUT_FLUSH:
@@ -179,6 +189,8 @@ class RaftReplica(SyncObj):
         self._deferred: list[tuple[Callback, object, int]] = []
         self._deferred_async: dict[asyncio.AbstractEventLoop, list] = {}
         self._wakeup_pending = False
+        self._answering: dict | None = None  # the append a follower is handling
+        self._probe_floors: dict = {}  # peer -> (term, lowest reset next index)
         self._write_snapshot = write_snapshot
         self._read_snapshot = read_snapshot
         conf = SyncObjConf(
@@ -310,17 +322,44 @@ class RaftReplica(SyncObj):
             self._SyncObj__sendAppendEntries()
 
     def _SyncObj__onMessageReceived(self, node, message):  # noqa: N802
+        kind = message.get("type")
+        if kind == "next_node_idx" and self._isLeader():
+            self._on_progress_reply(node, message)
+            return
+        self._answering = message if kind == "append_entries" else None
+        try:
+            SyncObj._SyncObj__onMessageReceived(self, node, message)
+        finally:
+            self._answering = None
+
+    def _on_progress_reply(self, node, message) -> None:
+        """A follower's reply to an append, on the leader (module docstring)."""
+        term = self.raftCurrentTerm
+        floor = self._probe_floors.get(node)
+        if floor is not None and floor[0] != term:
+            del self._probe_floors[node]
+            floor = None
+        failed = message.get("reset") and not message.get("success")
+        if failed and floor is not None and message["next_node_idx"] > floor[1]:
+            return  # answers an append sent before the leader backed up
         next_index = self._SyncObj__raftNextIndex
         before = next_index.get(node)
         SyncObj._SyncObj__onMessageReceived(self, node, message)
-        if (
-            message.get("type") == "next_node_idx"
-            and message.get("success")
-            and not message.get("reset")
-            and before is not None
-            and next_index.get(node, before) < before
-        ):
-            next_index[node] = before
+        if failed:
+            self._probe_floors[node] = (term, message["next_node_idx"])
+        elif message.get("success"):
+            self._probe_floors.pop(node, None)
+            if before is not None and not message.get("reset") and next_index.get(node, before) < before:
+                next_index[node] = before
+
+    def _with_backtrack_hint(self, reply: dict) -> dict:
+        """On a follower: a term-mismatch reply names the first index of the
+        conflicting term instead of the one index below."""
+        asked = self._answering
+        if asked is None or asked.get("prevLogIdx") != reply["next_node_idx"]:
+            return reply
+        hint = backtrack_hint(self._raft_log, reply["next_node_idx"], self.raftCommitIndex)
+        return dict(reply, next_node_idx=hint)
 
     def _transport(self) -> _FlushingTransport:
         return self._SyncObj__transport
@@ -353,6 +392,19 @@ class RaftReplica(SyncObj):
             except RuntimeError:
                 continue
         return False
+
+
+def backtrack_hint(raft_log, mismatch_index: int, commit_index: int) -> int:
+    """The first index of the term held at `mismatch_index`, but never at or
+    below the commit index (committed entries match every leader's)."""
+    first = raft_log.first_index()
+    position = mismatch_index - first
+    if not 0 <= position < len(raft_log):
+        return mismatch_index
+    term = raft_log[position][2]
+    while position > 0 and raft_log[position - 1][2] == term:
+        position -= 1
+    return min(mismatch_index, max(first + position, commit_index + 1))
 
 
 def _resolve_many(items) -> None:
