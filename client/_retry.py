@@ -21,6 +21,8 @@ import grpc
 from tandemkv import errors
 
 LEADER_METADATA_KEY = "tandemkv-leader"
+# Set by the server on every status it produces (see server/api/edge.py).
+ERROR_METADATA_KEY = "tandemkv-error"
 RETRYABLE_ERRORS = (errors.Unavailable, errors.OutcomeUnknown)
 
 
@@ -68,6 +70,11 @@ def error_from_rpc(error: grpc.RpcError, request_id: bytes) -> errors.TandemKVEr
     hint (UNAVAILABLE) or the request id (outcome unknown) attached."""
     code = error.code()
     message = error.details() or code.name
+    if code == grpc.StatusCode.UNAVAILABLE and _from_transport(error, message):
+        # Lost after the request may have left: a write may have applied.
+        return errors.OutcomeUnknown(
+            f"connection lost during the call ({message}); it may have applied: retry with "
+            "the same request id", request_id=request_id or None)
     exception = errors.error_for_status(code, message)
     if isinstance(exception, errors.Unavailable):
         exception.leader_hint = _leader_hint(error)
@@ -76,15 +83,31 @@ def error_from_rpc(error: grpc.RpcError, request_id: bytes) -> errors.TandemKVEr
     return exception
 
 
-def _leader_hint(error: grpc.RpcError) -> str | None:
+def _trailing(error: grpc.RpcError, wanted: str) -> str | None:
     try:
         metadata = error.trailing_metadata() or ()
     except Exception:  # noqa: BLE001 - a broken call has no metadata
         return None
     for key, value in metadata:
-        if key == LEADER_METADATA_KEY and value:
+        if key == wanted and value:
             return value
     return None
+
+
+def _leader_hint(error: grpc.RpcError) -> str | None:
+    return _trailing(error, LEADER_METADATA_KEY)
+
+
+# gRPC's words for a call that never left because no connection was made.
+NEVER_SENT_MARKERS = ("failed to connect to all addresses", "DNS resolution failed")
+
+
+def _from_transport(error: grpc.RpcError, message: str) -> bool:
+    """An UNAVAILABLE the transport made after the request may have been
+    sent (not TandemKV's "not applied", and not a failure to connect)."""
+    if _trailing(error, ERROR_METADATA_KEY) is not None:
+        return False
+    return not any(marker in message for marker in NEVER_SENT_MARKERS)
 
 
 class Attempts:

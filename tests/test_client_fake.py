@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import grpc
 import pytest
 
 from tandemkv import errors
@@ -184,3 +185,32 @@ def test_the_retry_policy_checks_its_limits():
     with pytest.raises(ValueError, match="attempts_max"):
         Retry(attempts_max=0)
     assert [Retry().backoff_s(n) for n in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
+
+
+class _RpcError(grpc.RpcError):
+    def __init__(self, code, details, trailing=()):
+        self._code, self._details, self._trailing = code, details, trailing
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+    def trailing_metadata(self):
+        return self._trailing
+
+
+def test_unavailable_from_the_transport_after_sending_is_an_unknown_outcome():
+    from tandemkv.client._retry import error_from_rpc
+
+    rid = b"r" * 16
+    lost = error_from_rpc(_RpcError(grpc.StatusCode.UNAVAILABLE, "Socket closed"), rid)
+    assert isinstance(lost, errors.OutcomeUnknown) and lost.request_id == rid
+    never_sent = error_from_rpc(_RpcError(
+        grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; last error: ..."), rid)
+    assert isinstance(never_sent, errors.Unavailable)
+    refused = error_from_rpc(_RpcError(
+        grpc.StatusCode.UNAVAILABLE, "node n1: write not applied (raft: MISSING_LEADER); retry",
+        (("tandemkv-error", "Unavailable"), ("tandemkv-leader", "127.0.0.1:9")),), rid)
+    assert isinstance(refused, errors.Unavailable) and refused.leader_hint == "127.0.0.1:9"

@@ -18,6 +18,9 @@ from tandemkv import errors, limits
 from tandemkv.server.strong.validation import check_request
 
 LEADER_METADATA_KEY = "tandemkv-leader"
+# Marks a status TandemKV itself produced (its error class); a status without
+# it came from the transport, where UNAVAILABLE does not mean "not applied".
+ERROR_METADATA_KEY = "tandemkv-error"
 # Part of the remaining deadline kept back from the node, so that the node
 # times out (and the handler answers "outcome unknown") before the caller
 # gives up on the call.
@@ -51,10 +54,10 @@ def status_for_error(error: BaseException) -> tuple[grpc.StatusCode, str, tuple[
     The code comes from the exception class (`tandemkv.errors`, one table);
     anything else is a bug and becomes INTERNAL without leaking internals."""
     if isinstance(error, errors.TandemKVError):
-        metadata: tuple[tuple[str, str], ...] = ()
+        metadata: tuple[tuple[str, str], ...] = ((ERROR_METADATA_KEY, type(error).__name__),)
         leader_hint = getattr(error, "leader_hint", None)
         if leader_hint:
-            metadata = ((LEADER_METADATA_KEY, leader_hint),)
+            metadata += ((LEADER_METADATA_KEY, leader_hint),)
         message = error.message
         limit = getattr(error, "limit", None)
         if limit and limit not in message:
