@@ -210,9 +210,9 @@ class GossipServicer(crdt_pb2_grpc.GossipServicer):
         self._node = node
 
     def Deliver(self, request, context):
-        return _serve(context, lambda: self._deliver(request, context))
+        return _serve(context, lambda: self._deliver(request))
 
-    def _deliver(self, request, context) -> crdt_pb2.GossipAck:
+    def _deliver(self, request) -> crdt_pb2.GossipAck:
         if len(request.frames) > limits.GOSSIP_DELIVER_FRAMES_MAX:
             raise errors.InvalidArgument(
                 f"{len(request.frames)} frames in one call; the limit GOSSIP_DELIVER_FRAMES_MAX "
@@ -222,10 +222,11 @@ class GossipServicer(crdt_pb2_grpc.GossipServicer):
         if verdict is None or rejected == 0 or rejected < len(request.frames):
             return crdt_pb2.GossipAck()
         totals = ",".join(f"{k}={v}" for k, v in sorted(verdict.rejected_total.items()))
-        context.set_trailing_metadata(((GOSSIP_REJECTED_METADATA_KEY, totals),))
         reasons = ",".join(f"{k}={v}" for k, v in sorted(verdict.rejected.items()))
         message = (f"{rejected} of {len(request.frames)} gossip frames rejected ({reasons}); "
                    f"rejected on this node so far: {totals}")
-        if _AUTH_REASONS & set(verdict.rejected):
-            raise errors.Unauthenticated(message)
-        raise errors.InvalidArgument(message)
+        kind = errors.Unauthenticated if _AUTH_REASONS & set(verdict.rejected) else errors.InvalidArgument
+        error = kind(message)
+        # Sent along with the status (see edge.status_for_error).
+        error.trailing_metadata = ((GOSSIP_REJECTED_METADATA_KEY, totals),)
+        raise error

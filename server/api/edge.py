@@ -58,6 +58,7 @@ def status_for_error(error: BaseException) -> tuple[grpc.StatusCode, str, tuple[
         leader_hint = getattr(error, "leader_hint", None)
         if leader_hint:
             metadata += ((LEADER_METADATA_KEY, leader_hint),)
+        metadata += tuple(getattr(error, "trailing_metadata", ()))
         message = error.message
         limit = getattr(error, "limit", None)
         if limit and limit not in message:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from typing import Iterable
 
 import grpc
@@ -34,6 +35,8 @@ GOSSIP_IN_FLIGHT_PER_PEER_MAX = 4
 # Bytes of frames in one Deliver call (frames are at most 256 KiB each);
 # a call also holds at most limits.GOSSIP_DELIVER_FRAMES_MAX frames.
 GOSSIP_CALL_BYTES_MAX = limits.GRPC_MESSAGE_BYTES_MAX // 2
+# How often close() looks whether the last calls finished.
+CLOSE_POLL_S = 0.02
 
 
 class GossipTransport:
@@ -48,6 +51,11 @@ class GossipTransport:
         self._closed = False
         # Peers whose current channel failed a call: replaced on next send.
         self._broken: set[str] = set()
+        # Calls in flight per channel, and replaced channels waiting for
+        # theirs to finish: closing a channel with calls in flight can crash
+        # grpc's native layer, so a channel is closed only once idle.
+        self._calls: collections.Counter[int] = collections.Counter()
+        self._retired: list[grpc.Channel] = []
 
     def send(self, outgoing: Iterable[Outgoing]) -> None:
         by_peer: dict[str, list[bytes]] = collections.defaultdict(list)
@@ -58,11 +66,26 @@ class GossipTransport:
                 self._send_batch(peer, batch)
 
     def close(self) -> None:
+        """Stops sending; closes every channel whose calls have finished
+        (each call ends by its deadline; the rest go with the process)."""
         with self._lock:
             self._closed = True
-            channels, self._channels = list(self._channels.values()), {}
-        for channel in channels:
+            self._retired += list(self._channels.values())
+            self._channels = {}
+        deadline = time.monotonic() + GOSSIP_SEND_DEADLINE_S
+        while self._close_idle_retired() and time.monotonic() < deadline:
+            time.sleep(CLOSE_POLL_S)
+
+    def _close_idle_retired(self) -> int:
+        """Closes retired channels with no call in flight; returns how many
+        retired channels are still busy."""
+        with self._lock:
+            idle = [c for c in self._retired if not self._calls[id(c)]]
+            self._retired = [c for c in self._retired if self._calls[id(c)]]
+            busy = len(self._retired)
+        for channel in idle:
             channel.close()
+        return busy
 
     def in_flight(self) -> dict[str, int]:
         with self._lock:
@@ -80,9 +103,9 @@ class GossipTransport:
                 self.counters["frames_dropped_in_flight"] += len(frames)
                 return
             self._in_flight[peer] += 1
-            channel, retired = self._channel(peer, address)
-        if retired is not None:
-            retired.close()
+            channel = self._channel(peer, address)
+            self._calls[id(channel)] += 1
+        self._close_idle_retired()
         stub = crdt_pb2_grpc.GossipStub(channel)
         try:
             future = stub.Deliver.future(crdt_pb2.GossipFrames(frames=frames),
@@ -92,24 +115,26 @@ class GossipTransport:
             return
         future.add_done_callback(lambda done: self._done(peer, channel, _ok(done), len(frames)))
 
-    def _channel(self, peer: str, address: str) -> tuple[grpc.Channel, grpc.Channel | None]:
-        """The peer's channel (under _lock), and the one it replaces, if
-        any: after a failed call the channel is replaced, so a connection
-        stalled by a partition is not waited out (TCP retransmission
-        backoff) once the network heals."""
+    def _channel(self, peer: str, address: str) -> grpc.Channel:
+        """The peer's channel (under _lock): after a failed call it is
+        replaced (and retired), so a connection stalled by a partition is not
+        waited out (TCP retransmission backoff) once the network heals."""
         channel = self._channels.get(peer)
-        retired = None
         if channel is not None and peer in self._broken:
-            retired, channel = channel, None
+            self._retired.append(channel)
+            channel = None
         if channel is None:
             channel = self._channels[peer] = grpc.insecure_channel(address)
             self._broken.discard(peer)
             self.counters["channels_opened"] += 1
-        return channel, retired
+        return channel
 
     def _done(self, peer: str, channel: grpc.Channel, ok: bool, frame_count: int) -> None:
         with self._lock:
             self._in_flight[peer] -= 1
+            self._calls[id(channel)] -= 1
+            if not self._calls[id(channel)]:
+                del self._calls[id(channel)]
             self.counters["frames_delivered" if ok else "frames_failed"] += frame_count
             if not ok and self._channels.get(peer) is channel:
                 self._broken.add(peer)
