@@ -65,6 +65,7 @@ def test_messages_that_promise_durability_wait_for_the_disk_in_order(monkeypatch
     transport._held = {}
     transport._syncObj = type("Replica", (), {})()
     transport._syncObj._raft_log = log = _FakeLog()
+    transport._syncObj._stamped_reply = lambda message: message
     log.dirty = True  # entries appended, not yet on disk
     transport.send("n2", {"type": "next_node_idx"})       # an acknowledgement: held
     transport.send("n2", {"type": "append_entries"})      # after a held one: held too
@@ -98,11 +99,13 @@ def _leader(monkeypatch, term=5):
             self._SyncObj__raftNextIndex[node] = message["next_node_idx"]
         elif message["success"]:
             self._SyncObj__raftNextIndex[node] = message["next_node_idx"]
+            self._SyncObj__raftMatchIndex[node] = message["next_node_idx"] - 1
 
     monkeypatch.setattr(raft_adapter.SyncObj, "_SyncObj__onMessageReceived", original)
     replica = object.__new__(raft_adapter.RaftReplica)
     replica._probe_floors = {}
     replica._SyncObj__raftNextIndex = {"n3": 13_594}
+    replica._SyncObj__raftMatchIndex = {"n3": 0}
     monkeypatch.setattr(raft_adapter.RaftReplica, "_isLeader", lambda self: True)
     monkeypatch.setattr(raft_adapter.RaftReplica, "raftCurrentTerm", term)
     return replica
@@ -131,3 +134,22 @@ def test_a_new_term_forgets_the_previous_back_up(monkeypatch):
     monkeypatch.setattr(raft_adapter.RaftReplica, "raftCurrentTerm", 6)
     leader._SyncObj__onMessageReceived("n3", reply(500))
     assert leader._SyncObj__raftNextIndex["n3"] == 500
+
+
+def test_replies_of_another_term_and_resets_below_the_match_are_ignored(monkeypatch):
+    leader = _leader(monkeypatch, term=5)
+    on = leader._SyncObj__onMessageReceived
+    on("n3", reply(20_000, success=True, reset=False))
+    on("n3", dict(reply(33_844), tandemkv_term=4))   # from the previous term
+    on("n3", reply(19_000))                          # below what n3 acknowledged
+    assert leader._SyncObj__raftNextIndex["n3"] == 20_000
+    on("n3", dict(reply(20_000), tandemkv_term=5))
+    assert leader._SyncObj__raftNextIndex["n3"] == 20_000
+
+
+def test_a_follower_stamps_its_replies_with_its_term(monkeypatch):
+    follower = object.__new__(raft_adapter.RaftReplica)
+    follower._answering = None
+    monkeypatch.setattr(raft_adapter.RaftReplica, "raftCurrentTerm", 9)
+    stamped = follower._stamped_reply(reply(10, success=True, reset=False))
+    assert stamped["tandemkv_term"] == 9 and stamped["next_node_idx"] == 10

@@ -33,7 +33,9 @@ What it changes in pysyncobj, and why:
     reply may now only lower the next index, until a success.
   - a follower answering a term mismatch hints at the first index of its
     conflicting term (above its commit index), so backing up costs one
-    round trip per term instead of one per entry.
+    round trip per term instead of one per entry;
+  - replies now carry the follower's term; a leader ignores replies of
+    another term, and resets at or below what the follower already matched.
 `check_pinned_internals()` fails loudly if any of this no longer matches.
 """
 
@@ -74,6 +76,10 @@ SOCKET_BUFFER_BYTES = 1 << 20
 # is applied (see the module docstring), not before it is replicated.
 LEADER_MESSAGES_WITHOUT_FLUSH = frozenset({"append_entries"})
 
+# Added to a follower's replies: the term it answered in (pysyncobj's own
+# replies carry none, so a reply from an earlier term looked current).
+REPLY_TERM_KEY = "tandemkv_term"
+
 # pysyncobj failure codes, by what they mean for the caller.
 NOT_APPLIED = frozenset(
     {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED,
@@ -87,6 +93,7 @@ _REQUIRED_INTERNALS = (
     "_SyncObj__sendAppendEntries",
     "_SyncObj__raftState",
     "_SyncObj__raftNextIndex",
+    "_SyncObj__raftMatchIndex",
     "_SyncObj__onMessageReceived",
     "_checkCommandsToApply",
     "raftLastApplied",
@@ -103,7 +110,8 @@ def check_pinned_internals() -> None:
             f"internals of {PINNED_PYSYNCOBJ_VERSION} only: install pysyncobj=="
             f"{PINNED_PYSYNCOBJ_VERSION}"
         )
-    instance_attributes = {"_SyncObj__raftState", "_SyncObj__raftNextIndex"}
+    instance_attributes = {"_SyncObj__raftState", "_SyncObj__raftNextIndex",
+                           "_SyncObj__raftMatchIndex"}
     for name in _REQUIRED_INTERNALS:
         if name not in instance_attributes and not hasattr(SyncObj, name):
             raise RuntimeError(f"pysyncobj.SyncObj has no {name}; the pinned internals changed")
@@ -136,8 +144,8 @@ class _FlushingTransport(TCPTransport):
         self._held: dict = {}  # peer -> [(durable seq needed, message)]
 
     def send(self, node, message):
-        if message.get("type") == "next_node_idx" and message.get("reset"):
-            message = self._syncObj._with_backtrack_hint(message)
+        if message.get("type") == "next_node_idx":
+            message = self._syncObj._stamped_reply(message)
         raft_log = self._syncObj._raft_log
         needed = 0
         if message.get("type") not in LEADER_MESSAGES_WITHOUT_FLUSH:
@@ -339,7 +347,11 @@ class RaftReplica(SyncObj):
         if floor is not None and floor[0] != term:
             del self._probe_floors[node]
             floor = None
+        if message.get(REPLY_TERM_KEY, term) != term:
+            return  # answers an append of another term
         failed = message.get("reset") and not message.get("success")
+        if failed and message["next_node_idx"] <= self._SyncObj__raftMatchIndex.get(node, 0):
+            return  # the follower already acknowledged past this: stale
         if failed and floor is not None and message["next_node_idx"] > floor[1]:
             return  # answers an append sent before the leader backed up
         next_index = self._SyncObj__raftNextIndex
@@ -352,14 +364,17 @@ class RaftReplica(SyncObj):
             if before is not None and not message.get("reset") and next_index.get(node, before) < before:
                 next_index[node] = before
 
-    def _with_backtrack_hint(self, reply: dict) -> dict:
-        """On a follower: a term-mismatch reply names the first index of the
-        conflicting term instead of the one index below."""
+    def _stamped_reply(self, reply: dict) -> dict:
+        """On a follower: the reply carries its term, and a term-mismatch
+        reply names the first index of the conflicting term instead of the
+        one index below."""
+        reply = dict(reply, **{REPLY_TERM_KEY: self.raftCurrentTerm})
         asked = self._answering
-        if asked is None or asked.get("prevLogIdx") != reply["next_node_idx"]:
+        if not reply.get("reset") or asked is None or asked.get("prevLogIdx") != reply["next_node_idx"]:
             return reply
-        hint = backtrack_hint(self._raft_log, reply["next_node_idx"], self.raftCommitIndex)
-        return dict(reply, next_node_idx=hint)
+        reply["next_node_idx"] = backtrack_hint(self._raft_log, reply["next_node_idx"],
+                                                self.raftCommitIndex)
+        return reply
 
     def _transport(self) -> _FlushingTransport:
         return self._SyncObj__transport
