@@ -104,6 +104,7 @@ def _leader(monkeypatch, term=5):
     monkeypatch.setattr(raft_adapter.SyncObj, "_SyncObj__onMessageReceived", original)
     replica = object.__new__(raft_adapter.RaftReplica)
     replica._probe_floors = {}
+    replica._peer_incarnations = {}
     replica._SyncObj__raftNextIndex = {"n3": 13_594}
     replica._SyncObj__raftMatchIndex = {"n3": 0}
     monkeypatch.setattr(raft_adapter.RaftReplica, "_isLeader", lambda self: True)
@@ -150,6 +151,18 @@ def test_replies_of_another_term_and_resets_below_the_match_are_ignored(monkeypa
 def test_a_follower_stamps_its_replies_with_its_term(monkeypatch):
     follower = object.__new__(raft_adapter.RaftReplica)
     follower._answering = None
+    follower._incarnation = "abc"
     monkeypatch.setattr(raft_adapter.RaftReplica, "raftCurrentTerm", 9)
     stamped = follower._stamped_reply(reply(10, success=True, reset=False))
     assert stamped["tandemkv_term"] == 9 and stamped["next_node_idx"] == 10
+
+
+def test_a_restarted_follower_is_backed_up_even_below_its_old_match(monkeypatch):
+    leader = _leader(monkeypatch, term=5)
+    on = leader._SyncObj__onMessageReceived
+    on("n3", dict(reply(20_000, success=True, reset=False), tandemkv_incarnation="a"))
+    on("n3", dict(reply(2), tandemkv_incarnation="a"))      # same process: stale
+    assert leader._SyncObj__raftNextIndex["n3"] == 20_000
+    on("n3", dict(reply(2), tandemkv_incarnation="b"))      # wiped and restarted
+    assert leader._SyncObj__raftNextIndex["n3"] == 2
+    assert leader._SyncObj__raftMatchIndex["n3"] == 0

@@ -71,6 +71,7 @@ EXIT_STORAGE_FAILURE = 70
 # avoids its chunking bug for commands near a multiple of this size.
 APPEND_ENTRIES_BATCH_BYTES = 4 * limits.COMMAND_SIZE_BYTES_MAX
 SOCKET_BUFFER_BYTES = 1 << 20
+INCARNATION_BYTES = 8
 
 # A leader's own copy of an entry needs to be on disk only before the entry
 # is applied (see the module docstring), not before it is replicated.
@@ -79,6 +80,9 @@ LEADER_MESSAGES_WITHOUT_FLUSH = frozenset({"append_entries"})
 # Added to a follower's replies: the term it answered in (pysyncobj's own
 # replies carry none, so a reply from an earlier term looked current).
 REPLY_TERM_KEY = "tandemkv_term"
+# ... and its process incarnation: a follower that restarted (perhaps with a
+# wiped or shortened log) no longer holds what it acknowledged before.
+REPLY_INCARNATION_KEY = "tandemkv_incarnation"
 
 # pysyncobj failure codes, by what they mean for the caller.
 NOT_APPLIED = frozenset(
@@ -199,6 +203,8 @@ class RaftReplica(SyncObj):
         self._wakeup_pending = False
         self._answering: dict | None = None  # the append a follower is handling
         self._probe_floors: dict = {}  # peer -> (term, lowest reset next index)
+        self._incarnation = os.urandom(INCARNATION_BYTES).hex()
+        self._peer_incarnations: dict = {}  # peer -> incarnation last heard
         self._write_snapshot = write_snapshot
         self._read_snapshot = read_snapshot
         conf = SyncObjConf(
@@ -349,6 +355,7 @@ class RaftReplica(SyncObj):
             floor = None
         if message.get(REPLY_TERM_KEY, term) != term:
             return  # answers an append of another term
+        self._note_incarnation(node, message.get(REPLY_INCARNATION_KEY))
         failed = message.get("reset") and not message.get("success")
         if failed and message["next_node_idx"] <= self._SyncObj__raftMatchIndex.get(node, 0):
             return  # the follower already acknowledged past this: stale
@@ -364,11 +371,22 @@ class RaftReplica(SyncObj):
             if before is not None and not message.get("reset") and next_index.get(node, before) < before:
                 next_index[node] = before
 
+    def _note_incarnation(self, node, incarnation: str | None) -> None:
+        """A follower that restarted may hold less than it acknowledged:
+        forget its match (lowering it only delays commits, never hastens)."""
+        if incarnation is None or self._peer_incarnations.get(node) == incarnation:
+            return
+        if node in self._peer_incarnations:
+            self._SyncObj__raftMatchIndex[node] = 0
+            self._probe_floors.pop(node, None)
+        self._peer_incarnations[node] = incarnation
+
     def _stamped_reply(self, reply: dict) -> dict:
         """On a follower: the reply carries its term, and a term-mismatch
         reply names the first index of the conflicting term instead of the
         one index below."""
-        reply = dict(reply, **{REPLY_TERM_KEY: self.raftCurrentTerm})
+        reply = dict(reply, **{REPLY_TERM_KEY: self.raftCurrentTerm,
+                               REPLY_INCARNATION_KEY: self._incarnation})
         asked = self._answering
         if not reply.get("reset") or asked is None or asked.get("prevLogIdx") != reply["next_node_idx"]:
             return reply
