@@ -1,0 +1,82 @@
+"""The watch fan-out driver, shared by both systems: N watchers on a fresh
+prefix, WATCH_WRITERS_IN_FLIGHT writers putting stamped values into it.
+Counts the events delivered to all watchers inside the measured window;
+latency is delivery time minus the writer's send time (from the stamp).
+
+A system supplies three coroutines: `revision()` (the store's current
+revision), `watch(prefix, start_revision)` (an async iterator of event
+values; started at a revision, so no event is missed while it connects),
+and `put(key, value)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import AsyncIterator, Awaitable, Callable
+
+from benchmarks import loadgen, workload
+
+Watch = Callable[[bytes, int], AsyncIterator[bytes]]
+# Seconds a run waits for every watcher to see the first event before measuring.
+WATCH_SETTLE_SECONDS_MAX = 10.0
+
+
+class _Tally:
+    def __init__(self, stop_s: float):
+        self.stop_s = stop_s
+        self.measure_from_s = float("inf")
+        self.histogram = loadgen.new_histogram()
+        self.delivered = 0
+
+    def event(self, stamped: bytes) -> None:
+        now_s = time.perf_counter()
+        if self.measure_from_s <= now_s < self.stop_s:
+            self.delivered += 1
+            latency_us = int(workload.stamp_age_s(stamped) * 1e6)
+            self.histogram.record_value(max(loadgen.LATENCY_US_MIN, min(loadgen.LATENCY_US_MAX, latency_us)))
+
+
+async def _watch_one(watch: Watch, prefix: bytes, start: int, tally: _Tally, ready: asyncio.Event) -> None:
+    async for stamped in watch(prefix, start):
+        ready.set()
+        tally.event(stamped)
+        if time.perf_counter() >= tally.stop_s:
+            return
+
+
+async def _settle(ready: list[asyncio.Event]) -> None:
+    """Waits until every watcher has seen the first event."""
+    try:
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), WATCH_SETTLE_SECONDS_MAX)
+    except asyncio.TimeoutError:
+        seen = sum(r.is_set() for r in ready)
+        raise RuntimeError(f"only {seen} of {len(ready)} watchers saw the first event within "
+                           f"{WATCH_SETTLE_SECONDS_MAX:.0f} s") from None
+
+
+def make_driver(revision: Callable[[], Awaitable[int]], watch: Watch,
+                put: Callable[[bytes, bytes], Awaitable[None]], value_bytes: int) -> workload.Driver:
+    async def driver(watchers: int, seconds: float, mode: str, rate_per_s: float | None) -> loadgen.RunResult:
+        prefix = b"w%07d/" % workload.unique_suffix()
+        start = await revision() + 1
+        tally = _Tally(stop_s=float("inf"))
+        ready = [asyncio.Event() for _ in range(watchers)]
+        tasks = [asyncio.create_task(_watch_one(watch, prefix, start, tally, r)) for r in ready]
+
+        async def write(worker: int) -> None:
+            await put(prefix + b"%08d" % worker, workload.stamped_value(value_bytes))
+
+        try:
+            await write(0)
+            await _settle(ready)
+            began_s = time.perf_counter()
+            tally.measure_from_s, tally.stop_s = began_s, began_s + seconds
+            writers = await loadgen.run(write, workload.WATCH_WRITERS_IN_FLIGHT, seconds, mode, rate_per_s)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return loadgen.RunResult(tally.delivered, seconds, tally.histogram, writers.errors, writers.error_samples)
+
+    return driver
