@@ -8,6 +8,13 @@ beyond that are dropped and counted (gossip is repaired by the next round,
 so a drop costs latency, never safety). Delivery is one way: a peer's
 answers come back as `Deliver` calls of its own.
 
+One channel per peer lives as long as the transport: channels are never
+replaced or closed while calls may be in flight (closing a channel with
+calls in flight can crash grpc's native layer). A connection stalled by a
+partition is noticed by HTTP/2 keepalive pings within
+GOSSIP_KEEPALIVE_MS + GOSSIP_KEEPALIVE_TIMEOUT_MS, and gRPC reconnects by
+itself, backing off at most GOSSIP_RECONNECT_BACKOFF_MS_MAX.
+
 This module knows gRPC and addresses; never what a frame means.
 """
 
@@ -37,6 +44,21 @@ GOSSIP_IN_FLIGHT_PER_PEER_MAX = 4
 GOSSIP_CALL_BYTES_MAX = limits.GRPC_MESSAGE_BYTES_MAX // 2
 # How often close() looks whether the last calls finished.
 CLOSE_POLL_S = 0.02
+# Keepalive pings on an idle or stalled connection, and how long an
+# unanswered ping takes to declare it dead.
+GOSSIP_KEEPALIVE_MS = 1_000
+GOSSIP_KEEPALIVE_TIMEOUT_MS = 1_000
+# Longest pause between two reconnect attempts to a peer.
+GOSSIP_RECONNECT_BACKOFF_MS_MAX = 1_000
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", GOSSIP_KEEPALIVE_MS),
+    ("grpc.keepalive_timeout_ms", GOSSIP_KEEPALIVE_TIMEOUT_MS),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", GOSSIP_RECONNECT_BACKOFF_MS_MAX),
+)
 
 
 class GossipTransport:
@@ -49,11 +71,7 @@ class GossipTransport:
         self._in_flight: collections.Counter[str] = collections.Counter()
         self.counters: collections.Counter[str] = collections.Counter()
         self._closed = False
-        # Peers whose current channel failed a call: replaced on next send.
-        self._broken: set[str] = set()
-        # Calls in flight per channel, and replaced channels waiting for
-        # theirs to finish: closing a channel with calls in flight can crash
-        # grpc's native layer, so a channel is closed only once idle.
+        # Calls in flight per channel: close() closes a channel only once idle.
         self._calls: collections.Counter[int] = collections.Counter()
         self._retired: list[grpc.Channel] = []
 
@@ -105,7 +123,6 @@ class GossipTransport:
             self._in_flight[peer] += 1
             channel = self._channel(peer, address)
             self._calls[id(channel)] += 1
-        self._close_idle_retired()
         stub = crdt_pb2_grpc.GossipStub(channel)
         try:
             future = stub.Deliver.future(crdt_pb2.GossipFrames(frames=frames),
@@ -116,16 +133,10 @@ class GossipTransport:
         future.add_done_callback(lambda done: self._done(peer, channel, _ok(done), len(frames)))
 
     def _channel(self, peer: str, address: str) -> grpc.Channel:
-        """The peer's channel (under _lock): after a failed call it is
-        replaced (and retired), so a connection stalled by a partition is not
-        waited out (TCP retransmission backoff) once the network heals."""
+        """The peer's one channel (under _lock), made on first use."""
         channel = self._channels.get(peer)
-        if channel is not None and peer in self._broken:
-            self._retired.append(channel)
-            channel = None
         if channel is None:
-            channel = self._channels[peer] = grpc.insecure_channel(address)
-            self._broken.discard(peer)
+            channel = self._channels[peer] = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
             self.counters["channels_opened"] += 1
         return channel
 
@@ -136,8 +147,6 @@ class GossipTransport:
             if not self._calls[id(channel)]:
                 del self._calls[id(channel)]
             self.counters["frames_delivered" if ok else "frames_failed"] += frame_count
-            if not ok and self._channels.get(peer) is channel:
-                self._broken.add(peer)
 
 
 def _ok(future: grpc.Future) -> bool:
