@@ -80,6 +80,9 @@ class Lease:
         self.id = lease_id
         self.ttl_s = ttl_s
         self.lost = threading.Event()
+        # Monotonic time at which the last successful background renewal was
+        # sent: the lease lives at least its TTL after this.
+        self.renewed_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -118,12 +121,15 @@ class Lease:
         renewal = _Renewal(self.ttl_s)
         pause_s: float | None = renewal.interval_s()
         while pause_s is not None and not self._stop.wait(pause_s):
+            sent = time.monotonic()
             try:
                 renewed: float | None | TandemKVError = self.client.run(
                     cops.lease_keepalive(self.id), retry=cops.keepalive_retry(self.client.retry, self.ttl_s))
             except TandemKVError as error:
                 renewed = error
             pause_s = renewal.outcome(renewed)
+            if renewed is not None and not isinstance(renewed, TandemKVError):
+                self.renewed_at = sent
         if pause_s is None:
             self.lost.set()
 
