@@ -32,8 +32,6 @@ from tandemkv.v1 import (
 # this bounds the writes in flight on one node; calls beyond it queue (and
 # count towards CONCURRENT_RPCS_MAX) until a thread frees up.
 GRPC_WORKER_THREADS_MAX = 128
-# Shortest interval between keepalive pings a client may send without data.
-PEER_PING_INTERVAL_MS_MIN = 500
 # Grace a stopping server gives calls in flight before cancelling them.
 STOP_GRACE_SECONDS = 5.0
 
@@ -88,11 +86,6 @@ def build_server(
             ("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
             ("grpc.max_send_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
             ("grpc.so_reuseport", 0),
-            # Peers keep their gossip connections alive with pings (see
-            # tandemkv.server.available.transport); accept them.
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", PEER_PING_INTERVAL_MS_MIN),
-            ("grpc.http2.max_ping_strikes", 0),
         ],
     )
     kv_pb2_grpc.add_KVServicer_to_server(KVServicer(node), server)

@@ -40,7 +40,7 @@ from .crdt import TableKind
 from .gossip import GossipConfig, GossipNode, GossipStatus
 from .hlc import HybridClock
 from .storage import CrdtStore, LmdbHighWaterMark, StoredTable
-from .transport import GossipTransport
+from .transport import UDP_FRAME_BYTES_MAX, GossipTransport
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ class AvailablePlane:
         self._catalog = catalog
         self._durable = durable
         self._config = config
-        self._transport = GossipTransport({n: a for n, a in peers.items() if n != node_name})
+        self._peers = peers
+        self._transport: GossipTransport | None = None
         self._lock = threading.Lock()
         self._committed = threading.Condition()
         self._wake = threading.Event()
@@ -124,13 +125,20 @@ class AvailablePlane:
         self._store = CrdtStore(self._path, durable=self._durable)
         self.replica_id = self._store.replica_id(self.node_name)
         clock = HybridClock(LmdbHighWaterMark(self._store))
+        config = dataclasses.replace(
+            self._config,
+            message_bytes_max=min(self._config.message_bytes_max, UDP_FRAME_BYTES_MAX))
         self._gossip = GossipNode(self.node_name, self._secret, random.Random(), clock, _now_ms(),
-                                  self._config, replica_id=self.replica_id)
+                                  config, replica_id=self.replica_id)
         self._gossip.set_members(self._members)
         for name, stored in self._store.load_tables().items():
             self._gossip.create_table(name, stored.kind, stored.encoded)
             self._revisions[name] = stored.created_revision
         self._gossip.take_changed()
+        own_address = self._peers.get(self.node_name)
+        if own_address:
+            others = {n: a for n, a in self._peers.items() if n != self.node_name and a}
+            self._transport = GossipTransport(others, own_address, self.deliver_nowait)
         self._thread = threading.Thread(target=self._run, name="tandemkv-gossip", daemon=True)
         self._thread.start()
         log.info("available plane %s: replica %s, %d tables restored", self.node_name,
@@ -145,7 +153,8 @@ class AvailablePlane:
             self._thread = None
         with self._committed:
             self._committed.notify_all()
-        self._transport.close()
+        if self._transport is not None:
+            self._transport.close()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -190,6 +199,16 @@ class AvailablePlane:
             seen = version
             yield self.read(table)
 
+    def deliver_nowait(self, frames: list[bytes]) -> None:
+        """Queues frames for the thread without waiting for the verdict (the
+        datagram receiver); a full inbox refuses them (counted)."""
+        with self._lock:
+            if len(self._inbox) >= GOSSIP_INBOX_DELIVERIES_MAX:
+                self._inbox_counters["deliveries_refused"] += 1
+                return
+            self._inbox.append(_Delivery(list(frames), concurrent.futures.Future()))
+        self._wake.set()
+
     def deliver(self, frames: list[bytes]) -> Verdict | None:
         """Queues frames from a peer for the thread; returns the verdict on
         them, or None if the thread did not get to them in time."""
@@ -219,7 +238,8 @@ class AvailablePlane:
         with self._lock:
             gossip = self._require_running().status()
             inbox = dict(self._inbox_counters, queued=len(self._inbox))
-        return PlaneStatus(gossip, dict(self._transport.counters), inbox, self.replica_id)
+        counters = dict(self._transport.counters) if self._transport is not None else {}
+        return PlaneStatus(gossip, counters, inbox, self.replica_id)
 
     # -- the thread --
     def _run(self) -> None:
@@ -255,7 +275,8 @@ class AvailablePlane:
             out += self._gossip.tick(_now_ms())
             batch, seq = self._take_batch()
         self._commit(batch, seq)
-        self._transport.send(out)
+        if self._transport is not None:
+            self._transport.send(out)
         for delivery, verdict in zip(deliveries, verdicts):
             delivery.verdict.set_result(verdict)
 
