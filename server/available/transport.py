@@ -36,6 +36,9 @@ UDP_FRAME_BYTES_MAX = 60 * 1024
 SOCKET_BUFFER_BYTES = 4 << 20
 # How long close() waits for the receiver thread.
 RECEIVER_JOIN_S = 5.0
+# The receiver's longest wait in one recvfrom: closing a socket does not wake
+# a thread blocked on it, so the receiver looks at the closed flag this often.
+RECEIVE_POLL_S = 0.2
 
 
 def _resolve(address: str) -> tuple[int, tuple]:
@@ -57,7 +60,7 @@ class GossipTransport:
         for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
             self._socket.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         self._socket.bind(sockaddr)
-        self._socket.setblocking(False)
+        self._socket.settimeout(RECEIVE_POLL_S)
         self._on_frames = on_frames
         self.counters: collections.Counter[str] = collections.Counter()
         self._closed = threading.Event()
@@ -75,7 +78,7 @@ class GossipTransport:
                 self.counters["frames_dropped_too_large"] += 1
                 continue
             try:
-                self._socket.sendto(frame, address)
+                self._socket.sendto(frame, socket.MSG_DONTWAIT, address)
             except OSError:  # buffer full, peer unreachable: the next round repairs it
                 self.counters["frames_failed"] += 1
                 continue
@@ -83,14 +86,15 @@ class GossipTransport:
 
     def close(self) -> None:
         self._closed.set()
-        self._socket.close()
         self._receiver.join(RECEIVER_JOIN_S)
+        self._socket.close()
 
     def _receive(self) -> None:
-        self._socket.settimeout(None)
         while not self._closed.is_set():
             try:
                 frame, _ = self._socket.recvfrom(UDP_FRAME_BYTES_MAX + 1)
+            except socket.timeout:
+                continue
             except OSError:
                 if self._closed.is_set():
                     return

@@ -39,7 +39,7 @@ class RegisterResponse(_message.Message):
     header: _kv_pb2.ResponseHeader
     registered: bool
     claim: Claim
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., registered: _Optional[bool] = ..., claim: _Optional[_Union[Claim, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., registered: bool = ..., claim: _Optional[_Union[Claim, _Mapping]] = ...) -> None: ...
 
 class WhereisRequest(_message.Message):
     __slots__ = ("name", "consistency")
@@ -57,7 +57,7 @@ class WhereisResponse(_message.Message):
     header: _kv_pb2.ResponseHeader
     found: bool
     claim: Claim
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., found: _Optional[bool] = ..., claim: _Optional[_Union[Claim, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., found: bool = ..., claim: _Optional[_Union[Claim, _Mapping]] = ...) -> None: ...
 
 class UnregisterRequest(_message.Message):
     __slots__ = ("name", "token", "request_id")
@@ -75,7 +75,7 @@ class UnregisterResponse(_message.Message):
     UNREGISTERED_FIELD_NUMBER: _ClassVar[int]
     header: _kv_pb2.ResponseHeader
     unregistered: bool
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., unregistered: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., unregistered: bool = ...) -> None: ...
 
 class RegistryListRequest(_message.Message):
     __slots__ = ("prefix", "limit", "consistency")
@@ -95,7 +95,7 @@ class RegistryListResponse(_message.Message):
     header: _kv_pb2.ResponseHeader
     claims: _containers.RepeatedCompositeFieldContainer[Claim]
     more: bool
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., claims: _Optional[_Iterable[_Union[Claim, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., claims: _Optional[_Iterable[_Union[Claim, _Mapping]]] = ..., more: bool = ...) -> None: ...
 
 class LockAcquireRequest(_message.Message):
     __slots__ = ("name", "lease", "wait_ms", "request_id")
@@ -117,7 +117,7 @@ class LockAcquireResponse(_message.Message):
     header: _kv_pb2.ResponseHeader
     acquired: bool
     claim: Claim
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., acquired: _Optional[bool] = ..., claim: _Optional[_Union[Claim, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., acquired: bool = ..., claim: _Optional[_Union[Claim, _Mapping]] = ...) -> None: ...
 
 class LockReleaseRequest(_message.Message):
     __slots__ = ("name", "token", "request_id")
@@ -135,7 +135,7 @@ class LockReleaseResponse(_message.Message):
     RELEASED_FIELD_NUMBER: _ClassVar[int]
     header: _kv_pb2.ResponseHeader
     released: bool
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., released: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., released: bool = ...) -> None: ...
 
 class CampaignRequest(_message.Message):
     __slots__ = ("election", "value", "lease", "wait_ms", "request_id")
@@ -159,7 +159,7 @@ class CampaignResponse(_message.Message):
     header: _kv_pb2.ResponseHeader
     elected: bool
     claim: Claim
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., elected: _Optional[bool] = ..., claim: _Optional[_Union[Claim, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., elected: bool = ..., claim: _Optional[_Union[Claim, _Mapping]] = ...) -> None: ...
 
 class ProclaimRequest(_message.Message):
     __slots__ = ("election", "token", "value", "request_id")
@@ -179,7 +179,7 @@ class ProclaimResponse(_message.Message):
     PROCLAIMED_FIELD_NUMBER: _ClassVar[int]
     header: _kv_pb2.ResponseHeader
     proclaimed: bool
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., proclaimed: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., proclaimed: bool = ...) -> None: ...
 
 class ResignRequest(_message.Message):
     __slots__ = ("election", "token", "request_id")
@@ -197,7 +197,7 @@ class ResignResponse(_message.Message):
     RESIGNED_FIELD_NUMBER: _ClassVar[int]
     header: _kv_pb2.ResponseHeader
     resigned: bool
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., resigned: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., resigned: bool = ...) -> None: ...
 
 class LeaderRequest(_message.Message):
     __slots__ = ("election", "consistency")
@@ -215,4 +215,4 @@ class LeaderResponse(_message.Message):
     header: _kv_pb2.ResponseHeader
     found: bool
     leader: Claim
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., found: _Optional[bool] = ..., leader: _Optional[_Union[Claim, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., found: bool = ..., leader: _Optional[_Union[Claim, _Mapping]] = ...) -> None: ...

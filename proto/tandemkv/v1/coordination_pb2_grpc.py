@@ -5,7 +5,7 @@ import warnings
 
 from tandemkv.v1 import coordination_pb2 as tandemkv_dot_v1_dot_coordination__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.80.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class RegistryStub:
+class RegistryStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -56,7 +56,7 @@ class RegistryStub:
                 _registered_method=True)
 
 
-class RegistryServicer:
+class RegistryServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Register(self, request, context):
@@ -114,7 +114,7 @@ def add_RegistryServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class Registry:
+class Registry(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -226,7 +226,7 @@ class Registry:
             _registered_method=True)
 
 
-class LockStub:
+class LockStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -247,7 +247,7 @@ class LockStub:
                 _registered_method=True)
 
 
-class LockServicer:
+class LockServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Acquire(self, request, context):
@@ -283,7 +283,7 @@ def add_LockServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class Lock:
+class Lock(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -341,7 +341,7 @@ class Lock:
             _registered_method=True)
 
 
-class ElectionStub:
+class ElectionStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -377,7 +377,7 @@ class ElectionStub:
                 _registered_method=True)
 
 
-class ElectionServicer:
+class ElectionServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Campaign(self, request, context):
@@ -447,7 +447,7 @@ def add_ElectionServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class Election:
+class Election(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod

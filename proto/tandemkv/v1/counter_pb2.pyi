@@ -47,7 +47,7 @@ class CounterGetResponse(_message.Message):
     header: CounterHeader
     value: int
     found: bool
-    def __init__(self, header: _Optional[_Union[CounterHeader, _Mapping]] = ..., value: _Optional[int] = ..., found: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[CounterHeader, _Mapping]] = ..., value: _Optional[int] = ..., found: bool = ...) -> None: ...
 
 class CounterSetRequest(_message.Message):
     __slots__ = ("name", "value", "request_id")
@@ -87,7 +87,7 @@ class CounterCompareAndSetResponse(_message.Message):
     header: CounterHeader
     succeeded: bool
     value: int
-    def __init__(self, header: _Optional[_Union[CounterHeader, _Mapping]] = ..., succeeded: _Optional[bool] = ..., value: _Optional[int] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[CounterHeader, _Mapping]] = ..., succeeded: bool = ..., value: _Optional[int] = ...) -> None: ...
 
 class CounterDeleteRequest(_message.Message):
     __slots__ = ("name", "request_id")
@@ -103,4 +103,4 @@ class CounterDeleteResponse(_message.Message):
     DELETED_FIELD_NUMBER: _ClassVar[int]
     header: CounterHeader
     deleted: bool
-    def __init__(self, header: _Optional[_Union[CounterHeader, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[CounterHeader, _Mapping]] = ..., deleted: bool = ...) -> None: ...

@@ -5,7 +5,7 @@ import warnings
 
 from tandemkv.v1 import counter_pb2 as tandemkv_dot_v1_dot_counter__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.80.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class CounterStub:
+class CounterStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -61,7 +61,7 @@ class CounterStub:
                 _registered_method=True)
 
 
-class CounterServicer:
+class CounterServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Incr(self, request, context):
@@ -130,7 +130,7 @@ def add_CounterServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class Counter:
+class Counter(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod

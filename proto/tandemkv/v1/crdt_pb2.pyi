@@ -53,7 +53,7 @@ class CreateTableResponse(_message.Message):
     header: _kv_pb2.ResponseHeader
     created: bool
     table: CrdtTable
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., created: _Optional[bool] = ..., table: _Optional[_Union[CrdtTable, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., created: bool = ..., table: _Optional[_Union[CrdtTable, _Mapping]] = ...) -> None: ...
 
 class DropTableRequest(_message.Message):
     __slots__ = ("name", "request_id")
@@ -69,7 +69,7 @@ class DropTableResponse(_message.Message):
     DROPPED_FIELD_NUMBER: _ClassVar[int]
     header: _kv_pb2.ResponseHeader
     dropped: bool
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., dropped: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., dropped: bool = ...) -> None: ...
 
 class ListTablesRequest(_message.Message):
     __slots__ = ("consistency",)
@@ -155,7 +155,7 @@ class CrdtValue(_message.Message):
     map: MapValue
     present: bool
     node: str
-    def __init__(self, table: _Optional[str] = ..., type: _Optional[_Union[CrdtType, str]] = ..., counter: _Optional[int] = ..., register: _Optional[bytes] = ..., values: _Optional[_Union[BytesList, _Mapping]] = ..., map: _Optional[_Union[MapValue, _Mapping]] = ..., present: _Optional[bool] = ..., node: _Optional[str] = ...) -> None: ...
+    def __init__(self, table: _Optional[str] = ..., type: _Optional[_Union[CrdtType, str]] = ..., counter: _Optional[int] = ..., register: _Optional[bytes] = ..., values: _Optional[_Union[BytesList, _Mapping]] = ..., map: _Optional[_Union[MapValue, _Mapping]] = ..., present: bool = ..., node: _Optional[str] = ...) -> None: ...
 
 class CrdtReadRequest(_message.Message):
     __slots__ = ("table",)
@@ -179,7 +179,7 @@ class CrdtScanResponse(_message.Message):
     MORE_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[MapEntry]
     more: bool
-    def __init__(self, entries: _Optional[_Iterable[_Union[MapEntry, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+    def __init__(self, entries: _Optional[_Iterable[_Union[MapEntry, _Mapping]]] = ..., more: bool = ...) -> None: ...
 
 class CrdtSubscribeRequest(_message.Message):
     __slots__ = ("table",)

@@ -5,7 +5,7 @@ import warnings
 
 from tandemkv.v1 import crdt_pb2 as tandemkv_dot_v1_dot_crdt__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.80.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class CrdtStub:
+class CrdtStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -71,7 +71,7 @@ class CrdtStub:
                 _registered_method=True)
 
 
-class CrdtServicer:
+class CrdtServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def CreateTable(self, request, context):
@@ -163,7 +163,7 @@ def add_CrdtServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class Crdt:
+class Crdt(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -356,7 +356,7 @@ class Crdt:
             _registered_method=True)
 
 
-class GossipStub:
+class GossipStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -372,7 +372,7 @@ class GossipStub:
                 _registered_method=True)
 
 
-class GossipServicer:
+class GossipServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Deliver(self, request, context):
@@ -397,7 +397,7 @@ def add_GossipServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class Gossip:
+class Gossip(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod

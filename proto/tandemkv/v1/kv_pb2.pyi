@@ -47,7 +47,7 @@ class KeyRange(_message.Message):
     key: bytes
     range_end: bytes
     prefix: bool
-    def __init__(self, key: _Optional[bytes] = ..., range_end: _Optional[bytes] = ..., prefix: _Optional[bool] = ...) -> None: ...
+    def __init__(self, key: _Optional[bytes] = ..., range_end: _Optional[bytes] = ..., prefix: bool = ...) -> None: ...
 
 class PutRequest(_message.Message):
     __slots__ = ("key", "value", "prev_kv", "request_id", "lease")
@@ -61,7 +61,7 @@ class PutRequest(_message.Message):
     prev_kv: bool
     request_id: bytes
     lease: int
-    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., prev_kv: _Optional[bool] = ..., request_id: _Optional[bytes] = ..., lease: _Optional[int] = ...) -> None: ...
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., prev_kv: bool = ..., request_id: _Optional[bytes] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class PutResponse(_message.Message):
     __slots__ = ("header", "prev_kv", "has_prev_kv")
@@ -71,7 +71,7 @@ class PutResponse(_message.Message):
     header: ResponseHeader
     prev_kv: KeyValue
     has_prev_kv: bool
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., prev_kv: _Optional[_Union[KeyValue, _Mapping]] = ..., has_prev_kv: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., prev_kv: _Optional[_Union[KeyValue, _Mapping]] = ..., has_prev_kv: bool = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("key", "consistency")
@@ -89,7 +89,7 @@ class GetResponse(_message.Message):
     header: ResponseHeader
     kv: KeyValue
     found: bool
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., kv: _Optional[_Union[KeyValue, _Mapping]] = ..., found: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., kv: _Optional[_Union[KeyValue, _Mapping]] = ..., found: bool = ...) -> None: ...
 
 class RangeRequest(_message.Message):
     __slots__ = ("range", "limit", "keys_only", "consistency")
@@ -101,7 +101,7 @@ class RangeRequest(_message.Message):
     limit: int
     keys_only: bool
     consistency: ReadConsistency
-    def __init__(self, range: _Optional[_Union[KeyRange, _Mapping]] = ..., limit: _Optional[int] = ..., keys_only: _Optional[bool] = ..., consistency: _Optional[_Union[ReadConsistency, str]] = ...) -> None: ...
+    def __init__(self, range: _Optional[_Union[KeyRange, _Mapping]] = ..., limit: _Optional[int] = ..., keys_only: bool = ..., consistency: _Optional[_Union[ReadConsistency, str]] = ...) -> None: ...
 
 class RangeResponse(_message.Message):
     __slots__ = ("header", "kvs", "more")
@@ -111,7 +111,7 @@ class RangeResponse(_message.Message):
     header: ResponseHeader
     kvs: _containers.RepeatedCompositeFieldContainer[KeyValue]
     more: bool
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., kvs: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., kvs: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., more: bool = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
     __slots__ = ("range", "prev_kv", "request_id")
@@ -121,7 +121,7 @@ class DeleteRequest(_message.Message):
     range: KeyRange
     prev_kv: bool
     request_id: bytes
-    def __init__(self, range: _Optional[_Union[KeyRange, _Mapping]] = ..., prev_kv: _Optional[bool] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, range: _Optional[_Union[KeyRange, _Mapping]] = ..., prev_kv: bool = ..., request_id: _Optional[bytes] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
     __slots__ = ("header", "deleted", "prev_kvs")
@@ -231,4 +231,4 @@ class TxnResponse(_message.Message):
     header: ResponseHeader
     succeeded: bool
     responses: _containers.RepeatedCompositeFieldContainer[ResponseOp]
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., succeeded: _Optional[bool] = ..., responses: _Optional[_Iterable[_Union[ResponseOp, _Mapping]]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., succeeded: bool = ..., responses: _Optional[_Iterable[_Union[ResponseOp, _Mapping]]] = ...) -> None: ...

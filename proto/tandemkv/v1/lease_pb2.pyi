@@ -39,7 +39,7 @@ class LeaseRevokeResponse(_message.Message):
     REVOKED_FIELD_NUMBER: _ClassVar[int]
     header: _kv_pb2.ResponseHeader
     revoked: bool
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., revoked: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., revoked: bool = ...) -> None: ...
 
 class LeaseKeepAliveRequest(_message.Message):
     __slots__ = ("id", "request_id")
@@ -59,7 +59,7 @@ class LeaseKeepAliveResponse(_message.Message):
     id: int
     ttl_ms: int
     found: bool
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., id: _Optional[int] = ..., ttl_ms: _Optional[int] = ..., found: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., id: _Optional[int] = ..., ttl_ms: _Optional[int] = ..., found: bool = ...) -> None: ...
 
 class LeaseTimeToLiveRequest(_message.Message):
     __slots__ = ("id", "consistency", "attached")
@@ -69,7 +69,7 @@ class LeaseTimeToLiveRequest(_message.Message):
     id: int
     consistency: _kv_pb2.ReadConsistency
     attached: bool
-    def __init__(self, id: _Optional[int] = ..., consistency: _Optional[_Union[_kv_pb2.ReadConsistency, str]] = ..., attached: _Optional[bool] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., consistency: _Optional[_Union[_kv_pb2.ReadConsistency, str]] = ..., attached: bool = ...) -> None: ...
 
 class LeaseTimeToLiveResponse(_message.Message):
     __slots__ = ("header", "id", "found", "granted_ttl_ms", "remaining_ms", "keys", "names")
@@ -87,4 +87,4 @@ class LeaseTimeToLiveResponse(_message.Message):
     remaining_ms: int
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     names: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., id: _Optional[int] = ..., found: _Optional[bool] = ..., granted_ttl_ms: _Optional[int] = ..., remaining_ms: _Optional[int] = ..., keys: _Optional[_Iterable[bytes]] = ..., names: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., id: _Optional[int] = ..., found: bool = ..., granted_ttl_ms: _Optional[int] = ..., remaining_ms: _Optional[int] = ..., keys: _Optional[_Iterable[bytes]] = ..., names: _Optional[_Iterable[bytes]] = ...) -> None: ...

@@ -36,7 +36,7 @@ class WatchRequest(_message.Message):
     start_revision: int
     prev_kv: bool
     progress_interval_ms: int
-    def __init__(self, range: _Optional[_Union[_kv_pb2.KeyRange, _Mapping]] = ..., start_revision: _Optional[int] = ..., prev_kv: _Optional[bool] = ..., progress_interval_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, range: _Optional[_Union[_kv_pb2.KeyRange, _Mapping]] = ..., start_revision: _Optional[int] = ..., prev_kv: bool = ..., progress_interval_ms: _Optional[int] = ...) -> None: ...
 
 class WatchResponse(_message.Message):
     __slots__ = ("header", "events", "progress", "compacted", "compact_revision")
@@ -50,4 +50,4 @@ class WatchResponse(_message.Message):
     progress: bool
     compacted: bool
     compact_revision: int
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., progress: _Optional[bool] = ..., compacted: _Optional[bool] = ..., compact_revision: _Optional[int] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., progress: bool = ..., compacted: bool = ..., compact_revision: _Optional[int] = ...) -> None: ...
