@@ -76,10 +76,13 @@ def _emit(args, data: Any, text: str) -> None:
     print(json.dumps(data) if getattr(args, "output", "text") == "json" else text, flush=True)
 
 
-def _hold_until_interrupted(lost) -> int:
-    """Waits for Ctrl-C or SIGTERM (exit 0), or for `lost` (exit 3)."""
+def _announce_and_hold(args, data: Any, text: str, lost) -> int:
+    """Prints that the hold began, then waits for Ctrl-C or SIGTERM (exit 0)
+    or for `lost` (exit 3). SIGTERM is handled before the line is printed:
+    whoever reacts to the line may signal at once."""
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        _emit(args, data, text)
         while not lost.wait(HOLD_CHECK_SECONDS):
             pass
     except KeyboardInterrupt:
@@ -104,10 +107,11 @@ def cmd_lease_keepalive(client: Client, args):
     ttl_s = lease.keepalive()
     if args.once:
         return EXIT_OK, {"id": args.id, "ttl_s": ttl_s}, f"{ttl_s:g}"
-    _emit(args, {"id": args.id, "ttl_s": ttl_s}, f"lease {args.id} kept alive (TTL {ttl_s:g} s); Ctrl-C to stop")
     lease.start_keepalive()
     try:
-        return _hold_until_interrupted(lease.lost), *PRINTED
+        return _announce_and_hold(args, {"id": args.id, "ttl_s": ttl_s},
+                                  f"lease {args.id} kept alive (TTL {ttl_s:g} s); Ctrl-C to stop",
+                                  lease.lost), *PRINTED
     finally:
         lease.stop_keepalive()
 
@@ -131,9 +135,9 @@ def cmd_register(client: Client, args):
     hold = client.registry.hold(args.name, args.value, ttl=args.ttl)
     try:
         with hold as token:
-            _emit(args, {"registered": True, "token": token},
-                  f"registered {args.name} (token {token}); holding until Ctrl-C")
-            return _hold_until_interrupted(hold.lost), *PRINTED
+            return _announce_and_hold(args, {"registered": True, "token": token},
+                                      f"registered {args.name} (token {token}); holding until Ctrl-C",
+                                      hold.lost), *PRINTED
     except AlreadyExists as error:
         owner = _text(error.owner or b"")
         return EXIT_NO, {"registered": False, "owner": owner, "token": error.token}, \
@@ -181,9 +185,9 @@ def cmd_lock(client: Client, args):
 def cmd_elect(client: Client, args):
     with client.election(args.name) as election:
         token = election.campaign(args.value, ttl=args.ttl)
-        _emit(args, {"elected": True, "token": token}, f"elected in {args.name} (token {token}); "
-              "leading until Ctrl-C")
-        return _hold_until_interrupted(election.lost), *PRINTED
+        return _announce_and_hold(args, {"elected": True, "token": token},
+                                  f"elected in {args.name} (token {token}); leading until Ctrl-C",
+                                  election.lost), *PRINTED
 
 
 # -- watch --
