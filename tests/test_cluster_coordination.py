@@ -124,7 +124,9 @@ def test_many_clients_racing_for_one_name_one_wins_and_every_loser_sees_it(clust
 
 
 def test_a_kept_alive_lease_survives_a_leader_failover_and_expires_once_renewal_stops(cluster, client):
-    ttl_s = 3.0
+    # Renewals go every TTL/3; the TTL leaves room for a failover (election
+    # timeout up to 2.5 s plus the election) between two of them.
+    ttl_s = 6.0
     lease = client.lease(ttl_s)
     client.put("leased/key", "v", lease=lease)
     lease.start_keepalive()
