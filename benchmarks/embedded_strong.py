@@ -26,24 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.clusters import free_ports
 from tandemkv.server import Member, Node, NodeConfig, RaftTimings
 from tandemkv.v1 import counter_pb2
 
 LEADER_TIMINGS = RaftTimings(election_timeout_min_s=0.3, election_timeout_max_s=0.5)
 FOLLOWER_TIMINGS = RaftTimings(election_timeout_min_s=3.0, election_timeout_max_s=5.0)
 READY_SECONDS = 30.0
-
-
-def _free_ports(count: int) -> list[int]:
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 def _config(member, members, base, timings, durability):
@@ -117,7 +106,7 @@ def _machine() -> str:
 
 
 def run_leader(args) -> None:
-    ports = _free_ports(3)
+    ports = free_ports(3)
     members = [Member(f"n{i}", f"127.0.0.1:{ports[i]}") for i in range(3)]
     base = tempfile.mkdtemp(prefix="tkv-bench-")
     followers = [subprocess.Popen([sys.executable, "-m", "benchmarks.embedded_strong",

@@ -283,11 +283,6 @@ class StateStore:
         if txn is not None:
             txn.commit()
 
-    @contextlib.contextmanager
-    def write_view(self) -> Iterator[LmdbView]:
-        with self.env.begin(write=True) as txn:
-            yield LmdbView(self.env, txn, self.dbs)
-
     # -- reads (any thread) --
     @contextlib.contextmanager
     def read_view(self) -> Iterator[LmdbView]:

@@ -329,7 +329,6 @@ class RaftReplica(SyncObj):
 
     def _checkCommandsToApply(self):  # noqa: N802
         self._wakeup_pending = False
-        self._transport().release_held()
         last_before = self._raft_log.last_index()
         super()._checkCommandsToApply()
         if self._raft_log.last_index() > last_before and self._isLeader():

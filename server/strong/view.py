@@ -161,9 +161,6 @@ class MemoryView:
             self._state = saved
             raise
 
-    def dedup_size(self) -> int:
-        return len(self._state["dedup"])
-
     def meta_get(self, key: bytes) -> bytes | None:
         return self._state["meta"].get(key)
 

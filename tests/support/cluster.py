@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,21 +27,10 @@ from pathlib import Path
 from tandemkv.client import NO_RETRY, Client
 from tandemkv.server import settings
 from tandemkv.server.config import Member, NodeConfig
+from tests.support.ports import free_ports
 
 POLL_SECONDS = 0.1
 STOP_TIMEOUT_SECONDS = 15.0
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel hands out on 127.0.0.1, all free at the time of the call."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class ServeCluster:
