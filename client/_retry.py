@@ -19,10 +19,8 @@ from typing import Awaitable, Callable
 import grpc
 
 from tandemkv import errors
+from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY
 
-LEADER_METADATA_KEY = "tandemkv-leader"
-# Set by the server on every status it produces (see server/api/edge.py).
-ERROR_METADATA_KEY = "tandemkv-error"
 RETRYABLE_ERRORS = (errors.Unavailable, errors.OutcomeUnknown)
 
 

@@ -117,6 +117,13 @@ class PermissionDenied(TandemKVError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
+# Trailing metadata the server sets and the SDK reads: the leader's client
+# address (with UNAVAILABLE), and the error class of every status TandemKV
+# itself produced (a status without it came from the transport).
+LEADER_METADATA_KEY = "tandemkv-leader"
+ERROR_METADATA_KEY = "tandemkv-error"
+
+
 ERROR_BY_STATUS_CODE: dict[grpc.StatusCode, type[TandemKVError]] = {
     cls.code: cls
     for cls in (

@@ -15,12 +15,9 @@ import grpc
 from google.protobuf.message import Message
 
 from tandemkv import errors, limits
+from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY
 from tandemkv.server.strong.validation import check_request
 
-LEADER_METADATA_KEY = "tandemkv-leader"
-# Marks a status TandemKV itself produced (its error class); a status without
-# it came from the transport, where UNAVAILABLE does not mean "not applied".
-ERROR_METADATA_KEY = "tandemkv-error"
 # Part of the remaining deadline kept back from the node, so that the node
 # times out (and the handler answers "outcome unknown") before the caller
 # gives up on the call.
