@@ -124,11 +124,17 @@ class NodeSet:
         node = self.node(name)
         assert not node.running, f"{name} is already running"
         environment = {**os.environ, **self.extra_env, **(env or {})}
-        group = {"group": node_group_id(node.index), "extra_groups": []} if self.separate_groups else {}
+        # The group id is set by setpriv, which then execs the server in its
+        # place (same pid). Popen(group=...) would force a real fork() of this
+        # process, whose gRPC client threads make grpc's fork handlers run in
+        # the child before exec, where they crashed it (SIGSEGV, no output).
+        group = (["setpriv", f"--regid={node_group_id(node.index)}", "--clear-groups", "--"]
+                 if self.separate_groups else [])
         with open(self.log_path(name), "ab") as log:
             node.process = subprocess.Popen(
-                [sys.executable, "-m", "tandemkv.server.cli", "serve", "--config", str(self.config_path(name))],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment, **group,
+                [*group, sys.executable, "-m", "tandemkv.server.cli", "serve", "--config",
+                 str(self.config_path(name))],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment,
             )
         node.paused = False
         node.killed = False
