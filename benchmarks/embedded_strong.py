@@ -7,7 +7,8 @@ Measures durable counter increments/s and linearizable reads/s, with p50 and
 p99 latency, at each concurrency.
 
     python -m benchmarks.embedded_strong [--seconds 4] [--warmup 1] [--repeats 3] \
-        [--concurrency 1,16,64,256] [--durability durable|relaxed] [--json out.json]
+        [--concurrency 1,16,64,256] [--workloads incr,read] \
+        [--durability durable|relaxed] [--json out.json]
 
 Each figure is the median of `--repeats` runs (the spread is printed);
 latency percentiles are exact, from every operation of the median run.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -33,6 +35,7 @@ from tandemkv.v1 import counter_pb2
 LEADER_TIMINGS = RaftTimings(election_timeout_min_s=0.3, election_timeout_max_s=0.5)
 FOLLOWER_TIMINGS = RaftTimings(election_timeout_min_s=3.0, election_timeout_max_s=5.0)
 READY_SECONDS = 30.0
+WORKLOAD_FLAGS = {"durable increments": "incr", "linearizable reads": "read"}
 
 
 def _config(member, members, base, timings, durability):
@@ -74,12 +77,16 @@ def _percentile(sorted_values, fraction):
 
 
 async def _measure(node, args):
-    incr = lambda: counter_pb2.CounterIncrRequest(name=b"bench", delta=1,
-                                                  request_id=os.urandom(16))
+    # Unique ids as a client library would make them, without a system call
+    # each: the load generator shares the leader's process and its GIL.
+    prefix, serial = os.urandom(8), itertools.count()
+    incr = lambda: counter_pb2.CounterIncrRequest(
+        name=b"bench", delta=1, request_id=prefix + next(serial).to_bytes(8, "big"))
     read = lambda: counter_pb2.CounterGetRequest(name=b"bench")
     rows = []
-    for workload, make, write in (("durable increments", incr, True),
-                                  ("linearizable reads", read, False)):
+    chosen = [w for w in (("durable increments", incr, True), ("linearizable reads", read, False))
+              if WORKLOAD_FLAGS[w[0]] in args.workloads]
+    for workload, make, write in chosen:
         for concurrency in args.concurrency:
             await _drive(node, make, concurrency, args.warmup, write)
             runs = [await _drive(node, make, concurrency, args.seconds, write)
@@ -146,6 +153,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1, 16, 64, 256])
+    parser.add_argument("--workloads", type=lambda s: s.split(","), default=["incr", "read"],
+                        help="comma-separated: incr, read")
     parser.add_argument("--durability", choices=["durable", "relaxed"], default="durable")
     parser.add_argument("--json")
     args = parser.parse_args()

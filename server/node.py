@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import itertools
 import logging
 import os
 import shutil
@@ -31,9 +32,10 @@ from tandemkv.server.config import DURABILITY_DURABLE, Member, NodeConfig
 from tandemkv.server.storage import crash_marker, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
 from tandemkv.server.storage.state_store import MAP_FILL_RATIO_WRITES_MAX, StateStore
-from tandemkv.server.strong import catalog, commands, coordination, raft_adapter, reads, validation
+from tandemkv.server.strong import (batching, catalog, commands, coordination, raft_adapter, reads,
+                                    validation)
 from tandemkv.server.strong.read_barrier import ReadBarrier
-from tandemkv.server.strong.state_machine import apply_entry
+from tandemkv.server.strong.state_machine import BATCHABLE_OPS, apply_entry
 from tandemkv.v1 import counter_pb2, kv_pb2
 
 from .node_api import NodeOperations
@@ -106,6 +108,7 @@ class Node(NodeOperations, NodeCoordination):
             read_snapshot=lambda path: snapshot.read_snapshot(path, self._state),
             timings=config.timings,
             secret=config.cluster_secret,
+            group_entries=batching.group_entries,
         )
         self._replica.waitBinded()
         self._barrier = ReadBarrier(lambda: self._replica.submit(commands.encode_noop(_now_ms())))
@@ -216,15 +219,16 @@ class Node(NodeOperations, NodeCoordination):
                 f"node {self.config.name}: storage map is over "
                 f"{MAP_FILL_RATIO_WRITES_MAX:.0%} full; raise map_size_bytes on every "
                 "member or delete data")
-        request_id = request.request_id or os.urandom(limits.REQUEST_ID_BYTES)
+        request_id = request.request_id or _new_request_id()
         command = commands.encode_write(request, request_id, _now_ms())
         if len(command) > limits.COMMAND_SIZE_BYTES_MAX:
             raise InvalidArgument(
                 f"request encodes to {len(command)} bytes; the limit COMMAND_SIZE_BYTES_MAX "
                 f"is {limits.COMMAND_SIZE_BYTES_MAX} bytes", limit="COMMAND_SIZE_BYTES_MAX")
+        batchable = commands.WRITE_FIELDS[type(request)] in BATCHABLE_OPS
         if loop is None:
-            return replica.submit(command), request_id
-        return replica.submit_async(command, loop), request_id
+            return replica.submit(command, batchable), request_id
+        return replica.submit_async(command, loop, batchable), request_id
 
     def _map_nearly_full(self) -> bool:
         """Looks at the map's fill at most every MAP_FILL_CHECK_WRITES writes."""
@@ -361,6 +365,30 @@ def _reason(fail_reason) -> str:
     names = {value: name for name, value in vars(raft_adapter.FAIL_REASON).items()
              if not name.startswith("_")}
     return names.get(fail_reason, "timeout" if fail_reason is None else str(fail_reason))
+
+
+class _RequestIds:
+    """Ids for writes that arrive without one: a random prefix drawn once per
+    process (again after a fork) and a counter, so unique without a system
+    call each (a syscall per write releases the GIL, which costs a busy
+    process far more than the call itself)."""
+
+    PREFIX_BYTES = limits.REQUEST_ID_BYTES // 2
+
+    def __init__(self):
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._prefix = os.urandom(self.PREFIX_BYTES)
+        self._counter = itertools.count()
+
+    def __call__(self) -> bytes:
+        suffix_bytes = limits.REQUEST_ID_BYTES - self.PREFIX_BYTES
+        return self._prefix + next(self._counter).to_bytes(suffix_bytes, "big")
+
+
+_new_request_id = _RequestIds()
 
 
 def _now_ms() -> int:

@@ -7,16 +7,19 @@ state machine refuses on every node while the cluster keeps working."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
 import time
 
 import pytest
 
 from tests.support.ports import free_ports
+from tandemkv import limits
 from tandemkv.errors import InvalidArgument, OutcomeUnknown, OutOfRange, Unavailable
 from tandemkv.server import Member, Node, NodeConfig, RaftTimings
 from tandemkv.server.strong import commands
-from tandemkv.v1 import kv_pb2
+from tandemkv.v1 import counter_pb2, kv_pb2
 
 READY_SECONDS = 20.0
 FAST = RaftTimings(election_timeout_min_s=0.4, election_timeout_max_s=0.8,
@@ -105,10 +108,34 @@ async def _async_ops(node):
 
 
 def test_async_twins_work(cluster):
-    import asyncio
-
     response = asyncio.run(_async_ops(cluster.nodes["n1"]))
     assert response.kv.value == b"yes"
+
+
+async def _concurrent_increments(node, count, request_ids):
+    return await asyncio.gather(*(
+        node.propose_async(counter_pb2.CounterIncrRequest(name=b"busy", delta=1,
+                                                          request_id=request_ids[k]))
+        for k in range(count)))
+
+
+def test_concurrent_writes_share_log_entries_and_each_applies_once(cluster):
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    ids = [os.urandom(16) for _ in range(400)]
+    responses = []
+    for node, part in ((leader, ids[:200]), (follower, ids[200:])):
+        responses += asyncio.run(_concurrent_increments(node, 200, part))
+    assert sorted(r.value for r in responses) == list(range(1, 401))
+    revisions = [r.header.revision for r in responses]
+    assert len(set(revisions)) < len(revisions) / 2, "busy writes were batched"
+    # Retried request ids get their first results, from any node.
+    retried = asyncio.run(_concurrent_increments(follower, 400, ids))
+    assert [r.value for r in retried] == [r.value for r in responses]
+    cluster.stop()
+    cluster.start()
+    for node in cluster.nodes.values():
+        assert node.counter_get(b"busy").value == 400
 
 
 def test_restarting_every_node_keeps_values_and_applies_nothing_twice(cluster):
@@ -179,6 +206,19 @@ def test_a_single_node_cluster_commits_alone(tmp_path):
         node.wait_ready(READY_SECONDS)
         assert node.incr(b"c", 2).value == 2
         assert node.counter_get(b"c").value == 2
+
+
+def test_a_full_command_queue_refuses_writes_at_once(tmp_path, monkeypatch):
+    port = free_ports(1)[0]
+    config = NodeConfig(name="solo", data_dir=tmp_path / "solo",
+                        raft_address=f"127.0.0.1:{port}", timings=FAST)
+    with Node(config) as node:
+        node.wait_ready(READY_SECONDS)
+        monkeypatch.setattr(limits, "RAFT_QUEUE_COMMANDS_MAX", 0)
+        with pytest.raises(Unavailable, match="QUEUE_FULL"):
+            node.incr(b"c", 1, timeout_s=5)
+        monkeypatch.undo()
+        assert node.incr(b"c", 1).value == 1, "nothing of the refused write applied"
 
 
 def _isolate(node: Node) -> None:

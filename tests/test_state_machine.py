@@ -13,7 +13,7 @@ from tandemkv.errors import FailedPrecondition, InvalidArgument, OutOfRange
 from tandemkv.server.strong import commands, reads
 from tandemkv.server.strong.state_machine import apply_entry
 from tests.support.applier import Applier, make_view
-from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2
+from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2, watch_pb2
 
 RID_A = b"a" * 16
 RID_B = b"b" * 16
@@ -232,3 +232,67 @@ def test_txn_over_the_op_limit_is_refused(sm):
 def test_noop_advances_the_index_and_changes_nothing(sm):
     result = commands.decode_result(sm.raw(commands.encode_noop(5)))
     assert result == raft_pb2.Noop() and sm.view.last_applied() == 1
+
+
+# -- batch entries: several writes in one log entry --
+
+def _incr(name, delta=1):
+    return counter_pb2.CounterIncrRequest(name=name, delta=delta)
+
+
+def test_batch_applies_each_write_in_order_sharing_the_entry_index(sm):
+    responses = sm.batch([(put(b"k", b"1"), b""), (put(b"k", b"2", prev_kv=True), b""),
+                          (_incr(b"c", 5), b""), (_incr(b"c", 2), b"")])
+    assert sm.view.last_applied() == 1, "one log entry"
+    assert [r.header.revision for r in responses] == [1, 1, 1, 1]
+    assert responses[1].prev_kv.value == b"1"
+    assert [responses[2].value, responses[3].value] == [5, 7]
+    got = sm.get(b"k").kv
+    assert (got.value, got.version, got.mod_revision) == (b"2", 2, 1)
+
+
+def test_batch_keeps_exactly_once_within_and_across_entries(sm):
+    first = sm.batch([(_incr(b"c"), RID_A), (_incr(b"c"), RID_A), (_incr(b"c"), RID_B)])
+    assert first[0] == first[1] and first[0].value == 1 and first[2].value == 2
+    again = sm.batch([(_incr(b"c"), RID_B), (_incr(b"c"), b"")])
+    assert again[0] == first[2] and again[1].value == 3
+    assert sm.counter(b"c") == 3
+
+
+def test_a_failing_write_in_a_batch_leaves_the_others(sm):
+    sm.write(counter_pb2.CounterSetRequest(name=b"big", value=2**63 - 1))
+    failing_txn = _txn([], [kv_pb2.RequestOp(put=put(b"t", b"rolled back")),
+                            kv_pb2.RequestOp(counter_incr=_incr(b"big"))])
+    responses = sm.batch([(put(b"a", b"1"), b""), (failing_txn, b""), (put(b"", b"bad"), b""),
+                          (put(b"b", b"2"), b"")])
+    assert isinstance(responses[1], OutOfRange) and isinstance(responses[2], InvalidArgument)
+    assert sm.get(b"a").found and sm.get(b"b").found and not sm.get(b"t").found
+    events = [watch_pb2.Event.FromString(raw) for _, raw in sm.view.events_scan(2)]
+    assert [e.kv.key for e in events] == [b"a", b"b"], "the failed txn left no events"
+
+
+def test_only_kv_and_counter_writes_may_share_an_entry(sm):
+    grant = raft_pb2.Command(format_version=1, ts_ms=1)
+    grant.lease_grant.ttl_ms = 10_000
+    nested = raft_pb2.Command(format_version=1)
+    nested.batch.commands.append(commands.encode_write(_incr(b"c"), b"", 1))
+    batch = raft_pb2.Command(format_version=1)
+    batch.batch.commands.extend([grant.SerializeToString(), b"\xff\xff",
+                                 commands.encode_write(_incr(b"c"), b"", 1),
+                                 nested.SerializeToString(),
+                                 raft_pb2.Command().SerializeToString()])
+    results = raft_pb2.CommandResult.FromString(sm.raw(batch.SerializeToString())).batch.results
+    errors = [raft_pb2.CommandResult.FromString(r).error.message for r in results]
+    assert "lease_grant command cannot be batched" in errors[0]
+    assert "undecodable" in errors[1] and errors[2] == ""
+    assert "batch command cannot be batched" in errors[3]
+    assert "no operation" in errors[4]
+    assert sm.counter(b"c") == 1 and sm.view.lease_get(1) is None
+
+
+def test_a_replayed_batch_entry_is_skipped_whole(sm):
+    batch = raft_pb2.Command(format_version=1)
+    batch.batch.commands.extend([commands.encode_write(_incr(b"c"), b"", 1)] * 3)
+    assert apply_entry(sm.view, 1, batch.SerializeToString()) is not None
+    assert apply_entry(sm.view, 1, batch.SerializeToString()) is None
+    assert sm.counter(b"c") == 3

@@ -13,8 +13,11 @@ VALUE_SIZE_BYTES_MAX = 32 * 1024
 TXN_OPS_MAX = 128
 # Compares in one transaction.
 TXN_COMPARES_MAX = 128
-# Bytes of one encoded command (the Raft log entry payload).
+# Bytes of one encoded command, and of one Raft log entry's payload (a
+# batch of commands included).
 COMMAND_SIZE_BYTES_MAX = 256 * 1024
+# Writes proposed together in one Raft log entry (a CommandBatch).
+RAFT_ENTRY_COMMANDS_MAX = 256
 # Keys one Range returns; a larger or zero `limit` is clamped to this.
 RANGE_KEYS_MAX = 10_000
 # Bytes of keys and values one Range returns before it stops with more=true.

@@ -1,4 +1,4 @@
-"""What the operations of one command share while the state machine applies
+"""What the commands of one log entry share while the state machine applies
 it, and the exception that abandons a command with an error result."""
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ from .view import StoreView
 
 
 class ApplyContext:
-    """The view, the command's Raft index (its revision) and the number of
-    watch events the command has emitted so far."""
+    """What the commands of one log entry share: the view, the entry's Raft
+    index (their revision), the log clock (written back once per entry), how
+    many commands ran and how many watch events they emitted so far."""
 
-    def __init__(self, view: StoreView, index: int):
+    def __init__(self, view: StoreView, index: int, clock_ms: int):
         self.view = view
         self.index = index
+        self.clock_ms = clock_ms
+        self.commands = 0
         self.events = 0
 
     def emit(self, event_type: int, kv: kv_pb2.KeyValue, prev_kv: kv_pb2.KeyValue | None) -> None:

@@ -18,9 +18,11 @@ What it changes in pysyncobj, and why:
   to callers only after that transaction committed, so an acknowledged
   write is durable and visible to the reads that follow it. A leader sends
   the new commit index at once instead of waiting a heartbeat period.
-- `_checkCommandsToApply` sends new entries at once, and a pipe wakes the
-  tick thread when a command is queued: adaptive batching, i.e. low latency
-  when idle and large batches when busy.
+- `_checkCommandsToApply` first turns the writes queued since the last
+  tick into log entries (`group_entries`, which packs runs of KV and
+  counter writes into one entry each), then sends new entries at once; a
+  pipe wakes the tick thread when a command is queued: adaptive batching,
+  i.e. low latency when idle and large batches when busy.
 - `_SyncObj__onMessageReceived`, replication progress. pysyncobj's replies
   carry no request identity, and with several appends in flight:
   - each success reply set the follower's next index back to just after
@@ -42,6 +44,7 @@ What it changes in pysyncobj, and why:
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import os
@@ -171,6 +174,8 @@ class _FlushingTransport(TCPTransport):
 
 ApplyFunction = Callable[[int, bytes], "bytes | None"]
 Callback = Callable[[object, int], None]
+# (encoded command, callback, batchable) -> [(log entry, callback)], in order
+GroupEntries = Callable[[list[tuple[bytes, Callback, bool]]], list[tuple[bytes, Callback]]]
 
 
 class RaftReplica(SyncObj):
@@ -191,9 +196,13 @@ class RaftReplica(SyncObj):
         read_snapshot: Callable[[str], tuple],
         timings: RaftTimings,
         secret: str | None,
+        group_entries: GroupEntries,
     ):
         # Attributes set before SyncObj.__init__ are not replicated state.
         self._raft_log = raft_log
+        self._group_entries = group_entries
+        # Commands queued by callers for the tick thread (deque: thread-safe).
+        self._pending: collections.deque = collections.deque()
         self._apply_entry = apply_entry
         self._begin_batch = begin_batch
         self._commit_batch = commit_batch
@@ -254,10 +263,11 @@ class RaftReplica(SyncObj):
             _crash("applying a committed entry failed in storage")
 
     # -- submitting --
-    def submit(self, command: bytes) -> concurrent.futures.Future:
+    def submit(self, command: bytes, batchable: bool = False) -> concurrent.futures.Future:
         """Queues `command`; the future resolves to (result, fail_reason)
         once this node applied it (or pysyncobj gave up on it). Callers
-        must wait with a timeout: pysyncobj may never call back."""
+        must wait with a timeout: pysyncobj may never call back. A
+        `batchable` command may share a log entry with others."""
         future: concurrent.futures.Future = concurrent.futures.Future()
 
         def resolve(result, fail_reason):
@@ -266,10 +276,11 @@ class RaftReplica(SyncObj):
             except concurrent.futures.InvalidStateError:
                 pass  # the waiter gave up (timeout); the outcome is dropped
 
-        self._queue(command, self._after_commit(resolve))
+        self._queue(command, self._after_commit(resolve), batchable)
         return future
 
-    def submit_async(self, command: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+    def submit_async(self, command: bytes, loop: asyncio.AbstractEventLoop,
+                     batchable: bool = False) -> asyncio.Future:
         """As `submit`, for a caller on `loop`; the results of one apply
         batch reach each loop in a single thread hop."""
         future = loop.create_future()
@@ -280,16 +291,27 @@ class RaftReplica(SyncObj):
             else:
                 loop.call_soon_threadsafe(_resolve_many, [(future, (result, fail_reason))])
 
-        self._queue(command, resolve)
+        self._queue(command, resolve, batchable)
         return future
 
-    def _queue(self, command: bytes, callback: Callback) -> None:
-        self.apply(command, callback=callback)
+    def _queue(self, command: bytes, callback: Callback, batchable: bool) -> None:
+        if len(self._pending) >= limits.RAFT_QUEUE_COMMANDS_MAX:
+            callback(None, FAIL_REASON.QUEUE_FULL)
+            return
+        self._pending.append((command, callback, batchable))
         # One wake-up is enough while the tick thread has not drained the
         # queue yet; a pipe write per command costs a syscall each.
         if not self._wakeup_pending:
             self._wakeup_pending = True
             self._transport().wakeup.notify()
+
+    def _propose_pending(self) -> None:
+        """Hands the queued commands to pysyncobj as log entries (tick thread)."""
+        pending = self._pending
+        taken = [pending.popleft() for _ in range(len(pending))]
+        if taken:
+            for entry, callback in self._group_entries(taken):
+                self.apply(entry, callback=callback)
 
     def _after_commit(self, callback: Callback) -> Callback:
         def deferred(result, fail_reason):
@@ -329,6 +351,7 @@ class RaftReplica(SyncObj):
 
     def _checkCommandsToApply(self):  # noqa: N802
         self._wakeup_pending = False
+        self._propose_pending()
         last_before = self._raft_log.last_index()
         super()._checkCommandsToApply()
         if self._raft_log.last_index() > last_before and self._isLeader():

@@ -13,6 +13,8 @@ Rules it keeps:
 - Bad input is an error *result*; nothing here raises for bad input (an
   exception escaping pysyncobj's replicated method would wedge the node).
 - A command takes effect entirely or not at all.
+- The commands of a batch entry (KV and counter writes only) apply in order,
+  each as if alone; they share the entry's index as their revision.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ from .view import KvRecord, StoreView
 COMMAND_FORMAT_VERSION = 1
 
 
+# Commands that may share a log entry (a CommandBatch). Every other command
+# derives an identity from its entry's index (lease ids, fencing tokens) and
+# needs an entry of its own.
+BATCHABLE_OPS = frozenset(
+    {"put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete"}
+)
+
+
 def apply_entry(view: StoreView, index: int, command_bytes: bytes) -> bytes | None:
     """Applies the committed entry at `index`; returns the encoded
     CommandResult, or None for an entry that was already applied."""
@@ -41,18 +51,52 @@ def apply_entry(view: StoreView, index: int, command_bytes: bytes) -> bytes | No
         command = raft_pb2.Command.FromString(command_bytes)
     except DecodeError:
         return _error_result(index, raft_pb2.UNSUPPORTED_COMMAND, "undecodable command")
-    clock_ms = max(view.log_clock_ms(), command.ts_ms)
-    view.set_log_clock_ms(clock_ms)
+    clock_before = view.log_clock_ms()
+    context = ApplyContext(view, index, clock_before)
+    if command.WhichOneof("op") == "batch":
+        result = _apply_batch(context, command.batch)
+    else:
+        result = _apply_command(context, command)
+    if context.clock_ms != clock_before:
+        view.set_log_clock_ms(context.clock_ms)
+    view.dedup_collect(context.clock_ms - limits.DEDUP_RETENTION_MS,
+                       limits.DEDUP_GC_PER_COMMAND_MAX * context.commands)
+    _trim_history(context)
+    return result
+
+
+def _apply_batch(context: ApplyContext, batch: raft_pb2.CommandBatch) -> bytes:
+    """Applies each command of a batch in order, each as if alone."""
+    results = raft_pb2.CommandBatchResult()
+    for command_bytes in batch.commands:
+        try:
+            command = raft_pb2.Command.FromString(command_bytes)
+        except DecodeError:
+            results.results.append(_error_result(context.index, raft_pb2.UNSUPPORTED_COMMAND,
+                                                 "undecodable command in a batch"))
+            continue
+        kind = command.WhichOneof("op")
+        if kind not in BATCHABLE_OPS:
+            what = f"a {kind} command" if kind else "a command with no operation"
+            results.results.append(_error_result(context.index, raft_pb2.UNSUPPORTED_COMMAND,
+                                                 f"{what} cannot be batched"))
+            continue
+        results.results.append(_apply_command(context, command))
+    return raft_pb2.CommandResult(revision=context.index, batch=results).SerializeToString()
+
+
+def _apply_command(context: ApplyContext, command: raft_pb2.Command) -> bytes:
+    """One command: the log clock, exactly-once, and its result."""
+    view = context.view
+    context.commands += 1
+    context.clock_ms = clock_ms = max(context.clock_ms, command.ts_ms)
     if command.request_id:
         stored = view.dedup_get(command.request_id)
         if stored is not None:
             return stored
-    context = ApplyContext(view, index)
     result = _execute(context, command).SerializeToString()
     if command.request_id:
         view.dedup_put(command.request_id, clock_ms, result)
-    view.dedup_collect(clock_ms - limits.DEDUP_RETENTION_MS, limits.DEDUP_GC_PER_COMMAND_MAX)
-    _trim_history(context)
     return result
 
 

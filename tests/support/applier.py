@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 
 from tandemkv.server.storage.state_store import StateStore
-from tandemkv.server.strong import catalog, commands, coordination, reads
+from tandemkv.server.strong import batching, catalog, commands, coordination, reads
 from tandemkv.server.strong.state_machine import apply_entry
 from tandemkv.server.strong.view import MemoryView
 from tandemkv.v1 import counter_pb2, kv_pb2
@@ -42,6 +42,23 @@ class Applier:
         result = self.raw(commands.encode_write(request, request_id, self.ts_ms))
         return commands.decode_result(result)
 
+    def batch(self, writes, batchable: bool = True) -> list:
+        """Proposes `writes` ((request, request id) pairs) the way a busy
+        node does (`batching.group_entries`), applies the entries, and
+        returns each write's decoded response, or the error it raised."""
+        answers: list = [None] * len(writes)
+
+        def answer(position):
+            def callback(result, fail_reason):
+                answers[position] = (result, fail_reason)
+            return callback
+
+        pending = [(commands.encode_write(request, request_id, self.ts_ms), answer(k), batchable)
+                   for k, (request, request_id) in enumerate(writes)]
+        for entry, callback in batching.group_entries(pending):
+            callback(self.raw(entry), 0)
+        return [_decoded(result) for result, _ in answers]
+
     def tick(self, proposer: str, elapsed_ms: int):
         return commands.decode_result(self.raw(commands.encode_lease_tick(proposer, elapsed_ms, 1)))
 
@@ -54,3 +71,10 @@ class Applier:
 
     def counter(self, name: bytes) -> int:
         return self.read(counter_pb2.CounterGetRequest(name=name)).value
+
+
+def _decoded(result: bytes | None):
+    try:
+        return commands.decode_result(result)
+    except Exception as error:  # the typed error a caller would see
+        return error
