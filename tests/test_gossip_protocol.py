@@ -234,6 +234,18 @@ def test_peers_become_suspect_then_dead_and_come_back_alive():
     assert cluster.nodes["a"].status().peers["c"].state == PeerState.ALIVE
 
 
+def test_nodes_without_tables_still_hear_each_other():
+    cluster = Cluster(config=GossipConfig(suspect_after_rounds=2, dead_after_rounds=4))
+    for node in cluster.nodes.values():
+        for table in TABLES:
+            node.drop_table(table)
+    cluster.exchange(rounds=6)
+    peers = cluster.nodes["a"].status().peers
+    assert {name: peer.state for name, peer in peers.items()} == {"b": PeerState.ALIVE,
+                                                                "c": PeerState.ALIVE}
+    assert all(peer.heartbeat is not None for peer in peers.values())
+
+
 def test_table_and_mutation_errors_name_the_problem():
     node = Cluster().nodes["a"]
     with pytest.raises(FailedPrecondition):

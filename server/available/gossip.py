@@ -387,7 +387,9 @@ class GossipNode:
             sections.append(self._section(peer, name, kind, incoming.get(name)))
             if payload is not None:
                 payloads.append(payload)
-        if not sections:
+        # A PUSH goes even without tables: it carries the heartbeats that
+        # keep this node (and those it vouches for) alive at the peer.
+        if not sections and kind != MessageKind.PUSH:
             return []
         frames = self._pack(peer, kind, sections, payloads)
         self._counters["frames_sent"] += len(frames)
