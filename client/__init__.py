@@ -22,7 +22,8 @@ from tandemkv.client._crdt_async import (AsyncCrdtCounter, AsyncCrdtMap, AsyncCr
                                          AsyncCrdtTables)
 from tandemkv.client._leases import AsyncLease, Lease
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn, Counter, Op, Txn, TxnOp
-from tandemkv.client._results import ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult, TxnResult
+from tandemkv.client._results import (ClusterStatus, GossipPeer, GossipView, KeyValue, NodeInfo, PutResult,
+                                      RangeResult, TxnResult)
 from tandemkv.client._retry import NO_RETRY, Retry
 from tandemkv.client._sync import Client
 from tandemkv.client._watch import AsyncObserver, AsyncWatcher, Observer, WatchEvent, Watcher
@@ -44,12 +45,12 @@ from tandemkv.errors import (
 
 __all__ = [
     "AsyncCrdtCounter", "AsyncCrdtMap", "AsyncCrdtRegister", "AsyncCrdtSet", "AsyncCrdtTables",
-    "CrdtCounter", "CrdtMap", "CrdtRegister", "CrdtSet", "CrdtTables",
-    "AlreadyExists", "AsyncClient", "AsyncCounter", "AsyncElection", "AsyncHold", "AsyncLease",
-    "AsyncLock", "AsyncObserver", "AsyncRegistry", "AsyncTxn", "AsyncWatcher", "Client", "ClusterStatus",
-    "Compacted", "Counter", "Election", "FailedPrecondition", "Hold", "InvalidArgument", "KeyValue",
-    "Lease", "Lock", "NO_RETRY", "NodeInfo", "NotAcquired", "NotFound", "Observer", "Op", "OutcomeUnknown",
-    "OutOfRange", "PermissionDenied", "PutResult", "RangeResult", "Registration", "Registry",
-    "ResourceExhausted", "Retry", "TandemKVError", "Txn", "TxnOp", "TxnResult", "Unauthenticated",
-    "Unavailable", "WatchEvent", "Watcher",
+    "CrdtCounter", "CrdtMap", "CrdtRegister", "CrdtSet", "CrdtTables", "AlreadyExists",
+    "AsyncClient", "AsyncCounter", "AsyncElection", "AsyncHold", "AsyncLease", "AsyncLock",
+    "AsyncObserver", "AsyncRegistry", "AsyncTxn", "AsyncWatcher", "Client", "ClusterStatus",
+    "Compacted", "Counter", "Election", "FailedPrecondition", "GossipPeer", "GossipView", "Hold",
+    "InvalidArgument", "KeyValue", "Lease", "Lock", "NO_RETRY", "NodeInfo", "NotAcquired",
+    "NotFound", "Observer", "Op", "OutcomeUnknown", "OutOfRange", "PermissionDenied", "PutResult",
+    "RangeResult", "Registration", "Registry", "ResourceExhausted", "Retry", "TandemKVError", "Txn",
+    "TxnOp", "TxnResult", "Unauthenticated", "Unavailable", "WatchEvent", "Watcher",
 ]

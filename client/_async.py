@@ -102,6 +102,7 @@ class AsyncClient:
         return AsyncCrdtTables(self)
 
     async def status(self) -> ClusterStatus:
+        """Every node's view; see `Client.status`."""
         seen: dict[str, NodeInfo] = {}
         pending = list(self._router.endpoints)
         while pending and len(seen) < STATUS_NODES_MAX:

@@ -13,7 +13,8 @@ from google.protobuf.message import Message
 
 from tandemkv import limits
 from tandemkv.client._results import (
-    BytesLike, ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult, TxnResult, to_bytes,
+    BytesLike, ClusterStatus, GossipPeer, GossipView, KeyValue, NodeInfo, PutResult, RangeResult, TxnResult,
+    to_bytes,
 )
 from tandemkv.v1 import cluster_pb2, counter_pb2, kv_pb2
 
@@ -136,6 +137,8 @@ def status() -> Operation:
 
 
 _ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+_PEER_STATE_NAMES = {cluster_pb2.GOSSIP_PEER_ALIVE: "alive", cluster_pb2.GOSSIP_PEER_SUSPECT: "suspect",
+                     cluster_pb2.GOSSIP_PEER_DEAD: "dead"}
 
 
 def node_info(endpoint: str, response: Any) -> NodeInfo:
@@ -143,8 +146,18 @@ def node_info(endpoint: str, response: Any) -> NodeInfo:
         endpoint=endpoint, name=response.name, role=_ROLE_NAMES.get(response.role, "unknown"),
         leader=response.leader, leader_endpoint=response.leader_client_address, term=response.term,
         commit_index=response.commit_index, applied_index=response.applied_index,
-        has_quorum=response.has_quorum, ready=response.ready,
+        has_quorum=response.has_quorum, ready=response.ready, gossip=gossip_view(response),
     )
+
+
+def gossip_view(response: Any) -> GossipView | None:
+    """None for a node whose available plane did not answer (or a server
+    that predates the gossip fields: they read as not running)."""
+    if not response.gossip_running:
+        return None
+    peers = tuple(GossipPeer(p.name, _PEER_STATE_NAMES.get(p.state, "unknown"), p.rounds_silent, p.heartbeat_ms)
+                  for p in response.gossip_peers)
+    return GossipView(response.gossip_round, peers, dict(sorted(response.gossip_rejected.items())))
 
 
 def cluster_status(nodes: list[NodeInfo]) -> ClusterStatus:

@@ -88,8 +88,41 @@ class TxnResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class GossipPeer:
+    """One gossip peer as a node sees it. `state` is "alive", "suspect" or
+    "dead" (by default suspect after 3 of the node's gossip rounds without
+    a rising heartbeat, dead after 10); `rounds_silent` counts those rounds;
+    `heartbeat_ms` is the peer's latest heartbeat the node knows of (wall
+    clock, ms since the Unix epoch; 0 if never heard)."""
+
+    name: str
+    state: str
+    rounds_silent: int
+    heartbeat_ms: int
+
+
+@dataclasses.dataclass(frozen=True)
+class GossipView:
+    """A node's available plane: its gossip round, every other member (by
+    name), and the gossip frames it rejected since it started, by reason
+    ("bad_mac", "clock_drift", "not_member", ...)."""
+
+    round: int
+    peers: tuple[GossipPeer, ...]
+    # Left out of the hash (a dict has none); equality still compares it.
+    rejected: dict[str, int] = dataclasses.field(default_factory=dict, hash=False)
+
+    @property
+    def alive(self) -> int:
+        """How many peers are alive."""
+        return sum(peer.state == "alive" for peer in self.peers)
+
+
+@dataclasses.dataclass(frozen=True)
 class NodeInfo:
-    """One node's view of the cluster, or `error` if it did not answer."""
+    """One node's view of the cluster, or `error` if it did not answer.
+    `gossip` is None when it did not answer or its available plane is not
+    running."""
 
     endpoint: str
     name: str = ""
@@ -102,6 +135,7 @@ class NodeInfo:
     has_quorum: bool = False
     ready: bool = False
     error: str = ""
+    gossip: GossipView | None = None
 
 
 @dataclasses.dataclass(frozen=True)

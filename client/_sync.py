@@ -173,8 +173,9 @@ class Client:
 
     # -- cluster ----------------------------------------------------------
     def status(self) -> ClusterStatus:
-        """Every node's view (role, term, commit and applied index): the
-        configured endpoints plus every member they report."""
+        """Every node's view (role, term, commit and applied index, and its
+        gossip view: which peers it hears, rejected frames): the configured
+        endpoints plus every member they report."""
         seen: dict[str, NodeInfo] = {}
         pending = list(self._router.endpoints)
         while pending and len(seen) < STATUS_NODES_MAX:

@@ -6,12 +6,13 @@ goes through `tandemkv.client.Client`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any, Callable
 
 from tandemkv import errors
-from tandemkv.client import Client, KeyValue, Retry
+from tandemkv.client import Client, KeyValue, NodeInfo, Retry
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3, 4, 5
 EXIT_CODES = (
@@ -45,7 +46,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     _leaf(counter, "get", cmd_counter_get, "print a counter (0 if never set)", ("name",))
     _leaf(counter, "set", cmd_counter_set, "set a counter, print the previous value", ("name", "value:int"))
     _leaf(counter, "cas", cmd_cas, "set to NEW if it is OLD (exit 1 if not)", ("name", "old:int", "new:int"))
-    _leaf(subparsers, "status", cmd_status, "members, leader, term, commit and applied index per node", ())
+    _leaf(subparsers, "status", cmd_status,
+          "members, leader, term, commit and applied index, gossip peers heard per node", ())
 
 
 def _leaf(subparsers, name: str, handler: Callable, help_text: str, positionals: tuple[str, ...]):
@@ -140,12 +142,37 @@ def cmd_cas(client: Client, args) -> tuple[int, Any, str]:
 
 
 def cmd_status(client: Client, args) -> tuple[int, Any, str]:
+    """One row per node (Raft state and how many gossip peers it hears),
+    then one `gossip` line per node that hears a peer as suspect or dead or
+    has rejected gossip frames."""
     status = client.status()
-    nodes = [node.__dict__ for node in status.nodes]
-    header = f"{'NAME':6} {'ENDPOINT':21} {'ROLE':9} {'TERM':>5} {'COMMIT':>8} {'APPLIED':>8}  LEADER"
+    nodes = [dataclasses.asdict(node) for node in status.nodes]
+    header = (f"{'NAME':6} {'ENDPOINT':21} {'ROLE':9} {'TERM':>5} {'COMMIT':>8} {'APPLIED':>8}  "
+              f"{'GOSSIP':11} LEADER")
     rows = [f"{n.name or '?':6} {n.endpoint:21} {n.role or 'down':9} {n.term:>5} {n.commit_index:>8} "
-            f"{n.applied_index:>8}  {n.leader or '-'}" + (f"  ({n.error})" if n.error else "")
+            f"{n.applied_index:>8}  {_gossip_cell(n):11} {n.leader or '-'}"
+            + (f"  ({n.error})" if n.error else "")
             for n in status.nodes]
-    text = "\n".join([f"leader: {status.leader or '(none)'}  term: {status.term}", header, *rows])
+    notes = [note for note in map(_gossip_note, status.nodes) if note]
+    text = "\n".join([f"leader: {status.leader or '(none)'}  term: {status.term}", header, *rows, *notes])
     code = EXIT_OK if status.leader else EXIT_UNAVAILABLE
     return code, {"leader": status.leader, "term": status.term, "nodes": nodes}, text
+
+
+def _gossip_cell(node: NodeInfo) -> str:
+    """`alive/peers alive`; `-` when the node's available plane did not answer."""
+    if node.gossip is None:
+        return "-"
+    return f"{node.gossip.alive}/{len(node.gossip.peers)} alive"
+
+
+def _gossip_note(node: NodeInfo) -> str:
+    """What the GOSSIP column hides: which peers are not alive, and the
+    rejected frames by reason; empty when there is nothing to say."""
+    if node.gossip is None:
+        return ""
+    parts = [f"{p.name} {p.state} ({p.rounds_silent} rounds silent)"
+             for p in node.gossip.peers if p.state != "alive"]
+    if node.gossip.rejected:
+        parts.append("rejected " + " ".join(f"{r}={c}" for r, c in node.gossip.rejected.items()))
+    return (f"gossip {node.name}: " + "; ".join(parts)) if parts else ""

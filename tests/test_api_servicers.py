@@ -1,6 +1,7 @@
 """The gRPC servicers against a fake node: every bad input and every
 internal error becomes its documented status code, limits are enforced
-before the node is called, and the standard services are present.
+before the node is called, the standard services are present, and
+Cluster.Status carries the available plane's gossip view when it runs.
 
 Method: a real gRPC server on 127.0.0.1 over `FakeNode`, called with the
 generated stubs; the fake records what reached the node."""
@@ -18,6 +19,7 @@ from tandemkv import errors, limits
 from tandemkv.server.api import build_server
 from tandemkv.server.api.edge import LEADER_METADATA_KEY, status_for_error
 from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, counter_pb2, counter_pb2_grpc, kv_pb2, kv_pb2_grpc
+from tests.support.fake_node import FakeGossipPlane
 
 TIMEOUT_S = 5.0
 KEY_OVER = b"k" * (limits.KEY_SIZE_BYTES_MAX + 1)
@@ -147,6 +149,27 @@ def test_cluster_status_and_members_come_from_node_status(channel):
     assert (status.name, status.role, status.term, status.ready) == ("fake", cluster_pb2.LEADER, 3, True)
     members = cluster.Members(cluster_pb2.MembersRequest(), timeout=TIMEOUT_S).members
     assert [m.name for m in members] == ["fake"]
+
+
+def test_cluster_status_carries_the_gossip_view_of_the_available_plane(channel, fake_node):
+    fake_node.available = FakeGossipPlane()
+    status = cluster_pb2_grpc.ClusterStub(channel).Status(cluster_pb2.StatusRequest(), timeout=TIMEOUT_S)
+    assert status.gossip_running and status.gossip_round == 12
+    assert [(p.name, p.state, p.rounds_silent, p.heartbeat_ms) for p in status.gossip_peers] == [
+        ("n2", cluster_pb2.GOSSIP_PEER_ALIVE, 0, 1_700_000_011_000),
+        ("n3", cluster_pb2.GOSSIP_PEER_SUSPECT, 4, 1_700_000_007_000),
+        ("n4", cluster_pb2.GOSSIP_PEER_DEAD, 12, 0),
+    ]
+    assert dict(status.gossip_rejected) == {"bad_mac": 2, "clock_drift": 1}
+
+
+@pytest.mark.parametrize("plane", [None, FakeGossipPlane(running=False)], ids=["absent", "stopped"])
+def test_cluster_status_without_a_running_plane_answers_raft_state_only(channel, fake_node, plane):
+    fake_node.available = plane
+    status = cluster_pb2_grpc.ClusterStub(channel).Status(cluster_pb2.StatusRequest(), timeout=TIMEOUT_S)
+    assert (status.name, status.role, status.term) == ("fake", cluster_pb2.LEADER, 3)
+    assert not status.gossip_running and status.gossip_round == 0
+    assert not status.gossip_peers and not status.gossip_rejected
 
 
 def test_health_reports_serving_for_every_service(channel):

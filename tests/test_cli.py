@@ -1,8 +1,9 @@
 """The `tandemkv` command through subprocesses: `up` starts, stops and
 resumes a local cluster with its data; single nodes stop and restart from
 cluster.json; `down` stops everything; client commands print one line and
-the documented exit code for every expected error. Also the settings
-precedence of `serve` (flag > env > file), in-process."""
+the documented exit code for every expected error; `status` shows each
+node's gossip view. Also, in-process: the settings precedence of `serve`
+(flag > env > file), and `status` output against a fake node."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import time
 import pytest
 
 from tandemkv.client import NO_RETRY, Client
-from tandemkv.server import settings
+from tandemkv.server import cli_client, settings
 from tandemkv.server.config import Member, NodeConfig
+from tests.support.fake_node import FakeGossipPlane
 from tests.support.local_up import TANDEMKV, UpProcess, free_base_port, pid_alive, tandemkv
 
 STOP_TIMEOUT_S = 30.0
@@ -117,12 +119,45 @@ def test_client_commands_speak_json(running):
     status = json.loads(tandemkv(running, "status", "--output", "json").stdout)
     assert status["leader"] and len(status["nodes"]) == 3
     assert {n["applied_index"] > 0 for n in status["nodes"]} == {True}
+    for node in status["nodes"]:
+        peers = [peer["name"] for peer in node["gossip"]["peers"]]
+        assert peers == sorted({"n1", "n2", "n3"} - {node["name"]})
 
 
-def test_status_text_lists_every_node_with_term_and_indexes(running):
+def test_status_text_lists_every_node_with_term_indexes_and_gossip(running):
     lines = tandemkv(running, "status").stdout.splitlines()
     assert lines[0].startswith("leader: n") and "COMMIT" in lines[1] and "APPLIED" in lines[1]
-    assert sorted(line.split()[0] for line in lines[2:]) == ["n1", "n2", "n3"]
+    rows = [line for line in lines[2:] if not line.startswith("gossip ")]
+    assert sorted(line.split()[0] for line in rows) == ["n1", "n2", "n3"]
+    assert "GOSSIP" in lines[1] and all("/2 alive" in row for row in rows)
+
+
+def status_output(endpoint: str, output: str, capsys) -> tuple[int, str]:
+    args = argparse.Namespace(endpoints=endpoint, output=output, timeout=5.0)
+    code = cli_client.run(args, cli_client.cmd_status)
+    return code, capsys.readouterr().out
+
+
+def test_status_shows_gossip_peers_not_alive_and_rejections(fake_server, fake_node, capsys):
+    fake_node.available = FakeGossipPlane()
+    code, text = status_output(fake_server, "text", capsys)
+    lines = text.splitlines()
+    assert code == 0 and lines[1].split()[-2:] == ["GOSSIP", "LEADER"]
+    assert lines[2].split()[-3:] == ["1/3", "alive", "fake"]
+    assert lines[3:] == ["gossip fake: n3 suspect (4 rounds silent); n4 dead (12 rounds silent); "
+                         "rejected bad_mac=2 clock_drift=1"]
+    code, text = status_output(fake_server, "json", capsys)
+    gossip = json.loads(text)["nodes"][0]["gossip"]
+    assert (gossip["round"], gossip["rejected"]) == (12, {"bad_mac": 2, "clock_drift": 1})
+    assert [(p["name"], p["state"], p["rounds_silent"]) for p in gossip["peers"]] == [
+        ("n2", "alive", 0), ("n3", "suspect", 4), ("n4", "dead", 12)]
+
+
+def test_status_without_a_gossip_view_shows_a_dash_and_null(fake_server, capsys):
+    code, text = status_output(fake_server, "text", capsys)
+    assert code == 0 and text.splitlines()[2].split()[-2:] == ["-", "fake"] and len(text.splitlines()) == 3
+    code, text = status_output(fake_server, "json", capsys)
+    assert json.loads(text)["nodes"][0]["gossip"] is None
 
 
 def test_endpoints_come_from_the_environment_before_cluster_json(running, tmp_path):

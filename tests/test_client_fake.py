@@ -1,7 +1,8 @@
 """The SDK against gRPC servers over fake nodes: every call round-trips,
 retries reuse one request id, back off as the `Retry` policy says (with an
 injected sleep and clock, so nothing waits for real), follow leader hints,
-fail over past dead endpoints, and give up with the right error."""
+fail over past dead endpoints, and give up with the right error; status
+decodes each node's gossip view."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import grpc
 import pytest
 
 from tandemkv import errors
-from tandemkv.client import AsyncClient, Client, Op, Retry
+from tandemkv.client import AsyncClient, Client, GossipPeer, GossipView, Op, Retry
 from tandemkv.server.api import build_server
-from tests.support.fake_node import FakeNode
+from tests.support.fake_node import FakeGossipPlane, FakeNode
 
 
 class FakeTime:
@@ -79,6 +80,31 @@ def test_every_call_round_trips_through_the_async_client(fake_server):
             assert (await client.status()).term == 3
 
     asyncio.run(scenario())
+
+
+EXPECTED_GOSSIP = GossipView(12, (GossipPeer("n2", "alive", 0, 1_700_000_011_000),
+                                   GossipPeer("n3", "suspect", 4, 1_700_000_007_000),
+                                   GossipPeer("n4", "dead", 12, 0)),
+                              {"bad_mac": 2, "clock_drift": 1})
+
+
+def test_both_clients_show_each_nodes_gossip_view(fake_server, fake_node):
+    fake_node.available = FakeGossipPlane()
+
+    async def async_status():
+        async with AsyncClient([fake_server]) as client:
+            return await client.status()
+
+    with Client([fake_server]) as client:
+        synced = client.status().nodes[0].gossip
+    assert synced == asyncio.run(async_status()).nodes[0].gossip == EXPECTED_GOSSIP
+    assert synced.alive == 1
+
+
+def test_a_node_without_a_running_plane_has_no_gossip_view(fake_server, fake_node):
+    with Client([fake_server]) as client:
+        node = client.status().nodes[0]
+    assert node.name == "fake" and node.gossip is None
 
 
 def test_a_retried_write_reuses_its_request_id_and_applies_once(fake_server, fake_node, fake_time):

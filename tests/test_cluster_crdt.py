@@ -2,7 +2,8 @@
 writes on different nodes converge on every node; gossip frames that are
 forged, tampered with or stamped far in the future are rejected and
 counted; a node keeps its acknowledged CRDT writes across kill -9, even
-writes it took while it had no Raft quorum.
+writes it took while it had no Raft quorum; Cluster.Status shows which
+gossip peers a node hears and the frames it rejected.
 
 Method: one cluster for the module; tables are created through Raft on
 one node, updates go to each node's own replica, and every check polls
@@ -22,9 +23,10 @@ import pytest
 from tandemkv import errors
 from tandemkv.client import AsyncClient, Client
 from tandemkv.server.api.crdt_servicers import GOSSIP_REJECTED_METADATA_KEY
+from tandemkv.server.available.gossip import GOSSIP_SUSPECT_AFTER_ROUNDS
 from tandemkv.server.available.node_plane import gossip_key
 from tandemkv.server.config import NodeConfig
-from tandemkv.v1 import crdt_pb2
+from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, crdt_pb2
 from tests.support import crdt_nodes
 from tests.support.cluster import ServeCluster
 
@@ -35,6 +37,9 @@ CONVERGE_TIMEOUT_S = 10.0
 # A stamp this far ahead is past CLOCK_DRIFT_MS_MAX (60 s).
 FUTURE_MS = 10 * 60 * 1000
 CLI_TIMEOUT_S = 30.0
+# A stopped peer is suspect after GOSSIP_SUSPECT_AFTER_ROUNDS rounds of 1 s;
+# a restarted cluster needs a few rounds before every peer is heard.
+LIVENESS_TIMEOUT_S = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +151,46 @@ def test_a_node_keeps_updates_taken_without_quorum_across_kill_9(cluster):
     cluster.restart("n2")
     crdt_nodes.wait_until_all_read(endpoints(cluster), {"kept": [b"alone", b"before"]},
                                    LEADER_TIMEOUT_S)
+
+
+def node_status(endpoint: str) -> cluster_pb2.StatusResponse:
+    with grpc.insecure_channel(endpoint) as channel:
+        return cluster_pb2_grpc.ClusterStub(channel).Status(cluster_pb2.StatusRequest(),
+                                                            timeout=crdt_nodes.CALL_TIMEOUT_S)
+
+
+def peer_states(status: cluster_pb2.StatusResponse) -> dict[str, int]:
+    return {peer.name: peer.state for peer in status.gossip_peers}
+
+
+def heard(status: cluster_pb2.StatusResponse) -> bool:
+    """Every peer's heartbeat has reached the node (a peer never heard
+    still counts as alive for its first rounds)."""
+    return all(peer.heartbeat_ms > 0 for peer in status.gossip_peers)
+
+
+def wait_for_status(endpoint: str, condition, what: str) -> cluster_pb2.StatusResponse:
+    """Polls the node's Cluster.Status until `condition` holds for it."""
+    deadline = time.monotonic() + LIVENESS_TIMEOUT_S
+    while True:
+        status = node_status(endpoint)
+        if condition(status):
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not seen within {LIVENESS_TIMEOUT_S} s; last status: {status}")
+        time.sleep(crdt_nodes.POLL_S)
+
+
+def test_cluster_status_shows_gossip_liveness_and_rejected_frames(cluster):
+    n1 = cluster.endpoint("n1")
+    forged = crdt_nodes.signed_frame(b"not the cluster key", "n2", "n1", int(time.time() * 1000))
+    assert crdt_nodes.deliver(n1, [forged])[0] == grpc.StatusCode.UNAUTHENTICATED
+    alive = {"n2": cluster_pb2.GOSSIP_PEER_ALIVE, "n3": cluster_pb2.GOSSIP_PEER_ALIVE}
+    status = wait_for_status(n1, lambda s: peer_states(s) == alive and heard(s), "n2 and n3 heard at n1")
+    assert status.gossip_running and status.gossip_rejected["bad_mac"] >= 1
+    cluster.stop_node("n3")
+    status = wait_for_status(n1, lambda s: peer_states(s)["n3"] != cluster_pb2.GOSSIP_PEER_ALIVE,
+                             "n3 not alive at n1")
+    silent = {peer.name: peer.rounds_silent for peer in status.gossip_peers}
+    assert silent["n3"] >= GOSSIP_SUSPECT_AFTER_ROUNDS
+    assert peer_states(status)["n2"] == cluster_pb2.GOSSIP_PEER_ALIVE

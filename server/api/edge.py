@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 
 class NodeCalls(Protocol):
-    """The part of `tandemkv.server.Node` the servicers use."""
+    """The part of `tandemkv.server.Node` the servicers use. They also read
+    `node.available` (the `AvailablePlane`, None while it is not running)
+    with getattr, so a node without an available plane need not have it."""
 
     def propose(self, request: Message, *, timeout_s: float) -> Message: ...
 

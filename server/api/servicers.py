@@ -2,20 +2,30 @@
 
 Each RPC is one line: hand the request to `edge.handle` with the node call
 it maps to (writes: `node.propose`, reads: `node.query`). No business logic
-lives here; the node's state machine decides every answer.
+lives here; the node's state machine decides every answer. Cluster.Status
+adds the available plane's gossip view (`node.available.status()`) to the
+node's Raft status.
 """
 
 from __future__ import annotations
 
 import grpc
 
+from tandemkv import errors
 from tandemkv.server.api.edge import NodeCalls, abort, handle
+from tandemkv.server.available.gossip_liveness import PeerState
 from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc
 
 _ROLES = {
     "leader": cluster_pb2.LEADER,
     "follower": cluster_pb2.FOLLOWER,
     "candidate": cluster_pb2.CANDIDATE,
+}
+
+_PEER_STATES = {
+    PeerState.ALIVE: cluster_pb2.GOSSIP_PEER_ALIVE,
+    PeerState.SUSPECT: cluster_pb2.GOSSIP_PEER_SUSPECT,
+    PeerState.DEAD: cluster_pb2.GOSSIP_PEER_DEAD,
 }
 
 
@@ -65,7 +75,9 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServicer):
 
     def Status(self, request, context: grpc.ServicerContext):
         try:
-            return status_to_proto(self._node.status())
+            response = status_to_proto(self._node.status())
+            add_gossip(response, getattr(self._node, "available", None))
+            return response
         except Exception as error:  # noqa: BLE001 - reported as a status
             abort(context, error)
 
@@ -99,3 +111,23 @@ def status_to_proto(status) -> cluster_pb2.StatusResponse:
         ready=status.ready,
         members=[member_to_proto(m) for m in status.members],
     )
+
+
+def add_gossip(response: cluster_pb2.StatusResponse, plane) -> None:
+    """Fills the gossip fields from `plane` (an `AvailablePlane`). A node
+    without a running plane (none configured, not started yet, stopping)
+    leaves them empty: the Raft status is still worth answering."""
+    if plane is None:
+        return
+    try:
+        gossip = plane.status().gossip
+    except errors.Unavailable:
+        return
+    response.gossip_running = True
+    response.gossip_round = gossip.round
+    for name, liveness in gossip.peers.items():
+        heartbeat = liveness.heartbeat
+        response.gossip_peers.add(name=name, state=_PEER_STATES[liveness.state],
+                                  rounds_silent=liveness.rounds_silent,
+                                  heartbeat_ms=heartbeat.wall_ms if heartbeat else 0)
+    response.gossip_rejected.update(gossip.rejected)

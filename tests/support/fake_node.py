@@ -7,6 +7,8 @@ It is not a second state machine: transactions only report success, a
 lease is granted by answering its id, a registry name is taken by the
 first register. Streams (`watch`, `observe`) yield `stream_responses`, then
 block until their stop Event is set, which they record in `stops`.
+`available` is None (no available plane) unless a test sets one;
+`FakeGossipPlane` answers `status()` with a fixed gossip view.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import threading
 from collections import deque
 
 from tandemkv import errors
+from tandemkv.server.available.gossip import GossipStatus
+from tandemkv.server.available.gossip_liveness import PeerLiveness, PeerState
+from tandemkv.server.available.hlc import Hlc
+from tandemkv.server.available.runtime import PlaneStatus
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import counter_pb2, kv_pb2, lease_pb2
 
@@ -44,6 +50,29 @@ class FakeStatus:
     members: tuple = (FakeMember("fake", "127.0.0.1:1", ""),)
 
 
+# A gossip view with one peer of each kind: heard lately, silent, never heard.
+FAKE_GOSSIP = GossipStatus(
+    node_id="fake", round=12, incarnation=Hlc(1_700_000_000_000, 0),
+    peers={"n2": PeerLiveness(PeerState.ALIVE, 0, Hlc(1_700_000_011_000, 3)),
+           "n3": PeerLiveness(PeerState.SUSPECT, 4, Hlc(1_700_000_007_000, 0)),
+           "n4": PeerLiveness(PeerState.DEAD, 12, None)},
+    tables={}, rejected={"clock_drift": 1, "bad_mac": 2}, ignored={}, counters={})
+
+
+class FakeGossipPlane:
+    """The `status()` of an `AvailablePlane`: answers `gossip` while
+    `running`, then raises Unavailable as a stopped plane does."""
+
+    def __init__(self, gossip: GossipStatus = FAKE_GOSSIP, running: bool = True) -> None:
+        self.gossip = gossip
+        self.running = running
+
+    def status(self) -> PlaneStatus:
+        if not self.running:
+            raise errors.Unavailable("node fake: the available plane is not running")
+        return PlaneStatus(self.gossip, {}, {}, "fake-replica")
+
+
 @dataclasses.dataclass
 class Call:
     kind: str
@@ -60,6 +89,7 @@ class FakeNode:
         self.block: threading.Event | None = None
         self.entered = threading.Semaphore(0)
         self.status_value = FakeStatus()
+        self.available: FakeGossipPlane | None = None
         self.kv: dict[bytes, bytes] = {}
         self.counters: dict[bytes, int] = {}
         self.applied: dict[bytes, object] = {}
