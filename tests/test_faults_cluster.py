@@ -130,3 +130,12 @@ def test_a_cut_off_node_fails_requests_within_their_deadline_and_never_serves_st
         assert case["succeeded"] == 0, f"{context}: the cut-off {case['role']} answered with success: {case}"
         assert case["late"] == [], f"{context}: requests outlived their deadline: {case['late']}"
         assert case["majority_writes_acked"] > 0, f"{context}: the majority never wrote: {case}"
+
+
+def test_the_runner_refuses_an_out_dir_holding_an_earlier_runs_nodes(tmp_path, capsys):
+    from tests.faults import runner
+
+    (tmp_path / "cluster" / "n1").mkdir(parents=True)
+    assert runner.main(["--duration", "5", "--out", str(tmp_path)]) == runner.EXIT_HARNESS_ERROR
+    assert "earlier run" in capsys.readouterr().err
+    assert not (tmp_path / "summary.json").exists(), "nothing ran"

@@ -166,3 +166,66 @@ def test_a_restarted_follower_is_backed_up_even_below_its_old_match(monkeypatch)
     on("n3", dict(reply(2), tandemkv_incarnation="b"))      # wiped and restarted
     assert leader._SyncObj__raftNextIndex["n3"] == 2
     assert leader._SyncObj__raftMatchIndex["n3"] == 0
+
+
+# -- a follower's log on an append: cut only where an entry conflicts --
+
+class _Log(_Entries):
+    def last_index(self):
+        return self[-1][1] if self else 0
+
+
+def _append(prev, prev_term, entries, commit):
+    return {"type": "append_entries", "term": 3, "prevLogIdx": prev, "prevLogTerm": prev_term,
+            "entries": [(b"", i, t) for i, t in entries], "commit_index": commit}
+
+
+FOLLOWER_LOG = _Log([(b"", i, t) for i, t in [(5, 1), (6, 1), (7, 2), (8, 2), (9, 2)]])
+
+
+def test_an_append_at_the_end_of_the_log_passes_unchanged():
+    message = _append(9, 2, [(10, 3), (11, 3)], commit=10)
+    assert raft_adapter.trim_append(FOLLOWER_LOG, message) == (message, None)
+
+
+def test_entries_already_held_are_skipped_and_the_tail_after_them_is_kept():
+    trimmed, keep_from = raft_adapter.trim_append(FOLLOWER_LOG, _append(5, 1, [(6, 1), (7, 2)], 9))
+    assert (trimmed["prevLogIdx"], trimmed["prevLogTerm"], trimmed["entries"]) == (7, 2, [])
+    assert keep_from == 8, "entries 8 and 9 conflict with nothing: kept"
+    assert trimmed["commit_index"] == 7, "the kept tail is not known to match yet"
+
+
+def test_the_log_is_cut_at_the_first_conflicting_entry():
+    trimmed, keep_from = raft_adapter.trim_append(FOLLOWER_LOG,
+                                                  _append(5, 1, [(6, 1), (7, 2), (8, 3)], 8))
+    assert (trimmed["prevLogIdx"], [e[1:] for e in trimmed["entries"]]) == (7, [(8, 3)])
+    assert keep_from is None and trimmed["commit_index"] == 8
+
+
+def test_a_heartbeat_below_the_log_end_keeps_the_tail_and_caps_the_commit():
+    trimmed, keep_from = raft_adapter.trim_append(FOLLOWER_LOG, _append(6, 1, [], commit=9))
+    assert keep_from == 7 and trimmed["commit_index"] == 6 and trimmed["prevLogIdx"] == 6
+
+
+def test_the_follower_skips_pysyncobjs_cut_only_where_nothing_conflicts(monkeypatch):
+    cuts = []
+
+    def pysyncobj_handler(self, node, message):  # what pysyncobj's follower does
+        if len(self._raft_log) and self._raft_log.last_index() > message["prevLogIdx"]:
+            self._SyncObj__deleteEntriesFrom(message["prevLogIdx"] + 1)
+
+    monkeypatch.setattr(raft_adapter.SyncObj, "_SyncObj__onMessageReceived", pysyncobj_handler)
+    monkeypatch.setattr(raft_adapter.SyncObj, "_SyncObj__deleteEntriesFrom",
+                        lambda self, index: cuts.append(index))
+    follower = object.__new__(raft_adapter.RaftReplica)
+    follower._raft_log, follower._keep_log_from, follower._answering = FOLLOWER_LOG, None, None
+    on = follower._SyncObj__onMessageReceived
+    on("n1", _append(5, 1, [(6, 1), (7, 2)], 9))          # re-sent, all held: no cut
+    on("n1", _append(5, 1, [(6, 1), (7, 2), (8, 3)], 9))  # conflicts at 8: cut there
+    assert cuts == [8] and follower._keep_log_from is None
+
+
+def test_pysyncobj_cuts_a_followers_log_through_the_method_overridden():
+    handler = pysyncobj.syncobj.SyncObj._SyncObj__onMessageReceived.__code__
+    assert "_SyncObj__deleteEntriesFrom" in handler.co_names
+    assert "_SyncObj__deleteEntriesFrom" in vars(raft_adapter.RaftReplica)

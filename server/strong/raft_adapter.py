@@ -38,6 +38,14 @@ What it changes in pysyncobj, and why:
     round trip per term instead of one per entry;
   - replies now carry the follower's term; a leader ignores replies of
     another term, and resets at or below what the follower already matched.
+- A follower's log, on an append (`trim_append`, `_SyncObj__deleteEntriesFrom`):
+  pysyncobj dropped every entry after the append's previous index, even
+  entries that match the leader's, committed and applied ones included (its
+  "truncating already-applied log entries" warning), so a re-sent append
+  could shrink a log below entries the leader had counted as stored. Raft's
+  rule is kept instead: entries the follower already holds are skipped, the
+  log is cut only where an entry conflicts, and the commit index never runs
+  past what the append showed to match the leader's log.
 `check_pinned_internals()` fails loudly if any of this no longer matches.
 """
 
@@ -97,6 +105,7 @@ ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 _REQUIRED_INTERNALS = (
     "_SyncObj__applyLogEntries",
+    "_SyncObj__deleteEntriesFrom",
     "_SyncObj__sendAppendEntries",
     "_SyncObj__raftState",
     "_SyncObj__raftNextIndex",
@@ -211,6 +220,7 @@ class RaftReplica(SyncObj):
         self._deferred_async: dict[asyncio.AbstractEventLoop, list] = {}
         self._wakeup_pending = False
         self._answering: dict | None = None  # the append a follower is handling
+        self._keep_log_from: int | None = None  # while handling it: keep the log from here
         self._probe_floors: dict = {}  # peer -> (term, lowest reset next index)
         self._incarnation = os.urandom(INCARNATION_BYTES).hex()
         self._peer_incarnations: dict = {}  # peer -> incarnation last heard
@@ -362,11 +372,19 @@ class RaftReplica(SyncObj):
         if kind == "next_node_idx" and self._isLeader():
             self._on_progress_reply(node, message)
             return
+        if kind == "append_entries" and "prevLogIdx" in message and "transmission" not in message:
+            message, self._keep_log_from = trim_append(self._raft_log, message)
         self._answering = message if kind == "append_entries" else None
         try:
             SyncObj._SyncObj__onMessageReceived(self, node, message)
         finally:
             self._answering = None
+            self._keep_log_from = None
+
+    def _SyncObj__deleteEntriesFrom(self, from_index):  # noqa: N802
+        if self._keep_log_from is not None and from_index >= self._keep_log_from:
+            return  # nothing there conflicts with the leader's log (trim_append)
+        SyncObj._SyncObj__deleteEntriesFrom(self, from_index)
 
     def _on_progress_reply(self, node, message) -> None:
         """A follower's reply to an append, on the leader (module docstring)."""
@@ -447,6 +465,34 @@ class RaftReplica(SyncObj):
             except RuntimeError:
                 continue
         return False
+
+
+def trim_append(raft_log, message: dict) -> tuple[dict, int | None]:
+    """An append as pysyncobj should see it on a follower, and the index from
+    which the follower's log must be kept (None: no tail to protect).
+
+    Entries the follower already holds (same index and term; by Raft's log
+    matching, everything before them matches too) are skipped, so pysyncobj
+    cuts the log only at the first conflicting entry. If the append holds
+    nothing new and the log goes on past it, nothing conflicts and the tail
+    stays. The commit index it carries is capped at the end of what the
+    append showed to match, since a kept tail is not yet known to match."""
+    entries = message.get("entries") or []
+    prev_index, prev_term = message["prevLogIdx"], message["prevLogTerm"]
+    matched_through = prev_index + len(entries)
+    first, last = raft_log.first_index(), raft_log.last_index()
+    held = 0
+    for _, index, term in entries:
+        if not first <= index <= last or raft_log[index - first][2] != term:
+            break
+        held += 1
+    if held:
+        _, prev_index, prev_term = entries[held - 1]
+        entries = entries[held:]
+    keep_from = prev_index + 1 if not entries and last > prev_index else None
+    trimmed = dict(message, prevLogIdx=prev_index, prevLogTerm=prev_term, entries=entries,
+                   commit_index=min(message["commit_index"], matched_through))
+    return trimmed, keep_from
 
 
 def backtrack_hint(raft_log, mismatch_index: int, commit_index: int) -> int:

@@ -265,6 +265,12 @@ def stop_on_sigterm() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.check is None and (args.out / "cluster").exists():
+        # Nodes started on an earlier run's data would begin from its state,
+        # and the checks would count its writes as never attempted.
+        print(f"{args.out / 'cluster'} holds an earlier run's nodes; pass a new --out or "
+              "delete that directory", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
     stop_on_sigterm()
     if args.check is not None:
         summary = recheck(args.check)
