@@ -1,5 +1,6 @@
 """The fault harness's pure core: the history recorder, the linearizability
-checker and the final-state checks.
+checker (register, counter, set and claim models), the final-state checks
+(counters, sets, CRDT convergence) and the fencing-token checks.
 
 Method: table tests on small histories whose verdict is known by hand;
 hypothesis properties comparing the checker with histories produced by a
@@ -22,20 +23,32 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tandemkv import errors
+
 try:  # `tests` is a package when the repository root is on sys.path.
     from tests.faults import (
         COUNTER, GROW_ONLY_SET, REGISTER, History, HistoryFullError, Model, Operation,
         VERDICT_LINEARIZABLE, VERDICT_UNKNOWN, VERDICT_VIOLATION, check_counter_final, check_key,
         check_linearizable, check_set_final, load_history, subset_sum_reachable,
     )
+    from tests.faults import workloads as workload_steps
+    from tests.faults.final_state import check_crdt_converged
+    from tests.faults.models import CLAIM, CLAIM_GRANTED, CLAIM_TAKEN
+    from tests.faults.runner import summarize_checks
     from tests.faults.synthetic import RegisterWorkload, generate_register_history
+    from tests.faults.tokens import check_claim_tokens
 except ImportError:
     from faults import (  # type: ignore[no-redef]
         COUNTER, GROW_ONLY_SET, REGISTER, History, HistoryFullError, Model, Operation,
         VERDICT_LINEARIZABLE, VERDICT_UNKNOWN, VERDICT_VIOLATION, check_counter_final, check_key,
         check_linearizable, check_set_final, load_history, subset_sum_reachable,
     )
+    from faults import workloads as workload_steps  # type: ignore[no-redef]
+    from faults.final_state import check_crdt_converged  # type: ignore[no-redef]
+    from faults.models import CLAIM, CLAIM_GRANTED, CLAIM_TAKEN  # type: ignore[no-redef]
+    from faults.runner import summarize_checks  # type: ignore[no-redef]
     from faults.synthetic import RegisterWorkload, generate_register_history  # type: ignore[no-redef]
+    from faults.tokens import check_claim_tokens  # type: ignore[no-redef]
 
 INF = None  # return time of an unknown operation
 
@@ -209,6 +222,157 @@ def test_set_histories_get_the_verdict_worked_out_by_hand(name: str, operations:
     assert verdict(operations, GROW_ONLY_SET) == expected, name
 
 
+# --- claims: registry names and locks ---------------------------------------
+
+def granted(token: int) -> tuple:
+    return (CLAIM_GRANTED, token)
+
+
+def taken(owner: Any, token: int) -> tuple:
+    return (CLAIM_TAKEN, owner, token)
+
+
+# Owners "a", "b", "c" claim under leases 1, 2, 3 (as registry values do).
+CLAIM_TABLE: list[tuple[str, list[Operation], str]] = [
+    ("claim, read, release, read, claim again", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "read", None, ("a", 1, 10), 2, 3),
+        op(3, "release", ("a", 1, 10), True, 4, 5), op(4, "read", None, None, 6, 7),
+        op(5, "claim", ("b", 2), granted(20), 8, 9)], VERDICT_LINEARIZABLE),
+    ("two owners granted one name, one after the other, is a violation", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "claim", ("b", 2), granted(20), 2, 3)],
+     VERDICT_VIOLATION),
+    ("two owners granted one name concurrently is a violation", [
+        op(1, "claim", ("a", 1), granted(10), 0, 5), op(2, "claim", ("b", 2), granted(11), 0, 5)],
+     VERDICT_VIOLATION),
+    ("concurrent claims: one granted, the other told the winner", [
+        op(1, "claim", ("a", 1), granted(10), 0, 5), op(2, "claim", ("b", 2), taken("a", 10), 0, 5)],
+     VERDICT_LINEARIZABLE),
+    ("a refusal naming an owner that never held the name is a violation", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "claim", ("b", 2), taken("c", 10), 2, 3)],
+     VERDICT_VIOLATION),
+    ("a refusal of a free name is a violation", [
+        op(1, "claim", ("b", 2), taken("a", 10), 0, 1)], VERDICT_VIOLATION),
+    ("a read of the owner after an acknowledged release is a violation", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "release", ("a", 1, 10), True, 2, 3),
+        op(3, "read", None, ("a", 1, 10), 4, 5)], VERDICT_VIOLATION),
+    ("a second owner granted after the first released is fine", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "release", ("a", 1, 10), True, 2, 3),
+        op(3, "claim", ("b", 2), granted(20), 4, 5)], VERDICT_LINEARIZABLE),
+    ("a release refused while its owner holds the name is a violation", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "release", ("a", 1, 10), False, 2, 3)],
+     VERDICT_VIOLATION),
+    ("a release by the holder that reports done twice is a violation", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "release", ("a", 1, 10), True, 2, 3),
+        op(3, "release", ("a", 1, 10), True, 4, 5)], VERDICT_VIOLATION),
+    ("an unknown claim may show up later", [
+        op(1, "claim", ("a", 1), None, 0, INF, "unknown"), op(2, "read", None, None, 1, 2),
+        op(3, "read", None, ("a", 1, 10), 3, 4), op(4, "claim", ("b", 2), taken("a", 10), 5, 6)],
+     VERDICT_LINEARIZABLE),
+    ("an unknown claim that never shows up does not block others", [
+        op(1, "claim", ("a", 1), None, 0, INF, "unknown"), op(2, "claim", ("b", 2), granted(20), 5, 6)],
+     VERDICT_LINEARIZABLE),
+    ("an unknown release may free the name for the next owner", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "release", ("a", 1, 10), None, 2, INF, "unknown"),
+        op(3, "claim", ("b", 2), granted(20), 5, 6)], VERDICT_LINEARIZABLE),
+    ("a failed claim whose owner is read later is a violation", [
+        op(1, "claim", ("a", 1), None, 0, 1, "fail"), op(2, "read", None, ("a", 1, 10), 2, 3)],
+     VERDICT_VIOLATION),
+    ("the same lease claiming what it holds is granted and changes nothing", [
+        op(1, "claim", (1, 1), granted(10), 0, 1), op(2, "claim", (1, 1), granted(10), 2, 3),
+        op(3, "claim", (2, 2), taken(1, 10), 4, 5)], VERDICT_LINEARIZABLE),
+    ("a lock taken, released and taken again by one lease", [
+        op(1, "claim", (1, 1), granted(10), 0, 1), op(2, "release", (1, 1, 10), True, 2, 3),
+        op(3, "claim", (2, 2), granted(20), 4, 5), op(4, "release", (2, 2, 20), True, 6, 7),
+        op(5, "claim", (1, 1), granted(30), 8, 9), op(6, "claim", (2, 2), taken(1, 30), 10, 11)],
+     VERDICT_LINEARIZABLE),
+    ("a lock granted to a second lease while the first holds it is a violation", [
+        op(1, "claim", (1, 1), granted(10), 0, 1), op(2, "claim", (2, 2), taken(1, 10), 2, 3),
+        op(3, "claim", (3, 3), granted(30), 4, 5)], VERDICT_VIOLATION),
+]
+
+
+@pytest.mark.parametrize("name, operations, expected", CLAIM_TABLE, ids=[row[0] for row in CLAIM_TABLE])
+def test_claim_histories_get_the_verdict_worked_out_by_hand(name: str, operations: list[Operation],
+                                                           expected: str) -> None:
+    assert verdict(operations, CLAIM) == expected, name
+
+
+def test_a_claim_model_violation_names_both_owners() -> None:
+    operations = [op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "claim", ("b", 2), granted(20), 2, 3)]
+    [violation] = check_linearizable(operations, CLAIM).violations()
+    assert violation.explanation is not None
+    assert {o.op_id for o in violation.explanation.prefix} | \
+        {o.op_id for o in violation.explanation.involved()} == {1, 2}
+
+
+def test_a_malformed_claim_is_rejected() -> None:
+    with pytest.raises(ValueError, match="2-tuple"):
+        check_linearizable([op(1, "claim", "a", granted(1), 0, 1)], CLAIM)
+    with pytest.raises(ValueError, match="granted"):
+        check_linearizable([op(1, "claim", ("a", 1), True, 0, 1)], CLAIM)
+
+
+TOKEN_TABLE: list[tuple[str, list[Operation], bool, int]] = [
+    ("tokens growing with each grant", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "release", ("a", 1, 10), True, 2, 3),
+        op(3, "claim", ("b", 2), granted(20), 4, 5), op(4, "read", None, ("b", 2, 20), 6, 7)], True, 0),
+    ("a later grant with a smaller token", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "release", ("a", 1, 10), True, 2, 3),
+        op(3, "claim", ("b", 2), granted(7), 4, 5)], True, 1),
+    ("a later grant to another lease with an equal token", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "claim", ("b", 2), granted(10), 4, 5)], False, 2),
+    ("one lease granted its own claim back", [
+        op(1, "claim", (1, 1), granted(10), 0, 1), op(2, "claim", (1, 1), granted(10), 4, 5)], False, 0),
+    ("concurrent grants may come in either order", [
+        op(1, "claim", ("a", 1), granted(20), 0, 5), op(2, "release", ("a", 1, 20), True, 0, 5),
+        op(3, "claim", ("b", 2), granted(10), 1, 6)], True, 0),
+    ("a read giving an owner another token than its grant", [
+        op(1, "claim", ("a", 1), granted(10), 0, 1), op(2, "read", None, ("a", 1, 11), 2, 3)], True, 1),
+    ("a lock's lease holding two claims in turn", [
+        op(1, "claim", (1, 1), granted(10), 0, 1), op(2, "release", (1, 1, 10), True, 2, 3),
+        op(3, "claim", (1, 1), granted(12), 4, 5), op(4, "claim", (2, 2), taken(1, 12), 6, 7)], False, 0),
+    ("one token named for two owners", [
+        op(1, "claim", (1, 1), granted(10), 0, 1), op(2, "claim", (2, 2), taken(3, 10), 2, 3)], False, 1),
+]
+
+
+@pytest.mark.parametrize("name, operations, unique_owners, violations", TOKEN_TABLE,
+                         ids=[row[0] for row in TOKEN_TABLE])
+def test_fencing_tokens_are_checked_for_order_and_identity(name: str, operations: list[Operation],
+                                                           unique_owners: bool, violations: int) -> None:
+    found = check_claim_tokens(operations, one_claim_per_owner=unique_owners)
+    assert len(found) == violations, f"{name}: {found}"
+
+
+# --- the runner's checks on whole histories ----------------------------------
+
+def test_the_runner_reports_two_owners_of_one_registry_name() -> None:
+    operations = (op(1, "claim", ("a", 1), granted(10), 0, 1, key="name/0"),
+                  op(2, "claim", ("b", 2), granted(20), 2, 3, key="name/0", process=1))
+    summary = summarize_checks(operations, {})
+    assert summary["linearizability"] == VERDICT_VIOLATION and not summary["checks_ok"]
+    assert "name/0" in summary["linearizability_violations"][0]
+
+
+def test_the_runner_reports_a_lock_granted_with_a_stale_token() -> None:
+    operations = (op(1, "claim", (1, 1), granted(10), 0, 1, key="lock/0"),
+                  op(2, "release", (1, 1, 10), True, 2, 3, key="lock/0"),
+                  op(3, "claim", (2, 2), granted(9), 4, 5, key="lock/0", process=1))
+    summary = summarize_checks(operations, {})
+    assert summary["linearizability"] == VERDICT_LINEARIZABLE
+    assert len(summary["token_violations"]) == 1 and not summary["checks_ok"]
+
+
+def test_the_runner_reports_crdt_replicas_that_never_converged() -> None:
+    adds = (op(1, "add", "x", None, 0, 1, key="crdt/0"), op(2, "add", "y", None, 0, 1, key="crdt/0"))
+    final = (("n1", frozenset({"x", "y"})), ("n2", frozenset({"x"})))
+    summary = summarize_checks(adds, {"crdt/0": final})
+    assert len(summary["crdt_violations"]) == 1 and not summary["checks_ok"]
+    assert "NOT converged" in summary["crdt_violations"][0]
+    converged = (("n1", frozenset({"x", "y"})), ("n2", frozenset({"x", "y"})))
+    assert summarize_checks(adds, {"crdt/0": converged})["checks_ok"]
+
+
 # --- final-state checks ----------------------------------------------------
 
 def incr(op_id: int, delta: int, outcome: str) -> Operation:
@@ -241,6 +405,27 @@ def test_counter_final_too_wide_a_subset_sum_is_reported_unknown() -> None:
 def test_subset_sum_agrees_with_enumerating_every_subset(deltas: list[int], target: int) -> None:
     sums = {sum(chosen) for size in range(len(deltas) + 1) for chosen in itertools.combinations(deltas, size)}
     assert subset_sum_reachable(target, deltas) == (target in sums)
+
+
+def crdt_add(op_id: int, member: str, outcome: str) -> Operation:
+    return op(op_id, "add", member, None, 0, None if outcome == "unknown" else 1, outcome)
+
+
+CRDT_ADDS = [crdt_add(1, "a", "ok"), crdt_add(2, "b", "unknown"), crdt_add(3, "c", "fail")]
+
+
+@pytest.mark.parametrize("name, per_node, ok", [
+    ("every node alike, with the acknowledged add", [("n1", {"a"}), ("n2", {"a"}), ("n3", {"a"})], True),
+    ("an unknown add applied everywhere", [("n1", {"a", "b"}), ("n2", {"a", "b"})], True),
+    ("one node behind", [("n1", {"a", "b"}), ("n2", {"a"})], False),
+    ("an acknowledged add lost everywhere", [("n1", set()), ("n2", set())], False),
+    ("a failed add applied everywhere", [("n1", {"a", "c"}), ("n2", {"a", "c"})], False),
+    ("a member nobody added", [("n1", {"a", "z"}), ("n2", {"a", "z"})], False),
+    ("no node answered", [], False),
+])
+def test_crdt_replicas_must_converge_on_the_adds(name: str, per_node: list, ok: bool) -> None:
+    result = check_crdt_converged(CRDT_ADDS, [(node, frozenset(members)) for node, members in per_node])
+    assert result.ok == ok, f"{name}: {result.describe()}"
 
 
 def test_set_final_names_lost_adds_and_elements_never_added() -> None:
@@ -426,13 +611,28 @@ def tiny_operation(draw: st.DrawFn, model_name: str, values: st.SearchStrategy[i
     if model_name == "counter":
         kind = draw(st.sampled_from(["read", "incr"]))
         return (kind, None, draw(values)) if kind == "read" else (kind, draw(values), draw(st.none() | values))
+    if model_name == "claim":
+        return draw(tiny_claim_operation())
     kind = draw(st.sampled_from(["read", "add"]))
     if kind == "read":
         return kind, None, frozenset(draw(st.lists(values, max_size=3)))
     return kind, draw(values), None
 
 
-MODELS = {"register": REGISTER, "counter": COUNTER, "set": GROW_ONLY_SET}
+@st.composite
+def tiny_claim_operation(draw: st.DrawFn) -> tuple[str, Any, Any]:
+    owners, leases, tokens = st.sampled_from("ab"), st.integers(1, 2), st.just(1)
+    kind = draw(st.sampled_from(["read", "claim", "release"]))
+    if kind == "read":
+        return kind, None, draw(st.none() | st.tuples(owners, leases, tokens))
+    if kind == "release":
+        return kind, (draw(owners), draw(leases), 1), draw(st.booleans())
+    answer = draw(st.sampled_from([CLAIM_GRANTED, CLAIM_TAKEN]))
+    output = granted(1) if answer == CLAIM_GRANTED else taken(draw(owners), 1)
+    return kind, (draw(owners), draw(leases)), output
+
+
+MODELS = {"register": REGISTER, "counter": COUNTER, "set": GROW_ONLY_SET, "claim": CLAIM}
 
 
 @pytest.mark.parametrize("model_name", sorted(MODELS))
@@ -455,3 +655,71 @@ def test_six_thousand_operations_over_thirty_keys_check_as_linearizable() -> Non
     assert len(operations) == 6_000
     assert result.ok, result.describe()
     assert len(result.verdicts) == 30
+
+
+# --- the registry workload's outcome classification ------------------------
+
+class FakeRegistryClient:
+    """Stands in for TrackingClient in registry steps: register answers
+    with `answer` (a token) or raises it (an exception)."""
+
+    def __init__(self, answer: Any):
+        self.answer = answer
+        self.registry = self
+        self.leases = itertools.count(100)
+
+    def begin_call(self) -> None:
+        pass
+
+    def write_maybe_sent(self) -> bool:
+        return False
+
+    def lease(self, ttl_s: float) -> Any:
+        return type("FakeLease", (), {"id": next(self.leases)})()
+
+    def register(self, name: str, value: str, lease: int) -> int:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+class ClaimingRng(random.Random):
+    """Always draws a claim (not a read) on the first key."""
+
+    def random(self) -> float:
+        return 0.9
+
+    def randrange(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+
+def registry_step_with(answer: Any) -> tuple[Operation, Any]:
+    history = History()
+    worker = workload_steps.Worker(history, FakeRegistryClient(answer), workload_steps.Processes(),
+                                   workload_steps.Tally(), ClaimingRng())
+    workload_steps.registry_step(worker, workload_steps.KeyRotation("name", 1, 10))
+    [recorded] = history.operations()
+    return recorded, worker
+
+
+def test_a_registry_claim_refused_is_an_ok_answer_naming_the_holder() -> None:
+    recorded, worker = registry_step_with(errors.AlreadyExists("taken", owner=b"p9-0", token=5))
+    assert (recorded.kind, recorded.outcome, recorded.output) == ("claim", "ok", (CLAIM_TAKEN, "p9-0", 5))
+    assert worker.held == {} and worker.lease == recorded.input[1]
+
+
+def test_a_registry_claim_granted_is_remembered_with_its_token() -> None:
+    recorded, worker = registry_step_with(9)
+    assert (recorded.outcome, recorded.output) == ("ok", (CLAIM_GRANTED, 9))
+    assert worker.held == {"name/0": (recorded.input[0], 9)}
+
+
+def test_an_unknown_registry_claim_makes_the_worker_take_a_new_lease() -> None:
+    recorded, worker = registry_step_with(errors.OutcomeUnknown("deadline"))
+    assert recorded.outcome == "unknown"
+    assert worker.lease is None and worker.held == {} and worker.process != recorded.process
+
+
+def test_a_registry_claim_that_was_not_sent_is_a_failure() -> None:
+    recorded, worker = registry_step_with(errors.Unavailable("no leader"))
+    assert recorded.outcome == "fail" and worker.lease == recorded.input[1]

@@ -5,7 +5,8 @@ Method: each test runs the harness of tests/faults as a subprocess (it
 re-starts itself in a network namespace of its own, where iptables rules
 cut links between the nodes' loopback addresses) and asserts on the
 summary it writes. One run of about a minute cycles through every nemesis
-while register, counter and set workloads run; two short scenarios measure
+while all six workloads run (KV registers, counters and sets; registry
+names; locks; a CRDT set); two short scenarios measure
 failover after a leader kill and what a cut-off node answers. Every
 assertion message carries the seed and the command that replays the run.
 Set TANDEMKV_FAULTS_SEED to replay one seed and TANDEMKV_FAULTS_OUT to
@@ -37,6 +38,11 @@ SCENARIO_TIMEOUT_S = 120.0
 # in practice; far fewer means the clients were stuck, which is a failure).
 OPERATIONS_MIN = 2_000
 FAILOVER_WRITE_S_MAX = 5.0
+WORKLOADS = ("register", "counter", "set", "registry", "lock", "crdt")
+# Acknowledged operations each workload must have at the least in the
+# minute (hundreds in practice): a workload that never got through would
+# leave its checks with nothing to check.
+WORKLOAD_OK_MIN = 100
 
 
 def seed() -> int:
@@ -65,7 +71,8 @@ def fault_run(tmp_path_factory) -> dict[str, Any]:
     out = Path(chosen) if chosen else tmp_path_factory.mktemp("faults")
     run_seed = seed()
     done = run_harness("tests.faults.runner", ["--duration", str(FAULT_DURATION_S), "--seed", str(run_seed),
-                                               "--nemesis", "all", "--out", str(out)], RUN_TIMEOUT_S)
+                                               "--nemesis", "all", "--workload", ",".join(WORKLOADS),
+                                               "--out", str(out)], RUN_TIMEOUT_S)
     summary_path = out / "summary.json"
     assert summary_path.exists(), f"seed {run_seed}: no summary; output:\n{done.stdout[-4000:]}"
     summary = json.loads(summary_path.read_text())
@@ -84,6 +91,26 @@ def test_histories_under_partitions_kills_and_pauses_are_linearizable(fault_run)
         f"{context}:\n" + "\n".join(fault_run["linearizability_violations"]) + \
         f"\nundecided keys: {fault_run['linearizability_undecided']}"
     assert fault_run["operations"] >= OPERATIONS_MIN, f"{context}: only {fault_run['operations']} operations"
+
+
+def test_every_workload_got_through_and_claims_saw_contention(fault_run):
+    context = fault_run["_context"]
+    by_workload = fault_run["operations_by_workload"]
+    thin = {kind: by_workload.get(kind, {}).get("ok", 0) for kind in WORKLOADS
+            if by_workload.get(kind, {}).get("ok", 0) < WORKLOAD_OK_MIN}
+    assert not thin, f"{context}: too few acknowledged operations: {thin}; all: {by_workload}"
+    for kind in ("registry", "lock"):
+        answers = fault_run["claim_answers"][kind]
+        # Refusals and releases are what make mutual exclusion checkable.
+        assert answers.get("claim granted", 0) > 0 and answers.get("claim taken", 0) > 0, f"{context}: {answers}"
+        assert answers.get("release done", 0) > 0, f"{context}: {kind} {answers}"
+
+
+def test_tokens_order_and_crdt_replicas_converge(fault_run):
+    context = fault_run["_context"]
+    assert fault_run["token_violations"] == [], f"{context}: {fault_run['token_violations']}"
+    assert fault_run["crdt_violations"] == [], f"{context}: {fault_run['crdt_violations']}"
+    assert fault_run["crdt_final"] and "NOT" not in fault_run["crdt_final"][0], f"{context}: {fault_run['crdt_final']}"
 
 
 def test_every_nemesis_kind_was_injected(fault_run):

@@ -5,7 +5,9 @@ healed and a final read has been taken:
 - a counter's final value must equal its initial value plus every
   acknowledged increment plus some subset of the unknown increments;
 - a grow-only set's final read must contain every acknowledged add and
-  nothing that was never attempted.
+  nothing that was never attempted;
+- a CRDT set read on every node after the faults healed: every node must
+  hold the same members, and those members pass the grow-only set check.
 It knows nothing about time order; the linearizability checker covers that.
 """
 
@@ -130,3 +132,38 @@ def check_set_final(operations: Iterable[Operation], final_elements: Iterable[An
         missing=frozenset(acknowledged - final),
         unexpected=frozenset(final - attempted),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvergenceVerdict:
+    """Whether every node's replica of a CRDT set ended alike, and its
+    members are explained by the adds. `per_node` is each node's verdict."""
+
+    converged: bool
+    per_node: dict[str, SetVerdict]
+
+    @property
+    def ok(self) -> bool:
+        return self.converged and all(verdict.ok for verdict in self.per_node.values())
+
+    def describe(self) -> str:
+        sizes = {node: len(verdict.final_elements) for node, verdict in sorted(self.per_node.items())}
+        head = f"converged on {sizes}" if self.converged else f"NOT converged: members per node {sizes}"
+        problems = [f"{node}: {verdict.describe()}" for node, verdict in sorted(self.per_node.items())
+                    if not verdict.ok]
+        if not self.converged:
+            union = frozenset().union(*(v.final_elements for v in self.per_node.values()))
+            problems += [f"{node} lacks {sorted(union - v.final_elements, key=repr)[:10]!r}"
+                         for node, v in sorted(self.per_node.items()) if union - v.final_elements]
+        return "; ".join([head] + problems)
+
+
+def check_crdt_converged(operations: Iterable[Operation], per_node: Iterable[tuple[str, Iterable[Any]]]
+                         ) -> ConvergenceVerdict:
+    """Check each node's final read of one CRDT set (pairs of node name and
+    members): all alike, each holding every acknowledged add and nothing
+    never attempted."""
+    adds = [op for op in operations if op.kind == "add"]
+    verdicts = {node: check_set_final(adds, members) for node, members in per_node}
+    finals = {verdict.final_elements for verdict in verdicts.values()}
+    return ConvergenceVerdict(converged=len(finals) <= 1 and bool(verdicts), per_node=verdicts)

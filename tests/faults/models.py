@@ -200,3 +200,105 @@ def _as_frozenset(value: Any) -> frozenset[Any]:
 REGISTER = RegisterModel()
 COUNTER = CounterModel()
 GROW_ONLY_SET = GrowOnlySetModel()
+
+
+# What a claim answers when the name is held by someone else.
+CLAIM_GRANTED = "granted"
+CLAIM_TAKEN = "taken"
+
+
+class ClaimModel(Model):
+    """A name held by at most one owner at a time: a registry name or a
+    lock, claimed under a lease (the lease never expires during a run).
+    The state is None (free) or (owner, lease); an owner is the registered
+    value (registry, unique per attempt) or the lease id itself (lock).
+
+    - claim: input (owner, lease); output (CLAIM_GRANTED, token) or
+      (CLAIM_TAKEN, holder owner, holder token). Free: granted, the name
+      becomes (owner, lease). Held under the same lease: granted, nothing
+      changes (the server hands the lease its claim back). Held under
+      another lease: taken, and the holder must be the one answered.
+    - release: input (owner, lease, token), the claim the client holds;
+      output whether it was released. True exactly when (owner, lease)
+      holds the name; then it is free.
+    - read: output None or (owner, lease, token) of the holder.
+
+    Tokens are not part of the state (an unknown claim's token is never
+    seen); `tokens.check_claim_tokens` checks them. The model assumes a
+    client releases only the claim its lease holds now, which the
+    workloads guarantee by taking a new lease after any unknown outcome.
+    """
+
+    name = "claim"
+    kinds = frozenset({"claim", "release", "read"})
+    read_only_kinds = frozenset({"read"})
+
+    def initial(self) -> Hashable:
+        return None
+
+    def step(self, state: Hashable, operation: Operation) -> tuple[bool, Hashable]:
+        kind, unknown = operation.kind, operation.outcome == OUTCOME_UNKNOWN
+        if kind == "read":
+            return unknown or _holder(operation.output) == state, state
+        if kind == "claim":
+            return self._claim(state, operation, unknown)
+        owner, lease, _ = operation.input
+        holds = state == (owner, lease)
+        if unknown:
+            # A release that did nothing is the same as not applying it.
+            return holds, None
+        return holds == bool(operation.output), None if holds else state
+
+    @staticmethod
+    def _claim(state: Hashable, operation: Operation, unknown: bool) -> tuple[bool, Hashable]:
+        owner, lease = operation.input
+        if state is None:
+            return unknown or operation.output[0] == CLAIM_GRANTED, (owner, lease)
+        if state[1] == lease:
+            return unknown or operation.output[0] == CLAIM_GRANTED, state
+        if unknown:
+            # Refused: the same as not applying it.
+            return True, state
+        return operation.output[0] == CLAIM_TAKEN and operation.output[1] == state[0], state
+
+    def never_changes_state(self, operation: Operation) -> bool:
+        refused = operation.kind == "claim" and operation.outcome == OUTCOME_OK \
+            and operation.output[0] == CLAIM_TAKEN
+        unreleased = operation.kind == "release" and operation.outcome == OUTCOME_OK and not operation.output
+        return refused or unreleased or super().never_changes_state(operation)
+
+    def required_state(self, operation: Operation) -> Hashable:
+        if operation.outcome != OUTCOME_OK:
+            return NO_STATE
+        if operation.kind == "read":
+            return _holder(operation.output)
+        if operation.kind == "release" and operation.output:
+            return tuple(operation.input[:2])
+        return NO_STATE
+
+    def may_revisit(self, operations: Sequence[Operation]) -> Callable[[Hashable], bool]:
+        claims: dict[Hashable, int] = {None: 2}
+        for operation in operations:
+            if operation.kind == "claim":
+                holder = tuple(operation.input)
+                claims[holder] = claims.get(holder, 0) + 1
+        return lambda state: claims.get(state, 0) > 1
+
+    def validate(self, operation: Operation) -> None:
+        super().validate(operation)
+        sizes = {"claim": 2, "release": 3}
+        size = sizes.get(operation.kind)
+        if size is not None and not (isinstance(operation.input, tuple) and len(operation.input) == size):
+            raise ValueError(f"{operation.kind} input must be a {size}-tuple: {operation.describe()}")
+        if operation.kind == "claim" and operation.outcome == OUTCOME_OK:
+            if not (isinstance(operation.output, tuple) and operation.output[0] in (CLAIM_GRANTED, CLAIM_TAKEN)):
+                raise ValueError(f"claim output must be (granted, token) or (taken, owner, token): "
+                                 f"{operation.describe()}")
+
+
+def _holder(output: Any) -> Hashable:
+    """The (owner, lease) a read answered, or None (free)."""
+    return None if output is None else (output[0], output[1])
+
+
+CLAIM = ClaimModel()

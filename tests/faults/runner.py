@@ -29,16 +29,18 @@ from typing import Any
 
 from tandemkv import errors
 
-from .final_state import check_counter_final, check_set_final
+from .final_state import check_counter_final, check_crdt_converged, check_set_final
 from .history import History, Operation, load_history, save_history
 from .linearizability import check_linearizable
-from .models import COUNTER, GROW_ONLY_SET, REGISTER, Model
+from .models import CLAIM, COUNTER, GROW_ONLY_SET, REGISTER, Model
 from .nemesis import PROCESS_KINDS, Nemesis, expand_kinds
 from .network import Network, NetworkUnavailable, bring_loopback_up, enter_own_namespace, in_own_namespace
 from .nodes import NodeSet
+from .tokens import check_claim_tokens
 from .workloads import (
-    ACTIVE_KEYS, FINAL_READ_RETRY, OPS_PER_KEY_MAX, PREFIXES, WORKLOAD_KINDS, WORKLOAD_RETRY, KeyRotation,
-    Processes, Tally, TrackingClient, Worker, final_read, run_worker, workload_of_key,
+    ACTIVE_KEYS, DEFAULT_WORKLOADS, FINAL_READ_RETRY, OPS_PER_KEY_MAX, PREFIXES, WORKLOAD_KINDS, WORKLOAD_RETRY,
+    LEASE_TTL_S, KeyRotation, Processes, Tally, TrackingClient, Worker, endpoints_for, final_crdt_read, final_read,
+    run_worker, try_lock, workload_of_key,
 )
 
 STARTUP_LEADER_TIMEOUT_S = 60.0
@@ -50,7 +52,10 @@ JOIN_TIMEOUT_S = 30.0
 # Operations one client thread performs at most.
 WORKER_OPS_MAX = 1_000_000
 FINAL_PROCESS = "final"
-MODELS: dict[str, Model] = {"register": REGISTER, "counter": COUNTER, "set": GROW_ONLY_SET}
+# Workloads checked for linearizability, and their models (crdt is not:
+# its replicas answer without coordination; it is checked for convergence).
+MODELS: dict[str, Model] = {"register": REGISTER, "counter": COUNTER, "set": GROW_ONLY_SET,
+                            "registry": CLAIM, "lock": CLAIM}
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR = 0, 1, 2
 
 
@@ -62,7 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated kinds or groups: partition, kill, pause, all, "
                              "partition-minority, partition-leader, partition-bridge, partition-one-way, "
                              "partition-ring, or none")
-    parser.add_argument("--workload", default="register,counter,set", help="comma-separated: register,counter,set")
+    parser.add_argument("--workload", default=",".join(DEFAULT_WORKLOADS),
+                        help=f"comma-separated, of {','.join(WORKLOAD_KINDS)} "
+                             f"(default: {','.join(DEFAULT_WORKLOADS)})")
     parser.add_argument("--clients", type=int, default=3, help="client threads per workload")
     parser.add_argument("--out", type=Path, default=Path("faults-out"), help="directory for logs and results")
     parser.add_argument("--trust-unavailable", action="store_true",
@@ -120,6 +127,9 @@ class Experiment:
         try:
             self.nodes.start_all()
             self.nodes.wait_for_leader(STARTUP_LEADER_TIMEOUT_S)
+            self.rotations = {kind: KeyRotation(PREFIXES[kind], ACTIVE_KEYS[kind], OPS_PER_KEY_MAX[kind])
+                              for kind in self.workloads}
+            self._create_crdt_tables()
             nemesis = self._run_under_faults()
             final_values = self._settle_and_read()
         finally:
@@ -129,9 +139,7 @@ class Experiment:
     def _run_under_faults(self) -> Nemesis | None:
         stop = threading.Event()
         deadline = time.monotonic() + self.args.duration
-        rotations = {kind: KeyRotation(PREFIXES[kind], ACTIVE_KEYS[kind], OPS_PER_KEY_MAX[kind])
-                     for kind in self.workloads}
-        self.rotations.update(rotations)
+        rotations = self.rotations
         threads = [self._worker_thread(kind, index, rotations[kind], stop, deadline)
                    for kind in self.workloads for index in range(self.args.clients)]
         nemesis = None
@@ -153,9 +161,33 @@ class Experiment:
                 self.errors += nemesis.errors
         return nemesis
 
+    def _create_crdt_tables(self) -> None:
+        """Creates every CRDT table the crdt workload uses (through Raft,
+        before any fault) and waits until every node knows it."""
+        if "crdt" not in self.rotations:
+            return
+        tables = self.rotations["crdt"].keys()
+        with TrackingClient(self.nodes.endpoints, FINAL_READ_RETRY) as client:
+            for table in tables:
+                client.crdt.create(table, "or_set")
+        clients = self._node_clients()
+        try:
+            for table in tables:
+                reads = final_crdt_read(clients, table)
+                if len(reads) != len(clients):
+                    raise TimeoutError(f"CRDT table {table} is not readable on every node: {reads}")
+        finally:
+            for client in clients.values():
+                client.close()
+
+    def _node_clients(self) -> dict[str, TrackingClient]:
+        """One client per node, talking to that node alone."""
+        return {node.name: TrackingClient([node.member.client_address], FINAL_READ_RETRY)
+                for node in self.nodes.nodes}
+
     def _worker_thread(self, kind: str, index: int, rotation: KeyRotation, stop: threading.Event,
                        deadline: float) -> threading.Thread:
-        client = TrackingClient(self.nodes.endpoints, WORKLOAD_RETRY)
+        client = TrackingClient(endpoints_for(kind, index, self.nodes.endpoints), WORKLOAD_RETRY)
         rng = random.Random(f"{self.args.seed}/{kind}/{index}")
         worker = Worker(self.history, client, self.processes, self.tally, rng)
         worker.trust_unavailable = self.args.trust_unavailable
@@ -168,22 +200,45 @@ class Experiment:
         self.nodes.wait_for_leader(SETTLE_LEADER_TIMEOUT_S)
         values: dict[str, Any] = {}
         deadline = time.monotonic() + FINAL_READS_S_MAX
-        with TrackingClient(self.nodes.endpoints, FINAL_READ_RETRY) as client:
-            for kind in self.workloads:
-                for key in self.rotations[kind].keys():
-                    if time.monotonic() >= deadline:
-                        self.errors.append(f"final read of {key} not tried: final reads took over "
-                                           f"{FINAL_READS_S_MAX} s")
-                        continue
-                    handle = self.history.invoke(FINAL_PROCESS, key, "read")
-                    try:
-                        values[key] = final_read(client, key)
-                    except errors.TandemKVError as error:
-                        self.history.fail(handle)
-                        self.errors.append(f"final read of {key} failed: {error}")
-                        continue
-                    self.history.ok(handle, values[key])
+        node_clients = self._node_clients()
+        try:
+            with TrackingClient(self.nodes.endpoints, FINAL_READ_RETRY) as client:
+                for kind in self.workloads:
+                    for key in self.rotations[kind].keys():
+                        if time.monotonic() >= deadline:
+                            self.errors.append(f"final read of {key} not tried: final reads took over "
+                                               f"{FINAL_READS_S_MAX} s")
+                            continue
+                        self._final_read(kind, key, client, node_clients, values)
+        finally:
+            for node_client in node_clients.values():
+                node_client.close()
         return values
+
+    def _final_read(self, kind: str, key: str, client: TrackingClient, node_clients: dict[str, TrackingClient],
+                    values: dict[str, Any]) -> None:
+        """One key's final read, recorded (a lock's is a try-acquire under
+        a new lease: the SDK has no call that reads a lock)."""
+        try:
+            lease = client.lease(LEASE_TTL_S).id if kind == "lock" else None
+        except errors.TandemKVError as error:
+            self.errors.append(f"final read of {key}: no lease: {error}")
+            return
+        handle = self.history.invoke(FINAL_PROCESS, key, *(("claim", (lease, lease)) if lease else ("read", None)))
+        try:
+            if kind == "crdt":
+                values[key] = final_crdt_read(node_clients, key)
+            elif kind == "lock":
+                values[key] = try_lock(client, key, lease)
+            else:
+                values[key] = final_read(client, key)
+        except errors.TandemKVError as error:
+            self.history.fail(handle)
+            self.errors.append(f"final read of {key} failed: {error}")
+            return
+        self.history.ok(handle, values[key])
+        if kind == "crdt" and len(values[key]) != len(node_clients):
+            self.errors.append(f"final read of {key}: only {[node for node, _ in values[key]]} answered")
 
     def _summarize(self, nemesis: Nemesis | None, final_values: dict[str, Any]) -> dict[str, Any]:
         self.errors += [f"node {name} exited by itself with code {code}" for name, code in self.nodes.crashed()]
@@ -209,12 +264,14 @@ class Experiment:
 
 
 def summarize_checks(operations: tuple[Operation, ...], final_values: dict[str, Any]) -> dict[str, Any]:
-    """Linearizability per key, then the final counter and set checks."""
-    linearizability = check_linearizable(operations, model_of_key)
+    """Linearizability per key, then the final counter, set and CRDT
+    checks and the fencing-token checks."""
+    searched = [op for op in operations if workload_of_key(op.key) in MODELS]
+    linearizability = check_linearizable(searched, model_of_key)
     by_key: dict[str, list[Operation]] = {}
     for operation in operations:
         by_key.setdefault(operation.key, []).append(operation)
-    counters, sets = [], []
+    counters, sets, crdt, converged = [], [], [], []
     for key, value in sorted(final_values.items()):
         kind = workload_of_key(key)
         if kind == "counter":
@@ -225,21 +282,52 @@ def summarize_checks(operations: tuple[Operation, ...], final_values: dict[str, 
             verdict = check_set_final(by_key[key], value)
             if not verdict.ok:
                 sets.append(f"{key}: {verdict.describe()}")
-    outcomes: dict[str, int] = {}
-    for operation in operations:
-        outcomes[operation.outcome] = outcomes.get(operation.outcome, 0) + 1
+        elif kind == "crdt":
+            crdt_verdict = check_crdt_converged(by_key[key], value)
+            converged.append(f"{key}: {crdt_verdict.describe()}")
+            if not crdt_verdict.ok:
+                crdt.append(converged[-1])
+    tokens = check_claim_tokens([op for op in operations if workload_of_key(op.key) == "registry"],
+                                one_claim_per_owner=True)
+    tokens += check_claim_tokens([op for op in operations if workload_of_key(op.key) == "lock"],
+                                 one_claim_per_owner=False)
     return {
         "operations": len(operations),
-        "outcomes": outcomes,
+        "outcomes": _count(op.outcome for op in operations),
+        "operations_by_workload": {kind: _count(op.outcome for op in operations if workload_of_key(op.key) == kind)
+                                   for kind in sorted({workload_of_key(op.key) for op in operations})},
+        "claim_answers": {kind: _count(_claim_answer(op) for op in operations
+                                       if workload_of_key(op.key) == kind and op.outcome == "ok")
+                          for kind in ("registry", "lock") if any(workload_of_key(op.key) == kind
+                                                                   for op in operations)},
         "keys_checked": len(linearizability.verdicts),
         "linearizability": linearizability.verdict,
         "linearizability_violations": [v.explanation.describe() for v in linearizability.violations()],
         "linearizability_undecided": [v.key for v in linearizability.undecided()],
         "counter_violations": counters,
         "set_violations": sets,
+        "crdt_violations": crdt,
+        "crdt_final": converged,
+        "token_violations": tokens,
         "final_keys": len(final_values),
-        "checks_ok": linearizability.ok and not counters and not sets,
+        "checks_ok": linearizability.ok and not counters and not sets and not crdt and not tokens,
     }
+
+
+def _claim_answer(op: Operation) -> str:
+    """How an ok registry or lock operation was answered, for the summary."""
+    if op.kind == "claim":
+        return f"claim {op.output[0]}"
+    if op.kind == "release":
+        return f"release {'done' if op.output else 'refused'}"
+    return f"read {'free' if op.output is None else 'held'}"
+
+
+def _count(outcomes: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
 
 
 def replay_command(args: argparse.Namespace) -> str:

@@ -1,7 +1,7 @@
 """Client workloads that run through the SDK while the nemesis works, and
 record every operation into a `History`.
 
-Three workloads, each on keys that rotate so no key sees more than a few
+Six workloads, each on keys that rotate so no key sees more than a few
 hundred operations (the checker's search is per key):
 - register: `reg/<n>` KV keys; get (linearizable), put of a unique value,
   and compare-and-set as a transaction that compares the value
@@ -38,14 +38,27 @@ import grpc
 
 from tandemkv import errors
 from tandemkv.client import Client, Op, Retry
+from tandemkv.client import _coordination_ops as cops
+from tandemkv.client._crdt import plain
 
 from .history import History, HistoryFullError
+from .models import CLAIM_GRANTED, CLAIM_TAKEN
 
-WORKLOAD_KINDS = ("register", "counter", "set")
+WORKLOAD_KINDS = ("register", "counter", "set", "registry", "lock", "crdt")
+DEFAULT_WORKLOADS = ("register", "counter", "set")
 # Operations one key sees at most before its workload moves to a new key.
-OPS_PER_KEY_MAX = {"register": 200, "counter": 200, "set": 120}
+# A CRDT table is never retired: creating one needs a quorum, and every
+# member stays in the one final read anyway.
+OPS_PER_KEY_MAX = {"register": 200, "counter": 200, "set": 120, "registry": 150, "lock": 150,
+                   "crdt": 1_000_000}
 # Keys each workload works on at once (more keys: less contention per key).
-ACTIVE_KEYS = {"register": 3, "counter": 2, "set": 2}
+ACTIVE_KEYS = {"register": 3, "counter": 2, "set": 2, "registry": 2, "lock": 2, "crdt": 1}
+# Seconds a worker's lease lives: far beyond any run, so no claim expires.
+LEASE_TTL_S = 24 * 3600.0
+# Convergence of CRDT replicas after the heal: the deadline, and the pause
+# between rounds of reads (gossip rounds are 1 s).
+CRDT_CONVERGE_S_MAX = 60.0
+CRDT_CONVERGE_POLL_S = 0.5
 # One SDK call: attempts and the budget for all of them, in seconds.
 WORKLOAD_RETRY = Retry(attempts_max=4, deadline_s=3.0, attempt_timeout_s=1.0,
                        backoff_initial_s=0.05, backoff_max_s=0.5)
@@ -79,6 +92,33 @@ class TrackingClient(Client):
             if operation.write and _transport_failure_after_send(error):
                 self._calls.maybe_sent = True
             raise
+
+    def stub(self, service: str, endpoint: str) -> Any:
+        # CRDT updates do not go through `_send`: watch them at the stub.
+        plain_stub = super().stub(service, endpoint)
+        return _TrackedCrdtStub(plain_stub, self._calls) if service == "Crdt" else plain_stub
+
+
+class _TrackedCrdtStub:
+    """A Crdt stub whose Update notes a transport failure after sending."""
+
+    def __init__(self, stub: Any, calls: threading.local):
+        self._stub = stub
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._stub, name)
+        if name != "Update":
+            return method
+
+        def update(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except grpc.RpcError as error:
+                if _transport_failure_after_send(error):
+                    self._calls.maybe_sent = True
+                raise
+        return update
 
 
 def _transport_failure_after_send(error: grpc.RpcError) -> bool:
@@ -160,6 +200,10 @@ class Worker:
         self.process = processes.new()
         self.sequence = itertools.count()
         self.last_value: dict[str, str] = {}
+        # The lease registry names and locks are claimed under, and the
+        # claims it holds: name -> (owner, token).
+        self.lease: int | None = None
+        self.held: dict[str, tuple[Any, int]] = {}
         # True: record every Unavailable as failed, as the SDK's docs say
         # (to test that contract) instead of the transport-aware default.
         self.trust_unavailable = False
@@ -196,7 +240,20 @@ class Worker:
         self.tally.add("unknown")
         self.tally.add(reason)
         self.process = self.processes.new()
+        # What the lease holds is no longer known: claim under a new one.
+        self.lease = None
+        self.held.clear()
         return "unknown", None
+
+    def ensure_lease(self) -> bool:
+        """Whether the worker has a lease, granting one if needed."""
+        if self.lease is None:
+            try:
+                self.lease = self.client.lease(LEASE_TTL_S).id
+            except errors.TandemKVError as error:
+                self.tally.add(f"lease-grant-failed:{type(error).__name__}")
+                return False
+        return True
 
 
 def _put(client: Client, key: str, value: str) -> None:
@@ -256,8 +313,93 @@ def set_step(worker: Worker, rotation: KeyRotation) -> None:
     worker.perform(name, "add", element, lambda: _put(client, f"{name}/{element}", "1"), write=True)
 
 
-STEPS = {"register": register_step, "counter": counter_step, "set": set_step}
-PREFIXES = {"register": "reg", "counter": "ctr", "set": "set"}
+def read_registry(client: Client, name: str) -> tuple[str, int, int] | None:
+    """The holder of registry name `name` as (owner, lease, token), or None."""
+    found = client.registry.whereis(name)
+    return None if found is None else (found.value.decode(), found.lease, found.token)
+
+
+def _register(client: Client, name: str, value: str, lease: int) -> tuple:
+    try:
+        return CLAIM_GRANTED, client.registry.register(name, value, lease)
+    except errors.AlreadyExists as taken:
+        owner = None if taken.owner is None else taken.owner.decode()
+        return CLAIM_TAKEN, owner, taken.token
+
+
+def registry_step(worker: Worker, rotation: KeyRotation) -> None:
+    name = rotation.pick(worker.rng)
+    if not worker.ensure_lease():
+        return
+    client, lease, held = worker.client, worker.lease, worker.held.get(name)
+    if worker.rng.random() < 0.3:
+        worker.perform(name, "read", None, lambda: read_registry(client, name), write=False)
+    elif held is not None:
+        owner, token = held
+        outcome, _ = worker.perform(name, "release", (owner, lease, token),
+                                    lambda: client.registry.unregister(name, token), write=True)
+        if outcome == "ok":
+            worker.held.pop(name, None)
+    else:
+        value = worker.unique()
+        outcome, output = worker.perform(name, "claim", (value, lease),
+                                         lambda: _register(client, name, value, lease), write=True)
+        if outcome == "ok" and output[0] == CLAIM_GRANTED:
+            worker.held[name] = (value, output[1])
+
+
+def try_lock(client: Client, name: str, lease: int) -> tuple:
+    """One Lock Acquire with no wait (what the SDK's Lock sends, without
+    its lease and retry loop)."""
+    response = client.run(cops.lock_acquire(name.encode(), lease, 0.0))
+    if response.acquired:
+        return CLAIM_GRANTED, response.claim.token
+    return CLAIM_TAKEN, response.claim.lease, response.claim.token
+
+
+def lock_step(worker: Worker, rotation: KeyRotation) -> None:
+    name = rotation.pick(worker.rng)
+    if not worker.ensure_lease():
+        return
+    client, lease, held = worker.client, worker.lease, worker.held.get(name)
+    if held is not None:
+        token = held[1]
+        outcome, _ = worker.perform(name, "release", (lease, lease, token),
+                                    lambda: client.run(cops.lock_release(name.encode(), token)), write=True)
+        if outcome == "ok":
+            worker.held.pop(name, None)
+        return
+    outcome, output = worker.perform(name, "claim", (lease, lease), lambda: try_lock(client, name, lease),
+                                     write=True)
+    if outcome == "ok" and output[0] == CLAIM_GRANTED:
+        worker.held[name] = (lease, output[1])
+
+
+def read_crdt_set(client: Client, table: str) -> frozenset[str]:
+    """The members of CRDT set `table` on the first node that answers."""
+    return frozenset(member.decode() for member in plain(client.crdt.read(table)))
+
+
+def crdt_step(worker: Worker, rotation: KeyRotation) -> None:
+    table = rotation.pick(worker.rng)
+    member = worker.unique()
+    crdt_set = worker.client.crdt.set(table)
+    worker.perform(table, "add", member, lambda: crdt_set.add(member), write=True)
+
+
+STEPS = {"register": register_step, "counter": counter_step, "set": set_step, "registry": registry_step,
+         "lock": lock_step, "crdt": crdt_step}
+PREFIXES = {"register": "reg", "counter": "ctr", "set": "set", "registry": "name", "lock": "lock",
+            "crdt": "crdt"}
+
+
+def endpoints_for(kind: str, index: int, endpoints: list[str]) -> list[str]:
+    """The endpoints worker `index` of `kind` tries in order: CRDT workers
+    start on different nodes (their updates stay on the node that answers)."""
+    if kind != "crdt":
+        return list(endpoints)
+    shift = index % len(endpoints)
+    return endpoints[shift:] + endpoints[:shift]
 
 
 def workload_of_key(key: str) -> str:
@@ -282,10 +424,35 @@ def run_worker(kind: str, worker: Worker, rotation: KeyRotation, stop: threading
 
 
 def final_read(client: Client, key: str) -> Any:
-    """The value of `key` for its workload's final check."""
+    """The value of `key` for its workload's final check (not for crdt or
+    lock keys: see final_crdt_read and try_lock)."""
     kind = workload_of_key(key)
     if kind == "register":
         return _text(client.get(key))
     if kind == "counter":
         return client.counter(key).get()
+    if kind == "registry":
+        return read_registry(client, key)
     return read_set(client, key)
+
+
+def final_crdt_read(clients: dict[str, Client], table: str, deadline_s: float = CRDT_CONVERGE_S_MAX
+                    ) -> tuple[tuple[str, frozenset[str]], ...]:
+    """Every node's members of `table` (pairs of node and members), read
+    again until they agree or `deadline_s` passes; the last reads either
+    way. `clients` maps a node's name to a client of that node alone."""
+    deadline = time.monotonic() + deadline_s
+    rounds_max = int(deadline_s / CRDT_CONVERGE_POLL_S) + 1
+    reads: dict[str, frozenset[str]] = {}
+    for _ in range(rounds_max):
+        for node, client in sorted(clients.items()):
+            try:
+                reads[node] = read_crdt_set(client, table)
+            except errors.TandemKVError:
+                reads.pop(node, None)
+        if len(reads) == len(clients) and len(set(reads.values())) == 1:
+            break
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(CRDT_CONVERGE_POLL_S)
+    return tuple(sorted(reads.items()))
