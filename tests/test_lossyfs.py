@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.faults.lossyfs import PAGE_BYTES, FileData, UndoJournal
-from tests.faults.power import LossyMount, MountNotPermitted, fuse_unavailable_reason
+from tests.faults.lossyfs_model import PAGE_BYTES, FileData, UndoJournal
+from tests.faults.power_mounts import LossyMount, MountNotPermitted, fuse_unavailable_reason
 
 # -- one file's held changes, against a model ---------------------------------
 
