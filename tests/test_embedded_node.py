@@ -198,21 +198,21 @@ def test_a_command_refused_inside_apply_is_an_error_result_everywhere(cluster):
     assert all(n.get(b"after").found for n in cluster.nodes.values())
 
 
-def test_a_single_node_cluster_commits_alone(tmp_path):
+def _solo_config(tmp_path) -> NodeConfig:
     port = free_ports(1)[0]
-    config = NodeConfig(name="solo", data_dir=tmp_path / "solo",
-                        raft_address=f"127.0.0.1:{port}", timings=FAST)
-    with Node(config) as node:
+    return NodeConfig(name="solo", data_dir=tmp_path / "solo",
+                      raft_address=f"127.0.0.1:{port}", timings=FAST)
+
+
+def test_a_single_node_cluster_commits_alone(tmp_path):
+    with Node(_solo_config(tmp_path)) as node:
         node.wait_ready(READY_SECONDS)
         assert node.incr(b"c", 2).value == 2
         assert node.counter_get(b"c").value == 2
 
 
 def test_a_full_command_queue_refuses_writes_at_once(tmp_path, monkeypatch):
-    port = free_ports(1)[0]
-    config = NodeConfig(name="solo", data_dir=tmp_path / "solo",
-                        raft_address=f"127.0.0.1:{port}", timings=FAST)
-    with Node(config) as node:
+    with Node(_solo_config(tmp_path)) as node:
         node.wait_ready(READY_SECONDS)
         monkeypatch.setattr(limits, "RAFT_QUEUE_COMMANDS_MAX", 0)
         with pytest.raises(Unavailable, match="QUEUE_FULL"):
