@@ -120,17 +120,32 @@ def test_rolling_back_the_journal_restores_the_namespace_of_the_last_commit(tmp_
     journal.apply({"op": "mkdir", "path": "/new"}, lambda: (tmp_path / "new").mkdir())
     journal.apply({"op": "create", "path": "/new/file"}, lambda: (tmp_path / "new" / "file").write_bytes(b"x"))
     journal.remove("/gone")
-    journal.remove("/keep")  # replaced by a rename, as rename() does
-    journal.apply({"op": "rename", "old": "/new/file", "new": "/keep"},
-                  lambda: os.rename(tmp_path / "new" / "file", tmp_path / "keep"))
-    journal.apply({"op": "rename", "old": "/dir", "new": "/new/dir"},
-                  lambda: os.rename(tmp_path / "dir", tmp_path / "new" / "dir"))
+    journal.rename("/new/file", "/keep", replaces=True)
+    journal.rename("/dir", "/new/dir", replaces=False)
     journal.remove("/early")
     assert _tree(tmp_path) != committed
 
-    assert journal.undo_to(0) == 7
+    assert journal.undo_to(0) == 6
     assert _tree(tmp_path) == committed
     assert not os.listdir(journal.trash)
+
+
+@pytest.mark.parametrize("survivors", [0, 1, 2])
+def test_a_torn_cut_never_splits_a_rename_that_replaces_a_file(tmp_path, survivors):
+    # What a writer of snapshot.bin does: write the new copy aside, then
+    # rename it over the old one. A real disk shows the old or the new file
+    # after any crash, never neither.
+    (tmp_path / "snapshot").write_bytes(b"old")
+    journal = UndoJournal(tmp_path)
+    journal.apply({"op": "create", "path": "/snapshot.tmp"},
+                  lambda: (tmp_path / "snapshot.tmp").write_bytes(b"new"))
+    journal.rename("/snapshot.tmp", "/snapshot", replaces=True)
+    assert journal.pending == 2
+    journal.commit_first(survivors)
+    journal.undo_to(0)
+    expected = {0: {"snapshot": b"old"}, 1: {"snapshot": b"old", "snapshot.tmp": b"new"},
+                2: {"snapshot": b"new"}}[survivors]
+    assert _tree(tmp_path) == expected
 
 
 def test_a_record_whose_operation_never_ran_and_a_torn_last_line_roll_back_harmlessly(tmp_path):
@@ -249,11 +264,11 @@ def test_namespace_changes_are_held_until_an_fsync_and_rolled_back_at_the_next_m
     os.rename(root / "d" / "new", root / "old")
     os.unlink(root / "stays")
     assert sorted(os.listdir(root)) == ["d", "old"]
-    assert disk.stats()["uncommitted_namespace_ops"] == 5  # mkdir, create, trash, rename, trash
+    assert disk.stats()["uncommitted_namespace_ops"] == 4  # mkdir, create, rename over, unlink
     disk.power_cycle()
     assert sorted(os.listdir(root)) == ["old", "stays"]
     assert (root / "old").read_bytes() == b"old content"
-    assert disk.stats()["rolled_back_at_mount"] == 5
+    assert disk.stats()["rolled_back_at_mount"] == 4
 
 
 def test_an_fsync_commits_every_earlier_namespace_change_with_the_synced_content(disk):

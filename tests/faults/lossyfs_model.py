@@ -159,6 +159,28 @@ class UndoJournal:
         self.apply({"op": "trash", "path": mount_path, "slot": slot},
                    lambda: os.rename(self.on_disk(mount_path), slot))
 
+    def rename(self, old: str, new: str, replaces: bool) -> None:
+        """rename(2), as one operation: when it `replaces` an entry, that
+        entry goes to the trash in the same record, so no cut (a torn one
+        commits whole records) can leave `new` gone and `old` not moved."""
+        slot = None
+        if replaces:
+            self._slots += 1
+            slot = str(self.trash / str(self._slots))
+        source, target = self.on_disk(old), self.on_disk(new)
+
+        def move() -> None:
+            if slot is not None:
+                os.rename(target, slot)
+            try:
+                os.rename(source, target)
+            except OSError:
+                if slot is not None:
+                    os.rename(slot, target)
+                raise
+
+        self.apply({"op": "rename", "old": old, "new": new, "slot": slot}, move)
+
     def commit(self) -> int:
         """Makes every recorded operation durable; returns how many."""
         committed, self.pending = self.pending, 0
@@ -214,6 +236,9 @@ class UndoJournal:
             old, new = self.on_disk(entry["old"]), self.on_disk(entry["new"])
             if os.path.lexists(new) and not os.path.lexists(old):
                 os.rename(new, old)
+            slot = entry.get("slot")
+            if slot and os.path.lexists(slot) and not os.path.lexists(new):
+                os.rename(slot, new)
         else:
             raise ValueError(f"unknown journal entry {entry!r}")
 

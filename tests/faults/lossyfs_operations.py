@@ -245,10 +245,7 @@ class LossyFS(mfusepy.Operations):
         if stat.S_ISDIR(source_info.st_mode) and new.startswith(old + "/"):
             raise _error(errno.EINVAL)
         try:
-            if os.path.lexists(target):
-                self.journal.remove(new)
-            self.journal.apply({"op": "rename", "old": old, "new": new},
-                               lambda: os.rename(source, target))
+            self.journal.rename(old, new, replaces=os.path.lexists(target))
         except OSError:
             self.journal.undo_to(mark)
             raise
