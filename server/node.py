@@ -94,6 +94,14 @@ class Node(NodeOperations, NodeCoordination):
         self._recover_from_machine_crash(durable)
         self._state = StateStore(config.data_dir / "state", config.map_size_bytes)
         raft_log = DurableRaftLog(config.data_dir / "raft", durable)
+        try:
+            snapshot.check_log_covered(config.data_dir / snapshot.FILE_NAME, self._state.last_applied(),
+                                       raft_log.first_index())
+        except RuntimeError:
+            raft_log._destroy()
+            self._state.close()
+            self._state = None
+            raise
         crash_marker.mark_running(config.data_dir)
         peers = [m.raft_address for m in config.members if m.name != config.name]
         self._replica = raft_adapter.RaftReplica(
@@ -103,7 +111,7 @@ class Node(NodeOperations, NodeCoordination):
             apply_entry=self._apply,
             begin_batch=self._state.begin_batch,
             commit_batch=self._commit_batch,
-            snapshot_path=str(config.data_dir / "snapshot.bin"),
+            snapshot_path=str(config.data_dir / snapshot.FILE_NAME),
             write_snapshot=self._write_snapshot,
             read_snapshot=lambda path: snapshot.read_snapshot(path, self._state),
             timings=config.timings,

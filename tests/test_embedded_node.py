@@ -18,6 +18,7 @@ from tests.support.ports import free_ports
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument, OutcomeUnknown, OutOfRange, Unavailable
 from tandemkv.server import Member, Node, NodeConfig, RaftTimings
+from tandemkv.server.storage import snapshot
 from tandemkv.server.strong import commands
 from tandemkv.v1 import counter_pb2, kv_pb2
 
@@ -209,6 +210,25 @@ def test_a_single_node_cluster_commits_alone(tmp_path):
         node.wait_ready(READY_SECONDS)
         assert node.incr(b"c", 2).value == 2
         assert node.counter_get(b"c").value == 2
+
+
+def test_a_node_whose_snapshot_is_gone_after_compaction_refuses_to_start(tmp_path):
+    # Without the check it would start, never apply the compacted entries,
+    # and wait forever, never ready (its log matches the leader's).
+    config = _solo_config(tmp_path)
+    with Node(config) as node:
+        node.wait_ready(READY_SECONDS)
+        for _ in range(20):
+            node.incr(b"c")
+        node.compact()
+        deadline = time.monotonic() + READY_SECONDS
+        while node._replica._raft_log.first_index() <= 1:
+            assert time.monotonic() < deadline, "the log was not compacted"
+            time.sleep(0.02)
+    shutil.rmtree(config.data_dir / "state")  # as after a machine crash
+    (config.data_dir / snapshot.FILE_NAME).unlink()
+    with pytest.raises(RuntimeError, match=r"snapshot.bin is missing.*move this node's data dir aside"):
+        Node(config).start()
 
 
 def test_a_full_command_queue_refuses_writes_at_once(tmp_path, monkeypatch):

@@ -21,6 +21,8 @@ from pathlib import Path
 from .disk import fsync_path
 from .state_store import StateStore
 
+# Its name in a node's data dir.
+FILE_NAME = "snapshot.bin"
 MAGIC = b"TKVSNAP1"
 _LENGTH = struct.Struct(">I")
 # A header holds two entries (each at most one command) and the member list.
@@ -70,6 +72,32 @@ def read_header(path: str) -> tuple[Entry, Entry, list[str], int]:
         header = json.loads(source.read(length))
     offset = len(prefix) + length
     return _decode_entry(header["last"]), _decode_entry(header["prev"]), header["members"], offset
+
+
+def check_log_covered(path: Path, state_applied: int, log_first_index: int) -> None:
+    """Raises if the state cannot be rebuilt here: the Raft log starts after
+    entry 1 (compacted into a snapshot), but neither the state nor the
+    snapshot file reaches the entry before the log's first, so the entries
+    in between are nowhere on this node. (Such a node would wait forever,
+    never ready, since the leader sees its log match and sends no snapshot.)"""
+    if log_first_index <= 1 or state_applied >= log_first_index - 1:
+        return
+    covered = state_applied
+    if path.exists():
+        try:
+            covered = max(covered, read_header(str(path))[0][1])
+        except (OSError, ValueError, KeyError) as error:
+            raise RuntimeError(f"{path} is unreadable ({error}) and the Raft log was compacted "
+                               f"past it; {_REBUILD_ADVICE}") from error
+    if covered < log_first_index - 1:
+        what = f"{path.name} covers entries up to {covered}" if path.exists() else f"{path.name} is missing"
+        raise RuntimeError(f"{path.parent}: the Raft log starts at entry {log_first_index}, but the state "
+                           f"holds entries up to {state_applied} and {what}, so entries "
+                           f"{covered + 1}..{log_first_index - 1} are nowhere on this node; {_REBUILD_ADVICE}")
+
+
+_REBUILD_ADVICE = ("move this node's data dir aside and restart the node to rebuild it from "
+                   "the other members")
 
 
 def read_snapshot(path: str, store: StateStore) -> tuple[Entry, Entry, list[str]]:
