@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 
 from tandemkv.server import settings
 from tandemkv.server.api import build_server
@@ -49,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
     # A fatal signal (a crash in a C extension) leaves every thread's Python
     # stack in the log instead of nothing.
     faulthandler.enable(file=sys.stderr, all_threads=True)
+    # `kill -USR1 <pid>` logs every thread's stack and goes on: what an
+    # operator needs to see where a node that looks stuck waits. (Handled in
+    # Python, holding the GIL: faulthandler's dump of running threads can
+    # read a frame as it is freed and crash the process.)
+    signal.signal(signal.SIGUSR1, lambda *_: _log_thread_stacks())
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -59,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _log_thread_stacks() -> None:
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    stacks = [f"thread {names.get(ident, ident)}:\n" + "".join(traceback.format_stack(frame))
+              for ident, frame in sys._current_frames().items()]
+    log.warning("stacks of %d threads (SIGUSR1):\n%s", len(stacks), "\n".join(stacks))
 
 
 def serve(config, stop: threading.Event) -> int:

@@ -79,6 +79,14 @@ def test_one_node_stops_and_restarts_from_cluster_json_and_down_stops_all(tmp_pa
             wait_ready(node["client_address"])
             direct = ["--endpoints", node["client_address"], "--timeout", "60"]
             assert tandemkv(tmp_path, "kv", "get", "while-n1-down", *direct).stdout.strip() == "yes"
+            restarted.send_signal(signal.SIGUSR1)  # logs its threads' stacks, keeps serving
+            log_path = tmp_path / "n1-restarted.log"
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while "(SIGUSR1)" not in log_path.read_text(errors="replace"):
+                assert time.monotonic() < deadline, "no stacks logged after SIGUSR1"
+                time.sleep(0.05)
+            assert "_autoTickThread" in log_path.read_text(errors="replace"), "the Raft tick thread's stack"
+            assert tandemkv(tmp_path, "kv", "get", "while-n1-down", *direct).stdout.strip() == "yes"
         finally:
             restarted.send_signal(signal.SIGTERM)
             assert restarted.wait(timeout=STOP_TIMEOUT_S) == 0

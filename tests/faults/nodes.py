@@ -213,7 +213,51 @@ class NodeSet:
             if leader:
                 return leader
             time.sleep(POLL_S)
-        raise TimeoutError(f"no agreed leader within {timeout_s} s; logs in {self.root}")
+        self.dump_stacks()
+        raise TimeoutError(f"no agreed leader within {timeout_s} s ({self.describe()}); logs in {self.root}")
+
+    def dump_stacks(self) -> None:
+        """Every running node writes its threads' stacks to its log
+        (`tandemkv serve` handles SIGUSR1 so), for a post-mortem."""
+        for node in self.nodes:
+            if node.running and not node.paused:
+                node.process.send_signal(signal.SIGUSR1)
+
+    def describe(self) -> str:
+        """Each node's state in a line: running or its exit code, what it
+        reports as leader, and its log's last line (for failure messages
+        that outlive the run's files)."""
+        parts = []
+        for node in self.nodes:
+            if node.process is None:
+                state = "never started"
+            elif node.process.poll() is not None:
+                state = f"exited {node.process.returncode}"
+            else:
+                state = _status_line(node.member.client_address)
+            parts.append(f"{node.name}: {state}, log: {_last_line(self.log_path(node.name))!r}")
+        return "; ".join(parts)
+
+
+def _last_line(path: Path, tail_bytes: int = 400) -> str:
+    try:
+        with open(path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - tail_bytes))
+            lines = log.read().decode(errors="replace").strip().splitlines()
+    except OSError as error:
+        return f"unreadable: {error}"
+    return lines[-1] if lines else ""
+
+
+def _status_line(endpoint: str) -> str:
+    with grpc.insecure_channel(endpoint) as channel:
+        try:
+            s = cluster_pb2_grpc.ClusterStub(channel).Status(
+                cluster_pb2.StatusRequest(), timeout=STATUS_PROBE_TIMEOUT_S)
+        except grpc.RpcError as error:
+            return f"no answer ({error.code().name})"
+    return (f"{cluster_pb2.Role.Name(s.role)} leader={s.leader or '-'} term={s.term} commit={s.commit_index} "
+            f"applied={s.applied_index} ready={s.ready} quorum={s.has_quorum}")
 
 
 def _probe(endpoint: str) -> str | None:
