@@ -8,6 +8,8 @@ generated stubs; the fake records what reached the node."""
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -172,3 +174,35 @@ def test_health_and_reflection_list_the_new_services(channel):
         iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=TIMEOUT_S)
     names = {s.name for answer in answers for s in answer.list_services_response.service}
     assert set(NEW_SERVICES) <= names
+
+
+def test_streams_beyond_the_limit_get_resource_exhausted_and_never_starve_other_calls(fake_node):
+    # Two stream slots and one thread for every other call: with both slots
+    # held, a third stream is refused at once and a unary call still runs.
+    server = build_server(fake_node, "127.0.0.1:0", call_threads=1, streams_open_max=2)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            watch = watch_pb2.WatchRequest(range=kv_pb2.KeyRange(key=b"a", prefix=True))
+            held = [stub(channel, "Watch").Watch(watch) for _ in range(2)]
+            for _ in held:
+                assert fake_node.stream_opened.acquire(timeout=TIMEOUT_S)
+            with pytest.raises(grpc.RpcError) as caught:
+                next(stub(channel, "Watch").Watch(watch, timeout=TIMEOUT_S))
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "STREAMS_OPEN_MAX=2" in caught.value.details()
+            granted = stub(channel, "Lease").Grant(lease_pb2.LeaseGrantRequest(ttl_ms=limits.LEASE_TTL_MS_MIN),
+                                                   timeout=TIMEOUT_S)
+            assert granted.ttl_ms == limits.LEASE_TTL_MS_MIN
+            held[0].cancel()  # a freed slot takes a new stream
+            assert fake_node.stops[0].wait(TIMEOUT_S)
+            deadline = time.monotonic() + TIMEOUT_S
+            while server.streams.open_count > 1:
+                assert time.monotonic() < deadline, "the cancelled stream kept its slot"
+                time.sleep(0.01)
+            reopened = stub(channel, "Watch").Watch(watch)
+            assert fake_node.stream_opened.acquire(timeout=TIMEOUT_S)
+            reopened.cancel()
+            held[1].cancel()
+    finally:
+        server.stop(grace_s=0)

@@ -189,7 +189,7 @@ def test_reflection_lists_the_services(channel):
 
 def test_calls_over_the_concurrency_limit_are_resource_exhausted(fake_node):
     fake_node.block = threading.Event()
-    server = build_server(fake_node, "127.0.0.1:0", worker_threads=4, concurrent_rpcs_max=2)
+    server = build_server(fake_node, "127.0.0.1:0", call_threads=4, concurrent_rpcs_max=2)
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:

@@ -39,24 +39,40 @@ log = logging.getLogger(__name__)
 
 class StreamStops:
     """The stop Events of the open streams, so a stopping server ends them
-    at once instead of holding its shutdown for the grace period."""
+    at once instead of holding its shutdown for the grace period; and the
+    count of open streams, held to `open_max` (each holds a server thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, open_max: int = limits.STREAMS_OPEN_MAX) -> None:
         self._lock = threading.Lock()
         self._open: set[threading.Event] = set()
         self._stopping = False
+        self._open_max = open_max
 
     def open(self, context: grpc.ServicerContext) -> threading.Event:
         """An Event set when this RPC ends (client cancel, deadline,
-        connection loss) or the server stops."""
+        connection loss) or the server stops. Ends the RPC with
+        RESOURCE_EXHAUSTED if `open_max` streams are open already."""
         stop = threading.Event()
+        with self._lock:
+            full = len(self._open) >= self._open_max
+            if not full:
+                self._open.add(stop)
+        if full:
+            abort(context, errors.ResourceExhausted(
+                f"this node has STREAMS_OPEN_MAX={self._open_max} streams open (watches, lease "
+                "keepalives, election observes); close streams you no longer need, share one "
+                "watch over a key range, or connect to another node"))
         if not context.add_callback(stop.set):
             stop.set()  # the RPC has already ended
         with self._lock:
             if self._stopping:
                 stop.set()
-            self._open.add(stop)
         return stop
+
+    @property
+    def open_count(self) -> int:
+        with self._lock:
+            return len(self._open)
 
     def close(self, stop: threading.Event) -> None:
         with self._lock:

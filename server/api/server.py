@@ -28,10 +28,12 @@ from tandemkv.v1 import (
     kv_pb2, kv_pb2_grpc, lease_pb2, lease_pb2_grpc, watch_pb2, watch_pb2_grpc,
 )
 
-# Threads serving RPCs. A write holds its thread until Raft commits it, so
-# this bounds the writes in flight on one node; calls beyond it queue (and
-# count towards CONCURRENT_RPCS_MAX) until a thread frees up.
-GRPC_WORKER_THREADS_MAX = 128
+# Threads serving calls other than streams. A write holds its thread until
+# Raft commits it, so this bounds the writes in flight on one node; calls
+# beyond it queue (and count towards CONCURRENT_RPCS_MAX) until a thread
+# frees up. The pool has STREAMS_OPEN_MAX threads more, so that open streams
+# (each holds its thread for its life) can never starve other calls.
+GRPC_CALL_THREADS_MAX = 128
 # Grace a stopping server gives calls in flight before cancelling them.
 STOP_GRACE_SECONDS = 5.0
 
@@ -74,13 +76,16 @@ def build_server(
     node: NodeCalls,
     address: str,
     *,
-    worker_threads: int = GRPC_WORKER_THREADS_MAX,
+    call_threads: int = GRPC_CALL_THREADS_MAX,
     concurrent_rpcs_max: int = limits.CONCURRENT_RPCS_MAX,
+    streams_open_max: int = limits.STREAMS_OPEN_MAX,
 ) -> ClientServer:
     """A server for `node` bound to `address` ('host:port'; port 0 picks a
-    free port). Calls beyond `concurrent_rpcs_max` get RESOURCE_EXHAUSTED."""
+    free port). Calls beyond `concurrent_rpcs_max`, and streams beyond
+    `streams_open_max`, get RESOURCE_EXHAUSTED."""
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=worker_threads, thread_name_prefix="tandemkv-rpc"),
+        futures.ThreadPoolExecutor(max_workers=call_threads + streams_open_max,
+                                   thread_name_prefix="tandemkv-rpc"),
         maximum_concurrent_rpcs=concurrent_rpcs_max,
         options=[
             ("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
@@ -93,7 +98,7 @@ def build_server(
     cluster_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(node), server)
     crdt_pb2_grpc.add_CrdtServicer_to_server(CrdtServicer(node), server)
     crdt_pb2_grpc.add_GossipServicer_to_server(GossipServicer(node), server)
-    streams = StreamStops()
+    streams = StreamStops(streams_open_max)
     lease_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(node, streams), server)
     coordination_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(node), server)
     coordination_pb2_grpc.add_LockServicer_to_server(LockServicer(node), server)

@@ -168,6 +168,8 @@ def _round(rig: PowerLossRig, writers: Writers, round_number: int, rng: random.R
     rig.start_nodes(f"power-{round_number}")
     rig.nodes.wait_for_leader(LEADER_TIMEOUT_S)
     restart_s = time.monotonic() - cut_at
+    crashed = rig.nodes.crashed()
+    assert not crashed, f"nodes exited by themselves after the cut: {crashed} ({rig.nodes.describe()})"
     verdict = verify(writers, rig.endpoints)
     # After a plain SIGKILL the daemon reports nothing: what it held just
     # before the cut is what was lost.
