@@ -213,8 +213,9 @@ class NodeSet:
             if leader:
                 return leader
             time.sleep(POLL_S)
+        described = self.describe()  # before the stacks become every log's last lines
         self.dump_stacks()
-        raise TimeoutError(f"no agreed leader within {timeout_s} s ({self.describe()}); logs in {self.root}")
+        raise TimeoutError(f"no agreed leader within {timeout_s} s ({described}); logs in {self.root}")
 
     def dump_stacks(self) -> None:
         """Every running node writes its threads' stacks to its log
