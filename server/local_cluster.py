@@ -19,12 +19,12 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from tandemkv.server import settings
 from tandemkv.server.config import Member, NodeConfig
+from tandemkv.server.stop_signals import StopSignals
 
 DEFAULT_DATA_DIR = Path("tandemkv-data")
 DEFAULT_NODES = 3
@@ -62,9 +62,7 @@ def run_up(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"tandemkv up: {error}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = StopSignals()
     cluster = LocalCluster(data_dir, configs)
     try:
         cluster.start()
@@ -144,13 +142,13 @@ class LocalCluster:
             )
             log_file.close()
 
-    def wait_for_leader(self, timeout_s: float, stop: threading.Event) -> str:
+    def wait_for_leader(self, timeout_s: float, stop: StopSignals) -> str:
         from tandemkv.client import NO_RETRY, Client
 
         endpoints = [c.client_address for c in self.configs.values()]
         deadline = time.monotonic() + timeout_s
         with Client(endpoints, retry=NO_RETRY) as client:
-            while time.monotonic() < deadline and not stop.is_set():
+            while time.monotonic() < deadline and not stop.requested:
                 self._check_alive()
                 status = client.status()
                 if status.leader and all(n.ready for n in status.nodes):
@@ -187,7 +185,7 @@ class LocalCluster:
         endpoints = ",".join(c.client_address for c in self.configs.values())
         print(f"leader: {leader}\nexport TANDEMKV_ENDPOINTS={endpoints}\nPress Ctrl-C to stop.", flush=True)
 
-    def supervise(self, stop: threading.Event) -> None:
+    def supervise(self, stop: StopSignals) -> None:
         """Waits for a stop signal, reporting nodes that exit meanwhile."""
         reported: set[str] = set()
         while not stop.wait(1.0):
@@ -223,27 +221,36 @@ def run_down(args: argparse.Namespace) -> int:
         print(f"tandemkv down: cannot read {path}: {error}", file=sys.stderr)
         return 2
     pids = [document.get("supervisor_pid")] + [node.get("pid") for node in document["nodes"]]
-    signalled = [pid for pid in pids if pid and _signal_if_tandemkv(pid)]
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline and any(_alive(pid) for pid in signalled):
-        time.sleep(POLL_SECONDS)
-    still = [pid for pid in signalled if _alive(pid)]
+    signalled = [pid for pid in pids if pid and _signal_if_tandemkv(pid, signal.SIGTERM)]
+    # Like `up`'s own stop: SIGTERM, then SIGKILL for what outlives the grace.
+    killed = [pid for pid in _wait_dead(signalled) if _signal_if_tandemkv(pid, signal.SIGKILL)]
+    if killed:
+        print(f"tandemkv down: processes {killed} ignored SIGTERM for {STOP_TIMEOUT_SECONDS:.0f} s "
+              "and were killed; their logs may say why", file=sys.stderr)
+    still = _wait_dead(killed)
     if still:
-        print(f"tandemkv down: processes {still} still running after {STOP_TIMEOUT_SECONDS:.0f} s",
-              file=sys.stderr)
+        print(f"tandemkv down: processes {still} still running after SIGKILL", file=sys.stderr)
         return 3
     print(f"tandemkv down: stopped {len(signalled)} processes")
     return 0
 
 
-def _signal_if_tandemkv(pid: int) -> bool:
+def _wait_dead(pids: list[int]) -> list[int]:
+    """Waits up to STOP_TIMEOUT_SECONDS for `pids` to exit; returns those alive."""
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(POLL_SECONDS)
+    return [pid for pid in pids if _alive(pid)]
+
+
+def _signal_if_tandemkv(pid: int, signum: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
     if b"tandemkv" not in cmdline:
         return False
-    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signum)
     return True
 
 

@@ -1,9 +1,11 @@
 """`tandemkv serve`: runs one node in this process, the `Node` and its
 gRPC server on `client_address`, until SIGTERM or SIGINT.
 
-Order matters: the node is built and started in the main thread (its Raft
-tick thread dies with the thread that created it); on a stop signal the
-gRPC server stops first (calls in flight get a grace period), then the node.
+Signals: SIGTERM or SIGINT stops the node, SIGUSR1 logs every thread's
+stack (see stop_signals.py). Order matters: the node is built and started
+in the main thread (its Raft tick thread dies with the thread that created
+it); on a stop signal the gRPC server stops first (calls in flight get a
+grace period), then the node.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import traceback
 
 from tandemkv.server import settings
 from tandemkv.server.api import build_server
+from tandemkv.server.stop_signals import StopSignals
 
 # How often the main thread looks at the stop flag while serving.
 STOP_POLL_SECONDS = 1.0
@@ -51,13 +54,10 @@ def run(args: argparse.Namespace) -> int:
     # stack in the log instead of nothing.
     faulthandler.enable(file=sys.stderr, all_threads=True)
     # `kill -USR1 <pid>` logs every thread's stack and goes on: what an
-    # operator needs to see where a node that looks stuck waits. (Handled in
-    # Python, holding the GIL: faulthandler's dump of running threads can
+    # operator needs to see where a node that looks stuck waits. (Done in
+    # Python by the main thread: faulthandler's dump of running threads can
     # read a frame as it is freed and crash the process.)
-    signal.signal(signal.SIGUSR1, lambda *_: _log_thread_stacks())
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = StopSignals({signal.SIGUSR1: _log_thread_stacks})
     code = serve(config, stop)
     # An RPC handler still blocked inside the stopped node must not keep the
     # process alive: everything is stopped and flushed, so leave at once.
@@ -74,7 +74,7 @@ def _log_thread_stacks() -> None:
     log.warning("stacks of %d threads (SIGUSR1):\n%s", len(stacks), "\n".join(stacks))
 
 
-def serve(config, stop: threading.Event) -> int:
+def serve(config, stop: StopSignals) -> int:
     from tandemkv.server import Node
 
     node = Node(config)

@@ -13,12 +13,13 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import time
 
 import pytest
 
 from tandemkv.client import NO_RETRY, Client
-from tandemkv.server import cli_client, settings
+from tandemkv.server import cli_client, local_cluster, settings
 from tandemkv.server.config import Member, NodeConfig
 from tests.support.fake_node import FakeGossipPlane
 from tests.support.local_up import TANDEMKV, UpProcess, free_base_port, pid_alive, tandemkv
@@ -91,7 +92,7 @@ def test_one_node_stops_and_restarts_from_cluster_json_and_down_stops_all(tmp_pa
             restarted.send_signal(signal.SIGTERM)
             assert restarted.wait(timeout=STOP_TIMEOUT_S) == 0
         down = tandemkv(tmp_path, "down")
-        assert down.returncode == 0, down.stderr
+        assert down.returncode == 0 and down.stderr == "", down.stderr  # nothing needed SIGKILL
         assert up.process.wait(timeout=STOP_TIMEOUT_S) == 0
     assert not any(pid_alive(n["pid"]) for n in cluster["nodes"])
 
@@ -197,3 +198,22 @@ def test_serve_refuses_a_bad_configuration_in_one_line(tmp_path):
     assert "missing settings" in result.stderr and "--data-dir" in result.stderr
     bad_peer = tandemkv(tmp_path, "serve", "--peers", "oops")
     assert bad_peer.returncode == 2 and "peer 'oops'" in bad_peer.stderr
+
+
+def test_down_kills_a_process_that_ignores_sigterm_and_says_so(tmp_path, monkeypatch, capsys):
+    # A stand-in for a stuck node: its command line names tandemkv, it ignores SIGTERM.
+    stuck = subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                              "signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
+                              "time.sleep(600)", "tandemkv-stuck-node"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert stuck.stdout.readline().strip() == "ready"
+        (tmp_path / local_cluster.CLUSTER_FILE).write_text(json.dumps(
+            {"supervisor_pid": None, "nodes": [{"name": "n1", "pid": stuck.pid}]}))
+        monkeypatch.setattr(local_cluster, "STOP_TIMEOUT_SECONDS", 0.5)
+        code = local_cluster.run_down(argparse.Namespace(data_dir=tmp_path))
+        assert stuck.wait(timeout=STOP_TIMEOUT_S) == -signal.SIGKILL
+        assert code == 0
+        assert f"processes [{stuck.pid}] ignored SIGTERM" in capsys.readouterr().err
+    finally:
+        stuck.kill()
+        stuck.wait()
