@@ -11,7 +11,7 @@ import pytest
 from tandemkv import limits
 from tandemkv.errors import FailedPrecondition, InvalidArgument, OutOfRange
 from tandemkv.server.strong import commands, reads
-from tandemkv.server.strong.state_machine import apply_entry
+from tandemkv.server.strong.state_machine import CommandFromNewerVersion, apply_entry
 from tests.support.applier import Applier, make_view
 from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2, watch_pb2
 
@@ -166,14 +166,34 @@ def test_invalid_requests_become_error_results_and_advance_the_index(sm, request
     assert sm.get(b"ok").found
 
 
-def test_garbage_and_unknown_versions_are_error_results(sm):
+def test_garbage_and_malformed_commands_are_error_results(sm):
     with pytest.raises(FailedPrecondition, match="undecodable"):
         commands.decode_result(sm.raw(b"\xff\xff\xff"))
-    future = raft_pb2.Command(format_version=99, ts_ms=1)
-    future.noop.SetInParent()
-    with pytest.raises(FailedPrecondition, match="version 99"):
-        commands.decode_result(sm.raw(future.SerializeToString()))
-    assert sm.view.last_applied() == 2
+    unversioned = raft_pb2.Command(ts_ms=1)
+    unversioned.noop.SetInParent()
+    with pytest.raises(FailedPrecondition, match="version 0"):
+        commands.decode_result(sm.raw(unversioned.SerializeToString()))
+    with pytest.raises(FailedPrecondition, match="no operation"):
+        commands.decode_result(sm.raw(raft_pb2.Command(format_version=1).SerializeToString()))
+    assert sm.view.last_applied() == 3
+
+
+# An operation field no version has used yet (field 2000, an empty message).
+UNKNOWN_OPERATION = bytes([0x82, 0x7D, 0x00])
+
+
+@pytest.mark.parametrize("newer", [
+    raft_pb2.Command(format_version=99, ts_ms=1).SerializeToString(),
+    raft_pb2.Command(format_version=1, ts_ms=1).SerializeToString() + UNKNOWN_OPERATION,
+], ids=["newer format version", "unknown operation"])
+def test_an_entry_from_a_newer_version_stops_the_node_instead_of_diverging(sm, newer):
+    index = sm.view.last_applied() + 1
+    with pytest.raises(CommandFromNewerVersion, match=f"entry {index} .*upgrade this node"):
+        apply_entry(sm.view, index, newer)
+    batch = raft_pb2.Command(format_version=1)
+    batch.batch.commands.extend([commands.encode_write(_incr(b"c"), b"", 1), newer])
+    with pytest.raises(CommandFromNewerVersion):
+        apply_entry(sm.view, index + 1, batch.SerializeToString())
 
 
 def _txn(compares, success, failure=()):

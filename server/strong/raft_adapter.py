@@ -75,8 +75,9 @@ from tandemkv.server.storage.raft_log import DurableRaftLog
 log = logging.getLogger(__name__)
 
 PINNED_PYSYNCOBJ_VERSION = "0.3.17"
-# Exit status when storage fails under the state machine (map full, I/O):
-# skipping the entry would diverge this node, so it stops instead.
+# Exit status when applying an entry fails (storage: map full, I/O; or an
+# entry written by a newer version): skipping the entry would diverge this
+# node, so it stops instead.
 EXIT_STORAGE_FAILURE = 70
 # pysyncobj's append-entries batch; far above the largest command, which
 # avoids its chunking bug for commands near a multiple of this size.

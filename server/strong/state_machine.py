@@ -12,6 +12,11 @@ Rules it keeps:
   result: a client retry never applies twice.
 - Bad input is an error *result*; nothing here raises for bad input (an
   exception escaping pysyncobj's replicated method would wedge the node).
+- An entry written by a newer version (a higher command format version, or
+  an operation this version does not know) is not bad input: the members
+  that know it applied it, so answering an error here would diverge this
+  node. `CommandFromNewerVersion` is raised instead, and the node stops
+  (see raft_adapter.py) until it is upgraded; nothing of the entry is kept.
 - A command takes effect entirely or not at all.
 - The commands of a batch entry (KV and counter writes only) apply in order,
   each as if alone; they share the entry's index as their revision.
@@ -20,6 +25,7 @@ Rules it keeps:
 from __future__ import annotations
 
 from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument
@@ -31,6 +37,10 @@ from .coordination import COMPACTED_THROUGH_KEY
 from .view import KvRecord, StoreView
 
 COMMAND_FORMAT_VERSION = 1
+
+
+class CommandFromNewerVersion(Exception):
+    """A committed entry this version cannot apply; the node must stop."""
 
 
 # Commands that may share a log entry (a CommandBatch). Every other command
@@ -51,6 +61,7 @@ def apply_entry(view: StoreView, index: int, command_bytes: bytes) -> bytes | No
         command = raft_pb2.Command.FromString(command_bytes)
     except DecodeError:
         return _error_result(index, raft_pb2.UNSUPPORTED_COMMAND, "undecodable command")
+    _require_known(index, command)
     clock_before = view.log_clock_ms()
     context = ApplyContext(view, index, clock_before)
     if command.WhichOneof("op") == "batch":
@@ -75,6 +86,7 @@ def _apply_batch(context: ApplyContext, batch: raft_pb2.CommandBatch) -> bytes:
             results.results.append(_error_result(context.index, raft_pb2.UNSUPPORTED_COMMAND,
                                                  "undecodable command in a batch"))
             continue
+        _require_known(context.index, command)
         kind = command.WhichOneof("op")
         if kind not in BATCHABLE_OPS:
             what = f"a {kind} command" if kind else "a command with no operation"
@@ -83,6 +95,20 @@ def _apply_batch(context: ApplyContext, batch: raft_pb2.CommandBatch) -> bytes:
             continue
         results.results.append(_apply_command(context, command))
     return raft_pb2.CommandResult(revision=context.index, batch=results).SerializeToString()
+
+
+def _require_known(index: int, command: raft_pb2.Command) -> None:
+    """Raises CommandFromNewerVersion for a command from a newer version."""
+    if command.format_version > COMMAND_FORMAT_VERSION:
+        raise CommandFromNewerVersion(
+            f"entry {index} has command format version {command.format_version}, and this node "
+            f"knows versions up to {COMMAND_FORMAT_VERSION}: a newer TandemKV wrote it; upgrade "
+            "this node (it stops rather than diverge from the members that applied it)")
+    if command.WhichOneof("op") is None and len(UnknownFieldSet(command)):
+        raise CommandFromNewerVersion(
+            f"entry {index} holds an operation this version does not know: a newer TandemKV "
+            "wrote it; upgrade this node (it stops rather than diverge from the members "
+            "that applied it)")
 
 
 def _apply_command(context: ApplyContext, command: raft_pb2.Command) -> bytes:
