@@ -250,13 +250,20 @@ def _last_line(path: Path, tail_bytes: int = 400) -> str:
     return lines[-1] if lines else ""
 
 
-def _status_line(endpoint: str) -> str:
+def _status(endpoint: str) -> cluster_pb2.StatusResponse | grpc.RpcError:
+    """What `endpoint` answers to Cluster.Status, or the error of the call."""
     with grpc.insecure_channel(endpoint) as channel:
         try:
-            s = cluster_pb2_grpc.ClusterStub(channel).Status(
+            return cluster_pb2_grpc.ClusterStub(channel).Status(
                 cluster_pb2.StatusRequest(), timeout=STATUS_PROBE_TIMEOUT_S)
         except grpc.RpcError as error:
-            return f"no answer ({error.code().name})"
+            return error
+
+
+def _status_line(endpoint: str) -> str:
+    s = _status(endpoint)
+    if isinstance(s, grpc.RpcError):
+        return f"no answer ({s.code().name})"
     return (f"{cluster_pb2.Role.Name(s.role)} leader={s.leader or '-'} term={s.term} commit={s.commit_index} "
             f"applied={s.applied_index} ready={s.ready} quorum={s.has_quorum}")
 
@@ -264,12 +271,9 @@ def _status_line(endpoint: str) -> str:
 def _probe(endpoint: str) -> str | None:
     """The leader name `endpoint` reports if it is ready with a quorum, '' if
     it knows none, None if it did not answer."""
-    with grpc.insecure_channel(endpoint) as channel:
-        try:
-            response = cluster_pb2_grpc.ClusterStub(channel).Status(
-                cluster_pb2.StatusRequest(), timeout=STATUS_PROBE_TIMEOUT_S)
-        except grpc.RpcError:
-            return None
+    response = _status(endpoint)
+    if isinstance(response, grpc.RpcError):
+        return None
     if not response.ready or not response.has_quorum:
         return ""
     return response.leader
