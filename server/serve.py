@@ -23,7 +23,8 @@ from tandemkv.server import settings
 from tandemkv.server.api import build_server
 from tandemkv.server.stop_signals import StopSignals
 
-# How often the main thread looks at the stop flag while serving.
+# The longest the main thread sleeps between looks at the stop flag; a
+# signal wakes it at once (stop_signals.py), so this is only a backstop.
 STOP_POLL_SECONDS = 1.0
 
 log = logging.getLogger("tandemkv.serve")

@@ -74,6 +74,10 @@ def read_header(path: str) -> tuple[Entry, Entry, list[str], int]:
     return _decode_entry(header["last"]), _decode_entry(header["prev"]), header["members"], offset
 
 
+_REBUILD_ADVICE = ("move this node's data dir aside and restart the node to rebuild it from "
+                   "the other members")
+
+
 def check_log_covered(path: Path, state_applied: int, log_first_index: int) -> None:
     """Raises if the state cannot be rebuilt here: the Raft log starts after
     entry 1 (compacted into a snapshot), but neither the state nor the
@@ -94,10 +98,6 @@ def check_log_covered(path: Path, state_applied: int, log_first_index: int) -> N
         raise RuntimeError(f"{path.parent}: the Raft log starts at entry {log_first_index}, but the state "
                            f"holds entries up to {state_applied} and {what}, so entries "
                            f"{covered + 1}..{log_first_index - 1} are nowhere on this node; {_REBUILD_ADVICE}")
-
-
-_REBUILD_ADVICE = ("move this node's data dir aside and restart the node to rebuild it from "
-                   "the other members")
 
 
 def read_snapshot(path: str, store: StateStore) -> tuple[Entry, Entry, list[str]]:
