@@ -4,8 +4,16 @@ The API edge checks requests against these before anything is proposed, and
 the state machine asserts them again, so a limit is stated once, here.
 """
 
-# LMDB rejects keys over 511 bytes; keys and counter names are stored raw.
-KEY_SIZE_BYTES_MAX = 511
+# LMDB refuses a stored key over 511 bytes (and an empty one).
+LMDB_KEY_BYTES_MAX = 511
+# Most bytes the store adds around a client's key or name in its longest
+# composite key: an election candidate attached to a lease is stored under
+# lease id (8) + attachment kind (1) + name length (2) + name + token (8).
+# tests/test_store_limits.py builds every composite key at the limit.
+STORE_KEY_OVERHEAD_BYTES_MAX = 19
+# Keys, counter names, registry, lock and election names: what LMDB allows,
+# less the longest prefix the store adds, so no stored key can exceed it.
+KEY_SIZE_BYTES_MAX = LMDB_KEY_BYTES_MAX - STORE_KEY_OVERHEAD_BYTES_MAX
 # A value travels inside one Raft log entry; keeping entries far below
 # pysyncobj's append-entries batch size avoids its chunking bug.
 VALUE_SIZE_BYTES_MAX = 32 * 1024
@@ -24,6 +32,17 @@ RANGE_KEYS_MAX = 10_000
 RANGE_RESPONSE_BYTES_MAX = 4 * 1024 * 1024
 # Keys one ranged Delete removes; larger deletes fail with INVALID_ARGUMENT.
 DELETE_RANGE_KEYS_MAX = 10_000
+# Bytes of one write's result: prev_kv values, and the reads inside a
+# transaction (a range in a transaction stops with more=true at what is
+# left). Results of writes are kept for request-id deduplication, so this
+# also bounds one dedup record.
+WRITE_RESULT_BYTES_MAX = 1024 * 1024
+# Share of the LMDB map (map_size_bytes) the strong plane's logical size may
+# reach; past it writes that add data are refused with RESOURCE_EXHAUSTED
+# (reads, deletes, revokes and releases still work). The rest of the map
+# holds LMDB's own overhead and what the allowed commands add, so applying a
+# committed entry never meets a full map.
+SPACE_QUOTA_PERCENT_OF_MAP = 50
 # Request ids are 16 random bytes (reused on retry).
 REQUEST_ID_BYTES = 16
 # Longest a client may keep retrying one request id: the dedup table keeps
@@ -82,6 +101,10 @@ ELECTION_CANDIDATES_MAX = 1_000
 CLAIM_WAIT_MS_MAX = int(30.0 * 1000)
 # Revisions of change history kept for watches; older ones are compacted.
 WATCH_HISTORY_REVISIONS_MAX = 100_000
+# Share of the space quota the change history may take; past it the oldest
+# events are compacted, so deleting keys frees space even though each delete
+# records the deleted value in the history.
+WATCH_HISTORY_QUOTA_PERCENT = 25
 # Events one watch response carries.
 WATCH_RESPONSE_EVENTS_MAX = 1_000
 # Events the history trims per applied command, beyond what it added.

@@ -19,11 +19,13 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAILED_PRECONDITION: _ClassVar[ErrorCode]
     OUT_OF_RANGE: _ClassVar[ErrorCode]
     UNSUPPORTED_COMMAND: _ClassVar[ErrorCode]
+    RESOURCE_EXHAUSTED: _ClassVar[ErrorCode]
 ERROR_CODE_UNSPECIFIED: ErrorCode
 INVALID_ARGUMENT: ErrorCode
 FAILED_PRECONDITION: ErrorCode
 OUT_OF_RANGE: ErrorCode
 UNSUPPORTED_COMMAND: ErrorCode
+RESOURCE_EXHAUSTED: ErrorCode
 
 class Noop(_message.Message):
     __slots__ = ()
@@ -46,10 +48,11 @@ class LeaseTickResult(_message.Message):
     def __init__(self, lease_clock_ms: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("format_version", "request_id", "ts_ms", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign", "create_table", "drop_table", "batch")
+    __slots__ = ("format_version", "request_id", "ts_ms", "space_quota_bytes", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign", "create_table", "drop_table", "batch")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TS_MS_FIELD_NUMBER: _ClassVar[int]
+    SPACE_QUOTA_BYTES_FIELD_NUMBER: _ClassVar[int]
     NOOP_FIELD_NUMBER: _ClassVar[int]
     PUT_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +78,7 @@ class Command(_message.Message):
     format_version: int
     request_id: bytes
     ts_ms: int
+    space_quota_bytes: int
     noop: Noop
     put: _kv_pb2.PutRequest
     delete: _kv_pb2.DeleteRequest
@@ -97,7 +101,7 @@ class Command(_message.Message):
     create_table: _crdt_pb2.CreateTableRequest
     drop_table: _crdt_pb2.DropTableRequest
     batch: CommandBatch
-    def __init__(self, format_version: _Optional[int] = ..., request_id: _Optional[bytes] = ..., ts_ms: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutRequest, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteRequest, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnRequest, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrRequest, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetRequest, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetRequest, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteRequest, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTick, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantRequest, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeRequest, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveRequest, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterRequest, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterRequest, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireRequest, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseRequest, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignRequest, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimRequest, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignRequest, _Mapping]] = ..., create_table: _Optional[_Union[_crdt_pb2.CreateTableRequest, _Mapping]] = ..., drop_table: _Optional[_Union[_crdt_pb2.DropTableRequest, _Mapping]] = ..., batch: _Optional[_Union[CommandBatch, _Mapping]] = ...) -> None: ...
+    def __init__(self, format_version: _Optional[int] = ..., request_id: _Optional[bytes] = ..., ts_ms: _Optional[int] = ..., space_quota_bytes: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutRequest, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteRequest, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnRequest, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrRequest, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetRequest, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetRequest, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteRequest, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTick, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantRequest, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeRequest, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveRequest, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterRequest, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterRequest, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireRequest, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseRequest, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignRequest, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimRequest, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignRequest, _Mapping]] = ..., create_table: _Optional[_Union[_crdt_pb2.CreateTableRequest, _Mapping]] = ..., drop_table: _Optional[_Union[_crdt_pb2.DropTableRequest, _Mapping]] = ..., batch: _Optional[_Union[CommandBatch, _Mapping]] = ...) -> None: ...
 
 class CommandBatch(_message.Message):
     __slots__ = ("commands",)
