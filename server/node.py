@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 
 LINEARIZABLE = kv_pb2.LINEARIZABLE
 STALE = kv_pb2.STALE
-# Writes between two looks at how full the LMDB map is; a look costs two
-# calls into LMDB, and one write at most adds COMMAND_SIZE_BYTES_MAX.
-MAP_FILL_CHECK_WRITES = 64
 # How often wait_ready() looks at the replica while it waits.
 READY_POLL_SECONDS = 0.02
 
@@ -77,8 +74,9 @@ class Node(NodeOperations, NodeCoordination):
         self._replica: raft_adapter.RaftReplica | None = None
         self._barrier: ReadBarrier | None = None
         self._stopping = threading.Event()
-        self._writes_since_fill_check = MAP_FILL_CHECK_WRITES
-        self._map_full = False
+        # Carried in every write so that every node refuses the same writes
+        # when the state reaches it (see state_machine._refused_for_space).
+        self._space_quota_bytes = config.map_size_bytes * limits.SPACE_QUOTA_PERCENT_OF_MAP // 100
         self._async_barriers: dict = {}
         # Notified after every apply batch commits: waiters and watches.
         self._applied = threading.Condition()
@@ -228,7 +226,7 @@ class Node(NodeOperations, NodeCoordination):
                 f"{MAP_FILL_RATIO_WRITES_MAX:.0%} full; raise map_size_bytes on every "
                 "member or delete data")
         request_id = request.request_id or _new_request_id()
-        command = commands.encode_write(request, request_id, _now_ms())
+        command = commands.encode_write(request, request_id, _now_ms(), self._space_quota_bytes)
         if len(command) > limits.COMMAND_SIZE_BYTES_MAX:
             raise InvalidArgument(
                 f"request encodes to {len(command)} bytes; the limit COMMAND_SIZE_BYTES_MAX "
@@ -239,12 +237,10 @@ class Node(NodeOperations, NodeCoordination):
         return replica.submit_async(command, loop, batchable), request_id
 
     def _map_nearly_full(self) -> bool:
-        """Looks at the map's fill at most every MAP_FILL_CHECK_WRITES writes."""
-        self._writes_since_fill_check += 1
-        if self._writes_since_fill_check >= MAP_FILL_CHECK_WRITES:
-            self._writes_since_fill_check = 0
-            self._map_full = self._state.fill_ratio() > MAP_FILL_RATIO_WRITES_MAX
-        return self._map_full
+        """A second line behind the space quota (which the state machine
+        enforces): LMDB's pages themselves, looked at on every write (two
+        calls into LMDB)."""
+        return self._state.fill_ratio() > MAP_FILL_RATIO_WRITES_MAX
 
     def _write_response(self, outcome, request_id: bytes) -> Message:
         result, fail_reason = outcome

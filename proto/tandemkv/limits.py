@@ -28,7 +28,8 @@ COMMAND_SIZE_BYTES_MAX = 256 * 1024
 RAFT_ENTRY_COMMANDS_MAX = 256
 # Keys one Range returns; a larger or zero `limit` is clamped to this.
 RANGE_KEYS_MAX = 10_000
-# Bytes of keys and values one Range returns before it stops with more=true.
+# Encoded bytes one Range or RegistryList response holds at most; it stops
+# with more=true before it would hold more.
 RANGE_RESPONSE_BYTES_MAX = 4 * 1024 * 1024
 # Keys one ranged Delete removes; larger deletes fail with INVALID_ARGUMENT.
 DELETE_RANGE_KEYS_MAX = 10_000

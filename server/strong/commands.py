@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
-from tandemkv.errors import FailedPrecondition, InvalidArgument, OutOfRange, TandemKVError
+from tandemkv.errors import (FailedPrecondition, InvalidArgument, OutOfRange, ResourceExhausted,
+                             TandemKVError)
 from tandemkv.v1 import coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, raft_pb2
 
 from .state_machine import COMMAND_FORMAT_VERSION
@@ -38,13 +39,14 @@ _ERRORS: dict[int, type[TandemKVError]] = {
     raft_pb2.FAILED_PRECONDITION: FailedPrecondition,
     raft_pb2.OUT_OF_RANGE: OutOfRange,
     raft_pb2.UNSUPPORTED_COMMAND: FailedPrecondition,
+    raft_pb2.RESOURCE_EXHAUSTED: ResourceExhausted,
 }
 
 
-def encode_write(request: Message, request_id: bytes, ts_ms: int) -> bytes:
-    command = raft_pb2.Command(
-        format_version=COMMAND_FORMAT_VERSION, request_id=request_id, ts_ms=ts_ms
-    )
+def encode_write(request: Message, request_id: bytes, ts_ms: int,
+                 space_quota_bytes: int = 0) -> bytes:
+    command = raft_pb2.Command(format_version=COMMAND_FORMAT_VERSION, request_id=request_id,
+                               ts_ms=ts_ms, space_quota_bytes=space_quota_bytes)
     getattr(command, WRITE_FIELDS[type(request)]).CopyFrom(request)
     return command.SerializeToString()
 

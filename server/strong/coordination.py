@@ -267,11 +267,14 @@ def read_registry_list(
     response = coordination_pb2.RegistryListResponse(
         header=kv_pb2.ResponseHeader(revision=revision))
     limit = min(request.limit or limits.REGISTRY_LIST_MAX, limits.REGISTRY_LIST_MAX)
+    size_bytes = reads.RESPONSE_HEADER_BYTES_MAX
     for _, raw in view.claim_scan(REGISTRY, request.prefix, reads.prefix_end(request.prefix)):
-        if len(response.claims) >= limit:
+        entry_bytes = len(raw) + reads.ENTRY_FRAMING_BYTES_MAX
+        if len(response.claims) >= limit or size_bytes + entry_bytes > limits.RANGE_RESPONSE_BYTES_MAX:
             response.more = True
             break
         response.claims.append(decode_claim(raw))
+        size_bytes += entry_bytes
     return response
 
 

@@ -48,20 +48,31 @@ def read_get(view: StoreView, request: kv_pb2.GetRequest, revision: int) -> kv_p
     return response
 
 
+# What a response's header and each repeated entry's tag and length add to
+# the entries' own encoded sizes, at most.
+RESPONSE_HEADER_BYTES_MAX = 64
+ENTRY_FRAMING_BYTES_MAX = 6
+
+
 def read_range(
-    view: StoreView, request: kv_pb2.RangeRequest, revision: int
+    view: StoreView, request: kv_pb2.RangeRequest, revision: int,
+    size_bytes_max: int = limits.RANGE_RESPONSE_BYTES_MAX,
 ) -> kv_pb2.RangeResponse:
+    """Keys in the range, in order, until `limit` keys or `size_bytes_max`
+    encoded bytes (then more=true): the response never outgrows it."""
     response = kv_pb2.RangeResponse(header=kv_pb2.ResponseHeader(revision=revision))
     limit = request.limit or limits.RANGE_KEYS_MAX
     limit = min(limit, limits.RANGE_KEYS_MAX)
     start, end = key_bounds(request.range)
-    size_bytes = 0
+    size_bytes = RESPONSE_HEADER_BYTES_MAX
     for key, record in view.kv_scan(start, end):
-        if len(response.kvs) >= limit or size_bytes >= limits.RANGE_RESPONSE_BYTES_MAX:
+        kv = to_key_value(key, record, request.keys_only)
+        entry_bytes = kv.ByteSize() + ENTRY_FRAMING_BYTES_MAX
+        if len(response.kvs) >= limit or size_bytes + entry_bytes > size_bytes_max:
             response.more = True
             break
-        response.kvs.append(to_key_value(key, record, request.keys_only))
-        size_bytes += len(key) + (0 if request.keys_only else len(record.value))
+        response.kvs.append(kv)
+        size_bytes += entry_bytes
     return response
 
 

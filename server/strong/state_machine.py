@@ -18,6 +18,14 @@ Rules it keeps:
   node. `CommandFromNewerVersion` is raised instead, and the node stops
   (see raft_adapter.py) until it is upgraded; nothing of the entry is kept.
 - A command takes effect entirely or not at all.
+- Apply is total: whatever a client sent, it ends in a result, never an
+  exception. Every size it derives is bounded inside apply, identically on
+  every node: stored keys by the key limit (which leaves room for the
+  longest prefix the store adds), results by WRITE_RESULT_BYTES_MAX, the
+  state by the space quota the command carries (see `_refused_for_space`).
+- Results are kept for deduplication only where a retry must not apply
+  twice: a read-only transaction and a lease keepalive (harmless to repeat)
+  keep nothing, nor does a refusal for space (nothing was applied).
 - The commands of a batch entry (KV and counter writes only) apply in order,
   each as if alone; they share the entry's index as their revision.
 """
@@ -32,7 +40,7 @@ from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2, watch_pb2
 
 from . import catalog, coordination, reads, validation
-from .context import ApplyContext, CommandFailed
+from .context import ApplyContext, CommandFailed, ResultBudget
 from .coordination import COMPACTED_THROUGH_KEY
 from .view import KvRecord, StoreView
 
@@ -63,7 +71,7 @@ def apply_entry(view: StoreView, index: int, command_bytes: bytes) -> bytes | No
         return _error_result(index, raft_pb2.UNSUPPORTED_COMMAND, "undecodable command")
     _require_known(index, command)
     clock_before = view.log_clock_ms()
-    context = ApplyContext(view, index, clock_before)
+    context = ApplyContext(view, index, clock_before, command.space_quota_bytes)
     if command.WhichOneof("op") == "batch":
         result = _apply_batch(context, command.batch)
     else:
@@ -87,6 +95,7 @@ def _apply_batch(context: ApplyContext, batch: raft_pb2.CommandBatch) -> bytes:
                                                  "undecodable command in a batch"))
             continue
         _require_known(context.index, command)
+        context.space_quota_bytes = max(context.space_quota_bytes, command.space_quota_bytes)
         kind = command.WhichOneof("op")
         if kind not in BATCHABLE_OPS:
             what = f"a {kind} command" if kind else "a command with no operation"
@@ -120,20 +129,74 @@ def _apply_command(context: ApplyContext, command: raft_pb2.Command) -> bytes:
         stored = view.dedup_get(command.request_id)
         if stored is not None:
             return stored
-    result = _execute(context, command).SerializeToString()
-    if command.request_id:
-        view.dedup_put(command.request_id, clock_ms, result)
+    refusal = _refused_for_space(context, command)
+    if refusal is not None:
+        return refusal.SerializeToString()
+    result = _execute(context, command)
+    encoded = result.SerializeToString()
+    if command.request_id and _worth_keeping(command, result):
+        view.dedup_put(command.request_id, clock_ms, encoded)
+    return encoded
+
+
+# Operations allowed whatever the space used: they remove data, or rewrite
+# a record in place, so an operator at the quota can still free space and
+# lease holders keep their leases meanwhile.
+_FREEING_OPS = frozenset({"noop", "delete", "counter_delete", "lease_tick", "lease_revoke",
+                          "lease_keepalive", "unregister", "lock_release", "resign",
+                          "drop_table"})
+_READ_OPS = frozenset({"range", "counter_get"})
+
+
+def _refused_for_space(context: ApplyContext, command: raft_pb2.Command):
+    """The RESOURCE_EXHAUSTED result for a command that adds data while the
+    state is at or over the quota the command carries, else None. The
+    decision reads only the state and the command, so every node agrees;
+    one command admitted just under the quota adds at most about
+    COMMAND_SIZE_BYTES_MAX twice over (the value and its history event)
+    plus its result, which the map's share beyond the quota absorbs."""
+    quota = command.space_quota_bytes
+    kind = command.WhichOneof("op")
+    if not quota or kind in _FREEING_OPS or kind == "batch":
+        return None
+    if kind == "txn" and all(op.WhichOneof("request") in _READ_OPS | {"delete", "counter_delete"}
+                             for op in (*command.txn.success, *command.txn.failure)):
+        return None
+    used = context.view.space_used()
+    if used < quota:
+        return None
+    result = raft_pb2.CommandResult(revision=context.index)
+    result.error.code = raft_pb2.RESOURCE_EXHAUSTED
+    result.error.message = (
+        f"the store holds {used} bytes, at its space quota of {quota} bytes "
+        f"(SPACE_QUOTA_PERCENT_OF_MAP={limits.SPACE_QUOTA_PERCENT_OF_MAP}% of map_size_bytes); "
+        "delete data, or raise map_size_bytes on every member")
     return result
+
+
+def _worth_keeping(command: raft_pb2.Command, result: raft_pb2.CommandResult) -> bool:
+    """Whether a retry of this command must get this result back rather than
+    run again (see the module's rules)."""
+    kind = command.WhichOneof("op")
+    if kind == "lease_keepalive":
+        return False
+    if kind == "txn" and result.WhichOneof("result") == "txn":
+        return any(response.WhichOneof("response") not in _READ_OPS
+                   for response in result.txn.responses)
+    return True
 
 
 def _trim_history(context: ApplyContext) -> None:
     """Keeps WATCH_HISTORY_REVISIONS_MAX revisions of events; records how far
     the history was compacted so watches from older revisions are told."""
     horizon = context.index - limits.WATCH_HISTORY_REVISIONS_MAX
-    if horizon <= 0:
+    history_bytes_max = None
+    if context.space_quota_bytes:
+        history_bytes_max = context.space_quota_bytes * limits.WATCH_HISTORY_QUOTA_PERCENT // 100
+    if horizon <= 0 and history_bytes_max is None:
         return
     count_max = context.events + limits.WATCH_HISTORY_TRIM_PER_COMMAND_MAX
-    dropped_through = context.view.events_trim(horizon, count_max)
+    dropped_through = context.view.events_trim(horizon, count_max, history_bytes_max)
     if dropped_through:
         context.view.meta_put(COMPACTED_THROUGH_KEY, dropped_through.to_bytes(8, "big"))
 
@@ -158,6 +221,7 @@ def _execute(context: ApplyContext, command: raft_pb2.Command) -> raft_pb2.Comma
         result.noop.SetInParent()
         return result
     request = getattr(command, kind)
+    context.budget = ResultBudget(limits.WRITE_RESULT_BYTES_MAX)
     try:
         validation.check_request(request)
         response = _OPS[type(request)](context, request)
@@ -194,6 +258,7 @@ def _put(context: ApplyContext, request: kv_pb2.PutRequest) -> kv_pb2.PutRespons
         if request.prev_kv:
             response.has_prev_kv = True
             response.prev_kv.CopyFrom(reads.to_key_value(request.key, previous))
+            context.budget.spend(response.prev_kv.ByteSize(), "the put's prev_kv")
         if previous.lease and previous.lease != request.lease:
             view.lease_detach(previous.lease, coordination.KEY_ITEM + request.key)
     if request.lease:
@@ -217,10 +282,12 @@ def _delete(context: ApplyContext, request: kv_pb2.DeleteRequest) -> kv_pb2.Dele
                 f"{limits.DELETE_RANGE_KEYS_MAX} keys; delete in smaller ranges",
             )
         victims.append((key, record))
+    if request.prev_kv:
+        for key, record in victims:
+            response.prev_kvs.append(reads.to_key_value(key, record))
+            context.budget.spend(response.prev_kvs[-1].ByteSize(), "the delete's prev_kvs")
     for key, record in victims:
         coordination.delete_key(context, key, record, watch_pb2.Event.DELETE)
-        if request.prev_kv:
-            response.prev_kvs.append(reads.to_key_value(key, record))
     response.deleted = len(victims)
     return response
 
@@ -323,10 +390,15 @@ def _txn_branch(context: ApplyContext, request: kv_pb2.TxnRequest) -> kv_pb2.Txn
     for op in request.success if succeeded else request.failure:
         kind = op.WhichOneof("request")
         sub_request = getattr(op, kind)
-        if kind in ("range", "counter_get"):
-            sub_response = reads.READERS[type(sub_request)](view, sub_request, index)
+        if kind == "range":
+            sub_response = reads.read_range(view, sub_request, index,
+                                            size_bytes_max=context.budget.left_bytes)
+        elif kind == "counter_get":
+            sub_response = reads.read_counter(view, sub_request, index)
         else:
             sub_response = _OPS[type(sub_request)](context, sub_request)
+        if kind in _READ_OPS:
+            context.budget.spend(sub_response.ByteSize(), f"a {kind} in the transaction")
         getattr(response.responses.add(), kind).CopyFrom(sub_response)
     return response
 

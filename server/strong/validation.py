@@ -151,6 +151,12 @@ def _check_claim(request: Message, name_field: str = "name") -> None:
         _check_wait(request.wait_ms)
 
 
+def _check_registry_list(request: coordination_pb2.RegistryListRequest) -> None:
+    if len(request.prefix) > limits.KEY_SIZE_BYTES_MAX:
+        check_key(request.prefix, "prefix")
+    check_consistency(request.consistency)
+
+
 def _check_watch(request: watch_pb2.WatchRequest) -> None:
     check_key_range(request.range)
     if request.progress_interval_ms < 0:
@@ -194,7 +200,7 @@ _CHECKS = {
     coordination_pb2.UnregisterRequest: _check_claim,
     coordination_pb2.WhereisRequest: lambda r: (check_key(r.name, "name"),
                                                 check_consistency(r.consistency)),
-    coordination_pb2.RegistryListRequest: lambda r: check_consistency(r.consistency),
+    coordination_pb2.RegistryListRequest: _check_registry_list,
     coordination_pb2.LockAcquireRequest: _check_claim,
     coordination_pb2.LockReleaseRequest: _check_claim,
     coordination_pb2.CampaignRequest: lambda r: _check_claim(r, "election"),

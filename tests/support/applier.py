@@ -28,10 +28,11 @@ def make_view(kind: str, tmp_path):
 
 
 class Applier:
-    def __init__(self, view):
+    def __init__(self, view, space_quota_bytes: int = 0):
         self.view = view
         self.index = 0
         self.ts_ms = 1_000
+        self.space_quota_bytes = space_quota_bytes
 
     def raw(self, command_bytes: bytes) -> bytes | None:
         self.index += 1
@@ -39,7 +40,8 @@ class Applier:
 
     def write(self, request, request_id: bytes = b"", ts_ms: int | None = None):
         self.ts_ms = self.ts_ms if ts_ms is None else ts_ms
-        result = self.raw(commands.encode_write(request, request_id, self.ts_ms))
+        result = self.raw(commands.encode_write(request, request_id, self.ts_ms,
+                                                self.space_quota_bytes))
         return commands.decode_result(result)
 
     def batch(self, writes, batchable: bool = True) -> list:
@@ -53,7 +55,8 @@ class Applier:
                 answers[position] = (result, fail_reason)
             return callback
 
-        pending = [(commands.encode_write(request, request_id, self.ts_ms), answer(k), batchable)
+        pending = [(commands.encode_write(request, request_id, self.ts_ms, self.space_quota_bytes),
+                    answer(k), batchable)
                    for k, (request, request_id) in enumerate(writes)]
         for entry, callback in batching.group_entries(pending):
             callback(self.raw(entry), 0)
