@@ -10,6 +10,9 @@ on 127.0.0.1, in a temporary directory, on free ports.
 Every wait polls a condition with a deadline; leaving the `with` block
 stops every process the harness started (SIGTERM, then SIGKILL).
 
+`map_size_bytes=64 << 20` gives every node that LMDB map (and so a space
+quota of SPACE_QUOTA_PERCENT_OF_MAP of it).
+
 `limits={"WATCH_HISTORY_REVISIONS_MAX": 200}` starts every node with those
 `tandemkv.limits` changed (tests only: the same on every node, set before
 the node starts, so apply stays deterministic).
@@ -34,7 +37,8 @@ STOP_TIMEOUT_SECONDS = 15.0
 
 
 class ServeCluster:
-    def __init__(self, root: Path, nodes: int = 3, limits: dict[str, int] | None = None):
+    def __init__(self, root: Path, nodes: int = 3, limits: dict[str, int] | None = None,
+                 map_size_bytes: int | None = None):
         self.root = Path(root)
         self.limits = dict(limits or {})
         ports = free_ports(2 * nodes)
@@ -44,7 +48,8 @@ class ServeCluster:
         for member in self.members:
             config = NodeConfig(name=member.name, data_dir=Path(member.name), raft_address=member.raft_address,
                                 client_address=member.client_address,
-                                peers=tuple(m for m in self.members if m != member))
+                                peers=tuple(m for m in self.members if m != member),
+                                **({"map_size_bytes": map_size_bytes} if map_size_bytes else {}))
             self.config_path(member.name).write_text(settings.to_toml(config, None))
 
     # -- addresses --
