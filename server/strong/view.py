@@ -1,7 +1,7 @@
 """What the state machine may read and write: the `StoreView` protocol, the
 stored record types, the logical size of stored records, and `MemoryView`, a
 dict-backed view used by the pure tests. The LMDB view
-(tandemkv.server.storage.state_store) implements the same protocol; one
+(tandemkv.server.storage.lmdb_view) implements the same protocol; one
 shared test suite runs against both.
 
 A view never decides anything: it stores what the state machine tells it,
