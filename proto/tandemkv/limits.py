@@ -60,9 +60,13 @@ DEADLINE_SECONDS_MIN = 0.005
 RAFT_QUEUE_COMMANDS_MAX = 20_000
 # Concurrent RPCs one node serves; more get RESOURCE_EXHAUSTED.
 CONCURRENT_RPCS_MAX = 1024
-# Streams (watches, lease keepalives, election observes) open at once on one
-# node; more get RESOURCE_EXHAUSTED. Each holds a server thread for its whole
-# life, so the server keeps other threads apart for every other call.
+# Health checks and Cluster.Status/Members served at once on one node, apart
+# from CONCURRENT_RPCS_MAX, so an operator can still see an overloaded node.
+OPERATOR_RPCS_MAX = 16
+# Streams (every streaming RPC: watches, lease keepalives, election observes,
+# CRDT subscriptions, health watches) open at once on one node; more get
+# RESOURCE_EXHAUSTED. Each holds a server thread for its whole life, so the
+# server keeps other threads apart for every other call.
 STREAMS_OPEN_MAX = 512
 # gRPC message size, both directions.
 GRPC_MESSAGE_BYTES_MAX = 8 * 1024 * 1024

@@ -39,29 +39,21 @@ log = logging.getLogger(__name__)
 
 class StreamStops:
     """The stop Events of the open streams, so a stopping server ends them
-    at once instead of holding its shutdown for the grace period; and the
-    count of open streams, held to `open_max` (each holds a server thread)."""
+    at once instead of holding its shutdown for the grace period. (The
+    number of open streams is held to STREAMS_OPEN_MAX when they arrive, by
+    the dispatcher's stream lane.)"""
 
-    def __init__(self, open_max: int = limits.STREAMS_OPEN_MAX) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: set[threading.Event] = set()
         self._stopping = False
-        self._open_max = open_max
 
     def open(self, context: grpc.ServicerContext) -> threading.Event:
         """An Event set when this RPC ends (client cancel, deadline,
-        connection loss) or the server stops. Ends the RPC with
-        RESOURCE_EXHAUSTED if `open_max` streams are open already."""
+        connection loss) or the server stops."""
         stop = threading.Event()
         with self._lock:
-            full = len(self._open) >= self._open_max
-            if not full:
-                self._open.add(stop)
-        if full:
-            abort(context, errors.ResourceExhausted(
-                f"this node has STREAMS_OPEN_MAX={self._open_max} streams open (watches, lease "
-                "keepalives, election observes); close streams you no longer need, share one "
-                "watch over a key range, or connect to another node"))
+            self._open.add(stop)
         if not context.add_callback(stop.set):
             stop.set()  # the RPC has already ended
         with self._lock:
@@ -218,6 +210,11 @@ def _stream(stops: StreamStops, context, request, open_stream):
 
 
 def _abort_stream(context: grpc.ServicerContext, error: BaseException) -> None:
+    """Ends a stream with `error`'s status. A client that went away (cancel,
+    deadline, connection loss) is how streams end, not an error: nothing is
+    logged and there is no one left to answer."""
+    if isinstance(error, grpc.RpcError) and not context.is_active():
+        return
     if not isinstance(error, errors.TandemKVError):
         log.exception("unexpected error in a stream")
     abort(context, error)

@@ -14,12 +14,12 @@ and never wait on Raft. Translation only: the plane decides every answer.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable
 
 import grpc
 
 from tandemkv import errors, limits
+from tandemkv.server.api.coordination_servicers import StreamStops
 from tandemkv.server.api.edge import abort, handle, node_timeout_s
 from tandemkv.server.available.crdt import TableKind
 from tandemkv.server.available.node_plane import type_of
@@ -138,8 +138,9 @@ def scan_entries(kind: TableKind, value: Any, prefix: bytes,
 
 
 class CrdtServicer(crdt_pb2_grpc.CrdtServicer):
-    def __init__(self, node: Any):
+    def __init__(self, node: Any, stops: StreamStops | None = None):
         self._node = node
+        self._stops = stops or StreamStops()
 
     def CreateTable(self, request, context):
         return self._catalog_write(context, request)
@@ -165,8 +166,9 @@ class CrdtServicer(crdt_pb2_grpc.CrdtServicer):
         return _serve(context, scan)
 
     def Subscribe(self, request, context):
-        stop = threading.Event()
-        context.add_callback(stop.set)
+        """The table's value now and after each change, until the client
+        goes away or the server stops (a stream: held to STREAMS_OPEN_MAX)."""
+        stop = self._stops.open(context)
         try:
             check_table_name(request.table)
             plane = _plane(self._node)
@@ -175,6 +177,9 @@ class CrdtServicer(crdt_pb2_grpc.CrdtServicer):
                 yield value_to_proto(request.table, kind, value, plane.node_name)
         except Exception as error:  # noqa: BLE001 - every error becomes a status
             abort(context, error)
+        finally:
+            stop.set()
+            self._stops.close(stop)
 
     def _catalog_write(self, context, request):
         response = handle(context, request, self._node.propose)

@@ -1,31 +1,35 @@
 """Builds the client-facing gRPC server of one node.
 
 Owns the server's shape: a thread-pool `grpc.server` (measured faster than
-grpc.aio for this workload), the KV, Counter, Cluster, Lease, Registry,
-Lock, Election and Watch servicers, the standard health service, server reflection, the concurrent-RPC limit and
-the message-size limit. It does not start or stop the node.
+grpc.aio for this workload) with one generic handler (dispatch.py) serving
+the KV, Counter, Cluster, Crdt, Gossip, Lease, Registry, Lock, Election and
+Watch servicers, the standard health service (following the node's
+readiness, health_follower.py) and server reflection; the lanes and their
+limits (CONCURRENT_RPCS_MAX, STREAMS_OPEN_MAX, OPERATOR_RPCS_MAX) and the
+message-size limit. It does not start or stop the node.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from concurrent import futures
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from tandemkv import limits
-from tandemkv.server.api.edge import NodeCalls
 from tandemkv.server.api.coordination_servicers import (
     ElectionServicer, LeaseServicer, LockServicer, RegistryServicer, StreamStops, WatchServicer,
 )
-from tandemkv.server.api.servicers import ClusterServicer, CounterServicer, KVServicer
 from tandemkv.server.api.crdt_servicers import CrdtServicer, GossipServicer
-from tandemkv.v1 import crdt_pb2, crdt_pb2_grpc
+from tandemkv.server.api.dispatch import (
+    LANE_STREAMS, Admission, Dispatcher, MalformedRequests, Service, build_pools,
+)
+from tandemkv.server.api.edge import NodeCalls
+from tandemkv.server.api.health_follower import HealthFollower
+from tandemkv.server.api.servicers import ClusterServicer, CounterServicer, KVServicer
 from tandemkv.v1 import (
-    cluster_pb2, cluster_pb2_grpc, coordination_pb2, coordination_pb2_grpc, counter_pb2, counter_pb2_grpc,
-    kv_pb2, kv_pb2_grpc, lease_pb2, lease_pb2_grpc, watch_pb2, watch_pb2_grpc,
+    cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, watch_pb2,
 )
 
 # Threads serving calls other than streams. A write holds its thread until
@@ -37,17 +41,21 @@ GRPC_CALL_THREADS_MAX = 128
 # Grace a stopping server gives calls in flight before cancelling them.
 STOP_GRACE_SECONDS = 5.0
 
-SERVICE_NAMES = (
-    kv_pb2.DESCRIPTOR.services_by_name["KV"].full_name,
-    counter_pb2.DESCRIPTOR.services_by_name["Counter"].full_name,
-    cluster_pb2.DESCRIPTOR.services_by_name["Cluster"].full_name,
-    crdt_pb2.DESCRIPTOR.services_by_name["Crdt"].full_name,
-    lease_pb2.DESCRIPTOR.services_by_name["Lease"].full_name,
-    coordination_pb2.DESCRIPTOR.services_by_name["Registry"].full_name,
-    coordination_pb2.DESCRIPTOR.services_by_name["Lock"].full_name,
-    coordination_pb2.DESCRIPTOR.services_by_name["Election"].full_name,
-    watch_pb2.DESCRIPTOR.services_by_name["Watch"].full_name,
+_STRONG_SERVICES = (
+    kv_pb2.DESCRIPTOR.services_by_name["KV"],
+    counter_pb2.DESCRIPTOR.services_by_name["Counter"],
+    cluster_pb2.DESCRIPTOR.services_by_name["Cluster"],
+    lease_pb2.DESCRIPTOR.services_by_name["Lease"],
+    coordination_pb2.DESCRIPTOR.services_by_name["Registry"],
+    coordination_pb2.DESCRIPTOR.services_by_name["Lock"],
+    coordination_pb2.DESCRIPTOR.services_by_name["Election"],
+    watch_pb2.DESCRIPTOR.services_by_name["Watch"],
 )
+_AVAILABLE_SERVICES = (
+    crdt_pb2.DESCRIPTOR.services_by_name["Crdt"],
+    crdt_pb2.DESCRIPTOR.services_by_name["Gossip"],
+)
+SERVICE_NAMES = tuple(s.full_name for s in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES))
 
 
 @dataclasses.dataclass
@@ -57,19 +65,32 @@ class ClientServer:
     server: grpc.Server
     port: int
     health: health.HealthServicer
-    streams: StreamStops = dataclasses.field(default_factory=StreamStops)
+    streams: StreamStops
+    admission: Admission
+    malformed: MalformedRequests
+    follower: HealthFollower
+    method_paths: list[str]
+    _pools: tuple = ()
 
     def start(self) -> None:
         self.server.start()
-        for name in ("", *SERVICE_NAMES):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.follower.start()
+
+    @property
+    def streams_open(self) -> int:
+        """Streams holding a slot of STREAMS_OPEN_MAX now."""
+        return self.admission.open_count(LANE_STREAMS)
 
     def stop(self, grace_s: float = STOP_GRACE_SECONDS) -> None:
         """Stops taking calls, ends open streams (watches, observes,
-        keepalives) at once, lets unary calls in flight finish for `grace_s`."""
+        keepalives, subscriptions) at once, lets unary calls in flight
+        finish for `grace_s`."""
+        self.follower.stop()
         self.health.enter_graceful_shutdown()
         self.streams.stop_all()
         self.server.stop(grace_s).wait()
+        for pool in self._pools:
+            pool.shutdown(wait=False)
 
 
 def build_server(
@@ -79,40 +100,50 @@ def build_server(
     call_threads: int = GRPC_CALL_THREADS_MAX,
     concurrent_rpcs_max: int = limits.CONCURRENT_RPCS_MAX,
     streams_open_max: int = limits.STREAMS_OPEN_MAX,
+    operator_rpcs_max: int = limits.OPERATOR_RPCS_MAX,
 ) -> ClientServer:
     """A server for `node` bound to `address` ('host:port'; port 0 picks a
-    free port). Calls beyond `concurrent_rpcs_max`, and streams beyond
-    `streams_open_max`, get RESOURCE_EXHAUSTED."""
+    free port). Calls beyond `concurrent_rpcs_max`, streams beyond
+    `streams_open_max`, and health and status calls beyond
+    `operator_rpcs_max` get RESOURCE_EXHAUSTED."""
+    pools, refusal_pool = build_pools(call_threads + streams_open_max)
+    # No maximum_concurrent_rpcs: the dispatcher's lanes hold every limit.
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=call_threads + streams_open_max,
-                                   thread_name_prefix="tandemkv-rpc"),
-        maximum_concurrent_rpcs=concurrent_rpcs_max,
+        pools["calls"],
         options=[
             ("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
             ("grpc.max_send_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
             ("grpc.so_reuseport", 0),
         ],
     )
-    kv_pb2_grpc.add_KVServicer_to_server(KVServicer(node), server)
-    counter_pb2_grpc.add_CounterServicer_to_server(CounterServicer(node), server)
-    cluster_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(node), server)
-    crdt_pb2_grpc.add_CrdtServicer_to_server(CrdtServicer(node), server)
-    crdt_pb2_grpc.add_GossipServicer_to_server(GossipServicer(node), server)
-    streams = StreamStops(streams_open_max)
-    lease_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(node, streams), server)
-    coordination_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(node), server)
-    coordination_pb2_grpc.add_LockServicer_to_server(LockServicer(node), server)
-    coordination_pb2_grpc.add_ElectionServicer_to_server(ElectionServicer(node, streams), server)
-    watch_pb2_grpc.add_WatchServicer_to_server(WatchServicer(node, streams), server)
+    streams = StreamStops()
     health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection_names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    descriptors = {d.name: d for d in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES)}
+    services = [Service(descriptors[name], servicer) for name, servicer in (
+        ("KV", KVServicer(node)), ("Counter", CounterServicer(node)),
+        ("Cluster", ClusterServicer(node)), ("Lease", LeaseServicer(node, streams)),
+        ("Registry", RegistryServicer(node)), ("Lock", LockServicer(node)),
+        ("Election", ElectionServicer(node, streams)), ("Watch", WatchServicer(node, streams)),
+        ("Crdt", CrdtServicer(node, streams)), ("Gossip", GossipServicer(node)))]
+    assert len(services) == len(descriptors), "a service of the node has no servicer"
+    services.append(Service(health_pb2.DESCRIPTOR.services_by_name["Health"], health_servicer))
+    services.append(Service(reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
+                            reflection.ReflectionServicer(reflection_names)))
+    admission = Admission(concurrent_rpcs_max, streams_open_max, operator_rpcs_max)
+    malformed = MalformedRequests()
+    dispatcher = Dispatcher(services, admission, pools, refusal_pool, malformed)
+    server.add_generic_rpc_handlers((dispatcher,))
+    follower = HealthFollower(node, health_servicer,
+                              [s.full_name for s in _STRONG_SERVICES],
+                              [s.full_name for s in _AVAILABLE_SERVICES])
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as error:
         raise OSError(f"cannot listen on {address}: {error}; is the port in use?") from error
     if port == 0:
         raise OSError(f"cannot listen on {address}; is the port in use?")
-    return ClientServer(server=server, port=port, health=health_servicer, streams=streams)
+    return ClientServer(server=server, port=port, health=health_servicer, streams=streams,
+                        admission=admission, malformed=malformed, follower=follower,
+                        method_paths=dispatcher.method_paths,
+                        _pools=(pools["calls"], pools["operator"], refusal_pool))
