@@ -47,7 +47,7 @@ def decode(message_class: type[Message], raw: bytes) -> Message:
         reason = describe_malformed(message_class.DESCRIPTOR, raw) or str(error)
         raise MalformedRequest(
             f"the request's {len(raw)} bytes are not a valid {full_name}: {reason}; "
-            "send a request encoded from this server's proto/tandemkv/v1 definitions") from None
+            "encode requests from the service's .proto (proto/tandemkv/v1 for TandemKV's)") from None
 
 
 class _Problem(Exception):
