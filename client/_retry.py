@@ -96,8 +96,9 @@ def _leader_hint(error: grpc.RpcError) -> str | None:
     return _trailing(error, LEADER_METADATA_KEY)
 
 
-# gRPC's words for a call that never left because no connection was made.
-NEVER_SENT_MARKERS = ("failed to connect to all addresses", "DNS resolution failed")
+# gRPC's words for a call that never left because no connection was made
+# (a name that does not resolve included: "errors resolving host:port").
+NEVER_SENT_MARKERS = ("failed to connect to all addresses", "DNS resolution failed", "errors resolving")
 
 
 def _from_transport(error: grpc.RpcError, message: str) -> bool:
