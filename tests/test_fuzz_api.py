@@ -20,8 +20,10 @@ tests/test_fuzz_api.py` (figures in docs/faults.md).
 
 from __future__ import annotations
 
+import collections
 import os
 import random
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from tests.support.fuzz import (
     FORBIDDEN_CODES, invalid_utf8_cases, mutate, random_bytes, request_strategy, rpc_methods, send,
 )
 
-FUZZ_REQUESTS_DEFAULT = 3000
+FUZZ_REQUESTS_DEFAULT = 5000
 FUZZ_REQUESTS = int(os.environ.get("TANDEMKV_FUZZ_REQUESTS", FUZZ_REQUESTS_DEFAULT))
 # Share of the requests that are raw cases; the rest are structure-aware.
 RAW_SHARE_PERCENT = 40
@@ -50,6 +52,8 @@ FUZZ_RSS_GROWTH_BYTES_MAX = 150 << 20
 LEADER_TIMEOUT_S = 60
 
 RPCS = rpc_methods()
+# Status codes of every fuzzed call, for the summary the last test prints.
+OUTCOMES: collections.Counter = collections.Counter()
 _RAW_PER_RPC = max(8, FUZZ_REQUESTS * RAW_SHARE_PERCENT // 100 // len(RPCS))
 _DRAWN_PER_RPC = max(8, FUZZ_REQUESTS * (100 - RAW_SHARE_PERCENT) // 100 // len(RPCS))
 
@@ -75,6 +79,7 @@ def cluster(tmp_path_factory):
             for rpc in RPCS:
                 send(channel, rpc, b"")
         started.rss_before = {name: rss_bytes(p.pid) for name, p in started.processes.items()}
+        started.fuzz_began = time.monotonic()
         try:
             yield started
         finally:
@@ -107,6 +112,7 @@ def test_raw_bytes_on_every_rpc_never_get_internal_or_unknown(cluster):
     channels = cluster.fuzz_channels
     with futures.ThreadPoolExecutor(RAW_SENDERS) as pool:
         codes = list(pool.map(lambda k: send(channels[k % len(channels)], *cases[k]), range(len(cases))))
+    OUTCOMES.update(codes)
     bad = [(rpc.path, code.name, raw[:80]) for (rpc, raw), code in zip(cases, codes) if code in FORBIDDEN_CODES]
     assert not bad, f"{len(bad)} of {len(cases)} raw cases got a forbidden status (seed {RAW_SEED}): {bad[:10]}"
     assert codes.count(grpc.StatusCode.INVALID_ARGUMENT) > len(cases) // 4
@@ -124,7 +130,9 @@ def test_requests_at_every_limit_never_get_internal_or_unknown(cluster, rpc):
         raw = message.SerializeToString()
         if mutation is not None:
             raw = mutate(mutation, raw)
-        _check(send(channels[node], rpc, raw), rpc, raw)
+        code = send(channels[node], rpc, raw)
+        OUTCOMES[code] += 1
+        _check(code, rpc, raw)
 
     check()
 
@@ -132,8 +140,12 @@ def test_requests_at_every_limit_never_get_internal_or_unknown(cluster, rpc):
 def test_after_fuzzing_no_node_exited_or_leaked_and_the_cluster_takes_a_write(cluster):
     exited = {name: p.returncode for name, p in cluster.processes.items() if p.poll() is not None}
     assert not exited, f"nodes exited: {exited}; logs in {cluster.root}"
+    growth = {name: rss_bytes(p.pid) - cluster.rss_before[name] for name, p in cluster.processes.items()}
+    print(f"\nfuzz: {sum(OUTCOMES.values())} requests in {time.monotonic() - cluster.fuzz_began:.0f} s; "
+          + ", ".join(f"{code.name} {count}" for code, count in OUTCOMES.most_common())
+          + "; RSS growth " + ", ".join(f"{n} {g / (1 << 20):+.1f} MiB" for n, g in sorted(growth.items())))
     for name, process in cluster.processes.items():
-        grown = rss_bytes(process.pid) - cluster.rss_before[name]
+        grown = growth[name]
         assert grown < FUZZ_RSS_GROWTH_BYTES_MAX, f"{name} grew {grown >> 20} MiB"
         log = cluster.log_path(name).read_text(errors="replace")
         assert "Traceback" not in log, f"{name} logged a traceback; see {cluster.log_path(name)}"
