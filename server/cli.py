@@ -1,6 +1,9 @@
 """The `tandemkv` command: parses the command line and hands off to the
-module that owns each command (serve, up/down, kv/counter/status,
-lease/registry/lock/elect/watch).
+module that owns each command (serve, up/down, kv/counter/status, txn,
+crdt, lease/registry/lock/elect/watch).
+
+`--endpoints`, `--output` and `--timeout` may come before the command
+words or after them. A usage error is one line on stderr and exit 2.
 
 Exit codes (shared by every command):
   0  done
@@ -9,29 +12,48 @@ Exit codes (shared by every command):
   3  the cluster is unavailable or unreachable (safe to retry)
   4  outcome unknown: a write may or may not have applied
   5  any other error reported by the cluster
+  128+N  stopped by signal N before it finished
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
+from typing import NoReturn
 
-from tandemkv.server import cli_crdt
-from tandemkv.server import cli_client, cli_coordination, local_cluster, serve
+from tandemkv.server import cli_client, cli_coordination, cli_crdt, cli_hold, cli_txn, local_cluster, serve
 
 EPILOG = "exit codes: 0 ok, 1 not found / compare failed, 2 usage or invalid argument, " \
          "3 unavailable, 4 outcome unknown, 5 other error"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2), pointing to --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(cli_client.EXIT_USAGE, f"tandemkv: {message} (see: {self.prog} --help)\n")
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("tandemkv")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="tandemkv", epilog=EPILOG,
         description="TandemKV: a Raft-backed replicated key-value store.",
     )
+    parser.add_argument("--version", action="version", version=f"tandemkv {version()}")
+    cli_client.add_common(parser)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_parser(subparsers)
     local_cluster.add_parsers(subparsers)
     cli_client.add_parsers(subparsers)
+    cli_txn.add_parser(subparsers)
     cli_crdt.add_parsers(subparsers)
     cli_coordination.add_parsers(subparsers)
     return parser
@@ -44,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = command
     try:
         return args.run(args)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as interrupt:
+        return cli_hold.exit_code(interrupt)
 
 
 if __name__ == "__main__":

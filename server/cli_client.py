@@ -1,17 +1,25 @@
 """`tandemkv kv ...`, `tandemkv counter ...` and `tandemkv status`: the SDK
 on the command line. Owns argument shapes, output (text or JSON) and the
 mapping from SDK errors to exit codes and one-line messages; every call
-goes through `tandemkv.client.Client`."""
+goes through `tandemkv.client.Client`.
+
+Output: stdout carries only data (a value, a count, JSON); every message,
+"not found" and the like included, is one line on stderr starting with
+`tandemkv:`. In JSON, bytes (keys, values, names) are a string when they
+are valid UTF-8 and otherwise `{"base64": "..."}`, so no two byte strings
+print alike.
+"""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import json
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
-from tandemkv import errors
+from tandemkv import errors, limits
 from tandemkv.client import Client, KeyValue, NodeInfo, Retry
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3, 4, 5
@@ -20,128 +28,188 @@ EXIT_CODES = (
     (errors.Unavailable, EXIT_UNAVAILABLE),
     (errors.OutcomeUnknown, EXIT_UNKNOWN),
 )
+# `kv put KEY -` reads the value from stdin: one byte more than a value may
+# hold is read, so a longer input is refused rather than cut.
+STDIN_VALUE = "-"
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+class Reply(NamedTuple):
+    """What a command answers: its exit code, its data (for --output json),
+    its text for stdout (None: it printed as it went) and a note for stderr
+    in text mode (why there is no data: "key 'k' not found")."""
+
+    code: int
+    data: Any
+    text: str | None
+    note: str = ""
+
+
+def positive_seconds(word: str) -> float:
+    """`--timeout`'s type: a number of seconds above zero."""
+    try:
+        seconds = float(word)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {word!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {word!r}")
+    return seconds
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """The flags every client command takes, before or after its words."""
     parser.add_argument("--endpoints", default=argparse.SUPPRESS,
                         help="host:port,... (default: $TANDEMKV_ENDPOINTS, else ./tandemkv-data/cluster.json)")
     parser.add_argument("--output", choices=("text", "json"), default=argparse.SUPPRESS,
                         help="output format (default text)")
-    parser.add_argument("--timeout", type=float, default=argparse.SUPPRESS, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_seconds, default=argparse.SUPPRESS, metavar="SECONDS",
                         help="give up after this long, retries included (default 20)")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     kv = subparsers.add_parser("kv", help="keys and values").add_subparsers(dest="op", required=True)
-    _leaf(kv, "put", cmd_put, "set a key", ("key", "value"))
-    _leaf(kv, "get", cmd_get, "print a key's value (exit 1 if missing)", ("key",))
+    put = _leaf(kv, "put", cmd_put, "set a key (VALUE - reads it from stdin)", ("key", "value"))
+    put.add_argument("--lease", type=int, default=0, metavar="ID",
+                     help="attach the key to lease ID: deleted when the lease ends")
+    _leaf(kv, "get", cmd_get, "print a key's value (exit 1 if missing)", ("key",), read=True)
     delete = _leaf(kv, "del", cmd_delete, "delete a key", ("key",))
     delete.add_argument("--prefix", action="store_true", help="delete every key starting with KEY")
-    ranged = _leaf(kv, "range", cmd_range, "list keys starting with PREFIX", ())
+    ranged = _leaf(kv, "range", cmd_range, "list keys starting with PREFIX", (), read=True)
     ranged.add_argument("prefix", nargs="?", default="")
     ranged.add_argument("--limit", type=int, default=0)
     counter = subparsers.add_parser("counter", help="int64 counters").add_subparsers(dest="op", required=True)
     incr = _leaf(counter, "incr", cmd_incr, "add N (default 1), print the new value", ("name",))
     incr.add_argument("delta", nargs="?", type=int, default=1)
-    _leaf(counter, "get", cmd_counter_get, "print a counter (0 if never set)", ("name",))
+    _leaf(counter, "get", cmd_counter_get, "print a counter (0 if never set)", ("name",), read=True)
     _leaf(counter, "set", cmd_counter_set, "set a counter, print the previous value", ("name", "value:int"))
     _leaf(counter, "cas", cmd_cas, "set to NEW if it is OLD (exit 1 if not)", ("name", "old:int", "new:int"))
     _leaf(subparsers, "status", cmd_status,
-          "members, leader, term, commit and applied index, gossip peers heard per node", ())
+          "members, leader, term, commit and applied index, gossip peers heard per node", (), read=True)
 
 
-def _leaf(subparsers, name: str, handler: Callable, help_text: str, positionals: tuple[str, ...]):
+def _leaf(subparsers, name: str, handler: Callable, help_text: str, positionals: tuple[str, ...],
+          read: bool = False):
+    """A command; `read=True` marks one that changes nothing, so a lost
+    answer is "unavailable" (exit 3), never "may have applied" (exit 4)."""
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
     for positional in positionals:
         label, _, kind = positional.partition(":")
         parser.add_argument(label, type={"int": int, "float": float}.get(kind, str))
-    _common(parser)
-    parser.set_defaults(run=lambda args: run(args, handler))
+    add_common(parser)
+    parser.set_defaults(run=lambda args: run(args, handler, read))
     return parser
 
 
-def run(args: argparse.Namespace, handler: Callable[[Client, argparse.Namespace], tuple[int, Any, str]]) -> int:
-    """Runs one command: exit code, and one line on stderr for any error."""
-    output = getattr(args, "output", "text")
+def run(args: argparse.Namespace, handler: Callable[[Client, argparse.Namespace], tuple], read: bool = False) -> int:
+    """Runs one command: data on stdout, one line on stderr for anything else."""
+    json_output = getattr(args, "output", "text") == "json"
     retry = Retry(deadline_s=getattr(args, "timeout", Retry.deadline_s))
     try:
         with Client(getattr(args, "endpoints", None), retry=retry) as client:
-            code, data, text = handler(client, args)
+            reply = Reply(*handler(client, args))
     except ValueError as error:
-        return _fail(EXIT_USAGE, str(error))
+        return fail(EXIT_USAGE, str(error))
+    except errors.OutcomeUnknown as error:
+        if not read:
+            return fail(EXIT_UNKNOWN, f"OutcomeUnknown: {error.message}")
+        # A read changes nothing: a lost answer is only "no answer".
+        detail = error.message.partition("; it may have applied")[0]
+        return fail(EXIT_UNAVAILABLE, f"Unavailable: no answer ({detail}); nothing was changed, retry")
     except errors.TandemKVError as error:
         code = next((c for cls, c in EXIT_CODES if isinstance(error, cls)), EXIT_ERROR)
         hint = " (is the cluster running? check --endpoints)" if code == EXIT_UNAVAILABLE else ""
-        return _fail(code, f"{type(error).__name__}: {error.message}{hint}")
-    if text is not None:  # None: the command printed as it went
-        print(json.dumps(data) if output == "json" else text, flush=True)
-    return code
+        return fail(code, f"{type(error).__name__}: {error.message}{hint}")
+    if reply.text is not None:  # None: the command printed as it went
+        if json_output:
+            print(json.dumps(reply.data), flush=True)
+        elif reply.text:
+            print(reply.text, flush=True)
+    if reply.note and not json_output:
+        fail(reply.code, reply.note)
+    return reply.code
 
 
-def _fail(code: int, message: str) -> int:
-    print(f"tandemkv: {message}", file=sys.stderr)
+def fail(code: int, message: str) -> int:
+    print(f"tandemkv: {message}", file=sys.stderr, flush=True)
     return code
 
 
 def _text(data: bytes) -> str:
+    """Bytes for a human: UTF-8, other bytes as \\xNN escapes."""
     return data.decode("utf-8", errors="backslashreplace")
 
 
+def bytes_json(data: bytes) -> str | dict[str, str]:
+    """Bytes for JSON: the text when valid UTF-8, else {"base64": ...}."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
 def _kv_json(kv: KeyValue) -> dict[str, Any]:
-    return {"key": _text(kv.key), "value": _text(kv.value), "create_revision": kv.create_revision,
+    return {"key": bytes_json(kv.key), "value": bytes_json(kv.value), "create_revision": kv.create_revision,
             "mod_revision": kv.mod_revision, "version": kv.version}
 
 
-def cmd_put(client: Client, args) -> tuple[int, Any, str]:
-    result = client.put(args.key, args.value)
-    return EXIT_OK, {"revision": result.revision}, "OK"
+def value_argument(value: str) -> bytes | str:
+    """A value from the command line, or from stdin when it is `-`."""
+    if value != STDIN_VALUE:
+        return value
+    data = sys.stdin.buffer.read(limits.VALUE_SIZE_BYTES_MAX + 1)
+    if len(data) > limits.VALUE_SIZE_BYTES_MAX:
+        raise ValueError(f"the value on stdin is longer than VALUE_SIZE_BYTES_MAX="
+                         f"{limits.VALUE_SIZE_BYTES_MAX} bytes")
+    return data
 
 
-def cmd_get(client: Client, args) -> tuple[int, Any, str]:
+def cmd_put(client: Client, args) -> Reply:
+    result = client.put(args.key, value_argument(args.value), lease=args.lease)
+    return Reply(EXIT_OK, {"revision": result.revision}, "OK")
+
+
+def cmd_get(client: Client, args) -> Reply:
     kv = client.get_kv(args.key)
     if kv is None:
-        return EXIT_NO, None, f"(key {args.key!r} not found)"
-    return EXIT_OK, _kv_json(kv), _text(kv.value)
+        return Reply(EXIT_NO, None, "", f"key {args.key!r} not found")
+    return Reply(EXIT_OK, _kv_json(kv), _text(kv.value))
 
 
-def cmd_delete(client: Client, args) -> tuple[int, Any, str]:
+def cmd_delete(client: Client, args) -> Reply:
     deleted = client.delete(args.key, prefix=args.prefix)
-    return EXIT_OK, {"deleted": deleted}, f"deleted {deleted}"
+    return Reply(EXIT_OK, {"deleted": deleted}, f"deleted {deleted}")
 
 
-def cmd_range(client: Client, args) -> tuple[int, Any, str]:
+def cmd_range(client: Client, args) -> Reply:
     result = client.range(args.prefix, limit=args.limit)
     data = {"kvs": [_kv_json(kv) for kv in result], "more": result.more}
     lines = [f"{_text(kv.key)} = {_text(kv.value)}" for kv in result]
-    if result.more:
-        lines.append("(more keys match; use --limit or a longer prefix)")
-    return EXIT_OK, data, "\n".join(lines) if lines else "(no keys)"
+    note = "more keys match; use --limit or a longer prefix" if result.more else "" if lines else "no keys"
+    return Reply(EXIT_OK, data, "\n".join(lines), note)
 
 
-def cmd_incr(client: Client, args) -> tuple[int, Any, str]:
+def cmd_incr(client: Client, args) -> Reply:
     value = client.counter(args.name).incr(args.delta)
-    return EXIT_OK, {"value": value}, str(value)
+    return Reply(EXIT_OK, {"value": value}, str(value))
 
 
-def cmd_counter_get(client: Client, args) -> tuple[int, Any, str]:
+def cmd_counter_get(client: Client, args) -> Reply:
     value = client.counter(args.name).get()
-    return EXIT_OK, {"value": value}, str(value)
+    return Reply(EXIT_OK, {"value": value}, str(value))
 
 
-def cmd_counter_set(client: Client, args) -> tuple[int, Any, str]:
+def cmd_counter_set(client: Client, args) -> Reply:
     previous = client.counter(args.name).set(args.value)
-    return EXIT_OK, {"prev_value": previous}, f"was {previous}"
+    return Reply(EXIT_OK, {"prev_value": previous}, f"was {previous}")
 
 
-def cmd_cas(client: Client, args) -> tuple[int, Any, str]:
-    counter = client.counter(args.name)
-    succeeded = counter.compare_and_set(args.old, args.new)
+def cmd_cas(client: Client, args) -> Reply:
+    succeeded = client.counter(args.name).compare_and_set(args.old, args.new)
     if succeeded:
-        return EXIT_OK, {"succeeded": True}, "OK"
-    return EXIT_NO, {"succeeded": False}, f"not changed: the counter is not {args.old}"
+        return Reply(EXIT_OK, {"succeeded": True}, "OK")
+    return Reply(EXIT_NO, {"succeeded": False}, "", f"not changed: the counter is not {args.old}")
 
 
-def cmd_status(client: Client, args) -> tuple[int, Any, str]:
+def cmd_status(client: Client, args) -> Reply:
     """One row per node (Raft state and how many gossip peers it hears),
     then one `gossip` line per node that hears a peer as suspect or dead or
     has rejected gossip frames."""
@@ -156,7 +224,8 @@ def cmd_status(client: Client, args) -> tuple[int, Any, str]:
     notes = [note for note in map(_gossip_note, status.nodes) if note]
     text = "\n".join([f"leader: {status.leader or '(none)'}  term: {status.term}", header, *rows, *notes])
     code = EXIT_OK if status.leader else EXIT_UNAVAILABLE
-    return code, {"leader": status.leader, "term": status.term, "nodes": nodes}, text
+    return Reply(code, {"leader": status.leader, "term": status.term, "nodes": nodes}, text,
+                 "" if status.leader else "no leader: the cluster cannot serve writes or reads")
 
 
 def _gossip_cell(node: NodeInfo) -> str:

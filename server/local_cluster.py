@@ -6,13 +6,17 @@ Layout of the data directory (everything `up` needs to resume):
   nK.toml          node K's settings (`tandemkv serve --config nK.toml`)
   nK/              node K's data;  nK.log  its output
   cluster.json     name, pid, client_address, raft_address, config per node
-Running `up` again on the same directory resumes the same data. This module
-supervises processes; it knows nothing of Raft.
+  up.lock          held (flock) by the running `up`
+Running `up` again on the same directory resumes the same data; while a
+cluster of that directory runs (its `up` holds up.lock, or a node listed
+in cluster.json is alive), `up` refuses at once and touches nothing. This
+module supervises processes; it knows nothing of Raft.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import secrets
@@ -37,6 +41,7 @@ STOP_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.2
 SECRET_FILE = "cluster.secret"
 CLUSTER_FILE = "cluster.json"
+UP_LOCK_FILE = "up.lock"
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -57,13 +62,24 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def run_up(args: argparse.Namespace) -> int:
     data_dir = args.data_dir.resolve()
     try:
-        configs = existing_configs(data_dir, args.nodes) or new_configs(
-            data_dir, args.nodes or DEFAULT_NODES, args.base_port)
-    except ValueError as error:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        up_lock = hold_up_lock(data_dir)
+    except (ValueError, OSError) as error:
         print(f"tandemkv up: {error}", file=sys.stderr)
         return 2
+    with up_lock:  # held until every node has stopped
+        try:
+            configs = existing_configs(data_dir, args.nodes) or new_configs(
+                data_dir, args.nodes or DEFAULT_NODES, args.base_port)
+        except ValueError as error:
+            print(f"tandemkv up: {error}", file=sys.stderr)
+            return 2
+        return run_cluster(LocalCluster(data_dir, configs))
+
+
+def run_cluster(cluster: LocalCluster) -> int:
+    """Starts the nodes, waits for a leader, supervises until a stop signal."""
     stop = StopSignals()
-    cluster = LocalCluster(data_dir, configs)
     try:
         cluster.start()
         leader = cluster.wait_for_leader(START_TIMEOUT_SECONDS, stop)
@@ -77,6 +93,45 @@ def run_up(args: argparse.Namespace) -> int:
     finally:
         cluster.stop()
         print("tandemkv up: stopped every node", flush=True)
+
+
+def hold_up_lock(data_dir: Path):
+    """Locks `data_dir` for this `up`, or raises ValueError naming the
+    cluster that runs there and how to stop it."""
+    lock_file = open(data_dir / UP_LOCK_FILE, "a")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        raise ValueError(f"a cluster is already running from {data_dir}{describe_running(data_dir)}; "
+                         f"stop it with Ctrl-C where it runs or `tandemkv down --data-dir {data_dir}`") from None
+    alive = running_nodes(data_dir)
+    if alive:
+        lock_file.close()
+        raise ValueError(f"nodes of {data_dir} are still running without their `tandemkv up` "
+                         f"({', '.join(alive)}); stop them with `tandemkv down --data-dir {data_dir}`")
+    return lock_file
+
+
+def _cluster_document(data_dir: Path) -> dict:
+    try:
+        return json.loads((data_dir / CLUSTER_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def running_nodes(data_dir: Path) -> list[str]:
+    """'n1 pid 123 on 127.0.0.1:7400' for each node of cluster.json alive."""
+    return [f"{node.get('name')} pid {node['pid']} on {node.get('client_address')}"
+            for node in _cluster_document(data_dir).get("nodes", [])
+            if node.get("pid") and _is_tandemkv(node["pid"])]
+
+
+def describe_running(data_dir: Path) -> str:
+    document = _cluster_document(data_dir)
+    pid = document.get("supervisor_pid")
+    endpoints = ",".join(str(n.get("client_address")) for n in document.get("nodes", []))
+    return f" (tandemkv up pid {pid}, endpoints {endpoints})" if pid else ""
 
 
 def config_path(data_dir: Path, name: str) -> Path:
@@ -243,12 +298,15 @@ def _wait_dead(pids: list[int]) -> list[int]:
     return [pid for pid in pids if _alive(pid)]
 
 
-def _signal_if_tandemkv(pid: int, signum: int) -> bool:
+def _is_tandemkv(pid: int) -> bool:
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"tandemkv" in Path(f"/proc/{pid}/cmdline").read_bytes() and _alive(pid)
     except OSError:
         return False
-    if b"tandemkv" not in cmdline:
+
+
+def _signal_if_tandemkv(pid: int, signum: int) -> bool:
+    if not _is_tandemkv(pid):
         return False
     os.kill(pid, signum)
     return True

@@ -8,6 +8,14 @@ that lock forever (seen as a node that ignored SIGTERM). Here the handler
 only sets attributes; the waiter sleeps in `select()` on a pipe that
 `signal.set_wakeup_fd` writes a byte to whenever a signal arrives, so it
 wakes at once without taking any lock.
+
+Both stop signals are installed whatever the process inherited: a process
+started in the background by a non-interactive shell inherits SIGINT
+ignored, and would otherwise never stop on it.
+
+`on_repeat`, if set, runs inside the handler when a stop signal arrives
+after the first (e.g. to exit at once while a slow clean-up runs); it must
+only do what is safe there: `os.write` and `os._exit`.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ class StopSignals:
 
     def __init__(self, actions: dict[int, Callable[[], None]] | None = None):
         self.requested = False
+        self.count = 0  # stop signals received
+        self.signum = 0  # the last one
+        self.on_repeat: Callable[[int], None] | None = None
         self._actions = dict(actions or {})
         self._pending: list[int] = []
         self._read_fd, self._write_fd = os.pipe()
@@ -38,6 +49,10 @@ class StopSignals:
 
     def _on_stop(self, signum, frame) -> None:
         self.requested = True
+        self.count += 1
+        self.signum = signum
+        if self.count > 1 and self.on_repeat is not None:
+            self.on_repeat(signum)
 
     def _on_action(self, signum, frame) -> None:
         self._pending.append(signum)  # run by `wait`, outside the handler

@@ -106,10 +106,10 @@ def running(tmp_path_factory):
 
 
 @pytest.mark.parametrize("args,code,stdout,stderr", [
-    (("kv", "get", "never-set"), 1, "(key 'never-set' not found)", ""),
+    (("kv", "get", "never-set"), 1, "", "tandemkv: key 'never-set' not found"),
     (("kv", "put", "", "v"), 2, "", "KEY_SIZE_BYTES_MAX"),
     (("kv", "put", "k" * 600, "v"), 2, "", "KEY_SIZE_BYTES_MAX"),
-    (("counter", "cas", "cli-cas", "7", "8"), 1, "not changed: the counter is not 7", ""),
+    (("counter", "cas", "cli-cas", "7", "8"), 1, "", "not changed: the counter is not 7"),
     (("counter", "incr", "cli-n", "x"), 2, "", "invalid int value"),
     (("kv", "get", "k", "--endpoints", "127.0.0.1:1", "--timeout", "1"), 3, "", "is the cluster running?"),
 ])
@@ -118,6 +118,7 @@ def test_client_commands_exit_with_the_documented_code_and_one_line(running, arg
     assert result.returncode == code
     assert result.stdout.strip() == stdout
     assert stderr in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == (1 if code else 0)
 
 
 def test_client_commands_speak_json(running):
