@@ -180,6 +180,35 @@ def test_lease_keepalives_the_client_closes_log_nothing_at_error(cluster):
     _no_errors_in_logs(cluster)
 
 
+_CAMPAIGN_WAITS = pytest.mark.xfail(strict=True, reason=(
+    "server/node_coordination.py campaign() reads .claim of the stored answer of the earlier "
+    "request (a PutResponse): AttributeError, INTERNAL. The dedup table should refuse a request "
+    "id reused by a different operation (strong plane)"))
+
+
+@pytest.mark.parametrize("reuse", [
+    "Grant", "Delete", pytest.param("Campaign", marks=_CAMPAIGN_WAITS)])
+def test_a_request_id_reused_by_a_different_request_is_invalid_argument(cluster, reuse):
+    request_id = reuse.encode().ljust(16, b"-")
+    with grpc.insecure_channel(cluster.endpoint("n1")) as channel:
+        kv_pb2_grpc.KVStub(channel).Put(kv_pb2.PutRequest(key=b"reused", value=b"v", request_id=request_id),
+                                        timeout=CALL_TIMEOUT_S)
+        calls = {
+            "Grant": lambda: lease_pb2_grpc.LeaseStub(channel).Grant(
+                lease_pb2.LeaseGrantRequest(ttl_ms=60_000, request_id=request_id), timeout=CALL_TIMEOUT_S),
+            "Delete": lambda: kv_pb2_grpc.KVStub(channel).Delete(
+                kv_pb2.DeleteRequest(range=kv_pb2.KeyRange(key=b"reused"), request_id=request_id),
+                timeout=CALL_TIMEOUT_S),
+            "Campaign": lambda: coordination_pb2_grpc.ElectionStub(channel).Campaign(
+                coordination_pb2.CampaignRequest(election=b"reused", lease=1, request_id=request_id),
+                timeout=CALL_TIMEOUT_S),
+        }
+        with pytest.raises(grpc.RpcError) as refused:
+            calls[reuse]()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+        assert "request_id was already used by a different request" in refused.value.details()
+
+
 @pytest.mark.parametrize("survivor_role", ["leader", "follower"])
 def test_health_follows_readiness_when_a_node_loses_its_quorum_and_regains_it(cluster, survivor_role):
     leader = cluster.wait_for_leader(timeout_s=LEADER_TIMEOUT_S)
