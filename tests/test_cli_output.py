@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +167,15 @@ def test_a_second_up_on_a_running_cluster_refuses_and_changes_nothing(running):
     assert f"tandemkv up pid {cluster['supervisor_pid']}" in message and "tandemkv down" in message
     assert cluster_file.read_bytes() == before
     assert all(pid_alive(node["pid"]) for node in cluster["nodes"])
+
+
+def test_the_readme_txn_from_stdin_runs_as_written(running):
+    cwd, _ = running
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    heredoc = re.search(r"^tandemkv txn <<'EOF'\n(.*?)^EOF$", readme, re.S | re.M)
+    assert heredoc, "the README shows a txn read from stdin"
+    assert tandemkv(cwd, "kv", "put", "config", "v1").returncode == 0
+    result = subprocess.run([*TANDEMKV, "txn"], cwd=cwd, input=heredoc.group(1), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["SUCCESS", "OK", "1"]
