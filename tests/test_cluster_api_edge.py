@@ -180,14 +180,8 @@ def test_lease_keepalives_the_client_closes_log_nothing_at_error(cluster):
     _no_errors_in_logs(cluster)
 
 
-_CAMPAIGN_WAITS = pytest.mark.xfail(strict=True, reason=(
-    "server/node_coordination.py campaign() reads .claim of the stored answer of the earlier "
-    "request (a PutResponse): AttributeError, INTERNAL. The dedup table should refuse a request "
-    "id reused by a different operation (strong plane)"))
-
-
 @pytest.mark.parametrize("reuse", [
-    "Grant", "Delete", pytest.param("Campaign", marks=_CAMPAIGN_WAITS)])
+    "Grant", "Delete", "Campaign"])
 def test_a_request_id_reused_by_a_different_request_is_invalid_argument(cluster, reuse):
     request_id = reuse.encode().ljust(16, b"-")
     with grpc.insecure_channel(cluster.endpoint("n1")) as channel:

@@ -181,3 +181,14 @@ def test_the_error_code_maps_to_resource_exhausted():
     from tandemkv.server.strong import commands
     with pytest.raises(ResourceExhausted, match="full"):
         commands.decode_result(result.SerializeToString())
+
+
+def test_a_request_id_reused_by_another_kind_of_request_is_refused(view):
+    sm = Applier(view)
+    lease = _lease(sm)
+    sm.write(kv_pb2.PutRequest(key=b"k", value=b"v"), RID)
+    with pytest.raises(InvalidArgument, match="fresh request id"):
+        sm.write(coordination_pb2.CampaignRequest(election=b"e", value=b"v", lease=lease), RID)
+    assert sm.read(coordination_pb2.LeaderRequest(election=b"e")).found is False
+    assert sm.write(kv_pb2.PutRequest(key=b"k", value=b"w"), RID).header.revision == 2
+    assert sm.get(b"k").kv.value == b"v"

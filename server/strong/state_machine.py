@@ -128,7 +128,7 @@ def _apply_command(context: ApplyContext, command: raft_pb2.Command) -> bytes:
     if command.request_id:
         stored = view.dedup_get(command.request_id)
         if stored is not None:
-            return stored
+            return _stored_answer(context, command, stored)
     refusal = _refused_for_space(context, command)
     if refusal is not None:
         return refusal.SerializeToString()
@@ -137,6 +137,19 @@ def _apply_command(context: ApplyContext, command: raft_pb2.Command) -> bytes:
     if command.request_id and _worth_keeping(command, result):
         view.dedup_put(command.request_id, clock_ms, encoded)
     return encoded
+
+
+def _stored_answer(context: ApplyContext, command: raft_pb2.Command, stored: bytes) -> bytes:
+    """The kept result of a retried request, unless the request id was first
+    used by a different kind of request: then an error result (nothing
+    applies), never an answer of the wrong type."""
+    kept = raft_pb2.CommandResult.FromString(stored).WhichOneof("result")
+    kind = command.WhichOneof("op")
+    if kept in (kind, "error"):
+        return stored
+    return _error_result(context.index, raft_pb2.INVALID_ARGUMENT,
+                         f"request_id was already used by a different request (a {kept}; "
+                         f"this is a {kind}): send each request with a fresh request id")
 
 
 # Operations allowed whatever the space used: they remove data, or rewrite
