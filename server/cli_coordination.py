@@ -163,9 +163,10 @@ def cmd_lock(client: Client, args):
         raise ValueError("no command to run: tandemkv lock NAME -- COMMAND...")
     cli_hold.interruptible()
     try:
-        with client.lock(args.name, ttl=args.ttl, wait=args.wait) as token:
+        lock = client.lock(args.name, ttl=args.ttl, wait=args.wait)
+        with lock as token:
             env = {**os.environ, LOCK_TOKEN_ENV: str(token)}
-            return cli_hold.run_holding(argv, env, f"lock {args.name!r}"), *PRINTED
+            return cli_hold.run_holding(argv, env, f"lock {args.name!r}", lock.lost), *PRINTED
     except NotAcquired as error:
         return Reply(EXIT_NO, {"acquired": False, "token": error.token}, "", f"not acquired: {error.message}")
     except OSError as error:  # the command could not start (not found, not executable)

@@ -89,17 +89,24 @@ def announce_and_hold(args, data: Any, text: str, lost, what: str) -> int:
     return EXIT_OK
 
 
-def run_holding(argv: list[str], env: dict[str, str], what: str) -> int:
+def run_holding(argv: list[str], env: dict[str, str], what: str, lost) -> int:
     """Runs `argv` to its end and returns its exit code (128+N if signal N
     ended it). A stop signal is passed on to it and the wait goes on: the
-    caller holds `what` until the command has ended, never less."""
+    caller holds `what` until the command has ended, never less. If `lost`
+    is set meanwhile, says so on stderr once (the command goes on: whether
+    it may is for it to decide, e.g. by its fencing token)."""
     stop = StopSignals({signal.SIGCHLD: lambda: None})  # a child's exit wakes the wait
     child = subprocess.Popen(argv, env=env)
     forwarded = 0
+    warned = False
     while child.poll() is None:
         if stop.count > forwarded:
             forwarded = stop.count
             child.send_signal(stop.signum)
+        if lost.is_set() and not warned:
+            warned = True
+            print(f"tandemkv: lost the lease of {what} (renewals failed): the command now runs "
+                  "without it", file=sys.stderr, flush=True)
         stop.wait(HOLD_CHECK_SECONDS)
     stop.on_repeat = _exit_now(what)  # a further signal during the release
     code = child.returncode
