@@ -108,13 +108,19 @@ def _add_compare(txn, line: str) -> None:
 OPS: dict[str, tuple[str, Callable[..., TxnOp]]] = {
     "put": ("KEY VALUE", lambda key, value: Op.put(key, value)),
     "get": ("KEY", lambda key: Op.get(key)),
-    "del": ("KEY [--prefix]", lambda key, flag=None: Op.delete(key, prefix=flag == "--prefix")),
+    "del": ("KEY [--prefix]", lambda key, *flag: Op.delete(key, prefix=_prefix_flag(flag))),
     "range": ("PREFIX [LIMIT]", lambda prefix, limit="0": Op.range(prefix, limit=int(limit))),
     "incr": ("NAME [N]", lambda name, delta="1": Op.incr(name, int(delta))),
     "counter-get": ("NAME", lambda name: Op.counter_get(name)),
     "counter-set": ("NAME N", lambda name, value: Op.counter_set(name, int(value))),
     "counter-del": ("NAME", lambda name: Op.counter_delete(name)),
 }
+
+
+def _prefix_flag(words: tuple[str, ...]) -> bool:
+    if words not in ((), ("--prefix",)):
+        raise ValueError(f"unexpected {' '.join(words)!r}")
+    return bool(words)
 
 
 def _op(line: str) -> tuple[str, TxnOp]:
