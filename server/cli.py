@@ -25,7 +25,7 @@ from typing import NoReturn
 from tandemkv.server import cli_client, cli_coordination, cli_crdt, cli_hold, cli_txn, local_cluster, serve
 
 EPILOG = "exit codes: 0 ok, 1 not found / compare failed, 2 usage or invalid argument, " \
-         "3 unavailable, 4 outcome unknown, 5 other error"
+         "3 unavailable, 4 outcome unknown, 5 other error, 128+N stopped by signal N"
 
 
 class OneLineParser(argparse.ArgumentParser):
