@@ -16,7 +16,7 @@ its `Op`s), the `Retry` policy, result types, and the exceptions of
 from tandemkv.client._async import AsyncClient
 from tandemkv.client._claims import Election, Hold, Lock, Registry
 from tandemkv.client._claims_async import AsyncElection, AsyncHold, AsyncLock, AsyncRegistry
-from tandemkv.client._coordination_ops import Registration
+from tandemkv.client._coordination_ops import LeaseInfo, Registration
 from tandemkv.client._crdt import CrdtCounter, CrdtMap, CrdtRegister, CrdtSet, CrdtTables
 from tandemkv.client._crdt_async import (AsyncCrdtCounter, AsyncCrdtMap, AsyncCrdtRegister, AsyncCrdtSet,
                                          AsyncCrdtTables)
@@ -49,7 +49,7 @@ __all__ = [
     "AsyncClient", "AsyncCounter", "AsyncElection", "AsyncHold", "AsyncLease", "AsyncLock",
     "AsyncObserver", "AsyncRegistry", "AsyncTxn", "AsyncWatcher", "Client", "ClusterStatus",
     "Compacted", "Counter", "Election", "FailedPrecondition", "GossipPeer", "GossipView", "Hold",
-    "InvalidArgument", "KeyValue", "Lease", "Lock", "NO_RETRY", "NodeInfo", "NotAcquired",
+    "InvalidArgument", "KeyValue", "Lease", "LeaseInfo", "Lock", "NO_RETRY", "NodeInfo", "NotAcquired",
     "NotFound", "Observer", "Op", "OutcomeUnknown", "OutOfRange", "PermissionDenied", "PutResult",
     "RangeResult", "Registration", "Registry", "ResourceExhausted", "Retry", "TandemKVError", "Txn",
     "TxnOp", "TxnResult", "Unauthenticated", "Unavailable", "WatchEvent", "Watcher",

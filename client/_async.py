@@ -9,6 +9,7 @@ from functools import cached_property
 import grpc
 import grpc.aio
 
+from tandemkv.client import _coordination_ops as cops
 from tandemkv.client import _operations as ops
 from tandemkv.client._claims_async import AsyncElection, AsyncLock, AsyncRegistry
 from tandemkv.client._crdt_async import AsyncCrdtTables
@@ -80,6 +81,15 @@ class AsyncClient:
         (`async with client.lease(10) as lease:` renews it in a task and
         revokes it on exit); see `Lease`."""
         return AsyncLease(self, ttl_s)
+
+    async def leases(self, *, stale: bool = False) -> list[cops.LeaseInfo]:
+        """Every lease that exists, in id order; see `Client.leases`."""
+        found: list[cops.LeaseInfo] = []
+        while True:
+            page = await self.run(cops.lease_list(found[-1].id if found else 0, stale))
+            found += page.leases
+            if not page.more or not page.leases:
+                return found
 
     @property
     def registry(self) -> AsyncRegistry:

@@ -40,6 +40,22 @@ class Registration:
         return cls(claim.name, claim.value, claim.token, claim.lease)
 
 
+@dataclasses.dataclass(frozen=True)
+class LeaseInfo:
+    """A lease that exists: its id, the TTL it was granted, and the time it
+    has left (the full TTL just after a renewal)."""
+
+    id: int
+    granted_ttl_s: float
+    remaining_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LeasePage:
+    leases: list[LeaseInfo]
+    more: bool
+
+
 def ttl_ms(ttl_s: float) -> int:
     return int(round(ttl_s * 1000))
 
@@ -81,6 +97,15 @@ def lease_ttl(lease_id: int) -> Operation:
     request = lease_pb2.LeaseTimeToLiveRequest(id=lease_id)
     return Operation("Lease", "TimeToLive", request,
                      lambda r: r.remaining_ms / 1000 if r.found else None, write=False)
+
+
+def lease_list(after_id: int = 0, stale: bool = False) -> Operation:
+    """Answers a `LeasePage`: up to LEASE_LIST_MAX leases with ids above
+    `after_id`, in id order."""
+    request = lease_pb2.LeaseListRequest(after_id=after_id, consistency=_consistency(stale))
+    return Operation("Lease", "List", request, lambda r: LeasePage(
+        [LeaseInfo(i.id, i.granted_ttl_ms / 1000, i.remaining_ms / 1000) for i in r.leases],
+        r.more), write=False)
 
 
 def lease_info(lease_id: int) -> Operation:

@@ -131,6 +131,15 @@ class Client:
         manager it is renewed in the background and revoked on exit."""
         return Lease(self, self.run(cops.lease_grant(ttl_s)), ttl_s)
 
+    def leases(self, *, stale: bool = False) -> list[cops.LeaseInfo]:
+        """Every lease that exists, in id order (a page per LEASE_LIST_MAX)."""
+        found: list[cops.LeaseInfo] = []
+        while True:
+            page = self.run(cops.lease_list(found[-1].id if found else 0, stale))
+            found += page.leases
+            if not page.more or not page.leases:
+                return found
+
     @property
     def registry(self) -> Registry:
         """The cluster-wide name registry; see `Registry`."""

@@ -37,6 +37,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     keep = _leaf(lease, "keepalive", cmd_lease_keepalive, "renew a lease until Ctrl-C", ("id:int",))
     keep.add_argument("--once", action="store_true", help="renew once, print the TTL and exit")
     _leaf(lease, "revoke", cmd_lease_revoke, "revoke a lease (exit 1 if gone)", ("id:int",))
+    _leaf(lease, "list", cmd_lease_list, "list every lease: id, granted TTL, seconds left", (),
+          read=True)
     _leaf(lease, "ttl", cmd_lease_ttl, "print a lease's remaining seconds (exit 1 if gone)", ("id:int",),
           read=True)
     registry = subparsers.add_parser("registry", help="the name registry").add_subparsers(dest="op", required=True)
@@ -113,6 +115,15 @@ def cmd_lease_ttl(client: Client, args) -> Reply:
     if remaining_s is None:
         return Reply(EXIT_NO, {"found": False}, "", f"lease {args.id} not found")
     return Reply(EXIT_OK, {"found": True, "remaining_s": remaining_s}, f"{remaining_s:g}")
+
+
+def cmd_lease_list(client: Client, args) -> Reply:
+    leases = client.leases()
+    lines = [f"{lease.id} ttl {lease.granted_ttl_s:g} remaining {lease.remaining_s:g}"
+             for lease in leases]
+    listed = [{"id": lease.id, "granted_ttl_s": lease.granted_ttl_s, "remaining_s": lease.remaining_s}
+              for lease in leases]
+    return Reply(EXIT_OK, {"leases": listed}, "\n".join(lines), "" if lines else "no leases")
 
 
 # -- registry --

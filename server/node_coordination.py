@@ -78,6 +78,9 @@ class NodeCoordination:
     def lease_ttl(self, lease_id: int, *, attached: bool = False, **kw):
         return self.query(lease_pb2.LeaseTimeToLiveRequest(id=lease_id, attached=attached), **kw)
 
+    def lease_list(self, after_id: int = 0, *, limit: int = 0, **kw) -> lease_pb2.LeaseListResponse:
+        return self.query(lease_pb2.LeaseListRequest(after_id=after_id, limit=limit), **kw)
+
     # -- registry --
     def register(self, name: bytes, value: bytes, lease: int, **kw) -> co.RegisterResponse:
         return self.propose(co.RegisterRequest(name=name, value=value, lease=lease), **kw)

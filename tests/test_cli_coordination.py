@@ -209,3 +209,20 @@ def test_bad_input_exits_2_with_one_line(endpoints, args, named):
     result = cli(endpoints, *args)
     assert result.returncode == 2 and named in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_lease_list_shows_the_leases_that_exist_through_cli_and_sdk(endpoints):
+    with Client(endpoints) as client:
+        lease = client.lease(KEPT_LEASE_TTL_S)
+        try:
+            assert lease.id in [info.id for info in client.leases()]
+            listed = cli(endpoints, "lease", "list", "--output", "json")
+            assert listed.returncode == 0, listed.stderr
+            found = {entry["id"]: entry for entry in json.loads(listed.stdout)["leases"]}
+            assert found[lease.id]["granted_ttl_s"] == KEPT_LEASE_TTL_S
+            assert 0 < found[lease.id]["remaining_s"] <= KEPT_LEASE_TTL_S
+            text = cli(endpoints, "lease", "list")
+            assert f"{lease.id} ttl {KEPT_LEASE_TTL_S:g} remaining" in text.stdout
+        finally:
+            lease.revoke()
+        assert lease.id not in [info.id for info in client.leases()]

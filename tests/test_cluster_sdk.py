@@ -143,3 +143,15 @@ def test_bad_input_is_refused_and_the_cluster_still_serves(cluster, client, meth
     assert client.put("still-serving", method).revision > 0
     assert client.get("still-serving") == method.encode()
     assert client.get("late") is None
+
+
+def test_the_async_client_lists_leases_in_id_order(cluster):
+    async def scenario():
+        async with AsyncClient(cluster.endpoints) as client:
+            async with client.lease(30) as first, client.lease(30) as second:
+                ids = [info.id for info in await client.leases()]
+                assert ids.index(first.id) < ids.index(second.id)
+            return [info.id for info in await client.leases()], first.id, second.id
+
+    remaining, first_id, second_id = asyncio.run(scenario())
+    assert first_id not in remaining and second_id not in remaining

@@ -192,3 +192,14 @@ def test_the_table_catalog_agrees_on_one_type_per_name(sm):
                                                   ("views", crdt_pb2.G_COUNTER)]
     assert sm.write(crdt_pb2.DropTableRequest(name="views")).dropped
     assert [t.name for t in sm.read(crdt_pb2.ListTablesRequest()).tables] == ["online"]
+
+
+def test_leases_are_listed_in_id_order_a_page_at_a_time(sm):
+    granted = [sm.write(lease_pb2.LeaseGrantRequest(ttl_ms=5_000 + k)).id for k in range(5)]
+    sm.write(lease_pb2.LeaseRevokeRequest(id=granted[2]))
+    first = sm.read(lease_pb2.LeaseListRequest(limit=2))
+    assert [lease.id for lease in first.leases] == granted[:2] and first.more
+    rest = sm.read(lease_pb2.LeaseListRequest(after_id=first.leases[-1].id))
+    assert [lease.id for lease in rest.leases] == [granted[3], granted[4]] and not rest.more
+    assert rest.leases[0].granted_ttl_ms == 5_003 == rest.leases[0].remaining_ms
+    assert not sm.read(lease_pb2.LeaseListRequest(after_id=2**64 - 1)).leases

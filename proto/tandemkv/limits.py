@@ -95,6 +95,8 @@ LEASE_TICK_INTERVAL_MS = 250
 LEASE_TICK_ADVANCE_MS_MAX = 2_000
 # Leases one tick expires; the rest go with the next ticks.
 LEASE_EXPIRIES_PER_TICK_MAX = 256
+# Leases one LeaseList response carries.
+LEASE_LIST_MAX = 10_000
 # Keys, names, locks and candidacies attached to one lease.
 LEASE_ATTACHMENTS_MAX = 1_000
 # Registry names, lock names and election names share the key size limit

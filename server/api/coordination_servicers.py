@@ -114,6 +114,9 @@ class LeaseServicer(lease_pb2_grpc.LeaseServicer):
     def TimeToLive(self, request, context):
         return handle(context, request, self._node.query)
 
+    def List(self, request, context):
+        return handle(context, request, self._node.query)
+
     def KeepAlive(self, request_iterator, context):
         """One renewal, one response, per request, until the client closes
         its side; the first failure ends the stream with its status."""

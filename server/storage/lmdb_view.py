@@ -222,6 +222,17 @@ class LmdbView:
             due.append(_U64.unpack_from(key, _U64.size)[0])
         return due
 
+    def leases_after(self, lease_id: int, count_max: int) -> list[tuple[int, LeaseRecord]]:
+        if lease_id >= 2**64 - 1:
+            return []
+        cursor = self._txn.cursor(db=self._dbs[b"leases"])
+        found = []
+        for key, raw in _scan(cursor, _U64.pack(lease_id + 1), None):
+            if len(found) >= count_max:
+                break
+            found.append((_U64.unpack(key)[0], LeaseRecord(*_LEASE.unpack(raw))))
+        return found
+
     def lease_attach(self, lease_id: int, item: bytes) -> None:
         key = sizes.attachment_key(lease_id, item)
         if self._txn.put(key, b"", overwrite=False, db=self._dbs[b"lease_items"]):

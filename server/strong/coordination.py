@@ -250,6 +250,21 @@ def read_lease_ttl(
     return response
 
 
+def read_lease_list(
+    view: StoreView, request: lease_pb2.LeaseListRequest, revision: int
+) -> lease_pb2.LeaseListResponse:
+    response = lease_pb2.LeaseListResponse(header=kv_pb2.ResponseHeader(revision=revision))
+    limit = min(request.limit or limits.LEASE_LIST_MAX, limits.LEASE_LIST_MAX)
+    found = view.leases_after(request.after_id, limit + 1)
+    response.more = len(found) > limit
+    clock = lease_clock(view)
+    for lease_id, record in found[:limit]:
+        remaining = (record.ttl_ms if record.deadline_ms == DEADLINE_AT_NEXT_TICK
+                     else max(0, record.deadline_ms - clock))
+        response.leases.add(id=lease_id, granted_ttl_ms=record.ttl_ms, remaining_ms=remaining)
+    return response
+
+
 def read_whereis(
     view: StoreView, request: coordination_pb2.WhereisRequest, revision: int
 ) -> coordination_pb2.WhereisResponse:
@@ -305,6 +320,7 @@ OPS = {
 
 READERS = {
     lease_pb2.LeaseTimeToLiveRequest: read_lease_ttl,
+    lease_pb2.LeaseListRequest: read_lease_list,
     coordination_pb2.WhereisRequest: read_whereis,
     coordination_pb2.RegistryListRequest: read_registry_list,
     coordination_pb2.LeaderRequest: read_leader,

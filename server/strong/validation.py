@@ -196,6 +196,7 @@ _CHECKS = {
     lease_pb2.LeaseKeepAliveRequest: lambda r: _check_lease_id(r.id),
     lease_pb2.LeaseTimeToLiveRequest: lambda r: (_check_lease_id(r.id),
                                                  check_consistency(r.consistency)),
+    lease_pb2.LeaseListRequest: lambda r: check_consistency(r.consistency),
     coordination_pb2.RegisterRequest: _check_claim,
     coordination_pb2.UnregisterRequest: _check_claim,
     coordination_pb2.WhereisRequest: lambda r: (check_key(r.name, "name"),

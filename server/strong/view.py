@@ -137,6 +137,9 @@ class StoreView(Protocol):
     def leases_due(self, clock_ms: int, count_max: int) -> list[int]:
         """Leases whose deadline is at or before clock_ms, earliest first."""
         ...
+    def leases_after(self, lease_id: int, count_max: int) -> list[tuple[int, LeaseRecord]]:
+        """Up to count_max leases with ids above lease_id, in id order."""
+        ...
     def lease_attach(self, lease_id: int, item: bytes) -> None: ...
     def lease_detach(self, lease_id: int, item: bytes) -> None: ...
     def lease_items(self, lease_id: int) -> list[bytes]: ...
@@ -297,6 +300,10 @@ class MemoryView:
         due = sorted((r.deadline_ms, i) for i, r in self._state["leases"].items()
                      if r.deadline_ms <= clock_ms)
         return [lease_id for _, lease_id in due[:count_max]]
+
+    def leases_after(self, lease_id: int, count_max: int) -> list[tuple[int, LeaseRecord]]:
+        leases = self._state["leases"]
+        return [(i, leases[i]) for i in sorted(i for i in leases if i > lease_id)[:count_max]]
 
     def lease_attach(self, lease_id: int, item: bytes) -> None:
         _require_storable(attachment_key(lease_id, item))

@@ -88,3 +88,33 @@ class LeaseTimeToLiveResponse(_message.Message):
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     names: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., id: _Optional[int] = ..., found: bool = ..., granted_ttl_ms: _Optional[int] = ..., remaining_ms: _Optional[int] = ..., keys: _Optional[_Iterable[bytes]] = ..., names: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class LeaseListRequest(_message.Message):
+    __slots__ = ("after_id", "limit", "consistency")
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    after_id: int
+    limit: int
+    consistency: _kv_pb2.ReadConsistency
+    def __init__(self, after_id: _Optional[int] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[_kv_pb2.ReadConsistency, str]] = ...) -> None: ...
+
+class LeaseInfo(_message.Message):
+    __slots__ = ("id", "granted_ttl_ms", "remaining_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_MS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    granted_ttl_ms: int
+    remaining_ms: int
+    def __init__(self, id: _Optional[int] = ..., granted_ttl_ms: _Optional[int] = ..., remaining_ms: _Optional[int] = ...) -> None: ...
+
+class LeaseListResponse(_message.Message):
+    __slots__ = ("header", "leases", "more")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    leases: _containers.RepeatedCompositeFieldContainer[LeaseInfo]
+    more: bool
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., leases: _Optional[_Iterable[_Union[LeaseInfo, _Mapping]]] = ..., more: bool = ...) -> None: ...

@@ -54,6 +54,11 @@ class LeaseStub(object):
                 request_serializer=tandemkv_dot_v1_dot_lease__pb2.LeaseTimeToLiveRequest.SerializeToString,
                 response_deserializer=tandemkv_dot_v1_dot_lease__pb2.LeaseTimeToLiveResponse.FromString,
                 _registered_method=True)
+        self.List = channel.unary_unary(
+                '/tandemkv.v1.Lease/List',
+                request_serializer=tandemkv_dot_v1_dot_lease__pb2.LeaseListRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_lease__pb2.LeaseListResponse.FromString,
+                _registered_method=True)
 
 
 class LeaseServicer(object):
@@ -84,6 +89,12 @@ class LeaseServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LeaseServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -106,6 +117,11 @@ def add_LeaseServicer_to_server(servicer, server):
                     servicer.TimeToLive,
                     request_deserializer=tandemkv_dot_v1_dot_lease__pb2.LeaseTimeToLiveRequest.FromString,
                     response_serializer=tandemkv_dot_v1_dot_lease__pb2.LeaseTimeToLiveResponse.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=tandemkv_dot_v1_dot_lease__pb2.LeaseListRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_lease__pb2.LeaseListResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -216,6 +232,33 @@ class Lease(object):
             '/tandemkv.v1.Lease/TimeToLive',
             tandemkv_dot_v1_dot_lease__pb2.LeaseTimeToLiveRequest.SerializeToString,
             tandemkv_dot_v1_dot_lease__pb2.LeaseTimeToLiveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Lease/List',
+            tandemkv_dot_v1_dot_lease__pb2.LeaseListRequest.SerializeToString,
+            tandemkv_dot_v1_dot_lease__pb2.LeaseListResponse.FromString,
             options,
             channel_credentials,
             insecure,
