@@ -26,6 +26,10 @@ TXN_COMPARES_MAX = 128
 COMMAND_SIZE_BYTES_MAX = 256 * 1024
 # Writes proposed together in one Raft log entry (a CommandBatch).
 RAFT_ENTRY_COMMANDS_MAX = 256
+# Entry bytes a leader packs into one append-entries message (plus one entry past it).
+RAFT_APPEND_BATCH_BYTES = 4 * COMMAND_SIZE_BYTES_MAX
+# Declared bytes of one Raft port frame (that batch, pickled, compressed and encrypted, with room); more drops the connection unread.
+RAFT_FRAME_BYTES_MAX = 4 * (RAFT_APPEND_BATCH_BYTES + COMMAND_SIZE_BYTES_MAX)
 # Keys one Range returns; a larger or zero `limit` is clamped to this.
 RANGE_KEYS_MAX = 10_000
 # Encoded bytes one Range or RegistryList response holds at most; it stops

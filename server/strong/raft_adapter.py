@@ -46,6 +46,10 @@ What it changes in pysyncobj, and why:
   rule is kept instead: entries the follower already holds are skipped, the
   log is cut only where an entry conflicts, and the commit index never runs
   past what the append showed to match the leader's log.
+- The Raft port reads a frame only while its declared length is within
+  limits.RAFT_FRAME_BYTES_MAX, and reads no further once a frame is whole
+  (raft_port_guard.py): a hostile length header is dropped unread instead
+  of growing the node by the length it declares.
 `check_pinned_internals()` fails loudly if any of this no longer matches.
 """
 
@@ -61,16 +65,19 @@ from typing import Callable
 
 import pysyncobj
 import pysyncobj.syncobj as _syncobj_module
+import pysyncobj.tcp_connection
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.config import FAIL_REASON
 from pysyncobj.node import TCPNode
 from pysyncobj.pipe_notifier import PipeNotifier
+from pysyncobj.tcp_connection import TcpConnection
 from pysyncobj.transport import TCPTransport
 from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
 from tandemkv import limits
 from tandemkv.server.config import RaftTimings
 from tandemkv.server.storage.raft_log import DurableRaftLog
+from tandemkv.server.strong import raft_port_guard
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +88,11 @@ PINNED_PYSYNCOBJ_VERSION = "0.3.17"
 EXIT_STORAGE_FAILURE = 70
 # pysyncobj's append-entries batch; far above the largest command, which
 # avoids its chunking bug for commands near a multiple of this size.
-APPEND_ENTRIES_BATCH_BYTES = 4 * limits.COMMAND_SIZE_BYTES_MAX
+APPEND_ENTRIES_BATCH_BYTES = limits.RAFT_APPEND_BATCH_BYTES
+# The bytes of a snapshot file one append-entries message carries to a
+# follower that installs it (pysyncobj's default, stated so its frames are
+# known to fit in limits.RAFT_FRAME_BYTES_MAX).
+SNAPSHOT_CHUNK_BYTES = 1 << 16
 SOCKET_BUFFER_BYTES = 1 << 20
 INCARNATION_BYTES = 8
 
@@ -134,6 +145,27 @@ def check_pinned_internals() -> None:
             raise RuntimeError(f"pysyncobj.SyncObj has no {name}; the pinned internals changed")
     if not callable(getattr(_syncobj_module, "createJournal", None)):
         raise RuntimeError("pysyncobj.syncobj.createJournal is gone; the pinned internals changed")
+    _check_frame_reading()
+
+
+def _check_frame_reading() -> None:
+    """raft_port_guard replaces TcpConnection's read loop: the loop must be
+    what processConnection calls, and the frame header 'i'."""
+    guard = raft_port_guard
+    for name in (guard.READ_LOOP, guard.READ_ONE, "_TcpConnection__processParseMessage",
+                 "_TcpConnection__processConnection", "disconnect"):
+        if not callable(getattr(TcpConnection, name, None)):
+            raise RuntimeError(f"pysyncobj's TcpConnection has no {name}; the pinned internals changed")
+    calls = TcpConnection._TcpConnection__processConnection.__code__.co_names
+    parse = TcpConnection._TcpConnection__processParseMessage.__code__
+    sends = TcpConnection.send.__code__.co_consts
+    fields = TcpConnection.__init__.__code__.co_names
+    if (guard.READ_LOOP not in calls or guard.FRAME_HEADER.format not in parse.co_consts
+            or guard.FRAME_HEADER.format not in sends
+            or not {guard.READ_BUFFER, guard.LAST_READ_TIME, guard.SOCKET} <= set(fields)
+            or not callable(getattr(pysyncobj.tcp_connection, "monotonicTime", None))):
+        raise RuntimeError("pysyncobj's TcpConnection frames or reads differently; the pinned "
+                           "internals changed")
 
 
 _original_create_journal = _syncobj_module.createJournal
@@ -148,6 +180,8 @@ def _create_journal(journal_file=None):
 
 check_pinned_internals()
 _syncobj_module.createJournal = _create_journal
+raft_port_guard.bound_frame_reads(TcpConnection, limits.RAFT_FRAME_BYTES_MAX,
+                                  clock=pysyncobj.tcp_connection.monotonicTime)
 
 
 class _FlushingTransport(TCPTransport):
@@ -245,6 +279,7 @@ class RaftReplica(SyncObj):
             appendEntriesPeriod=timings.append_entries_period_s,
             autoTickPeriod=timings.tick_period_s,
             appendEntriesBatchSizeBytes=APPEND_ENTRIES_BATCH_BYTES,
+            logCompactionBatchSize=SNAPSHOT_CHUNK_BYTES,
             sendBufferSize=SOCKET_BUFFER_BYTES,
             recvBufferSize=SOCKET_BUFFER_BYTES,
             logCompactionMinEntries=timings.snapshot_entries_min,
