@@ -29,7 +29,7 @@ from tandemkv.errors import InvalidArgument, OutcomeUnknown, ResourceExhausted, 
 from tandemkv.server.available.node_plane import build_plane
 from tandemkv.server.available.runtime import AvailablePlane
 from tandemkv.server.config import DURABILITY_DURABLE, Member, NodeConfig
-from tandemkv.server.storage import crash_marker, snapshot
+from tandemkv.server.storage import crash_marker, disk, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
 from tandemkv.server.storage.state_store import MAP_FILL_RATIO_WRITES_MAX, StateStore
 from tandemkv.server.strong import (batching, catalog, commands, coordination, raft_adapter, reads,
@@ -88,7 +88,7 @@ class Node(NodeOperations, NodeCoordination):
     def start(self) -> None:
         config = self.config
         durable = config.durability == DURABILITY_DURABLE
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        disk.make_private_dir(config.data_dir)
         self._recover_from_machine_crash(durable)
         self._state = StateStore(config.data_dir / "state", config.map_size_bytes)
         raft_log = DurableRaftLog(config.data_dir / "raft", durable)

@@ -49,8 +49,8 @@ class CrdtStore:
 
     def __init__(self, path: Path, *, durable: bool = True,
                  map_size_bytes: int = CRDT_MAP_SIZE_BYTES) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        self._env = lmdb.open(str(path), map_size=map_size_bytes, max_dbs=4,
+        Path(path).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._env = lmdb.open(str(path), map_size=map_size_bytes, max_dbs=4, mode=0o700,
                               max_readers=CRDT_READERS_MAX, sync=durable, metasync=durable)
         with self._env.begin(write=True) as txn:
             self._tables_db = self._env.open_db(b"tables", txn=txn)

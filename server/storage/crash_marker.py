@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .disk import fsync_path
+from .disk import fsync_path, open_private
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 # Tests simulate a power loss by starting a node with another boot id.
@@ -48,7 +48,7 @@ def machine_crashed_since_last_run(data_dir: Path) -> bool:
 
 def mark_running(data_dir: Path) -> None:
     marker = data_dir / MARKER_NAME
-    with open(marker, "w") as out:
+    with os.fdopen(open_private(marker), "w") as out:
         out.write(current_boot_id())
         out.flush()
         os.fsync(out.fileno())

@@ -27,7 +27,7 @@ from typing import Callable
 
 import lmdb
 
-from .disk import fsync_path
+from .disk import DIR_MODE, fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,10 @@ class DurableRaftLog:
     """pysyncobj's Journal interface over LMDB, fsynced in batches."""
 
     def __init__(self, path: Path, durable: bool):
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         self._path = path
         self._durable = durable
-        self._env = lmdb.open(str(path), map_size=LOG_MAP_SIZE_BYTES, max_dbs=4,
+        self._env = lmdb.open(str(path), map_size=LOG_MAP_SIZE_BYTES, max_dbs=4, mode=DIR_MODE,
                               sync=durable, metasync=durable)
         with self._env.begin(write=True) as txn:
             self._entries_db = self._env.open_db(b"entries", txn=txn)

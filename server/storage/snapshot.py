@@ -18,7 +18,7 @@ import os
 import struct
 from pathlib import Path
 
-from .disk import fsync_path
+from .disk import fsync_path, open_private
 from .state_store import StateStore
 
 # Its name in a node's data dir.
@@ -53,7 +53,7 @@ def write_snapshot(
     with store.read_view() as view:
         assert view.last_applied() <= last_entry[1], "snapshot covers the entry it names"
     store.sync()
-    with open(path, "wb") as out:
+    with os.fdopen(open_private(path), "wb") as out:
         out.write(MAGIC + _LENGTH.pack(len(header)) + header)
         out.flush()
         store.write_image(out.fileno())

@@ -41,10 +41,11 @@ class StateStore:
     """Owns the state environment: batches of applies, reads, snapshots."""
 
     def __init__(self, path: Path, map_size_bytes: int):
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = path
         self.env = lmdb.open(
             str(path),
+            mode=0o700,  # the directory's if LMDB creates it; its files get it less x: 0600
             map_size=map_size_bytes,
             max_dbs=len(STATE_DB_NAMES) + 4,
             max_readers=READERS_MAX,

@@ -70,12 +70,14 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.config import FAIL_REASON
 from pysyncobj.node import TCPNode
 from pysyncobj.pipe_notifier import PipeNotifier
+from pysyncobj.serializer import Serializer
 from pysyncobj.tcp_connection import TcpConnection
 from pysyncobj.transport import TCPTransport
 from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
 from tandemkv import limits
 from tandemkv.server.config import RaftTimings
+from tandemkv.server.storage import disk
 from tandemkv.server.storage.raft_log import DurableRaftLog
 from tandemkv.server.strong import raft_port_guard
 
@@ -94,6 +96,8 @@ APPEND_ENTRIES_BATCH_BYTES = limits.RAFT_APPEND_BATCH_BYTES
 # known to fit in limits.RAFT_FRAME_BYTES_MAX).
 SNAPSHOT_CHUNK_BYTES = 1 << 16
 SOCKET_BUFFER_BYTES = 1 << 20
+# pysyncobj's Serializer receives a snapshot into fullDumpFile + this.
+INCOMING_SNAPSHOT_SUFFIX = ".1.tmp"
 INCARNATION_BYTES = 8
 
 # A leader's own copy of an entry needs to be on disk only before the entry
@@ -146,6 +150,8 @@ def check_pinned_internals() -> None:
     if not callable(getattr(_syncobj_module, "createJournal", None)):
         raise RuntimeError("pysyncobj.syncobj.createJournal is gone; the pinned internals changed")
     _check_frame_reading()
+    if INCOMING_SNAPSHOT_SUFFIX not in Serializer.setTransmissionData.__code__.co_consts:
+        raise RuntimeError("pysyncobj receives snapshots under another name; the pinned internals changed")
 
 
 def _check_frame_reading() -> None:
@@ -260,6 +266,7 @@ class RaftReplica(SyncObj):
         self._incarnation = os.urandom(INCARNATION_BYTES).hex()
         self._peer_incarnations: dict = {}  # peer -> incarnation last heard
         self._write_snapshot = write_snapshot
+        self._snapshot_path = snapshot_path
         self._read_snapshot = read_snapshot
         conf = SyncObjConf(
             bindAddress=self_address,
@@ -408,6 +415,11 @@ class RaftReplica(SyncObj):
         if kind == "next_node_idx" and self._isLeader():
             self._on_progress_reply(node, message)
             return
+        serialized = message.get("serialized") if kind == "append_entries" else None
+        if serialized and serialized[1]:  # the first chunk of a snapshot to install
+            # pysyncobj writes it to this name with open('wb'), which keeps
+            # the mode of a file that exists: private from the first byte.
+            os.close(disk.open_private(self._snapshot_path + INCOMING_SNAPSHOT_SUFFIX))
         if kind == "append_entries" and "prevLogIdx" in message and "transmission" not in message:
             message, self._keep_log_from = trim_append(self._raft_log, message)
         self._answering = message if kind == "append_entries" else None
