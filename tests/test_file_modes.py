@@ -60,7 +60,7 @@ def test_a_data_dir_left_readable_by_an_older_version_is_tightened_on_start(tmp_
         node.wait_ready(READY_SECONDS)
         assert node.counter_get(b"c").value == 1
         assert loose_paths(config.data_dir) == []
-    assert any("tightened" in r.getMessage() for r in caplog.records)
+    assert any("took group and other access away" in r.getMessage() for r in caplog.records)
 
 
 def test_a_snapshot_installed_from_the_leader_is_private(tmp_path):

@@ -31,35 +31,34 @@ def fsync_path(path: Path) -> None:
 
 def make_private_dir(path: Path) -> Path:
     """Creates `path` (mode 0700), or tightens an existing one and
-    everything in it: directories to 0700, files to 0600."""
+    everything in it so that only the owner has access."""
     path = Path(path)
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     tightened = tighten_tree(path)
     if tightened:
-        log.warning("%s: tightened %d path(s) to mode 0700 (directories) and 0600 (files); "
-                    "they were readable by other users (written by an older version?)",
+        log.warning("%s: took group and other access away from %d path(s); "
+                    "others could read them (written by an older version?)",
                     path, tightened)
     return path
 
 
 def tighten_tree(root: Path) -> int:
-    """chmods every directory under `root` (itself included) that others
-    or the group may use to 0700 and every such file to 0600; returns how
-    many it changed. Symbolic links are left alone."""
-    changed = _tighten(root, DIR_MODE)
+    """Takes the group's and others' access away from `root` and everything
+    under it (what the node wrote becomes 0700 and 0600; the owner's bits
+    of anything else stay as they were); returns how many paths changed.
+    Symbolic links are neither changed nor followed."""
+    changed = _tighten(root)
     for parent, dirs, files in os.walk(root):
-        for name in dirs:
-            changed += _tighten(Path(parent, name), DIR_MODE)
-        for name in files:
-            changed += _tighten(Path(parent, name), FILE_MODE)
+        for name in dirs + files:
+            changed += _tighten(Path(parent, name))
     return changed
 
 
-def _tighten(path: Path, mode: int) -> int:
+def _tighten(path: Path) -> int:
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode) or not info.st_mode & 0o077:
         return 0
-    os.chmod(path, mode)
+    os.chmod(path, stat.S_IMODE(info.st_mode) & 0o700)
     return 1
 
 
