@@ -29,6 +29,7 @@ from pathlib import Path
 from tandemkv.server import settings
 from tandemkv.server.config import Member, NodeConfig
 from tandemkv.server.stop_signals import StopSignals
+from tandemkv.server.storage import disk
 
 DEFAULT_DATA_DIR = Path("tandemkv-data")
 DEFAULT_NODES = 3
@@ -59,10 +60,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     down.set_defaults(run=run_down)
 
 
+# Files and directories `up` creates: no access for group or others.
+PRIVATE_UMASK = 0o077
+
 def run_up(args: argparse.Namespace) -> int:
     data_dir = args.data_dir.resolve()
+    # Configs, logs, cluster.json and the nodes' data are the owner's alone;
+    # the nodes this starts inherit the mask.
+    os.umask(PRIVATE_UMASK)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        disk.make_private_dir(data_dir)
         up_lock = hold_up_lock(data_dir)
     except (ValueError, OSError) as error:
         print(f"tandemkv up: {error}", file=sys.stderr)

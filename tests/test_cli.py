@@ -22,6 +22,7 @@ from tandemkv.client import NO_RETRY, Client
 from tandemkv.server import cli_client, local_cluster, settings
 from tandemkv.server.config import Member, NodeConfig
 from tests.support.fake_node import FakeGossipPlane
+from tests.test_file_modes import loose_paths
 from tests.support.local_up import TANDEMKV, UpProcess, free_base_port, pid_alive, tandemkv
 
 STOP_TIMEOUT_S = 30.0
@@ -58,6 +59,7 @@ def test_up_stops_and_resumes_with_the_data_kept(tmp_path):
     assert not any(pid_alive(n["pid"]) for n in cluster["nodes"])
     secret = tmp_path / "tandemkv-data" / "cluster.secret"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert loose_paths(tmp_path / "tandemkv-data") == [], "configs, logs and data are the owner's alone"
     first_secret = secret.read_text()
 
     with UpProcess(tmp_path) as up:
