@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -59,6 +58,18 @@ def stop_processes(processes: list[subprocess.Popen]) -> None:
             process.wait(timeout=STOP_TIMEOUT_SECONDS)
 
 
+class _Uninterrupted:
+    """The stop flag `LocalCluster.wait_for_leader` polls (a `StopSignals`
+    in the CLI). The suite installs no signal handlers of its own there:
+    Ctrl-C unwinds it as KeyboardInterrupt, which stops every cluster."""
+
+    requested = False
+
+    def wait(self, timeout_s: float) -> bool:
+        time.sleep(timeout_s)  # the poll interval between two status calls
+        return False
+
+
 class TandemCluster:
     """N `tandemkv serve` processes; `leader_endpoint` and `leader_pid` once started."""
 
@@ -92,7 +103,7 @@ class TandemCluster:
 
         self.cluster = LocalCluster(self.root, self._write_configs())
         self.cluster.start()
-        leader = self.cluster.wait_for_leader(START_TIMEOUT_SECONDS, threading.Event())
+        leader = self.cluster.wait_for_leader(START_TIMEOUT_SECONDS, _Uninterrupted())
         self.leader_endpoint = self.cluster.configs[leader].client_address
         self.leader_pid = self.cluster.processes[leader].pid
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import grpc.aio
 from tqdm import tqdm
 
-from benchmarks import clusters, loadgen, markdown, plots, pyspy, report, workload
+from benchmarks import clusters, loadgen, markdown, pyspy, report, workload
 from benchmarks.report import Point
 from benchmarks.workload import Options, Workload
 
@@ -214,9 +214,15 @@ def finish(args: argparse.Namespace, document: dict) -> None:
     document.setdefault("load_average_end", os.getloadavg())
     document["ratios"] = report.ratios(document["points"])
     document["goals"] = report.goals(document["points"])
-    made = [plots.throughput(document["points"], args.out / "suite-throughput.png"),
-            plots.latency(document["points"], args.out / "suite-latency.png"),
-            plots.growth(document["points"], args.out / "suite-growth.png")]
+    try:
+        from benchmarks import plots
+    except ImportError:  # matplotlib comes with the bench extra, not with dev
+        print("no plots: matplotlib is absent (pip install -e '.[bench]')")
+        made = []
+    else:
+        made = [plots.throughput(document["points"], args.out / "suite-throughput.png"),
+                plots.latency(document["points"], args.out / "suite-latency.png"),
+                plots.growth(document["points"], args.out / "suite-growth.png")]
     document["plots"] = [path.name for path in made if path is not None]
     report.write_json(args.out / "suite.json", document)
     (args.out / "suite.md").write_text(markdown.render(document))
