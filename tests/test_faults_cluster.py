@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.faults.nemesis import ALL_KINDS, PROCESS_KINDS
+from tests.support.system_needs import NETWORK_FAULTS, skip_needing
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAULT_DURATION_S = 60.0
@@ -118,6 +119,8 @@ def test_every_nemesis_kind_was_injected(fault_run):
     expected = ALL_KINDS if "DISABLED" not in fault_run["network"] else PROCESS_KINDS
     missing = [kind for kind in expected if not fault_run["faults_by_kind"].get(kind)]
     assert not missing, f"{context}: never injected {missing}; injected {fault_run['faults_by_kind']}"
+    if "DISABLED" in fault_run["network"]:
+        skip_needing(NETWORK_FAULTS, f"partitions were not injected: {fault_run['network']}")
 
 
 def test_no_acknowledged_add_is_lost_and_no_value_appears_from_nowhere(fault_run):
@@ -148,7 +151,7 @@ def test_a_cut_off_node_fails_requests_within_their_deadline_and_never_serves_st
     result = run_scenario("minority", tmp_path, [])
     context = f"minority scenario (no seed: the cuts follow the roles); results in {tmp_path}"
     if "UNAVAILABLE" in result["network"]:
-        pytest.skip(f"cannot cut links here: {result['network']}")
+        skip_needing(NETWORK_FAULTS, result["network"])
     assert result["linearizability"] == "linearizable", f"{context}:\n{result['explanation']}"
     assert [case["role"] for case in result["cases"]] == ["follower", "leader"], f"{context}: {result}"
     for case in result["cases"]:

@@ -5,8 +5,9 @@ on a real mount: what a cut keeps and what it drops, and the access
 patterns LMDB relies on (pwrite under a shared read-only mmap, a shared
 writable mmap, an O_DSYNC meta write).
 
-The mount tests skip only where /dev/fuse is absent or the kernel refuses
-the mount."""
+The mount tests skip, naming what to install, where libfuse 3 (Debian's
+fuse3) or /dev/fuse is missing or the kernel refuses the mount; under
+.ci/run such a skip fails (tests/support/system_needs.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.faults.lossyfs_model import PAGE_BYTES, FileData, UndoJournal
-from tests.faults.power_mounts import LossyMount, MountNotPermitted, fuse_unavailable_reason
+from tests.faults.power_mounts import LossyMount, MountNotPermitted
+from tests.support.system_needs import FUSE_MOUNT, skip_needing, skip_unless_fuse_works
 
 # -- one file's held changes, against a model ---------------------------------
 
@@ -174,14 +176,12 @@ def test_a_failed_operation_leaves_no_record(tmp_path):
 @pytest.fixture
 def disk(tmp_path):
     """A lossyfs mount over tmp_path/backing; unmounted whatever happens."""
-    reason = fuse_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    skip_unless_fuse_works()
     mount = LossyMount(tmp_path / "backing", tmp_path / "mnt", tmp_path / "lossyfs.log")
     try:
         mount.mount()
     except MountNotPermitted as error:
-        pytest.skip(str(error))
+        skip_needing(FUSE_MOUNT, str(error))
     try:
         yield mount
     finally:
