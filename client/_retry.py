@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import time
 from typing import Awaitable, Callable
 
@@ -32,9 +33,13 @@ class Retry:
     - `deadline_s`: overall budget of one call, retries and waits included.
     - `attempt_timeout_s`: gRPC deadline of one attempt (cut to what is
       left of `deadline_s`).
-    - backoff: the wait after attempt n (0-based) is
-      `min(backoff_max_s, backoff_initial_s * backoff_multiplier ** n)`;
-      a redirect to a newly learned leader is tried at once.
+    - backoff, with full jitter: the wait after attempt n (0-based) is
+      drawn uniformly below its ceiling,
+      `min(backoff_max_s, backoff_initial_s * backoff_multiplier ** n)`,
+      so clients that failed together (a leader change) do not retry
+      together; a redirect to a newly learned leader is tried at once.
+    - `jitter`: the uniform source in [0, 1) of those draws; pass a seeded
+      `random.Random(seed).random` to replay, or `lambda: 1.0` for none.
     - `sleep` / `async_sleep` / `clock`: injectable for tests.
     """
 
@@ -47,6 +52,7 @@ class Retry:
     sleep: Callable[[float], None] = time.sleep
     async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
+    jitter: Callable[[], float] = random.random
 
     def __post_init__(self) -> None:
         if self.attempts_max < 1:
@@ -56,8 +62,14 @@ class Retry:
         if self.backoff_initial_s < 0 or self.backoff_multiplier < 1 or self.backoff_max_s < 0:
             raise ValueError("Retry backoff: need initial >= 0, multiplier >= 1, max >= 0")
 
-    def backoff_s(self, attempt: int) -> float:
+    def backoff_ceiling_s(self, attempt: int) -> float:
         return min(self.backoff_max_s, self.backoff_initial_s * self.backoff_multiplier ** attempt)
+
+    def backoff_s(self, attempt: int) -> float:
+        """The wait after attempt `attempt` (0-based): a fresh draw below
+        its ceiling."""
+        fraction = min(1.0, max(0.0, self.jitter()))
+        return self.backoff_ceiling_s(attempt) * fraction
 
 
 NO_RETRY = Retry(attempts_max=1)

@@ -42,7 +42,9 @@ def fake_time() -> FakeTime:
 
 
 def retry_for(fake_time: FakeTime, **limits) -> Retry:
-    return Retry(sleep=fake_time.sleep, async_sleep=fake_time.async_sleep, clock=fake_time.clock, **limits)
+    # Jitter off: these tests check the waits' ceilings (tests/test_retry_jitter.py the draws).
+    return Retry(sleep=fake_time.sleep, async_sleep=fake_time.async_sleep, clock=fake_time.clock,
+                 **{"jitter": lambda: 1.0, **limits})
 
 
 def dead_endpoint() -> str:
@@ -210,7 +212,7 @@ def test_status_lists_unreachable_endpoints_with_an_error(fake_server):
 def test_the_retry_policy_checks_its_limits():
     with pytest.raises(ValueError, match="attempts_max"):
         Retry(attempts_max=0)
-    assert [Retry().backoff_s(n) for n in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
+    assert [Retry(jitter=lambda: 1.0).backoff_s(n) for n in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
 
 
 class _RpcError(grpc.RpcError):
