@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import time
 from pathlib import Path
+from typing import Callable
 
 DURABILITY_DURABLE = "durable"
 DURABILITY_RELAXED = "relaxed"
@@ -60,6 +62,10 @@ class NodeConfig:
     # LMDB map size; must be equal on every member. Writes that would exceed
     # it fail with RESOURCE_EXHAUSTED.
     map_size_bytes: int = 1 << 30
+    # The clock the lease ticker measures time between its ticks with; tests
+    # inject a fast or slow one (see docs/faults.md, clock-rate faults).
+    monotonic: Callable[[], float] = dataclasses.field(default=time.monotonic, repr=False,
+                                                       compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))

@@ -25,10 +25,21 @@ STALE = kv_pb2.STALE
 
 class LeaseTicker:
     """Proposes a lease tick every LEASE_TICK_INTERVAL_MS while this node
-    believes it leads. Runs on its own thread (never the Raft tick thread)."""
+    believes it leads and a tick has work: at least one lease exists. Runs
+    on its own thread (never the Raft tick thread).
 
-    def __init__(self, node):
+    With no lease there is nothing to advance, renew or expire, so an idle
+    cluster writes nothing. Idle time is not counted: after a pause the next
+    tick starts a fresh measurement (it advances nothing), which can only
+    lengthen a lease, never shorten one.
+
+    `monotonic` is the clock the elapsed time between ticks is measured
+    with (the node's `config.monotonic`); tests inject a fast or slow one.
+    """
+
+    def __init__(self, node, monotonic=None):
         self._node = node
+        self._monotonic = monotonic or getattr(node.config, "monotonic", time.monotonic)
         self._nonce = os.urandom(4).hex()  # a restarted process is a new proposer
         self._last: tuple[str, float] | None = None
         self._thread = threading.Thread(target=self._run, name="lease-ticker", daemon=True)
@@ -49,16 +60,23 @@ class LeaseTicker:
 
     def _tick(self) -> None:
         replica = self._node._require_replica()
-        if replica.role() != "leader":
+        if replica.role() != "leader" or not self._leases_exist():
             self._last = None
             return
         proposer = f"{self._node.config.name}/{self._nonce}/{replica.raftCurrentTerm}"
-        now = time.monotonic()
+        now = self._monotonic()
         elapsed_ms = 0
         if self._last is not None and self._last[0] == proposer:
             elapsed_ms = int((now - self._last[1]) * 1000)
         self._last = (proposer, now)
         replica.submit(commands.encode_lease_tick(proposer, elapsed_ms, int(time.time() * 1000)))
+
+    def _leases_exist(self) -> bool:
+        """Whether a tick has work. Read from local state, which on the
+        leader includes every acknowledged grant; a grant applied just after
+        this look gets its deadline one tick later (a longer lease)."""
+        with self._node._state.read_view() as view:
+            return bool(view.leases_after(0, 1))
 
 
 class NodeCoordination:
@@ -157,6 +175,10 @@ class NodeCoordination:
         start, end = reads.key_bounds(request.range)
         next_revision = request.start_revision or self._applied_index() + 1
         progress_s = request.progress_interval_ms / 1000 if request.progress_interval_ms else None
+        # Progress is due `progress_s` after the last response, whatever is
+        # applied meanwhile (lease ticks, writes to other keys): an apply
+        # wakes the wait but does not push the due time back.
+        progress_due = time.monotonic() + progress_s if progress_s else None
         while not self._stopped(stop):
             response, head = self._collect_events(request, start, end, next_revision)
             if response.compacted:
@@ -165,11 +187,16 @@ class NodeCoordination:
             if response.events:
                 next_revision = response.events[-1].kv.mod_revision + 1
                 yield response
+                progress_due = time.monotonic() + progress_s if progress_s else None
                 continue
             next_revision = max(next_revision, head + 1)
-            if not self._wait_applied_after(head, progress_s or limits.DEADLINE_SECONDS_MAX, stop):
-                if progress_s:
-                    yield watch_pb2.WatchResponse(header=self._header(head), progress=True)
+            if progress_due is not None and time.monotonic() >= progress_due:
+                yield watch_pb2.WatchResponse(header=self._header(head), progress=True)
+                progress_due = time.monotonic() + progress_s
+                continue
+            wait_s = (limits.DEADLINE_SECONDS_MAX if progress_due is None
+                      else progress_due - time.monotonic())
+            self._wait_applied_after(head, max(wait_s, 0.0), stop)
 
     def _collect_events(self, request, start, end, next_revision):
         response = watch_pb2.WatchResponse()

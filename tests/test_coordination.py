@@ -32,13 +32,27 @@ def events(sm, since=0):
     return [(rev, watch_pb2.Event.FromString(raw)) for rev, raw in sm.view.events_scan(since)]
 
 
+
+def advance(sm, proposer: str, elapsed_ms: int):
+    """Ticks of at most one tick interval that together measure
+    `elapsed_ms`, as a running leader proposes them; the last tick's
+    result, with `expired` counting every tick's expiries."""
+    expired, result = 0, None
+    while elapsed_ms > 0 or result is None:
+        step_ms = min(elapsed_ms, limits.LEASE_TICK_INTERVAL_MS)
+        result = sm.tick(proposer, step_ms)
+        expired += result.expired
+        elapsed_ms -= step_ms
+    result.expired = expired
+    return result
+
 def test_a_lease_expires_after_its_ttl_of_one_leaders_measured_time(sm):
     lease = grant(sm, 2_000)
     sm.write(kv_pb2.PutRequest(key=b"session", value=b"x", lease=lease))
     sm.tick(LEADER, 0)
-    sm.tick(LEADER, 1_500)
+    advance(sm, LEADER, 1_500)
     assert sm.get(b"session").found
-    result = sm.tick(LEADER, 600)
+    result = advance(sm, LEADER, 600)
     assert result.expired == 1 and not sm.get(b"session").found
     kinds = [e.type for _, e in events(sm)]
     assert kinds == [watch_pb2.Event.PUT, watch_pb2.Event.EXPIRE]
@@ -48,26 +62,39 @@ def test_time_between_two_proposers_is_not_counted(sm):
     lease = grant(sm, 2_000)
     sm.tick(LEADER, 0)
     sm.tick("n2/boot-b/term-4", 60_000)  # a new leader's first tick: no advance
-    sm.tick("n2/boot-b/term-4", 1_000)
+    advance(sm, "n2/boot-b/term-4", 1_000)
     assert sm.read(lease_pb2.LeaseTimeToLiveRequest(id=lease)).remaining_ms == 1_000
-    sm.tick("n2/boot-b/term-4", 1_000)
+    advance(sm, "n2/boot-b/term-4", 1_000)
     assert not sm.read(lease_pb2.LeaseTimeToLiveRequest(id=lease)).found
 
 
 def test_one_tick_advances_at_most_the_named_limit(sm):
-    lease = grant(sm, limits.LEASE_TICK_ADVANCE_MS_MAX + 500)
+    lease = grant(sm, 2_000)
     sm.tick(LEADER, 0)
     sm.tick(LEADER, 10 * limits.LEASE_TICK_ADVANCE_MS_MAX)
-    assert sm.read(lease_pb2.LeaseTimeToLiveRequest(id=lease)).remaining_ms == 500
+    remaining_ms = 2_000 - limits.LEASE_TICK_ADVANCE_MS_MAX
+    assert sm.read(lease_pb2.LeaseTimeToLiveRequest(id=lease)).remaining_ms == remaining_ms
+
+
+def test_a_fast_leaders_ticks_age_a_lease_at_most_1_2_times_its_tick_count(sm):
+    """Ticks of a leader that measures 4 x the real interval: the clock
+    advances 1.2 intervals per tick, so a 5 s lease survives 16 ticks (4 s
+    of real ticking) and is gone after 17 (5.1 s of its clock)."""
+    lease = grant(sm, 5_000)
+    sm.tick(LEADER, 0)
+    for _ in range(16):
+        sm.tick(LEADER, 4 * limits.LEASE_TICK_INTERVAL_MS)
+    assert sm.read(lease_pb2.LeaseTimeToLiveRequest(id=lease)).found
+    assert sm.tick(LEADER, 4 * limits.LEASE_TICK_INTERVAL_MS).expired == 1
 
 
 def test_keepalive_renews_and_revoke_releases_everything_attached(sm):
     lease = grant(sm, 2_000)
     sm.tick(LEADER, 0)
     sm.write(co.RegisterRequest(name=b"svc", value=b"pid-1", lease=lease))
-    sm.tick(LEADER, 1_900)
+    advance(sm, LEADER, 1_900)
     assert sm.write(lease_pb2.LeaseKeepAliveRequest(id=lease)).found
-    sm.tick(LEADER, 1_900)
+    advance(sm, LEADER, 1_900)
     assert sm.read(co.WhereisRequest(name=b"svc")).found
     assert sm.write(lease_pb2.LeaseRevokeRequest(id=lease)).revoked
     assert not sm.read(co.WhereisRequest(name=b"svc")).found
@@ -124,7 +151,7 @@ def test_election_queue_hands_leadership_on_resign_and_on_expiry(sm):
     assert not sm.write(co.ProclaimRequest(election=b"e", token=second.claim.token, value=b"x")).proclaimed
     assert sm.read(co.LeaderRequest(election=b"e")).leader.value == b"a2"
     sm.tick(LEADER, 0)
-    sm.tick(LEADER, 1_000)  # a's lease expires: b leads
+    advance(sm, LEADER, 1_000)  # a's lease expires: b leads
     assert sm.read(co.LeaderRequest(election=b"e")).leader.token == second.claim.token
     assert sm.write(co.ResignRequest(election=b"e", token=second.claim.token)).resigned
     assert sm.read(co.LeaderRequest(election=b"e")).leader.value == b"c"
@@ -167,12 +194,12 @@ def test_history_beyond_the_retention_is_trimmed_and_recorded(sm, monkeypatch):
 def test_a_renewal_counts_from_the_next_tick_so_a_lease_never_expires_early(sm):
     lease = grant(sm, 1_000)
     sm.tick(LEADER, 0)
-    sm.tick(LEADER, 900)
+    advance(sm, LEADER, 900)
     sm.write(lease_pb2.LeaseKeepAliveRequest(id=lease))  # applied up to a tick after 900
-    sm.tick(LEADER, 50)   # its deadline: 950 + 1000
-    sm.tick(LEADER, 950)
+    advance(sm, LEADER, 50)   # its deadline: 950 + 1000
+    advance(sm, LEADER, 950)
     assert sm.read(lease_pb2.LeaseTimeToLiveRequest(id=lease)).remaining_ms == 50
-    sm.tick(LEADER, 50)
+    advance(sm, LEADER, 50)
     assert not sm.read(lease_pb2.LeaseTimeToLiveRequest(id=lease)).found
 
 

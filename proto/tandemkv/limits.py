@@ -94,9 +94,10 @@ LEASE_TTL_MS_MIN = 1_000
 LEASE_TTL_MS_MAX = 7 * 24 * 3600 * 1000
 # How often the leader proposes a lease tick (advances the lease clock).
 LEASE_TICK_INTERVAL_MS = 250
-# Most one tick may advance the lease clock: a stalled proposer's long
-# pause is not counted in full.
-LEASE_TICK_ADVANCE_MS_MAX = 2_000
+# Most one tick may advance the lease clock, 1.2 x the tick interval: a leader
+# whose clock runs fast or jumps ages leases at most 1.2 x as fast as its tick
+# timer, and a stall past it is not counted (leases live longer, never shorter).
+LEASE_TICK_ADVANCE_MS_MAX = LEASE_TICK_INTERVAL_MS * 6 // 5
 # Leases one tick expires; the rest go with the next ticks.
 LEASE_EXPIRIES_PER_TICK_MAX = 256
 # Leases one LeaseList response carries.

@@ -4,10 +4,19 @@ for its rules): deterministic, no clock but the lease clock, which only
 `LeaseTick` commands advance.
 
 The lease clock advances by the time a leader measured between two of its
-own ticks (`elapsed_ms`, clamped to LEASE_TICK_ADVANCE_MS_MAX). The first
-tick of another proposer (another node, term or process) advances nothing:
-time without a working leader is not counted, so a lease outlives its TTL by
-at most an election and never expires early.
+own ticks (`elapsed_ms`, clamped to LEASE_TICK_ADVANCE_MS_MAX, 1.2 x the
+tick interval). The first tick of another proposer (another node, term or
+process) advances nothing: time without a working leader is not counted, so
+a lease outlives its TTL by at most an election. The leader proposes ticks
+only while a lease exists; the first tick after an idle spell advances
+nothing either, so idle time can only lengthen a lease.
+
+The one clock this trusts is the leader's tick timer: ticks are at least a
+tick interval apart on it, and each advances at most 1.2 intervals, so a
+leader whose elapsed-time measurement runs fast or jumps ages leases at most
+1.2 x as fast as its timer (a TTL 5 s lease lives at least 4.17 s). A leader
+whose whole clock runs fast by a fraction r shortens leases to TTL / (1 + r);
+a slow or paused leader only lengthens them (docs/strong-plane.md).
 
 A grant or keepalive is applied between two ticks, when the lease clock
 lags real time by up to a tick interval; so its deadline is set at the next
