@@ -101,9 +101,10 @@ class AsyncClient:
     def election(self, name: BytesLike) -> AsyncElection:
         return AsyncElection(self, name)
 
-    def watch(self, key_or_prefix: BytesLike, *, prefix: bool = True, start_revision: int = 0,
+    def watch(self, key_or_prefix: BytesLike, *, prefix: bool = False, start_revision: int = 0,
               prev_kv: bool = False) -> AsyncWatcher:
-        """`async for event in client.watch("jobs/")`; see `Client.watch`."""
+        """`async for event in client.watch("jobs/", prefix=True)`; one key
+        unless `prefix=True`; see `Client.watch`."""
         return AsyncWatcher(self, key_or_prefix, prefix, start_revision, prev_kv)
 
     @cached_property

@@ -153,10 +153,11 @@ class Client:
         """The leader election `name`; see `Election`."""
         return Election(self, name)
 
-    def watch(self, key_or_prefix: BytesLike, *, prefix: bool = True, start_revision: int = 0,
+    def watch(self, key_or_prefix: BytesLike, *, prefix: bool = False, start_revision: int = 0,
               prev_kv: bool = False) -> Watcher:
-        """An iterator of `WatchEvent`s for keys starting with `key_or_prefix`
-        (or that one key, `prefix=False`), in revision order.
+        """An iterator of `WatchEvent`s for the one key `key_or_prefix` (or
+        every key starting with it, `prefix=True`, as `tandemkv watch
+        --prefix` and etcd's `--prefix`), in revision order.
 
         Semantics: from `start_revision` on (0: changes after now); a node
         failure or a lost connection is survived by resuming on another
@@ -169,7 +170,7 @@ class Client:
 
         Example::
 
-            with client.watch("jobs/", start_revision=first) as events:
+            with client.watch("jobs/", prefix=True, start_revision=first) as events:
                 for event in events:
                     print(event.type, event.key, event.value, event.revision)
         """

@@ -188,7 +188,7 @@ def test_a_watch_from_an_old_revision_replays_exactly_the_history(client):
             written.append(("delete", f"hist/{step % 4}".encode(), b"", None))
     client.put("unrelated", "x")
     seen = []
-    with client.watch("hist/", start_revision=written[0][3]) as events:
+    with client.watch("hist/", prefix=True, start_revision=written[0][3]) as events:
         for event in events:
             seen.append((event.type, event.key, event.value, event.revision))
             if len(seen) == len(written):
@@ -201,7 +201,7 @@ def test_a_watch_from_an_old_revision_replays_exactly_the_history(client):
 def test_a_watch_resumes_across_a_node_kill_without_gaps_or_duplicates(cluster, client):
     count = 60
     seen: list[bytes] = []
-    watcher = client.watch("resume/")
+    watcher = client.watch("resume/", prefix=True)
     done = threading.Event()
 
     def read() -> None:
@@ -279,7 +279,7 @@ def test_a_stalled_watcher_does_not_slow_writes_and_is_told_it_fell_behind(tmp_p
     with ServeCluster(tmp_path, nodes=3, limits={"WATCH_HISTORY_REVISIONS_MAX": history}) as cluster:
         cluster.wait_for_leader(LEADER_TIMEOUT_S)
         with Client(cluster.endpoints) as client, Client(cluster.endpoints) as writer:
-            events = iter(client.watch("stall/"))
+            events = iter(client.watch("stall/", prefix=True))
             first = writer.put("stall/first", "x").revision
             assert next(events).revision == first  # the stream is open; now it stalls
             value = "v" * 16 * 1024
