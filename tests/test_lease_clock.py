@@ -145,7 +145,9 @@ def test_a_registry_hold_renewed_on_time_survives_a_fast_leader(tmp_path, rate):
             with hold as token:
                 held_until = time.monotonic() + 8.0  # past a TTL at either rate
                 while time.monotonic() < held_until and not hold.lost.is_set():
-                    assert client.registry.whereis("svc").token == token
+                    registration = client.registry.whereis("svc")
+                    assert registration is not None and registration.token == token, (
+                        f"the name was released while renewed on time, at {rate}x")
                     hold.lost.wait(0.5)
                 assert not hold.lost.is_set(), f"the hold was lost at {rate}x"
             assert not node.whereis(b"svc").found, "released on exit"
