@@ -58,6 +58,8 @@ class Lease:
     Expiry is decided in the Raft log: a lease lives at least its TTL after
     its last renewal and at most about a quarter second more (plus any
     leader election in between); a leader failover never expires it early.
+    That assumes the leader's clock runs at the right rate: one fast by a
+    fraction r expires leases early by TTL * r / (1 + r) (docs/strong-plane.md).
     `id` is also a fencing token (it strictly increases).
 
     Failure modes: as a context manager it is renewed every TTL/3 by a
