@@ -157,6 +157,10 @@ class Attempts:
 
     def final_error(self) -> errors.TandemKVError:
         last = self.last_error
+        if not self.write and (last is None or isinstance(last, errors.OutcomeUnknown)):
+            # A read changes nothing, so its lost answer is no unknown outcome.
+            what = "no attempt fitted in the retry deadline" if last is None else last.message
+            return errors.Unavailable(f"{what}; the read changed nothing: safe to retry")
         if last is None:
             return errors.OutcomeUnknown("no attempt fitted in the retry deadline",
                                          request_id=self.request_id or None)

@@ -145,6 +145,14 @@ def test_an_unknown_outcome_is_never_reported_as_unavailable(fake_server, fake_n
     assert caught.value.request_id == fake_node.calls[0].request.request_id
 
 
+def test_a_read_whose_answers_were_lost_is_unavailable_never_an_unknown_outcome(
+        fake_server, fake_node, fake_time):
+    fake_node.errors.extend(errors.OutcomeUnknown("timeout") for _ in range(2))
+    with Client([fake_server], retry=retry_for(fake_time, attempts_max=2)) as client:
+        with pytest.raises(errors.Unavailable, match="read changed nothing"):
+            client.get("k")
+
+
 def test_the_overall_deadline_bounds_the_retries(fake_server, fake_node, fake_time):
     fake_node.errors.extend(errors.Unavailable("no leader") for _ in range(50))
     retry = retry_for(fake_time, attempts_max=50, deadline_s=1.0, backoff_max_s=0.4)
