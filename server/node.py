@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 LINEARIZABLE = kv_pb2.LINEARIZABLE
 STALE = kv_pb2.STALE
+# Writes between two looks at how full the LMDB map is (see _map_nearly_full).
+MAP_FILL_CHECK_WRITES = 64
 # How often wait_ready() looks at the replica while it waits.
 READY_POLL_SECONDS = 0.02
 
@@ -74,6 +76,8 @@ class Node(NodeOperations, NodeCoordination):
         self._replica: raft_adapter.RaftReplica | None = None
         self._barrier: ReadBarrier | None = None
         self._stopping = threading.Event()
+        self._writes_since_fill_check = MAP_FILL_CHECK_WRITES
+        self._map_full = False
         # Carried in every write so that every node refuses the same writes
         # when the state reaches it (see state_machine._refused_for_space).
         self._space_quota_bytes = config.map_size_bytes * limits.SPACE_QUOTA_PERCENT_OF_MAP // 100
@@ -238,9 +242,14 @@ class Node(NodeOperations, NodeCoordination):
 
     def _map_nearly_full(self) -> bool:
         """A second line behind the space quota (which the state machine
-        enforces): LMDB's pages themselves, looked at on every write (two
-        calls into LMDB)."""
-        return self._state.fill_ratio() > MAP_FILL_RATIO_WRITES_MAX
+        enforces on every write): LMDB's pages themselves, looked at every
+        MAP_FILL_CHECK_WRITES writes, since the two calls into LMDB release
+        the GIL, which costs a busy leader far more than the calls."""
+        self._writes_since_fill_check += 1
+        if self._writes_since_fill_check >= MAP_FILL_CHECK_WRITES:
+            self._writes_since_fill_check = 0
+            self._map_full = self._state.fill_ratio() > MAP_FILL_RATIO_WRITES_MAX
+        return self._map_full
 
     def _write_response(self, outcome, request_id: bytes) -> Message:
         result, fail_reason = outcome
