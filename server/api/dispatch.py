@@ -194,7 +194,6 @@ class Dispatcher(grpc.GenericRpcHandler):
 
     def _wrap(self, path: str, lane: str, method: MethodDescriptor, call: Callable):
         request_class = message_factory.GetMessageClass(method.input_type)
-        answer = _answer_check(path, message_factory.GetMessageClass(method.output_type))
         admission, malformed = self._admission, self._malformed
 
         def decoded(raw: bytes):
@@ -223,8 +222,8 @@ class Dispatcher(grpc.GenericRpcHandler):
         def unary_response(raw_requests, context):
             release = _once(lambda: admission.leave(lane))
             try:
-                return answer(call(argument(raw_requests, context), context))
-            except errors.InvalidArgument as error:  # a malformed request, or a reused request id
+                return call(argument(raw_requests, context), context)
+            except errors.InvalidArgument as error:  # a malformed request among them
                 abort(context, error)
             finally:
                 release()
@@ -233,35 +232,21 @@ class Dispatcher(grpc.GenericRpcHandler):
             release = _once(lambda: admission.leave(lane))
             if not context.add_callback(release):
                 release()
-            return _relay(release, lambda: map(answer, call(argument(raw_requests, context), context)),
-                          context)
+            return _relay(release, lambda: call(argument(raw_requests, context), context), context)
 
         return stream_response if method.server_streaming else unary_response
 
 
 def _relay(release: Callable[[], None], open_stream: Callable[[], Iterator], context):
-    """Yields what the servicer's stream yields; a malformed request
-    (possibly a later one of a client stream) ends it as INVALID_ARGUMENT."""
+    """Yields what the servicer's stream yields; a malformed or invalid
+    request (possibly a later one of a client stream) ends it as
+    INVALID_ARGUMENT."""
     try:
         yield from open_stream()
-    except errors.InvalidArgument as error:  # a malformed request, or a reused request id
+    except errors.InvalidArgument as error:  # a malformed request among them
         abort(context, error)
     finally:
         release()
-
-
-def _answer_check(path: str, response_class: type) -> Callable:
-    """Checks that an answer is of the RPC's response type. The one way it
-    is not: the request reused the request id of a different request, and
-    the node answered that request's stored result (a retry's answer)."""
-    def checked(response):
-        if not isinstance(response, response_class):
-            raise errors.InvalidArgument(
-                f"{path}: this request's request_id was already used by a different request "
-                f"(which answered a {type(response).__name__}); give every request its own "
-                "request id, and reuse one only to retry the same request; nothing was done")
-        return response
-    return checked
 
 
 def _once(function: Callable[[], None]) -> Callable[[], None]:
