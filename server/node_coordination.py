@@ -33,13 +33,13 @@ class LeaseTicker:
     tick starts a fresh measurement (it advances nothing), which can only
     lengthen a lease, never shorten one.
 
-    `monotonic` is the clock the elapsed time between ticks is measured
-    with (the node's `config.monotonic`); tests inject a fast or slow one.
+    The elapsed time between ticks is measured with the node's
+    `config.monotonic`; tests inject a fast or slow one.
     """
 
-    def __init__(self, node, monotonic=None):
+    def __init__(self, node):
         self._node = node
-        self._monotonic = monotonic or getattr(node.config, "monotonic", time.monotonic)
+        self._monotonic = node.config.monotonic
         self._nonce = os.urandom(4).hex()  # a restarted process is a new proposer
         self._last: tuple[str, float] | None = None
         self._thread = threading.Thread(target=self._run, name="lease-ticker", daemon=True)

@@ -159,6 +159,8 @@ _FREEING_OPS = frozenset({"noop", "delete", "counter_delete", "lease_tick", "lea
                           "lease_keepalive", "unregister", "lock_release", "resign",
                           "drop_table"})
 _READ_OPS = frozenset({"range", "counter_get"})
+# Transaction operations that add no data.
+_TXN_FREEING_OPS = _READ_OPS | {"delete", "counter_delete"}
 
 
 def _refused_for_space(context: ApplyContext, command: raft_pb2.Command):
@@ -170,9 +172,9 @@ def _refused_for_space(context: ApplyContext, command: raft_pb2.Command):
     plus its result, which the map's share beyond the quota absorbs."""
     quota = command.space_quota_bytes
     kind = command.WhichOneof("op")
-    if not quota or kind in _FREEING_OPS or kind == "batch":
+    if not quota or kind in _FREEING_OPS:
         return None
-    if kind == "txn" and all(op.WhichOneof("request") in _READ_OPS | {"delete", "counter_delete"}
+    if kind == "txn" and all(op.WhichOneof("request") in _TXN_FREEING_OPS
                              for op in (*command.txn.success, *command.txn.failure)):
         return None
     used = context.view.space_used()
