@@ -25,19 +25,13 @@ from pathlib import Path
 import grpc
 
 from tandemkv.client import NO_RETRY, Client
-from tests.support.cluster import ServeCluster
+from tests.support.cluster import ServeCluster, rss_bytes
 from tests.support.fuzz import invalid_utf8_cases, random_bytes, rpc_methods, send
 
 RSS_GROWTH_BYTES_MAX = 20 << 20
 SAMPLES = 10
 SEED = 11
 
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def malformed_cases(rng: random.Random, count: int) -> list:

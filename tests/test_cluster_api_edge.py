@@ -16,7 +16,6 @@ Small limits (`ServeCluster(limits=...)`) make the limits reachable.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import grpc
 import pytest
@@ -25,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tandemkv.client import NO_RETRY, Client
 from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, coordination_pb2, coordination_pb2_grpc
 from tandemkv.v1 import crdt_pb2, crdt_pb2_grpc, kv_pb2, kv_pb2_grpc, lease_pb2, lease_pb2_grpc
-from tests.support.cluster import ServeCluster
+from tests.support.cluster import ServeCluster, rss_bytes
 from tests.support.fuzz import invalid_utf8_cases, rpc_methods
 
 STREAMS_OPEN_MAX = 4
@@ -42,12 +41,6 @@ MALFORMED_REQUESTS = 3000
 # RSS the malformed requests may add to a node (they used to leak ~19 KB each).
 MALFORMED_RSS_GROWTH_BYTES_MAX = 20 << 20
 
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,12 @@ import socket
 import struct
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from tandemkv import limits
 from tandemkv.client import NO_RETRY, Client, Retry
-from tests.support.cluster import ServeCluster
+from tests.support.cluster import ServeCluster, rss_bytes
 
 LEADER_TIMEOUT_S = 60
 HOSTILE_LENGTH = 2**31 - 1
@@ -44,12 +43,6 @@ SOCKET_TIMEOUT_S = 30.0
 RSS_GROWTH_BYTES_MAX = 50 << 20
 WRITE_TIMEOUT_S = 10.0
 
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def send_hostile_frame(address: str, sock: socket.socket) -> bool:

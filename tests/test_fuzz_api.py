@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tandemkv.client import NO_RETRY, Client
-from tests.support.cluster import ServeCluster
+from tests.support.cluster import ServeCluster, rss_bytes
 from tests.support.fuzz import (
     FORBIDDEN_CODES, invalid_utf8_cases, mutate, random_bytes, request_strategy, rpc_methods, send,
 )
@@ -61,12 +61,6 @@ _DRAWN_PER_RPC = max(8, FUZZ_REQUESTS * (100 - RAW_SHARE_PERCENT) // 100 // len(
 def _cases_for(rpc, count: int) -> int:
     return max(4, count * STREAM_CASES_PERCENT // 100) if rpc.streaming else count
 
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 @pytest.fixture(scope="module")

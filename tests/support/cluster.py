@@ -154,3 +154,11 @@ class ServeCluster:
                     return node.applied_index
                 time.sleep(POLL_SECONDS)
         raise AssertionError(f"{name} did not apply index {index} within {timeout_s} s")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process `pid` (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
