@@ -112,35 +112,32 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+def _read_varint(raw: bytes, position: int) -> tuple[int, int]:
+    """(value, position after it) of the varint at `position`."""
+    value, shift = 0, 0
+    while True:
+        byte = raw[position]
+        value |= (byte & 0x7F) << shift
+        position, shift = position + 1, shift + 7
+        if not byte & 0x80:
+            return value, position
+
+
 def _field_spans(raw: bytes) -> list[tuple[int, int]]:
     """(start, end) of each top-level field of a valid encoding."""
     spans, position = [], 0
     while position < len(raw):
-        start, tag = position, 0
-        shift = 0
-        while True:
-            byte = raw[position]
-            tag |= (byte & 0x7F) << shift
-            position, shift = position + 1, shift + 7
-            if not byte & 0x80:
-                break
+        start = position
+        tag, position = _read_varint(raw, position)
         wire_type = tag & 7
         if wire_type == 0:
-            while raw[position] & 0x80:
-                position += 1
-            position += 1
+            _, position = _read_varint(raw, position)
         elif wire_type == 1:
             position += 8
         elif wire_type == 5:
             position += 4
         else:
-            length, shift = 0, 0
-            while True:
-                byte = raw[position]
-                length |= (byte & 0x7F) << shift
-                position, shift = position + 1, shift + 7
-                if not byte & 0x80:
-                    break
+            length, position = _read_varint(raw, position)
             position += length
         spans.append((start, position))
     return spans
