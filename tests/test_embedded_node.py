@@ -62,6 +62,15 @@ class Cluster:
             time.sleep(0.02)
         raise AssertionError("no single leader")
 
+    def compact_all(self) -> None:
+        """Every node compacts its log; returns once each wrote its snapshot."""
+        for node in self.nodes.values():
+            node.compact()
+        deadline = time.monotonic() + READY_SECONDS
+        while not all((self.base / n / snapshot.FILE_NAME).exists() for n in self.nodes):
+            assert time.monotonic() < deadline, "snapshots were not written"
+            time.sleep(0.02)
+
     def wait_applied(self, node: Node, index: int) -> None:
         deadline = time.monotonic() + READY_SECONDS
         while node.status().applied_index < index:
@@ -168,12 +177,7 @@ def test_a_wiped_follower_rebuilds_from_a_snapshot(cluster):
     leader = cluster.leader()
     for i in range(50):
         leader.incr(b"snap")
-    for node in cluster.nodes.values():
-        node.compact()
-    deadline = time.monotonic() + READY_SECONDS
-    while not all((cluster.base / n / "snapshot.bin").exists() for n in cluster.nodes):
-        assert time.monotonic() < deadline, "snapshots were not written"
-        time.sleep(0.02)
+    cluster.compact_all()
     leader.incr(b"snap")  # after the snapshot: must come from the log
     follower = next(n for n in cluster.nodes if cluster.nodes[n] is not leader)
     cluster.stop(follower)

@@ -70,12 +70,7 @@ def test_a_snapshot_installed_from_the_leader_is_private(tmp_path):
         leader = cluster.leader()
         for _ in range(20):
             leader.incr(b"snap")
-        for node in cluster.nodes.values():
-            node.compact()
-        deadline = time.monotonic() + READY_SECONDS
-        while not all((cluster.base / n / snapshot.FILE_NAME).exists() for n in cluster.nodes):
-            assert time.monotonic() < deadline, "snapshots were not written"
-            time.sleep(0.02)
+        cluster.compact_all()
         follower = next(n for n in cluster.nodes if cluster.nodes[n] is not leader)
         cluster.stop(follower)
         shutil.rmtree(cluster.base / follower)

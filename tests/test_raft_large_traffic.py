@@ -11,13 +11,12 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
-import time
 
 from tandemkv import limits
 from tandemkv.server.storage import snapshot
 from tandemkv.server.strong import raft_port_guard
 from tandemkv.v1 import kv_pb2
-from tests.test_embedded_node import READY_SECONDS, Cluster
+from tests.test_embedded_node import Cluster
 
 WRITERS = 16
 WRITES_PER_WRITER = 24
@@ -53,12 +52,7 @@ def test_big_batched_entries_and_a_multi_chunk_snapshot_reach_followers(tmp_path
         assert _stored(cluster.nodes[followers[0]], b"big/") == written
 
         # The other is wiped after compaction and installs the snapshot.
-        for node in cluster.nodes.values():
-            node.compact()
-        deadline = time.monotonic() + READY_SECONDS
-        while not all((cluster.base / n / snapshot.FILE_NAME).exists() for n in cluster.nodes):
-            assert time.monotonic() < deadline, "snapshots were not written"
-            time.sleep(0.02)
+        cluster.compact_all()
         snapshot_bytes = (cluster.base / followers[1] / snapshot.FILE_NAME).stat().st_size
         assert snapshot_bytes > 4 << 20, snapshot_bytes
         cluster.stop(followers[1])
