@@ -24,6 +24,7 @@ from tandemkv.server.api import build_server
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import kv_pb2, watch_pb2
 from tests.support.ports import free_ports
+from tests.test_embedded_coordination import wait_until
 from tests.test_embedded_node import FAST, READY_SECONDS
 
 # The most a tick advances the lease clock per tick interval of real time.
@@ -57,15 +58,6 @@ def node(tmp_path):
     node = solo_node(tmp_path)
     yield node
     node.stop()
-
-
-def wait_until(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def lease_gone_after_last_renewal_s(node: Node, ttl_ms: int) -> float:
