@@ -31,6 +31,10 @@ class Retry:
 
     - `attempts_max`: attempts in all, the first one included.
     - `deadline_s`: overall budget of one call, retries and waits included.
+      The defaults go together: 40 attempts whose waits average half
+      their ceiling wait about 18 s in all, close to the 20 s deadline,
+      so a call rides out a leader election that a loaded machine slows
+      to several election timeouts (12 attempts gave up after about 4 s).
     - `attempt_timeout_s`: gRPC deadline of one attempt (cut to what is
       left of `deadline_s`).
     - backoff, with full jitter: the wait after attempt n (0-based) is
@@ -43,7 +47,7 @@ class Retry:
     - `sleep` / `async_sleep` / `clock`: injectable for tests.
     """
 
-    attempts_max: int = 12
+    attempts_max: int = 40
     deadline_s: float = 20.0
     attempt_timeout_s: float = 5.0
     backoff_initial_s: float = 0.05

@@ -137,6 +137,16 @@ def test_giving_up_after_attempts_max_raises_unavailable(fake_server, fake_node,
     assert fake_time.sleeps == [0.05, 0.1, 0.2]
 
 
+def test_the_default_policy_waits_through_a_slow_leader_election(fake_server, fake_node, fake_time):
+    fake_node.errors.extend(errors.Unavailable("no leader") for _ in range(100))
+    # Each wait at the mean of its full-jitter draw.
+    retry = retry_for(fake_time, jitter=lambda: 0.5)
+    with Client([fake_server], retry=retry) as client:
+        with pytest.raises(errors.Unavailable):
+            client.put("k", "v")
+    assert sum(fake_time.sleeps) >= 15.0, "gives up before several election timeouts have passed"
+
+
 def test_an_unknown_outcome_is_never_reported_as_unavailable(fake_server, fake_node, fake_time):
     fake_node.errors.extend([errors.OutcomeUnknown("timeout"), errors.Unavailable("no leader")])
     with Client([fake_server], retry=retry_for(fake_time, attempts_max=2)) as client:
