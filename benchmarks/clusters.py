@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 ETCD_BINARY = "etcd"
-START_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 20.0
-POLL_SECONDS = 0.2
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+POLL_S = 0.2
 NODES_MAX = 9
 
 
@@ -45,17 +45,17 @@ def etcd_version() -> str | None:
 
 
 def stop_processes(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM each process, SIGKILL any still running after STOP_TIMEOUT_SECONDS."""
+    """SIGTERM each process, SIGKILL any still running after STOP_TIMEOUT_S."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    deadline = time.monotonic() + STOP_TIMEOUT_S
     for process in processes:
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            process.wait(timeout=STOP_TIMEOUT_S)
 
 
 class _Uninterrupted:
@@ -99,17 +99,17 @@ class TandemCluster:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def _start(self) -> None:
-        from tandemkv.server.local_cluster import LocalCluster
+        from tandemkv.server.process.local_cluster import LocalCluster
 
         self.cluster = LocalCluster(self.root, self._write_configs())
         self.cluster.start()
-        leader = self.cluster.wait_for_leader(START_TIMEOUT_SECONDS, _Uninterrupted())
+        leader = self.cluster.wait_for_leader(START_TIMEOUT_S, _Uninterrupted())
         self.leader_endpoint = self.cluster.configs[leader].client_address
         self.leader_pid = self.cluster.processes[leader].pid
 
     def _write_configs(self) -> list[Path]:
-        from tandemkv.server import settings
-        from tandemkv.server.config import Member, NodeConfig
+        from tandemkv.server.process import settings
+        from tandemkv.server.node.config import Member, NodeConfig
 
         ports = free_ports(2 * self.nodes)
         members = [Member(f"n{k + 1}", f"127.0.0.1:{ports[2 * k]}", f"127.0.0.1:{ports[2 * k + 1]}")
@@ -178,14 +178,14 @@ class EtcdCluster:
         """(client host:port, index) of the leader, once every member answers."""
         import asyncio
 
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             self._check_alive()
             found = asyncio.run(_etcd_leader([u.removeprefix("http://") for u in self.client_urls]))
             if found is not None:
                 return found
-            time.sleep(POLL_SECONDS)
-        raise RuntimeError(f"etcd elected no leader within {START_TIMEOUT_SECONDS:.0f} s; logs in {self.root}")
+            time.sleep(POLL_S)
+        raise RuntimeError(f"etcd elected no leader within {START_TIMEOUT_S:.0f} s; logs in {self.root}")
 
     def _check_alive(self) -> None:
         for process in self.processes:

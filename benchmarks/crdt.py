@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 
 from tandemkv import limits
-from tandemkv.server.available.crdt import TableKind
-from tandemkv.server.available.gossip import GossipNode
-from tandemkv.server.available.hlc import HybridClock, MemoryHighWaterMark
+from tandemkv.server.available.crdt.kinds import TableKind
+from tandemkv.server.available.gossip.protocol import GossipNode
+from tandemkv.server.available.crdt.hlc import HybridClock, MemoryHighWaterMark
 from tandemkv.server.available.runtime import AvailablePlane, CatalogTable
 
 PARTITION_ROUNDS = 20

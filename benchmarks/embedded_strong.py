@@ -34,7 +34,7 @@ from tandemkv.v1 import counter_pb2
 
 LEADER_TIMINGS = RaftTimings(election_timeout_min_s=0.3, election_timeout_max_s=0.5)
 FOLLOWER_TIMINGS = RaftTimings(election_timeout_min_s=3.0, election_timeout_max_s=5.0)
-READY_SECONDS = 30.0
+READY_S = 30.0
 WORKLOAD_FLAGS = {"durable increments": "incr", "linearizable reads": "read"}
 
 
@@ -124,7 +124,7 @@ def run_leader(args) -> None:
     node = Node(_config(members[0], members, base, LEADER_TIMINGS, args.durability))
     try:
         node.start()
-        node.wait_ready(READY_SECONDS)
+        node.wait_ready(READY_S)
         if node.status().role != "leader":
             raise SystemExit("the in-process member did not become leader; run again")
         print(f"machine: {_machine()}; durability={args.durability}; {args.repeats} runs of "

@@ -19,7 +19,7 @@ from aetcd import rpc
 from benchmarks import fanout, workload
 from benchmarks.workload import Options, Workload
 
-RPC_TIMEOUT_SECONDS = 30.0
+RPC_TIMEOUT_S = 30.0
 EQUAL = rpc.Compare.CompareResult.Value("EQUAL")
 GREATER = rpc.Compare.CompareResult.Value("GREATER")
 TARGET_VALUE = rpc.Compare.CompareTarget.Value("VALUE")
@@ -55,7 +55,7 @@ class EtcdWorkloads:
     async def put_keys(self, keys: list[bytes], size_bytes: int | None = None) -> None:
         payload = workload.value(size_bytes or self.options.value_bytes)
         ops = [rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=payload)) for k in keys]
-        await self.kv.Txn(rpc.TxnRequest(success=ops), timeout=RPC_TIMEOUT_SECONDS)
+        await self.kv.Txn(rpc.TxnRequest(success=ops), timeout=RPC_TIMEOUT_S)
 
     async def preload(self, count: int) -> None:
         await workload.preload(self.put_keys, [workload.key(i) for i in range(count)])
@@ -65,7 +65,7 @@ class EtcdWorkloads:
 
         async def op(worker: int) -> None:
             request = rpc.PutRequest(key=workload.key(random.randrange(self.options.key_count)), value=payload)
-            await self.kv.Put(request, timeout=RPC_TIMEOUT_SECONDS)
+            await self.kv.Put(request, timeout=RPC_TIMEOUT_S)
 
         return Workload("put", op)
 
@@ -79,7 +79,7 @@ class EtcdWorkloads:
 
         async def op(worker: int) -> None:
             request = rpc.RangeRequest(key=workload.key(random.randrange(self.options.key_count)))
-            response = await self.kv.Range(request, timeout=RPC_TIMEOUT_SECONDS)
+            response = await self.kv.Range(request, timeout=RPC_TIMEOUT_S)
             assert response.kvs, "a preloaded key is missing"
 
         return Workload("get", op, prepare)
@@ -92,14 +92,14 @@ class EtcdWorkloads:
             put = rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=b"%d" % (int(old) + 1)))
             read = rpc.RequestOp(request_range=rpc.RangeRequest(key=key))
             response = await self.kv.Txn(rpc.TxnRequest(compare=[compare], success=[put], failure=[read]),
-                                         timeout=RPC_TIMEOUT_SECONDS)
+                                         timeout=RPC_TIMEOUT_S)
             if response.succeeded:
                 self.cas_known[key] = b"%d" % (int(old) + 1)
                 return
             kvs = response.responses[0].response_range.kvs
             self.cas_known[key] = kvs[0].value if kvs else b"0"
             if not kvs:
-                await self.kv.Put(rpc.PutRequest(key=key, value=b"0"), timeout=RPC_TIMEOUT_SECONDS)
+                await self.kv.Put(rpc.PutRequest(key=key, value=b"0"), timeout=RPC_TIMEOUT_S)
         raise RuntimeError(f"compare-and-set on {key!r} failed {workload.CAS_ATTEMPTS_MAX} times")
 
     def _incr_hot(self) -> Workload:
@@ -127,7 +127,7 @@ class EtcdWorkloads:
                     for slot in range(3)]
             read = rpc.RequestOp(request_range=rpc.RangeRequest(key=first))
             response = await self.kv.Txn(rpc.TxnRequest(compare=[compare], success=puts, failure=[read]),
-                                         timeout=RPC_TIMEOUT_SECONDS)
+                                         timeout=RPC_TIMEOUT_S)
             assert response.succeeded, "the txn's own key vanished"
 
         return Workload("txn", op, prepare)
@@ -138,7 +138,7 @@ class EtcdWorkloads:
         put = rpc.RequestOp(request_put=rpc.PutRequest(key=name, value=b"127.0.0.1:1"))
         read = rpc.RequestOp(request_range=rpc.RangeRequest(key=name))
         response = await self.kv.Txn(rpc.TxnRequest(compare=[compare], success=[put], failure=[read]),
-                                     timeout=RPC_TIMEOUT_SECONDS)
+                                     timeout=RPC_TIMEOUT_S)
         return response.succeeded
 
     def _register(self) -> Workload:
@@ -158,7 +158,7 @@ class EtcdWorkloads:
                 loaded.add(True)
 
         async def op(worker: int) -> None:
-            response = await self.kv.Range(rpc.RangeRequest(key=random.choice(names)), timeout=RPC_TIMEOUT_SECONDS)
+            response = await self.kv.Range(rpc.RangeRequest(key=random.choice(names)), timeout=RPC_TIMEOUT_S)
             assert response.kvs
 
         return Workload("whereis", op, prepare)
@@ -168,7 +168,7 @@ class EtcdWorkloads:
         stub = rpc.WatchStub(self.channel)
 
         async def revision() -> int:
-            response = await self.kv.Range(rpc.RangeRequest(key=b"w"), timeout=RPC_TIMEOUT_SECONDS)
+            response = await self.kv.Range(rpc.RangeRequest(key=b"w"), timeout=RPC_TIMEOUT_S)
             return response.header.revision
 
         async def watch(prefix: bytes, start: int) -> AsyncIterator[bytes]:
@@ -183,7 +183,7 @@ class EtcdWorkloads:
                 call.cancel()
 
         async def put(key: bytes, value: bytes) -> None:
-            await self.kv.Put(rpc.PutRequest(key=key, value=value), timeout=RPC_TIMEOUT_SECONDS)
+            await self.kv.Put(rpc.PutRequest(key=key, value=value), timeout=RPC_TIMEOUT_S)
 
         driver = fanout.make_driver(revision, watch, put, self.options.value_bytes)
         return Workload("watch-fanout", driver=driver, unit="events/s")

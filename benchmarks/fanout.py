@@ -19,7 +19,7 @@ from benchmarks import loadgen, workload
 
 Watch = Callable[[bytes, int], AsyncIterator[bytes]]
 # Seconds a run waits for every watcher to see the first event before measuring.
-WATCH_SETTLE_SECONDS_MAX = 10.0
+WATCH_SETTLE_S_MAX = 10.0
 
 
 class _Tally:
@@ -48,11 +48,11 @@ async def _watch_one(watch: Watch, prefix: bytes, start: int, tally: _Tally, rea
 async def _settle(ready: list[asyncio.Event]) -> None:
     """Waits until every watcher has seen the first event."""
     try:
-        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), WATCH_SETTLE_SECONDS_MAX)
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), WATCH_SETTLE_S_MAX)
     except asyncio.TimeoutError:
         seen = sum(r.is_set() for r in ready)
         raise RuntimeError(f"only {seen} of {len(ready)} watchers saw the first event within "
-                           f"{WATCH_SETTLE_SECONDS_MAX:.0f} s") from None
+                           f"{WATCH_SETTLE_S_MAX:.0f} s") from None
 
 
 def make_driver(revision: Callable[[], Awaitable[int]], watch: Watch,

@@ -32,7 +32,7 @@ OPS_PER_WORKER_MAX = 10_000_000
 # Seconds a run waits, after its end, for operations still in flight; then
 # they are cancelled and counted as abandoned (a compare-and-swap loop on a
 # hot key can otherwise run on for tens of seconds).
-DRAIN_SECONDS_MAX = 2.0
+DRAIN_S_MAX = 2.0
 # Errors kept verbatim per run (the rest are only counted).
 ERROR_SAMPLES_MAX = 5
 
@@ -128,9 +128,9 @@ async def _open_worker(op: Operation, worker: int, stop_s: float, schedule: _Sch
 
 
 async def _until_drained(workers: list, began_s: float, seconds: float, recorder: _Recorder) -> RunResult:
-    """Waits for the workers, cancelling those still busy DRAIN_SECONDS_MAX after the end."""
+    """Waits for the workers, cancelling those still busy DRAIN_S_MAX after the end."""
     tasks = [asyncio.ensure_future(worker) for worker in workers]
-    _, busy = await asyncio.wait(tasks, timeout=seconds + DRAIN_SECONDS_MAX)
+    _, busy = await asyncio.wait(tasks, timeout=seconds + DRAIN_S_MAX)
     for task in busy:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -36,9 +36,9 @@ GROWTH_VALUE_BYTES = (100, 1024, 4096, 16384, 32768)
 GROWTH_KEY_COUNTS = (1_000, 10_000, 100_000)
 GROWTH_KEY_COUNT_MILLION = 1_000_000
 GROWTH_NODES = (3, 5)
-PROFILE_SECONDS = 5
+PROFILE_S = 5
 # Seconds of load before py-spy's samples start counting (it needs a moment to attach).
-PROFILE_LEAD_SECONDS = 1.0
+PROFILE_LEAD_S = 1.0
 
 
 def _list(kind):
@@ -161,14 +161,14 @@ async def profile_put(session: Session, built: Workload, pid: int) -> dict | Non
         return None
     concurrency = max(session.args.concurrency)
     raw_path = session.args.out / "profile-tandemkv-put.txt"
-    process = await pyspy.record(pid, PROFILE_SECONDS, raw_path)
-    await session.drive(built, concurrency, PROFILE_SECONDS + PROFILE_LEAD_SECONDS)
+    process = await pyspy.record(pid, PROFILE_S, raw_path)
+    await session.drive(built, concurrency, PROFILE_S + PROFILE_LEAD_S)
     _, stderr = await process.communicate()
     if process.returncode != 0 or not raw_path.exists():
         tqdm.write(f"no profile: py-spy failed: {stderr.decode(errors='replace')[-300:]}")
         return None
-    return {"concurrency": concurrency, "seconds": PROFILE_SECONDS, "raw_file": raw_path.name,
-            **pyspy.summarise(raw_path, PROFILE_SECONDS)}
+    return {"concurrency": concurrency, "seconds": PROFILE_S, "raw_file": raw_path.name,
+            **pyspy.summarise(raw_path, PROFILE_S)}
 
 
 async def growth_points(session: Session, system: str, cluster, builder_class) -> None:

@@ -31,7 +31,7 @@ OPTIONAL_APIS = {
     "crdt-set": ("crdt", "Crdt", "crdt"),
 }
 CRDT_TABLES = {"crdt-counter": ("bench_pn_counter", "PN_COUNTER"), "crdt-set": ("bench_or_set", "OR_SET")}
-RPC_TIMEOUT_SECONDS = 30.0
+RPC_TIMEOUT_S = 30.0
 
 
 def _rid() -> bytes:
@@ -94,7 +94,7 @@ class TandemWorkloads:
     async def put_keys(self, keys: list[bytes], size_bytes: int | None = None) -> None:
         payload = workload.value(size_bytes or self.options.value_bytes)
         ops = [self.kv_pb2.RequestOp(put=self.kv_pb2.PutRequest(key=k, value=payload)) for k in keys]
-        await self.kv.Txn(self.kv_pb2.TxnRequest(success=ops, request_id=_rid()), timeout=RPC_TIMEOUT_SECONDS)
+        await self.kv.Txn(self.kv_pb2.TxnRequest(success=ops, request_id=_rid()), timeout=RPC_TIMEOUT_S)
 
     async def preload(self, count: int) -> None:
         await workload.preload(self.put_keys, [workload.key(i) for i in range(count)])
@@ -105,7 +105,7 @@ class TandemWorkloads:
         async def op(worker: int) -> None:
             request = self.kv_pb2.PutRequest(key=workload.key(random.randrange(self.options.key_count)),
                                              value=payload, request_id=_rid())
-            await self.kv.Put(request, timeout=RPC_TIMEOUT_SECONDS)
+            await self.kv.Put(request, timeout=RPC_TIMEOUT_S)
 
         return Workload("put", op)
 
@@ -119,7 +119,7 @@ class TandemWorkloads:
 
         async def op(worker: int) -> None:
             request = self.kv_pb2.GetRequest(key=workload.key(random.randrange(self.options.key_count)))
-            response = await self.kv.Get(request, timeout=RPC_TIMEOUT_SECONDS)
+            response = await self.kv.Get(request, timeout=RPC_TIMEOUT_S)
             assert response.found, "a preloaded key is missing"
 
         return Workload("get", op, prepare)
@@ -129,7 +129,7 @@ class TandemWorkloads:
         async def op(worker: int) -> None:
             counter = b"hot" if hot else b"c%015d" % worker
             request = self.counter_pb2.CounterIncrRequest(name=counter, delta=1, request_id=_rid())
-            await self.counter.Incr(request, timeout=RPC_TIMEOUT_SECONDS)
+            await self.counter.Incr(request, timeout=RPC_TIMEOUT_S)
 
         return Workload(name, op)
 
@@ -150,7 +150,7 @@ class TandemWorkloads:
             put = pb.RequestOp(put=pb.PutRequest(key=key, value=b"%d" % (int(old) + 1)))
             read = pb.RequestOp(range=pb.RangeRequest(range=pb.KeyRange(key=key)))
             response = await self.kv.Txn(pb.TxnRequest(compare=[compare], success=[put], failure=[read],
-                                                       request_id=_rid()), timeout=RPC_TIMEOUT_SECONDS)
+                                                       request_id=_rid()), timeout=RPC_TIMEOUT_S)
             if response.succeeded:
                 self.cas_known[key] = b"%d" % (int(old) + 1)
                 return
@@ -180,7 +180,7 @@ class TandemWorkloads:
                     for slot in range(3)]
             read = pb.RequestOp(range=pb.RangeRequest(range=pb.KeyRange(key=first)))
             response = await self.kv.Txn(pb.TxnRequest(compare=[compare], success=puts, failure=[read],
-                                                       request_id=_rid()), timeout=RPC_TIMEOUT_SECONDS)
+                                                       request_id=_rid()), timeout=RPC_TIMEOUT_S)
             assert response.succeeded, "the txn's own key vanished"
 
         return Workload("txn", op, prepare)
@@ -188,13 +188,13 @@ class TandemWorkloads:
     # -- registry --
     async def _grant(self) -> int:
         lease = _stub(self.channel, "lease", "Lease")
-        request = _pb("lease").LeaseGrantRequest(ttl_ms=workload.LEASE_TTL_SECONDS * 1000, request_id=_rid())
-        return (await lease.Grant(request, timeout=RPC_TIMEOUT_SECONDS)).id
+        request = _pb("lease").LeaseGrantRequest(ttl_ms=workload.LEASE_TTL_S * 1000, request_id=_rid())
+        return (await lease.Grant(request, timeout=RPC_TIMEOUT_S)).id
 
     async def _register_name(self, registry, name: bytes, lease: int) -> None:
         request = _pb("coordination").RegisterRequest(name=name, value=b"127.0.0.1:1", lease=lease,
                                                       request_id=_rid())
-        response = await registry.Register(request, timeout=RPC_TIMEOUT_SECONDS)
+        response = await registry.Register(request, timeout=RPC_TIMEOUT_S)
         assert response.registered, f"{name!r} was already registered"
 
     def _register(self) -> Workload:
@@ -227,7 +227,7 @@ class TandemWorkloads:
 
         async def op(worker: int) -> None:
             request = _pb("coordination").WhereisRequest(name=random.choice(names))
-            assert (await registry.Whereis(request, timeout=RPC_TIMEOUT_SECONDS)).found
+            assert (await registry.Whereis(request, timeout=RPC_TIMEOUT_S)).found
 
         return Workload("whereis", op, prepare)
 
@@ -238,7 +238,7 @@ class TandemWorkloads:
         stub = _stub(self.channel, "watch", "Watch")
 
         async def revision() -> int:
-            return (await self.kv.Get(pb.GetRequest(key=b"w"), timeout=RPC_TIMEOUT_SECONDS)).header.revision
+            return (await self.kv.Get(pb.GetRequest(key=b"w"), timeout=RPC_TIMEOUT_S)).header.revision
 
         async def watch(prefix: bytes, start: int) -> AsyncIterator[bytes]:
             request = watch_pb2.WatchRequest(range=pb.KeyRange(key=prefix, prefix=True), start_revision=start)
@@ -251,7 +251,7 @@ class TandemWorkloads:
                 call.cancel()
 
         async def put(key: bytes, value: bytes) -> None:
-            await self.kv.Put(pb.PutRequest(key=key, value=value, request_id=_rid()), timeout=RPC_TIMEOUT_SECONDS)
+            await self.kv.Put(pb.PutRequest(key=key, value=value, request_id=_rid()), timeout=RPC_TIMEOUT_S)
 
         async def probe(concurrency: int) -> None:
             await revision()
@@ -267,14 +267,14 @@ class TandemWorkloads:
 
         async def prepare(concurrency: int) -> None:
             request = crdt_pb2.CreateTableRequest(name=table, type=getattr(crdt_pb2, kind), request_id=_rid())
-            await stub.CreateTable(request, timeout=RPC_TIMEOUT_SECONDS)
+            await stub.CreateTable(request, timeout=RPC_TIMEOUT_S)
 
         async def op(worker: int) -> None:
             if kind == "PN_COUNTER":
                 request = crdt_pb2.CrdtUpdateRequest(table=table, increment=1)
             else:
                 request = crdt_pb2.CrdtUpdateRequest(table=table, add=b"m%d" % random.randrange(10_000))
-            await stub.Update(request, timeout=RPC_TIMEOUT_SECONDS)
+            await stub.Update(request, timeout=RPC_TIMEOUT_S)
 
         return Workload(name, op, prepare)
 

@@ -29,7 +29,7 @@ CAS_ATTEMPTS_MAX = 100_000
 WATCH_WRITERS_IN_FLIGHT = 4
 # Registry names attached to one lease before the next lease is granted.
 NAMES_PER_LEASE = 500
-LEASE_TTL_SECONDS = 600
+LEASE_TTL_S = 600
 STAMP = struct.Struct("<d")
 
 CORE_WORKLOADS = ("put", "get", "incr-hot", "incr-spread", "cas-own", "cas-hot", "txn")

@@ -19,7 +19,7 @@ from tandemkv.client._watch import AsyncWatcher
 from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult
 from tandemkv.client._retry import Attempts, Retry, error_from_rpc
 from tandemkv.client._routing import Router, resolve_endpoints
-from tandemkv.client._sync import CHANNEL_OPTIONS, STATUS_NODES_MAX, STATUS_TIMEOUT_SECONDS_MAX, STUBS
+from tandemkv.client._sync import CHANNEL_OPTIONS, STATUS_NODES_MAX, STATUS_TIMEOUT_S_MAX, STUBS
 
 
 class AsyncClient:
@@ -121,7 +121,7 @@ class AsyncClient:
             if endpoint in seen:
                 continue
             try:
-                response = await self._send(endpoint, ops.status(), STATUS_TIMEOUT_SECONDS_MAX)
+                response = await self._send(endpoint, ops.status(), STATUS_TIMEOUT_S_MAX)
             except grpc.RpcError as error:
                 seen[endpoint] = NodeInfo(endpoint=endpoint, error=error_from_rpc(error, b"").message)
                 continue
@@ -131,7 +131,7 @@ class AsyncClient:
 
     async def leader(self) -> str | None:
         if self._router.leader is None:
-            await self._find_leader(STATUS_TIMEOUT_SECONDS_MAX)
+            await self._find_leader(STATUS_TIMEOUT_S_MAX)
         return self._router.leader
 
     async def run(self, operation: ops.Operation, *, retry: Retry | None = None) -> Any:
@@ -140,7 +140,7 @@ class AsyncClient:
         attempts = Attempts(retry, operation.request_id, operation.write)
         while (timeout_s := attempts.timeout_s()) is not None:
             if self._router.leader is None:
-                await self._find_leader(min(timeout_s, STATUS_TIMEOUT_SECONDS_MAX))
+                await self._find_leader(min(timeout_s, STATUS_TIMEOUT_S_MAX))
             endpoint = self._router.pick()
             try:
                 return operation.decode(await self._send(endpoint, operation, timeout_s))

@@ -116,11 +116,11 @@ class Hold:
 
 def _waits(wait_s: float | None) -> Iterator[float]:
     """The server-side waits of successive calls that together wait
-    `wait_s` (None: forever), each at most CLAIM_WAIT_SECONDS_MAX."""
+    `wait_s` (None: forever), each at most CLAIM_WAIT_S_MAX."""
     deadline = None if wait_s is None else time.monotonic() + wait_s
     while True:
-        left_s = cops.CLAIM_WAIT_SECONDS_MAX if deadline is None else deadline - time.monotonic()
-        yield max(0.0, min(left_s, cops.CLAIM_WAIT_SECONDS_MAX))
+        left_s = cops.CLAIM_WAIT_S_MAX if deadline is None else deadline - time.monotonic()
+        yield max(0.0, min(left_s, cops.CLAIM_WAIT_S_MAX))
         if deadline is not None and time.monotonic() >= deadline:
             return
 

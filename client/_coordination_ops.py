@@ -16,12 +16,12 @@ from tandemkv.v1 import kv_pb2, lease_pb2
 
 # Longest one Acquire or Campaign call waits on the server; a longer wait
 # is several calls.
-CLAIM_WAIT_SECONDS_MAX = limits.CLAIM_WAIT_MS_MAX / 1000
+CLAIM_WAIT_S_MAX = limits.CLAIM_WAIT_MS_MAX / 1000
 # Added to a waiting call's gRPC deadline beyond its wait, for the
 # proposals around the wait.
-CLAIM_CALL_SLACK_SECONDS = 5.0
+CLAIM_CALL_SLACK_S = 5.0
 # Longest one keepalive attempt may take.
-KEEPALIVE_ATTEMPT_SECONDS_MAX = 5.0
+KEEPALIVE_ATTEMPT_S_MAX = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +62,7 @@ def ttl_ms(ttl_s: float) -> int:
 
 def wait_retry(base: Retry, wait_s: float) -> Retry:
     """`base` with room for one call that waits `wait_s` on the server."""
-    return dataclasses.replace(base, attempt_timeout_s=wait_s + CLAIM_CALL_SLACK_SECONDS,
+    return dataclasses.replace(base, attempt_timeout_s=wait_s + CLAIM_CALL_SLACK_S,
                                deadline_s=wait_s + base.deadline_s)
 
 
@@ -71,7 +71,7 @@ def keepalive_retry(base: Retry, ttl_s: float) -> Retry:
     renewal still comes in time."""
     budget_s = ttl_s / 3
     return dataclasses.replace(base, deadline_s=budget_s,
-                               attempt_timeout_s=min(budget_s, KEEPALIVE_ATTEMPT_SECONDS_MAX))
+                               attempt_timeout_s=min(budget_s, KEEPALIVE_ATTEMPT_S_MAX))
 
 
 # -- leases --

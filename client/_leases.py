@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 # A renewal is sent every TTL / KEEPALIVE_PER_TTL.
 KEEPALIVE_PER_TTL = 3
 # Pause after a failed renewal before the next try.
-KEEPALIVE_RETRY_SECONDS = 0.2
+KEEPALIVE_RETRY_S = 0.2
 
 log = logging.getLogger("tandemkv.client")
 
@@ -43,7 +43,7 @@ class _Renewal:
             if time.monotonic() - self.last_ok >= self.ttl_s:
                 log.warning("lease renewals failed for a whole TTL: %s", renewed.message)
                 return None
-            return KEEPALIVE_RETRY_SECONDS
+            return KEEPALIVE_RETRY_S
         if renewed is None:
             return None
         self.last_ok = time.monotonic()

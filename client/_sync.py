@@ -35,7 +35,7 @@ STUBS = {"KV": kv_pb2_grpc.KVStub, "Counter": counter_pb2_grpc.CounterStub,
          "Election": coordination_pb2_grpc.ElectionStub, "Watch": watch_pb2_grpc.WatchStub}
 STUBS["Crdt"] = crdt_pb2_grpc.CrdtStub
 # How long a leader lookup or a status call waits for one node.
-STATUS_TIMEOUT_SECONDS_MAX = 2.0
+STATUS_TIMEOUT_S_MAX = 2.0
 # Nodes one status() call asks (the endpoints and the members they report).
 STATUS_NODES_MAX = 64
 
@@ -193,7 +193,7 @@ class Client:
             if endpoint in seen:
                 continue
             try:
-                response = self._send(endpoint, ops.status(), STATUS_TIMEOUT_SECONDS_MAX)
+                response = self._send(endpoint, ops.status(), STATUS_TIMEOUT_S_MAX)
             except grpc.RpcError as error:
                 seen[endpoint] = NodeInfo(endpoint=endpoint, error=error_from_rpc(error, b"").message)
                 continue
@@ -204,7 +204,7 @@ class Client:
     def leader(self) -> str | None:
         """The leader's endpoint, asking the cluster if not known yet."""
         if self._router.leader is None:
-            self._find_leader(STATUS_TIMEOUT_SECONDS_MAX)
+            self._find_leader(STATUS_TIMEOUT_S_MAX)
         return self._router.leader
 
     # -- the engine -------------------------------------------------------
@@ -216,7 +216,7 @@ class Client:
         attempts = Attempts(retry, operation.request_id, operation.write)
         while (timeout_s := attempts.timeout_s()) is not None:
             if self._router.leader is None:
-                self._find_leader(min(timeout_s, STATUS_TIMEOUT_SECONDS_MAX))
+                self._find_leader(min(timeout_s, STATUS_TIMEOUT_S_MAX))
             endpoint = self._router.pick()
             try:
                 return operation.decode(self._send(endpoint, operation, timeout_s))

@@ -1,7 +1,41 @@
-"""A TandemKV node: the embeddable `Node`, its configuration, and (in
-sub-packages) the strong plane, storage, and the gRPC API."""
+"""A TandemKV node. Where things live:
 
-from tandemkv.server.config import Member, NodeConfig, RaftTimings
-from tandemkv.server.node import Node, NodeStatus
+- `node/`: the composition root, `Node(config)`, and its KV, counter and
+  coordination halves.
+- `strong/`: the pure strong-plane core, `apply(view, command)`.
+- `raft/`: the only code that knows pysyncobj.
+- `storage/`: LMDB, the state and the Raft log.
+- `available/`: the CRDT types (`crdt/`), the gossip protocol (`gossip/`)
+  and the running plane.
+- `api/`: the gRPC servicers.
+- `cli/` and `process/`: the `tandemkv` command and the node process.
 
-__all__ = ["Member", "Node", "NodeConfig", "NodeStatus", "RaftTimings"]
+`Node`, `NodeConfig`, `NodeStatus`, `Member` and `RaftTimings` are
+importable from here; they load on first use, so importing a pure core
+module (which imports this package first) does not load the node.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tandemkv.server.node.config import Member, NodeConfig, RaftTimings
+    from tandemkv.server.node.node import Node, NodeStatus
+
+_LAZY = {
+    "Member": "tandemkv.server.node.config",
+    "NodeConfig": "tandemkv.server.node.config",
+    "RaftTimings": "tandemkv.server.node.config",
+    "Node": "tandemkv.server.node.node",
+    "NodeStatus": "tandemkv.server.node.node",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tandemkv.server' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tandemkv import limits
 from tandemkv.server.api import build_server
 from tandemkv.server.api.dispatch import LANE_CALLS, LANE_OPERATOR, LANE_STREAMS
-from tandemkv.server.available.crdt import TableKind
+from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, crdt_pb2, crdt_pb2_grpc, kv_pb2, kv_pb2_grpc
 from tandemkv.v1 import lease_pb2, lease_pb2_grpc
 from tests.support.fuzz import invalid_utf8_cases, rpc_methods

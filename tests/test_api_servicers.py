@@ -106,7 +106,7 @@ def test_unavailable_carries_the_leader_hint_in_trailing_metadata(channel, fake_
 
 
 def test_a_spent_deadline_is_deadline_exceeded_with_nothing_proposed(channel, fake_node):
-    for timeout_s in (0.0, limits.DEADLINE_SECONDS_MIN / 5):
+    for timeout_s in (0.0, limits.DEADLINE_S_MIN / 5):
         with pytest.raises(grpc.RpcError) as caught:
             kv_pb2_grpc.KVStub(channel).Put(kv_pb2.PutRequest(key=b"k", value=b"v"), timeout=timeout_s)
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -115,8 +115,8 @@ def test_a_spent_deadline_is_deadline_exceeded_with_nothing_proposed(channel, fa
 
 def test_a_call_without_deadline_gets_the_server_cap(channel, fake_node):
     kv_pb2_grpc.KVStub(channel).Put(kv_pb2.PutRequest(key=b"k", value=b"v"))
-    assert 0 < fake_node.calls[0].timeout_s <= limits.DEADLINE_SECONDS_MAX
-    assert fake_node.calls[0].timeout_s > limits.DEADLINE_SECONDS_MAX - 1
+    assert 0 < fake_node.calls[0].timeout_s <= limits.DEADLINE_S_MAX
+    assert fake_node.calls[0].timeout_s > limits.DEADLINE_S_MAX - 1
 
 
 def test_the_node_gets_less_time_than_the_caller(channel, fake_node):

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from tandemkv.errors import FailedPrecondition, NotFound
-from tandemkv.server.available.crdt import TableKind
+from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.available.runtime import AvailablePlane, CatalogTable
 from tandemkv.server.available.storage import CrdtStore
 

@@ -19,8 +19,9 @@ import time
 import pytest
 
 from tandemkv.client import NO_RETRY, Client
-from tandemkv.server import cli_client, local_cluster, settings
-from tandemkv.server.config import Member, NodeConfig
+from tandemkv.server.cli import client as cli_client
+from tandemkv.server.process import local_cluster, settings
+from tandemkv.server.node.config import Member, NodeConfig
 from tests.support.fake_node import FakeGossipPlane
 from tests.test_file_modes import loose_paths
 from tests.support.local_up import TANDEMKV, UpProcess, free_base_port, pid_alive, tandemkv
@@ -212,7 +213,7 @@ def test_down_kills_a_process_that_ignores_sigterm_and_says_so(tmp_path, monkeyp
         assert stuck.stdout.readline().strip() == "ready"
         (tmp_path / local_cluster.CLUSTER_FILE).write_text(json.dumps(
             {"supervisor_pid": None, "nodes": [{"name": "n1", "pid": stuck.pid}]}))
-        monkeypatch.setattr(local_cluster, "STOP_TIMEOUT_SECONDS", 0.5)
+        monkeypatch.setattr(local_cluster, "STOP_TIMEOUT_S", 0.5)
         code = local_cluster.run_down(argparse.Namespace(data_dir=tmp_path))
         assert stuck.wait(timeout=STOP_TIMEOUT_S) == -signal.SIGKILL
         assert code == 0

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tandemkv import errors
-from tandemkv.server import cli, cli_client
+from tandemkv.server.cli import client as cli_client, main as cli
 from tests.support.local_up import TANDEMKV, UpProcess, free_base_port, pid_alive, tandemkv
 
 STOP_TIMEOUT_S = 30.0

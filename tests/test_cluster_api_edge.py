@@ -33,7 +33,7 @@ LEADER_TIMEOUT_S = 60
 CALL_TIMEOUT_S = 10
 # Bounds on how long health may take to follow: Raft notices a lost quorum
 # within its election timeouts and leaderFallbackTimeout, and the health
-# follower polls every HEALTH_POLL_INTERVAL_SECONDS.
+# follower polls every HEALTH_POLL_INTERVAL_S.
 NOT_SERVING_WAIT_S = 30
 SERVING_AGAIN_WAIT_S = 60
 POLL_S = 0.1

@@ -23,9 +23,9 @@ import pytest
 from tandemkv import errors
 from tandemkv.client import AsyncClient, Client
 from tandemkv.server.api.crdt_servicers import GOSSIP_REJECTED_METADATA_KEY
-from tandemkv.server.available.gossip import GOSSIP_SUSPECT_AFTER_ROUNDS
+from tandemkv.server.available.gossip.protocol import GOSSIP_SUSPECT_AFTER_ROUNDS
 from tandemkv.server.available.node_plane import gossip_key
-from tandemkv.server.config import NodeConfig
+from tandemkv.server.node.config import NodeConfig
 from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, crdt_pb2
 from tests.support import crdt_nodes
 from tests.support.cluster import ServeCluster

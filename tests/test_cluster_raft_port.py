@@ -33,7 +33,7 @@ HOSTILE_LENGTH = 2**31 - 1
 JUNK_BYTES_PER_CONNECTION = 4 << 20
 JUNK_PIECE_BYTES = 64 << 10
 SEND_BUFFER_BYTES = 64 << 10
-ATTACK_SECONDS = 4.0
+ATTACK_S = 4.0
 # Connections held open at once (an unbounded node buffers all their junk),
 # and in all.
 CONNECTIONS_OPEN_MAX = 64
@@ -86,7 +86,7 @@ class Writer(threading.Thread):
 
 
 def attack(cluster: ServeCluster, target: str) -> dict:
-    """Hostile frames to `target`'s Raft port for ATTACK_SECONDS while a
+    """Hostile frames to `target`'s Raft port for ATTACK_S while a
     writer writes; what was seen."""
     address = next(m.raft_address for m in cluster.members if m.name == target)
     pid = cluster.processes[target].pid
@@ -94,7 +94,7 @@ def attack(cluster: ServeCluster, target: str) -> dict:
     writer = Writer(cluster.endpoints)
     writer.start()
     refused, sent, rss_max, sockets = 0, 0, rss_before, []
-    deadline = time.monotonic() + ATTACK_SECONDS
+    deadline = time.monotonic() + ATTACK_S
     try:
         while time.monotonic() < deadline and sent < CONNECTIONS_TOTAL_MAX:
             if len(sockets) == CONNECTIONS_OPEN_MAX:

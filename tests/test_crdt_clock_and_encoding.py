@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tandemkv import limits
-from tandemkv.server.available import canonical
-from tandemkv.server.available.hlc import (HLC_LOGICAL_MAX, ClockDriftExceeded, Hlc, HybridClock,
+from tandemkv.server.available.crdt import canonical
+from tandemkv.server.available.crdt.hlc import (HLC_LOGICAL_MAX, ClockDriftExceeded, Hlc, HybridClock,
                                            MemoryHighWaterMark)
 
 

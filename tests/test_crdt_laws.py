@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tandemkv.server.available.crdt import (AWLWWMap, Crdt, GCounter, LWWRegister, MVRegister,
+from tandemkv.server.available.crdt.kinds import (AWLWWMap, Crdt, GCounter, LWWRegister, MVRegister,
                                             ORSet, Origin, PNCounter, decode_crdt, encode_crdt,
                                             state_digest)
-from tandemkv.server.available.hlc import HybridClock, MemoryHighWaterMark
+from tandemkv.server.available.crdt.hlc import HybridClock, MemoryHighWaterMark
 
 REPLICAS = ("r0", "r1", "r2")
 SMALL_BYTES = st.sampled_from([b"a", b"b", b"c"])

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tandemkv.errors import InvalidArgument, OutOfRange
-from tandemkv.server.available.crdt import (AWLWWMap, GCounter, LWWRegister, MVRegister, ORSet,
+from tandemkv.server.available.crdt.kinds import (AWLWWMap, GCounter, LWWRegister, MVRegister, ORSet,
                                             Origin, PNCounter, decode_crdt, encode_crdt)
-from tandemkv.server.available.canonical import DecodeError
-from tandemkv.server.available.hlc import Hlc
+from tandemkv.server.available.crdt.canonical import DecodeError
+from tandemkv.server.available.crdt.hlc import Hlc
 
 MODEL_SETTINGS = settings(max_examples=80, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -125,7 +125,7 @@ def test_decoding_rejects_malformed_and_unknown_encodings(data):
 def test_decoding_rejects_a_state_of_another_kind_and_a_non_compact_context():
     with pytest.raises(DecodeError):
         decode_crdt(encode_crdt(GCounter({"a": 1})), ORSet.kind)
-    from tandemkv.server.available import canonical
+    from tandemkv.server.available.crdt import canonical
 
     loose = canonical.encode([1, "or_set", [{}, [{}, [["a", 1]]]]])
     with pytest.raises(DecodeError):

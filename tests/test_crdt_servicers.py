@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from tandemkv import errors, limits
-from tandemkv.server.available.crdt import TableKind
+from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.available.runtime import Verdict
 from tandemkv.v1 import crdt_pb2, crdt_pb2_grpc
 

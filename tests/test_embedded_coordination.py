@@ -13,7 +13,7 @@ import pytest
 
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import kv_pb2, watch_pb2
-from tests.test_embedded_node import READY_SECONDS, Cluster
+from tests.test_embedded_node import READY_S, Cluster
 
 TTL_MS = 1_500
 

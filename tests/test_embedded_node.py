@@ -22,7 +22,7 @@ from tandemkv.server.storage import snapshot
 from tandemkv.server.strong import commands
 from tandemkv.v1 import counter_pb2, kv_pb2
 
-READY_SECONDS = 20.0
+READY_S = 20.0
 FAST = RaftTimings(election_timeout_min_s=0.4, election_timeout_max_s=0.8,
                    leader_fallback_timeout_s=1.5)
 
@@ -47,14 +47,14 @@ class Cluster:
                 node.start()
                 self.nodes[member.name] = node
         for node in self.nodes.values():
-            node.wait_ready(READY_SECONDS)
+            node.wait_ready(READY_S)
 
     def stop(self, name=None):
         for key in [k for k in self.nodes if name in (None, k)]:
             self.nodes.pop(key).stop()
 
     def leader(self) -> Node:
-        deadline = time.monotonic() + READY_SECONDS
+        deadline = time.monotonic() + READY_S
         while time.monotonic() < deadline:
             leaders = [n for n in self.nodes.values() if n.status().role == "leader"]
             if len(leaders) == 1:
@@ -66,13 +66,13 @@ class Cluster:
         """Every node compacts its log; returns once each wrote its snapshot."""
         for node in self.nodes.values():
             node.compact()
-        deadline = time.monotonic() + READY_SECONDS
+        deadline = time.monotonic() + READY_S
         while not all((self.base / n / snapshot.FILE_NAME).exists() for n in self.nodes):
             assert time.monotonic() < deadline, "snapshots were not written"
             time.sleep(0.02)
 
     def wait_applied(self, node: Node, index: int) -> None:
-        deadline = time.monotonic() + READY_SECONDS
+        deadline = time.monotonic() + READY_S
         while node.status().applied_index < index:
             assert time.monotonic() < deadline, f"{node.config.name} stuck below {index}"
             time.sleep(0.02)
@@ -194,7 +194,7 @@ def test_a_wiped_follower_rebuilds_from_a_snapshot(cluster):
 def test_a_command_refused_inside_apply_is_an_error_result_everywhere(cluster):
     leader = cluster.leader()
     before = leader.status().applied_index
-    outcome = leader._replica.submit(b"\x00not a command").result(timeout=READY_SECONDS)
+    outcome = leader._replica.submit(b"\x00not a command").result(timeout=READY_S)
     with pytest.raises(Exception, match="undecodable"):
         commands.decode_result(outcome[0])
     for node in cluster.nodes.values():
@@ -211,7 +211,7 @@ def _solo_config(tmp_path) -> NodeConfig:
 
 def test_a_single_node_cluster_commits_alone(tmp_path):
     with Node(_solo_config(tmp_path)) as node:
-        node.wait_ready(READY_SECONDS)
+        node.wait_ready(READY_S)
         assert node.incr(b"c", 2).value == 2
         assert node.counter_get(b"c").value == 2
 
@@ -221,11 +221,11 @@ def test_a_node_whose_snapshot_is_gone_after_compaction_refuses_to_start(tmp_pat
     # and wait forever, never ready (its log matches the leader's).
     config = _solo_config(tmp_path)
     with Node(config) as node:
-        node.wait_ready(READY_SECONDS)
+        node.wait_ready(READY_S)
         for _ in range(20):
             node.incr(b"c")
         node.compact()
-        deadline = time.monotonic() + READY_SECONDS
+        deadline = time.monotonic() + READY_S
         while node._replica._raft_log.first_index() <= 1:
             assert time.monotonic() < deadline, "the log was not compacted"
             time.sleep(0.02)
@@ -237,7 +237,7 @@ def test_a_node_whose_snapshot_is_gone_after_compaction_refuses_to_start(tmp_pat
 
 def test_a_full_command_queue_refuses_writes_at_once(tmp_path, monkeypatch):
     with Node(_solo_config(tmp_path)) as node:
-        node.wait_ready(READY_SECONDS)
+        node.wait_ready(READY_S)
         monkeypatch.setattr(limits, "RAFT_QUEUE_COMMANDS_MAX", 0)
         with pytest.raises(Unavailable, match="QUEUE_FULL"):
             node.incr(b"c", 1, timeout_s=5)
@@ -260,7 +260,7 @@ def test_a_cut_off_leader_never_answers_a_linearizable_read_with_stale_data(clus
         cluster.wait_applied(node, old_leader.status().applied_index)
     _isolate(old_leader)
     others = [n for n in cluster.nodes.values() if n is not old_leader]
-    deadline = time.monotonic() + READY_SECONDS
+    deadline = time.monotonic() + READY_S
     while not any(n.status().role == "leader" for n in others):
         assert time.monotonic() < deadline, "the others elected no leader"
         time.sleep(0.02)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tandemkv.server import Node
 from tandemkv.server.storage import disk, snapshot
-from tests.test_embedded_node import READY_SECONDS, Cluster, _solo_config
+from tests.test_embedded_node import READY_S, Cluster, _solo_config
 
 
 def loose_paths(root: Path) -> list[str]:
@@ -33,10 +33,10 @@ def loose_paths(root: Path) -> list[str]:
 def test_a_new_node_writes_only_private_directories_and_files(tmp_path):
     config = _solo_config(tmp_path)
     with Node(config) as node:
-        node.wait_ready(READY_SECONDS)
+        node.wait_ready(READY_S)
         node.incr(b"c")
         node.compact()
-        deadline = time.monotonic() + READY_SECONDS
+        deadline = time.monotonic() + READY_S
         while not (config.data_dir / snapshot.FILE_NAME).exists():
             assert time.monotonic() < deadline, "no snapshot was written"
             time.sleep(0.02)
@@ -49,7 +49,7 @@ def test_a_new_node_writes_only_private_directories_and_files(tmp_path):
 def test_a_data_dir_left_readable_by_an_older_version_is_tightened_on_start(tmp_path, caplog):
     config = _solo_config(tmp_path)
     with Node(config) as node:
-        node.wait_ready(READY_SECONDS)
+        node.wait_ready(READY_S)
         node.incr(b"c")
     for parent, dirs, files in os.walk(config.data_dir):
         os.chmod(parent, 0o755)
@@ -57,7 +57,7 @@ def test_a_data_dir_left_readable_by_an_older_version_is_tightened_on_start(tmp_
             os.chmod(Path(parent, name), 0o644)
     assert loose_paths(config.data_dir)
     with caplog.at_level(logging.WARNING, logger=disk.__name__), Node(config) as node:
-        node.wait_ready(READY_SECONDS)
+        node.wait_ready(READY_S)
         assert node.counter_get(b"c").value == 1
         assert loose_paths(config.data_dir) == []
     assert any("took group and other access away" in r.getMessage() for r in caplog.records)

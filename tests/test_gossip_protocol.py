@@ -14,12 +14,12 @@ import pytest
 
 from tandemkv import limits
 from tandemkv.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from tandemkv.server.available.crdt import Origin, TableKind, encode_crdt
-from tandemkv.server.available.gossip import GossipConfig, GossipNode, Outgoing
-from tandemkv.server.available.gossip_liveness import PeerState
-from tandemkv.server.available.gossip_wire import (Chunk, Message, MessageKind, Section,
+from tandemkv.server.available.crdt.kinds import Origin, TableKind, encode_crdt
+from tandemkv.server.available.gossip.protocol import GossipConfig, GossipNode, Outgoing
+from tandemkv.server.available.gossip.liveness import PeerState
+from tandemkv.server.available.gossip.wire import (Chunk, Message, MessageKind, Section,
                                                    open_frame, seal)
-from tandemkv.server.available.hlc import Hlc, HybridClock, MemoryHighWaterMark
+from tandemkv.server.available.crdt.hlc import Hlc, HybridClock, MemoryHighWaterMark
 
 SECRET = b"cluster-secret"
 INTERVAL_MS = 1_000

@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from tandemkv.server.available.crdt import TableKind
-from tandemkv.server.available.gossip import GossipConfig, GossipNode, Outgoing
-from tandemkv.server.available.hlc import HybridClock, MemoryHighWaterMark
+from tandemkv.server.available.crdt.kinds import TableKind
+from tandemkv.server.available.gossip.protocol import GossipConfig, GossipNode, Outgoing
+from tandemkv.server.available.crdt.hlc import HybridClock, MemoryHighWaterMark
 
 SECRET = b"simulation-secret"
 NODES = ("n1", "n2", "n3", "n4", "n5")

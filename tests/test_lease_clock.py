@@ -25,7 +25,7 @@ from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import kv_pb2, watch_pb2
 from tests.support.ports import free_ports
 from tests.test_embedded_coordination import wait_until
-from tests.test_embedded_node import FAST, READY_SECONDS
+from tests.test_embedded_node import FAST, READY_S
 
 # The most a tick advances the lease clock per tick interval of real time.
 ADVANCE_RATIO_MAX = limits.LEASE_TICK_ADVANCE_MS_MAX / limits.LEASE_TICK_INTERVAL_MS
@@ -49,7 +49,7 @@ def solo_node(tmp_path, monotonic=time.monotonic) -> Node:
                         monotonic=monotonic)
     node = Node(config)
     node.start()
-    node.wait_ready(READY_SECONDS)
+    node.wait_ready(READY_S)
     return node
 
 

@@ -12,10 +12,10 @@ import subprocess
 import sys
 import textwrap
 
-from tandemkv.server.strong.raft_adapter import EXIT_STORAGE_FAILURE
+from tandemkv.server.raft.adapter import EXIT_STORAGE_FAILURE
 from tests.support.ports import free_ports
 
-CHILD_TIMEOUT_SECONDS = 60.0
+CHILD_TIMEOUT_S = 60.0
 CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
@@ -37,7 +37,7 @@ CHILD = textwrap.dedent("""
 
 def _run(data_dir, port: int, mode: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", CHILD, str(data_dir), str(port), mode],
-                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS)
+                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
 
 
 def test_an_entry_from_a_newer_version_stops_the_node_and_keeps_it_stopped(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 import pysyncobj.syncobj
 from tandemkv.server.storage.raft_log import DurableRaftLog
-from tandemkv.server.strong import raft_adapter
+from tandemkv.server.raft import adapter as raft_adapter
 
 
 def test_the_installed_pysyncobj_is_the_pinned_one_with_the_internals_used():

@@ -14,7 +14,7 @@ import shutil
 
 from tandemkv import limits
 from tandemkv.server.storage import snapshot
-from tandemkv.server.strong import raft_port_guard
+from tandemkv.server.raft import port_guard as raft_port_guard
 from tandemkv.v1 import kv_pb2
 from tests.test_embedded_node import Cluster
 

@@ -15,8 +15,8 @@ from pysyncobj.encryptor import getEncryptor
 from pysyncobj.tcp_connection import TcpConnection
 
 from tandemkv import limits
-from tandemkv.server.strong import raft_adapter, raft_port_guard
-from tandemkv.server.strong.raft_port_guard import Frame, first_frame
+from tandemkv.server.raft import adapter as raft_adapter, port_guard as raft_port_guard
+from tandemkv.server.raft.port_guard import Frame, first_frame
 
 LIMIT = 1000
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 
-from tandemkv.server.strong.read_barrier import BARRIER_STALE_SECONDS, ReadBarrier
+from tandemkv.server.raft.read_barrier import BARRIER_STALE_S, ReadBarrier
 
 OK = ("result", 0)
 
@@ -52,7 +52,7 @@ def test_a_barrier_that_never_resolves_is_abandoned_after_the_stale_limit():
     now = [100.0]
     barrier = ReadBarrier(raft.submit, clock=lambda: now[0])
     lost = barrier.join()
-    now[0] += BARRIER_STALE_SECONDS + 0.1
+    now[0] += BARRIER_STALE_S + 0.1
     fresh = barrier.join()
     assert lost.result(timeout=1) == (None, None)
     assert len(raft.submitted) == 2

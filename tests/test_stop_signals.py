@@ -10,10 +10,10 @@ import sys
 import textwrap
 import time
 
-WAKE_SECONDS_MAX = 5.0
+WAKE_S_MAX = 5.0
 CHILD = textwrap.dedent("""
     import signal, sys
-    from tandemkv.server.stop_signals import StopSignals
+    from tandemkv.server.process.stop_signals import StopSignals
     stop = StopSignals({signal.SIGUSR1: lambda: print("usr1", flush=True)})
     print("ready", flush=True)
     while not stop.wait(60.0):
@@ -36,8 +36,8 @@ def test_a_stop_signal_ends_a_long_wait_at_once_and_usr1_runs_its_action():
         sent = time.monotonic()
         child.send_signal(signal.SIGTERM)
         assert _read_line(child) == "stopped"
-        assert child.wait(timeout=WAKE_SECONDS_MAX) == 0
-        assert time.monotonic() - sent < WAKE_SECONDS_MAX, "the 60 s wait was not cut short"
+        assert child.wait(timeout=WAKE_S_MAX) == 0
+        assert time.monotonic() - sent < WAKE_S_MAX, "the 60 s wait was not cut short"
     finally:
         child.kill()
         child.wait()

@@ -6,7 +6,7 @@ and against the CLI's parser."""
 from __future__ import annotations
 
 from tandemkv.client import AsyncClient, Client
-from tandemkv.server.cli import build_parser
+from tandemkv.server.cli.main import build_parser
 
 
 def test_a_watch_is_of_the_one_key_unless_prefix_is_asked_for(fake_server):

@@ -57,9 +57,9 @@ DEDUP_RETENTION_MS = 10 * 60 * 1000
 DEDUP_GC_PER_COMMAND_MAX = 32
 # Server-side cap on any call's deadline, and the deadline of a call that
 # sets none.
-DEADLINE_SECONDS_MAX = 30.0
+DEADLINE_S_MAX = 30.0
 # Below this much remaining deadline nothing is proposed.
-DEADLINE_SECONDS_MIN = 0.005
+DEADLINE_S_MIN = 0.005
 # Commands waiting for the Raft tick thread on one node.
 RAFT_QUEUE_COMMANDS_MAX = 20_000
 # Concurrent RPCs one node serves; more get RESOURCE_EXHAUSTED.

@@ -5,7 +5,7 @@ the deadline, call the node. Three things differ:
 
 - Lock Acquire and Election Campaign wait (`wait_ms`) inside the node; the
   wait is cut so that it ends, and the last proposal after it still fits,
-  before the call's deadline (itself capped at DEADLINE_SECONDS_MAX).
+  before the call's deadline (itself capped at DEADLINE_S_MAX).
 - Registry Register of a taken name is not an error status: it answers OK
   with `registered=false` and the current owner's claim (value and token),
   which the SDK raises as `AlreadyExists` carrying `.owner` and `.token`.
@@ -31,7 +31,7 @@ from tandemkv.v1 import coordination_pb2_grpc, lease_pb2_grpc, watch_pb2, watch_
 
 # Kept back from a waiting call's deadline for each proposal around the
 # wait (the first try, and the one after the wait ends).
-CLAIM_PROPOSE_RESERVE_SECONDS_MAX = 2.0
+CLAIM_PROPOSE_RESERVE_S_MAX = 2.0
 CLAIM_PROPOSE_RESERVE_FRACTION = 0.25
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def waiting_call(context: grpc.ServicerContext, request, node_call):
     deadline: each proposal gets a reserve, the wait gets the rest."""
     check_request(request)
     timeout_s = node_timeout_s(context)
-    reserve_s = min(CLAIM_PROPOSE_RESERVE_SECONDS_MAX, timeout_s * CLAIM_PROPOSE_RESERVE_FRACTION)
+    reserve_s = min(CLAIM_PROPOSE_RESERVE_S_MAX, timeout_s * CLAIM_PROPOSE_RESERVE_FRACTION)
     wait_ms_max = max(0, int((timeout_s - 2 * reserve_s) * 1000))
     capped = type(request)()
     capped.CopyFrom(request)
@@ -96,8 +96,8 @@ def stream_timeout_s(context: grpc.ServicerContext) -> float:
     deadline, capped like a unary call."""
     remaining_s = context.time_remaining()
     if remaining_s is None:
-        return limits.DEADLINE_SECONDS_MAX
-    return max(limits.DEADLINE_SECONDS_MIN, min(remaining_s, limits.DEADLINE_SECONDS_MAX))
+        return limits.DEADLINE_S_MAX
+    return max(limits.DEADLINE_S_MIN, min(remaining_s, limits.DEADLINE_S_MAX))
 
 
 class LeaseServicer(lease_pb2_grpc.LeaseServicer):

@@ -21,7 +21,7 @@ import grpc
 from tandemkv import errors, limits
 from tandemkv.server.api.coordination_servicers import StreamStops
 from tandemkv.server.api.edge import abort, handle, node_timeout_s
-from tandemkv.server.available.crdt import TableKind
+from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.available.node_plane import type_of
 from tandemkv.server.strong.validation import check_table_name
 from tandemkv.v1 import crdt_pb2, crdt_pb2_grpc

@@ -49,7 +49,7 @@ REFUSAL_THREADS = 2
 OPERATOR_THREADS = 4
 # At most one log line per this many seconds about malformed requests (the
 # count goes on; the line says how many came since the last one).
-MALFORMED_LOG_INTERVAL_SECONDS = 60.0
+MALFORMED_LOG_INTERVAL_S = 60.0
 
 LANE_CALLS = "calls"
 LANE_STREAMS = "streams"
@@ -110,7 +110,7 @@ def _refusal_message(lane: str, limit: int) -> str:
 
 class MalformedRequests:
     """Counts malformed requests by method; logs one line at most every
-    MALFORMED_LOG_INTERVAL_SECONDS, never a traceback."""
+    MALFORMED_LOG_INTERVAL_S, never a traceback."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -123,7 +123,7 @@ class MalformedRequests:
             self.by_method[method] = self.by_method.get(method, 0) + 1
             self._unlogged += 1
             now = time.monotonic()
-            if now - self._logged_at < MALFORMED_LOG_INTERVAL_SECONDS:
+            if now - self._logged_at < MALFORMED_LOG_INTERVAL_S:
                 return
             self._logged_at, unlogged, self._unlogged = now, self._unlogged, 0
         log.warning("%d malformed request(s) answered INVALID_ARGUMENT since the last report "

@@ -21,7 +21,7 @@ from tandemkv.server.strong.validation import check_request
 # Part of the remaining deadline kept back from the node, so that the node
 # times out (and the handler answers "outcome unknown") before the caller
 # gives up on the call.
-DEADLINE_MARGIN_SECONDS_MAX = 0.1
+DEADLINE_MARGIN_S_MAX = 0.1
 DEADLINE_MARGIN_FRACTION = 0.1
 
 log = logging.getLogger(__name__)
@@ -68,19 +68,19 @@ def status_for_error(error: BaseException) -> tuple[grpc.StatusCode, str, tuple[
 
 def node_timeout_s(context: grpc.ServicerContext) -> float:
     """How long the node may take: the caller's remaining deadline (capped at
-    DEADLINE_SECONDS_MAX, which is also the deadline of a call that sets
+    DEADLINE_S_MAX, which is also the deadline of a call that sets
     none) minus a margin. Raises `DeadlineTooShort` (DEADLINE_EXCEEDED,
-    nothing proposed) when less than DEADLINE_SECONDS_MIN is left."""
+    nothing proposed) when less than DEADLINE_S_MIN is left."""
     remaining_s = context.time_remaining()
-    if remaining_s is None or remaining_s > limits.DEADLINE_SECONDS_MAX:
-        remaining_s = limits.DEADLINE_SECONDS_MAX
-    if remaining_s < limits.DEADLINE_SECONDS_MIN:
+    if remaining_s is None or remaining_s > limits.DEADLINE_S_MAX:
+        remaining_s = limits.DEADLINE_S_MAX
+    if remaining_s < limits.DEADLINE_S_MIN:
         raise DeadlineTooShort(
             f"the call's remaining deadline ({remaining_s * 1000:.1f} ms) is below "
-            f"DEADLINE_SECONDS_MIN ({limits.DEADLINE_SECONDS_MIN * 1000:.0f} ms); "
+            f"DEADLINE_S_MIN ({limits.DEADLINE_S_MIN * 1000:.0f} ms); "
             "nothing was proposed, retry with a longer deadline"
         )
-    margin_s = min(DEADLINE_MARGIN_SECONDS_MAX, remaining_s * DEADLINE_MARGIN_FRACTION)
+    margin_s = min(DEADLINE_MARGIN_S_MAX, remaining_s * DEADLINE_MARGIN_FRACTION)
     return remaining_s - margin_s
 
 

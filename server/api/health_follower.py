@@ -1,7 +1,7 @@
 """Keeps the standard health service telling the truth: the node's
 statuses follow its readiness instead of being set once at start.
 
-Every HEALTH_POLL_INTERVAL_SECONDS a small thread reads `node.status()`
+Every HEALTH_POLL_INTERVAL_S a small thread reads `node.status()`
 (cheap: a few fields of the replica) and sets:
 - "" and the strong-plane services (KV, Counter, Cluster, Lease, Registry,
   Lock, Election, Watch): SERVING only while the node knows a leader, has a
@@ -25,9 +25,9 @@ from grpc_health.v1 import health, health_pb2
 # How often the follower reads the node's readiness; a node that loses its
 # quorum is reported NOT_SERVING within this (plus the Raft timeouts that
 # make it notice).
-HEALTH_POLL_INTERVAL_SECONDS = 0.25
+HEALTH_POLL_INTERVAL_S = 0.25
 # Longest stop() waits for the thread.
-HEALTH_STOP_WAIT_SECONDS = 5.0
+HEALTH_STOP_WAIT_S = 5.0
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 class HealthFollower:
     def __init__(self, node: Any, servicer: health.HealthServicer, strong_services: Iterable[str],
                  available_services: Iterable[str],
-                 interval_s: float = HEALTH_POLL_INTERVAL_SECONDS) -> None:
+                 interval_s: float = HEALTH_POLL_INTERVAL_S) -> None:
         self._node = node
         self._servicer = servicer
         self._strong = ("", *strong_services)
@@ -57,7 +57,7 @@ class HealthFollower:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(HEALTH_STOP_WAIT_SECONDS)
+            self._thread.join(HEALTH_STOP_WAIT_S)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):

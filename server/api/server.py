@@ -39,7 +39,7 @@ from tandemkv.v1 import (
 # (each holds its thread for its life) can never starve other calls.
 GRPC_CALL_THREADS_MAX = 128
 # Grace a stopping server gives calls in flight before cancelling them.
-STOP_GRACE_SECONDS = 5.0
+STOP_GRACE_S = 5.0
 
 _STRONG_SERVICES = (
     kv_pb2.DESCRIPTOR.services_by_name["KV"],
@@ -81,7 +81,7 @@ class ClientServer:
         """Streams holding a slot of STREAMS_OPEN_MAX now."""
         return self.admission.open_count(LANE_STREAMS)
 
-    def stop(self, grace_s: float = STOP_GRACE_SECONDS) -> None:
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Stops taking calls, ends open streams (watches, observes,
         keepalives, subscriptions) at once, lets unary calls in flight
         finish for `grace_s`."""

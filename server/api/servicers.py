@@ -13,7 +13,7 @@ import grpc
 
 from tandemkv import errors
 from tandemkv.server.api.edge import NodeCalls, abort, handle
-from tandemkv.server.available.gossip_liveness import PeerState
+from tandemkv.server.available.gossip.liveness import PeerState
 from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc
 
 _ROLES = {

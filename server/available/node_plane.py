@@ -21,8 +21,8 @@ from typing import Any, Callable
 from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import crdt_pb2, kv_pb2
 
-from .crdt import TableKind
-from .runtime import AvailablePlane, CatalogTable
+from tandemkv.server.available.crdt.kinds import TableKind
+from tandemkv.server.available.runtime import AvailablePlane, CatalogTable
 
 GOSSIP_KEY_LABEL = b"tandemkv gossip key v1\0"
 GOSSIP_MEMBERS_KEY_LABEL = b"tandemkv gossip key from members v1\0"

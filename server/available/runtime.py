@@ -36,11 +36,11 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 from tandemkv.errors import NotFound, OutcomeUnknown, ResourceExhausted, Unavailable
 
-from .crdt import TableKind
-from .gossip import GossipConfig, GossipNode, GossipStatus
-from .hlc import HybridClock
-from .storage import CrdtStore, LmdbHighWaterMark, StoredTable
-from .transport import UDP_FRAME_BYTES_MAX, GossipTransport
+from tandemkv.server.available.crdt.kinds import TableKind
+from tandemkv.server.available.gossip.protocol import GossipConfig, GossipNode, GossipStatus
+from tandemkv.server.available.crdt.hlc import HybridClock
+from tandemkv.server.available.storage import CrdtStore, LmdbHighWaterMark, StoredTable
+from tandemkv.server.available.transport import UDP_FRAME_BYTES_MAX, GossipTransport
 
 log = logging.getLogger(__name__)
 

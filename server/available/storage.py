@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 import lmdb
 
-from . import canonical
-from .crdt import TableKind
+from tandemkv.server.available.crdt import canonical
+from tandemkv.server.available.crdt.kinds import TableKind
 
 # Map size of the CRDT environment; CRDT_TABLES_MAX tables of a few MiB each.
 CRDT_MAP_SIZE_BYTES = 1 << 30

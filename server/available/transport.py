@@ -23,7 +23,7 @@ import socket
 import threading
 from typing import Callable, Iterable
 
-from .gossip import Outgoing
+from tandemkv.server.available.gossip.protocol import Outgoing
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .disk import fsync_path, open_private
+from tandemkv.server.storage.disk import fsync_path, open_private
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 # Tests simulate a power loss by starting a node with another boot id.

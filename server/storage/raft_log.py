@@ -27,7 +27,7 @@ from typing import Callable
 
 import lmdb
 
-from .disk import DIR_MODE, fsync_path
+from tandemkv.server.storage.disk import DIR_MODE, fsync_path
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import os
 import struct
 from pathlib import Path
 
-from .disk import fsync_path, open_private
-from .state_store import StateStore
+from tandemkv.server.storage.disk import fsync_path, open_private
+from tandemkv.server.storage.state_store import StateStore
 
 # Its name in a node's data dir.
 FILE_NAME = "snapshot.bin"

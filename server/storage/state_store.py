@@ -23,7 +23,7 @@ from typing import Iterator
 
 import lmdb
 
-from .lmdb_view import HISTORY_BYTES_KEY, SPACE_USED_KEY, LmdbView, SpaceLedger, count_space
+from tandemkv.server.storage.lmdb_view import HISTORY_BYTES_KEY, SPACE_USED_KEY, LmdbView, SpaceLedger, count_space
 
 log = logging.getLogger(__name__)
 

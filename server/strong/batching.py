@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 from tandemkv import limits
 from tandemkv.v1 import raft_pb2
 
-from .state_machine import COMMAND_FORMAT_VERSION
+from tandemkv.server.strong.state_machine import COMMAND_FORMAT_VERSION
 
 Callback = Callable[[object, int], None]
 # (encoded Command, callback(result, fail_reason), may share an entry)

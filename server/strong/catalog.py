@@ -8,8 +8,8 @@ from __future__ import annotations
 from tandemkv import limits
 from tandemkv.v1 import crdt_pb2, kv_pb2, raft_pb2
 
-from .context import ApplyContext, CommandFailed
-from .view import StoreView
+from tandemkv.server.strong.context import ApplyContext, CommandFailed
+from tandemkv.server.strong.view import StoreView
 
 # Tag of the catalog in the tagged claims storage.
 TABLES = b"t"

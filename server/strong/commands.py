@@ -9,7 +9,7 @@ from tandemkv.errors import (FailedPrecondition, InvalidArgument, OutOfRange, Re
                              TandemKVError)
 from tandemkv.v1 import coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, raft_pb2
 
-from .state_machine import COMMAND_FORMAT_VERSION
+from tandemkv.server.strong.state_machine import COMMAND_FORMAT_VERSION
 
 # Request type -> the Command/CommandResult oneof field that carries it.
 WRITE_FIELDS: dict[type[Message], str] = {

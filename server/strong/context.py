@@ -6,7 +6,7 @@ from __future__ import annotations
 from tandemkv import limits
 from tandemkv.v1 import kv_pb2, raft_pb2, watch_pb2
 
-from .view import StoreView
+from tandemkv.server.strong.view import StoreView
 
 
 class ApplyContext:

@@ -33,9 +33,9 @@ from __future__ import annotations
 from tandemkv import limits
 from tandemkv.v1 import coordination_pb2, kv_pb2, lease_pb2, raft_pb2, watch_pb2
 
-from . import reads
-from .context import ApplyContext, CommandFailed
-from .view import KvRecord, LeaseRecord, StoreView
+from tandemkv.server.strong import reads
+from tandemkv.server.strong.context import ApplyContext, CommandFailed
+from tandemkv.server.strong.view import KvRecord, LeaseRecord, StoreView
 
 # What a lease has attached: a one-byte kind, then the key or claim key.
 KEY_ITEM = b"k"

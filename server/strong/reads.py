@@ -7,7 +7,7 @@ from __future__ import annotations
 from tandemkv import limits
 from tandemkv.v1 import counter_pb2, kv_pb2
 
-from .view import KvRecord, StoreView
+from tandemkv.server.strong.view import KvRecord, StoreView
 
 
 def prefix_end(prefix: bytes) -> bytes | None:

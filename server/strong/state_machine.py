@@ -39,10 +39,10 @@ from tandemkv import limits
 from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2, watch_pb2
 
-from . import catalog, coordination, reads, validation
-from .context import ApplyContext, CommandFailed, ResultBudget
-from .coordination import COMPACTED_THROUGH_KEY
-from .view import KvRecord, StoreView
+from tandemkv.server.strong import catalog, coordination, reads, validation
+from tandemkv.server.strong.context import ApplyContext, CommandFailed, ResultBudget
+from tandemkv.server.strong.coordination import COMPACTED_THROUGH_KEY
+from tandemkv.server.strong.view import KvRecord, StoreView
 
 COMMAND_FORMAT_VERSION = 1
 

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import grpc
-from tandemkv.server import settings
-from tandemkv.server.config import Member, NodeConfig, RaftTimings
+from tandemkv.server.process import settings
+from tandemkv.server.node.config import Member, NodeConfig, RaftTimings
 from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc
 
 from tests.support.ports import free_ports

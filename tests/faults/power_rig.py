@@ -12,8 +12,8 @@ import random
 import signal
 from pathlib import Path
 
-from tandemkv.server import settings
-from tandemkv.server.config import NodeConfig
+from tandemkv.server.process import settings
+from tandemkv.server.node.config import NodeConfig
 from tandemkv.server.storage.crash_marker import BOOT_ID_OVERRIDE_ENV
 
 from .nodes import FAULT_TIMINGS, NodeSet

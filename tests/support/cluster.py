@@ -28,12 +28,12 @@ import time
 from pathlib import Path
 
 from tandemkv.client import NO_RETRY, Client
-from tandemkv.server import settings
-from tandemkv.server.config import Member, NodeConfig
+from tandemkv.server.process import settings
+from tandemkv.server.node.config import Member, NodeConfig
 from tests.support.ports import free_ports
 
-POLL_SECONDS = 0.1
-STOP_TIMEOUT_SECONDS = 15.0
+POLL_S = 0.1
+STOP_TIMEOUT_S = 15.0
 
 
 class ServeCluster:
@@ -94,7 +94,7 @@ class ServeCluster:
                    f"for name, value in {self.limits!r}.items():\n"
                    "    assert hasattr(limits, name), name\n"
                    "    setattr(limits, name, value)\n"
-                   "from tandemkv.server.cli import main\n"
+                   "from tandemkv.server.cli.main import main\n"
                    "sys.exit(main(sys.argv[1:]))\n")
         return [sys.executable, "-c", prelude]
 
@@ -102,13 +102,13 @@ class ServeCluster:
         """kill -9 node `name` and reap it."""
         process = self.processes[name]
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        process.wait(timeout=STOP_TIMEOUT_S)
 
     def stop_node(self, name: str) -> int:
         """SIGTERM node `name`; returns its exit code."""
         process = self.processes[name]
         process.send_signal(signal.SIGTERM)
-        return process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        return process.wait(timeout=STOP_TIMEOUT_S)
 
     def wipe(self, name: str) -> None:
         """Deletes a stopped node's data."""
@@ -119,13 +119,13 @@ class ServeCluster:
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        deadline = time.monotonic() + STOP_TIMEOUT_S
         for process in self.processes.values():
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+                process.wait(timeout=STOP_TIMEOUT_S)
 
     # -- conditions --
     def wait_for_leader(self, timeout_s: float, among: list[str] | None = None) -> str:
@@ -141,7 +141,7 @@ class ServeCluster:
                 if len(leaders) == 1 and "" not in leaders and all(
                         n.ready and not n.error for n in nodes if n.endpoint in endpoints):
                     return leaders.pop()
-                time.sleep(POLL_SECONDS)
+                time.sleep(POLL_S)
         raise AssertionError(f"no agreed leader among {names} within {timeout_s} s; logs in {self.root}")
 
     def wait_for_applied(self, name: str, index: int, timeout_s: float) -> int:
@@ -152,7 +152,7 @@ class ServeCluster:
                 node = client.status().nodes[0]
                 if not node.error and node.applied_index >= index:
                     return node.applied_index
-                time.sleep(POLL_SECONDS)
+                time.sleep(POLL_S)
         raise AssertionError(f"{name} did not apply index {index} within {timeout_s} s")
 
 

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import grpc
 
-from tandemkv.server.available.gossip_wire import Message, MessageKind, seal
-from tandemkv.server.available.hlc import Hlc
+from tandemkv.server.available.gossip.wire import Message, MessageKind, seal
+from tandemkv.server.available.crdt.hlc import Hlc
 from tandemkv.v1 import crdt_pb2, crdt_pb2_grpc
 
 POLL_S = 0.05

@@ -18,15 +18,15 @@ import threading
 from collections import deque
 
 from tandemkv import errors
-from tandemkv.server.available.gossip import GossipStatus
-from tandemkv.server.available.gossip_liveness import PeerLiveness, PeerState
-from tandemkv.server.available.hlc import Hlc
+from tandemkv.server.available.gossip.protocol import GossipStatus
+from tandemkv.server.available.gossip.liveness import PeerLiveness, PeerState
+from tandemkv.server.available.crdt.hlc import Hlc
 from tandemkv.server.available.runtime import PlaneStatus
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import counter_pb2, kv_pb2, lease_pb2
 
 # Longest a fake stream waits for its stop Event.
-STREAM_WAIT_SECONDS_MAX = 10.0
+STREAM_WAIT_S_MAX = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +215,7 @@ class FakeNode:
         self.stops.append(stop)
         self.stream_opened.release()
         yield from self.stream_responses
-        stop.wait(STREAM_WAIT_SECONDS_MAX)
+        stop.wait(STREAM_WAIT_S_MAX)
 
     def _LeaseGrantRequest(self, r):
         return lease_pb2.LeaseGrantResponse(header=kv_pb2.ResponseHeader(revision=self._header(True)),

@@ -35,9 +35,9 @@ PROTO_MODULES = (kv_pb2, counter_pb2, cluster_pb2, crdt_pb2, lease_pb2, coordina
 FORBIDDEN_CODES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
                              grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.DATA_LOSS})
 # Deadline of one fuzzed call; a stream is read for at most its first
-# response within STREAM_READ_SECONDS, then cancelled.
-CALL_TIMEOUT_SECONDS = 3.0
-STREAM_READ_SECONDS = 0.3
+# response within STREAM_READ_S, then cancelled.
+CALL_TIMEOUT_S = 3.0
+STREAM_READ_S = 0.3
 # Longest random byte string sent.
 RANDOM_BYTES_MAX = 96
 # Nesting of generated messages (KeyRange in a DeleteRequest in a RequestOp
@@ -283,12 +283,12 @@ def send(channel: grpc.Channel, rpc: Rpc, raw: bytes) -> grpc.StatusCode:
     (OK for a stream that answered or stayed open; CANCELLED never)."""
     try:
         if not rpc.method.server_streaming:
-            channel.unary_unary(rpc.path)(raw, timeout=CALL_TIMEOUT_SECONDS)
+            channel.unary_unary(rpc.path)(raw, timeout=CALL_TIMEOUT_S)
             return grpc.StatusCode.OK
         if rpc.method.client_streaming:
-            responses = channel.stream_stream(rpc.path)(iter([raw]), timeout=STREAM_READ_SECONDS)
+            responses = channel.stream_stream(rpc.path)(iter([raw]), timeout=STREAM_READ_S)
         else:
-            responses = channel.unary_stream(rpc.path)(raw, timeout=STREAM_READ_SECONDS)
+            responses = channel.unary_stream(rpc.path)(raw, timeout=STREAM_READ_S)
         try:
             next(responses, None)
         finally:

@@ -13,12 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from tandemkv.server.local_cluster import RAFT_PORT_OFFSET
+from tandemkv.server.process.local_cluster import RAFT_PORT_OFFSET
 
 TANDEMKV = [sys.executable, "-m", "tandemkv.server.cli"]
 PORT_SEARCH_ATTEMPTS_MAX = 50
-READY_TIMEOUT_SECONDS = 90.0
-STOP_TIMEOUT_SECONDS = 30.0
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
 
 
 def free_base_port(nodes: int) -> int:
@@ -53,7 +53,7 @@ class UpProcess:
     def wait_ready(self, data_dir: str = "tandemkv-data") -> dict:
         """cluster.json once `up` wrote it with its own pid."""
         path = self.cwd / data_dir / "cluster.json"
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"tandemkv up exited: {self.output.read_text()}"
             if path.exists():
@@ -61,17 +61,17 @@ class UpProcess:
                 if document.get("supervisor_pid") == self.process.pid:
                     return document
             time.sleep(0.1)
-        raise AssertionError(f"tandemkv up not ready in {READY_TIMEOUT_SECONDS} s: {self.output.read_text()}")
+        raise AssertionError(f"tandemkv up not ready in {READY_TIMEOUT_S} s: {self.output.read_text()}")
 
     def stop(self) -> int:
         """SIGTERM (as Ctrl-C would); returns the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            return self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            self.process.wait(timeout=STOP_TIMEOUT_S)
             raise AssertionError("tandemkv up did not stop on SIGTERM") from None
 
     def __enter__(self) -> UpProcess:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 from typing import NamedTuple
 
-from .crdt import Crdt, TableKind, encode_crdt, state_digest
+from tandemkv.server.available.crdt.kinds import Crdt, TableKind, encode_crdt, state_digest
 
 
 class BufferedDelta(NamedTuple):

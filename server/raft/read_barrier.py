@@ -20,7 +20,7 @@ from typing import Callable
 
 # A barrier that has not resolved after this long is given up on (pysyncobj
 # may never call back); the reads waiting on it fail and the next starts.
-BARRIER_STALE_SECONDS = 5.0
+BARRIER_STALE_S = 5.0
 
 Submit = Callable[[], concurrent.futures.Future]
 
@@ -43,7 +43,7 @@ class ReadBarrier:
             if self._next is None:
                 self._next = concurrent.futures.Future()
             group = self._next
-            stale = self._clock() - self._in_flight_since > BARRIER_STALE_SECONDS
+            stale = self._clock() - self._in_flight_since > BARRIER_STALE_S
             if self._in_flight is not None and stale:
                 self._abandon_locked()
             launched = self._launch_locked() if self._in_flight is None else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .gossip_wire import Chunk
+from tandemkv.server.available.gossip.wire import Chunk
 
 
 def split_payload(data: bytes, chunk_bytes: int) -> list[bytes]:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from .causal import CausalContext, Dot, context_of, join_dot_fun, join_dot_map
-from .crdt_base import Crdt, Origin, TableKind, check_value_size, expect
-from .hlc import Hlc
+from tandemkv.server.available.crdt.causal import CausalContext, Dot, context_of, join_dot_fun, join_dot_map
+from tandemkv.server.available.crdt.base import Crdt, Origin, TableKind, check_value_size, expect
+from tandemkv.server.available.crdt.hlc import Hlc
 
 MapEntry = tuple[Hlc, bytes]
 

@@ -162,7 +162,7 @@ class NodeCoordination:
             if seen != last:
                 last = seen
                 yield current
-            self._wait_applied_after(current.header.revision, limits.DEADLINE_SECONDS_MAX, stop)
+            self._wait_applied_after(current.header.revision, limits.DEADLINE_S_MAX, stop)
 
     # -- watches --
     def watch(self, request: watch_pb2.WatchRequest,
@@ -194,7 +194,7 @@ class NodeCoordination:
                 yield watch_pb2.WatchResponse(header=self._header(head), progress=True)
                 progress_due = time.monotonic() + progress_s
                 continue
-            wait_s = (limits.DEADLINE_SECONDS_MAX if progress_due is None
+            wait_s = (limits.DEADLINE_S_MAX if progress_due is None
                       else progress_due - time.monotonic())
             self._wait_applied_after(head, max(wait_s, 0.0), stop)
 

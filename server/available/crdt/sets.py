@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .causal import CausalContext, Dot, context_of, join_dot_map
-from .crdt_base import Crdt, Origin, TableKind, check_value_size, expect
+from tandemkv.server.available.crdt.causal import CausalContext, Dot, context_of, join_dot_map
+from tandemkv.server.available.crdt.base import Crdt, Origin, TableKind, check_value_size, expect
 
 
 def join_dot_set(ours: frozenset[Dot], our_context: CausalContext,

@@ -26,9 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-from tandemkv.server import settings
-from tandemkv.server.config import Member, NodeConfig
-from tandemkv.server.stop_signals import StopSignals
+from tandemkv.server.process import settings
+from tandemkv.server.node.config import Member, NodeConfig
+from tandemkv.server.process.stop_signals import StopSignals
 from tandemkv.server.storage import disk
 
 DEFAULT_DATA_DIR = Path("tandemkv-data")
@@ -37,9 +37,9 @@ DEFAULT_BASE_PORT = 7400
 # Node K's client port is base + K - 1, its Raft port that plus this.
 RAFT_PORT_OFFSET = 100
 NODES_MAX = 9
-START_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 20.0
-POLL_SECONDS = 0.2
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+POLL_S = 0.2
 SECRET_FILE = "cluster.secret"
 CLUSTER_FILE = "cluster.json"
 UP_LOCK_FILE = "up.lock"
@@ -89,7 +89,7 @@ def run_cluster(cluster: LocalCluster) -> int:
     stop = StopSignals()
     try:
         cluster.start()
-        leader = cluster.wait_for_leader(START_TIMEOUT_SECONDS, stop)
+        leader = cluster.wait_for_leader(START_TIMEOUT_S, stop)
         cluster.write_cluster_file(os.getpid())
         cluster.print_endpoints(leader)
         cluster.supervise(stop)
@@ -215,7 +215,7 @@ class LocalCluster:
                 status = client.status()
                 if status.leader and all(n.ready for n in status.nodes):
                     return status.leader
-                stop.wait(POLL_SECONDS)
+                stop.wait(POLL_S)
         raise RuntimeError(f"no leader within {timeout_s:.0f} s (or interrupted); see the logs in {self.data_dir}")
 
     def _check_alive(self) -> None:
@@ -258,17 +258,17 @@ class LocalCluster:
 
     def stop(self) -> None:
         """SIGTERM to every node, then SIGKILL to any still running after
-        STOP_TIMEOUT_SECONDS."""
+        STOP_TIMEOUT_S."""
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        deadline = time.monotonic() + STOP_TIMEOUT_S
         for process in self.processes.values():
             try:
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+                process.wait(timeout=STOP_TIMEOUT_S)
         if self.processes:
             self.write_cluster_file(None)
 
@@ -287,7 +287,7 @@ def run_down(args: argparse.Namespace) -> int:
     # Like `up`'s own stop: SIGTERM, then SIGKILL for what outlives the grace.
     killed = [pid for pid in _wait_dead(signalled) if _signal_if_tandemkv(pid, signal.SIGKILL)]
     if killed:
-        print(f"tandemkv down: processes {killed} ignored SIGTERM for {STOP_TIMEOUT_SECONDS:.0f} s "
+        print(f"tandemkv down: processes {killed} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s "
               "and were killed; their logs may say why", file=sys.stderr)
     still = _wait_dead(killed)
     if still:
@@ -298,10 +298,10 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def _wait_dead(pids: list[int]) -> list[int]:
-    """Waits up to STOP_TIMEOUT_SECONDS for `pids` to exit; returns those alive."""
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    """Waits up to STOP_TIMEOUT_S for `pids` to exit; returns those alive."""
+    deadline = time.monotonic() + STOP_TIMEOUT_S
     while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-        time.sleep(POLL_SECONDS)
+        time.sleep(POLL_S)
     return [pid for pid in pids if _alive(pid)]
 
 

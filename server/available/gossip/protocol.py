@@ -47,14 +47,14 @@ from typing import Any, Iterable, NamedTuple
 from tandemkv import limits
 from tandemkv.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
-from . import canonical
-from .crdt import CRDT_TYPES, Crdt, Origin, TableKind, decode_crdt, encode_crdt
-from .gossip_liveness import Liveness, PeerLiveness, PeerState
-from .gossip_tables import TableReplica
-from .gossip_transfer import Reassembly, split_payload
-from .gossip_wire import (Chunk, Message, MessageKind, Rejected, Section, open_frame, seal,
+from tandemkv.server.available.crdt import canonical
+from tandemkv.server.available.crdt.kinds import CRDT_TYPES, Crdt, Origin, TableKind, decode_crdt, encode_crdt
+from tandemkv.server.available.gossip.liveness import Liveness, PeerLiveness, PeerState
+from tandemkv.server.available.gossip.tables import TableReplica
+from tandemkv.server.available.gossip.transfer import Reassembly, split_payload
+from tandemkv.server.available.gossip.wire import (Chunk, Message, MessageKind, Rejected, Section, open_frame, seal,
                           section_bytes)
-from .hlc import ClockDriftExceeded, Hlc, HybridClock
+from tandemkv.server.available.crdt.hlc import ClockDriftExceeded, Hlc, HybridClock
 
 # Milliseconds between two gossip rounds of one node.
 GOSSIP_ROUND_INTERVAL_MS = 1_000

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .hlc import Hlc
+from tandemkv.server.available.crdt.hlc import Hlc
 
 
 class PeerState(str, enum.Enum):

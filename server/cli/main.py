@@ -22,7 +22,9 @@ import importlib.metadata
 import sys
 from typing import NoReturn
 
-from tandemkv.server import cli_client, cli_coordination, cli_crdt, cli_hold, cli_txn, local_cluster, serve
+from tandemkv.server.cli import client as cli_client, coordination as cli_coordination, crdt as cli_crdt
+from tandemkv.server.cli import hold as cli_hold, txn as cli_txn
+from tandemkv.server.process import local_cluster, serve
 
 EPILOG = "exit codes: 0 ok, 1 not found / compare failed, 2 usage or invalid argument, " \
          "3 unavailable, 4 outcome unknown, 5 other error, 128+N stopped by signal N"

@@ -19,11 +19,11 @@ from typing import Any
 
 from tandemkv.client import AlreadyExists, Client, Lease, NotAcquired, WatchEvent
 from tandemkv.client import _coordination_ops as cops
-from tandemkv.server import cli_hold
-from tandemkv.server.cli_client import EXIT_NO, EXIT_OK, Reply, _leaf, _text, bytes_json
+from tandemkv.server.cli import hold as cli_hold
+from tandemkv.server.cli.client import EXIT_NO, EXIT_OK, Reply, _leaf, _text, bytes_json
 
 LOCK_TOKEN_ENV = "TANDEMKV_LOCK_TOKEN"
-DEFAULT_TTL_SECONDS = 10.0
+DEFAULT_TTL_S = 10.0
 # What a command that printed its own output returns besides its exit code.
 PRINTED = (None, None)
 # Flags that every command takes with a value: skipped when looking for the
@@ -44,7 +44,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     registry = subparsers.add_parser("registry", help="the name registry").add_subparsers(dest="op", required=True)
     register = _leaf(registry, "register", cmd_register,
                      "register NAME, print the token, hold it until Ctrl-C", ("name", "value"))
-    register.add_argument("--ttl", type=float, default=DEFAULT_TTL_SECONDS, metavar="S",
+    register.add_argument("--ttl", type=float, default=DEFAULT_TTL_S, metavar="S",
                           help="lease TTL: the name is freed this long after this process dies")
     _leaf(registry, "whereis", cmd_whereis, "print NAME's value (exit 1 if not registered)", ("name",),
           read=True)
@@ -54,13 +54,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     listed.add_argument("prefix", nargs="?", default="")
     lock = _leaf(subparsers, "lock", cmd_lock,
                  f"run COMMAND while holding lock NAME (token in ${LOCK_TOKEN_ENV})", ("name",))
-    lock.add_argument("--ttl", type=float, default=DEFAULT_TTL_SECONDS, metavar="S")
+    lock.add_argument("--ttl", type=float, default=DEFAULT_TTL_S, metavar="S")
     lock.add_argument("--wait", type=float, default=30.0, metavar="S", help="give up after S seconds")
     lock.set_defaults(argv=[])  # the words after "--": see split_command
     lock.usage = "tandemkv lock NAME [--ttl S] [--wait S] [--endpoints ...] -- COMMAND..."
     elect = _leaf(subparsers, "elect", cmd_elect, "campaign in NAME, print when elected, lead until Ctrl-C",
                   ("name", "value"))
-    elect.add_argument("--ttl", type=float, default=DEFAULT_TTL_SECONDS, metavar="S")
+    elect.add_argument("--ttl", type=float, default=DEFAULT_TTL_S, metavar="S")
     watch = _leaf(subparsers, "watch", cmd_watch, "print one line per change of a key (or --prefix)",
                   ("key",), read=True)
     watch.add_argument("--prefix", action="store_true", help="watch every key starting with KEY")

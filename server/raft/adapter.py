@@ -76,10 +76,10 @@ from pysyncobj.transport import TCPTransport
 from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
 from tandemkv import limits
-from tandemkv.server.config import RaftTimings
+from tandemkv.server.node.config import RaftTimings
 from tandemkv.server.storage import disk
 from tandemkv.server.storage.raft_log import DurableRaftLog
-from tandemkv.server.strong import raft_port_guard
+from tandemkv.server.raft import port_guard as raft_port_guard
 
 log = logging.getLogger(__name__)
 

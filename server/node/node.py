@@ -28,18 +28,17 @@ from tandemkv import limits
 from tandemkv.errors import InvalidArgument, OutcomeUnknown, ResourceExhausted, Unavailable
 from tandemkv.server.available.node_plane import build_plane
 from tandemkv.server.available.runtime import AvailablePlane
-from tandemkv.server.config import DURABILITY_DURABLE, Member, NodeConfig
+from tandemkv.server.node.config import DURABILITY_DURABLE, Member, NodeConfig
 from tandemkv.server.storage import crash_marker, disk, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
 from tandemkv.server.storage.state_store import MAP_FILL_RATIO_WRITES_MAX, StateStore
-from tandemkv.server.strong import (batching, catalog, commands, coordination, raft_adapter, reads,
-                                    validation)
-from tandemkv.server.strong.read_barrier import ReadBarrier
+from tandemkv.server.node.coordination import LeaseTicker, NodeCoordination
+from tandemkv.server.node.kv import NodeOperations
+from tandemkv.server.raft import adapter as raft_adapter
+from tandemkv.server.raft.read_barrier import ReadBarrier
+from tandemkv.server.strong import batching, catalog, commands, coordination, reads, validation
 from tandemkv.server.strong.state_machine import BATCHABLE_OPS, apply_entry
 from tandemkv.v1 import counter_pb2, kv_pb2
-
-from .node_api import NodeOperations
-from .node_coordination import LeaseTicker, NodeCoordination
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ STALE = kv_pb2.STALE
 # Writes between two looks at how full the LMDB map is (see _map_nearly_full).
 MAP_FILL_CHECK_WRITES = 64
 # How often wait_ready() looks at the replica while it waits.
-READY_POLL_SECONDS = 0.02
+READY_POLL_S = 0.02
 
 
 _READERS = {**reads.READERS, **coordination.READERS, **catalog.READERS}
@@ -177,7 +176,7 @@ class Node(NodeOperations, NodeCoordination):
             replica = self._require_replica()
             if replica.isReady() and replica.leader_address() is not None:
                 return
-            self._stopping.wait(READY_POLL_SECONDS)
+            self._stopping.wait(READY_POLL_S)
         raise Unavailable(f"node {self.config.name} has no leader after {timeout_s} s; "
                           "are a majority of members running and reachable?")
 
@@ -360,12 +359,12 @@ class Node(NodeOperations, NodeCoordination):
 
 
 def _deadline(timeout_s: float | None) -> float:
-    if timeout_s is None or timeout_s > limits.DEADLINE_SECONDS_MAX:
-        timeout_s = limits.DEADLINE_SECONDS_MAX
-    if timeout_s < limits.DEADLINE_SECONDS_MIN:
+    if timeout_s is None or timeout_s > limits.DEADLINE_S_MAX:
+        timeout_s = limits.DEADLINE_S_MAX
+    if timeout_s < limits.DEADLINE_S_MIN:
         raise OutcomeUnknown(
-            f"deadline of {timeout_s} s is below DEADLINE_SECONDS_MIN="
-            f"{limits.DEADLINE_SECONDS_MIN} s; nothing was proposed")
+            f"deadline of {timeout_s} s is below DEADLINE_S_MIN="
+            f"{limits.DEADLINE_S_MIN} s; nothing was proposed")
     return time.monotonic() + timeout_s
 
 

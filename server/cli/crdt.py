@@ -22,8 +22,8 @@ from typing import Any
 
 from tandemkv.client import Client
 from tandemkv.client._crdt import TYPES, plain
-from tandemkv.server import cli_client, cli_hold
-from tandemkv.server.cli_client import EXIT_OK, Reply
+from tandemkv.server.cli import client as cli_client, hold as cli_hold
+from tandemkv.server.cli.client import EXIT_OK, Reply
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from tandemkv.server.config import Member, NodeConfig, RaftTimings
+from tandemkv.server.node.config import Member, NodeConfig, RaftTimings
 
 ENV_PREFIX = "TANDEMKV_"
 

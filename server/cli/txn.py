@@ -37,7 +37,7 @@ import sys
 from typing import Any, Callable
 
 from tandemkv.client import Client, Op, TxnOp
-from tandemkv.server.cli_client import EXIT_NO, EXIT_OK, Reply, _kv_json, _leaf, _text
+from tandemkv.server.cli.client import EXIT_NO, EXIT_OK, Reply, _kv_json, _leaf, _text
 
 # The most a transaction read from stdin may be (the cluster bounds the
 # ops and compares themselves: TXN_OPS_MAX, TXN_COMPARES_MAX).

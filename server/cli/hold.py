@@ -29,12 +29,12 @@ import subprocess
 import sys
 from typing import Any
 
-from tandemkv.server.cli_client import EXIT_OK, EXIT_UNAVAILABLE
-from tandemkv.server.stop_signals import STOP_SIGNALS, StopSignals
+from tandemkv.server.cli.client import EXIT_OK, EXIT_UNAVAILABLE
+from tandemkv.server.process.stop_signals import STOP_SIGNALS, StopSignals
 
 # While holding, the main thread looks at the lease this often (a stop
 # signal wakes it at once): a lost lease is noticed within this.
-HOLD_CHECK_SECONDS = 0.5
+HOLD_CHECK_S = 0.5
 # Exit code of a process ended by signal N, as shells report it.
 SIGNAL_EXIT_BASE = 128
 
@@ -81,7 +81,7 @@ def announce_and_hold(args, data: Any, text: str, lost, what: str) -> int:
     stop = StopSignals()
     stop.on_repeat = _exit_now(what)
     emit(args, data, text)
-    while not stop.wait(HOLD_CHECK_SECONDS):
+    while not stop.wait(HOLD_CHECK_S):
         if lost.is_set():
             print(f"tandemkv: lost the lease of {what} (renewals failed); the hold has ended",
                   file=sys.stderr, flush=True)
@@ -107,7 +107,7 @@ def run_holding(argv: list[str], env: dict[str, str], what: str, lost) -> int:
             warned = True
             print(f"tandemkv: lost the lease of {what} (renewals failed): the command now runs "
                   "without it", file=sys.stderr, flush=True)
-        stop.wait(HOLD_CHECK_SECONDS)
+        stop.wait(HOLD_CHECK_S)
     stop.on_repeat = _exit_now(what)  # a further signal during the release
     code = child.returncode
     return SIGNAL_EXIT_BASE - code if code < 0 else code

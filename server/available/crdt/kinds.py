@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 
-from . import canonical
-from .crdt_base import Crdt, Origin, TableKind
-from .crdt_counters import GCounter, PNCounter
-from .crdt_maps import AWLWWMap
-from .crdt_registers import LWWRegister, MVRegister
-from .crdt_sets import ORSet
+from tandemkv.server.available.crdt import canonical
+from tandemkv.server.available.crdt.base import Crdt, Origin, TableKind
+from tandemkv.server.available.crdt.counters import GCounter, PNCounter
+from tandemkv.server.available.crdt.maps import AWLWWMap
+from tandemkv.server.available.crdt.registers import LWWRegister, MVRegister
+from tandemkv.server.available.crdt.sets import ORSet
 
 CRDT_FORMAT_VERSION = 1
 # Bytes of a table digest (a truncated SHA-256 of the canonical encoding).

@@ -15,8 +15,8 @@ from typing import Any
 
 from tandemkv.errors import InvalidArgument, OutOfRange
 
-from .canonical import INT64_MAX
-from .crdt_base import Crdt, Origin, TableKind, expect
+from tandemkv.server.available.crdt.canonical import INT64_MAX
+from tandemkv.server.available.crdt.base import Crdt, Origin, TableKind, expect
 
 
 def _merge_max(ours: dict[str, int], theirs: dict[str, int]) -> bool:

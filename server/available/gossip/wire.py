@@ -23,9 +23,9 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from . import canonical
-from .crdt_base import TableKind
-from .hlc import Hlc
+from tandemkv.server.available.crdt import canonical
+from tandemkv.server.available.crdt.base import TableKind
+from tandemkv.server.available.crdt.hlc import Hlc
 
 GOSSIP_WIRE_VERSION = 1
 MAC_BYTES = 32

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument
 
-from .hlc import Hlc
+from tandemkv.server.available.crdt.hlc import Hlc
 
 Self = TypeVar("Self", bound="Crdt")
 

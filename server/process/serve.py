@@ -19,13 +19,13 @@ import sys
 import threading
 import traceback
 
-from tandemkv.server import settings
+from tandemkv.server.process import settings
 from tandemkv.server.api import build_server
-from tandemkv.server.stop_signals import StopSignals
+from tandemkv.server.process.stop_signals import StopSignals
 
 # The longest the main thread sleeps between looks at the stop flag; a
 # signal wakes it at once (stop_signals.py), so this is only a backstop.
-STOP_POLL_SECONDS = 1.0
+STOP_POLL_S = 1.0
 
 log = logging.getLogger("tandemkv.serve")
 
@@ -89,7 +89,7 @@ def serve(config, stop: StopSignals) -> int:
         server.start()
         print(f"tandemkv: node {config.name} serving clients on {config.client_address} "
               f"(raft {config.raft_address}, data {config.data_dir})", flush=True)
-        while not stop.wait(STOP_POLL_SECONDS):
+        while not stop.wait(STOP_POLL_S):
             pass
         log.info("stopping: gRPC first, then the node")
         server.stop()
