@@ -78,6 +78,24 @@ class Retry:
 
 NO_RETRY = Retry(attempts_max=1)
 
+# The SDK's one table from a gRPC code to the error it raises (the server's
+# table, `tandemkv.server.api.edge`, goes the other way). Where two classes
+# report one status, the general one is raised: FAILED_PRECONDITION is a
+# `FailedPrecondition` (not `NotAcquired`), OUT_OF_RANGE an `OutOfRange`
+# (not `Compacted`). A code not here becomes a plain `TandemKVError`.
+ERROR_BY_STATUS_CODE: dict[grpc.StatusCode, type[errors.TandemKVError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+    grpc.StatusCode.OUT_OF_RANGE: errors.OutOfRange,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.OutcomeUnknown,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+}
+
 
 def error_from_rpc(error: grpc.RpcError, request_id: bytes) -> errors.TandemKVError:
     """The `tandemkv.errors` exception for a failed RPC, with the leader
@@ -89,7 +107,7 @@ def error_from_rpc(error: grpc.RpcError, request_id: bytes) -> errors.TandemKVEr
         return errors.OutcomeUnknown(
             f"connection lost during the call ({message}); it may have applied: retry with "
             "the same request id", request_id=request_id or None)
-    exception = errors.error_for_status(code, message)
+    exception = ERROR_BY_STATUS_CODE.get(code, errors.TandemKVError)(message)
     if isinstance(exception, errors.Unavailable):
         exception.leader_hint = _leader_hint(error)
     if isinstance(exception, errors.OutcomeUnknown):

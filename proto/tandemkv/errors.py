@@ -1,19 +1,40 @@
 """The one exception tree of TandemKV, shared by the server, the embedded
-`Node` and the SDK, and the one table that maps it to gRPC status codes.
+`Node` and the SDK.
 
 Expected operating errors are these exceptions; programmer errors are
-assertions. Each message says what to do next.
+assertions. Each message says what to do next. Each class names the
+status it reports (`Status`, gRPC's names as plain strings) and knows
+nothing of gRPC itself, so the pure cores that raise these errors load no
+gRPC: the API edge maps a name to a gRPC code (one table,
+`tandemkv.server.api.edge`), and the SDK maps a gRPC code back to a class
+(one table, `tandemkv.client._retry`).
 """
 
 from __future__ import annotations
 
-import grpc
+import enum
+
+
+class Status(enum.StrEnum):
+    """The status an error reports, spelled as gRPC spells its codes."""
+
+    UNKNOWN = "UNKNOWN"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    UNAVAILABLE = "UNAVAILABLE"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
 
 
 class TandemKVError(Exception):
     """Base of every error TandemKV raises on purpose."""
 
-    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    status: Status = Status.UNKNOWN
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -23,7 +44,7 @@ class TandemKVError(Exception):
 class InvalidArgument(TandemKVError):
     """The request is malformed or breaks a named limit; fix it, don't retry."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    status = Status.INVALID_ARGUMENT
 
     def __init__(self, message: str, limit: str | None = None):
         super().__init__(message)
@@ -33,24 +54,24 @@ class InvalidArgument(TandemKVError):
 class FailedPrecondition(TandemKVError):
     """The state does not allow the operation (e.g. the wrong type)."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    status = Status.FAILED_PRECONDITION
 
 
 class OutOfRange(TandemKVError):
     """The result would leave its range (e.g. int64 counter overflow)."""
 
-    code = grpc.StatusCode.OUT_OF_RANGE
+    status = Status.OUT_OF_RANGE
 
 
 class NotFound(TandemKVError):
-    code = grpc.StatusCode.NOT_FOUND
+    status = Status.NOT_FOUND
 
 
 class AlreadyExists(TandemKVError):
     """The name is taken. From the registry, `owner` is the current owner's
     value and `token` its fencing token (None when unknown)."""
 
-    code = grpc.StatusCode.ALREADY_EXISTS
+    status = Status.ALREADY_EXISTS
 
     def __init__(self, message: str, owner: bytes | None = None, token: int | None = None):
         super().__init__(message)
@@ -62,7 +83,7 @@ class NotAcquired(TandemKVError):
     """A lock or an election was not won within the wait. `token` is the
     current holder's fencing token (None when unknown). Nothing is held."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    status = Status.FAILED_PRECONDITION
 
     def __init__(self, message: str, token: int | None = None):
         super().__init__(message)
@@ -73,7 +94,7 @@ class Compacted(TandemKVError):
     """A watch asked for revisions older than the retained history. Re-read
     the range, then watch again from `compact_revision + 1` (or later)."""
 
-    code = grpc.StatusCode.OUT_OF_RANGE
+    status = Status.OUT_OF_RANGE
 
     def __init__(self, message: str, compact_revision: int = 0):
         super().__init__(message)
@@ -84,7 +105,7 @@ class Unavailable(TandemKVError):
     """Definitely not applied (no leader, no quorum, queue full, node
     stopping): safe to retry, on this node or on `leader_hint`."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    status = Status.UNAVAILABLE
 
     def __init__(self, message: str, leader_hint: str | None = None):
         super().__init__(message)
@@ -96,7 +117,7 @@ class OutcomeUnknown(TandemKVError):
     while in flight). Retry with the same request id: the retry returns the
     first result and never applies twice."""
 
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    status = Status.DEADLINE_EXCEEDED
 
     def __init__(self, message: str, request_id: bytes | None = None):
         super().__init__(message)
@@ -106,15 +127,15 @@ class OutcomeUnknown(TandemKVError):
 class ResourceExhausted(TandemKVError):
     """Overloaded, or the store is full; back off, or free space."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = Status.RESOURCE_EXHAUSTED
 
 
 class Unauthenticated(TandemKVError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    status = Status.UNAUTHENTICATED
 
 
 class PermissionDenied(TandemKVError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    status = Status.PERMISSION_DENIED
 
 
 # Trailing metadata the server sets and the SDK reads: the leader's client
@@ -122,26 +143,3 @@ class PermissionDenied(TandemKVError):
 # itself produced (a status without it came from the transport).
 LEADER_METADATA_KEY = "tandemkv-leader"
 ERROR_METADATA_KEY = "tandemkv-error"
-
-
-ERROR_BY_STATUS_CODE: dict[grpc.StatusCode, type[TandemKVError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidArgument,
-        FailedPrecondition,
-        OutOfRange,
-        NotFound,
-        AlreadyExists,
-        Unavailable,
-        OutcomeUnknown,
-        ResourceExhausted,
-        Unauthenticated,
-        PermissionDenied,
-    )
-}
-
-
-def error_for_status(code: grpc.StatusCode, message: str) -> TandemKVError:
-    """The exception a client raises for a gRPC status the server sent."""
-    cls = ERROR_BY_STATUS_CODE.get(code, TandemKVError)
-    return cls(message)

@@ -3,7 +3,9 @@
 This module owns the order of checks for a request (validate against the
 named limits, check the remaining deadline, call the node) and the one
 mapping from `tandemkv.errors` to a gRPC status, message and trailing
-metadata. It knows nothing about individual RPCs or about Raft.
+metadata (`GRPC_CODE_BY_STATUS`: the errors carry a status name, this
+table is where the server turns it into a gRPC code). It knows nothing
+about individual RPCs or about Raft.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import grpc
 from google.protobuf.message import Message
 
 from tandemkv import errors, limits
-from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY
+from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY, Status
 from tandemkv.server.strong.validation import check_request
 
 # Part of the remaining deadline kept back from the node, so that the node
@@ -25,6 +27,23 @@ DEADLINE_MARGIN_S_MAX = 0.1
 DEADLINE_MARGIN_FRACTION = 0.1
 
 log = logging.getLogger(__name__)
+
+# The server's one table from the status an error names to the gRPC code
+# it is reported with (the SDK's table, `tandemkv.client._retry`, goes
+# back). Every `Status` is here; tests/test_status_tables.py keeps it so.
+GRPC_CODE_BY_STATUS: dict[Status, grpc.StatusCode] = {
+    Status.UNKNOWN: grpc.StatusCode.UNKNOWN,
+    Status.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Status.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    Status.OUT_OF_RANGE: grpc.StatusCode.OUT_OF_RANGE,
+    Status.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Status.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    Status.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Status.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Status.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Status.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    Status.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+}
 
 
 class NodeCalls(Protocol):
@@ -50,8 +69,9 @@ class NodeCalls(Protocol):
 def status_for_error(error: BaseException) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
     """The gRPC code, message and trailing metadata that report `error`.
 
-    The code comes from the exception class (`tandemkv.errors`, one table);
-    anything else is a bug and becomes INTERNAL without leaking internals."""
+    The code comes from the status the exception class names
+    (`GRPC_CODE_BY_STATUS`); anything else is a bug and becomes INTERNAL
+    without leaking internals."""
     if isinstance(error, errors.TandemKVError):
         metadata: tuple[tuple[str, str], ...] = ((ERROR_METADATA_KEY, type(error).__name__),)
         leader_hint = getattr(error, "leader_hint", None)
@@ -62,7 +82,7 @@ def status_for_error(error: BaseException) -> tuple[grpc.StatusCode, str, tuple[
         limit = getattr(error, "limit", None)
         if limit and limit not in message:
             message = f"{message} (limit: {limit})"
-        return error.code, message, metadata
+        return GRPC_CODE_BY_STATUS[error.status], message, metadata
     return grpc.StatusCode.INTERNAL, f"internal error ({type(error).__name__}); see the server log", ()
 
 
@@ -87,7 +107,7 @@ def node_timeout_s(context: grpc.ServicerContext) -> float:
 class DeadlineTooShort(errors.TandemKVError):
     """The call arrived with too little deadline left; nothing was done."""
 
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    status = Status.DEADLINE_EXCEEDED
 
 
 def handle(
