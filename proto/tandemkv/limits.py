@@ -74,6 +74,14 @@ OPERATOR_RPCS_MAX = 16
 STREAMS_OPEN_MAX = 512
 # gRPC message size, both directions.
 GRPC_MESSAGE_BYTES_MAX = 8 * 1024 * 1024
+# Operations in one batched call (Batch.Call, Node.batch, one SDK flush).
+BATCH_OPS_MAX = 1024
+# Encoded requests of one batched call; the SDK closes a batch before it.
+BATCH_REQUEST_BYTES_MAX = 4 * 1024 * 1024
+# Answers of one batched call; an op whose answer would pass it gets a
+# retryable error instead (a write has applied: its retry, with the same
+# request id, returns the stored answer).
+BATCH_RESPONSE_BYTES_MAX = 6 * 1024 * 1024
 
 # Available plane (CRDT tables).
 # How far ahead of local time a remote hybrid timestamp may be; a gossip

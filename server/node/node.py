@@ -28,6 +28,7 @@ from tandemkv import limits
 from tandemkv.errors import InvalidArgument, OutcomeUnknown, ResourceExhausted, Unavailable
 from tandemkv.server.available.node_plane import build_plane
 from tandemkv.server.available.runtime import AvailablePlane
+from tandemkv.server.node.batch import NodeBatches
 from tandemkv.server.node.config import DURABILITY_DURABLE, Member, NodeConfig
 from tandemkv.server.storage import crash_marker, disk, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
@@ -67,7 +68,7 @@ class NodeStatus:
     members: tuple[Member, ...]
 
 
-class Node(NodeOperations, NodeCoordination):
+class Node(NodeOperations, NodeCoordination, NodeBatches):
     def __init__(self, config: NodeConfig):
         self.config = config
         self._by_raft_address = {m.raft_address: m for m in config.members}
