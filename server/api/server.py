@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from tandemkv import limits
+from tandemkv.server.api.batch_servicer import BatchServicer
 from tandemkv.server.api.coordination_servicers import (
     ElectionServicer, LeaseServicer, LockServicer, RegistryServicer, StreamStops, WatchServicer,
 )
@@ -29,7 +30,7 @@ from tandemkv.server.api.edge import NodeCalls
 from tandemkv.server.api.health_follower import HealthFollower
 from tandemkv.server.api.servicers import ClusterServicer, CounterServicer, KVServicer
 from tandemkv.v1 import (
-    cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, watch_pb2,
+    batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, watch_pb2,
 )
 
 # Threads serving calls other than streams. A write holds its thread until
@@ -44,6 +45,7 @@ STOP_GRACE_S = 5.0
 _STRONG_SERVICES = (
     kv_pb2.DESCRIPTOR.services_by_name["KV"],
     counter_pb2.DESCRIPTOR.services_by_name["Counter"],
+    batch_pb2.DESCRIPTOR.services_by_name["Batch"],
     cluster_pb2.DESCRIPTOR.services_by_name["Cluster"],
     lease_pb2.DESCRIPTOR.services_by_name["Lease"],
     coordination_pb2.DESCRIPTOR.services_by_name["Registry"],
@@ -122,6 +124,7 @@ def build_server(
     descriptors = {d.name: d for d in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES)}
     services = [Service(descriptors[name], servicer) for name, servicer in (
         ("KV", KVServicer(node)), ("Counter", CounterServicer(node)),
+        ("Batch", BatchServicer(node)),
         ("Cluster", ClusterServicer(node)), ("Lease", LeaseServicer(node, streams)),
         ("Registry", RegistryServicer(node)), ("Lock", LockServicer(node)),
         ("Election", ElectionServicer(node, streams)), ("Watch", WatchServicer(node, streams)),

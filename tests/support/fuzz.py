@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 
 from tandemkv import limits
 from tandemkv.v1 import (
-    cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, watch_pb2,
+    batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, watch_pb2,
 )
 
-PROTO_MODULES = (kv_pb2, counter_pb2, cluster_pb2, crdt_pb2, lease_pb2, coordination_pb2, watch_pb2)
+PROTO_MODULES = (kv_pb2, counter_pb2, batch_pb2, cluster_pb2, crdt_pb2, lease_pb2, coordination_pb2, watch_pb2)
 # Codes a fuzzed request must never get: each means a bug on the server.
 FORBIDDEN_CODES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
                              grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.DATA_LOSS})
@@ -71,6 +71,7 @@ _REPEATED_COUNTS = {
     "compare": (0, 1, limits.TXN_COMPARES_MAX, limits.TXN_COMPARES_MAX + 1),
     "success": (0, 1, 32, limits.TXN_OPS_MAX, limits.TXN_OPS_MAX + 1),
     "failure": (0, 1, limits.TXN_OPS_MAX, limits.TXN_OPS_MAX + 1),
+    "ops": (0, 1, 32, limits.BATCH_OPS_MAX, limits.BATCH_OPS_MAX + 1),
     "frames": (0, 1, limits.GOSSIP_DELIVER_FRAMES_MAX, limits.GOSSIP_DELIVER_FRAMES_MAX + 1),
 }
 
