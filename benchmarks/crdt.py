@@ -33,6 +33,7 @@ from pathlib import Path
 
 from tandemkv import limits
 from tandemkv.server.available.crdt.kinds import TableKind
+from tandemkv.server.available.crdt.mutations import Increment
 from tandemkv.server.available.gossip.protocol import GossipNode
 from tandemkv.server.available.crdt.hlc import HybridClock, MemoryHighWaterMark
 from tandemkv.server.available.runtime import AvailablePlane, CatalogTable
@@ -56,7 +57,7 @@ def updates_per_second(threads: int, seconds: float, durable: bool) -> tuple[flo
 
         def work(mine: list[float]) -> None:
             while (start := time.monotonic()) < stop:
-                plane.update("hits", "increment", 1, timeout_s=10)
+                plane.update("hits", Increment(1), timeout_s=10)
                 mine.append(time.monotonic() - start)
 
         workers = [threading.Thread(target=work, args=(lat,)) for lat in latencies]

@@ -11,6 +11,7 @@ import pytest
 
 from tandemkv.errors import FailedPrecondition, NotFound
 from tandemkv.server.available.crdt.kinds import TableKind
+from tandemkv.server.available.crdt.mutations import Add, Assign, Decrement, Increment, Put
 from tandemkv.server.available.runtime import AvailablePlane, CatalogTable
 from tandemkv.server.available.storage import CrdtStore
 
@@ -45,9 +46,9 @@ def test_acknowledged_updates_survive_a_restart(tmp_path):
     catalog.create("hits", TableKind.PN_COUNTER)
     catalog.create("profile", TableKind.AW_LWW_MAP)
     first = plane(tmp_path, catalog)
-    first.update("hits", "increment", 7, timeout_s=TIMEOUT_S)
-    first.update("hits", "decrement", 2, timeout_s=TIMEOUT_S)
-    first.update("profile", "put", b"k", b"v", timeout_s=TIMEOUT_S)
+    first.update("hits", Increment(7), timeout_s=TIMEOUT_S)
+    first.update("hits", Decrement(2), timeout_s=TIMEOUT_S)
+    first.update("profile", Put(b"k", b"v"), timeout_s=TIMEOUT_S)
     replica = first.replica_id
     first.stop()
     second = plane(tmp_path, catalog)
@@ -63,7 +64,7 @@ def test_the_clock_high_water_mark_is_stored_ahead_of_every_stamp(tmp_path):
     catalog = Catalog()
     catalog.create("name", TableKind.LWW_REGISTER)
     running = plane(tmp_path, catalog)
-    running.update("name", "assign", b"x", timeout_s=TIMEOUT_S)
+    running.update("name", Assign(b"x"), timeout_s=TIMEOUT_S)
     issued_ms = running.status().gossip.incarnation.wall_ms
     running.stop()
     store = CrdtStore(tmp_path / "crdt")
@@ -77,7 +78,7 @@ def test_a_table_not_in_the_catalog_is_refused_by_name(tmp_path):
     running = plane(tmp_path, Catalog())
     try:
         with pytest.raises(NotFound, match="'ghost'"):
-            running.update("ghost", "increment", 1, timeout_s=TIMEOUT_S)
+            running.update("ghost", Increment(1), timeout_s=TIMEOUT_S)
         with pytest.raises(NotFound, match="'ghost'"):
             running.read("ghost")
     finally:
@@ -89,9 +90,9 @@ def test_a_table_follows_the_catalog_in_and_out(tmp_path):
     running = plane(tmp_path, catalog)
     try:
         catalog.create("online", TableKind.OR_SET)
-        running.update("online", "add", b"ann", timeout_s=TIMEOUT_S)
+        running.update("online", Add(b"ann"), timeout_s=TIMEOUT_S)
         with pytest.raises(FailedPrecondition):
-            running.update("online", "increment", 1, timeout_s=TIMEOUT_S)
+            running.update("online", Increment(1), timeout_s=TIMEOUT_S)
         catalog.drop("online")
         running.refresh_catalog()
         with pytest.raises(NotFound):
@@ -116,7 +117,7 @@ def test_a_subscriber_sees_the_value_now_and_after_each_change(tmp_path):
     try:
         changes = running.changes("hits", stop)
         assert next(changes) == (TableKind.G_COUNTER, 0)
-        running.update("hits", "increment", 3, timeout_s=TIMEOUT_S)
+        running.update("hits", Increment(3), timeout_s=TIMEOUT_S)
         assert next(changes) == (TableKind.G_COUNTER, 3)
     finally:
         stop.set()

@@ -1,7 +1,8 @@
-"""The Crdt and Gossip servicers over a fake node and a fake plane: bad
-input is refused with the right status before the plane is called, each
-update maps to the mutator its table's type has, values and scans come
-back in the wire shape."""
+"""The Crdt and Gossip servicers over a fake node, with the node's real
+CRDT front door (`NodeCrdt`) over a fake plane: bad input is refused with
+the right status before the plane is called, each update becomes the
+typed mutation its op names, values and scans come back in the wire
+shape."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 from tandemkv import errors, limits
 from tandemkv.server.available.crdt.kinds import TableKind
+from tandemkv.server.available.crdt.mutations import Decrement, Increment, Put, Remove, RemoveKey
 from tandemkv.server.available.runtime import Verdict
+from tandemkv.server.node.crdt import NodeCrdt
 from tandemkv.v1 import crdt_pb2, crdt_pb2_grpc
 
 
@@ -33,14 +36,22 @@ class FakePlane:
             raise errors.NotFound(f"no CRDT table {table!r} on node fake")
         return self.kinds[table], self.values[table]
 
-    def update(self, table, operation, *args, timeout_s):
-        self.updates.append((table, operation, *args))
+    def table_kind(self, table):
+        return self.read(table)[0]
+
+    def update(self, table, mutation, *, timeout_s):
+        self.updates.append((table, mutation))
 
     def refresh_catalog(self):
         pass
 
     def deliver(self, frames):
         return self.verdict
+
+
+@pytest.fixture(autouse=True)
+def crdt_front_door(fake_node):
+    fake_node.crdt = NodeCrdt(fake_node)
 
 
 @pytest.fixture
@@ -77,14 +88,14 @@ def test_a_bad_update_is_refused_and_never_applied(plane, stub, request_, code, 
 
 
 @pytest.mark.parametrize("request_, applied", [
-    (crdt_pb2.CrdtUpdateRequest(table="hits", increment=-3), ("hits", "decrement", 3)),
-    (crdt_pb2.CrdtUpdateRequest(table="hits", increment=2), ("hits", "increment", 2)),
-    (crdt_pb2.CrdtUpdateRequest(table="online", remove=b"a1"), ("online", "remove", b"a1")),
+    (crdt_pb2.CrdtUpdateRequest(table="hits", increment=-3), ("hits", Decrement(3))),
+    (crdt_pb2.CrdtUpdateRequest(table="hits", increment=2), ("hits", Increment(2))),
+    (crdt_pb2.CrdtUpdateRequest(table="online", remove=b"a1"), ("online", Remove(b"a1"))),
     (crdt_pb2.CrdtUpdateRequest(table="profile", put=crdt_pb2.MapPut(key=b"k", value=b"z")),
-     ("profile", "put", b"k", b"z")),
-    (crdt_pb2.CrdtUpdateRequest(table="profile", remove_key=b"k"), ("profile", "remove", b"k")),
+     ("profile", Put(b"k", b"z"))),
+    (crdt_pb2.CrdtUpdateRequest(table="profile", remove_key=b"k"), ("profile", RemoveKey(b"k"))),
 ])
-def test_an_update_runs_the_mutator_of_its_tables_type(plane, stub, request_, applied):
+def test_an_update_becomes_the_typed_mutation_its_op_names(plane, stub, request_, applied):
     assert stub.Update(request_, timeout=5).node == "fake"
     assert plane.updates == [applied]
 

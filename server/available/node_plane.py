@@ -1,6 +1,7 @@
 """How a `Node` builds its `AvailablePlane`: the gossip key from the
-cluster secret, the peers from the configured members, the catalog from
-the strong plane's local state, and the CrdtType <-> TableKind names.
+cluster secret, the peers (UDP, on each member's client address) from the
+configured members, the catalog from the strong plane's local state, and
+the CrdtType <-> TableKind names.
 
 The gossip key (HMAC-SHA256 over every frame):
 - with `cluster_secret`: SHA-256 of a fixed label and the secret, so the
@@ -58,8 +59,10 @@ def catalog_reader(query: Callable[..., Any]) -> Callable[[], tuple[int, list[Ca
 
 
 def build_plane(config: Any, query: Callable[..., Any]) -> AvailablePlane:
-    """The plane of the node `config` describes; gossip peers are addressed
-    by their client address (Gossip is served on the client gRPC server)."""
+    """The plane of the node `config` describes. Gossip travels as UDP
+    datagrams (`transport`) to and from the host and port of each member's
+    client address: UDP ports are a namespace apart from the gRPC server's
+    TCP port, so no third port is configured."""
     peers = {member.name: member.client_address for member in config.members}
     return AvailablePlane(config.name, config.data_dir, peers, gossip_key(config),
                           catalog_reader(query), durable=config.durability == "durable")

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 from tandemkv.errors import NotFound, OutcomeUnknown, ResourceExhausted, Unavailable
 
+from tandemkv.server.available.crdt import mutations
 from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.available.gossip.protocol import GossipConfig, GossipNode, GossipStatus
 from tandemkv.server.available.crdt.hlc import HybridClock
@@ -46,9 +47,10 @@ log = logging.getLogger(__name__)
 
 # How often the thread re-reads the table catalog from local state.
 CATALOG_POLL_INTERVAL_MS = 200
-# Deliver calls queued for the thread; more are refused (RESOURCE_EXHAUSTED).
+# Deliveries (a datagram, or a Gossip.Deliver call of the injection hook)
+# queued for the thread; more are refused (RESOURCE_EXHAUSTED).
 GOSSIP_INBOX_DELIVERIES_MAX = 256
-# How long a Deliver call waits to learn whether its frames were accepted.
+# How long a Gossip.Deliver call waits to learn whether its frames were accepted.
 DELIVER_VERDICT_WAIT_S = 0.5
 # Longest a subscriber waits before it looks whether to stop.
 SUBSCRIBE_WAKE_S = 0.5
@@ -92,8 +94,9 @@ class AvailablePlane:
     def __init__(self, node_name: str, data_dir: Path, peers: dict[str, str], secret: bytes,
                  catalog: CatalogSource, *, durable: bool = True,
                  config: GossipConfig = GossipConfig()) -> None:
-        """`peers`: every member's name -> its client address (gossip is
-        served there); `catalog` reads the Raft-agreed table catalog."""
+        """`peers`: every member's name -> its client address (gossip
+        datagrams go to the same host and port, over UDP); `catalog` reads
+        the Raft-agreed table catalog."""
         self.node_name = node_name
         self._path = Path(data_dir) / "crdt"
         self._members = sorted(peers)
@@ -160,16 +163,22 @@ class AvailablePlane:
             self._store = None
 
     # -- writes and reads (any thread) --
-    def update(self, table: str, operation: str, *args: Any, timeout_s: float) -> None:
-        """Applies one mutator to this node's replica; returns once it is
+    def update(self, table: str, mutation: mutations.Mutation, *, timeout_s: float) -> None:
+        """Applies one mutation to this node's replica; returns once it is
         durable. Raises NotFound for a table not in the local catalog,
-        FailedPrecondition for an operation its type lacks, OutcomeUnknown
-        if the commit did not finish within `timeout_s` (the write is
-        applied here in memory and will be saved and gossiped)."""
+        FailedPrecondition for a mutation its kind does not take,
+        OutcomeUnknown if the commit did not finish within `timeout_s`
+        (the write is applied here in memory and will be saved and
+        gossiped)."""
         deadline = time.monotonic() + timeout_s
         self._known(table)
         with self._lock:
-            self._require_running().mutate(_now_ms(), table, operation, *args)
+            gossip = self._require_running()
+            kind = gossip.tables().get(table)
+            if kind is None:
+                raise self._not_found(table)
+            mutations.check(table, kind, mutation)
+            gossip.mutate(_now_ms(), table, mutation.mutator, *mutation.args())
             self._written_seq += 1
             seq = self._written_seq
         self._wake.set()
@@ -180,7 +189,19 @@ class AvailablePlane:
         self._known(table)
         with self._lock:
             gossip = self._require_running()
-            return gossip.tables()[table], gossip.read(table).value()
+            kind = gossip.tables().get(table)
+            if kind is None:  # dropped since _known looked
+                raise self._not_found(table)
+            return kind, gossip.read(table).value()
+
+    def table_kind(self, table: str) -> TableKind:
+        """The kind of a table in the local catalog (NotFound if absent)."""
+        self._known(table)
+        with self._lock:
+            kind = self._require_running().tables().get(table)
+        if kind is None:
+            raise self._not_found(table)
+        return kind
 
     def tables(self) -> dict[str, TableKind]:
         with self._lock:
@@ -348,10 +369,13 @@ class AvailablePlane:
         self.refresh_catalog()
         with self._lock:
             if table not in self._require_running().tables():
-                raise NotFound(
-                    f"no CRDT table {table!r} on node {self.node_name}; create it first "
-                    "(tables are created through Raft and appear on a node once it has "
-                    "applied the creation)")
+                raise self._not_found(table)
+
+    def _not_found(self, table: str) -> NotFound:
+        return NotFound(
+            f"no CRDT table {table!r} on node {self.node_name}; create it first "
+            "(tables are created through Raft and appear on a node once it has "
+            "applied the creation)")
 
     def _wait_durable(self, seq: int, deadline: float) -> None:
         with self._committed:

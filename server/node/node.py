@@ -34,6 +34,7 @@ from tandemkv.server.storage import crash_marker, disk, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
 from tandemkv.server.storage.state_store import MAP_FILL_RATIO_WRITES_MAX, StateStore
 from tandemkv.server.node.coordination import LeaseTicker, NodeCoordination
+from tandemkv.server.node.crdt import NodeCrdt
 from tandemkv.server.node.kv import NodeOperations
 from tandemkv.server.raft import adapter as raft_adapter
 from tandemkv.server.raft.read_barrier import ReadBarrier
@@ -87,6 +88,7 @@ class Node(NodeOperations, NodeCoordination, NodeBatches):
         self._ticker: LeaseTicker | None = None
         # The available plane (CRDT tables); built in start(), after the replica.
         self.available: AvailablePlane | None = None
+        self.crdt = NodeCrdt(self)  # the CRDT tables: create, update, read, subscribe
 
     # -- lifecycle --
     def start(self) -> None:

@@ -49,6 +49,7 @@ from tandemkv.errors import AlreadyExists, FailedPrecondition, InvalidArgument, 
 
 from tandemkv.server.available.crdt import canonical
 from tandemkv.server.available.crdt.kinds import CRDT_TYPES, Crdt, Origin, TableKind, decode_crdt, encode_crdt
+from tandemkv.server.available.crdt.mutations import MUTATORS  # each kind's mutator methods
 from tandemkv.server.available.gossip.liveness import Liveness, PeerLiveness, PeerState
 from tandemkv.server.available.gossip.tables import TableReplica
 from tandemkv.server.available.gossip.transfer import Reassembly, split_payload
@@ -76,15 +77,6 @@ TRANSFER_BYTES_PER_PEER_MAX = 64 * 1024 * 1024
 TRANSFER_ROUNDS_MAX = 5
 # Frames are never cut smaller than this, whatever the configuration says.
 GOSSIP_MESSAGE_BYTES_MIN = 2 * 1024
-
-MUTATORS: dict[TableKind, frozenset[str]] = {
-    TableKind.G_COUNTER: frozenset({"increment"}),
-    TableKind.PN_COUNTER: frozenset({"increment", "decrement"}),
-    TableKind.LWW_REGISTER: frozenset({"assign"}),
-    TableKind.MV_REGISTER: frozenset({"assign", "clear"}),
-    TableKind.OR_SET: frozenset({"add", "remove", "clear"}),
-    TableKind.AW_LWW_MAP: frozenset({"put", "remove", "clear"}),
-}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,171 @@
+"""The CRDT half of the `Node` API, `node.crdt`: the available plane's front
+door, as the KV, counter and coordination halves are the strong plane's.
+
+Two kinds of call, as in the SDK's `client.crdt`:
+
+- the catalog (`create_table`, `drop_table`, `list_tables`) goes through
+  Raft (`node.propose` / `node.query`), so every node agrees on a table's
+  kind; a create or drop returns once this node's plane follows it, so the
+  next update here finds the table;
+- contents (`update`, `read`, `scan`, `subscribe`) are served by this
+  node's replica (`node.available`) and never wait on Raft: they work while
+  the cluster has no quorum. A read sees this node's value, which converges
+  with the others' by gossip.
+
+Updates are typed mutations (`tandemkv.server.available.crdt.mutations`),
+checked against the table's kind before they touch the replica. Every
+method is safe from any thread. It knows nothing of gRPC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import TYPE_CHECKING, Any, Iterator
+
+from tandemkv import limits
+from tandemkv.errors import FailedPrecondition, InvalidArgument, Unavailable
+from tandemkv.server.available.crdt import mutations
+from tandemkv.server.available.crdt.base import TableKind, check_value_size
+from tandemkv.server.available.node_plane import type_of
+from tandemkv.server.strong.validation import check_table_name
+from tandemkv.v1 import crdt_pb2, kv_pb2
+
+if TYPE_CHECKING:
+    from tandemkv.server.available.runtime import AvailablePlane, PlaneStatus
+
+LINEARIZABLE = kv_pb2.LINEARIZABLE
+
+
+@dataclasses.dataclass(frozen=True)
+class TableValue:
+    """A table's value on one node: an int (counters), bytes or None
+    (LWW_REGISTER), a sorted list of bytes (MV_REGISTER values, OR_SET
+    members) or a dict of bytes (AW_LWW_MAP)."""
+
+    table: str
+    kind: TableKind
+    value: Any
+    node: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanPage:
+    """OR_SET members (value b"") or AW_LWW_MAP entries, sorted by key;
+    `more` when entries past the limit matched."""
+
+    entries: list[tuple[bytes, bytes]]
+    more: bool
+
+
+class NodeCrdt:
+    """`node.crdt`. Needs of its node: `propose`, `query` and `available`
+    (the running `AvailablePlane`, None while it is not running)."""
+
+    def __init__(self, node: Any) -> None:
+        self._node = node
+
+    # -- the catalog (Raft) --
+    def create_table(self, table: str, kind: TableKind | str, *, request_id: bytes | None = None,
+                     timeout_s: float | None = None) -> crdt_pb2.CreateTableResponse:
+        """Ensures table `table` exists with `kind` ('pn_counter' or a
+        TableKind): `created` is False if it already did. FailedPrecondition
+        if it exists with another kind."""
+        request = crdt_pb2.CreateTableRequest(name=table, type=type_of(_kind(kind)),
+                                              request_id=request_id or b"")
+        response = self._node.propose(request, timeout_s=timeout_s)
+        self._follow_catalog()
+        return response
+
+    def drop_table(self, table: str, *, request_id: bytes | None = None,
+                   timeout_s: float | None = None) -> crdt_pb2.DropTableResponse:
+        """Drops the table if it exists (`dropped` says whether it did);
+        every node deletes its replica when it applies the drop."""
+        request = crdt_pb2.DropTableRequest(name=table, request_id=request_id or b"")
+        response = self._node.propose(request, timeout_s=timeout_s)
+        self._follow_catalog()
+        return response
+
+    def list_tables(self, *, consistency: int = LINEARIZABLE,
+                    timeout_s: float | None = None) -> crdt_pb2.ListTablesResponse:
+        return self._node.query(crdt_pb2.ListTablesRequest(consistency=consistency),
+                                timeout_s=timeout_s)
+
+    def _follow_catalog(self) -> None:
+        """The write is applied here when propose returns (callbacks run
+        after the batch commits), so reading local state now finds it."""
+        plane = self._node.available
+        if plane is not None:
+            plane.refresh_catalog()
+
+    # -- this node's replica (never waits on Raft) --
+    def update(self, table: str, mutation: mutations.Mutation, *,
+               timeout_s: float | None = None) -> str:
+        """Applies `mutation` to this node's replica and returns once it is
+        durable here; returns this node's name. NotFound for a table not
+        (yet) known here, FailedPrecondition for a mutation its kind does
+        not take, OutcomeUnknown if it was not saved within `timeout_s`
+        (it is applied in memory and is saved and gossiped unless the node
+        stops first)."""
+        check_table_name(table)
+        plane = self._plane()
+        mutations.check(table, plane.table_kind(table), mutation)
+        plane.update(table, mutation, timeout_s=_timeout_s(timeout_s))
+        return plane.node_name
+
+    def read(self, table: str) -> TableValue:
+        check_table_name(table)
+        plane = self._plane()
+        kind, value = plane.read(table)
+        return TableValue(table, kind, value, plane.node_name)
+
+    def scan(self, table: str, prefix: bytes = b"", limit: int = 0) -> ScanPage:
+        """OR_SET members or AW_LWW_MAP entries whose key starts with
+        `prefix`, at most `limit` (0 or over CRDT_SCAN_ENTRIES_MAX means
+        CRDT_SCAN_ENTRIES_MAX)."""
+        check_table_name(table)
+        check_value_size(prefix, "prefix")
+        kind, value = self._plane().read(table)
+        if kind == TableKind.OR_SET:
+            items = [(member, b"") for member in value]
+        elif kind == TableKind.AW_LWW_MAP:
+            items = sorted(value.items())
+        else:
+            raise FailedPrecondition(f"a {kind.value.upper()} has no members or keys to scan")
+        if limit <= 0 or limit > limits.CRDT_SCAN_ENTRIES_MAX:
+            limit = limits.CRDT_SCAN_ENTRIES_MAX
+        matched = [(key, entry) for key, entry in items if key.startswith(prefix)]
+        return ScanPage(matched[:limit], len(matched) > limit)
+
+    def subscribe(self, table: str, stop: threading.Event | None = None) -> Iterator[TableValue]:
+        """The table's value now, then after every saved change on this
+        node, until `stop` is set, the node stops or the table is dropped
+        (then NotFound)."""
+        check_table_name(table)
+        plane = self._plane()
+        for kind, value in plane.changes(table, stop if stop is not None else threading.Event()):
+            yield TableValue(table, kind, value, plane.node_name)
+
+    def status(self) -> PlaneStatus:
+        """The plane's gossip view, transport and inbox counters."""
+        return self._plane().status()
+
+    def _plane(self) -> AvailablePlane:
+        plane = self._node.available
+        if plane is None:
+            raise Unavailable("the available plane of this node is not running")
+        return plane
+
+
+def _kind(kind: TableKind | str) -> TableKind:
+    try:
+        return TableKind(kind.lower() if isinstance(kind, str) else kind)
+    except ValueError:
+        raise InvalidArgument(f"unknown CRDT kind {kind!r}; use one of "
+                              f"{sorted(k.value for k in TableKind)}") from None
+
+
+def _timeout_s(timeout_s: float | None) -> float:
+    if timeout_s is None or timeout_s > limits.DEADLINE_S_MAX:
+        return limits.DEADLINE_S_MAX
+    return timeout_s
