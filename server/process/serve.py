@@ -20,7 +20,6 @@ import threading
 import traceback
 
 from tandemkv.server.process import settings
-from tandemkv.server.api import build_server
 from tandemkv.server.process.stop_signals import StopSignals
 
 # The longest the main thread sleeps between looks at the stop flag; a
@@ -76,7 +75,11 @@ def _log_thread_stacks() -> None:
 
 
 def serve(config, stop: StopSignals) -> int:
+    # Imported here, not at the top: every `tandemkv` command imports this
+    # module to build its parser, and only `serve` needs the node,
+    # pysyncobj, LMDB and the gRPC server (tests/test_purity.py).
     from tandemkv.server import Node
+    from tandemkv.server.api import build_server
 
     node = Node(config)
     try:
