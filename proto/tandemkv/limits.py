@@ -127,6 +127,17 @@ WATCH_HISTORY_REVISIONS_MAX = 100_000
 WATCH_HISTORY_QUOTA_PERCENT = 25
 # Events one watch response carries.
 WATCH_RESPONSE_EVENTS_MAX = 1_000
+# Watches open at once on one node (every stream together); more get
+# RESOURCE_EXHAUSTED. An idle watch holds a few hundred bytes.
+WATCHES_OPEN_MAX = 20_000
+# Events, and bytes of encoded events, buffered for one watch whose reader
+# has not taken them yet; past either the watch ends with an explicit
+# overflow naming the revision to watch again from.
+WATCH_BUFFER_EVENTS_MAX = 4_096
+WATCH_BUFFER_BYTES_MAX = 1024 * 1024
+# Bytes buffered for every watch of a node together (an event shared by
+# many watches counts once for each); the watch that would pass it overflows.
+WATCH_HUB_BUFFERED_BYTES_MAX = 64 * 1024 * 1024
 # Events the history trims per applied command, beyond what it added.
 WATCH_HISTORY_TRIM_PER_COMMAND_MAX = 64
 
