@@ -12,9 +12,10 @@ Two kinds of call, as in the SDK's `client.crdt`:
   the cluster has no quorum. A read sees this node's value, which converges
   with the others' by gossip.
 
-Updates are typed mutations (`tandemkv.server.available.crdt.mutations`),
-checked against the table's kind before they touch the replica. Every
-method is safe from any thread. It knows nothing of gRPC.
+Updates are typed mutations (`tandemkv.server.available.crdt.mutations`,
+re-exported here with `TableKind`), checked against the table's kind
+before they touch the replica. Every method is safe from any thread. It
+knows nothing of gRPC.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from tandemkv import limits
 from tandemkv.errors import FailedPrecondition, InvalidArgument, Unavailable
 from tandemkv.server.available.crdt import mutations
 from tandemkv.server.available.crdt.base import TableKind, check_value_size
+from tandemkv.server.available.crdt.mutations import (Add, Assign, Clear, Decrement, Increment, Mutation, Put,
+                                                      Remove, RemoveKey)
 from tandemkv.server.available.node_plane import type_of
 from tandemkv.server.strong.validation import check_table_name
 from tandemkv.v1 import crdt_pb2, kv_pb2
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
     from tandemkv.server.available.runtime import AvailablePlane, PlaneStatus
 
 LINEARIZABLE = kv_pb2.LINEARIZABLE
+
+__all__ = ["Add", "Assign", "Clear", "Decrement", "Increment", "Mutation", "NodeCrdt", "Put", "Remove",
+           "RemoveKey", "ScanPage", "TableKind", "TableValue"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +105,7 @@ class NodeCrdt:
             plane.refresh_catalog()
 
     # -- this node's replica (never waits on Raft) --
-    def update(self, table: str, mutation: mutations.Mutation, *,
+    def update(self, table: str, mutation: Mutation, *,
                timeout_s: float | None = None) -> str:
         """Applies `mutation` to this node's replica and returns once it is
         durable here; returns this node's name. NotFound for a table not
