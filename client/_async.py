@@ -1,5 +1,6 @@
-"""`AsyncClient`: the asyncio SDK (grpc.aio), the same surface and the same
-routing and retry rules as `Client`, every call awaited."""
+"""`AsyncClient`: the asyncio SDK (grpc.aio), the same surface as `Client`
+and a thin shell around the same core (`_core`): the core decides every
+call; this shell sends, awaits and sleeps."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ import grpc
 import grpc.aio
 
 from tandemkv.client import _coordination_ops as cops
+from tandemkv.client import _core as core
 from tandemkv.client import _operations as ops
 from tandemkv.client._claims_async import AsyncElection, AsyncLock, AsyncRegistry
 from tandemkv.client._crdt_async import AsyncCrdtTables
 from tandemkv.client._leases import AsyncLease, lease_id
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn
 from tandemkv.client._watch import AsyncWatcher
-from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult
-from tandemkv.client._retry import Attempts, Retry, error_from_rpc
-from tandemkv.client._routing import Router, resolve_endpoints
-from tandemkv.client._sync import CHANNEL_OPTIONS, STATUS_NODES_MAX, STATUS_TIMEOUT_S_MAX, STUBS
+from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, PutResult, RangeResult
+from tandemkv.client._retry import Retry
+from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
+from tandemkv.client._sync import CHANNEL_OPTIONS, STUBS
+from tandemkv.errors import TandemKVError
 
 
 class AsyncClient:
@@ -39,6 +42,7 @@ class AsyncClient:
     def __init__(self, endpoints: Iterable[str] | str | None = None, *, retry: Retry | None = None):
         self.retry = retry or Retry()
         self._router = Router(resolve_endpoints(endpoints))
+        self._local = LocalEndpoints(self._router.endpoints)
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def __aenter__(self) -> AsyncClient:
@@ -114,53 +118,49 @@ class AsyncClient:
 
     async def status(self) -> ClusterStatus:
         """Every node's view; see `Client.status`."""
-        seen: dict[str, NodeInfo] = {}
-        pending = list(self._router.endpoints)
-        while pending and len(seen) < STATUS_NODES_MAX:
-            endpoint = pending.pop(0)
-            if endpoint in seen:
-                continue
-            try:
-                response = await self._send(endpoint, ops.status(), STATUS_TIMEOUT_S_MAX)
-            except grpc.RpcError as error:
-                seen[endpoint] = NodeInfo(endpoint=endpoint, error=error_from_rpc(error, b"").message)
-                continue
-            seen[endpoint] = ops.node_info(endpoint, response)
-            pending.extend(ops.member_endpoints(response))
-        return ops.cluster_status(list(seen.values()))
+        return await self._run_plan(core.cluster_status(self._router.endpoints))
 
     async def leader(self) -> str | None:
         if self._router.leader is None:
-            await self._find_leader(STATUS_TIMEOUT_S_MAX)
+            await self._run_plan(core.find_leader(self._router, core.STATUS_TIMEOUT_S_MAX))
         return self._router.leader
 
+    # -- the shell: sends, sleeps, awaits; the core (`_core`) decides ---------
     async def run(self, operation: ops.Operation, *, retry: Retry | None = None) -> Any:
         """Sends `operation` with routing and retries (see `Client.run`)."""
-        retry = retry or self.retry
-        attempts = Attempts(retry, operation.request_id, operation.write)
-        while (timeout_s := attempts.timeout_s()) is not None:
-            if self._router.leader is None:
-                await self._find_leader(min(timeout_s, STATUS_TIMEOUT_S_MAX))
-            endpoint = self._router.pick()
-            try:
-                return operation.decode(await self._send(endpoint, operation, timeout_s))
-            except grpc.RpcError as rpc_error:
-                error = error_from_rpc(rpc_error, operation.request_id)
-            delay_s = attempts.failed(error, self._router.failed(endpoint, error))
-            if delay_s is None:
-                break
-            await retry.async_sleep(delay_s)
-        raise attempts.final_error()
+        return await self._call(operation, retry or self.retry)
 
-    async def _find_leader(self, timeout_s: float) -> None:
-        for endpoint in list(self._router.endpoints):
+    async def _call(self, operation: ops.Operation, retry: Retry) -> Any:
+        """The one place every unary operation of this client passes
+        (recipes' steps included): where calls will be coalesced."""
+        attempts = core.attempts_for(operation, retry, self._router, self._local)
+        return await self._run_plan(core.unary(operation, attempts))
+
+    async def _run_plan(self, plan: core.Plan) -> Any:
+        """Drives a plan of the core; see `Client._run_plan`."""
+        outcome: Any = None
+        failure: BaseException | None = None
+        while True:
             try:
-                response = await self._send(endpoint, ops.status(), timeout_s)
-            except grpc.RpcError:
-                continue
-            if response.leader_client_address:
-                self._router.learn_leader(response.leader_client_address)
-                return
+                action = plan.send(outcome) if failure is None else plan.throw(failure)
+            except StopIteration as done:
+                return done.value
+            outcome, failure = None, None
+            if isinstance(action, core.Send):
+                try:
+                    outcome = await self._send(action.endpoint, action.operation, action.timeout_s)
+                except grpc.RpcError as rpc_error:
+                    failure = rpc_error
+            elif isinstance(action, (core.Call, core.Invoke)):
+                try:
+                    if isinstance(action, core.Call):
+                        outcome = await self._call(action.operation, action.retry or self.retry)
+                    else:
+                        outcome = await action.function()
+                except TandemKVError as error:
+                    failure = error
+            else:
+                await action.retry.async_sleep(action.seconds)
 
     def stub(self, service: str, endpoint: str) -> Any:
         """The generated stub of `service` on `endpoint`'s channel."""

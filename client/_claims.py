@@ -1,15 +1,17 @@
 """Recipes built on leases, for the blocking `Client`: the registry (and
 `hold`, a name kept while the process lives), locks and elections. Every
 claim hands out a fencing token: the Raft index that granted it, strictly
-increasing across holders and failovers."""
+increasing across holders and failovers. The loops that wait for a lock or
+a leadership (`LockSteps`, `ElectionSteps`) are plans of the core, shared
+with the asyncio twins in `_claims_async`."""
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any
 
 from tandemkv.client import _coordination_ops as cops
 from tandemkv.client._coordination_ops import Registration
+from tandemkv.client._core import Call, Plan
 from tandemkv.client._leases import Lease, lease_id, release_quietly
 from tandemkv.client._results import BytesLike, to_bytes
 from tandemkv.errors import NotAcquired
@@ -114,18 +116,30 @@ class Hold:
         release_quietly(self.lease.revoke, f"lease {self.lease.id}")
 
 
-def _waits(wait_s: float | None) -> Iterator[float]:
-    """The server-side waits of successive calls that together wait
-    `wait_s` (None: forever), each at most CLAIM_WAIT_S_MAX."""
-    deadline = None if wait_s is None else time.monotonic() + wait_s
-    while True:
-        left_s = cops.CLAIM_WAIT_S_MAX if deadline is None else deadline - time.monotonic()
-        yield max(0.0, min(left_s, cops.CLAIM_WAIT_S_MAX))
-        if deadline is not None and time.monotonic() >= deadline:
-            return
+class LockSteps:
+    """What `Lock` and `AsyncLock` share: the name, the token, and the
+    acquire loop (calls that each wait up to CLAIM_WAIT_S_MAX on the
+    server, until the lock is ours or `wait` has passed)."""
+
+    def __init__(self, client: Any, name: BytesLike, wait: float | None):
+        self.client = client
+        self.name = to_bytes(name, "lock name")
+        self.wait = wait
+        self.token = 0
+
+    def _acquire(self, lease: int) -> Plan:
+        holder = 0
+        for wait_s in cops.waits(self.wait):
+            response = yield Call(cops.lock_acquire(self.name, lease, wait_s),
+                                  cops.wait_retry(self.client.retry, wait_s))
+            if response.acquired:
+                return response.claim.token
+            holder = response.claim.token
+        raise NotAcquired(f"lock {self.name!r} is held (token {holder}); waited {self.wait} s",
+                          token=holder)
 
 
-class Lock:
+class Lock(LockSteps):
     """A distributed lock held for a `with` block; yields the fencing token.
 
     Semantics: on entry, grants a lease of `ttl` seconds (renewed in the
@@ -153,11 +167,8 @@ class Lock:
     """
 
     def __init__(self, client: Client, name: BytesLike, ttl: float = 10.0, wait: float | None = 30.0):
-        self.client = client
-        self.name = to_bytes(name, "lock name")
+        super().__init__(client, name, wait)
         self.ttl = ttl
-        self.wait = wait
-        self.token = 0
         self.lease: Lease | None = None
 
     @property
@@ -169,22 +180,11 @@ class Lock:
         self.lease = self.client.lease(self.ttl)
         self.lease.start_keepalive()
         try:
-            self.token = self._acquire(self.lease.id)
+            self.token = self.client._run_plan(self._acquire(self.lease.id))
         except BaseException:
             release_quietly(self.lease.revoke, f"lease {self.lease.id}")
             raise
         return self.token
-
-    def _acquire(self, lease: int) -> int:
-        holder = 0
-        for wait_s in _waits(self.wait):
-            response = self.client.run(cops.lock_acquire(self.name, lease, wait_s),
-                                       retry=cops.wait_retry(self.client.retry, wait_s))
-            if response.acquired:
-                return response.claim.token
-            holder = response.claim.token
-        raise NotAcquired(f"lock {self.name!r} is held (token {holder}); waited {self.wait} s",
-                          token=holder)
 
     def __exit__(self, *exc_info: object) -> None:
         assert self.lease is not None
@@ -194,7 +194,28 @@ class Lock:
         release_quietly(self.lease.revoke, f"lease {self.lease.id}")
 
 
-class Election:
+class ElectionSteps:
+    """What `Election` and `AsyncElection` share: the name, the token, and
+    the campaign loop (calls that each wait up to CLAIM_WAIT_S_MAX on the
+    server; `token` is the candidacy's as soon as it is queued, so a
+    campaign that gives up can withdraw it)."""
+
+    def __init__(self, client: Any, name: BytesLike):
+        self.client = client
+        self.name = to_bytes(name, "election name")
+        self.token = 0
+
+    def _campaign(self, value: BytesLike, lease: int, wait: float | None) -> Plan:
+        for wait_s in cops.waits(wait):
+            response = yield Call(cops.campaign(self.name, value, lease, wait_s),
+                                  cops.wait_retry(self.client.retry, wait_s))
+            self.token = response.claim.token
+            if response.elected:
+                return self.token
+        raise NotAcquired(f"not elected in {self.name!r} within {wait} s")
+
+
+class Election(ElectionSteps):
     """A leader election: candidates queue in the order they campaigned,
     the first leads; when it resigns or its lease expires, the next leads.
 
@@ -220,9 +241,7 @@ class Election:
     """
 
     def __init__(self, client: Client, name: BytesLike):
-        self.client = client
-        self.name = to_bytes(name, "election name")
-        self.token = 0
+        super().__init__(client, name)
         self.lease: Lease | None = None
 
     @property
@@ -235,20 +254,10 @@ class Election:
         self.lease = self.client.lease(ttl)
         self.lease.start_keepalive()
         try:
-            return self._campaign(value, wait)
+            return self.client._run_plan(self._campaign(value, self.lease.id, wait))
         except BaseException:
             self.resign()
             raise
-
-    def _campaign(self, value: BytesLike, wait: float | None) -> int:
-        assert self.lease is not None
-        for wait_s in _waits(wait):
-            response = self.client.run(cops.campaign(self.name, value, self.lease.id, wait_s),
-                                       retry=cops.wait_retry(self.client.retry, wait_s))
-            self.token = response.claim.token
-            if response.elected:
-                return self.token
-        raise NotAcquired(f"not elected in {self.name!r} within {wait} s")
 
     def proclaim(self, value: BytesLike) -> bool:
         """Publishes a new value as leader; False if this candidate does not lead."""

@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tandemkv.client import _coordination_ops as cops
-from tandemkv.client._claims import _waits
+from tandemkv.client._claims import ElectionSteps, LockSteps
 from tandemkv.client._coordination_ops import Registration
 from tandemkv.client._leases import AsyncLease, lease_id, log
 from tandemkv.client._results import BytesLike, to_bytes
 from tandemkv.client._watch import AsyncObserver
-from tandemkv.errors import NotAcquired, TandemKVError
+from tandemkv.errors import TandemKVError
 
 if TYPE_CHECKING:
     from tandemkv.client._async import AsyncClient
@@ -84,15 +84,12 @@ class AsyncHold:
         await _quietly(self.lease.revoke(), f"lease {self.lease.id}")
 
 
-class AsyncLock:
+class AsyncLock(LockSteps):
     """`Lock` for `AsyncClient`: `async with client.lock("name") as token:`."""
 
     def __init__(self, client: AsyncClient, name: BytesLike, ttl: float = 10.0,
                  wait: float | None = 30.0):
-        self.client = client
-        self.name = to_bytes(name, "lock name")
-        self.wait = wait
-        self.token = 0
+        super().__init__(client, name, wait)
         self.lease = AsyncLease(client, ttl)
 
     @property
@@ -103,22 +100,11 @@ class AsyncLock:
         await self.lease.grant()
         self.lease.start_keepalive()
         try:
-            self.token = await self._acquire()
+            self.token = await self.client._run_plan(self._acquire(self.lease.id))
         except BaseException:
             await _quietly(self.lease.revoke(), f"lease {self.lease.id}")
             raise
         return self.token
-
-    async def _acquire(self) -> int:
-        holder = 0
-        for wait_s in _waits(self.wait):
-            response = await self.client.run(cops.lock_acquire(self.name, self.lease.id, wait_s),
-                                             retry=cops.wait_retry(self.client.retry, wait_s))
-            if response.acquired:
-                return response.claim.token
-            holder = response.claim.token
-        raise NotAcquired(f"lock {self.name!r} is held (token {holder}); waited {self.wait} s",
-                          token=holder)
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.lease.stop_keepalive()
@@ -126,13 +112,11 @@ class AsyncLock:
         await _quietly(self.lease.revoke(), f"lease {self.lease.id}")
 
 
-class AsyncElection:
+class AsyncElection(ElectionSteps):
     """`Election` for `AsyncClient`."""
 
     def __init__(self, client: AsyncClient, name: BytesLike):
-        self.client = client
-        self.name = to_bytes(name, "election name")
-        self.token = 0
+        super().__init__(client, name)
         self.lease: AsyncLease | None = None
 
     @property
@@ -144,14 +128,7 @@ class AsyncElection:
         self.lease = await AsyncLease(self.client, ttl).grant()
         self.lease.start_keepalive()
         try:
-            for wait_s in _waits(wait):
-                response = await self.client.run(
-                    cops.campaign(self.name, value, self.lease.id, wait_s),
-                    retry=cops.wait_retry(self.client.retry, wait_s))
-                self.token = response.claim.token
-                if response.elected:
-                    return self.token
-            raise NotAcquired(f"not elected in {self.name!r} within {wait} s")
+            return await self.client._run_plan(self._campaign(value, self.lease.id, wait))
         except BaseException:
             await self.resign()
             raise

@@ -5,6 +5,8 @@ wait. Shared by `Client` and `AsyncClient`."""
 from __future__ import annotations
 
 import dataclasses
+import time
+from typing import Iterator
 
 from tandemkv import limits
 from tandemkv.client._operations import Operation, new_request_id
@@ -72,6 +74,17 @@ def keepalive_retry(base: Retry, ttl_s: float) -> Retry:
     budget_s = ttl_s / 3
     return dataclasses.replace(base, deadline_s=budget_s,
                                attempt_timeout_s=min(budget_s, KEEPALIVE_ATTEMPT_S_MAX))
+
+
+def waits(wait_s: float | None) -> Iterator[float]:
+    """The server-side waits of successive calls that together wait
+    `wait_s` (None: forever), each at most CLAIM_WAIT_S_MAX."""
+    deadline = None if wait_s is None else time.monotonic() + wait_s
+    while True:
+        left_s = CLAIM_WAIT_S_MAX if deadline is None else deadline - time.monotonic()
+        yield max(0.0, min(left_s, CLAIM_WAIT_S_MAX))
+        if deadline is not None and time.monotonic() >= deadline:
+            return
 
 
 # -- leases --

@@ -18,18 +18,19 @@ Failure modes: an update that fails with UNAVAILABLE did not apply and is
 retried on the next endpoint. A counter update whose outcome is unknown
 (DEADLINE_EXCEEDED) is not retried (a retry could count twice): it raises
 `OutcomeUnknown`. Set, map and register updates are idempotent and are
-retried.
+retried. (Those rules are the core's `SweepAttempts`; this module only
+builds the calls, shared with the asyncio twins in `_crdt_async`.)
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, Iterator
 
 import grpc
 
 from tandemkv import errors
 from tandemkv.client import _operations as ops
+from tandemkv.client._core import Call, Invoke, Plan, Sleep
 from tandemkv.client._results import BytesLike, to_bytes
 from tandemkv.client._retry import error_from_rpc
 from tandemkv.v1 import crdt_pb2
@@ -80,23 +81,63 @@ def _update(table: str, **op: Any) -> crdt_pb2.CrdtUpdateRequest:
     return crdt_pb2.CrdtUpdateRequest(table=table, **op)
 
 
-class _Local:
-    """Which node answers the local calls: the last one that did."""
-
-    def __init__(self, endpoints: list[str]):
-        self.endpoints = list(endpoints)
-        self.index = 0
-
-    def order(self) -> list[str]:
-        count = len(self.endpoints)
-        return [self.endpoints[(self.index + k) % count] for k in range(count)]
-
-    def answered(self, endpoint: str) -> None:
-        self.index = self.endpoints.index(endpoint)
+# -- the CRDT calls as `Operation`s: one node's replica answers the local
+# ones (any node, no leader); the catalog's drop and list go through Raft.
+def _local(method: str, request: Any, decode: Any, *, write: bool, idempotent: bool = True) -> ops.Operation:
+    return ops.Operation("Crdt", method, request, decode, write=write, local=True, idempotent=idempotent)
 
 
-def _retryable(error: errors.TandemKVError, idempotent: bool) -> bool:
-    return isinstance(error, errors.Unavailable) or (idempotent and isinstance(error, errors.OutcomeUnknown))
+def create_table(name: str, type: str | int) -> ops.Operation:
+    request = crdt_pb2.CreateTableRequest(name=name, type=crdt_type(type), request_id=ops.new_request_id())
+    return _local("CreateTable", request, lambda r: r.created, write=True)
+
+
+def drop_table(name: str) -> ops.Operation:
+    request = crdt_pb2.DropTableRequest(name=name, request_id=ops.new_request_id())
+    return ops.Operation("Crdt", "DropTable", request, lambda r: r.dropped, write=True)
+
+
+def list_tables() -> ops.Operation:
+    return ops.Operation("Crdt", "ListTables", crdt_pb2.ListTablesRequest(),
+                         lambda r: {t.name: crdt_pb2.CrdtType.Name(t.type) for t in r.tables}, write=False)
+
+
+def update(request: crdt_pb2.CrdtUpdateRequest, idempotent: bool) -> ops.Operation:
+    """Answers the name of the node that took the update."""
+    return _local("Update", request, lambda r: r.node, write=True, idempotent=idempotent)
+
+
+def read(name: str) -> ops.Operation:
+    return _local("Read", crdt_pb2.CrdtReadRequest(table=name), lambda r: r, write=False)
+
+
+def scan(name: str, prefix: BytesLike = b"", limit: int = 0) -> ops.Operation:
+    request = crdt_pb2.CrdtScanRequest(table=name, prefix=to_bytes(prefix, "prefix"), limit=limit)
+    return _local("Scan", request, lambda r: [(e.key, e.value) for e in r.entries], write=False)
+
+
+def ensure_table(client: Any, name: str, type: int, attempt: Call | Invoke) -> Plan:
+    """`attempt`, creating the table with `type` first if it is missing,
+    then trying again until the node it talks to knows the new table
+    (CREATED_VISIBLE_WAIT_S at the most)."""
+    try:
+        return (yield attempt)
+    except errors.NotFound:
+        yield Call(create_table(name, type))
+    retry = client.retry
+    deadline = retry.clock() + CREATED_VISIBLE_WAIT_S
+    while True:
+        try:
+            return (yield attempt)
+        except errors.NotFound:
+            if retry.clock() > deadline:
+                raise
+        yield Sleep(CREATED_VISIBLE_POLL_S, retry)
+
+
+def subscribe_error(error: grpc.RpcError) -> errors.TandemKVError | None:
+    """What a broken subscription raises (None: it was cancelled, it ends)."""
+    return None if error.code() == grpc.StatusCode.CANCELLED else error_from_rpc(error, b"")
 
 
 class CrdtTables:
@@ -113,7 +154,6 @@ class CrdtTables:
 
     def __init__(self, client: Client):
         self.client = client
-        self._local = _Local(client._router.endpoints)
 
     def counter(self, name: str) -> CrdtCounter:
         return CrdtCounter(self, name)
@@ -132,100 +172,67 @@ class CrdtTables:
         """Creates table `name` of `type` ('pn_counter', 'or_set', ...);
         returns False if it exists with that type. FailedPrecondition if it
         exists with another type."""
-        request = crdt_pb2.CreateTableRequest(name=name, type=crdt_type(type), request_id=ops.new_request_id())
-        return self._call("CreateTable", request, idempotent=True).created
+        return self.client.run(create_table(name, type))
 
     def drop(self, name: str) -> bool:
-        request = crdt_pb2.DropTableRequest(name=name, request_id=ops.new_request_id())
-        return self.client.run(ops.Operation("Crdt", "DropTable", request, lambda r: r.dropped, write=True))
+        return self.client.run(drop_table(name))
 
     def list(self) -> dict[str, str]:
         """Every table's name -> type name (linearizable)."""
-        operation = ops.Operation("Crdt", "ListTables", crdt_pb2.ListTablesRequest(),
-                                  lambda r: {t.name: crdt_pb2.CrdtType.Name(t.type) for t in r.tables},
-                                  write=False)
-        return self.client.run(operation)
+        return self.client.run(list_tables())
 
     # -- this node's replica --
     def update(self, request: crdt_pb2.CrdtUpdateRequest, *, idempotent: bool) -> str:
         """Sends one update; returns the name of the node that took it."""
-        return self._call("Update", request, idempotent=idempotent).node
+        return self.client.run(update(request, idempotent))
 
     def read(self, name: str) -> crdt_pb2.CrdtValue:
-        return self._call("Read", crdt_pb2.CrdtReadRequest(table=name), idempotent=True)
+        return self.client.run(read(name))
 
     def scan(self, name: str, prefix: BytesLike = b"", limit: int = 0) -> list[tuple[bytes, bytes]]:
         """Members (value b"") or map entries whose key starts with `prefix`."""
-        request = crdt_pb2.CrdtScanRequest(table=name, prefix=to_bytes(prefix, "prefix"), limit=limit)
-        return [(e.key, e.value) for e in self._call("Scan", request, idempotent=True).entries]
+        return self.client.run(scan(name, prefix, limit))
 
     def subscribe(self, name: str) -> Iterator[crdt_pb2.CrdtValue]:
         """The table's value on one node now and after every change there,
         until the iterator is closed or the node goes away."""
-        endpoint = self._local.order()[0]
+        endpoint = self.client._local.order()[0]
         stream = self.client.stub("Crdt", endpoint).Subscribe(crdt_pb2.CrdtSubscribeRequest(table=name))
         try:
             yield from stream
         except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.CANCELLED:
-                raise error_from_rpc(error, b"") from None
+            if (failure := subscribe_error(error)) is not None:
+                raise failure from None
         finally:
             stream.cancel()
 
     def ensure(self, name: str, type: int, call) -> Any:
         """`call()`, creating the table with `type` first if it is missing."""
-        try:
-            return call()
-        except errors.NotFound:
-            self.create(name, type)
-        deadline = time.monotonic() + CREATED_VISIBLE_WAIT_S
-        while True:
-            try:
-                return call()
-            except errors.NotFound:
-                if time.monotonic() > deadline:
-                    raise
-            self.client.retry.sleep(CREATED_VISIBLE_POLL_S)
-
-    def _call(self, method: str, request: Any, *, idempotent: bool) -> Any:
-        retry = self.client.retry
-        deadline = retry.clock() + retry.deadline_s
-        last: errors.TandemKVError | None = None
-        for attempt in range(retry.attempts_max):
-            for endpoint in self._local.order():
-                timeout_s = min(retry.attempt_timeout_s, deadline - retry.clock())
-                if timeout_s <= 0:
-                    raise last or errors.Unavailable("no attempt fitted in the retry deadline")
-                try:
-                    response = getattr(self.client.stub("Crdt", endpoint), method)(request, timeout=timeout_s)
-                except grpc.RpcError as rpc_error:
-                    last = error_from_rpc(rpc_error, b"")
-                    if not _retryable(last, idempotent):
-                        raise last from None
-                    continue
-                self._local.answered(endpoint)
-                return response
-            retry.sleep(retry.backoff_s(attempt))
-        raise last
+        return self.client._run_plan(ensure_table(self.client, name, type, Invoke(call)))
 
 
 class _Recipe:
+    """What the recipes of both clients share: the table, its types, and
+    the plans of an update and a read (the table created on first use)."""
+
     TYPES: tuple[int, ...] = ()
     CREATE_TYPE = 0
 
-    def __init__(self, tables: CrdtTables, name: str):
+    def __init__(self, tables: Any, name: str):
         self.tables = tables
         self.name = name
 
-    def _update(self, idempotent: bool = True, **op: Any) -> None:
-        request = _update(self.name, **op)
-        self.tables.ensure(self.name, self.CREATE_TYPE,
-                           lambda: self.tables.update(request, idempotent=idempotent))
+    def _update(self, idempotent: bool = True, **op: Any) -> Any:
+        attempt = Call(update(_update(self.name, **op), idempotent))
+        return self.tables.client._run_plan(ensure_table(self.tables.client, self.name, self.CREATE_TYPE, attempt))
+
+    def _read(self) -> Plan:
+        read_value = yield from ensure_table(self.tables.client, self.name, self.CREATE_TYPE, Call(read(self.name)))
+        return plain(_expect(read_value, self.TYPES))
 
     def value(self) -> Any:
         """This node's current value of the table (see `plain`)."""
-        read = self.tables.ensure(self.name, self.CREATE_TYPE, lambda: self.tables.read(self.name))
-        return plain(_expect(read, self.TYPES))
+        return self.tables.client._run_plan(self._read())
 
 
 class CrdtCounter(_Recipe):
@@ -274,7 +281,7 @@ class CrdtMap(_Recipe):
         self._update(remove_key=to_bytes(key, "key"))
 
     def get(self, key: BytesLike) -> bytes | None:
-        return self.items().get(to_bytes(key, "key"))
+        return self.value().get(to_bytes(key, "key"))
 
     def items(self) -> dict[bytes, bytes]:
         return self.value()

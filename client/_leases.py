@@ -8,9 +8,10 @@ import asyncio
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tandemkv.client import _coordination_ops as cops
+from tandemkv.client._core import Call, Plan
 from tandemkv.errors import NotFound, TandemKVError
 
 if TYPE_CHECKING:
@@ -50,7 +51,35 @@ class _Renewal:
         return self.interval_s()
 
 
-class Lease:
+class LeaseSteps:
+    """What `Lease` and `AsyncLease` share: the renewal call, what its
+    answer means, and the lease as an int (its id)."""
+
+    client: Any
+    id: int
+    ttl_s: float
+    lost: Any  # a threading.Event or an asyncio.Event: both have set()
+
+    def _renewal(self) -> Plan:
+        """One renewal (its retries end within a third of the TTL): the
+        renewed TTL in seconds, or None when the lease is gone."""
+        return (yield Call(cops.lease_keepalive(self.id), cops.keepalive_retry(self.client.retry, self.ttl_s)))
+
+    def _keepalive(self) -> Plan:
+        renewed = yield from self._renewal()
+        if renewed is None:
+            self.lost.set()
+            raise NotFound(f"lease {self.id} not found (expired or revoked)")
+        return renewed
+
+    def __int__(self) -> int:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id}, ttl_s={self.ttl_s})"
+
+
+class Lease(LeaseSteps):
     """A lease: a handle that lives `ttl_s` seconds after its last renewal.
 
     Semantics: keys put with `lease=`, registry names, locks and election
@@ -90,12 +119,7 @@ class Lease:
 
     def keepalive(self) -> float:
         """Renews the lease now; returns its TTL in seconds."""
-        renewed = self.client.run(cops.lease_keepalive(self.id),
-                                  retry=cops.keepalive_retry(self.client.retry, self.ttl_s))
-        if renewed is None:
-            self.lost.set()
-            raise NotFound(f"lease {self.id} not found (expired or revoked)")
-        return renewed
+        return self.client._run_plan(self._keepalive())
 
     def revoke(self) -> bool:
         """Ends the lease now (and renewal); returns whether it still existed."""
@@ -125,8 +149,7 @@ class Lease:
         while pause_s is not None and not self._stop.wait(pause_s):
             sent = time.monotonic()
             try:
-                renewed: float | None | TandemKVError = self.client.run(
-                    cops.lease_keepalive(self.id), retry=cops.keepalive_retry(self.client.retry, self.ttl_s))
+                renewed: float | None | TandemKVError = self.client._run_plan(self._renewal())
             except TandemKVError as error:
                 renewed = error
             pause_s = renewal.outcome(renewed)
@@ -144,14 +167,9 @@ class Lease:
         if not self.lost.is_set():
             release_quietly(self.revoke, f"lease {self.id}")
 
-    def __int__(self) -> int:
-        return self.id
-
-    def __repr__(self) -> str:
-        return f"Lease(id={self.id}, ttl_s={self.ttl_s})"
 
 
-class AsyncLease:
+class AsyncLease(LeaseSteps):
     """`Lease` for `AsyncClient`: the same semantics, renewed by a task.
     `client.lease(ttl_s)` is granted when awaited or entered.
 
@@ -178,12 +196,7 @@ class AsyncLease:
         return self.grant().__await__()
 
     async def keepalive(self) -> float:
-        renewed = await self.client.run(cops.lease_keepalive(self.id),
-                                        retry=cops.keepalive_retry(self.client.retry, self.ttl_s))
-        if renewed is None:
-            self.lost.set()
-            raise NotFound(f"lease {self.id} not found (expired or revoked)")
-        return renewed
+        return await self.client._run_plan(self._keepalive())
 
     async def revoke(self) -> bool:
         await self.stop_keepalive()
@@ -211,8 +224,7 @@ class AsyncLease:
         while pause_s is not None:
             await asyncio.sleep(pause_s)
             try:
-                renewed: float | None | TandemKVError = await self.client.run(
-                    cops.lease_keepalive(self.id), retry=cops.keepalive_retry(self.client.retry, self.ttl_s))
+                renewed: float | None | TandemKVError = await self.client._run_plan(self._renewal())
             except TandemKVError as error:
                 renewed = error
             pause_s = renewal.outcome(renewed)
@@ -231,11 +243,6 @@ class AsyncLease:
             except TandemKVError as error:
                 log.warning("could not revoke lease %s (it expires by itself): %s", self.id, error.message)
 
-    def __int__(self) -> int:
-        return self.id
-
-    def __repr__(self) -> str:
-        return f"AsyncLease(id={self.id}, ttl_s={self.ttl_s})"
 
 
 def release_quietly(release, what: str) -> None:

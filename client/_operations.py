@@ -1,7 +1,8 @@
 """Each SDK call as an `Operation`: which RPC, the request (with a fresh
 request id for writes, reused on every retry), and how to decode the
-answer. Shared by `Client` and `AsyncClient`, which only differ in how
-they send it."""
+answer. Every unary call of `Client` and `AsyncClient` is one of these,
+run by the core's retry loop (`_core.unary`) through the shells' single
+entry point, `_call`."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ class Operation:
     # A bidirectional-stream RPC sent as one request with one answer
     # (Lease.KeepAlive).
     stream: bool = False
+    # An available-plane call (CRDT tables): any node serves it, no leader.
+    local: bool = False
+    # Whether an attempt whose outcome is unknown may be sent again. True
+    # for every write with a request id (the server applies it once); a
+    # CRDT counter increment has none.
+    idempotent: bool = True
 
     @property
     def request_id(self) -> bytes:

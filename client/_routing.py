@@ -3,13 +3,17 @@
 The router prefers the leader (writes and linearizable reads are served
 there without a hop), learns it from `Cluster.Status` and from the
 `tandemkv-leader` hint on UNAVAILABLE, forgets it when it fails, and
-otherwise rotates through the endpoints. Pure bookkeeping: no I/O.
+otherwise rotates through the endpoints. Available-plane calls (CRDT
+tables) need no leader: `LocalEndpoints` keeps the node that answered
+last. Pure bookkeeping: no I/O (a lock keeps a router shared by threads
+consistent; it is never held across a call).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Iterable
 
@@ -52,6 +56,7 @@ class Router:
         self.endpoints = list(endpoints)
         self.leader: str | None = None
         self._next = 0
+        self._lock = threading.Lock()
 
     def pick(self) -> str:
         """The leader if known, else the next endpoint in turn."""
@@ -61,20 +66,39 @@ class Router:
 
     def learn_leader(self, endpoint: str | None) -> bool:
         """Adopts `endpoint` as leader; returns whether that changed anything."""
-        if not endpoint or endpoint == self.leader:
-            return False
-        if endpoint not in self.endpoints:
-            self.endpoints.append(endpoint)
-        self.leader = endpoint
-        return True
+        with self._lock:
+            if not endpoint or endpoint == self.leader:
+                return False
+            if endpoint not in self.endpoints:
+                self.endpoints.append(endpoint)
+            self.leader = endpoint
+            return True
 
     def failed(self, endpoint: str, error: TandemKVError) -> bool:
         """Records that `endpoint` failed with a retryable `error`; returns
         True when the error named a new leader to try at once."""
         if isinstance(error, Unavailable) and error.leader_hint and error.leader_hint != endpoint:
             return self.learn_leader(error.leader_hint)
-        if self.leader == endpoint:
-            self.leader = None
-        if endpoint in self.endpoints:
-            self._next = self.endpoints.index(endpoint) + 1
+        with self._lock:
+            if self.leader == endpoint:
+                self.leader = None
+            if endpoint in self.endpoints:
+                self._next = self.endpoints.index(endpoint) + 1
         return False
+
+
+class LocalEndpoints:
+    """Which node answers available-plane calls first: the last one that did."""
+
+    def __init__(self, endpoints: list[str]):
+        assert endpoints, "local calls need at least one endpoint"
+        self.endpoints = list(endpoints)
+        self.index = 0
+
+    def order(self) -> list[str]:
+        """Every endpoint, starting from the one that answered last."""
+        count = len(self.endpoints)
+        return [self.endpoints[(self.index + k) % count] for k in range(count)]
+
+    def answered(self, endpoint: str) -> None:
+        self.index = self.endpoints.index(endpoint)

@@ -1,5 +1,6 @@
-"""`Client`: the blocking SDK. Sends each `Operation` with leader-aware
-routing and the `Retry` policy; owns one gRPC channel per endpoint."""
+"""`Client`: the blocking SDK, a thin shell around the core (`_core`): the
+core decides every call (endpoint, request, retry, wait); this shell
+sends on one gRPC channel per endpoint and sleeps."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ import grpc
 
 from tandemkv import limits
 from tandemkv.client import _coordination_ops as cops
+from tandemkv.client import _core as core
 from tandemkv.client import _operations as ops
 from tandemkv.client._claims import Election, Lock, Registry
 from tandemkv.client._crdt import CrdtTables
 from tandemkv.client._leases import Lease, lease_id
 from tandemkv.client._recipes import Counter, Txn
 from tandemkv.client._watch import Watcher
-from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, NodeInfo, PutResult, RangeResult
-from tandemkv.client._retry import Attempts, Retry, error_from_rpc
-from tandemkv.client._routing import Router, resolve_endpoints
+from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, PutResult, RangeResult
+from tandemkv.client._retry import Retry
+from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
+from tandemkv.errors import TandemKVError
 from tandemkv.v1 import crdt_pb2_grpc
 from tandemkv.v1 import (
     cluster_pb2_grpc, coordination_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc, lease_pb2_grpc, watch_pb2_grpc,
@@ -34,10 +37,6 @@ STUBS = {"KV": kv_pb2_grpc.KVStub, "Counter": counter_pb2_grpc.CounterStub,
          "Registry": coordination_pb2_grpc.RegistryStub, "Lock": coordination_pb2_grpc.LockStub,
          "Election": coordination_pb2_grpc.ElectionStub, "Watch": watch_pb2_grpc.WatchStub}
 STUBS["Crdt"] = crdt_pb2_grpc.CrdtStub
-# How long a leader lookup or a status call waits for one node.
-STATUS_TIMEOUT_S_MAX = 2.0
-# Nodes one status() call asks (the endpoints and the members they report).
-STATUS_NODES_MAX = 64
 
 
 class Client:
@@ -67,6 +66,7 @@ class Client:
     def __init__(self, endpoints: Iterable[str] | str | None = None, *, retry: Retry | None = None):
         self.retry = retry or Retry()
         self._router = Router(resolve_endpoints(endpoints))
+        self._local = LocalEndpoints(self._router.endpoints)
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
 
@@ -186,60 +186,54 @@ class Client:
         """Every node's view (role, term, commit and applied index, and its
         gossip view: which peers it hears, rejected frames): the configured
         endpoints plus every member they report."""
-        seen: dict[str, NodeInfo] = {}
-        pending = list(self._router.endpoints)
-        while pending and len(seen) < STATUS_NODES_MAX:
-            endpoint = pending.pop(0)
-            if endpoint in seen:
-                continue
-            try:
-                response = self._send(endpoint, ops.status(), STATUS_TIMEOUT_S_MAX)
-            except grpc.RpcError as error:
-                seen[endpoint] = NodeInfo(endpoint=endpoint, error=error_from_rpc(error, b"").message)
-                continue
-            seen[endpoint] = ops.node_info(endpoint, response)
-            pending.extend(ops.member_endpoints(response))
-        return ops.cluster_status(list(seen.values()))
+        return self._run_plan(core.cluster_status(self._router.endpoints))
 
     def leader(self) -> str | None:
         """The leader's endpoint, asking the cluster if not known yet."""
         if self._router.leader is None:
-            self._find_leader(STATUS_TIMEOUT_S_MAX)
+            self._run_plan(core.find_leader(self._router, core.STATUS_TIMEOUT_S_MAX))
         return self._router.leader
 
-    # -- the engine -------------------------------------------------------
+    # -- the shell: sends, sleeps; the core (`_core`) decides ----------------
     def run(self, operation: ops.Operation, *, retry: Retry | None = None) -> Any:
         """Sends `operation` with routing and retries (`retry`, else the
         client's); returns its decoded answer or raises a `tandemkv.errors`
         exception."""
-        retry = retry or self.retry
-        attempts = Attempts(retry, operation.request_id, operation.write)
-        while (timeout_s := attempts.timeout_s()) is not None:
-            if self._router.leader is None:
-                self._find_leader(min(timeout_s, STATUS_TIMEOUT_S_MAX))
-            endpoint = self._router.pick()
-            try:
-                return operation.decode(self._send(endpoint, operation, timeout_s))
-            except grpc.RpcError as rpc_error:
-                error = error_from_rpc(rpc_error, operation.request_id)
-            with self._lock:
-                redirected = self._router.failed(endpoint, error)
-            delay_s = attempts.failed(error, redirected)
-            if delay_s is None:
-                break
-            retry.sleep(delay_s)
-        raise attempts.final_error()
+        return self._call(operation, retry or self.retry)
 
-    def _find_leader(self, timeout_s: float) -> None:
-        for endpoint in list(self._router.endpoints):
+    def _call(self, operation: ops.Operation, retry: Retry) -> Any:
+        """The one place every unary operation of this client passes
+        (recipes' steps included): where calls will be coalesced."""
+        attempts = core.attempts_for(operation, retry, self._router, self._local)
+        return self._run_plan(core.unary(operation, attempts))
+
+    def _run_plan(self, plan: core.Plan) -> Any:
+        """Drives a plan of the core: does what each action says and sends
+        the outcome back in (a failure is thrown in); returns what the plan
+        returns."""
+        outcome: Any = None
+        failure: BaseException | None = None
+        while True:
             try:
-                response = self._send(endpoint, ops.status(), timeout_s)
-            except grpc.RpcError:
-                continue
-            if response.leader_client_address:
-                with self._lock:
-                    self._router.learn_leader(response.leader_client_address)
-                return
+                action = plan.send(outcome) if failure is None else plan.throw(failure)
+            except StopIteration as done:
+                return done.value
+            outcome, failure = None, None
+            if isinstance(action, core.Send):
+                try:
+                    outcome = self._send(action.endpoint, action.operation, action.timeout_s)
+                except grpc.RpcError as rpc_error:
+                    failure = rpc_error
+            elif isinstance(action, (core.Call, core.Invoke)):
+                try:
+                    if isinstance(action, core.Call):
+                        outcome = self._call(action.operation, action.retry or self.retry)
+                    else:
+                        outcome = action.function()
+                except TandemKVError as error:
+                    failure = error
+            else:
+                action.retry.sleep(action.seconds)
 
     def stub(self, service: str, endpoint: str) -> Any:
         """The generated stub of `service` on `endpoint`'s channel."""

@@ -3,7 +3,9 @@
 
 A stream that breaks (connection lost, node killed or stopping) is opened
 again on another endpoint, with backoff, per the client's `Retry`
-(`attempts_max` consecutive failures end it with the last error). A
+(`attempts_max` consecutive failures end it with the last error): the
+core's `Reconnects` decides when and where; the blocking and asyncio
+streams only open, read and wait. A
 watch resumes from the revision after the last one it delivered, so no
 event is lost or repeated; an observer repeats no leader it already
 reported.
@@ -20,8 +22,8 @@ import grpc
 from tandemkv.client import _operations as ops
 from tandemkv.client._coordination_ops import Registration
 from tandemkv.client._results import BytesLike, KeyValue, to_bytes
-from tandemkv.client._retry import RETRYABLE_ERRORS, error_from_rpc
-from tandemkv.errors import Compacted, TandemKVError, Unavailable
+from tandemkv.client._core import Reconnects
+from tandemkv.errors import Compacted
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import kv_pb2, watch_pb2
 
@@ -102,12 +104,6 @@ class _LeaderState:
         return [Registration.from_proto(response.leader) if response.found else None]
 
 
-def _stream_error(rpc_error: grpc.RpcError, endpoint: str) -> TandemKVError:
-    if rpc_error.code() == grpc.StatusCode.CANCELLED:
-        return Unavailable(f"{endpoint} cancelled the stream (stopping?)")
-    return error_from_rpc(rpc_error, b"")
-
-
 class _Stream:
     """A blocking stream over endpoints; see the module docstring."""
 
@@ -138,25 +134,20 @@ class _Stream:
         self.close()
 
     def __iter__(self) -> Iterator[Any]:
-        failures = 0
+        reconnects = Reconnects(self.client._router, self.client.retry)
         try:
             while not self._closed.is_set():
-                endpoint = self.client._router.pick()
+                endpoint = reconnects.endpoint()
                 try:
                     for response in self._open(endpoint):
-                        failures = 0
+                        reconnects.received()
                         yield from self.state.accept(response)
-                    error: TandemKVError = Unavailable(f"{endpoint} ended the stream (stopping?)")
+                    error = reconnects.ended(endpoint)
                 except grpc.RpcError as rpc_error:
                     if self._closed.is_set():
                         return
-                    error = _stream_error(rpc_error, endpoint)
-                failures += 1
-                if not isinstance(error, RETRYABLE_ERRORS) or failures >= self.client.retry.attempts_max:
-                    raise error
-                with self.client._lock:
-                    self.client._router.failed(endpoint, error)
-                self._closed.wait(self.client.retry.backoff_s(failures - 1))
+                    error = reconnects.broke(endpoint, rpc_error)
+                self._closed.wait(reconnects.failed(endpoint, error))
                 self.reconnects += 1
         finally:
             self.close()
@@ -228,25 +219,21 @@ class _AsyncStream:
         return self._items()
 
     async def _items(self) -> AsyncIterator[Any]:
-        failures = 0
+        reconnects = Reconnects(self.client._router, self.client.retry)
         try:
             while not self._closed:
-                endpoint = self.client._router.pick()
+                endpoint = reconnects.endpoint()
                 try:
                     async for response in await self._open(endpoint):
-                        failures = 0
+                        reconnects.received()
                         for item in self.state.accept(response):
                             yield item
-                    error: TandemKVError = Unavailable(f"{endpoint} ended the stream (stopping?)")
+                    error = reconnects.ended(endpoint)
                 except grpc.RpcError as rpc_error:
                     if self._closed:
                         return
-                    error = _stream_error(rpc_error, endpoint)
-                failures += 1
-                if not isinstance(error, RETRYABLE_ERRORS) or failures >= self.client.retry.attempts_max:
-                    raise error
-                self.client._router.failed(endpoint, error)
-                await self.client.retry.async_sleep(self.client.retry.backoff_s(failures - 1))
+                    error = reconnects.broke(endpoint, rpc_error)
+                await self.client.retry.async_sleep(reconnects.failed(endpoint, error))
                 self.reconnects += 1
         finally:
             self.close()
