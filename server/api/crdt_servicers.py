@@ -144,9 +144,10 @@ class CrdtServicer(crdt_pb2_grpc.CrdtServicer):
 
 
 class GossipServicer(crdt_pb2_grpc.GossipServicer):
-    """Hands frames to the plane. Answers OK unless every frame of the call
-    was rejected: UNAUTHENTICATED (bad MAC or version) or INVALID_ARGUMENT,
-    with the node's rejection counts in trailing metadata."""
+    """The frame-injection hook (see the module docs): hands frames to the
+    plane and answers OK unless every frame of the call was rejected:
+    UNAUTHENTICATED (bad MAC or version) or INVALID_ARGUMENT, with the
+    node's rejection counts in trailing metadata."""
 
     def __init__(self, node: Any):
         self._node = node

@@ -122,6 +122,8 @@ def build_server(
     health_servicer = health.HealthServicer()
     reflection_names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
     descriptors = {d.name: d for d in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES)}
+    # "Gossip" is the frame-injection hook for tests and operators; nodes
+    # gossip over UDP (available/transport.py), never through this server.
     services = [Service(descriptors[name], servicer) for name, servicer in (
         ("KV", KVServicer(node)), ("Counter", CounterServicer(node)),
         ("Batch", BatchServicer(node)),

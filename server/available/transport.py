@@ -6,8 +6,10 @@ Why datagrams: gossip needs no connection. Every frame is authenticated
 (HMAC) and bounded (the core splits payloads into frames of at most
 UDP_FRAME_BYTES_MAX), a lost frame is repaired by the next round, and a
 healed partition is crossed by the very next datagram, with no connection
-to re-establish. It also keeps a gRPC client out of the node process. (Frames may also arrive through the `Gossip.Deliver` RPC, which
-tools and tests use to inject frames.)
+to re-establish. It also keeps a gRPC client out of the node process.
+This is the only way nodes gossip; the `Gossip.Deliver` RPC
+(api/crdt_servicers.py) is a hook for tests and operators to inject frames
+and see the verdict, never called by a node.
 
 Sending never blocks: a frame the kernel will not take now is dropped and
 counted. A receiver thread hands each datagram to `on_frames`.
