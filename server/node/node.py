@@ -29,6 +29,7 @@ from tandemkv.errors import InvalidArgument, OutcomeUnknown, ResourceExhausted, 
 from tandemkv.server.available.node_plane import build_plane
 from tandemkv.server.available.runtime import AvailablePlane
 from tandemkv.server.node.batch import NodeBatches
+from tandemkv.server.node.watches import NodeWatches
 from tandemkv.server.node.config import DURABILITY_DURABLE, Member, NodeConfig
 from tandemkv.server.storage import crash_marker, disk, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
@@ -69,7 +70,7 @@ class NodeStatus:
     members: tuple[Member, ...]
 
 
-class Node(NodeOperations, NodeCoordination, NodeBatches):
+class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
     def __init__(self, config: NodeConfig):
         self.config = config
         self._by_raft_address = {m.raft_address: m for m in config.members}

@@ -34,6 +34,7 @@ from typing import Callable, Iterable
 
 from tandemkv import limits
 from tandemkv.errors import ResourceExhausted
+from tandemkv.server.strong.reads import prefix_end
 
 # An event as the hub sees it: its revision, its key, and its encoded
 # watch_pb2.Event (decoded only by readers that need it).
@@ -55,7 +56,7 @@ class Subscription:
     def __init__(self, hub: "WatchHub", start: bytes, end: bytes | None, next_revision: int,
                  wake: Callable[[], None]):
         self.start = start
-        self.end = end  # None: the single key `start`; b"": no end
+        self.end = end  # None: no end (reads.key_bounds' convention)
         self._hub = hub
         self._wake = wake
         self._buffer: collections.deque[HubEvent] = collections.deque()
@@ -66,19 +67,19 @@ class Subscription:
         self.caught_up_through = next_revision - 1
 
     def matches(self, key: bytes) -> bool:
-        if self.end is None:
-            return key == self.start
-        return key >= self.start and (self.end == b"" or key < self.end)
+        return key >= self.start and (self.end is None or key < self.end)
 
-    def take(self) -> list[HubEvent] | Overflowed:
-        """Everything buffered since the last take, oldest first; or
-        `Overflowed` once the buffer overflowed (then the watch is over)."""
+    def take(self) -> tuple[list[HubEvent] | Overflowed, int]:
+        """Everything buffered since the last take, oldest first (or
+        `Overflowed` once the buffer overflowed: then the watch is over),
+        and the hub's head at that moment: every event of this watch up to
+        it has now been given."""
         with self._hub.lock:
             if self._overflowed_at is not None:
-                return Overflowed(self._overflowed_at)
+                return Overflowed(self._overflowed_at), self._hub.head
             events = list(self._buffer)
             self._drop_buffer()
-            return events
+            return events, self._hub.head
 
     def cancel(self) -> None:
         self._hub.unsubscribe(self)
@@ -92,13 +93,16 @@ class Subscription:
         if (len(self._buffer) >= limits.WATCH_BUFFER_EVENTS_MAX
                 or self._buffered_bytes + size > limits.WATCH_BUFFER_BYTES_MAX
                 or self._hub.buffered_bytes + size > limits.WATCH_HUB_BUFFERED_BYTES_MAX):
-            self._overflowed_at = self._buffer[0][0] if self._buffer else event[0]
-            self._drop_buffer()
+            self._overflow(event[0])
             return True
         self._buffer.append(event)
         self._buffered_bytes += size
         self._hub.buffered_bytes += size
         return True
+
+    def _overflow(self, revision: int) -> None:
+        self._overflowed_at = self._buffer[0][0] if self._buffer else revision
+        self._drop_buffer()
 
     def _drop_buffer(self) -> None:
         self._buffer.clear()
@@ -122,10 +126,10 @@ class WatchHub:
 
     def subscribe(self, start: bytes, end: bytes | None, from_revision: int,
                   wake: Callable[[], None]) -> Subscription:
-        """Watches keys `start` (end None), [start, end), or from start on
-        (end b""); `from_revision` 0 means after the current head. The
-        caller reads the history itself for (from_revision ..
-        caught_up_through]."""
+        """Watches the keys in [start, end) (end None: no end; the bounds of
+        `reads.key_bounds`); `from_revision` 0 means after the current head.
+        The caller reads the history itself for from_revision ..
+        caught_up_through."""
         with self.lock:
             if self.count >= limits.WATCHES_OPEN_MAX:
                 raise ResourceExhausted(
@@ -134,10 +138,10 @@ class WatchHub:
             subscription = Subscription(self, start, end, self.head + 1, wake)
             if from_revision > self.head + 1:  # a revision still to come: skip what precedes it
                 subscription.caught_up_through = from_revision - 1
-            prefix_end = _prefix_end(start)
-            if end is None:
+            shape = _shape(start, end)
+            if shape is _KEY:
                 self._by_key[start].add(subscription)
-            elif end == prefix_end and end != b"":
+            elif shape is _PREFIX:
                 self._by_prefix[start].add(subscription)
                 self._prefix_lengths[len(start)] += 1
             else:
@@ -148,10 +152,11 @@ class WatchHub:
     def unsubscribe(self, subscription: Subscription) -> None:
         with self.lock:
             subscription._drop_buffer()
-            start, end = subscription.start, subscription.end
-            if end is None:
+            start = subscription.start
+            shape = _shape(start, subscription.end)
+            if shape is _KEY:
                 removed = _discard(self._by_key, start, subscription)
-            elif end == _prefix_end(start) and end != b"":
+            elif shape is _PREFIX:
                 removed = _discard(self._by_prefix, start, subscription)
                 if removed:
                     self._prefix_lengths[len(start)] -= 1
@@ -174,6 +179,19 @@ class WatchHub:
                         woken.add(subscription)
             self.head = max(self.head, head)
         for subscription in woken:
+            subscription._wake()
+
+    def overflow_all(self, revision: int) -> None:
+        """Ends every watch with `Overflowed`: events from `revision` on can
+        no longer reach them through the hub (the history lost them before
+        the hub read them); each reader goes back to the history."""
+        with self.lock:
+            everyone = [s for group in (*self._by_key.values(), *self._by_prefix.values(), self._ranges)
+                        for s in group]
+            for subscription in everyone:
+                if subscription._overflowed_at is None:
+                    subscription._overflow(revision)
+        for subscription in everyone:
             subscription._wake()
 
     def _matching(self, key: bytes) -> Iterable[Subscription]:
@@ -215,12 +233,16 @@ class LoopWaker:
             event.set()
 
 
-def _prefix_end(prefix: bytes) -> bytes:
-    """The range end of a prefix (etcd's rule): the prefix with its last
-    byte below 0xff incremented and what follows dropped; b"" when every
-    byte is 0xff (no end)."""
-    stripped = prefix.rstrip(b"\xff")
-    return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else b""
+_KEY, _PREFIX, _RANGE = "key", "prefix", "range"
+
+
+def _shape(start: bytes, end: bytes | None) -> str:
+    """Which index a watch of [start, end) lives in."""
+    if end == start + b"\x00":
+        return _KEY
+    if end is not None and end == prefix_end(start):
+        return _PREFIX
+    return _RANGE
 
 
 def _discard(index: dict[bytes, set[Subscription]], key: bytes, subscription: Subscription) -> bool:

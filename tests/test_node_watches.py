@@ -1,0 +1,114 @@
+"""Watches served from the node's watch hub, on an embedded 3-node cluster:
+many watches each get every event of their keys in order; a watch whose
+reader fell behind past its buffer goes back to the history and still
+misses nothing; a cancelled watch frees its place in the hub."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tandemkv import limits
+from tandemkv.v1 import kv_pb2, watch_pb2
+from tests.test_embedded_coordination import wait_until
+from tests.test_embedded_node import Cluster
+
+pytestmark = pytest.mark.timeout(120)
+WRITES = 40
+EVENTS_WAIT_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("watches"))
+    c.start()
+    yield c
+    c.stop()
+
+
+def _watch(node, prefix: bytes, stop: threading.Event, **fields):
+    request = watch_pb2.WatchRequest(range=kv_pb2.KeyRange(key=prefix, prefix=True), **fields)
+    return node.watch(request, stop=stop)
+
+
+def _collect(stream, count: int, into: list) -> None:
+    for response in stream:
+        into.extend((e.kv.key, e.kv.value, e.kv.mod_revision) for e in response.events)
+        if len(into) >= count:
+            return
+
+
+def test_many_watches_each_see_every_event_of_their_keys_in_order(cluster):
+    node = cluster.leader()
+    stop = threading.Event()
+    seen = [[] for _ in range(64)]
+    readers = [threading.Thread(target=_collect, args=(_watch(node, b"many/", stop), WRITES, into))
+               for into in seen]
+    for reader in readers:
+        reader.start()
+    wait_until(lambda: node._watch_hub().count >= len(readers), EVENTS_WAIT_S, "every watch subscribed")
+    for i in range(WRITES):
+        node.put(b"many/%d" % (i % 5), b"%d" % i)
+        node.put(b"other/%d" % i, b"not watched")
+    for reader in readers:
+        reader.join(timeout=EVENTS_WAIT_S)
+    stop.set()
+    assert all(not reader.is_alive() for reader in readers)
+    expected = [(b"many/%d" % (i % 5), b"%d" % i) for i in range(WRITES)]
+    for into in seen:
+        assert [(k, v) for k, v, _ in into] == expected
+        revisions = [r for _, _, r in into]
+        assert revisions == sorted(set(revisions)), "in revision order, no duplicates"
+
+
+def test_a_reader_that_fell_behind_its_buffer_misses_nothing(cluster, monkeypatch):
+    monkeypatch.setattr(limits, "WATCH_BUFFER_EVENTS_MAX", 4)
+    node = cluster.leader()
+    hub = node._watch_hub()
+    subscribed = []
+    original = hub.subscribe
+    monkeypatch.setattr(hub, "subscribe", lambda *args: subscribed.append(args[2]) or original(*args))
+    stop = threading.Event()
+    stream = _watch(node, b"behind/", stop)
+    first = next(stream)  # nothing written yet: blocks until the first event
+    assert [e.kv.value for e in first.events] == [b"0"]
+    for i in range(1, WRITES):  # the reader takes nothing meanwhile: its buffer overflows
+        node.put(b"behind/k", b"%d" % i)
+    rest: list = []
+    _collect(stream, WRITES - 1, rest)
+    stop.set()
+    assert [v for _, v, _ in rest] == [b"%d" % i for i in range(1, WRITES)]
+    assert len(subscribed) >= 2 and subscribed[1] > 0, "the overflowed watch went back to the history"
+
+
+@pytest.fixture(autouse=True)
+def _first_write(request, cluster):
+    """The overflow test needs an event before its writer's loop: one
+    thread puts it once the watch is subscribed."""
+    if request.node.name != "test_a_reader_that_fell_behind_its_buffer_misses_nothing":
+        yield
+        return
+    node = cluster.leader()
+    before = node._watch_hub().count
+
+    def put_when_subscribed():
+        wait_until(lambda: node._watch_hub().count > before, EVENTS_WAIT_S, "the watch subscribed")
+        node.put(b"behind/k", b"0")
+
+    writer = threading.Thread(target=put_when_subscribed)
+    writer.start()
+    yield
+    writer.join(timeout=EVENTS_WAIT_S)
+
+
+def test_a_closed_watch_leaves_the_hub(cluster):
+    node = cluster.leader()
+    stop = threading.Event()
+    hub = node._watch_hub()
+    before = hub.count
+    stream = _watch(node, b"closed/", stop, progress_interval_ms=50)
+    assert next(stream).progress
+    assert hub.count == before + 1
+    stream.close()
+    assert hub.count == before
