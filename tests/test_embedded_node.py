@@ -18,6 +18,7 @@ from tests.support.ports import free_ports
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument, OutcomeUnknown, OutOfRange, Unavailable
 from tandemkv.server import Member, Node, NodeConfig, RaftTimings
+from tandemkv.server.raft import testing as raft_testing
 from tandemkv.server.storage import snapshot
 from tandemkv.server.strong import commands
 from tandemkv.v1 import counter_pb2, kv_pb2
@@ -226,7 +227,7 @@ def test_a_node_whose_snapshot_is_gone_after_compaction_refuses_to_start(tmp_pat
             node.incr(b"c")
         node.compact()
         deadline = time.monotonic() + READY_S
-        while node._replica._raft_log.first_index() <= 1:
+        while raft_testing.log_first_index(node._replica) <= 1:
             assert time.monotonic() < deadline, "the log was not compacted"
             time.sleep(0.02)
     shutil.rmtree(config.data_dir / "state")  # as after a machine crash
@@ -248,9 +249,7 @@ def test_a_full_command_queue_refuses_writes_at_once(tmp_path, monkeypatch):
 def _isolate(node: Node) -> None:
     """Cuts `node` off from its peers: nothing it sends arrives, nothing
     they send reaches it. Clients still reach it (it is in this process)."""
-    transport = node._replica._SyncObj__transport
-    transport.send = lambda peer, message: False
-    transport._onMessageReceivedCallback = lambda peer, message: None
+    raft_testing.cut_off(node._replica)
 
 
 def test_a_cut_off_leader_never_answers_a_linearizable_read_with_stale_data(cluster):

@@ -1,5 +1,5 @@
 """A committed entry written by a newer version stops the node that cannot
-apply it, through the real Raft adapter, and keeps it stopped across
+apply it, through the real Raft replica, and keeps it stopped across
 restarts (it never skips the entry, never answers it with an error).
 
 Method: a single-node embedded cluster in a child process (its exit would
@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 
-from tandemkv.server.raft.adapter import EXIT_STORAGE_FAILURE
+from tandemkv.server.raft.replica import EXIT_STORAGE_FAILURE
 from tests.support.ports import free_ports
 
 CHILD_TIMEOUT_S = 60.0

@@ -168,11 +168,7 @@ FORBIDDEN = {
 }
 # Crossings that exist today against an arrow, each with why it is left.
 # Once one is gone, its entry must go too (the last test checks).
-KNOWN_CROSSINGS = {
-    # RaftTimings (pysyncobj's timing knobs) is defined with the node's
-    # configuration; it belongs beside the Raft glue.
-    ("tandemkv.server.raft.adapter", "tandemkv.server.node.config"),
-}
+KNOWN_CROSSINGS: set[tuple[str, str]] = set()  # none today
 
 
 def room_of(name: str) -> str | None:

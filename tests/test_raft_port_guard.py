@@ -1,8 +1,9 @@
-"""The Raft port's frame bound (raft_port_guard.py, installed by the Raft
-adapter): what it decides from a buffer's first frame, that it is installed
-on pysyncobj's connections, that it fails loudly if pysyncobj reads frames
-differently, and that the largest frames members legitimately send fit
-within RAFT_FRAME_BYTES_MAX (encoded by pysyncobj's own code, encrypted)."""
+"""The Raft port's frame bound (server/raft/port_guard.py, installed when
+server/raft/member.py is imported): what it decides from a buffer's first
+frame, that it is installed on pysyncobj's connections, that it fails
+loudly if pysyncobj reads frames differently, and that the largest frames
+members legitimately send fit within RAFT_FRAME_BYTES_MAX (encoded by
+pysyncobj's own code, encrypted)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pysyncobj.encryptor import getEncryptor
 from pysyncobj.tcp_connection import TcpConnection
 
 from tandemkv import limits
-from tandemkv.server.raft import adapter as raft_adapter, port_guard as raft_port_guard
+from tandemkv.server.raft import member, pinned, port_guard as raft_port_guard
 from tandemkv.server.raft.port_guard import Frame, first_frame
 
 LIMIT = 1000
@@ -45,7 +46,7 @@ def test_pysyncobj_connections_read_through_the_bound():
 def test_a_changed_connection_internal_is_refused(monkeypatch, internal):
     monkeypatch.delattr(TcpConnection, internal)
     with pytest.raises(RuntimeError, match="TcpConnection"):
-        raft_adapter.check_pinned_internals()
+        pinned.check_pinned_internals()
 
 
 def _frame_bytes(message, password="secret") -> int:
@@ -74,7 +75,7 @@ def _batch(command_bytes: int) -> list:
     """Entries the way a leader batches them: until their commands reach
     the batch size, and one past it (random bytes: nothing compresses)."""
     entries, total, index = [], 0, 2**30
-    while total < raft_adapter.APPEND_ENTRIES_BATCH_BYTES:
+    while total < member.APPEND_ENTRIES_BATCH_BYTES:
         entry = _entry(os.urandom(command_bytes), index)
         entries.append(entry)
         total += len(entry[0])
@@ -88,7 +89,7 @@ def test_the_largest_legitimate_frames_fit_within_the_limit(command_bytes):
 
 
 def test_a_snapshot_chunk_fits_within_the_limit():
-    chunk = os.urandom(raft_adapter.SNAPSHOT_CHUNK_BYTES)
+    chunk = os.urandom(member.SNAPSHOT_CHUNK_BYTES)
     message = {"type": "append_entries", "term": 2**20, "commit_index": 2**30,
                "serialized": (chunk, True, False)}
     assert _frame_bytes(message) <= limits.RAFT_FRAME_BYTES_MAX

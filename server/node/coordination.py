@@ -16,6 +16,7 @@ from typing import Iterator
 
 from tandemkv import limits
 from tandemkv.errors import TandemKVError
+from tandemkv.server.raft.contract import ROLE_LEADER
 from tandemkv.server.strong import commands, coordination, reads, validation
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import kv_pb2, lease_pb2, watch_pb2
@@ -60,10 +61,11 @@ class LeaseTicker:
 
     def _tick(self) -> None:
         replica = self._node._require_replica()
-        if replica.role() != "leader" or not self._leases_exist():
+        raft = replica.status()
+        if raft.role != ROLE_LEADER or not self._leases_exist():
             self._last = None
             return
-        proposer = f"{self._node.config.name}/{self._nonce}/{replica.raftCurrentTerm}"
+        proposer = f"{self._node.config.name}/{self._nonce}/{raft.term}"
         now = self._monotonic()
         elapsed_ms = 0
         if self._last is not None and self._last[0] == proposer:

@@ -36,11 +36,12 @@ from tandemkv.server.storage.raft_log import DurableRaftLog
 from tandemkv.server.storage.state_store import MAP_FILL_RATIO_WRITES_MAX, StateStore
 from tandemkv.server.node.coordination import LeaseTicker, NodeCoordination
 from tandemkv.server.node.crdt import NodeCrdt
+from tandemkv.server.node.host import StateHost
 from tandemkv.server.node.kv import NodeOperations
-from tandemkv.server.raft import adapter as raft_adapter
 from tandemkv.server.raft.read_barrier import ReadBarrier
+from tandemkv.server.raft.replica import NOT_APPLIED, Outcome, Replica
 from tandemkv.server.strong import batching, catalog, commands, coordination, reads, validation
-from tandemkv.server.strong.state_machine import BATCHABLE_OPS, apply_entry
+from tandemkv.server.strong.state_machine import BATCHABLE_OPS
 from tandemkv.v1 import counter_pb2, kv_pb2
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
         self.config = config
         self._by_raft_address = {m.raft_address: m for m in config.members}
         self._state: StateStore | None = None
-        self._replica: raft_adapter.RaftReplica | None = None
+        self._replica: Replica | None = None
         self._barrier: ReadBarrier | None = None
         self._stopping = threading.Event()
         self._writes_since_fill_check = MAP_FILL_CHECK_WRITES
@@ -109,21 +110,17 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
             raise
         crash_marker.mark_running(config.data_dir)
         peers = [m.raft_address for m in config.members if m.name != config.name]
-        self._replica = raft_adapter.RaftReplica(
+        self._replica = Replica(
             self_address=config.raft_address,
             peer_addresses=peers,
             raft_log=raft_log,
-            apply_entry=self._apply,
-            begin_batch=self._state.begin_batch,
-            commit_batch=self._commit_batch,
+            host=StateHost(self._state, self._applied),
             snapshot_path=str(config.data_dir / snapshot.FILE_NAME),
-            write_snapshot=self._write_snapshot,
-            read_snapshot=lambda path: snapshot.read_snapshot(path, self._state),
             timings=config.timings,
             secret=config.cluster_secret,
             group_entries=batching.group_entries,
         )
-        self._replica.waitBinded()
+        self._replica.wait_bound()
         self._barrier = ReadBarrier(lambda: self._replica.submit(commands.encode_noop(_now_ms())))
         self._ticker = LeaseTicker(self)
         self._ticker.start()
@@ -158,7 +155,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
             self._ticker.join()
             self._ticker = None
         if self._replica is not None:
-            self._replica.destroy_synchronous()
+            self._replica.stop()
             self._replica = None
         if self._state is not None:
             self._state.close()
@@ -177,8 +174,8 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
         the log; raises Unavailable after timeout_s."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            replica = self._require_replica()
-            if replica.isReady() and replica.leader_address() is not None:
+            status = self._require_replica().status()
+            if status.ready and status.leader_address is not None:
                 return
             self._stopping.wait(READY_POLL_S)
         raise Unavailable(f"node {self.config.name} has no leader after {timeout_s} s; "
@@ -186,19 +183,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
 
     def compact(self) -> None:
         """Asks for a snapshot and log compaction on the next tick."""
-        self._require_replica().forceLogCompaction()
-
-    # -- the state machine's entry point (tick thread) --
-    def _apply(self, index: int, command: bytes) -> bytes | None:
-        return apply_entry(self._state.batch_view(), index, command)
-
-    def _commit_batch(self) -> None:
-        self._state.commit_batch()
-        with self._applied:
-            self._applied.notify_all()
-
-    def _write_snapshot(self, path, last_entry, prev_entry, members) -> None:
-        snapshot.write_snapshot(path, self._state, last_entry, prev_entry, members)
+        self._require_replica().compact_log()
 
     # -- writes --
     def propose(self, request: Message, *, timeout_s: float | None = None) -> Message:
@@ -255,12 +240,12 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
         return self._map_full
 
     def _write_response(self, outcome, request_id: bytes) -> Message:
-        result, fail_reason = outcome
-        if fail_reason in raft_adapter.NOT_APPLIED:
-            raise self._unavailable(f"write not applied (raft: {_reason(fail_reason)}); retry")
-        if fail_reason != raft_adapter.SUCCESS or result is None:
+        result, raft_outcome = outcome
+        if raft_outcome in NOT_APPLIED:
+            raise self._unavailable(f"write not applied (raft: {_reason(raft_outcome)}); retry")
+        if raft_outcome is not Outcome.SUCCESS or result is None:
             raise OutcomeUnknown(
-                f"write outcome unknown (raft: {_reason(fail_reason)}); retry with the same "
+                f"write outcome unknown (raft: {_reason(raft_outcome)}); retry with the same "
                 "request id", request_id=request_id)
         response = commands.decode_result(result)
         response.header.node = self.config.name
@@ -317,10 +302,10 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
         return reader
 
     def _check_barrier(self, outcome) -> None:
-        _, fail_reason = outcome
-        if fail_reason != raft_adapter.SUCCESS:
+        _, raft_outcome = outcome
+        if raft_outcome is not Outcome.SUCCESS:
             raise self._unavailable(
-                f"read barrier not confirmed (raft: {_reason(fail_reason)}); reads are safe to "
+                f"read barrier not confirmed (raft: {_reason(raft_outcome)}); reads are safe to "
                 "retry")
 
     def _read_local(self, reader, request: Message) -> Message:
@@ -331,28 +316,28 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
 
     # -- status --
     def status(self) -> NodeStatus:
-        replica = self._require_replica()
-        leader = self._by_raft_address.get(replica.leader_address() or "")
+        raft = self._require_replica().status()
+        leader = self._by_raft_address.get(raft.leader_address or "")
         return NodeStatus(
             name=self.config.name,
-            role=replica.role(),
+            role=raft.role,
             leader=leader.name if leader else None,
             leader_client_address=leader.client_address if leader else "",
-            term=replica.raftCurrentTerm,
-            commit_index=replica.raftCommitIndex,
-            applied_index=replica.raftLastApplied,
-            has_quorum=replica.has_quorum(),
-            ready=replica.isReady(),
+            term=raft.term,
+            commit_index=raft.commit_index,
+            applied_index=raft.applied_index,
+            has_quorum=raft.has_quorum,
+            ready=raft.ready,
             members=self.config.members,
         )
 
     def _unavailable(self, message: str) -> Unavailable:
         replica = self._replica
-        leader = self._by_raft_address.get((replica and replica.leader_address()) or "")
+        leader = self._by_raft_address.get((replica and replica.status().leader_address) or "")
         hint = leader.client_address if leader else None
         return Unavailable(f"node {self.config.name}: {message}", leader_hint=hint)
 
-    def _require_replica(self) -> raft_adapter.RaftReplica:
+    def _require_replica(self) -> Replica:
         if self._replica is None or self._stopping.is_set():
             raise Unavailable(f"node {self.config.name} is not running")
         return self._replica
@@ -377,10 +362,8 @@ def _read_timed_out() -> OutcomeUnknown:
                           "are safe to retry")
 
 
-def _reason(fail_reason) -> str:
-    names = {value: name for name, value in vars(raft_adapter.FAIL_REASON).items()
-             if not name.startswith("_")}
-    return names.get(fail_reason, "timeout" if fail_reason is None else str(fail_reason))
+def _reason(raft_outcome: Outcome | None) -> str:
+    return "timeout" if raft_outcome is None else raft_outcome.name
 
 
 class _RequestIds:

@@ -1,3 +1,7 @@
-"""The only package that knows pysyncobj: the replica (`adapter.py`) that
-feeds committed entries to the strong plane, the guard on its port
-(`port_guard.py`), and the coalesced read barrier (`read_barrier.py`)."""
+"""The only package that knows pysyncobj. The node uses `replica.Replica`
+(the façade) and the types of `contract.py`; behind them `member.py` (the
+SyncObj subclass and its apply path), `progress.py` (how replies and appends
+are read), `transport.py` (messages wait for the disk), `pinned.py` (the
+internals relied on, checked at import), `port_guard.py` (the bound on the
+Raft port's frames) and `read_barrier.py` (coalesced read barriers).
+`testing.py` holds the hooks tests use to reach under the façade."""

@@ -28,7 +28,7 @@ Submit = Callable[[], concurrent.futures.Future]
 class ReadBarrier:
     def __init__(self, submit: Submit, clock: Callable[[], float] = time.monotonic):
         """`submit()` proposes a no-op and returns a future of (result,
-        fail_reason), as RaftReplica.submit does."""
+        outcome), as Replica.submit does."""
         self._submit = submit
         self._clock = clock
         self._lock = threading.Lock()
@@ -37,7 +37,7 @@ class ReadBarrier:
         self._next: concurrent.futures.Future | None = None
 
     def join(self) -> concurrent.futures.Future:
-        """A future that resolves to the (result, fail_reason) of the first
+        """A future that resolves to the (result, outcome) of the first
         barrier submitted after this call."""
         with self._lock:
             if self._next is None:

@@ -16,7 +16,7 @@ Rules it keeps:
   an operation this version does not know) is not bad input: the members
   that know it applied it, so answering an error here would diverge this
   node. `CommandFromNewerVersion` is raised instead, and the node stops
-  (see raft_adapter.py) until it is upgraded; nothing of the entry is kept.
+  (see server/raft/member.py) until it is upgraded; nothing of the entry is kept.
 - A command takes effect entirely or not at all.
 - Apply is total: whatever a client sent, it ends in a result, never an
   exception. Every size it derives is bounded inside apply, identically on

@@ -1,41 +1,73 @@
-"""The one module that reaches into pysyncobj: fail loudly if the pinned
-internals it relies on change, and check what it installs."""
+"""The pysyncobj internals server/raft/ relies on (pinned.py), and what its
+overrides do (member.py, progress.py, transport.py): fail loudly if the
+pinned internals change, and check what the overrides install. These tests
+deliberately drive pysyncobj's private methods; they are the only tests
+besides the port guard's that may (tests/test_raft_facade.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+import pysyncobj.config
+import pysyncobj.journal
 import pysyncobj.syncobj
 from tandemkv.server.storage.raft_log import DurableRaftLog
-from tandemkv.server.raft import adapter as raft_adapter
+from tandemkv.server.raft import member, pinned, progress
+from tandemkv.server.raft import transport as raft_transport
 
 
 def test_the_installed_pysyncobj_is_the_pinned_one_with_the_internals_used():
-    raft_adapter.check_pinned_internals()
+    pinned.check_pinned_internals()
 
 
 def test_a_different_pysyncobj_version_is_refused(monkeypatch):
-    monkeypatch.setattr(raft_adapter, "PYSYNCOBJ_VERSION", "0.3.18")
+    monkeypatch.setattr(pinned, "PYSYNCOBJ_VERSION", "0.3.18")
     with pytest.raises(RuntimeError, match="pysyncobj==0.3.17"):
-        raft_adapter.check_pinned_internals()
+        pinned.check_pinned_internals()
 
 
 def test_a_missing_internal_is_refused(monkeypatch):
     monkeypatch.delattr(pysyncobj.syncobj.SyncObj, "_SyncObj__sendAppendEntries")
     with pytest.raises(RuntimeError, match="_SyncObj__sendAppendEntries"):
-        raft_adapter.check_pinned_internals()
+        pinned.check_pinned_internals()
 
 
-def test_pysyncobj_builds_its_journal_from_our_durable_log(tmp_path):
-    log = DurableRaftLog(tmp_path / "raft", durable=True)
-    assert pysyncobj.syncobj.createJournal(log) is log
+def test_importing_the_raft_package_leaves_pysyncobjs_journal_factory_alone():
+    assert pysyncobj.syncobj.createJournal is pysyncobj.journal.createJournal
     assert type(pysyncobj.syncobj.createJournal(None)).__name__ == "MemoryJournal"
+
+
+def test_a_member_builds_its_journal_from_its_own_durable_log(tmp_path):
+    log = DurableRaftLog(tmp_path / "raft", durable=True)
+    init = member._syncobj_init_with_journal(log)
+    assert init.__code__ is pysyncobj.syncobj.SyncObj.__init__.__code__
+    assert init.__globals__["createJournal"]("ignored") is log
+    assert init.__globals__["SyncObj"] is pysyncobj.syncobj.SyncObj, "every other name as pysyncobj's"
     log._destroy()
+
+
+def test_a_constructor_that_builds_its_journal_otherwise_is_refused(monkeypatch):
+    monkeypatch.setattr(pysyncobj.syncobj.SyncObj, "__init__", lambda self: None)
+    with pytest.raises(RuntimeError, match="builds its journal differently"):
+        pinned.check_pinned_internals()
+
+
+def test_a_new_failure_code_is_refused(monkeypatch):
+    monkeypatch.setattr(pysyncobj.config.FAIL_REASON, "OVERLOADED", 8, raising=False)
+    with pytest.raises(RuntimeError, match="failure codes"):
+        pinned.check_pinned_internals()
+
+
+def test_each_failure_code_becomes_the_outcome_of_its_name():
+    codes = {name: code for name, code in vars(pysyncobj.config.FAIL_REASON).items()
+             if not name.startswith("_")}
+    assert {code: outcome.name for code, outcome in member._OUTCOMES.items()} == \
+        {code: name for name, code in codes.items()}
 
 
 def test_the_overrides_shadow_the_private_methods_pysyncobj_calls():
     # SyncObj calls self.__applyLogEntries(), i.e. self._SyncObj__applyLogEntries().
-    replica = raft_adapter.RaftReplica
+    replica = member.RaftMember
     assert "_SyncObj__applyLogEntries" in vars(replica)
     assert "_checkCommandsToApply" in vars(replica)
     assert getattr(replica, "_SyncObj__applyLogEntries") is not getattr(
@@ -59,9 +91,9 @@ class _FakeLog:
 
 def test_messages_that_promise_durability_wait_for_the_disk_in_order(monkeypatch):
     sent = []
-    monkeypatch.setattr(raft_adapter.TCPTransport, "send",
+    monkeypatch.setattr(raft_transport.TCPTransport, "send",
                         lambda self, node, message: sent.append((node, message["type"])) or True)
-    transport = object.__new__(raft_adapter._FlushingTransport)
+    transport = object.__new__(raft_transport.FlushingTransport)
     transport._held = {}
     transport._syncObj = type("Replica", (), {})()
     transport._syncObj._raft_log = log = _FakeLog()
@@ -87,10 +119,10 @@ class _Entries(list):
 def test_a_term_mismatch_hint_skips_the_whole_conflicting_term_above_the_commit_index():
     log = _Entries([(b"", i, t) for i, t in
                     [(5, 1), (6, 1), (7, 2), (8, 2), (9, 4), (10, 4), (11, 4)]])
-    assert raft_adapter.backtrack_hint(log, 11, commit_index=6) == 9
-    assert raft_adapter.backtrack_hint(log, 8, commit_index=6) == 7
-    assert raft_adapter.backtrack_hint(log, 11, commit_index=9) == 10, "never at or below commit"
-    assert raft_adapter.backtrack_hint(log, 30, commit_index=6) == 30, "not held: unchanged"
+    assert progress.backtrack_hint(log, 11, commit_index=6) == 9
+    assert progress.backtrack_hint(log, 8, commit_index=6) == 7
+    assert progress.backtrack_hint(log, 11, commit_index=9) == 10, "never at or below commit"
+    assert progress.backtrack_hint(log, 30, commit_index=6) == 30, "not held: unchanged"
 
 
 def _leader(monkeypatch, term=5):
@@ -101,14 +133,14 @@ def _leader(monkeypatch, term=5):
             self._SyncObj__raftNextIndex[node] = message["next_node_idx"]
             self._SyncObj__raftMatchIndex[node] = message["next_node_idx"] - 1
 
-    monkeypatch.setattr(raft_adapter.SyncObj, "_SyncObj__onMessageReceived", original)
-    replica = object.__new__(raft_adapter.RaftReplica)
+    monkeypatch.setattr(member.SyncObj, "_SyncObj__onMessageReceived", original)
+    replica = object.__new__(member.RaftMember)
     replica._probe_floors = {}
     replica._peer_incarnations = {}
     replica._SyncObj__raftNextIndex = {"n3": 13_594}
     replica._SyncObj__raftMatchIndex = {"n3": 0}
-    monkeypatch.setattr(raft_adapter.RaftReplica, "_isLeader", lambda self: True)
-    monkeypatch.setattr(raft_adapter.RaftReplica, "raftCurrentTerm", term)
+    monkeypatch.setattr(member.RaftMember, "_isLeader", lambda self: True)
+    monkeypatch.setattr(member.RaftMember, "raftCurrentTerm", term)
     return replica
 
 
@@ -132,7 +164,7 @@ def test_while_backing_up_a_stale_reset_cannot_raise_the_next_index(monkeypatch)
 def test_a_new_term_forgets_the_previous_back_up(monkeypatch):
     leader = _leader(monkeypatch, term=5)
     leader._SyncObj__onMessageReceived("n3", reply(100))
-    monkeypatch.setattr(raft_adapter.RaftReplica, "raftCurrentTerm", 6)
+    monkeypatch.setattr(member.RaftMember, "raftCurrentTerm", 6)
     leader._SyncObj__onMessageReceived("n3", reply(500))
     assert leader._SyncObj__raftNextIndex["n3"] == 500
 
@@ -149,10 +181,10 @@ def test_replies_of_another_term_and_resets_below_the_match_are_ignored(monkeypa
 
 
 def test_a_follower_stamps_its_replies_with_its_term(monkeypatch):
-    follower = object.__new__(raft_adapter.RaftReplica)
+    follower = object.__new__(member.RaftMember)
     follower._answering = None
     follower._incarnation = "abc"
-    monkeypatch.setattr(raft_adapter.RaftReplica, "raftCurrentTerm", 9)
+    monkeypatch.setattr(member.RaftMember, "raftCurrentTerm", 9)
     stamped = follower._stamped_reply(reply(10, success=True, reset=False))
     assert stamped["tandemkv_term"] == 9 and stamped["next_node_idx"] == 10
 
@@ -185,25 +217,25 @@ FOLLOWER_LOG = _Log([(b"", i, t) for i, t in [(5, 1), (6, 1), (7, 2), (8, 2), (9
 
 def test_an_append_at_the_end_of_the_log_passes_unchanged():
     message = _append(9, 2, [(10, 3), (11, 3)], commit=10)
-    assert raft_adapter.trim_append(FOLLOWER_LOG, message) == (message, None)
+    assert progress.trim_append(FOLLOWER_LOG, message) == (message, None)
 
 
 def test_entries_already_held_are_skipped_and_the_tail_after_them_is_kept():
-    trimmed, keep_from = raft_adapter.trim_append(FOLLOWER_LOG, _append(5, 1, [(6, 1), (7, 2)], 9))
+    trimmed, keep_from = progress.trim_append(FOLLOWER_LOG, _append(5, 1, [(6, 1), (7, 2)], 9))
     assert (trimmed["prevLogIdx"], trimmed["prevLogTerm"], trimmed["entries"]) == (7, 2, [])
     assert keep_from == 8, "entries 8 and 9 conflict with nothing: kept"
     assert trimmed["commit_index"] == 7, "the kept tail is not known to match yet"
 
 
 def test_the_log_is_cut_at_the_first_conflicting_entry():
-    trimmed, keep_from = raft_adapter.trim_append(FOLLOWER_LOG,
+    trimmed, keep_from = progress.trim_append(FOLLOWER_LOG,
                                                   _append(5, 1, [(6, 1), (7, 2), (8, 3)], 8))
     assert (trimmed["prevLogIdx"], [e[1:] for e in trimmed["entries"]]) == (7, [(8, 3)])
     assert keep_from is None and trimmed["commit_index"] == 8
 
 
 def test_a_heartbeat_below_the_log_end_keeps_the_tail_and_caps_the_commit():
-    trimmed, keep_from = raft_adapter.trim_append(FOLLOWER_LOG, _append(6, 1, [], commit=9))
+    trimmed, keep_from = progress.trim_append(FOLLOWER_LOG, _append(6, 1, [], commit=9))
     assert keep_from == 7 and trimmed["commit_index"] == 6 and trimmed["prevLogIdx"] == 6
 
 
@@ -214,10 +246,10 @@ def test_the_follower_skips_pysyncobjs_cut_only_where_nothing_conflicts(monkeypa
         if len(self._raft_log) and self._raft_log.last_index() > message["prevLogIdx"]:
             self._SyncObj__deleteEntriesFrom(message["prevLogIdx"] + 1)
 
-    monkeypatch.setattr(raft_adapter.SyncObj, "_SyncObj__onMessageReceived", pysyncobj_handler)
-    monkeypatch.setattr(raft_adapter.SyncObj, "_SyncObj__deleteEntriesFrom",
+    monkeypatch.setattr(member.SyncObj, "_SyncObj__onMessageReceived", pysyncobj_handler)
+    monkeypatch.setattr(member.SyncObj, "_SyncObj__deleteEntriesFrom",
                         lambda self, index: cuts.append(index))
-    follower = object.__new__(raft_adapter.RaftReplica)
+    follower = object.__new__(member.RaftMember)
     follower._raft_log, follower._keep_log_from, follower._answering = FOLLOWER_LOG, None, None
     on = follower._SyncObj__onMessageReceived
     on("n1", _append(5, 1, [(6, 1), (7, 2)], 9))          # re-sent, all held: no cut
@@ -228,4 +260,6 @@ def test_the_follower_skips_pysyncobjs_cut_only_where_nothing_conflicts(monkeypa
 def test_pysyncobj_cuts_a_followers_log_through_the_method_overridden():
     handler = pysyncobj.syncobj.SyncObj._SyncObj__onMessageReceived.__code__
     assert "_SyncObj__deleteEntriesFrom" in handler.co_names
-    assert "_SyncObj__deleteEntriesFrom" in vars(raft_adapter.RaftReplica)
+    overridden = member.RaftMember._SyncObj__deleteEntriesFrom
+    assert overridden is progress.ReplicationProgress._SyncObj__deleteEntriesFrom
+    assert overridden is not pysyncobj.syncobj.SyncObj._SyncObj__deleteEntriesFrom

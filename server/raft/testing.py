@@ -1,0 +1,22 @@
+"""Hooks for tests that must reach under the `Replica` façade. Named here so
+that no test outside server/raft/ names pysyncobj or its attributes (see
+tests/test_raft_facade.py); nothing in the running server calls them."""
+
+from __future__ import annotations
+
+from tandemkv.server.raft.replica import Replica
+
+
+def log_first_index(replica: Replica) -> int:
+    """The index of the first entry still in the replica's log (it rises
+    when a snapshot lets the log be compacted)."""
+    return replica._member._raft_log.first_index()
+
+
+def cut_off(replica: Replica) -> None:
+    """Cuts the replica off from its peers from now on, both ways: nothing
+    it sends arrives, nothing they send reaches it (a partition inside one
+    process; clients in the same process still reach its node)."""
+    transport = replica._member._transport()
+    transport.send = lambda peer, message: False
+    transport._onMessageReceivedCallback = lambda peer, message: None
