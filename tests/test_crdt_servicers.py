@@ -12,7 +12,7 @@ import pytest
 from tandemkv import errors, limits
 from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.available.crdt.mutations import Decrement, Increment, Put, Remove, RemoveKey
-from tandemkv.server.available.runtime import Verdict
+from tandemkv.server.available.inbox import Verdict
 from tandemkv.server.node.crdt import NodeCrdt
 from tandemkv.v1 import crdt_pb2, crdt_pb2_grpc
 

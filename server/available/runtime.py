@@ -18,14 +18,14 @@ one fsync share the next). The `GossipNode` is not thread-safe: every call
 into it holds `_lock`; writes run the mutator in the caller's thread
 under that lock and then wait for the thread's commit. Never waits on Raft.
 
-This module knows threads, time and the catalog source; the wire and the
-disk belong to `transport` and `storage`.
+This module knows threads, time and the catalog source; the wire, the
+disk and the queue of received frames belong to `transport`, `storage`
+and `inbox`.
 """
 
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import dataclasses
 import logging
 import random
@@ -34,12 +34,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
-from tandemkv.errors import NotFound, OutcomeUnknown, ResourceExhausted, Unavailable
+from tandemkv.errors import NotFound, OutcomeUnknown, Unavailable
 
 from tandemkv.server.available.crdt import mutations
 from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.available.gossip.protocol import GossipConfig, GossipNode, GossipStatus
 from tandemkv.server.available.crdt.hlc import HybridClock
+from tandemkv.server.available.inbox import Delivery, GossipInbox, Verdict
 from tandemkv.server.available.storage import CrdtStore, LmdbHighWaterMark, StoredTable
 from tandemkv.server.available.transport import UDP_FRAME_BYTES_MAX, GossipTransport
 
@@ -47,11 +48,6 @@ log = logging.getLogger(__name__)
 
 # How often the thread re-reads the table catalog from local state.
 CATALOG_POLL_INTERVAL_MS = 200
-# Deliveries (a datagram, or a Gossip.Deliver call of the injection hook)
-# queued for the thread; more are refused (RESOURCE_EXHAUSTED).
-GOSSIP_INBOX_DELIVERIES_MAX = 256
-# How long a Gossip.Deliver call waits to learn whether its frames were accepted.
-DELIVER_VERDICT_WAIT_S = 0.5
 # Longest a subscriber waits before it looks whether to stop.
 SUBSCRIBE_WAKE_S = 0.5
 # Longest stop() waits for the thread.
@@ -76,20 +72,6 @@ class PlaneStatus:
     replica_id: str
 
 
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-    """What became of one delivery: frames rejected by reason (this call),
-    and every rejection this node has counted so far."""
-
-    rejected: dict[str, int]
-    rejected_total: dict[str, int]
-
-
-class _Delivery(NamedTuple):
-    frames: list[bytes]
-    verdict: concurrent.futures.Future
-
-
 class AvailablePlane:
     def __init__(self, node_name: str, data_dir: Path, peers: dict[str, str], secret: bytes,
                  catalog: CatalogSource, *, durable: bool = True,
@@ -110,8 +92,7 @@ class AvailablePlane:
         self._committed = threading.Condition()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._inbox: collections.deque[_Delivery] = collections.deque()
-        self._inbox_counters: collections.Counter[str] = collections.Counter()
+        self._inbox = GossipInbox(node_name, self._wake.set)
         self._revisions: dict[str, int] = {}
         self._dropped: set[str] = set()
         self._written_seq = 0
@@ -141,7 +122,7 @@ class AvailablePlane:
         own_address = self._peers.get(self.node_name)
         if own_address:
             others = {n: a for n, a in self._peers.items() if n != self.node_name and a}
-            self._transport = GossipTransport(others, own_address, self.deliver_nowait)
+            self._transport = GossipTransport(others, own_address, self._inbox.put_nowait)
         self._thread = threading.Thread(target=self._run, name="tandemkv-gossip", daemon=True)
         self._thread.start()
         log.info("available plane %s: replica %s, %d tables restored", self.node_name,
@@ -220,32 +201,11 @@ class AvailablePlane:
             seen = version
             yield self.read(table)
 
-    def deliver_nowait(self, frames: list[bytes]) -> None:
-        """Queues frames for the thread without waiting for the verdict (the
-        datagram receiver); a full inbox refuses them (counted)."""
-        with self._lock:
-            if len(self._inbox) >= GOSSIP_INBOX_DELIVERIES_MAX:
-                self._inbox_counters["deliveries_refused"] += 1
-                return
-            self._inbox.append(_Delivery(list(frames), concurrent.futures.Future()))
-        self._wake.set()
-
     def deliver(self, frames: list[bytes]) -> Verdict | None:
-        """Queues frames from a peer for the thread; returns the verdict on
-        them, or None if the thread did not get to them in time."""
-        delivery = _Delivery(list(frames), concurrent.futures.Future())
-        with self._lock:
-            if len(self._inbox) >= GOSSIP_INBOX_DELIVERIES_MAX:
-                self._inbox_counters["deliveries_refused"] += 1
-                raise ResourceExhausted(
-                    f"node {self.node_name}: {GOSSIP_INBOX_DELIVERIES_MAX} gossip deliveries "
-                    "queued (GOSSIP_INBOX_DELIVERIES_MAX); the next round repairs this")
-            self._inbox.append(delivery)
-        self._wake.set()
-        try:
-            return delivery.verdict.result(timeout=DELIVER_VERDICT_WAIT_S)
-        except concurrent.futures.TimeoutError:
-            return None
+        """Queues injected frames (`Gossip.Deliver`) for the thread; returns
+        the verdict on them, or None if the thread did not get to them in
+        time. Datagrams go to the inbox without waiting."""
+        return self._inbox.put_and_wait(frames)
 
     def refresh_catalog(self) -> None:
         """Follows the catalog now (after this node created or dropped a
@@ -258,7 +218,7 @@ class AvailablePlane:
     def status(self) -> PlaneStatus:
         with self._lock:
             gossip = self._require_running().status()
-            inbox = dict(self._inbox_counters, queued=len(self._inbox))
+        inbox = self._inbox.counters()
         counters = dict(self._transport.counters) if self._transport is not None else {}
         return PlaneStatus(gossip, counters, inbox, self.replica_id)
 
@@ -289,9 +249,8 @@ class AvailablePlane:
 
     def _step(self) -> None:
         self._maybe_follow_catalog()
+        deliveries = self._inbox.take()
         with self._lock:
-            deliveries = list(self._inbox)
-            self._inbox.clear()
             out, verdicts = self._receive(deliveries)
             out += self._gossip.tick(_now_ms())
             batch, seq = self._take_batch()
@@ -311,7 +270,7 @@ class AvailablePlane:
         except Exception as error:  # noqa: BLE001 - local state unavailable (stopping)
             log.debug("catalog not read: %s", error)
 
-    def _receive(self, deliveries: list[_Delivery]) -> tuple[list, list[Verdict]]:
+    def _receive(self, deliveries: list[Delivery]) -> tuple[list, list[Verdict]]:
         out, verdicts = [], []
         for delivery in deliveries:
             before = collections.Counter(self._gossip.status().rejected)
