@@ -133,3 +133,14 @@ def test_asyncio_readers_are_woken_with_one_callback_per_loop_burst():
         assert all(len(w.take()[0]) == 1 for w in watches)
 
     asyncio.run(run())
+
+
+def test_take_in_slices_keeps_revisions_whole():
+    hub = WatchHub()
+    watch = hub.subscribe(b"", None, 0, _never)
+    hub.publish(3, [(1, b"a", b"e"), (1, b"b", b"e"), (2, b"a", b"e"), (2, b"b", b"e"), (3, b"a", b"e")])
+    first, through = watch.take(1)
+    assert [e[0] for e in first] == [1, 1] and through == 1
+    second, through = watch.take(3)
+    assert [e[0] for e in second] == [2, 2, 3] and through == 3
+    assert hub.buffered_bytes == 0

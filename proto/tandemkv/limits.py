@@ -74,6 +74,20 @@ OPERATOR_RPCS_MAX = 16
 STREAMS_OPEN_MAX = 512
 # gRPC message size, both directions.
 GRPC_MESSAGE_BYTES_MAX = 8 * 1024 * 1024
+# Threads serving calls other than streams. A write holds its thread until
+# Raft commits it, so this bounds the writes in flight on one node; calls
+# beyond it queue (and count towards CONCURRENT_RPCS_MAX) until a thread
+# frees up. The pool has STREAMS_OPEN_MAX threads more, so that open streams
+# (each holds its thread for its life) can never starve other calls.
+GRPC_CALL_THREADS_MAX = 128
+# Threads serving the operator lane (at most OPERATOR_RPCS_MAX calls).
+OPERATOR_THREADS = 4
+# Threads that answer refused calls; a refusal reads nothing and returns
+# at once, so two keep up with any flood the polling thread can admit.
+REFUSAL_THREADS = 2
+# Nesting of protobuf messages in one request: the protobuf runtime's default
+# recursion limit; the edge's check of a request's encoding stops at it too.
+PROTOBUF_NESTING_DEPTH_MAX = 100
 # Operations in one batched call (Batch.Call, Node.batch, one SDK flush).
 BATCH_OPS_MAX = 1024
 # Encoded requests of one batched call; the SDK closes a batch before it.
@@ -93,8 +107,29 @@ CRDT_TABLE_NAME_BYTES_MAX = 128
 CRDT_TABLES_MAX = 256
 # Bytes of one CRDT element, map key or register value.
 CRDT_VALUE_BYTES_MAX = 32 * 1024
+# Nesting of lists and maps the canonical CRDT encoding decodes before it gives up.
+CRDT_NESTING_DEPTH_MAX = 32
 # Nodes in one gossip membership.
 GOSSIP_MEMBERS_MAX = 64
+# Bytes of one gossip frame, MAC included, both directions (the default of
+# GossipConfig.message_bytes_max); frames are never cut smaller than the _MIN.
+GOSSIP_MESSAGE_BYTES_MAX = 256 * 1024
+GOSSIP_MESSAGE_BYTES_MIN = 2 * 1024
+# The largest frame that fits one UDP datagram over IPv4 or IPv6, rounded
+# down; the gossip core is configured to split payloads into frames of at
+# most this size.
+UDP_FRAME_BYTES_MAX = 60 * 1024
+# Kernel buffers of the gossip socket, for bursts of frames (a full-state sync of a big table).
+GOSSIP_SOCKET_BUFFER_BYTES = 4 << 20
+# Deltas buffered per table for peers that lag; a peer further behind gets
+# the whole state.
+DELTA_BUFFER_ENTRIES_MAX = 1_024
+DELTA_BUFFER_BYTES_MAX = 8 * 1024 * 1024
+# Incomplete chunked gossip transfers: open per peer, bytes held per peer,
+# and rounds before one is given up.
+TRANSFERS_PER_PEER_MAX = 8
+TRANSFER_BYTES_PER_PEER_MAX = 64 * 1024 * 1024
+TRANSFER_ROUNDS_MAX = 5
 
 # -- leases, registry, locks, elections, watches (strong plane) --
 # A lease's time to live.
@@ -119,6 +154,11 @@ REGISTRY_LIST_MAX = 10_000
 ELECTION_CANDIDATES_MAX = 1_000
 # Longest a lock acquire or a campaign may wait, in ms.
 CLAIM_WAIT_MS_MAX = int(30.0 * 1000)
+# Kept back from a waiting lock acquire's or campaign's deadline for each
+# proposal around the wait (the first try, and the one after the wait ends):
+# this share of the call's timeout, at most CLAIM_PROPOSE_RESERVE_S_MAX.
+CLAIM_PROPOSE_RESERVE_S_MAX = 2.0
+CLAIM_PROPOSE_RESERVE_FRACTION = 0.25
 # Revisions of change history kept for watches; older ones are compacted.
 WATCH_HISTORY_REVISIONS_MAX = 100_000
 # Share of the space quota the change history may take; past it the oldest
@@ -130,6 +170,8 @@ WATCH_RESPONSE_EVENTS_MAX = 1_000
 # Watches open at once on one node (every stream together); more get
 # RESOURCE_EXHAUSTED. An idle watch holds a few hundred bytes.
 WATCHES_OPEN_MAX = 20_000
+# Watches open at once on one multiplexed watch stream.
+WATCHES_PER_STREAM_MAX = 10_000
 # Events, and bytes of encoded events, buffered for one watch whose reader
 # has not taken them yet; past either the watch ends with an explicit
 # overflow naming the revision to watch again from.
@@ -146,3 +188,26 @@ WATCH_HISTORY_TRIM_PER_COMMAND_MAX = 64
 CRDT_SCAN_ENTRIES_MAX = 10_000
 # Frames in one Gossip.Deliver call.
 GOSSIP_DELIVER_FRAMES_MAX = 64
+
+# -- storage (LMDB), per node --
+# Map size of the Raft log's environment, which holds only entries and meta:
+# the entries between two snapshots at the largest command size.
+RAFT_LOG_MAP_SIZE_BYTES = 8 << 30
+# Reader slots of the state environment, beyond the RPC worker threads:
+# barrier waiters, status, snapshots.
+STATE_READERS_MAX = 2048
+# Bytes of a snapshot file's header: two entries (each at most one command)
+# and the member list.
+SNAPSHOT_HEADER_BYTES_MAX = 4 << 20
+# Map size of the CRDT environment; CRDT_TABLES_MAX tables of a few MiB each.
+CRDT_MAP_SIZE_BYTES = 1 << 30
+# Reader slots of the CRDT environment; tables are served from memory, so a
+# handful is plenty.
+CRDT_READERS_MAX = 64
+
+# -- the command line --
+# Bytes of a transaction `tandemkv txn` reads from stdin (the cluster bounds
+# the ops and compares themselves: TXN_OPS_MAX, TXN_COMPARES_MAX).
+TXN_INPUT_BYTES_MAX = 8 << 20
+# Nodes `tandemkv up --nodes` starts at most.
+LOCAL_CLUSTER_NODES_MAX = 9

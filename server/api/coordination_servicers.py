@@ -25,14 +25,11 @@ import grpc
 
 from tandemkv import errors, limits
 from tandemkv.server.api.edge import abort, handle, node_timeout_s
+from tandemkv.server.api.watch_streams import serve_watch_stream
 from tandemkv.server.strong.validation import check_request
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import coordination_pb2_grpc, lease_pb2_grpc, watch_pb2, watch_pb2_grpc
 
-# Kept back from a waiting call's deadline for each proposal around the
-# wait (the first try, and the one after the wait ends).
-CLAIM_PROPOSE_RESERVE_S_MAX = 2.0
-CLAIM_PROPOSE_RESERVE_FRACTION = 0.25
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +79,7 @@ def waiting_call(context: grpc.ServicerContext, request, node_call):
     deadline: each proposal gets a reserve, the wait gets the rest."""
     check_request(request)
     timeout_s = node_timeout_s(context)
-    reserve_s = min(CLAIM_PROPOSE_RESERVE_S_MAX, timeout_s * CLAIM_PROPOSE_RESERVE_FRACTION)
+    reserve_s = min(limits.CLAIM_PROPOSE_RESERVE_S_MAX, timeout_s * limits.CLAIM_PROPOSE_RESERVE_FRACTION)
     wait_ms_max = max(0, int((timeout_s - 2 * reserve_s) * 1000))
     capped = type(request)()
     capped.CopyFrom(request)
@@ -193,6 +190,16 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
     def Watch(self, request: watch_pb2.WatchRequest, context) -> Iterator[watch_pb2.WatchResponse]:
         yield from _stream(self._stops, context, request,
                            lambda stop: self._node.watch(request, stop=stop))
+
+    def Watches(self, requests, context) -> Iterator[watch_pb2.WatchStreamResponse]:
+        stop = self._stops.open(context)
+        try:
+            yield from serve_watch_stream(self._node, requests, stop)
+        except Exception as error:  # noqa: BLE001 - every error becomes a status
+            _abort_stream(context, error)
+        finally:
+            stop.set()
+            self._stops.close(stop)
 
 
 def _stream(stops: StreamStops, context, request, open_stream):

@@ -69,17 +69,26 @@ class Subscription:
     def matches(self, key: bytes) -> bool:
         return key >= self.start and (self.end is None or key < self.end)
 
-    def take(self) -> tuple[list[HubEvent] | Overflowed, int]:
-        """Everything buffered since the last take, oldest first (or
-        `Overflowed` once the buffer overflowed: then the watch is over),
-        and the hub's head at that moment: every event of this watch up to
-        it has now been given."""
+    def take(self, events_max: int | None = None) -> tuple[list[HubEvent] | Overflowed, int]:
+        """What is buffered, oldest first: everything, or whole revisions up
+        to about `events_max` events; and the revision through which this
+        watch has now been given every event (the hub's head when the
+        buffer was emptied). Once the buffer overflowed: `Overflowed`, and
+        the watch is over."""
         with self._hub.lock:
             if self._overflowed_at is not None:
                 return Overflowed(self._overflowed_at), self._hub.head
-            events = list(self._buffer)
-            self._drop_buffer()
-            return events, self._hub.head
+            if events_max is None or len(self._buffer) <= events_max:
+                events = list(self._buffer)
+                self._drop_buffer()
+                return events, self._hub.head
+            events = []
+            while self._buffer and (len(events) < events_max or self._buffer[0][0] == events[-1][0]):
+                event = self._buffer.popleft()
+                self._buffered_bytes -= len(event[2])
+                self._hub.buffered_bytes -= len(event[2])
+                events.append(event)
+            return events, events[-1][0] if not self._buffer else self._buffer[0][0] - 1
 
     def cancel(self) -> None:
         self._hub.unsubscribe(self)

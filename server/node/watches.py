@@ -10,29 +10,151 @@ again; if the history no longer holds that revision the reader gets the
 `compacted` response, as any watch from a compacted revision does. So a
 watch never skips an event silently, and the cost of a write no longer
 grows with the number of watches.
+
+A `WatchSession` holds many watches of one reader (one gRPC stream) behind
+one wake-up callback, and never blocks: the reader polls it when woken or
+when a progress response falls due. `Node.watch` is a session of one watch
+with a thread waiting on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 from tandemkv import limits
-from tandemkv.server.node.watch_hub import HubEvent, Overflowed, WatchHub
+from tandemkv.errors import InvalidArgument, ResourceExhausted
+from tandemkv.server.node.watch_hub import HubEvent, Overflowed, Subscription, WatchHub
 from tandemkv.server.strong import coordination, reads, validation
 from tandemkv.v1 import watch_pb2
 
-# Longest one wait of a watch or of the hub thread before it checks the
-# stop flags again.
+# Longest one wait of a watch reader or of the hub thread before it checks
+# the stop flags again.
 WATCH_WAIT_SLICE_S = 0.5
 
 
+@dataclasses.dataclass
+class _Watch:
+    request: watch_pb2.WatchRequest
+    start: bytes
+    end: bytes | None
+    subscription: Subscription
+    next_revision: int
+    progress_s: float | None
+    # Progress is due `progress_s` after the last response, whatever is
+    # applied meanwhile: an apply wakes the reader but does not push the
+    # due time back.
+    progress_due: float | None
+
+    def answered(self, now: float) -> None:
+        if self.progress_s is not None:
+            self.progress_due = now + self.progress_s
+
+
+class WatchSession:
+    """The watches of one reader, woken together by `wake`."""
+
+    def __init__(self, node: "NodeWatches", wake: Callable[[], None]):
+        self._node = node
+        self._hub = node._watch_hub()
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._watches: dict[int, _Watch] = {}
+
+    def create(self, watch_id: int, request: watch_pb2.WatchRequest) -> None:
+        """Starts watch `watch_id` (unique among this session's open
+        watches); raises InvalidArgument or ResourceExhausted."""
+        validation.check_request(request)
+        with self._lock:
+            if watch_id in self._watches:
+                raise InvalidArgument(f"watch id {watch_id} is already open on this stream; pick another")
+            if len(self._watches) >= limits.WATCHES_PER_STREAM_MAX:
+                raise ResourceExhausted(
+                    f"this stream already holds WATCHES_PER_STREAM_MAX={limits.WATCHES_PER_STREAM_MAX} "
+                    "watches; cancel some or open another stream")
+            start, end = reads.key_bounds(request.range)
+            subscription = self._hub.subscribe(start, end, request.start_revision, self._wake)
+            progress_s = request.progress_interval_ms / 1000 if request.progress_interval_ms else None
+            self._watches[watch_id] = _Watch(
+                request, start, end, subscription,
+                next_revision=request.start_revision or subscription.caught_up_through + 1,
+                progress_s=progress_s,
+                progress_due=time.monotonic() + progress_s if progress_s else None)
+        self._wake()  # a watch from the past has history to read at once
+
+    def cancel(self, watch_id: int) -> bool:
+        with self._lock:
+            watch = self._watches.pop(watch_id, None)
+        if watch is not None:
+            watch.subscription.cancel()
+        return watch is not None
+
+    def close(self) -> None:
+        with self._lock:
+            watches, self._watches = list(self._watches.values()), {}
+        for watch in watches:
+            watch.subscription.cancel()
+
+    @property
+    def open_count(self) -> int:
+        return len(self._watches)
+
+    def poll(self) -> tuple[list[tuple[int, watch_pb2.WatchResponse]], float | None]:
+        """What is ready now: at most one response per watch (so a busy
+        watch cannot starve the others; poll again while it returns
+        something), and the monotonic time the next progress response falls
+        due (None: none). A `compacted` response ends its watch."""
+        ready: list[tuple[int, watch_pb2.WatchResponse]] = []
+        now = time.monotonic()
+        with self._lock:
+            watches = list(self._watches.items())
+        for watch_id, watch in watches:
+            response = self._next_response(watch, now)
+            if response is not None:
+                ready.append((watch_id, response))
+                if response.compacted:
+                    self.cancel(watch_id)
+        dues = [w.progress_due for _, w in watches if w.progress_due is not None]
+        return ready, min(dues) if dues else None
+
+    def _next_response(self, watch: _Watch, now: float) -> watch_pb2.WatchResponse | None:
+        node = self._node
+        for _ in range(2):  # an overflow re-subscribes, then reads the history once
+            if watch.next_revision <= watch.subscription.caught_up_through:
+                response = node._history_events(watch, watch.subscription.caught_up_through)
+                if not response.compacted:
+                    watch.next_revision = response.header.revision + 1
+                    if not response.events:
+                        continue
+                watch.answered(now)
+                return response
+            taken, head = watch.subscription.take(limits.WATCH_RESPONSE_EVENTS_MAX)
+            if isinstance(taken, Overflowed):
+                watch.subscription.cancel()
+                watch.subscription = self._hub.subscribe(watch.start, watch.end, taken.revision, self._wake)
+                watch.next_revision = taken.revision
+                continue
+            if taken:
+                watch.next_revision = taken[-1][0] + 1
+                watch.answered(now)
+                return _response(taken, watch.request.prev_kv, head, node.config.name)
+            if watch.progress_due is not None and now >= watch.progress_due:
+                watch.answered(now)
+                return watch_pb2.WatchResponse(header=node._header(head), progress=True)
+            return None
+        return None
+
+
 class NodeWatches:
-    """Mixin of `Node`: `watch`, and the hub behind it (started with the
-    first watch, stopped with the node)."""
+    """Mixin of `Node`: `watch`, `watch_session`, and the hub behind them
+    (started with the first watch, stopped with the node)."""
 
     _watch_hub_lock = threading.Lock()
+
+    def watch_session(self, wake: Callable[[], None]) -> WatchSession:
+        return WatchSession(self, wake)
 
     def watch(self, request: watch_pb2.WatchRequest,
               stop: threading.Event | None = None) -> Iterator[watch_pb2.WatchResponse]:
@@ -40,77 +162,45 @@ class NodeWatches:
         revision order, without gaps or duplicates, until `stop` is set or
         the node stops. A start revision older than the retained history
         yields one `compacted` response and ends."""
-        validation.check_request(request)
-        start, end = reads.key_bounds(request.range)
-        hub = self._watch_hub()
         woken = threading.Event()
-        subscription = hub.subscribe(start, end, request.start_revision, woken.set)
-        next_revision = request.start_revision or subscription.caught_up_through + 1
-        progress_s = request.progress_interval_ms / 1000 if request.progress_interval_ms else None
-        # Progress is due `progress_s` after the last response, whatever is
-        # applied meanwhile: an apply wakes the wait but does not push the
-        # due time back.
-        progress_due = time.monotonic() + progress_s if progress_s else None
+        session = self.watch_session(woken.set)
+        session.create(0, request)
         try:
-            while not self._stopped(stop):
-                if next_revision <= subscription.caught_up_through:
-                    response = self._history_events(request, start, end, next_revision,
-                                                    subscription.caught_up_through)
-                    if response.compacted:
-                        yield response
-                        return
-                    next_revision = response.header.revision + 1
-                    if response.events:
-                        yield response
-                        progress_due = time.monotonic() + progress_s if progress_s else None
-                    continue
-                taken, head = subscription.take()
-                if isinstance(taken, Overflowed):
-                    subscription.cancel()
-                    subscription = hub.subscribe(start, end, taken.revision, woken.set)
-                    next_revision = taken.revision
-                    continue
-                if taken:
-                    for response in _responses(taken, request.prev_kv, head, self.config.name):
-                        yield response
-                    next_revision = head + 1
-                    progress_due = time.monotonic() + progress_s if progress_s else None
-                    continue
-                if progress_due is not None and time.monotonic() >= progress_due:
-                    yield watch_pb2.WatchResponse(header=self._header(head), progress=True)
-                    progress_due = time.monotonic() + progress_s
-                    continue
-                wait_s = WATCH_WAIT_SLICE_S if progress_due is None else progress_due - time.monotonic()
-                woken.wait(max(0.0, min(wait_s, WATCH_WAIT_SLICE_S)))
+            while not self._stopped(stop) and session.open_count:
                 woken.clear()
+                ready, due = session.poll()
+                for _, response in ready:
+                    yield response
+                if not ready:
+                    wait_s = WATCH_WAIT_SLICE_S if due is None else due - time.monotonic()
+                    woken.wait(max(0.0, min(wait_s, WATCH_WAIT_SLICE_S)))
         finally:
-            subscription.cancel()
+            session.close()
 
-    def _history_events(self, request, start: bytes, end: bytes | None, next_revision: int,
-                        through: int) -> watch_pb2.WatchResponse:
-        """The watch's events in next_revision..through from the history,
-        whole revisions, about WATCH_RESPONSE_EVENTS_MAX at most; the
-        header's revision is how far this read got."""
+    def _history_events(self, watch: _Watch, through: int) -> watch_pb2.WatchResponse:
+        """The watch's events from its next revision to `through`, from the
+        history: whole revisions, about WATCH_RESPONSE_EVENTS_MAX at most;
+        the header's revision is how far this read got."""
         response = watch_pb2.WatchResponse()
         reached, last_added = through, 0
         with self._state.read_view() as view:
             raw = view.meta_get(coordination.COMPACTED_THROUGH_KEY)
             compacted_through = 0 if raw is None else int.from_bytes(raw, "big")
-            if next_revision <= compacted_through:
+            if watch.next_revision <= compacted_through:
                 response.compacted = True
                 response.compact_revision = compacted_through
                 response.header.CopyFrom(self._header(view.last_applied()))
                 return response
-            for revision, event_bytes in view.events_scan(next_revision):
+            for revision, event_bytes in view.events_scan(watch.next_revision):
                 if revision > through:
                     break
                 if len(response.events) >= limits.WATCH_RESPONSE_EVENTS_MAX and revision != last_added:
                     reached = revision - 1
                     break
                 event = watch_pb2.Event.FromString(event_bytes)
-                if event.kv.key < start or (end is not None and event.kv.key >= end):
+                if event.kv.key < watch.start or (watch.end is not None and event.kv.key >= watch.end):
                     continue
-                _add_event(response, event, revision, request.prev_kv)
+                _add_event(response, event, revision, watch.request.prev_kv)
                 last_added = revision
         response.header.CopyFrom(self._header(reached))
         return response
@@ -154,17 +244,11 @@ def _add_event(response: watch_pb2.WatchResponse, event: watch_pb2.Event, revisi
     response.events.append(event)
 
 
-def _responses(taken: list[HubEvent], prev_kv: bool, head: int, node: str) -> Iterator[watch_pb2.WatchResponse]:
-    """The hub's events as responses of about WATCH_RESPONSE_EVENTS_MAX
-    events, whole revisions each; the last one's header is `head`."""
+def _response(taken: list[HubEvent], prev_kv: bool, head: int, node: str) -> watch_pb2.WatchResponse:
+    """The hub's events as one response; its header's revision is how far
+    the watch has been given everything."""
     response = watch_pb2.WatchResponse()
-    last_revision = 0
     for revision, _, event_bytes in taken:
-        if len(response.events) >= limits.WATCH_RESPONSE_EVENTS_MAX and revision != last_revision:
-            response.header.revision, response.header.node = last_revision, node
-            yield response
-            response = watch_pb2.WatchResponse()
         _add_event(response, watch_pb2.Event.FromString(event_bytes), revision, prev_kv)
-        last_revision = revision
     response.header.revision, response.header.node = head, node
-    yield response
+    return response

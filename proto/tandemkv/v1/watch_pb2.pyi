@@ -51,3 +51,41 @@ class WatchResponse(_message.Message):
     compacted: bool
     compact_revision: int
     def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., progress: bool = ..., compacted: bool = ..., compact_revision: _Optional[int] = ...) -> None: ...
+
+class WatchCreate(_message.Message):
+    __slots__ = ("watch_id", "request")
+    WATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    watch_id: int
+    request: WatchRequest
+    def __init__(self, watch_id: _Optional[int] = ..., request: _Optional[_Union[WatchRequest, _Mapping]] = ...) -> None: ...
+
+class WatchCancel(_message.Message):
+    __slots__ = ("watch_id",)
+    WATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    watch_id: int
+    def __init__(self, watch_id: _Optional[int] = ...) -> None: ...
+
+class WatchStreamRequest(_message.Message):
+    __slots__ = ("create", "cancel")
+    CREATE_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    create: WatchCreate
+    cancel: WatchCancel
+    def __init__(self, create: _Optional[_Union[WatchCreate, _Mapping]] = ..., cancel: _Optional[_Union[WatchCancel, _Mapping]] = ...) -> None: ...
+
+class WatchStreamResponse(_message.Message):
+    __slots__ = ("watch_id", "created", "response", "canceled", "cancel_reason", "cancel_code")
+    WATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    CANCELED_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_CODE_FIELD_NUMBER: _ClassVar[int]
+    watch_id: int
+    created: bool
+    response: WatchResponse
+    canceled: bool
+    cancel_reason: str
+    cancel_code: int
+    def __init__(self, watch_id: _Optional[int] = ..., created: bool = ..., response: _Optional[_Union[WatchResponse, _Mapping]] = ..., canceled: bool = ..., cancel_reason: _Optional[str] = ..., cancel_code: _Optional[int] = ...) -> None: ...

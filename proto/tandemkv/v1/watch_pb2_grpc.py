@@ -39,6 +39,11 @@ class WatchStub(object):
                 request_serializer=tandemkv_dot_v1_dot_watch__pb2.WatchRequest.SerializeToString,
                 response_deserializer=tandemkv_dot_v1_dot_watch__pb2.WatchResponse.FromString,
                 _registered_method=True)
+        self.Watches = channel.stream_stream(
+                '/tandemkv.v1.Watch/Watches',
+                request_serializer=tandemkv_dot_v1_dot_watch__pb2.WatchStreamRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_watch__pb2.WatchStreamResponse.FromString,
+                _registered_method=True)
 
 
 class WatchServicer(object):
@@ -50,6 +55,15 @@ class WatchServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watches(self, request_iterator, context):
+        """At most WATCHES_PER_STREAM_MAX watches per stream, WATCHES_OPEN_MAX per
+        node. A watch's events arrive in revision order with no gap; a watch
+        whose reader fell behind is caught up from the history by the node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WatchServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +71,11 @@ def add_WatchServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=tandemkv_dot_v1_dot_watch__pb2.WatchRequest.FromString,
                     response_serializer=tandemkv_dot_v1_dot_watch__pb2.WatchResponse.SerializeToString,
+            ),
+            'Watches': grpc.stream_stream_rpc_method_handler(
+                    servicer.Watches,
+                    request_deserializer=tandemkv_dot_v1_dot_watch__pb2.WatchStreamRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_watch__pb2.WatchStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +105,33 @@ class Watch(object):
             '/tandemkv.v1.Watch/Watch',
             tandemkv_dot_v1_dot_watch__pb2.WatchRequest.SerializeToString,
             tandemkv_dot_v1_dot_watch__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watches(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tandemkv.v1.Watch/Watches',
+            tandemkv_dot_v1_dot_watch__pb2.WatchStreamRequest.SerializeToString,
+            tandemkv_dot_v1_dot_watch__pb2.WatchStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
