@@ -131,3 +131,27 @@ def test_gossip_refuses_too_many_frames_and_reports_rejections(plane, channel):
     assert "bad_mac=4" in error.details()
     plane.verdict = Verdict({"bad_mac": 1}, {"bad_mac": 5})
     assert gossip.Deliver(crdt_pb2.GossipFrames(frames=[b"x", b"y"]), timeout=5) is not None
+
+
+class StoppingPlane(FakePlane):
+    def refresh_catalog(self):
+        raise errors.Unavailable("node fake: the available plane is not running")
+
+
+class CatalogNode:
+    """Applies every catalog write; its plane cannot follow the catalog."""
+
+    def __init__(self):
+        self.available = StoppingPlane()
+        self.proposed = []
+
+    def propose(self, request, *, timeout_s):
+        self.proposed.append(request)
+        return crdt_pb2.CreateTableResponse(created=True)
+
+
+def test_an_applied_create_is_reported_applied_even_if_the_plane_cannot_follow_now():
+    node = CatalogNode()
+    response = NodeCrdt(node).create_table("fresh", "or_set")
+    assert response.created
+    assert node.proposed[0].type == crdt_pb2.OR_SET and node.proposed[0].name == "fresh"

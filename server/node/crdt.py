@@ -21,11 +21,12 @@ knows nothing of gRPC.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from typing import TYPE_CHECKING, Any, Iterator
 
 from tandemkv import limits
-from tandemkv.errors import FailedPrecondition, InvalidArgument, Unavailable
+from tandemkv.errors import FailedPrecondition, InvalidArgument, TandemKVError, Unavailable
 from tandemkv.server.available.crdt import mutations
 from tandemkv.server.available.crdt.base import TableKind, check_value_size
 from tandemkv.server.available.crdt.mutations import (Add, Assign, Clear, Decrement, Increment, Mutation, Put,
@@ -36,6 +37,8 @@ from tandemkv.v1 import crdt_pb2, kv_pb2
 
 if TYPE_CHECKING:
     from tandemkv.server.available.runtime import AvailablePlane, PlaneStatus
+
+log = logging.getLogger(__name__)
 
 LINEARIZABLE = kv_pb2.LINEARIZABLE
 
@@ -99,10 +102,16 @@ class NodeCrdt:
 
     def _follow_catalog(self) -> None:
         """The write is applied here when propose returns (callbacks run
-        after the batch commits), so reading local state now finds it."""
+        after the batch commits), so reading local state now finds it. A
+        failure here must not report an applied write as failed: the
+        plane's own poll follows within CATALOG_POLL_INTERVAL_MS."""
         plane = self._node.available
-        if plane is not None:
+        if plane is None:
+            return
+        try:
             plane.refresh_catalog()
+        except TandemKVError as error:  # stopping: local state is closing
+            log.info("catalog not followed now (%s); the plane's poll will", error)
 
     # -- this node's replica (never waits on Raft) --
     def update(self, table: str, mutation: Mutation, *,
