@@ -88,12 +88,7 @@ class AsyncClient:
 
     async def leases(self, *, stale: bool = False) -> list[cops.LeaseInfo]:
         """Every lease that exists, in id order; see `Client.leases`."""
-        found: list[cops.LeaseInfo] = []
-        while True:
-            page = await self.run(cops.lease_list(found[-1].id if found else 0, stale))
-            found += page.leases
-            if not page.more or not page.leases:
-                return found
+        return await self._run_plan(cops.every_lease(stale))
 
     @property
     def registry(self) -> AsyncRegistry:
@@ -138,29 +133,23 @@ class AsyncClient:
 
     async def _run_plan(self, plan: core.Plan) -> Any:
         """Drives a plan of the core; see `Client._run_plan`."""
-        outcome: Any = None
-        failure: BaseException | None = None
-        while True:
-            try:
-                action = plan.send(outcome) if failure is None else plan.throw(failure)
-            except StopIteration as done:
-                return done.value
-            outcome, failure = None, None
-            if isinstance(action, core.Send):
-                try:
-                    outcome = await self._send(action.endpoint, action.operation, action.timeout_s)
-                except grpc.RpcError as rpc_error:
-                    failure = rpc_error
-            elif isinstance(action, (core.Call, core.Invoke)):
-                try:
-                    if isinstance(action, core.Call):
-                        outcome = await self._call(action.operation, action.retry or self.retry)
-                    else:
-                        outcome = await action.function()
-                except TandemKVError as error:
-                    failure = error
-            else:
+        walk = core.Walk(plan)
+        while (action := walk.next()) is not None:
+            if isinstance(action, core.Sleep):
                 await action.retry.async_sleep(action.seconds)
+                continue
+            try:
+                walk.outcome = await self._perform(action)
+            except (grpc.RpcError, TandemKVError) as error:
+                walk.failure = error
+        return walk.result
+
+    async def _perform(self, action: core.Send | core.Call | core.Invoke) -> Any:
+        if isinstance(action, core.Send):
+            return await self._send(action.endpoint, action.operation, action.timeout_s)
+        if isinstance(action, core.Call):
+            return await self._call(action.operation, action.retry or self.retry)
+        return await action.function()
 
     def stub(self, service: str, endpoint: str) -> Any:
         """The generated stub of `service` on `endpoint`'s channel."""

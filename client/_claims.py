@@ -1,9 +1,9 @@
 """Recipes built on leases, for the blocking `Client`: the registry (and
 `hold`, a name kept while the process lives), locks and elections. Every
 claim hands out a fencing token: the Raft index that granted it, strictly
-increasing across holders and failovers. The loops that wait for a lock or
-a leadership (`LockSteps`, `ElectionSteps`) are plans of the core, shared
-with the asyncio twins in `_claims_async`."""
+increasing across holders and failovers. What is not about blocking (the
+calls that make and release a claim, the loops that wait for a lock or a
+leadership) is shared with the asyncio twins: see `_claim_steps`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from tandemkv.client import _coordination_ops as cops
 from tandemkv.client._coordination_ops import Registration
-from tandemkv.client._core import Call, Plan
+from tandemkv.client._claim_steps import ElectionSteps, HoldSteps, LockSteps
+from tandemkv.client._core import Plan
+from tandemkv.client._operations import Operation
 from tandemkv.client._leases import Lease, lease_id, release_quietly
 from tandemkv.client._results import BytesLike, to_bytes
-from tandemkv.errors import NotAcquired
 
 if TYPE_CHECKING:
     from tandemkv.client._sync import Client
@@ -64,7 +65,46 @@ class Registry:
         return Hold(self, name, value, ttl)
 
 
-class Hold:
+class _HeldUnderLease:
+    """A claim held for a `with` block under a lease of its own (`Hold`,
+    `Lock`): on entry the lease is granted and renewed in the background,
+    and the claim made (the `_claim` plan); if that fails, the lease is
+    revoked and nothing is left behind. On exit the claim is released and
+    the lease revoked."""
+
+    client: Client
+    ttl: float
+    token: int
+    lease: Lease | None
+    RENEW_WHILE_CLAIMING: bool
+
+    def _claim(self, lease: int) -> Plan:
+        raise NotImplementedError
+
+    def _release(self) -> tuple[Operation, str]:
+        raise NotImplementedError
+
+    def __enter__(self) -> int:
+        self.lease = self.client.lease(self.ttl)
+        if self.RENEW_WHILE_CLAIMING:
+            self.lease.start_keepalive()
+        try:
+            self.token = self.client._run_plan(self._claim(self.lease.id))
+        except BaseException:
+            release_quietly(self.lease.revoke, f"lease {self.lease.id}")
+            raise
+        self.lease.start_keepalive()
+        return self.token
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self.lease is not None
+        self.lease.stop_keepalive()
+        release, what = self._release()
+        release_quietly(lambda: self.client.run(release), what)
+        release_quietly(self.lease.revoke, f"lease {self.lease.id}")
+
+
+class Hold(HoldSteps, _HeldUnderLease):
     """Holds a registry name for the duration of a `with` block.
 
     On entry: grants a lease of `ttl` seconds, renews it in the background,
@@ -86,11 +126,8 @@ class Hold:
     """
 
     def __init__(self, registry: Registry, name: BytesLike, value: BytesLike, ttl: float):
-        self.client = registry.client
-        self.name = to_bytes(name, "name")
-        self.value = to_bytes(value, "value")
+        super().__init__(registry.client, name, value)
         self.ttl = ttl
-        self.token = 0
         self.lease: Lease | None = None
 
     @property
@@ -98,48 +135,7 @@ class Hold:
         assert self.lease is not None, "enter the hold first"
         return self.lease.lost
 
-    def __enter__(self) -> int:
-        self.lease = self.client.lease(self.ttl)
-        try:
-            self.token = self.client.run(cops.register(self.name, self.value, self.lease.id))
-        except BaseException:
-            release_quietly(self.lease.revoke, f"lease {self.lease.id}")
-            raise
-        self.lease.start_keepalive()
-        return self.token
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self.lease is not None
-        self.lease.stop_keepalive()
-        release_quietly(lambda: self.client.run(cops.unregister(self.name, self.token)),
-                        f"name {self.name!r}")
-        release_quietly(self.lease.revoke, f"lease {self.lease.id}")
-
-
-class LockSteps:
-    """What `Lock` and `AsyncLock` share: the name, the token, and the
-    acquire loop (calls that each wait up to CLAIM_WAIT_S_MAX on the
-    server, until the lock is ours or `wait` has passed)."""
-
-    def __init__(self, client: Any, name: BytesLike, wait: float | None):
-        self.client = client
-        self.name = to_bytes(name, "lock name")
-        self.wait = wait
-        self.token = 0
-
-    def _acquire(self, lease: int) -> Plan:
-        holder = 0
-        for wait_s in cops.waits(self.wait):
-            response = yield Call(cops.lock_acquire(self.name, lease, wait_s),
-                                  cops.wait_retry(self.client.retry, wait_s))
-            if response.acquired:
-                return response.claim.token
-            holder = response.claim.token
-        raise NotAcquired(f"lock {self.name!r} is held (token {holder}); waited {self.wait} s",
-                          token=holder)
-
-
-class Lock(LockSteps):
+class Lock(LockSteps, _HeldUnderLease):
     """A distributed lock held for a `with` block; yields the fencing token.
 
     Semantics: on entry, grants a lease of `ttl` seconds (renewed in the
@@ -175,45 +171,6 @@ class Lock(LockSteps):
     def lost(self):
         assert self.lease is not None, "enter the lock first"
         return self.lease.lost
-
-    def __enter__(self) -> int:
-        self.lease = self.client.lease(self.ttl)
-        self.lease.start_keepalive()
-        try:
-            self.token = self.client._run_plan(self._acquire(self.lease.id))
-        except BaseException:
-            release_quietly(self.lease.revoke, f"lease {self.lease.id}")
-            raise
-        return self.token
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self.lease is not None
-        self.lease.stop_keepalive()
-        release_quietly(lambda: self.client.run(cops.lock_release(self.name, self.token)),
-                        f"lock {self.name!r}")
-        release_quietly(self.lease.revoke, f"lease {self.lease.id}")
-
-
-class ElectionSteps:
-    """What `Election` and `AsyncElection` share: the name, the token, and
-    the campaign loop (calls that each wait up to CLAIM_WAIT_S_MAX on the
-    server; `token` is the candidacy's as soon as it is queued, so a
-    campaign that gives up can withdraw it)."""
-
-    def __init__(self, client: Any, name: BytesLike):
-        self.client = client
-        self.name = to_bytes(name, "election name")
-        self.token = 0
-
-    def _campaign(self, value: BytesLike, lease: int, wait: float | None) -> Plan:
-        for wait_s in cops.waits(wait):
-            response = yield Call(cops.campaign(self.name, value, lease, wait_s),
-                                  cops.wait_retry(self.client.retry, wait_s))
-            self.token = response.claim.token
-            if response.elected:
-                return self.token
-        raise NotAcquired(f"not elected in {self.name!r} within {wait} s")
-
 
 class Election(ElectionSteps):
     """A leader election: candidates queue in the order they campaigned,

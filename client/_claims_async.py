@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tandemkv.client import _coordination_ops as cops
-from tandemkv.client._claims import ElectionSteps, LockSteps
+from tandemkv.client._claim_steps import ElectionSteps, HoldSteps, LockSteps
+from tandemkv.client._core import Plan
+from tandemkv.client._operations import Operation
 from tandemkv.client._coordination_ops import Registration
 from tandemkv.client._leases import AsyncLease, lease_id, log
 from tandemkv.client._results import BytesLike, to_bytes
@@ -54,15 +56,20 @@ class AsyncRegistry:
         return AsyncHold(self.client, name, value, ttl)
 
 
-class AsyncHold:
-    """`Hold` for `AsyncClient`; `lost` is an `asyncio.Event`."""
+class _AsyncHeldUnderLease:
+    """`_claims._HeldUnderLease` for `async with`; the lease exists (not
+    granted yet) from the start, so `lost` can be read at any time."""
 
-    def __init__(self, client: AsyncClient, name: BytesLike, value: BytesLike, ttl: float):
-        self.client = client
-        self.name = to_bytes(name, "name")
-        self.value = to_bytes(value, "value")
-        self.token = 0
-        self.lease = AsyncLease(client, ttl)
+    client: AsyncClient
+    token: int
+    lease: AsyncLease
+    RENEW_WHILE_CLAIMING: bool
+
+    def _claim(self, lease: int) -> Plan:
+        raise NotImplementedError
+
+    def _release(self) -> tuple[Operation, str]:
+        raise NotImplementedError
 
     @property
     def lost(self):
@@ -70,8 +77,10 @@ class AsyncHold:
 
     async def __aenter__(self) -> int:
         await self.lease.grant()
+        if self.RENEW_WHILE_CLAIMING:
+            self.lease.start_keepalive()
         try:
-            self.token = await self.client.run(cops.register(self.name, self.value, self.lease.id))
+            self.token = await self.client._run_plan(self._claim(self.lease.id))
         except BaseException:
             await _quietly(self.lease.revoke(), f"lease {self.lease.id}")
             raise
@@ -80,36 +89,26 @@ class AsyncHold:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.lease.stop_keepalive()
-        await _quietly(self.client.run(cops.unregister(self.name, self.token)), f"name {self.name!r}")
+        release, what = self._release()
+        await _quietly(self.client.run(release), what)
         await _quietly(self.lease.revoke(), f"lease {self.lease.id}")
 
 
-class AsyncLock(LockSteps):
+class AsyncHold(HoldSteps, _AsyncHeldUnderLease):
+    """`Hold` for `AsyncClient`; `lost` is an `asyncio.Event`."""
+
+    def __init__(self, client: AsyncClient, name: BytesLike, value: BytesLike, ttl: float):
+        super().__init__(client, name, value)
+        self.lease = AsyncLease(client, ttl)
+
+
+class AsyncLock(LockSteps, _AsyncHeldUnderLease):
     """`Lock` for `AsyncClient`: `async with client.lock("name") as token:`."""
 
     def __init__(self, client: AsyncClient, name: BytesLike, ttl: float = 10.0,
                  wait: float | None = 30.0):
         super().__init__(client, name, wait)
         self.lease = AsyncLease(client, ttl)
-
-    @property
-    def lost(self):
-        return self.lease.lost
-
-    async def __aenter__(self) -> int:
-        await self.lease.grant()
-        self.lease.start_keepalive()
-        try:
-            self.token = await self.client._run_plan(self._acquire(self.lease.id))
-        except BaseException:
-            await _quietly(self.lease.revoke(), f"lease {self.lease.id}")
-            raise
-        return self.token
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.lease.stop_keepalive()
-        await _quietly(self.client.run(cops.lock_release(self.name, self.token)), f"lock {self.name!r}")
-        await _quietly(self.lease.revoke(), f"lease {self.lease.id}")
 
 
 class AsyncElection(ElectionSteps):

@@ -1,6 +1,7 @@
 """Leases, the registry, locks and elections as `Operation`s (see
-`_operations`), their result types, and the retry policies of calls that
-wait. Shared by `Client` and `AsyncClient`."""
+`_operations`), their result types, the retry policies of calls that
+wait, and the plans of calls that take several steps (`every_lease`).
+Shared by `Client` and `AsyncClient`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from typing import Iterator
 
 from tandemkv import limits
+from tandemkv.client._core import Call, Plan
 from tandemkv.client._operations import Operation, new_request_id
 from tandemkv.client._results import BytesLike, to_bytes
 from tandemkv.client._retry import Retry
@@ -119,6 +121,16 @@ def lease_list(after_id: int = 0, stale: bool = False) -> Operation:
     return Operation("Lease", "List", request, lambda r: LeasePage(
         [LeaseInfo(i.id, i.granted_ttl_ms / 1000, i.remaining_ms / 1000) for i in r.leases],
         r.more), write=False)
+
+
+def every_lease(stale: bool = False) -> Plan:
+    """Every lease that exists, in id order: a `lease_list` call a page."""
+    found: list[LeaseInfo] = []
+    while True:
+        page = yield Call(lease_list(found[-1].id if found else 0, stale))
+        found += page.leases
+        if not page.more or not page.leases:
+            return found
 
 
 def lease_info(lease_id: int) -> Operation:

@@ -86,6 +86,31 @@ Action = Union[Send, Sleep, Call, Invoke]
 Plan = Generator[Action, Any, Any]
 
 
+class Walk:
+    """A plan as a shell walks it: `next()` is the next action (None when
+    the plan is over: its value is then in `result`); before the next
+    `next()`, the shell puts what the action gave in `outcome` or what it
+    raised in `failure`."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.outcome: Any = None
+        self.failure: BaseException | None = None
+        self.result: Any = None
+
+    def next(self) -> Action | None:
+        try:
+            if self.failure is None:
+                action = self.plan.send(self.outcome)
+            else:
+                action = self.plan.throw(self.failure)
+        except StopIteration as done:
+            self.result = done.value
+            return None
+        self.outcome, self.failure = None, None
+        return action
+
+
 class LeaderAttempts(Attempts):
     """The attempts of a strong-plane call: to the leader when it is known
     (looked up first when it is not), redirected at once to a leader a
@@ -132,7 +157,7 @@ class SweepAttempts:
         return min(self.retry.attempt_timeout_s, remaining_s) if remaining_s > 0 else None
 
     def prepare(self, timeout_s: float) -> Plan:
-        return iter(())
+        yield from ()  # no leader to look up
 
     def pick(self) -> str:
         return self.order[self.count % len(self.order)]

@@ -133,12 +133,7 @@ class Client:
 
     def leases(self, *, stale: bool = False) -> list[cops.LeaseInfo]:
         """Every lease that exists, in id order (a page per LEASE_LIST_MAX)."""
-        found: list[cops.LeaseInfo] = []
-        while True:
-            page = self.run(cops.lease_list(found[-1].id if found else 0, stale))
-            found += page.leases
-            if not page.more or not page.leases:
-                return found
+        return self._run_plan(cops.every_lease(stale))
 
     @property
     def registry(self) -> Registry:
@@ -208,32 +203,26 @@ class Client:
         return self._run_plan(core.unary(operation, attempts))
 
     def _run_plan(self, plan: core.Plan) -> Any:
-        """Drives a plan of the core: does what each action says and sends
-        the outcome back in (a failure is thrown in); returns what the plan
+        """Drives a plan of the core: does what each action says and hands
+        the plan the outcome (a failure is thrown in); returns what the plan
         returns."""
-        outcome: Any = None
-        failure: BaseException | None = None
-        while True:
-            try:
-                action = plan.send(outcome) if failure is None else plan.throw(failure)
-            except StopIteration as done:
-                return done.value
-            outcome, failure = None, None
-            if isinstance(action, core.Send):
-                try:
-                    outcome = self._send(action.endpoint, action.operation, action.timeout_s)
-                except grpc.RpcError as rpc_error:
-                    failure = rpc_error
-            elif isinstance(action, (core.Call, core.Invoke)):
-                try:
-                    if isinstance(action, core.Call):
-                        outcome = self._call(action.operation, action.retry or self.retry)
-                    else:
-                        outcome = action.function()
-                except TandemKVError as error:
-                    failure = error
-            else:
+        walk = core.Walk(plan)
+        while (action := walk.next()) is not None:
+            if isinstance(action, core.Sleep):
                 action.retry.sleep(action.seconds)
+                continue
+            try:
+                walk.outcome = self._perform(action)
+            except (grpc.RpcError, TandemKVError) as error:
+                walk.failure = error
+        return walk.result
+
+    def _perform(self, action: core.Send | core.Call | core.Invoke) -> Any:
+        if isinstance(action, core.Send):
+            return self._send(action.endpoint, action.operation, action.timeout_s)
+        if isinstance(action, core.Call):
+            return self._call(action.operation, action.retry or self.retry)
+        return action.function()
 
     def stub(self, service: str, endpoint: str) -> Any:
         """The generated stub of `service` on `endpoint`'s channel."""
