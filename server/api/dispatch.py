@@ -38,15 +38,10 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
-from tandemkv import errors
+from tandemkv import errors, limits
 from tandemkv.server.api.edge import abort
 from tandemkv.server.api.wire import MalformedRequest, decode
 
-# Threads that answer refused calls; a refusal reads nothing and returns
-# at once, so two keep up with any flood the polling thread can admit.
-REFUSAL_THREADS = 2
-# Threads serving the operator lane (at most OPERATOR_RPCS_MAX calls).
-OPERATOR_THREADS = 4
 # At most one log line per this many seconds about malformed requests (the
 # count goes on; the line says how many came since the last one).
 MALFORMED_LOG_INTERVAL_S = 60.0
@@ -289,8 +284,8 @@ def build_pools(call_threads: int) -> tuple[dict[str, futures.ThreadPoolExecutor
     """The thread pools of the lanes (calls and streams share one, sized so
     open streams never starve other calls) and the refusal pool."""
     calls = futures.ThreadPoolExecutor(max_workers=call_threads, thread_name_prefix="tandemkv-rpc")
-    operator = futures.ThreadPoolExecutor(max_workers=OPERATOR_THREADS,
+    operator = futures.ThreadPoolExecutor(max_workers=limits.OPERATOR_THREADS,
                                           thread_name_prefix="tandemkv-operator")
-    refusals = futures.ThreadPoolExecutor(max_workers=REFUSAL_THREADS,
+    refusals = futures.ThreadPoolExecutor(max_workers=limits.REFUSAL_THREADS,
                                           thread_name_prefix="tandemkv-refusal")
     return {LANE_CALLS: calls, LANE_STREAMS: calls, LANE_OPERATOR: operator}, refusals

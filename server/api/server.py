@@ -33,12 +33,6 @@ from tandemkv.v1 import (
     batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, watch_pb2,
 )
 
-# Threads serving calls other than streams. A write holds its thread until
-# Raft commits it, so this bounds the writes in flight on one node; calls
-# beyond it queue (and count towards CONCURRENT_RPCS_MAX) until a thread
-# frees up. The pool has STREAMS_OPEN_MAX threads more, so that open streams
-# (each holds its thread for its life) can never starve other calls.
-GRPC_CALL_THREADS_MAX = 128
 # Grace a stopping server gives calls in flight before cancelling them.
 STOP_GRACE_S = 5.0
 
@@ -99,7 +93,7 @@ def build_server(
     node: NodeCalls,
     address: str,
     *,
-    call_threads: int = GRPC_CALL_THREADS_MAX,
+    call_threads: int = limits.GRPC_CALL_THREADS_MAX,
     concurrent_rpcs_max: int = limits.CONCURRENT_RPCS_MAX,
     streams_open_max: int = limits.STREAMS_OPEN_MAX,
     operator_rpcs_max: int = limits.OPERATOR_RPCS_MAX,

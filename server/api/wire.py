@@ -19,11 +19,8 @@ from __future__ import annotations
 from google.protobuf import descriptor as _descriptor
 from google.protobuf.message import DecodeError, Message
 
-from tandemkv import errors
+from tandemkv import errors, limits
 
-# Nesting the protobuf runtime parses (its default recursion limit); the
-# walker stops at the same depth.
-MESSAGE_NESTING_MAX = 100
 # Bytes of a varint at most (a 64-bit value).
 VARINT_BYTES_MAX = 10
 
@@ -78,8 +75,8 @@ def _varint(data: memoryview, position: int, end: int) -> tuple[int, int]:
 
 def _walk(message_type: _descriptor.Descriptor, data: memoryview, position: int, end: int,
           depth: int) -> None:
-    if depth > MESSAGE_NESTING_MAX:
-        raise _Problem(f"messages nested deeper than {MESSAGE_NESTING_MAX}")
+    if depth > limits.PROTOBUF_NESTING_DEPTH_MAX:
+        raise _Problem(f"messages nested deeper than {limits.PROTOBUF_NESTING_DEPTH_MAX}")
     while position < end:
         start = position
         tag, position = _varint(data, position, end)

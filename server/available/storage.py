@@ -22,14 +22,10 @@ from typing import NamedTuple
 
 import lmdb
 
+from tandemkv import limits
 from tandemkv.server.available.crdt import canonical
 from tandemkv.server.available.crdt.kinds import TableKind
 
-# Map size of the CRDT environment; CRDT_TABLES_MAX tables of a few MiB each.
-CRDT_MAP_SIZE_BYTES = 1 << 30
-# Readers: RPC worker threads reading nothing here (tables are served from
-# memory), so a handful is plenty.
-CRDT_READERS_MAX = 64
 # Random bytes that make a fresh replica id unique across lost data dirs.
 REPLICA_SUFFIX_BYTES = 6
 
@@ -48,10 +44,10 @@ class CrdtStore:
     """The plane's LMDB environment. Thread-safe (LMDB locks writers)."""
 
     def __init__(self, path: Path, *, durable: bool = True,
-                 map_size_bytes: int = CRDT_MAP_SIZE_BYTES) -> None:
+                 map_size_bytes: int = limits.CRDT_MAP_SIZE_BYTES) -> None:
         Path(path).mkdir(mode=0o700, parents=True, exist_ok=True)
         self._env = lmdb.open(str(path), map_size=map_size_bytes, max_dbs=4, mode=0o700,
-                              max_readers=CRDT_READERS_MAX, sync=durable, metasync=durable)
+                              max_readers=limits.CRDT_READERS_MAX, sync=durable, metasync=durable)
         with self._env.begin(write=True) as txn:
             self._tables_db = self._env.open_db(b"tables", txn=txn)
             self._meta_db = self._env.open_db(b"meta", txn=txn)

@@ -25,16 +25,11 @@ import socket
 import threading
 from typing import Callable, Iterable
 
+from tandemkv.limits import GOSSIP_SOCKET_BUFFER_BYTES, UDP_FRAME_BYTES_MAX
 from tandemkv.server.available.gossip.protocol import Outgoing
 
 log = logging.getLogger(__name__)
 
-# The largest frame that fits one UDP datagram over IPv4 or IPv6, rounded
-# down; the gossip core is configured to split payloads into frames of at
-# most this size.
-UDP_FRAME_BYTES_MAX = 60 * 1024
-# Kernel buffers for bursts of frames (a full-state sync of a big table).
-SOCKET_BUFFER_BYTES = 4 << 20
 # How long close() waits for the receiver thread.
 RECEIVER_JOIN_S = 5.0
 # The receiver's longest wait in one recvfrom: closing a socket does not wake
@@ -59,7 +54,7 @@ class GossipTransport:
         family, sockaddr = _resolve(bind_address)
         self._socket = socket.socket(family, socket.SOCK_DGRAM)
         for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-            self._socket.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+            self._socket.setsockopt(socket.SOL_SOCKET, option, GOSSIP_SOCKET_BUFFER_BYTES)
         self._socket.bind(sockaddr)
         self._socket.settimeout(RECEIVE_POLL_S)
         self._on_frames = on_frames

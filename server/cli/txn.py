@@ -36,12 +36,10 @@ import shlex
 import sys
 from typing import Any, Callable
 
+from tandemkv import limits
 from tandemkv.client import Client, Op, TxnOp
 from tandemkv.server.cli.client import EXIT_NO, EXIT_OK, Reply, _kv_json, _leaf, _text
 
-# The most a transaction read from stdin may be (the cluster bounds the
-# ops and compares themselves: TXN_OPS_MAX, TXN_COMPARES_MAX).
-TXN_INPUT_BYTES_MAX = 8 << 20
 COMPARE_OPS = {"==": "==", "=": "==", "!=": "!=", ">": ">", "<": "<"}
 COMPARES = {"value": "compare_value", "version": "compare_version", "create": "compare_create_revision",
             "mod": "compare_mod_revision", "counter": "compare_counter"}
@@ -60,9 +58,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _blocks(args) -> tuple[list[str], list[str], list[str]]:
     if args.compare or args.success or args.failure:
         return args.compare, args.success, args.failure
-    data = sys.stdin.read(TXN_INPUT_BYTES_MAX + 1)
-    if len(data) > TXN_INPUT_BYTES_MAX:
-        raise ValueError(f"the transaction on stdin is longer than TXN_INPUT_BYTES_MAX={TXN_INPUT_BYTES_MAX}")
+    data = sys.stdin.read(limits.TXN_INPUT_BYTES_MAX + 1)
+    if len(data) > limits.TXN_INPUT_BYTES_MAX:
+        raise ValueError(f"the transaction on stdin is longer than TXN_INPUT_BYTES_MAX={limits.TXN_INPUT_BYTES_MAX}")
     blocks: list[list[str]] = [[]]
     for line in data.splitlines():
         if not line.strip():

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from tandemkv import limits
 from tandemkv.server.process import settings
 from tandemkv.server.node.config import Member, NodeConfig
 from tandemkv.server.process.stop_signals import StopSignals
@@ -36,7 +37,6 @@ DEFAULT_NODES = 3
 DEFAULT_BASE_PORT = 7400
 # Node K's client port is base + K - 1, its Raft port that plus this.
 RAFT_PORT_OFFSET = 100
-NODES_MAX = 9
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 POLL_S = 0.2
@@ -154,8 +154,8 @@ def existing_configs(data_dir: Path, nodes: int | None) -> list[Path]:
 
 
 def new_configs(data_dir: Path, nodes: int, base_port: int) -> list[Path]:
-    if not 1 <= nodes <= NODES_MAX:
-        raise ValueError(f"--nodes must be 1..{NODES_MAX}, got {nodes}")
+    if not 1 <= nodes <= limits.LOCAL_CLUSTER_NODES_MAX:
+        raise ValueError(f"--nodes must be 1..{limits.LOCAL_CLUSTER_NODES_MAX}, got {nodes}")
     if not 1024 <= base_port <= 65535 - RAFT_PORT_OFFSET - nodes:
         raise ValueError(f"--base-port must leave room for {nodes} client and Raft ports, got {base_port}")
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from typing import Callable
 
 import lmdb
 
+from tandemkv import limits
 from tandemkv.server.storage.disk import DIR_MODE, fsync_path
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,6 @@ log = logging.getLogger(__name__)
 _INDEX = struct.Struct(">Q")
 _TERM = struct.Struct(">Q")
 _META_KEY = b"raft_meta"
-# The log's environment holds only entries and meta; big enough for the
-# entries between two snapshots at the largest command size.
-LOG_MAP_SIZE_BYTES = 8 << 30
 
 Entry = tuple[bytes, int, int]  # (command, index, term), pysyncobj's shape
 
@@ -48,7 +46,7 @@ class DurableRaftLog:
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         self._path = path
         self._durable = durable
-        self._env = lmdb.open(str(path), map_size=LOG_MAP_SIZE_BYTES, max_dbs=4, mode=DIR_MODE,
+        self._env = lmdb.open(str(path), map_size=limits.RAFT_LOG_MAP_SIZE_BYTES, max_dbs=4, mode=DIR_MODE,
                               sync=durable, metasync=durable)
         with self._env.begin(write=True) as txn:
             self._entries_db = self._env.open_db(b"entries", txn=txn)

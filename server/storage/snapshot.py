@@ -18,6 +18,7 @@ import os
 import struct
 from pathlib import Path
 
+from tandemkv import limits
 from tandemkv.server.storage.disk import fsync_path, open_private
 from tandemkv.server.storage.state_store import StateStore
 
@@ -25,8 +26,6 @@ from tandemkv.server.storage.state_store import StateStore
 FILE_NAME = "snapshot.bin"
 MAGIC = b"TKVSNAP1"
 _LENGTH = struct.Struct(">I")
-# A header holds two entries (each at most one command) and the member list.
-HEADER_BYTES_MAX = 4 << 20
 
 Entry = tuple[bytes, int, int]
 
@@ -67,7 +66,7 @@ def read_header(path: str) -> tuple[Entry, Entry, list[str], int]:
         if prefix[: len(MAGIC)] != MAGIC:
             raise ValueError(f"{path} is not a TandemKV snapshot")
         (length,) = _LENGTH.unpack(prefix[len(MAGIC):])
-        if length > HEADER_BYTES_MAX:
+        if length > limits.SNAPSHOT_HEADER_BYTES_MAX:
             raise ValueError(f"{path}: snapshot header of {length} bytes is too large")
         header = json.loads(source.read(length))
     offset = len(prefix) + length

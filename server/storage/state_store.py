@@ -23,6 +23,7 @@ from typing import Iterator
 
 import lmdb
 
+from tandemkv import limits
 from tandemkv.server.storage.lmdb_view import HISTORY_BYTES_KEY, SPACE_USED_KEY, LmdbView, SpaceLedger, count_space
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 STATE_DB_NAMES = (b"kv", b"counters", b"dedup", b"dedup_by_ts", b"meta", b"leases",
                   b"lease_deadlines", b"lease_items", b"claims", b"events")
 _U64 = struct.Struct(">Q")
-# Readers beyond the RPC worker threads: barrier waiters, status, snapshots.
-READERS_MAX = 2048
 # Above this share of the map in use, writes are refused before proposing
 # (RESOURCE_EXHAUSTED) so an apply never meets a full map.
 MAP_FILL_RATIO_WRITES_MAX = 0.9
@@ -48,7 +47,7 @@ class StateStore:
             mode=0o700,  # the directory's if LMDB creates it; its files get it less x: 0600
             map_size=map_size_bytes,
             max_dbs=len(STATE_DB_NAMES) + 4,
-            max_readers=READERS_MAX,
+            max_readers=limits.STATE_READERS_MAX,
             sync=False,
             metasync=False,
         )

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-# Nesting of lists and maps `decode` follows before it gives up.
-NESTING_DEPTH_MAX = 32
+from tandemkv import limits
+
 # Varint bytes of an int64 in zigzag form.
 VARINT_BYTES_MAX = 10
 INT64_MIN = -(2**63)
@@ -139,7 +139,7 @@ def _decode_at(data: memoryview, at: int, depth: int) -> tuple[Any, int]:
         raw, at = _take(data, at, length)
         return (raw, at) if tag == _BYTES else (_utf8(raw), at)
     if tag in (_LIST, _MAP):
-        if depth >= NESTING_DEPTH_MAX:
+        if depth >= limits.CRDT_NESTING_DEPTH_MAX:
             raise DecodeError("nesting too deep")
         count, at = _get_varint(data, at)
         if count > len(data) - at:

@@ -64,19 +64,6 @@ GOSSIP_FANOUT = 2
 # Rounds without a rising heartbeat before a peer is suspect, and dead.
 GOSSIP_SUSPECT_AFTER_ROUNDS = 3
 GOSSIP_DEAD_AFTER_ROUNDS = 10
-# Bytes of one gossip frame, MAC included, both directions.
-GOSSIP_MESSAGE_BYTES_MAX = 256 * 1024
-# Deltas buffered per table for peers that lag; a peer further behind gets
-# the whole state.
-DELTA_BUFFER_ENTRIES_MAX = 1_024
-DELTA_BUFFER_BYTES_MAX = 8 * 1024 * 1024
-# Incomplete chunked transfers: open per peer, bytes held per peer, and
-# rounds before one is given up.
-TRANSFERS_PER_PEER_MAX = 8
-TRANSFER_BYTES_PER_PEER_MAX = 64 * 1024 * 1024
-TRANSFER_ROUNDS_MAX = 5
-# Frames are never cut smaller than this, whatever the configuration says.
-GOSSIP_MESSAGE_BYTES_MIN = 2 * 1024
 
 
 @dataclass(frozen=True)
@@ -85,16 +72,16 @@ class GossipConfig:
     fanout: int = GOSSIP_FANOUT
     suspect_after_rounds: int = GOSSIP_SUSPECT_AFTER_ROUNDS
     dead_after_rounds: int = GOSSIP_DEAD_AFTER_ROUNDS
-    message_bytes_max: int = GOSSIP_MESSAGE_BYTES_MAX
-    delta_buffer_entries_max: int = DELTA_BUFFER_ENTRIES_MAX
-    delta_buffer_bytes_max: int = DELTA_BUFFER_BYTES_MAX
-    transfers_per_peer_max: int = TRANSFERS_PER_PEER_MAX
-    transfer_bytes_per_peer_max: int = TRANSFER_BYTES_PER_PEER_MAX
-    transfer_rounds_max: int = TRANSFER_ROUNDS_MAX
+    message_bytes_max: int = limits.GOSSIP_MESSAGE_BYTES_MAX
+    delta_buffer_entries_max: int = limits.DELTA_BUFFER_ENTRIES_MAX
+    delta_buffer_bytes_max: int = limits.DELTA_BUFFER_BYTES_MAX
+    transfers_per_peer_max: int = limits.TRANSFERS_PER_PEER_MAX
+    transfer_bytes_per_peer_max: int = limits.TRANSFER_BYTES_PER_PEER_MAX
+    transfer_rounds_max: int = limits.TRANSFER_ROUNDS_MAX
 
     def __post_init__(self) -> None:
         assert self.round_interval_ms >= 1 and self.fanout >= 1
-        assert self.message_bytes_max >= GOSSIP_MESSAGE_BYTES_MIN
+        assert self.message_bytes_max >= limits.GOSSIP_MESSAGE_BYTES_MIN
 
 
 class Outgoing(NamedTuple):
