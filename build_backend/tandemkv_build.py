@@ -36,14 +36,16 @@ def build_editable(wheel_directory, config_settings=None, metadata_directory=Non
 
 
 def link_tree(wheel: Path) -> Path | None:
-    """The folder a strict editable wheel's `.pth` names, or None (another mode)."""
+    """The link tree a strict editable wheel's `.pth` names (build/__editable__.*),
+    or None (another mode)."""
     with zipfile.ZipFile(wheel) as archive:
         for member in archive.namelist():
             if "/" in member or not member.endswith(".pth"):
                 continue
             lines = archive.read(member).decode().split()
-            if len(lines) == 1 and Path(lines[0]).is_dir():
-                return Path(lines[0])
+            tree = Path(lines[0]) if len(lines) == 1 else None
+            if tree is not None and tree.name.startswith("__editable__.") and tree.is_dir():
+                return tree
     return None
 
 
