@@ -126,8 +126,8 @@ class AsyncClient:
         return await self._call(operation, retry or self.retry)
 
     async def _call(self, operation: ops.Operation, retry: Retry) -> Any:
-        """The one place every unary operation of this client passes
-        (recipes' steps included): where calls will be coalesced."""
+        """The one place every unary operation of this client passes; see
+        `Client._call`."""
         attempts = core.attempts_for(operation, retry, self._router, self._local)
         return await self._run_plan(core.unary(operation, attempts))
 

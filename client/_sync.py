@@ -198,7 +198,11 @@ class Client:
 
     def _call(self, operation: ops.Operation, retry: Retry) -> Any:
         """The one place every unary operation of this client passes
-        (recipes' steps included): where calls will be coalesced."""
+        (recipes' steps included; only leader lookups and status calls,
+        which are no operations of the user's, go around it). Each arrives
+        whole: its request with its request id, its own `retry`, its
+        decoder, so a coalescer sitting here can send N of them as one
+        batched RPC and still give each its own answer, retry and error."""
         attempts = core.attempts_for(operation, retry, self._router, self._local)
         return self._run_plan(core.unary(operation, attempts))
 
