@@ -166,9 +166,6 @@ FORBIDDEN = {
     "process": {"cli"},
     "client": SERVER_ROOMS,
 }
-# Crossings that exist today against an arrow, each with why it is left.
-# Once one is gone, its entry must go too (the last test checks).
-KNOWN_CROSSINGS: set[tuple[str, str]] = set()  # none today
 
 
 def room_of(name: str) -> str | None:
@@ -218,10 +215,6 @@ def crossings() -> list[tuple[str, str, int, str, str]]:
     return found
 
 
-def known(module: str, imported: str) -> bool:
-    return any(module == source and within(imported, (target,)) for source, target in KNOWN_CROSSINGS)
-
-
 def test_the_import_scan_sees_imports_at_every_depth():
     # serve.py imports the node inside `serve` (so the command line stays
     # light); the scan must still see that import.
@@ -234,12 +227,6 @@ def test_the_import_scan_sees_imports_at_every_depth():
 
 def test_folders_import_only_along_the_arrows():
     wrong = [f"{module} (line {line}) imports {imported}: {source}/ must not import {target}"
-             for module, imported, line, source, target in crossings() if not known(module, imported)]
+             for module, imported, line, source, target in crossings()]
     assert not wrong, "imports against DESIGN.md's arrows:\n" + "\n".join(wrong)
 
-
-def test_every_known_crossing_still_exists():
-    present = {(module, imported) for module, imported, *_ in crossings()}
-    gone = [(source, target) for source, target in KNOWN_CROSSINGS
-            if not any(module == source and within(imported, (target,)) for module, imported in present)]
-    assert not gone, f"fixed, so remove from KNOWN_CROSSINGS: {gone}"
