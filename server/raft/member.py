@@ -74,9 +74,9 @@ SOCKET_BUFFER_BYTES = 1 << 20
 # pysyncobj's failure codes as Outcomes (a code it might add is an unknown outcome).
 _OUTCOMES = {getattr(FAIL_REASON, outcome.name): outcome for outcome in Outcome}
 _UNKNOWN = Outcome.UNKNOWN_OUTCOME
-_ROLES = {0: ROLE_FOLLOWER, 1: ROLE_CANDIDATE, 2: ROLE_LEADER}
+_ROLES = {0: ROLE_FOLLOWER, 1: ROLE_CANDIDATE, 2: ROLE_LEADER}  # pysyncobj's _RAFT_STATE
 
-# pysyncobj's callback(result, failure code); an outcome's callback(result, Outcome)
+# What pysyncobj calls back with (result, failure code) once it is done with a command.
 Callback = Callable[[object, int], None]
 # (encoded command, callback, batchable) -> [(log entry, callback)], in order
 GroupEntries = Callable[[list[tuple[bytes, Callback, bool]]], list[tuple[bytes, Callback]]]
