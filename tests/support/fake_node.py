@@ -22,6 +22,7 @@ from tandemkv.server.available.gossip.protocol import GossipStatus
 from tandemkv.server.available.gossip.liveness import PeerLiveness, PeerState
 from tandemkv.server.available.crdt.hlc import Hlc
 from tandemkv.server.available.runtime import PlaneStatus
+from tandemkv.server.node.crdt import NodeCrdt
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import counter_pb2, kv_pb2, lease_pb2
 
@@ -73,6 +74,27 @@ class FakeGossipPlane:
         return PlaneStatus(self.gossip, {}, {}, "fake-replica")
 
 
+class FakeWatchSession:
+    """A multiplexed watch session with no events: watches open and close."""
+
+    def __init__(self) -> None:
+        self.open: set[int] = set()
+
+    def create(self, watch_id, request) -> None:
+        self.open.add(watch_id)
+
+    def cancel(self, watch_id) -> bool:
+        was_open = watch_id in self.open
+        self.open.discard(watch_id)
+        return was_open
+
+    def poll(self):
+        return [], None
+
+    def close(self) -> None:
+        self.open.clear()
+
+
 @dataclasses.dataclass
 class Call:
     kind: str
@@ -90,6 +112,8 @@ class FakeNode:
         self.entered = threading.Semaphore(0)
         self.status_value = FakeStatus()
         self.available: FakeGossipPlane | None = None
+        # The real front door of the CRDT plane, over whatever `available` is.
+        self.crdt = NodeCrdt(self)
         self.kv: dict[bytes, bytes] = {}
         self.counters: dict[bytes, int] = {}
         self.applied: dict[bytes, object] = {}
@@ -206,6 +230,10 @@ class FakeNode:
     def watch(self, request, stop):
         self.calls.append(Call("watch", request, 0.0))
         return self._stream(stop)
+
+    def watch_session(self, wake):
+        self.calls.append(Call("watch_session", None, 0.0))
+        return FakeWatchSession()
 
     def observe(self, election, stop):
         self.calls.append(Call("observe", election, 0.0))
