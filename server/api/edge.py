@@ -47,13 +47,17 @@ GRPC_CODE_BY_STATUS: dict[Status, grpc.StatusCode] = {
 
 
 class NodeCalls(Protocol):
-    """The part of `tandemkv.server.Node` the servicers use. They also read
-    `node.available` (the `AvailablePlane`, None while it is not running)
-    with getattr, so a node without an available plane need not have it."""
+    """The part of `tandemkv.server.Node` the servicers use. The CRDT
+    servicer uses `node.crdt`, and Cluster.Status and the health follower
+    read `node.available` (the `AvailablePlane`, None while it is not
+    running) with getattr, so a node without an available plane need not
+    have it."""
 
     def propose(self, request: Message, *, timeout_s: float) -> Message: ...
 
     def query(self, request: Message, *, timeout_s: float) -> Message: ...
+
+    def batch(self, ops: list[Message], *, timeout_s: float) -> list[Any]: ...
 
     def status(self) -> Any: ...
 
@@ -64,6 +68,8 @@ class NodeCalls(Protocol):
     def observe(self, election: bytes, stop: Any = None) -> Any: ...
 
     def watch(self, request: Message, stop: Any = None) -> Any: ...
+
+    def watch_session(self, wake: Callable[[], None]) -> Any: ...
 
 
 def status_for_error(error: BaseException) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:

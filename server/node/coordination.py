@@ -1,6 +1,6 @@
 """The coordination half of the `Node` API: leases (and the thread that
-proposes lease ticks), the registry, locks and elections that wait, and
-watch streams over the event history.
+proposes lease ticks), the registry, locks and elections that wait. (Watches
+are in watches.py.)
 
 Waiting never spins on the log: a waiter proposes once, then watches local
 state, woken after every apply batch, and proposes again only when what it
@@ -17,9 +17,9 @@ from typing import Iterator
 from tandemkv import limits
 from tandemkv.errors import TandemKVError
 from tandemkv.server.raft.contract import ROLE_LEADER
-from tandemkv.server.strong import commands, coordination, reads, validation
+from tandemkv.server.strong import commands, coordination, validation
 from tandemkv.v1 import coordination_pb2 as co
-from tandemkv.v1 import kv_pb2, lease_pb2, watch_pb2
+from tandemkv.v1 import kv_pb2, lease_pb2
 
 STALE = kv_pb2.STALE
 
@@ -167,54 +167,6 @@ class NodeCoordination:
             self._wait_applied_after(current.header.revision, limits.DEADLINE_S_MAX, stop)
 
     # -- watches --
-    def watch(self, request: watch_pb2.WatchRequest,
-              stop: threading.Event | None = None) -> Iterator[watch_pb2.WatchResponse]:
-        """Events for the request's keys from its start revision on, in
-        revision order, without gaps or duplicates, until `stop` is set or
-        the node stops. A start revision older than the retained history
-        yields one `compacted` response and ends."""
-        validation.check_request(request)
-        start, end = reads.key_bounds(request.range)
-        next_revision = request.start_revision or self._applied_index() + 1
-        progress_s = request.progress_interval_ms / 1000 if request.progress_interval_ms else None
-        # Progress is due `progress_s` after the last response, whatever is
-        # applied meanwhile (lease ticks, writes to other keys): an apply
-        # wakes the wait but does not push the due time back.
-        progress_due = time.monotonic() + progress_s if progress_s else None
-        while not self._stopped(stop):
-            response, head = self._collect_events(request, start, end, next_revision)
-            if response.compacted:
-                yield response
-                return
-            if response.events:
-                next_revision = response.events[-1].kv.mod_revision + 1
-                yield response
-                progress_due = time.monotonic() + progress_s if progress_s else None
-                continue
-            next_revision = max(next_revision, head + 1)
-            if progress_due is not None and time.monotonic() >= progress_due:
-                yield watch_pb2.WatchResponse(header=self._header(head), progress=True)
-                progress_due = time.monotonic() + progress_s
-                continue
-            wait_s = (limits.DEADLINE_S_MAX if progress_due is None
-                      else progress_due - time.monotonic())
-            self._wait_applied_after(head, max(wait_s, 0.0), stop)
-
-    def _collect_events(self, request, start, end, next_revision):
-        response = watch_pb2.WatchResponse()
-        with self._state.read_view() as view:
-            head = view.last_applied()
-            raw = view.meta_get(coordination.COMPACTED_THROUGH_KEY)
-            compacted_through = 0 if raw is None else int.from_bytes(raw, "big")
-            if next_revision <= compacted_through:
-                response.compacted = True
-                response.compact_revision = compacted_through
-                response.header.CopyFrom(self._header(head))
-                return response, head
-            _append_events(response, view.events_scan(next_revision), start, end, request.prev_kv)
-        response.header.CopyFrom(self._header(head))
-        return response, head
-
     # -- waiting on local state --
     def _header(self, revision: int) -> kv_pb2.ResponseHeader:
         return kv_pb2.ResponseHeader(revision=revision, node=self.config.name)
@@ -250,24 +202,6 @@ class NodeCoordination:
 
 # Longest one wait on the applied condition before re-checking stop flags.
 APPLIED_WAIT_SLICE_S = 0.5
-
-
-def _append_events(response, scanned, start: bytes, end: bytes | None, prev_kv: bool) -> None:
-    """Adds matching events, whole revisions only, up to about
-    WATCH_RESPONSE_EVENTS_MAX."""
-    last_revision = 0
-    for revision, raw in scanned:
-        if len(response.events) >= limits.WATCH_RESPONSE_EVENTS_MAX and revision != last_revision:
-            return
-        event = watch_pb2.Event.FromString(raw)
-        key = event.kv.key
-        if key < start or (end is not None and key >= end):
-            continue
-        event.kv.mod_revision = revision
-        if not prev_kv:
-            event.ClearField("prev_kv")
-        response.events.append(event)
-        last_revision = revision
 
 
 def _claim_token(view, table: bytes, name: bytes) -> int:

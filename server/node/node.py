@@ -2,8 +2,10 @@
 
 It owns the node's LMDB environments, its Raft replica and its read barrier,
 and offers every strong-plane operation as a Python method (blocking, with
-`*_async` twins for asyncio). The gRPC servicers call exactly these methods.
-It knows nothing of gRPC.
+`*_async` twins for asyncio): KV and counters (kv.py), leases, the registry,
+locks and elections (coordination.py), watches (watches.py) and batches
+(batch.py); the CRDT plane's calls are on `node.crdt` (crdt.py). The gRPC
+servicers call exactly these methods. It knows nothing of gRPC.
 
 Threads: create and `start()` the node in the main thread (pysyncobj's tick
 thread stops when the thread that created it exits). Every other method is
@@ -29,20 +31,21 @@ from tandemkv.errors import InvalidArgument, OutcomeUnknown, ResourceExhausted, 
 from tandemkv.server.available.node_plane import build_plane
 from tandemkv.server.available.runtime import AvailablePlane
 from tandemkv.server.node.batch import NodeBatches
-from tandemkv.server.node.watches import NodeWatches
 from tandemkv.server.node.config import DURABILITY_DURABLE, Member, NodeConfig
+from tandemkv.server.node.coordination import LeaseTicker, NodeCoordination
+from tandemkv.server.node.crdt import NodeCrdt
+from tandemkv.server.node.deadlines import deadline_of, read_timed_out
+from tandemkv.server.node.host import StateHost
+from tandemkv.server.node.kv import NodeOperations
+from tandemkv.server.node.watches import NodeWatches
 from tandemkv.server.storage import crash_marker, disk, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
 from tandemkv.server.storage.state_store import MAP_FILL_RATIO_WRITES_MAX, StateStore
-from tandemkv.server.node.coordination import LeaseTicker, NodeCoordination
-from tandemkv.server.node.crdt import NodeCrdt
-from tandemkv.server.node.host import StateHost
-from tandemkv.server.node.kv import NodeOperations
 from tandemkv.server.raft.read_barrier import ReadBarrier
 from tandemkv.server.raft.replica import NOT_APPLIED, Outcome, Replica
 from tandemkv.server.strong import batching, catalog, commands, coordination, reads, validation
 from tandemkv.server.strong.state_machine import BATCHABLE_OPS
-from tandemkv.v1 import counter_pb2, kv_pb2
+from tandemkv.v1 import kv_pb2
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +190,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
 
     # -- writes --
     def propose(self, request: Message, *, timeout_s: float | None = None) -> Message:
-        deadline = _deadline(timeout_s)
+        deadline = deadline_of(timeout_s)
         future, request_id = self._submit_write(request)
         try:
             outcome = future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -196,7 +199,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
         return self._write_response(outcome, request_id)
 
     async def propose_async(self, request: Message, *, timeout_s: float | None = None) -> Message:
-        deadline = _deadline(timeout_s)
+        deadline = deadline_of(timeout_s)
         loop = asyncio.get_running_loop()
         future, request_id = self._submit_write(request, loop)
         try:
@@ -258,19 +261,19 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
 
     # -- reads --
     def query(self, request: Message, *, timeout_s: float | None = None) -> Message:
-        deadline = _deadline(timeout_s)
+        deadline = deadline_of(timeout_s)
         reader = self._check_read(request)
         if request.consistency == LINEARIZABLE:
             barrier = self._require_barrier().join()
             try:
                 outcome = barrier.result(timeout=max(0.0, deadline - time.monotonic()))
             except concurrent.futures.TimeoutError:
-                raise _read_timed_out() from None
+                raise read_timed_out() from None
             self._check_barrier(outcome)
         return self._read_local(reader, request)
 
     async def query_async(self, request: Message, *, timeout_s: float | None = None) -> Message:
-        deadline = _deadline(timeout_s)
+        deadline = deadline_of(timeout_s)
         reader = self._check_read(request)
         if request.consistency == LINEARIZABLE:
             shared = self._async_barrier(self._require_barrier().join())
@@ -278,7 +281,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     outcome = await asyncio.shield(shared)
             except TimeoutError:
-                raise _read_timed_out() from None
+                raise read_timed_out() from None
             self._check_barrier(outcome)
         return self._read_local(reader, request)
 
@@ -345,21 +348,6 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
     def _require_barrier(self) -> ReadBarrier:
         self._require_replica()
         return self._barrier
-
-
-def _deadline(timeout_s: float | None) -> float:
-    if timeout_s is None or timeout_s > limits.DEADLINE_S_MAX:
-        timeout_s = limits.DEADLINE_S_MAX
-    if timeout_s < limits.DEADLINE_S_MIN:
-        raise OutcomeUnknown(
-            f"deadline of {timeout_s} s is below DEADLINE_S_MIN="
-            f"{limits.DEADLINE_S_MIN} s; nothing was proposed")
-    return time.monotonic() + timeout_s
-
-
-def _read_timed_out() -> OutcomeUnknown:
-    return OutcomeUnknown("read not confirmed by a read barrier before the deadline; reads "
-                          "are safe to retry")
 
 
 def _reason(raft_outcome: Outcome | None) -> str:
