@@ -180,6 +180,10 @@ WATCH_BUFFER_BYTES_MAX = 1024 * 1024
 # Bytes buffered for every watch of a node together (an event shared by
 # many watches counts once for each); the watch that would pass it overflows.
 WATCH_HUB_BUFFERED_BYTES_MAX = 64 * 1024 * 1024
+# Events, and bytes of responses, the SDK buffers for one watch its user has not
+# read yet; past either the watch overflows (resynced, or WatchOverflow raised).
+WATCH_CLIENT_BUFFER_EVENTS_MAX = 4_096
+WATCH_CLIENT_BUFFER_BYTES_MAX = 4 * 1024 * 1024
 # Events the history trims per applied command, beyond what it added.
 WATCH_HISTORY_TRIM_PER_COMMAND_MAX = 64
 
