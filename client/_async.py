@@ -16,8 +16,11 @@ from tandemkv.client import _operations as ops
 from tandemkv.client._claims_async import AsyncElection, AsyncLock, AsyncRegistry
 from tandemkv.client._crdt_async import AsyncCrdtTables
 from tandemkv.client._leases import AsyncLease, lease_id
+from tandemkv.client._pipeline import batchable
+from tandemkv.client._pipeline_drivers import AsyncPipeline
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn
 from tandemkv.client._watch import AsyncWatcher
+from tandemkv.client._watch_mux_async import AsyncWatchStreams
 from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, PutResult, RangeResult
 from tandemkv.client._retry import Retry
 from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
@@ -27,7 +30,9 @@ from tandemkv.errors import TandemKVError
 
 class AsyncClient:
     """A TandemKV client for asyncio; see `Client` for endpoints, routing,
-    retries and errors. Create and use it inside one event loop.
+    retries, errors and `pipeline` (concurrent calls from many tasks
+    coalesce into batched calls; `pipeline=False` sends one RPC per call).
+    Create and use it inside one event loop.
 
     Example::
 
@@ -39,11 +44,14 @@ class AsyncClient:
                 assert await client.get("greeting") == b"hello"
     """
 
-    def __init__(self, endpoints: Iterable[str] | str | None = None, *, retry: Retry | None = None):
+    def __init__(self, endpoints: Iterable[str] | str | None = None, *, retry: Retry | None = None,
+                 pipeline: bool = True):
         self.retry = retry or Retry()
         self._router = Router(resolve_endpoints(endpoints))
         self._local = LocalEndpoints(self._router.endpoints)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        # Concurrent calls coalesce into Batch.Call (see `_pipeline`); off: one RPC per call.
+        self._pipeline = AsyncPipeline(self.stub, self._send_plain) if pipeline else None
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -52,9 +60,12 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
+        await self._watch_streams().close()
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
             await channel.close()
+        if self._pipeline is not None:
+            await self._pipeline.close()
 
     async def put(self, key: BytesLike, value: BytesLike, *, prev_kv: bool = False,
                   request_id: bytes | None = None, lease: AsyncLease | int = 0) -> PutResult:
@@ -101,10 +112,18 @@ class AsyncClient:
         return AsyncElection(self, name)
 
     def watch(self, key_or_prefix: BytesLike, *, prefix: bool = False, start_revision: int = 0,
-              prev_kv: bool = False) -> AsyncWatcher:
+              prev_kv: bool = False, resync: bool = True) -> AsyncWatcher:
         """`async for event in client.watch("jobs/", prefix=True)`; one key
-        unless `prefix=True`; see `Client.watch`."""
-        return AsyncWatcher(self, key_or_prefix, prefix, start_revision, prev_kv)
+        unless `prefix=True`; multiplexed, buffered and resynced as
+        `Client.watch` says. Its watch starts when iteration starts."""
+        return AsyncWatcher(self, key_or_prefix, prefix, start_revision, prev_kv, resync)
+
+    def _watch_streams(self) -> AsyncWatchStreams:
+        """The multiplexer of this client's watches (made by the first watch)."""
+        streams = self.__dict__.get("_watch_mux")
+        if streams is None:
+            streams = self.__dict__["_watch_mux"] = AsyncWatchStreams(self)
+        return streams
 
     @cached_property
     def crdt(self) -> AsyncCrdtTables:
@@ -160,6 +179,12 @@ class AsyncClient:
         return STUBS[service](channel)
 
     async def _send(self, endpoint: str, operation: ops.Operation, timeout_s: float) -> Any:
+        """One attempt: through the pipeline when `Batch.Call` carries it."""
+        if self._pipeline is not None and batchable(operation):
+            return await self._pipeline.send(endpoint, operation, timeout_s)
+        return await self._send_plain(endpoint, operation, timeout_s)
+
+    async def _send_plain(self, endpoint: str, operation: ops.Operation, timeout_s: float) -> Any:
         method = getattr(self.stub(operation.service, endpoint), operation.method)
         if not operation.stream:
             return await method(operation.request, timeout=timeout_s)

@@ -17,13 +17,16 @@ from tandemkv.client import _operations as ops
 from tandemkv.client._claims import Election, Lock, Registry
 from tandemkv.client._crdt import CrdtTables
 from tandemkv.client._leases import Lease, lease_id
+from tandemkv.client._pipeline import batchable
+from tandemkv.client._pipeline_drivers import ThreadPipeline
 from tandemkv.client._recipes import Counter, Txn
 from tandemkv.client._watch import Watcher
+from tandemkv.client._watch_mux import WatchStreams
 from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, PutResult, RangeResult
 from tandemkv.client._retry import Retry
 from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
 from tandemkv.errors import TandemKVError
-from tandemkv.v1 import crdt_pb2_grpc
+from tandemkv.v1 import batch_pb2_grpc, crdt_pb2_grpc
 from tandemkv.v1 import (
     cluster_pb2_grpc, coordination_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc, lease_pb2_grpc, watch_pb2_grpc,
 )
@@ -37,6 +40,7 @@ STUBS = {"KV": kv_pb2_grpc.KVStub, "Counter": counter_pb2_grpc.CounterStub,
          "Registry": coordination_pb2_grpc.RegistryStub, "Lock": coordination_pb2_grpc.LockStub,
          "Election": coordination_pb2_grpc.ElectionStub, "Watch": watch_pb2_grpc.WatchStub}
 STUBS["Crdt"] = crdt_pb2_grpc.CrdtStub
+STUBS["Batch"] = batch_pb2_grpc.BatchStub
 
 
 class Client:
@@ -54,6 +58,12 @@ class Client:
     needed, with the same request id. Errors are `tandemkv.errors`
     exceptions, re-exported from `tandemkv.client`.
 
+    `pipeline` (on by default): calls made at the same time from several
+    threads coalesce into batched calls (`Batch.Call`) while earlier ones
+    are in flight; a call that is alone goes at once as its own RPC. Each
+    call keeps its request id, retries and exception. `pipeline=False`
+    sends one RPC per call.
+
     Example::
 
         from tandemkv.client import Client
@@ -63,12 +73,15 @@ class Client:
             assert client.get("greeting") == b"hello"
     """
 
-    def __init__(self, endpoints: Iterable[str] | str | None = None, *, retry: Retry | None = None):
+    def __init__(self, endpoints: Iterable[str] | str | None = None, *, retry: Retry | None = None,
+                 pipeline: bool = True):
         self.retry = retry or Retry()
         self._router = Router(resolve_endpoints(endpoints))
         self._local = LocalEndpoints(self._router.endpoints)
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
+        # Concurrent calls coalesce into Batch.Call (see `_pipeline`); off: one RPC per call.
+        self._pipeline = ThreadPipeline(self.stub, self._send_plain) if pipeline else None
 
     # -- lifecycle --------------------------------------------------------
     def __enter__(self) -> Client:
@@ -78,6 +91,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        self._watch_streams().close()
         with self._lock:
             channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
@@ -149,7 +163,7 @@ class Client:
         return Election(self, name)
 
     def watch(self, key_or_prefix: BytesLike, *, prefix: bool = False, start_revision: int = 0,
-              prev_kv: bool = False) -> Watcher:
+              prev_kv: bool = False, resync: bool = True) -> Watcher:
         """An iterator of `WatchEvent`s for the one key `key_or_prefix` (or
         every key starting with it, `prefix=True`, as `tandemkv watch
         --prefix` and etcd's `--prefix`), in revision order.
@@ -163,13 +177,35 @@ class Client:
         `compact_revision + 1`. `close()` it (or use `with`) to stop;
         `next_revision` is where a new watch should resume.
 
+        Every watch of this client shares one Watch.Watches stream per node
+        (opened with the first watch, closed with the last). Each buffers
+        up to WATCH_CLIENT_BUFFER_EVENTS_MAX events (and
+        WATCH_CLIENT_BUFFER_BYTES_MAX bytes) its reader has not taken, so a
+        slow reader never holds up the others. When a reader falls that far
+        behind, its watch overflows: with `resync=True` (the default) it is
+        cancelled and, once the reader has taken half of its buffer,
+        created again from the first revision it did not buffer (the node
+        reads those from its history): every event still arrives, in order,
+        and `overflows` counts these resyncs (`Compacted` if the history
+        moved past it meanwhile). With `resync=False` the iterator raises
+        `WatchOverflow` after the buffered events: every event before its
+        `revision` was delivered; re-read, then watch again.
+
         Example::
 
             with client.watch("jobs/", prefix=True, start_revision=first) as events:
                 for event in events:
                     print(event.type, event.key, event.value, event.revision)
         """
-        return Watcher(self, key_or_prefix, prefix, start_revision, prev_kv)
+        return Watcher(self, key_or_prefix, prefix, start_revision, prev_kv, resync)
+
+    def _watch_streams(self) -> WatchStreams:
+        """The multiplexer of this client's watches (made by the first watch)."""
+        with self._lock:
+            streams = self.__dict__.get("_watch_mux")
+            if streams is None:
+                streams = self.__dict__["_watch_mux"] = WatchStreams(self)
+            return streams
 
     @cached_property
     def crdt(self) -> CrdtTables:
@@ -233,6 +269,12 @@ class Client:
         return STUBS[service](self._channel(endpoint))
 
     def _send(self, endpoint: str, operation: ops.Operation, timeout_s: float) -> Any:
+        """One attempt: through the pipeline when `Batch.Call` carries it."""
+        if self._pipeline is not None and batchable(operation):
+            return self._pipeline.send(endpoint, operation, timeout_s)
+        return self._send_plain(endpoint, operation, timeout_s)
+
+    def _send_plain(self, endpoint: str, operation: ops.Operation, timeout_s: float) -> Any:
         method = getattr(self.stub(operation.service, endpoint), operation.method)
         if not operation.stream:
             return method(operation.request, timeout=timeout_s)
