@@ -26,7 +26,7 @@ from tandemkv.client._results import (ClusterStatus, GossipPeer, GossipView, Key
                                       RangeResult, TxnResult)
 from tandemkv.client._retry import NO_RETRY, Retry
 from tandemkv.client._sync import Client
-from tandemkv.client._watch import AsyncObserver, AsyncWatcher, Observer, WatchEvent, Watcher
+from tandemkv.client._watch import AsyncObserver, AsyncWatcher, Observer, WatchEvent, Watcher, WatchOverflow
 from tandemkv.errors import (
     AlreadyExists,
     Compacted,
@@ -52,5 +52,5 @@ __all__ = [
     "InvalidArgument", "KeyValue", "Lease", "LeaseInfo", "Lock", "NO_RETRY", "NodeInfo", "NotAcquired",
     "NotFound", "Observer", "Op", "OutcomeUnknown", "OutOfRange", "PermissionDenied", "PutResult",
     "RangeResult", "Registration", "Registry", "ResourceExhausted", "Retry", "TandemKVError", "Txn",
-    "TxnOp", "TxnResult", "Unauthenticated", "Unavailable", "WatchEvent", "Watcher",
+    "TxnOp", "TxnResult", "Unauthenticated", "Unavailable", "WatchEvent", "Watcher", "WatchOverflow",
 ]

@@ -1,14 +1,16 @@
 """Streams that survive a node failure: `Watcher` (changes to keys) and
 `Observer` (an election's leader), blocking and asyncio.
 
-A stream that breaks (connection lost, node killed or stopping) is opened
-again on another endpoint, with backoff, per the client's `Retry`
-(`attempts_max` consecutive failures end it with the last error): the
-core's `Reconnects` decides when and where; the blocking and asyncio
-streams only open, read and wait. A
-watch resumes from the revision after the last one it delivered, so no
-event is lost or repeated; an observer repeats no leader it already
-reported.
+Watches are multiplexed: every watch of one client shares one
+Watch.Watches stream per node (`_watch_mux_core` decides, `_watch_mux` and
+`_watch_mux_async` drive it), each with a bounded buffer of what its user
+has not read. A stream that breaks (connection lost, node killed or
+stopping) is opened again on another endpoint, with backoff, per the
+client's `Retry` (`attempts_max` consecutive failures end its watches with
+the last error), and each watch is created there from the revision after
+the last one it buffered, so no event is lost or repeated. An observer has
+a stream of its own, reopened the same way (the core's `Reconnects`
+decides when and where); it repeats no leader it already reported.
 """
 
 from __future__ import annotations
@@ -23,13 +25,9 @@ from tandemkv.client import _operations as ops
 from tandemkv.client._coordination_ops import Registration
 from tandemkv.client._results import BytesLike, KeyValue, to_bytes
 from tandemkv.client._core import Reconnects
-from tandemkv.errors import Compacted
+from tandemkv.client._watch_mux_core import WATCH_PROGRESS_INTERVAL_MS, Feed, WatchOverflow  # noqa: F401
 from tandemkv.v1 import coordination_pb2 as co
-from tandemkv.v1 import kv_pb2, watch_pb2
-
-# The server sends a progress response after this long without events, so
-# a resumed watch need not re-scan what it has already seen.
-WATCH_PROGRESS_INTERVAL_MS = 5_000
+from tandemkv.v1 import watch_pb2
 EVENT_TYPES = {watch_pb2.Event.PUT: "put", watch_pb2.Event.DELETE: "delete",
                watch_pb2.Event.EXPIRE: "expire"}
 
@@ -54,38 +52,6 @@ class WatchEvent:
         prev = KeyValue.from_proto(event.prev_kv) if event.HasField("prev_kv") else None
         return cls(EVENT_TYPES.get(event.type, "unknown"), kv.key, kv.value, kv.mod_revision,
                    kv.create_revision, kv.version, prev)
-
-
-class _WatchState:
-    """What a watch has delivered, so a new stream starts right after it."""
-
-    def __init__(self, key: bytes, prefix: bool, start_revision: int, prev_kv: bool):
-        self.key = key
-        self.prefix = prefix
-        self.next_revision = start_revision
-        self.prev_kv = prev_kv
-
-    def range_read(self) -> ops.Operation:
-        """A linearizable read whose revision fixes where `start_revision=0`
-        (changes from now on) begins, so a resume is well defined."""
-        return ops.range_(self.key, None, 1, True, False)
-
-    def request(self) -> watch_pb2.WatchRequest:
-        return watch_pb2.WatchRequest(
-            range=kv_pb2.KeyRange(key=self.key, prefix=self.prefix), start_revision=self.next_revision,
-            prev_kv=self.prev_kv, progress_interval_ms=WATCH_PROGRESS_INTERVAL_MS)
-
-    def accept(self, response: watch_pb2.WatchResponse) -> list[WatchEvent]:
-        if response.compacted:
-            raise Compacted(
-                f"revision {self.next_revision} is no longer in the history (compacted through "
-                f"{response.compact_revision}); re-read and watch from {response.compact_revision + 1}",
-                compact_revision=response.compact_revision)
-        if response.events:
-            self.next_revision = response.events[-1].kv.mod_revision + 1
-        elif response.progress:
-            self.next_revision = max(self.next_revision, response.header.revision + 1)
-        return [WatchEvent.from_proto(e) for e in response.events]
 
 
 class _LeaderState:
@@ -166,22 +132,6 @@ class _Stream:
         return self.state.request()
 
 
-class Watcher(_Stream):
-    """Changes to a key or a prefix, in revision order; see `Client.watch`."""
-
-    service, method = "Watch", "Watch"
-
-    def __init__(self, client: Any, key: BytesLike, prefix: bool, start_revision: int, prev_kv: bool):
-        super().__init__(client, _WatchState(to_bytes(key, "key"), prefix, start_revision, prev_kv))
-        if start_revision == 0:  # "from now": fixed here, by a linearizable read
-            self.state.next_revision = client.run(self.state.range_read()).revision + 1
-
-    @property
-    def next_revision(self) -> int:
-        """The first revision not delivered yet (where a resume starts)."""
-        return self.state.next_revision
-
-
 class Observer(_Stream):
     """An election's leader now and at every change; see `Election.observe`."""
 
@@ -248,28 +198,107 @@ class _AsyncStream:
         return self.state.request()
 
 
-class AsyncWatcher(_AsyncStream):
-    """`Watcher` for `AsyncClient`: `async for event in client.watch(...)`.
-    With `start_revision=0`, "now" is fixed when iteration starts."""
-
-    service, method = "Watch", "Watch"
-
-    def __init__(self, client: Any, key: BytesLike, prefix: bool, start_revision: int, prev_kv: bool):
-        super().__init__(client, _WatchState(to_bytes(key, "key"), prefix, start_revision, prev_kv))
-
-    @property
-    def next_revision(self) -> int:
-        return self.state.next_revision
-
-    async def _request(self):
-        if self.state.next_revision == 0:
-            self.state.next_revision = (await self.client.run(self.state.range_read())).revision + 1
-        return self.state.request()
-
-
 class AsyncObserver(_AsyncStream):
     service, method = "Election", "Observe"
 
     def __init__(self, client: Any, election: bytes):
         super().__init__(client, _LeaderState(election))
 
+
+
+class Watcher:
+    """Changes to a key or a prefix, in revision order; see `Client.watch`.
+    Its watch starts when it is made (events buffer until it is read)."""
+
+    def __init__(self, client: Any, key: BytesLike, prefix: bool, start_revision: int, prev_kv: bool,
+                 resync: bool = True):
+        self.state = Feed(to_bytes(key, "key"), prefix, start_revision, prev_kv, resync)
+        if start_revision == 0:  # "from now": fixed here, by a linearizable read
+            self.state.start_at(client.run(_now_read(self.state)).revision + 1)
+        self._streams = client._watch_streams()
+        self._streams.add(self.state)
+
+    @property
+    def next_revision(self) -> int:
+        """The first revision not delivered yet (where a resume starts)."""
+        return self.state.next_revision
+
+    @property
+    def reconnects(self) -> int:
+        """Times the watch was created again on a new stream after a failure."""
+        return self.state.reconnects
+
+    @property
+    def overflows(self) -> int:
+        """Times its reader fell WATCH_CLIENT_BUFFER_EVENTS_MAX behind (resynced)."""
+        return self.state.overflows
+
+    def close(self) -> None:
+        """Cancels the watch; iteration stops."""
+        self._streams.remove(self.state)
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        try:
+            while (response := self._streams.next_response(self.state)) is not None:
+                yield from [WatchEvent.from_proto(e) for e in response.events]
+        finally:
+            self.close()
+
+
+class AsyncWatcher:
+    """`Watcher` for `AsyncClient`: `async for event in client.watch(...)`.
+    Its watch starts when iteration starts (with `start_revision=0`, "now"
+    is fixed then)."""
+
+    def __init__(self, client: Any, key: BytesLike, prefix: bool, start_revision: int, prev_kv: bool,
+                 resync: bool = True):
+        self.client = client
+        self.state = Feed(to_bytes(key, "key"), prefix, start_revision, prev_kv, resync)
+        self._streams: Any = None
+
+    next_revision = Watcher.next_revision
+    reconnects = Watcher.reconnects
+    overflows = Watcher.overflows
+
+    def close(self) -> None:
+        if self._streams is None:
+            self.state.finished = True
+        else:
+            self._streams.remove(self.state)
+
+    async def __aenter__(self) -> AsyncWatcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __aiter__(self) -> AsyncIterator[WatchEvent]:
+        return self._items()
+
+    async def _items(self) -> AsyncIterator[WatchEvent]:
+        try:
+            if self._streams is None and not self.state.finished:
+                if self.state.next_revision == 0:
+                    self.state.start_at((await self.client.run(_now_read(self.state))).revision + 1)
+                self._streams = self.client._watch_streams()
+                self._streams.add(self.state)
+            while self._streams is not None:
+                response = await self._streams.next_response(self.state)
+                if response is None:
+                    return
+                for event in response.events:
+                    yield WatchEvent.from_proto(event)
+        finally:
+            self.close()
+
+
+def _now_read(feed: Feed) -> ops.Operation:
+    """A linearizable read whose revision fixes where `start_revision=0`
+    (changes from now on) begins, so a resume is well defined."""
+    return ops.range_(feed.key, None, 1, True, False)

@@ -1,0 +1,335 @@
+"""The watch multiplexer's core: every watch of one client on a few
+Watch.Watches streams (one per node while it holds fewer than
+WATCHES_PER_STREAM_MAX), and no I/O.
+
+A `Feed` is one user watch as the multiplexer sees it: its range, the
+revision it resumes from, and a bounded buffer of the responses its user
+has not read (WATCH_CLIENT_BUFFER_EVENTS_MAX events,
+WATCH_CLIENT_BUFFER_BYTES_MAX bytes). A `MuxStream` is one Watches stream:
+its endpoint and the feeds open on it by watch id. `WatchMux` decides
+everything: which stream a new watch joins, the ids, where each response
+goes, what an overflow does, when a broken stream is opened again and
+where, and which watches it re-creates there (each from the first revision
+it has not buffered, so no event is lost or repeated).
+
+The reader of a stream never waits for a watch's user: a response that
+does not fit its watch's buffer is an overflow. The watch is cancelled on
+the stream, and then either (`resync=True`, the default) created again
+from the first revision it did not buffer once its user has read half of
+the buffer (the node reads the missed revisions from its history), or
+(`resync=False`) its user gets `WatchOverflow(revision)` after the
+buffered events. Either way no event is skipped silently.
+
+Every method returns the actions its driver must do, in order (as
+etcd-io/raft's `Ready`): `Open(stream)` starts the stream's reader on
+`stream.endpoint`; `Send(stream, request)` queues a create or a cancel on
+its current call; `Close(stream)` ends its call; `Wake(feed)` tells the
+feed's reader there is something to take. Drivers: `_watch_mux.py` (a
+reader thread per stream, one lock around the core) and
+`_watch_mux_async.py` (a reader task per stream).
+
+Rules of this module: no thread, asyncio, channel or socket
+(`grpc.RpcError` is only read); every buffer has a named limit.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any, Union
+
+import grpc
+
+from tandemkv import errors, limits
+from tandemkv.client._core import Reconnects
+from tandemkv.client._retry import ERROR_BY_STATUS_CODE, Retry
+from tandemkv.client._routing import Router
+from tandemkv.v1 import kv_pb2, watch_pb2
+
+# The server sends a progress response after this long without events, so
+# a resumed watch need not re-scan what it has already seen.
+WATCH_PROGRESS_INTERVAL_MS = 5_000
+
+
+class WatchOverflow(errors.TandemKVError):
+    """A watch's user fell WATCH_CLIENT_BUFFER_EVENTS_MAX events (or
+    WATCH_CLIENT_BUFFER_BYTES_MAX bytes) behind and the watch was made with
+    `resync=False`: every event before `revision` was delivered, none after.
+    Re-read what you need and watch again from a later revision, or watch
+    again from `revision` to read the rest from the node's history."""
+
+    status = errors.Status.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, revision: int):
+        super().__init__(message)
+        self.revision = revision
+
+
+class Feed:
+    """One watch: what it asks, where its user is, what waits for its user."""
+
+    def __init__(self, key: bytes, prefix: bool, start_revision: int, prev_kv: bool, resync: bool):
+        self.key, self.prefix, self.prev_kv, self.resync = key, prefix, prev_kv, resync
+        # First revision not given to the user yet (where a new watch resumes).
+        self.next_revision = start_revision
+        # First revision not buffered yet (where a re-created watch starts).
+        self.buffered_next = start_revision
+        self.items: collections.deque[watch_pb2.WatchResponse] = collections.deque()
+        self.events_buffered = 0
+        self.bytes_buffered = 0
+        self.stream: MuxStream | None = None
+        self.watch_id = 0
+        self.paused = False  # overflowed, waiting for its user to catch up
+        self.overflows = 0
+        self.reconnects = 0  # created again on a new stream after a failure
+        self.error: errors.TandemKVError | None = None  # raised after the buffered items
+        self.finished = False  # closed (by its user or the client): nothing more
+        self.handle: Any = None  # the driver's wake-up object
+
+    def request(self) -> watch_pb2.WatchRequest:
+        return watch_pb2.WatchRequest(
+            range=kv_pb2.KeyRange(key=self.key, prefix=self.prefix), start_revision=self.buffered_next,
+            prev_kv=self.prev_kv, progress_interval_ms=WATCH_PROGRESS_INTERVAL_MS)
+
+    def start_at(self, revision: int) -> None:
+        """Fixes where a watch "from now" begins (before it is added)."""
+        self.next_revision = self.buffered_next = revision
+
+    def _fits(self, events: int, size: int) -> bool:
+        if not self.items:
+            return True  # one response alone always fits, or nothing would move
+        return (self.events_buffered + events <= limits.WATCH_CLIENT_BUFFER_EVENTS_MAX
+                and self.bytes_buffered + size <= limits.WATCH_CLIENT_BUFFER_BYTES_MAX)
+
+    def _caught_up(self) -> bool:
+        return (self.events_buffered <= limits.WATCH_CLIENT_BUFFER_EVENTS_MAX // 2
+                and self.bytes_buffered <= limits.WATCH_CLIENT_BUFFER_BYTES_MAX // 2)
+
+
+@dataclasses.dataclass(eq=False)
+class MuxStream:
+    """One Watch.Watches stream and the feeds open on it by watch id."""
+
+    reconnects: Reconnects
+    endpoint: str
+    feeds: dict[int, Feed] = dataclasses.field(default_factory=dict)
+    next_watch_id: int = 1
+    up: bool = True  # False between a failure and its reopening
+    closed: bool = False
+    handle: Any = None  # the driver's call, request queue and reader
+
+
+@dataclasses.dataclass(frozen=True)
+class Open:
+    stream: MuxStream
+
+
+@dataclasses.dataclass(frozen=True)
+class Send:
+    stream: MuxStream
+    request: watch_pb2.WatchStreamRequest
+
+
+@dataclasses.dataclass(frozen=True)
+class Close:
+    stream: MuxStream
+
+
+@dataclasses.dataclass(frozen=True)
+class Wake:
+    feed: Feed
+
+
+Action = Union[Open, Send, Close, Wake]
+
+
+class WatchMux:
+    """The decisions of one client's watch streams; see the module docstring."""
+
+    def __init__(self, router: Router, retry: Retry,
+                 watches_per_stream_max: int = limits.WATCHES_PER_STREAM_MAX):
+        self.router = router
+        self.retry = retry
+        self.watches_per_stream_max = watches_per_stream_max
+        self.streams: list[MuxStream] = []
+        self.closed = False
+
+    # -- the user's side --
+    def add(self, feed: Feed) -> list[Action]:
+        """Creates `feed`'s watch on a stream with room (the one to the
+        node the router picks first), opening a stream if none has room."""
+        if self.closed:
+            feed.finished = True
+            return [Wake(feed)]
+        actions: list[Action] = []
+        endpoint = self.router.pick()
+        roomy = [s for s in self.streams if len(s.feeds) < self.watches_per_stream_max]
+        stream = next((s for s in roomy if s.endpoint == endpoint), roomy[0] if roomy else None)
+        if stream is None:
+            stream = MuxStream(Reconnects(self.router, self.retry), endpoint)
+            self.streams.append(stream)
+            actions.append(Open(stream))
+        actions.extend(self._attach(stream, feed))
+        return actions
+
+    def remove(self, feed: Feed) -> list[Action]:
+        """The user closed `feed`: its watch is cancelled, its buffer dropped."""
+        feed.finished = True
+        feed.items.clear()
+        feed.events_buffered = feed.bytes_buffered = 0
+        return [*self._detach(feed, cancel=True), Wake(feed)]
+
+    def take(self, feed: Feed) -> tuple[watch_pb2.WatchResponse | None, list[Action]]:
+        """The oldest buffered response of `feed` (None: nothing now), and
+        the actions it calls for (a paused watch that caught up is created
+        again). Raises the feed's error once its buffer is read."""
+        if not feed.items:
+            if feed.error is not None and not feed.finished:
+                feed.finished = True
+                raise feed.error
+            return None, []
+        response = feed.items.popleft()
+        feed.events_buffered -= len(response.events)
+        feed.bytes_buffered -= response.ByteSize()
+        if response.events:
+            feed.next_revision = response.events[-1].kv.mod_revision + 1
+        else:
+            feed.next_revision = max(feed.next_revision, response.header.revision + 1)
+        actions: list[Action] = []
+        if feed.paused and feed._caught_up() and not feed.finished:
+            feed.paused = False
+            actions = self.add(feed)
+        return response, actions
+
+    def close(self) -> list[Action]:
+        """The client closes: every stream ends, every watch finishes."""
+        self.closed = True
+        actions: list[Action] = []
+        for stream in self.streams:
+            stream.closed = True
+            actions.append(Close(stream))
+            for feed in stream.feeds.values():
+                feed.finished, feed.stream = True, None
+                actions.append(Wake(feed))
+        self.streams = []
+        return actions
+
+    # -- the stream's side --
+    def received(self, stream: MuxStream, response: watch_pb2.WatchStreamResponse) -> list[Action]:
+        """Routes one response of `stream` to its watch; never waits."""
+        stream.reconnects.received()
+        feed = stream.feeds.get(response.watch_id)
+        if feed is None or response.created:
+            return []  # a watch already cancelled here, or a plain acknowledgement
+        if response.canceled:  # a create the node refused (our cancels are forgotten at once)
+            code = _status_code(response.cancel_code)
+            feed.error = ERROR_BY_STATUS_CODE.get(code, errors.TandemKVError)(
+                f"the node refused the watch of {feed.key!r}: {response.cancel_reason}")
+            return [*self._detach(feed, cancel=False), Wake(feed)]
+        answer = response.response
+        if answer.compacted:  # the node ended this watch
+            feed.error = errors.Compacted(
+                f"revision {feed.buffered_next} is no longer in the history (compacted through "
+                f"{answer.compact_revision}); re-read and watch from {answer.compact_revision + 1}",
+                compact_revision=answer.compact_revision)
+            return [*self._detach(feed, cancel=False), Wake(feed)]
+        if not answer.events:
+            return self._progress(feed, answer)
+        size = answer.ByteSize()
+        if not feed._fits(len(answer.events), size):
+            return self._overflow(feed)
+        feed.items.append(answer)
+        feed.events_buffered += len(answer.events)
+        feed.bytes_buffered += size
+        feed.buffered_next = answer.events[-1].kv.mod_revision + 1
+        return [Wake(feed)]
+
+    def broke(self, stream: MuxStream, rpc_error: grpc.RpcError | None) -> tuple[float | None, list[Action]]:
+        """`stream` failed (`rpc_error`) or the node ended it (None). Returns
+        the wait before it is opened again (None: it is over, and so are its
+        watches if it failed for good)."""
+        if stream.closed:
+            return None, []
+        stream.up = False
+        endpoint = stream.endpoint
+        error = Reconnects.ended(endpoint) if rpc_error is None else Reconnects.broke(endpoint, rpc_error)
+        try:
+            return stream.reconnects.failed(endpoint, error), []
+        except errors.TandemKVError as final:
+            stream.closed = True
+            self.streams.remove(stream)
+            actions: list[Action] = []
+            for feed in stream.feeds.values():
+                feed.error, feed.stream = final, None
+                actions.append(Wake(feed))
+            stream.feeds = {}
+            return None, actions
+
+    def reopen(self, stream: MuxStream) -> list[Action]:
+        """After the wait: `stream` goes to the endpoint now picked, and
+        each of its watches is created there from its first unbuffered
+        revision. Returns [] if the stream was closed meanwhile."""
+        if stream.closed:
+            return []
+        stream.endpoint, stream.up = stream.reconnects.endpoint(), True
+        feeds, stream.feeds = list(stream.feeds.values()), {}
+        actions: list[Action] = []
+        for feed in feeds:
+            feed.reconnects += 1
+            actions.extend(self._attach(stream, feed))
+        return actions
+
+    # -- bookkeeping --
+    def _attach(self, stream: MuxStream, feed: Feed) -> list[Action]:
+        watch_id, stream.next_watch_id = stream.next_watch_id, stream.next_watch_id + 1
+        stream.feeds[watch_id] = feed
+        feed.stream, feed.watch_id = stream, watch_id
+        if not stream.up:
+            return []  # created when the stream is opened again
+        create = watch_pb2.WatchCreate(watch_id=watch_id, request=feed.request())
+        return [Send(stream, watch_pb2.WatchStreamRequest(create=create))]
+
+    def _detach(self, feed: Feed, cancel: bool) -> list[Action]:
+        stream, feed.stream = feed.stream, None
+        if stream is None or stream.feeds.get(feed.watch_id) is not feed:
+            return []
+        del stream.feeds[feed.watch_id]
+        actions: list[Action] = []
+        if stream.feeds:
+            if cancel and stream.up:
+                cancel_request = watch_pb2.WatchCancel(watch_id=feed.watch_id)
+                actions.append(Send(stream, watch_pb2.WatchStreamRequest(cancel=cancel_request)))
+        else:  # its last watch: the stream goes
+            stream.closed = True
+            self.streams.remove(stream)
+            actions.append(Close(stream))
+        return actions
+
+    def _progress(self, feed: Feed, answer: watch_pb2.WatchResponse) -> list[Action]:
+        feed.buffered_next = max(feed.buffered_next, answer.header.revision + 1)
+        if feed.items and not feed.items[-1].events:
+            feed.items[-1] = answer  # progress after progress: the later one says it all
+        else:
+            feed.items.append(answer)
+        return [Wake(feed)]
+
+    def _overflow(self, feed: Feed) -> list[Action]:
+        feed.overflows += 1
+        actions = self._detach(feed, cancel=True)
+        if feed.resync:
+            feed.paused = True
+            return actions
+        feed.error = WatchOverflow(
+            f"the watch of {feed.key!r} fell WATCH_CLIENT_BUFFER_EVENTS_MAX="
+            f"{limits.WATCH_CLIENT_BUFFER_EVENTS_MAX} events (or WATCH_CLIENT_BUFFER_BYTES_MAX="
+            f"{limits.WATCH_CLIENT_BUFFER_BYTES_MAX} bytes) behind; every event before revision "
+            f"{feed.buffered_next} was delivered: re-read, or watch again from {feed.buffered_next}",
+            revision=feed.buffered_next)
+        return [*actions, Wake(feed)]
+
+
+def _status_code(number: int) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == number:
+            return code
+    return grpc.StatusCode.UNKNOWN
