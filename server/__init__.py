@@ -24,18 +24,12 @@ if TYPE_CHECKING:
     from tandemkv.server.node.config import Member, NodeConfig, RaftTimings
     from tandemkv.server.node.node import Node, NodeStatus
 
-_LAZY = {
-    "Member": "tandemkv.server.node.config",
-    "NodeConfig": "tandemkv.server.node.config",
-    "RaftTimings": "tandemkv.server.node.config",
-    "Node": "tandemkv.server.node.node",
-    "NodeStatus": "tandemkv.server.node.node",
-}
-
-__all__ = sorted(_LAZY)
+__all__ = ["Member", "Node", "NodeConfig", "NodeStatus", "RaftTimings"]
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
+    """The node's public names, loaded on first use by tandemkv.server.node
+    (importing this package alone loads none of it)."""
+    if name not in __all__:
         raise AttributeError(f"module 'tandemkv.server' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+    return getattr(importlib.import_module("tandemkv.server.node"), name)
