@@ -49,6 +49,8 @@ class EtcdWorkloads:
     async def build(self, name: str) -> Workload | str:
         if name.startswith("crdt-"):
             return "etcd has no CRDT API"
+        if name.startswith("sdk-"):
+            return "TandemKV's SDK workload; etcd's figure is its raw one beside it"
         return getattr(self, "_" + name.replace("-", "_"))()
 
     # -- KV --

@@ -1,7 +1,10 @@
 """TandemKV's side of each workload, over raw grpc.aio stubs on one channel
 to the leader (no SDK routing or retry layer, so the load generator costs
 the same per operation as etcd's). Every write carries a random 16-byte
-request id, as the SDK sends.
+request id, as the SDK sends. The `sdk-*` workloads go through one
+`AsyncClient` instead (routing, retries and its pipelining: the loadgen's
+workers are its concurrent callers, so their calls coalesce into
+`Batch.Call`s), to be read beside the raw one-op-per-call figures.
 
 Optional workloads (registry, watch, CRDT) are built only when the API has
 them: the service must be in the generated protos, and the server must
@@ -75,6 +78,8 @@ class TandemWorkloads:
         self.kv_pb2 = _pb("kv")
         self.counter_pb2 = _pb("counter")
         self.cas_known: dict[bytes, bytes] = {}
+        self.sdk = None  # the AsyncClient of the sdk-* workloads, made by their prepare
+        self.preloaded = False
 
     async def build(self, name: str) -> Workload | str:
         absent = api_absence(name)
@@ -109,13 +114,14 @@ class TandemWorkloads:
 
         return Workload("put", op)
 
-    def _get(self) -> Workload:
-        loaded = set()
+    async def preload_once(self) -> None:
+        if not self.preloaded:
+            await self.preload(self.options.key_count)
+            self.preloaded = True
 
+    def _get(self) -> Workload:
         async def prepare(concurrency: int) -> None:
-            if not loaded:
-                await self.preload(self.options.key_count)
-                loaded.add(True)
+            await self.preload_once()
 
         async def op(worker: int) -> None:
             request = self.kv_pb2.GetRequest(key=workload.key(random.randrange(self.options.key_count)))
@@ -123,6 +129,41 @@ class TandemWorkloads:
             assert response.found, "a preloaded key is missing"
 
         return Workload("get", op, prepare)
+
+    # -- KV through the SDK --
+    async def sdk_client(self):
+        """One AsyncClient for the run, given the leader first and every member."""
+        if self.sdk is None:
+            from tandemkv.client import AsyncClient
+
+            status = await _stub(self.channel, "cluster", "Cluster").Status(
+                _pb("cluster").StatusRequest(), timeout=RPC_TIMEOUT_S)
+            members = [m.client_address for m in status.members if m.client_address]
+            leader = status.leader_client_address
+            self.sdk = AsyncClient([leader] + [m for m in members if m != leader] if leader else members)
+        return self.sdk
+
+    def _sdk_put(self) -> Workload:
+        payload = workload.value(self.options.value_bytes)
+
+        async def prepare(concurrency: int) -> None:
+            await self.sdk_client()
+
+        async def op(worker: int) -> None:
+            await self.sdk.put(workload.key(random.randrange(self.options.key_count)), payload)
+
+        return Workload("sdk-put", op, prepare)
+
+    def _sdk_get(self) -> Workload:
+        async def prepare(concurrency: int) -> None:
+            await self.preload_once()
+            await self.sdk_client()
+
+        async def op(worker: int) -> None:
+            found = await self.sdk.get(workload.key(random.randrange(self.options.key_count)))
+            assert found is not None, "a preloaded key is missing"
+
+        return Workload("sdk-get", op, prepare)
 
     # -- counters --
     def _incr(self, name: str, hot: bool) -> Workload:

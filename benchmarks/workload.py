@@ -32,13 +32,15 @@ NAMES_PER_LEASE = 500
 LEASE_TTL_S = 600
 STAMP = struct.Struct("<d")
 
-CORE_WORKLOADS = ("put", "get", "incr-hot", "incr-spread", "cas-own", "cas-hot", "txn")
+CORE_WORKLOADS = ("put", "get", "sdk-put", "sdk-get", "incr-hot", "incr-spread", "cas-own", "cas-hot", "txn")
 OPTIONAL_WORKLOADS = ("register", "whereis", "watch-fanout", "crdt-counter", "crdt-set")
 WORKLOADS = CORE_WORKLOADS + OPTIONAL_WORKLOADS
 
 DESCRIPTIONS = {
     "put": "Put of a 16 B key (random among --keys) with a 100 B value",
     "get": "linearizable Get/Range of one preloaded key (random among --keys)",
+    "sdk-put": "put through the SDK (TandemKV: one AsyncClient, pipelining on; etcd: not run)",
+    "sdk-get": "linearizable get through the SDK (TandemKV: one AsyncClient, pipelining on; etcd: not run)",
     "incr-hot": "increment one shared counter (TandemKV: Counter.Incr; etcd: Txn CAS loop)",
     "incr-spread": "increment the worker's own counter (TandemKV: Counter.Incr; etcd: Txn CAS loop)",
     "cas-own": "Txn compare-and-swap increment of the worker's own key (value == old -> put old+1)",
