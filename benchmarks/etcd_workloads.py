@@ -49,7 +49,7 @@ class EtcdWorkloads:
     async def build(self, name: str) -> Workload | str:
         if name.startswith("crdt-"):
             return "etcd has no CRDT API"
-        if name.startswith("sdk-"):
+        if name.startswith("sdk-") or name == "watch-fanout-mux":
             return "TandemKV's SDK workload; etcd's figure is its raw one beside it"
         return getattr(self, "_" + name.replace("-", "_"))()
 

@@ -30,6 +30,7 @@ OPTIONAL_APIS = {
     "register": ("coordination", "Registry", "registry"),
     "whereis": ("coordination", "Registry", "registry"),
     "watch-fanout": ("watch", "Watch", "watch"),
+    "watch-fanout-mux": ("watch", "Watch", "watch"),
     "crdt-counter": ("crdt", "Crdt", "crdt"),
     "crdt-set": ("crdt", "Crdt", "crdt"),
 }
@@ -299,6 +300,30 @@ class TandemWorkloads:
 
         driver = fanout.make_driver(revision, watch, put, self.options.value_bytes)
         return Workload("watch-fanout", prepare=probe, driver=driver, unit="events/s")
+
+    def _watch_fanout_mux(self) -> Workload:
+        """watch-fanout through the SDK: every watcher is a watch of one
+        AsyncClient, so all of them share one Watch.Watches stream (each
+        with its own bounded buffer); the writers are raw puts as above."""
+        pb = self.kv_pb2
+
+        async def revision() -> int:
+            return (await self.kv.Get(pb.GetRequest(key=b"w"), timeout=RPC_TIMEOUT_S)).header.revision
+
+        async def watch(prefix: bytes, start: int) -> AsyncIterator[bytes]:
+            async with self.sdk.watch(prefix, prefix=True, start_revision=start) as events:
+                async for event in events:
+                    yield event.value
+
+        async def put(key: bytes, value: bytes) -> None:
+            await self.kv.Put(pb.PutRequest(key=key, value=value, request_id=_rid()), timeout=RPC_TIMEOUT_S)
+
+        async def probe(concurrency: int) -> None:
+            await revision()
+            await self.sdk_client()  # made once, before the watchers start
+
+        driver = fanout.make_driver(revision, watch, put, self.options.value_bytes)
+        return Workload("watch-fanout-mux", prepare=probe, driver=driver, unit="events/s")
 
     # -- CRDT --
     def _crdt(self, name: str) -> Workload:

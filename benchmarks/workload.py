@@ -33,7 +33,7 @@ LEASE_TTL_S = 600
 STAMP = struct.Struct("<d")
 
 CORE_WORKLOADS = ("put", "get", "sdk-put", "sdk-get", "incr-hot", "incr-spread", "cas-own", "cas-hot", "txn")
-OPTIONAL_WORKLOADS = ("register", "whereis", "watch-fanout", "crdt-counter", "crdt-set")
+OPTIONAL_WORKLOADS = ("register", "whereis", "watch-fanout", "watch-fanout-mux", "crdt-counter", "crdt-set")
 WORKLOADS = CORE_WORKLOADS + OPTIONAL_WORKLOADS
 
 DESCRIPTIONS = {
@@ -49,6 +49,7 @@ DESCRIPTIONS = {
     "register": "registry Register of a fresh name (etcd: Txn create-if-absent)",
     "whereis": "registry Whereis of a registered name (etcd: linearizable Range)",
     "watch-fanout": "N watchers on one prefix, 4 writers putting into it; events delivered/s",
+    "watch-fanout-mux": "watch-fanout with the N watchers on one multiplexed stream (TandemKV: the SDK's watches)",
     "crdt-counter": "CRDT PN-counter increment (available plane)",
     "crdt-set": "CRDT OR-set add (available plane)",
 }
