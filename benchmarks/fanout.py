@@ -7,6 +7,9 @@ A system supplies three coroutines: `revision()` (the store's current
 revision), `watch(prefix, start_revision)` (an async iterator of event
 values; started at a revision, so no event is missed while it connects),
 and `put(key, value)`.
+
+`python -m benchmarks.fanout --watches 10000` measures a node's memory
+instead: its RSS idle and with that many watches of one SDK client open.
 """
 
 from __future__ import annotations
@@ -80,3 +83,44 @@ def make_driver(revision: Callable[[], Awaitable[int]], watch: Watch,
         return loadgen.RunResult(tally.delivered, seconds, tally.histogram, writers.errors, writers.error_samples)
 
     return driver
+
+
+def measure_watch_memory(watches: int, root: str) -> dict[str, float]:
+    """A node's RSS (MiB) idle, with `watches` watches of one SDK client
+    open on it (one multiplexed stream), and after one write each of them
+    receives; a fresh 3-node cluster under `root`."""
+    from tandemkv.client import Client
+    from tests.support.cluster import ServeCluster, rss_bytes
+
+    mib = 1024 * 1024
+    with ServeCluster(root, nodes=3) as cluster:
+        leader = cluster.wait_for_leader(60.0)
+        pid = cluster.processes[leader].pid
+        with Client(cluster.endpoint(leader)) as client, Client(cluster.endpoints) as writer:
+            start = writer.put("rss/start", "x").revision + 1
+            idle = rss_bytes(pid) / mib
+            watchers = [client.watch("rss/", prefix=True, start_revision=start) for _ in range(watches)]
+            events = [iter(w) for w in watchers]
+            writer.put("rss/first", "y")
+            next(events[-1])  # the last watch created is open on the node, and so are all before it
+            opened = rss_bytes(pid) / mib
+            for each in events[:-1]:
+                next(each)
+            delivered = rss_bytes(pid) / mib
+            streams = client._watch_streams().streams_open
+            for watcher in watchers:
+                watcher.close()
+    return {"watches": watches, "streams": streams, "idle_mib": idle, "open_mib": opened,
+            "after_one_event_each_mib": delivered}
+
+
+if __name__ == "__main__":
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="a node's RSS with N watches of one SDK client open")
+    parser.add_argument("--watches", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as root:
+        figures = measure_watch_memory(args.watches, root)
+    print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()))
