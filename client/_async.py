@@ -60,6 +60,8 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.closing()
         await self._watch_streams().close()
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:

@@ -62,6 +62,7 @@ class ThreadPipeline:
         self.coalescer = coalescer or Coalescer()
         self._stub = stub
         self._send_plain = send_plain
+        self.closed = False
 
     def send(self, endpoint: str, operation: ops.Operation, timeout_s: float) -> Any:
         """One attempt of `operation`: its response, or the `grpc.RpcError`
@@ -84,7 +85,14 @@ class ThreadPipeline:
         except concurrent.futures.TimeoutError:
             raise pending.gave_up() from None
 
+    def close(self) -> None:
+        """Flights formed from now on are not sent (the channels are closing)."""
+        self.closed = True
+
     def _start(self, flight: Flight | None) -> None:
+        while flight is not None and self.closed:
+            flight.fail(not_sent(flight.endpoint, "the client is closed"))
+            flight = self.coalescer.landed(flight.endpoint)
         if flight is None:
             return
         method, request = _method(self._stub, flight)
@@ -134,6 +142,7 @@ class AsyncPipeline:
         self._stub = stub
         self._send_plain = send_plain
         self._flights: set[asyncio.Task] = set()  # held so that they are not collected
+        self.closed = False
 
     async def send(self, endpoint: str, operation: ops.Operation, timeout_s: float) -> Any:
         """One attempt of `operation`; see `ThreadPipeline.send`."""
@@ -157,6 +166,9 @@ class AsyncPipeline:
         raise pending.gave_up()
 
     def _start(self, flight: Flight | None) -> None:
+        while flight is not None and self.closed:
+            flight.fail(not_sent(flight.endpoint, "the client is closed"))
+            flight = self.coalescer.landed(flight.endpoint)
         if flight is None:
             return
         task = asyncio.get_running_loop().create_task(self._fly(flight))
@@ -179,8 +191,13 @@ class AsyncPipeline:
             flight.settle(response)
         self._start(self.coalescer.landed(flight.endpoint))
 
+    def closing(self) -> None:
+        """Flights formed from now on are not sent (the channels are closing)."""
+        self.closed = True
+
     async def close(self) -> None:
         """Waits for the flights in the air (their channels are closing)."""
+        self.closed = True
         if self._flights:
             await asyncio.wait(set(self._flights), timeout=PIPELINE_HANDOVER_S_MAX)
 

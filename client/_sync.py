@@ -91,6 +91,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.close()
         self._watch_streams().close()
         with self._lock:
             channels, self._channels = list(self._channels.values()), {}
