@@ -11,6 +11,11 @@ its `Op`s), the `Retry` policy, result types, and the exceptions of
         client.counter("hits").incr()      # 1
         with client.registry.hold("svc", "host:port", ttl=10) as token:
             ...                            # the name is ours while this runs
+
+Calls made at the same time on one client (threads, or tasks) pipeline by
+themselves into batched calls while earlier ones are in flight; each keeps
+its own request id, retries and exception. `Client(pipeline=False)` and
+`AsyncClient(pipeline=False)` send one RPC per call.
 """
 
 from tandemkv.client._async import AsyncClient
