@@ -6,20 +6,27 @@ every watch survives without a gap; blocking and asyncio.
 Method: a real 3-node `ServeCluster` whose nodes admit only
 STREAMS_OPEN_MAX=2 streams each, so 2,000 watches can only work if they
 share a stream; the client's own count of its streams (`streams_open`)
-must be 1. Writes go through a second client. Every wait is bounded."""
+must be 1. Writes go through a second client. Every wait is bounded.
+The multiplexer's core is also driven by hand first (no I/O): ids,
+routing, overflow and resync, a second stream past WATCHES_PER_STREAM_MAX,
+and the re-creation of every watch after a stream failure."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import threading
 import time
 
+import grpc
 import pytest
 
 from tandemkv import limits
 from tandemkv.client import AsyncClient, Client, Retry, WatchOverflow
 from tandemkv.client import _watch_mux_core
+from tandemkv.client._routing import Router
+from tandemkv.v1 import kv_pb2, watch_pb2
 from tests.support.cluster import ServeCluster
 
 pytestmark = pytest.mark.timeout(600)
@@ -80,6 +87,85 @@ def take(watcher, count: int) -> list:
     return list(itertools.islice(iter(watcher), count))
 
 
+# -- the core, by hand --
+class _Broken(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self):
+        return "connection refused"
+
+    def trailing_metadata(self):
+        return ()
+
+
+def _events(watch_id: int, *revisions: int) -> watch_pb2.WatchStreamResponse:
+    events = [watch_pb2.Event(kv=kv_pb2.KeyValue(key=b"k", value=b"%d" % r, mod_revision=r)) for r in revisions]
+    return watch_pb2.WatchStreamResponse(watch_id=watch_id, response=watch_pb2.WatchResponse(events=events))
+
+
+def _sent(actions, kind: str) -> list:
+    return [a.request for a in actions if isinstance(a, _watch_mux_core.Send) and a.request.WhichOneof("kind") == kind]
+
+
+def _feed(start: int = 5, resync: bool = True) -> _watch_mux_core.Feed:
+    return _watch_mux_core.Feed(b"k", False, start, False, resync)
+
+
+def test_the_core_routes_by_id_and_recreates_every_watch_from_its_next_revision_after_a_failure():
+    mux = _watch_mux_core.WatchMux(Router(["a:1", "b:2"]), Retry(attempts_max=3, backoff_max_s=0.01))
+    first, second = _feed(), _feed()
+    opened = mux.add(first)
+    assert isinstance(opened[0], _watch_mux_core.Open) and _sent(opened, "create")[0].create.watch_id == 1
+    assert not any(isinstance(a, _watch_mux_core.Open) for a in mux.add(second))  # the same stream
+    stream = mux.streams[0]
+    mux.received(stream, _events(2, 7, 8))
+    assert (first.items, [e.kv.mod_revision for e in second.items[0].events]) == (collections.deque(), [7, 8])
+    delay_s, _ = mux.broke(stream, _Broken())
+    assert delay_s is not None and stream.endpoint == "a:1"
+    creates = _sent(mux.reopen(stream), "create")
+    assert stream.endpoint == "b:2", "the failed endpoint is left for the next one"
+    assert sorted(c.create.request.start_revision for c in creates) == [5, 9]
+    assert len({c.create.watch_id for c in creates} | {1, 2}) == 4, "new ids on the new call"
+    assert (first.reconnects, second.reconnects) == (1, 1)
+
+
+def test_the_core_pauses_an_overflowing_watch_and_resumes_it_from_its_first_unbuffered_revision(monkeypatch):
+    monkeypatch.setattr(limits, "WATCH_CLIENT_BUFFER_EVENTS_MAX", 4)
+    mux = _watch_mux_core.WatchMux(Router(["a:1"]), Retry())
+    slow, other = _feed(start=1), _feed(start=1)
+    mux.add(slow)
+    mux.add(other)
+    stream = mux.streams[0]
+    mux.received(stream, _events(1, 1, 2, 3))
+    overflow = mux.received(stream, _events(1, 4, 5))
+    assert [c.cancel.watch_id for c in _sent(overflow, "cancel")] == [1] and slow.paused
+    assert slow.overflows == 1 and slow.stream is None
+    assert mux.received(stream, _events(1, 6)) == [], "what the node sent before the cancel is dropped"
+    response, actions = mux.take(slow)
+    assert [e.kv.mod_revision for e in response.events] == [1, 2, 3]
+    assert [c.create.request.start_revision for c in _sent(actions, "create")] == [4]
+    told = _feed(start=1, resync=False)
+    mux.add(told)
+    mux.received(stream, _events(told.watch_id, 1, 2, 3))
+    mux.received(stream, _events(told.watch_id, 4, 5))
+    assert mux.take(told)[0] is not None
+    with pytest.raises(WatchOverflow) as caught:
+        mux.take(told)
+    assert caught.value.revision == 4
+
+
+def test_the_core_opens_a_second_stream_past_its_watch_limit_and_closes_a_stream_with_its_last_watch():
+    mux = _watch_mux_core.WatchMux(Router(["a:1"]), Retry(), watches_per_stream_max=2)
+    feeds = [_feed() for _ in range(3)]
+    opens = [sum(isinstance(a, _watch_mux_core.Open) for a in mux.add(f)) for f in feeds]
+    assert opens == [1, 0, 1] and len(mux.streams) == 2
+    assert not any(isinstance(a, _watch_mux_core.Close) for a in mux.remove(feeds[0]))
+    assert any(isinstance(a, _watch_mux_core.Close) for a in mux.remove(feeds[2]))
+    assert len(mux.streams) == 1 and feeds[2].finished
+
+
+# -- a real cluster --
 def test_two_thousand_watches_share_one_stream_and_each_gets_its_keys_events_in_order(clients):
     client, writer = clients
     start = writer.put("mux/start", "x").revision + 1
