@@ -239,8 +239,10 @@ class Client:
         (recipes' steps included; only leader lookups and status calls,
         which are no operations of the user's, go around it). Each arrives
         whole: its request with its request id, its own `retry`, its
-        decoder, so a coalescer sitting here can send N of them as one
-        batched RPC and still give each its own answer, retry and error."""
+        decoder; its plan (`core.unary`) decides each attempt, and `_send`
+        hands a batchable attempt to the pipeline, which may carry it in
+        one `Batch.Call` with other callers' attempts and still gives each
+        its own answer or error, so retries and exceptions stay its own."""
         attempts = core.attempts_for(operation, retry, self._router, self._local)
         return self._run_plan(core.unary(operation, attempts))
 
