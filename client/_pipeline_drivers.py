@@ -152,18 +152,24 @@ class AsyncPipeline:
                 return await self._send_plain(endpoint, operation, timeout_s)
             finally:
                 self._start(self.coalescer.landed(endpoint))
-        future = pending.waiter.future  # type: ignore[attr-defined]
+        # A cancelled caller cancels the future it awaits: a queued one is then not sent.
+        timer = asyncio.get_running_loop().call_later(timeout_s, self._overdue, pending, True)
         try:
-            await asyncio.wait((future,), timeout=timeout_s)
-            if not future.done() and pending.sent:
-                await asyncio.wait((future,), timeout=PIPELINE_HANDOVER_S_MAX)
-        except asyncio.CancelledError:
-            future.cancel()  # a queued operation of a cancelled caller is not sent
-            raise
-        if future.done():
-            return future.result()
-        future.cancel()
-        raise pending.gave_up()
+            return await pending.waiter.future  # type: ignore[attr-defined]
+        finally:
+            timer.cancel()
+
+    @staticmethod
+    def _overdue(pending: Pending, first: bool) -> None:
+        """The caller's attempt timeout passed: a queued operation fails as
+        not sent (a flight formed later skips it); one in a flight gets
+        PIPELINE_HANDOVER_S_MAX more, then fails with an unknown outcome."""
+        if pending.waiter.future.done():  # type: ignore[attr-defined]
+            return
+        if pending.sent and first:
+            asyncio.get_running_loop().call_later(PIPELINE_HANDOVER_S_MAX, AsyncPipeline._overdue, pending, False)
+            return
+        pending.waiter.reject(pending.gave_up())
 
     def _start(self, flight: Flight | None) -> None:
         while flight is not None and self.closed:

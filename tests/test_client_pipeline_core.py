@@ -2,21 +2,29 @@
 hand without I/O: which operations go at once, which queue, what the next
 flight carries (within BATCH_OPS_MAX and BATCH_REQUEST_BYTES_MAX), and how
 each operation's answer or error is handed over, an error in the very form
-its single call would have raised."""
+its single call would have raised; and both drivers with a call that
+waited its whole attempt timeout in the queue."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
+import pytest
 
 from tandemkv import errors, limits
 from tandemkv.client import _operations as ops
 from tandemkv.client._pipeline import Coalescer, Flight, Pending, PipelineRpcError, batchable
+from tandemkv.client._pipeline_drivers import AsyncPipeline, ThreadPipeline
 from tandemkv.client._retry import error_from_rpc
 from tandemkv.v1 import batch_pb2, kv_pb2
 
 ENDPOINT = "127.0.0.1:7400"
+# The attempt timeout of a call that waits behind one held in flight.
+QUEUED_TIMEOUT_S = 0.05
 
 
 class HandWaiter:
@@ -135,3 +143,47 @@ def test_only_what_batch_call_carries_is_batchable():
                                         ops.range_("p"), ops.counter_compare_and_set("c", 1, 2)))
     assert not batchable(ops.status())
     assert not batchable(ops.txn(kv_pb2.TxnRequest(), [], []))
+
+
+# -- the drivers: a caller that waited its whole attempt timeout in the queue --
+
+def test_a_queued_async_call_past_its_timeout_fails_as_not_sent_and_is_never_sent():
+    async def scenario():
+        release = asyncio.Event()
+
+        async def send_plain(endpoint: str, operation: ops.Operation, timeout_s: float) -> str:
+            await release.wait()
+            return "plain answer"
+
+        pipeline = AsyncPipeline(lambda service, endpoint: None, send_plain, Coalescer(flights_max=1))
+        held = asyncio.create_task(pipeline.send(ENDPOINT, ops.put("a", "1"), 5.0))
+        await asyncio.sleep(0)  # the held call takes the one flight
+        with pytest.raises(grpc.RpcError) as caught:
+            await pipeline.send(ENDPOINT, ops.put("b", "2"), QUEUED_TIMEOUT_S)
+        release.set()
+        assert await held == "plain answer"
+        return caught.value, pipeline.coalescer
+
+    error, coalescer = asyncio.run(scenario())
+    assert isinstance(error_from_rpc(error, b""), errors.Unavailable) and "not sent" in error.details()
+    assert coalescer.counts.rpcs == 1 and coalescer.queued(ENDPOINT) == 0
+
+
+def test_a_queued_threaded_call_past_its_timeout_fails_as_not_sent_and_is_never_sent():
+    release, entered = threading.Event(), threading.Event()
+
+    def send_plain(endpoint: str, operation: ops.Operation, timeout_s: float) -> str:
+        entered.set()
+        assert release.wait(10), "never released"
+        return "plain answer"
+
+    pipeline = ThreadPipeline(lambda service, endpoint: None, send_plain, Coalescer(flights_max=1))
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(pipeline.send, ENDPOINT, ops.put("a", "1"), 5.0)
+        assert entered.wait(10)
+        with pytest.raises(grpc.RpcError) as caught:
+            pipeline.send(ENDPOINT, ops.put("b", "2"), QUEUED_TIMEOUT_S)
+        release.set()
+        assert held.result(10) == "plain answer"
+    assert isinstance(error_from_rpc(caught.value, b""), errors.Unavailable)
+    assert pipeline.coalescer.counts.rpcs == 1 and pipeline.coalescer.queued(ENDPOINT) == 0
