@@ -6,7 +6,9 @@ every watch survives without a gap; blocking and asyncio.
 Method: a real 3-node `ServeCluster` whose nodes admit only
 STREAMS_OPEN_MAX=2 streams each, so 2,000 watches can only work if they
 share a stream; the client's own count of its streams (`streams_open`)
-must be 1. Writes go through a second client. Every wait is bounded.
+must be 1; in front of an embedded leader the server's own count
+(`ClientServer.streams_open`) is 1 as well. Writes go through a second
+client. Every wait is bounded.
 The multiplexer's core is also driven by hand first (no I/O): ids,
 routing, overflow and resync, a second stream past WATCHES_PER_STREAM_MAX,
 and the re-creation of every watch after a stream failure."""
@@ -331,3 +333,30 @@ def test_the_asyncio_client_multiplexes_and_tells_a_slow_reader(cluster):
             assert streams.streams_open == 0
 
     asyncio.run(asyncio.wait_for(scenario(), WAIT_S * 2))
+
+
+def test_the_node_counts_one_stream_for_two_thousand_watches_of_one_client(tmp_path):
+    """The same, counted by the server itself (`ClientServer.streams_open`)
+    in front of an embedded leader."""
+    from tandemkv.server.api import build_server
+    from tests.test_embedded_node import Cluster as EmbeddedCluster
+
+    embedded = EmbeddedCluster(tmp_path)
+    embedded.start()
+    node = embedded.leader()
+    server = build_server(node, "127.0.0.1:0")
+    server.start()
+    try:  # writes go to the node itself: its members' addresses serve no gRPC here
+        with Client([f"127.0.0.1:{server.port}"]) as client:
+            start = node.put(b"count/start", b"x").header.revision + 1
+            watchers = [client.watch(f"count/{i % KEYS}", start_revision=start) for i in range(WATCHES)]
+            last = iter(watchers[-1])
+            node.put(b"count/%d" % ((WATCHES - 1) % KEYS), b"v")
+            assert next(last).value == b"v"  # every watch is open on the node by now
+            assert server.streams_open == 1
+            for watcher in watchers:
+                watcher.close()
+            wait_until(lambda: server.streams_open == 0, "the node to see the stream end")
+    finally:
+        server.stop()
+        embedded.stop()
