@@ -25,7 +25,7 @@ from tandemkv.client import _operations as ops
 from tandemkv.client._coordination_ops import Registration
 from tandemkv.client._results import BytesLike, KeyValue, to_bytes
 from tandemkv.client._core import Reconnects
-from tandemkv.client._watch_mux_core import WATCH_PROGRESS_INTERVAL_MS, Feed, WatchOverflow  # noqa: F401
+from tandemkv.client._watch_mux_core import Feed, WatchOverflow  # noqa: F401 (WatchOverflow: re-exported)
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import watch_pb2
 EVENT_TYPES = {watch_pb2.Event.PUT: "put", watch_pb2.Event.DELETE: "delete",
