@@ -2,8 +2,9 @@
 strong plane's reads and waits, and the available plane, and starts and
 stops them. `node.py` holds the wiring and the write path, `kv.py` the KV and
 counter calls, `coordination.py` leases, the registry, locks and elections,
-`crdt.py` the CRDT tables (`node.crdt`), `config.py` the settings a node is
-built from.
+`crdt.py` the CRDT tables (`node.crdt`), `host.py` the state the Raft
+replica applies committed entries to (on its tick thread), `config.py` the
+settings a node is built from.
 
 The names below load on first use: `config.py` is plain data, and the
 command line and the process settings read it without loading the node,
