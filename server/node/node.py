@@ -7,9 +7,11 @@ locks and elections (coordination.py), watches (watches.py) and batches
 (batch.py); the CRDT plane's calls are on `node.crdt` (crdt.py). The gRPC
 servicers call exactly these methods. It knows nothing of gRPC.
 
-Threads: create and `start()` the node in the main thread (pysyncobj's tick
+Threads: create and `start()` the node in the main thread (the Raft tick
 thread stops when the thread that created it exits). Every other method is
-safe from any thread.
+safe from any thread. The tick thread applies committed entries to the
+node's `StateHost` (host.py) through the `Replica` façade (server/raft/);
+it never calls the node.
 """
 
 from __future__ import annotations
