@@ -97,10 +97,12 @@ def wait_until(condition, what: str) -> None:
 
 
 def hold_two_then(node: BatchingFakeNode, client: Client, calls: list) -> list:
-    """Runs `calls` (functions of the client) on threads: the first two are
-    held inside the server until the rest have queued in the client; returns
+    """Runs `calls` (functions of the client) on threads, two flights allowed:
+    the first two are held inside the server until the rest have queued in
+    the client; returns
     each call's result or exception, in order."""
     node.block = threading.Event()
+    client._pipeline.coalescer.flights_max = 2
     endpoint = client._router.endpoints[0]
 
     def outcome(call):
@@ -170,6 +172,7 @@ def test_the_async_client_coalesces_tasks_into_one_batch(server, node):
 
     async def scenario():
         async with AsyncClient([server]) as client:
+            client._pipeline.coalescer.flights_max = 2
             held = [asyncio.create_task(client.put(f"held{k}", "v")) for k in range(2)]
             deadline = time.monotonic() + QUEUED_WAIT_S_MAX
             while len(node.calls) < 2:
