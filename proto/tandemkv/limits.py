@@ -67,24 +67,22 @@ CONCURRENT_RPCS_MAX = 1024
 # Health checks and Cluster.Status/Members served at once on one node, apart
 # from CONCURRENT_RPCS_MAX, so an operator can still see an overloaded node.
 OPERATOR_RPCS_MAX = 16
-# Streams (every streaming RPC: watches, lease keepalives, election observes,
-# CRDT subscriptions, health watches) open at once on one node; more get
-# RESOURCE_EXHAUSTED. Each holds a server thread for its whole life, so the
-# server keeps other threads apart for every other call.
-STREAMS_OPEN_MAX = 512
+# Streams (every streaming RPC: watches, watch streams, lease keepalives,
+# election observes, CRDT subscriptions, health watches) open at once on one
+# node; more get RESOURCE_EXHAUSTED. A stream waits on the server's event
+# loop and holds no thread, so this is a memory bound: an idle stream costs
+# some tens of KiB (benchmarks/RESULTS.md, "Streams that cost no thread").
+STREAMS_OPEN_MAX = 8_192
+# Election observes and CRDT subscriptions, which the node still serves from
+# blocking generators, each on a stream thread of its own while open.
+THREADED_STREAMS_OPEN_MAX = 512
 # gRPC message size, both directions.
 GRPC_MESSAGE_BYTES_MAX = 8 * 1024 * 1024
-# Threads serving calls other than streams. A write holds its thread until
-# Raft commits it, so this bounds the writes in flight on one node; calls
-# beyond it queue (and count towards CONCURRENT_RPCS_MAX) until a thread
-# frees up. The pool has STREAMS_OPEN_MAX threads more, so that open streams
-# (each holds its thread for its life) can never starve other calls.
+# Threads for the calls that block in the node (lock and campaign waits,
+# CRDT catalog changes, gossip deliveries); writes and reads wait on the
+# event loop without one. Calls beyond it queue (and count towards
+# CONCURRENT_RPCS_MAX) until a thread frees up.
 GRPC_CALL_THREADS_MAX = 128
-# Threads serving the operator lane (at most OPERATOR_RPCS_MAX calls).
-OPERATOR_THREADS = 4
-# Threads that answer refused calls; a refusal reads nothing and returns
-# at once, so two keep up with any flood the polling thread can admit.
-REFUSAL_THREADS = 2
 # Nesting of protobuf messages in one request: the protobuf runtime's default
 # recursion limit; the edge's check of a request's encoding stops at it too.
 PROTOBUF_NESTING_DEPTH_MAX = 100

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import grpc
+import grpc.aio
 
 from tandemkv import errors, limits
 from tandemkv.server.api.edge import abort, node_timeout_s, status_for_error
@@ -21,23 +22,25 @@ class BatchServicer(batch_pb2_grpc.BatchServicer):
     def __init__(self, node):
         self._node = node
 
-    def Call(self, request: batch_pb2.BatchRequest, context: grpc.ServicerContext):
+    async def Call(self, request: batch_pb2.BatchRequest, context: grpc.aio.ServicerContext):
         try:
-            return self._call(request, node_timeout_s(context))
+            return await self._call(request, node_timeout_s(context))
+        except grpc.aio.AbortError:
+            raise
         except Exception as error:  # noqa: BLE001 - every error becomes a status
             if not isinstance(error, errors.TandemKVError):
                 log.exception("unexpected error serving Batch.Call")
-            abort(context, error)
+            await abort(context, error)
             raise AssertionError("context.abort returned")  # pragma: no cover
 
-    def _call(self, request: batch_pb2.BatchRequest, timeout_s: float) -> batch_pb2.BatchResponse:
+    async def _call(self, request: batch_pb2.BatchRequest, timeout_s: float) -> batch_pb2.BatchResponse:
         if len(request.ops) > limits.BATCH_OPS_MAX:
             raise errors.InvalidArgument(
                 f"a batch of {len(request.ops)} operations is over BATCH_OPS_MAX={limits.BATCH_OPS_MAX}; "
                 "split it", limit="BATCH_OPS_MAX")
         kinds = [op.WhichOneof("op") for op in request.ops]
         set_ops = [getattr(op, kind) for op, kind in zip(request.ops, kinds) if kind is not None]
-        answers = iter(self._node.batch(set_ops, timeout_s=timeout_s) if set_ops else ())
+        answers = iter(await self._node.batch_async(set_ops, timeout_s=timeout_s) if set_ops else ())
         results = []
         for position, kind in enumerate(kinds):
             if kind is None:

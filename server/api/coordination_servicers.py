@@ -11,21 +11,25 @@ the deadline, call the node. Three things differ:
   which the SDK raises as `AlreadyExists` carrying `.owner` and `.token`.
 - Streams (Lease KeepAlive, Election Observe, Watch) are exempt from the
   unary deadline cap, and end when the client goes away (cancel, deadline,
-  connection loss) or the server stops: each gets a stop Event set by
-  `context.add_callback` and by `StreamStops.stop_all`.
+  connection loss: their task is cancelled) or the server stops
+  (`StreamStops.stop_all`, streams.py). Keepalives and watches wait on the
+  event loop without a thread; Observe is relayed from the node's blocking
+  generator on a stream thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
-from typing import Iterator
+from typing import AsyncIterator
 
 import grpc
+import grpc.aio
 
-from tandemkv import errors, limits
-from tandemkv.server.api.edge import abort, handle, node_timeout_s
-from tandemkv.server.api.watch_streams import serve_watch_stream
+from tandemkv import limits
+from tandemkv.server.api.edge import handle, node_timeout_s
+from tandemkv.server.api.streams import StreamStops, abort_stream, until_stopped
+from tandemkv.server.api.watch_streams import serve_watch_stream, serve_watch
 from tandemkv.server.strong.validation import check_request
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import coordination_pb2_grpc, lease_pb2_grpc, watch_pb2, watch_pb2_grpc
@@ -34,47 +38,7 @@ from tandemkv.v1 import coordination_pb2_grpc, lease_pb2_grpc, watch_pb2, watch_
 log = logging.getLogger(__name__)
 
 
-class StreamStops:
-    """The stop Events of the open streams, so a stopping server ends them
-    at once instead of holding its shutdown for the grace period. (The
-    number of open streams is held to STREAMS_OPEN_MAX when they arrive, by
-    the dispatcher's stream lane.)"""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: set[threading.Event] = set()
-        self._stopping = False
-
-    def open(self, context: grpc.ServicerContext) -> threading.Event:
-        """An Event set when this RPC ends (client cancel, deadline,
-        connection loss) or the server stops."""
-        stop = threading.Event()
-        with self._lock:
-            self._open.add(stop)
-        if not context.add_callback(stop.set):
-            stop.set()  # the RPC has already ended
-        with self._lock:
-            if self._stopping:
-                stop.set()
-        return stop
-
-    @property
-    def open_count(self) -> int:
-        with self._lock:
-            return len(self._open)
-
-    def close(self, stop: threading.Event) -> None:
-        with self._lock:
-            self._open.discard(stop)
-
-    def stop_all(self) -> None:
-        with self._lock:
-            self._stopping = True
-            for stop in self._open:
-                stop.set()
-
-
-def waiting_call(context: grpc.ServicerContext, request, node_call):
+def waiting_call(context: grpc.aio.ServicerContext, request, node_call):
     """Runs a lock acquire or campaign with its wait cut to fit the call's
     deadline: each proposal gets a reserve, the wait gets the rest."""
     check_request(request)
@@ -88,7 +52,7 @@ def waiting_call(context: grpc.ServicerContext, request, node_call):
     return node_call(capped, timeout_s=propose_s)
 
 
-def stream_timeout_s(context: grpc.ServicerContext) -> float:
+def stream_timeout_s(context: grpc.aio.ServicerContext) -> float:
     """One node call inside a stream: what is left of the stream's own
     deadline, capped like a unary call."""
     remaining_s = context.time_remaining()
@@ -102,30 +66,30 @@ class LeaseServicer(lease_pb2_grpc.LeaseServicer):
         self._node = node
         self._stops = stops
 
-    def Grant(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Grant(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
-    def Revoke(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Revoke(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
-    def TimeToLive(self, request, context):
-        return handle(context, request, self._node.query)
+    async def TimeToLive(self, request, context):
+        return await handle(context, request, self._node.query_async)
 
-    def List(self, request, context):
-        return handle(context, request, self._node.query)
+    async def List(self, request, context):
+        return await handle(context, request, self._node.query_async)
 
-    def KeepAlive(self, request_iterator, context):
+    async def KeepAlive(self, request_iterator, context):
         """One renewal, one response, per request, until the client closes
         its side; the first failure ends the stream with its status."""
-        stop = self._stops.open(context)
+        stop = self._stops.open()
         try:
-            for request in request_iterator:
-                if stop.is_set():
-                    return
+            async for request in until_stopped(stop, request_iterator):
                 check_request(request)
-                yield self._node.propose(request, timeout_s=stream_timeout_s(context))
+                yield await self._node.propose_async(request, timeout_s=stream_timeout_s(context))
+        except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
+            raise
         except Exception as error:  # noqa: BLE001 - every error becomes a status
-            _abort_stream(context, error)
+            await abort_stream(context, error)
         finally:
             self._stops.close(stop)
 
@@ -134,29 +98,29 @@ class RegistryServicer(coordination_pb2_grpc.RegistryServicer):
     def __init__(self, node):
         self._node = node
 
-    def Register(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Register(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
-    def Whereis(self, request, context):
-        return handle(context, request, self._node.query)
+    async def Whereis(self, request, context):
+        return await handle(context, request, self._node.query_async)
 
-    def Unregister(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Unregister(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
-    def List(self, request, context):
-        return handle(context, request, self._node.query)
+    async def List(self, request, context):
+        return await handle(context, request, self._node.query_async)
 
 
 class LockServicer(coordination_pb2_grpc.LockServicer):
     def __init__(self, node):
         self._node = node
 
-    def Acquire(self, request, context):
-        return handle(context, request, lambda r, timeout_s: waiting_call(
+    async def Acquire(self, request, context):
+        return await handle(context, request, lambda r, timeout_s: waiting_call(
             context, r, self._node.lock_acquire))
 
-    def Release(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Release(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
 
 class ElectionServicer(coordination_pb2_grpc.ElectionServicer):
@@ -164,22 +128,23 @@ class ElectionServicer(coordination_pb2_grpc.ElectionServicer):
         self._node = node
         self._stops = stops
 
-    def Campaign(self, request, context):
-        return handle(context, request, lambda r, timeout_s: waiting_call(
+    async def Campaign(self, request, context):
+        return await handle(context, request, lambda r, timeout_s: waiting_call(
             context, r, self._node.campaign))
 
-    def Proclaim(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Proclaim(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
-    def Resign(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Resign(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
-    def Leader(self, request, context):
-        return handle(context, request, self._node.query)
+    async def Leader(self, request, context):
+        return await handle(context, request, self._node.query_async)
 
-    def Observe(self, request: co.LeaderRequest, context) -> Iterator[co.LeaderResponse]:
-        yield from _stream(self._stops, context, request,
-                           lambda stop: self._node.observe(request.election, stop=stop))
+    async def Observe(self, request: co.LeaderRequest, context) -> AsyncIterator[co.LeaderResponse]:
+        async for response in self._stops.relay(
+                context, request, lambda stop: self._node.observe(request.election, stop=stop)):
+            yield response
 
 
 class WatchServicer(watch_pb2_grpc.WatchServicer):
@@ -187,44 +152,27 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
         self._node = node
         self._stops = stops
 
-    def Watch(self, request: watch_pb2.WatchRequest, context) -> Iterator[watch_pb2.WatchResponse]:
-        yield from _stream(self._stops, context, request,
-                           lambda stop: self._node.watch(request, stop=stop))
-
-    def Watches(self, requests, context) -> Iterator[watch_pb2.WatchStreamResponse]:
-        stop = self._stops.open(context)
+    async def Watch(self, request: watch_pb2.WatchRequest, context) -> AsyncIterator[watch_pb2.WatchResponse]:
+        stop = self._stops.open()
         try:
-            yield from serve_watch_stream(self._node, requests, stop)
+            check_request(request)
+            async for response in serve_watch(self._node, request, stop):
+                yield response
+        except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
+            raise
         except Exception as error:  # noqa: BLE001 - every error becomes a status
-            _abort_stream(context, error)
+            await abort_stream(context, error)
         finally:
-            stop.set()
             self._stops.close(stop)
 
-
-def _stream(stops: StreamStops, context, request, open_stream):
-    """Validates `request`, then relays `open_stream(stop)` until it ends,
-    the client goes away or the server stops."""
-    stop = stops.open(context)
-    try:
-        check_request(request)
-        for response in open_stream(stop):
-            if stop.is_set():
-                return
-            yield response
-    except Exception as error:  # noqa: BLE001 - every error becomes a status
-        _abort_stream(context, error)
-    finally:
-        stop.set()
-        stops.close(stop)
-
-
-def _abort_stream(context: grpc.ServicerContext, error: BaseException) -> None:
-    """Ends a stream with `error`'s status. A client that went away (cancel,
-    deadline, connection loss) is how streams end, not an error: nothing is
-    logged and there is no one left to answer."""
-    if isinstance(error, grpc.RpcError) and not context.is_active():
-        return
-    if not isinstance(error, errors.TandemKVError):
-        log.exception("unexpected error in a stream")
-    abort(context, error)
+    async def Watches(self, requests, context) -> AsyncIterator[watch_pb2.WatchStreamResponse]:
+        stop = self._stops.open()
+        try:
+            async for response in serve_watch_stream(self._node, requests, stop):
+                yield response
+        except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - every error becomes a status
+            await abort_stream(context, error)
+        finally:
+            self._stops.close(stop)

@@ -15,9 +15,11 @@ frames (forged, tampered, far-future) and see how the node judged them.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
 import grpc
+import grpc.aio
 
 from tandemkv import errors, limits
 from tandemkv.server.api.coordination_servicers import StreamStops
@@ -44,11 +46,15 @@ def _plane(node: Any):
     return plane
 
 
-def _serve(context: grpc.ServicerContext, call: Callable[[], Any]) -> Any:
+async def _serve(context: grpc.aio.ServicerContext, call: Callable[[], Any]) -> Any:
+    """Runs `call` (a node call that may wait: a gossip verdict, a catalog
+    write) on the loop's executor; every error becomes a status."""
     try:
-        return call()
+        return await asyncio.get_running_loop().run_in_executor(None, call)
+    except grpc.aio.AbortError:
+        raise
     except Exception as error:  # noqa: BLE001 - every error becomes a status
-        abort(context, error)
+        await abort(context, error)
         raise AssertionError("context.abort returned")  # pragma: no cover
 
 
@@ -99,48 +105,43 @@ class CrdtServicer(crdt_pb2_grpc.CrdtServicer):
         self._node = node
         self._stops = stops or StreamStops()
 
-    def CreateTable(self, request, context):
-        return handle(context, request, lambda r, timeout_s: self._node.crdt.create_table(
+    async def CreateTable(self, request, context):
+        return await handle(context, request, lambda r, timeout_s: self._node.crdt.create_table(
             r.name, kind_of(r.type), request_id=r.request_id, timeout_s=timeout_s))
 
-    def DropTable(self, request, context):
-        return handle(context, request, lambda r, timeout_s: self._node.crdt.drop_table(
+    async def DropTable(self, request, context):
+        return await handle(context, request, lambda r, timeout_s: self._node.crdt.drop_table(
             r.name, request_id=r.request_id, timeout_s=timeout_s))
 
-    def ListTables(self, request, context):
-        return handle(context, request, lambda r, timeout_s: self._node.crdt.list_tables(
+    async def ListTables(self, request, context):
+        return await handle(context, request, lambda r, timeout_s: self._node.crdt.list_tables(
             consistency=r.consistency, timeout_s=timeout_s))
 
-    def Update(self, request, context):
+    async def Update(self, request, context):
         def update():
             node = self._node.crdt.update(request.table, mutation_from_proto(request),
                                           timeout_s=node_timeout_s(context))
             return crdt_pb2.CrdtUpdateResponse(node=node)
-        return _serve(context, update)
+        return await _serve(context, update)
 
-    def Read(self, request, context):
-        return _serve(context, lambda: value_to_proto(self._node.crdt.read(request.table)))
+    async def Read(self, request, context):
+        return await _serve(context, lambda: value_to_proto(self._node.crdt.read(request.table)))
 
-    def Scan(self, request, context):
+    async def Scan(self, request, context):
         def scan():
             page = self._node.crdt.scan(request.table, request.prefix, request.limit)
             return crdt_pb2.CrdtScanResponse(
                 entries=[crdt_pb2.MapEntry(key=k, value=v) for k, v in page.entries],
                 more=page.more)
-        return _serve(context, scan)
+        return await _serve(context, scan)
 
-    def Subscribe(self, request, context):
+    async def Subscribe(self, request, context):
         """The table's value now and after each change, until the client
-        goes away or the server stops (a stream: held to STREAMS_OPEN_MAX)."""
-        stop = self._stops.open(context)
-        try:
-            for value in self._node.crdt.subscribe(request.table, stop):
-                yield value_to_proto(value)
-        except Exception as error:  # noqa: BLE001 - every error becomes a status
-            abort(context, error)
-        finally:
-            stop.set()
-            self._stops.close(stop)
+        goes away or the server stops (a stream on a thread of its own while
+        open: held to THREADED_STREAMS_OPEN_MAX)."""
+        async for value in self._stops.relay(
+                context, None, lambda stop: self._node.crdt.subscribe(request.table, stop)):
+            yield value_to_proto(value)
 
 
 class GossipServicer(crdt_pb2_grpc.GossipServicer):
@@ -152,8 +153,8 @@ class GossipServicer(crdt_pb2_grpc.GossipServicer):
     def __init__(self, node: Any):
         self._node = node
 
-    def Deliver(self, request, context):
-        return _serve(context, lambda: self._deliver(request))
+    async def Deliver(self, request, context):
+        return await _serve(context, lambda: self._deliver(request))
 
     def _deliver(self, request) -> crdt_pb2.GossipAck:
         if len(request.frames) > limits.GOSSIP_DELIVER_FRAMES_MAX:

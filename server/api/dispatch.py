@@ -7,34 +7,39 @@ deserializer), and `wire.decode` turns them into the request message, so
 malformed bytes are INVALID_ARGUMENT with a message, counted, and never a
 traceback or leaked memory (grpcio's own decoding failure is all three).
 Every method is registered request-streaming: grpcio then calls the
-handler at once, without waiting for the message in a pool thread, so the
-handler always runs and always releases its slot; unary methods read their
-one message themselves.
+handler at once, so the handler always runs and always releases its slot;
+unary methods read their one message themselves. Every handler is a
+coroutine (or an async generator) on the server's event loop: a call that
+waits on the node awaits it, or runs on the loop's executor (the server's
+call threads) when the node's call blocks.
 
 Lanes, each held to a named limit and counted when the call is looked up
-(on grpcio's polling thread, before any pool thread is taken):
-- operator: Health.Check, Cluster.Status and Cluster.Members, with
-  OPERATOR_RPCS_MAX slots and threads of their own, so an operator can
-  still see an overloaded node;
-- streams: every client- or server-streaming RPC (watches, keepalives,
-  observes, CRDT subscriptions, health watches, reflection), held to
-  STREAMS_OPEN_MAX and also counted in CONCURRENT_RPCS_MAX;
+(on the event loop, before anything else runs for it):
+- operator: Health.Check, Cluster.Status and Cluster.Members, held to
+  OPERATOR_RPCS_MAX apart from the other lanes and answered on the loop
+  itself, so an operator can still see an overloaded node;
+- threaded streams: Election.Observe and Crdt.Subscribe, which the node
+  serves from blocking generators, each on a stream thread while open:
+  held to THREADED_STREAMS_OPEN_MAX and also counted as streams;
+- streams: every other client- or server-streaming RPC (watches, watch
+  streams, keepalives, health watches, reflection), which hold no thread:
+  held to STREAMS_OPEN_MAX, a memory bound;
 - calls: every other RPC, held to CONCURRENT_RPCS_MAX.
 A call over its lane's limit is answered RESOURCE_EXHAUSTED by a refusal
-that reads nothing and runs on a small pool of its own, so shedding never
-queues behind the calls it sheds.
+that reads nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import threading
 import time
-from concurrent import futures
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterable
 
 import grpc
+import grpc.aio
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
@@ -48,7 +53,14 @@ MALFORMED_LOG_INTERVAL_S = 60.0
 
 LANE_CALLS = "calls"
 LANE_STREAMS = "streams"
+LANE_THREADED_STREAMS = "threaded streams"
 LANE_OPERATOR = "operator"
+
+# Streams the node serves from blocking generators (a thread each while open).
+THREADED_STREAM_METHODS = frozenset({
+    "/tandemkv.v1.Election/Observe",
+    "/tandemkv.v1.Crdt/Subscribe",
+})
 
 OPERATOR_METHODS = frozenset({
     "/grpc.health.v1.Health/Check",
@@ -62,15 +74,17 @@ log = logging.getLogger(__name__)
 class Admission:
     """In-flight calls per lane against each lane's limit."""
 
-    def __init__(self, calls_max: int, streams_max: int, operator_max: int) -> None:
+    def __init__(self, calls_max: int, streams_max: int, operator_max: int,
+                 threaded_streams_max: int) -> None:
         self._lock = threading.Lock()
-        self._limits = {LANE_CALLS: calls_max, LANE_STREAMS: streams_max, LANE_OPERATOR: operator_max}
-        self._open = {LANE_CALLS: 0, LANE_STREAMS: 0, LANE_OPERATOR: 0}
+        self._limits = {LANE_CALLS: calls_max, LANE_STREAMS: streams_max, LANE_OPERATOR: operator_max,
+                        LANE_THREADED_STREAMS: threaded_streams_max}
+        self._open = dict.fromkeys(self._limits, 0)
 
     def enter(self, lane: str) -> str | None:
-        """Takes a slot in `lane` (a stream also takes a call slot), or says
-        why not."""
-        charged = (LANE_STREAMS, LANE_CALLS) if lane == LANE_STREAMS else (lane,)
+        """Takes a slot in `lane` (a threaded stream also takes a stream
+        slot), or says why not."""
+        charged = _charged(lane)
         with self._lock:
             for name in charged:
                 if self._open[name] >= self._limits[name]:
@@ -80,7 +94,7 @@ class Admission:
         return None
 
     def leave(self, lane: str) -> None:
-        charged = (LANE_STREAMS, LANE_CALLS) if lane == LANE_STREAMS else (lane,)
+        charged = _charged(lane)
         with self._lock:
             for name in charged:
                 assert self._open[name] > 0, f"{name} lane left more often than entered"
@@ -91,11 +105,18 @@ class Admission:
             return self._open[lane]
 
 
+def _charged(lane: str) -> tuple[str, ...]:
+    return (LANE_THREADED_STREAMS, LANE_STREAMS) if lane == LANE_THREADED_STREAMS else (lane,)
+
+
 def _refusal_message(lane: str, limit: int) -> str:
     if lane == LANE_STREAMS:
         return (f"this node has STREAMS_OPEN_MAX={limit} streams open (watches, lease keepalives, "
-                "election observes, CRDT subscriptions); close streams you no longer need, share "
-                "one watch over a key range, or connect to another node")
+                "election observes, CRDT subscriptions); close streams you no longer need, put many "
+                "watches on one Watch.Watches stream, or connect to another node")
+    if lane == LANE_THREADED_STREAMS:
+        return (f"this node has THREADED_STREAMS_OPEN_MAX={limit} election observes and CRDT "
+                "subscriptions open; close those you no longer need or connect to another node")
     if lane == LANE_OPERATOR:
         return (f"this node is serving OPERATOR_RPCS_MAX={limit} health and status calls; "
                 "poll less often")
@@ -137,28 +158,14 @@ class Service:
     servicer: Any
 
 
-class _Behavior:
-    """A callable grpcio runs in `experimental_thread_pool` (grpcio's
-    documented per-behavior pool)."""
-
-    def __init__(self, function: Callable, pool: futures.ThreadPoolExecutor) -> None:
-        self._function = function
-        self.experimental_thread_pool = pool
-
-    def __call__(self, request_iterator, context):
-        return self._function(request_iterator, context)
-
-
 class Dispatcher(grpc.GenericRpcHandler):
     """The one generic handler of the server: looks up the method, admits
     the call to its lane or refuses it, and wraps the servicer's method."""
 
     def __init__(self, services: Iterable[Service], admission: Admission,
-                 pools: dict[str, futures.ThreadPoolExecutor], refusal_pool: futures.ThreadPoolExecutor,
                  malformed: MalformedRequests) -> None:
         self._admission = admission
         self._malformed = malformed
-        self._refusal_pool = refusal_pool
         self._methods: dict[str, tuple[str, grpc.RpcMethodHandler]] = {}
         for service in services:
             for method in service.descriptor.methods:
@@ -166,10 +173,9 @@ class Dispatcher(grpc.GenericRpcHandler):
                 lane = _lane(path, method)
                 call = _servicer_method(service.servicer, method)
                 function = self._wrap(path, lane, method, call)
-                behavior = _Behavior(function, pools[lane])
                 registered = (grpc.stream_stream_rpc_method_handler if method.server_streaming
                               else grpc.stream_unary_rpc_method_handler)
-                self._methods[path] = (lane, registered(behavior, response_serializer=_serialize))
+                self._methods[path] = (lane, registered(function, response_serializer=_serialize))
 
     @property
     def method_paths(self) -> list[str]:
@@ -183,9 +189,10 @@ class Dispatcher(grpc.GenericRpcHandler):
         refused = self._admission.enter(lane)
         if refused is None:
             return handler
-        return grpc.stream_stream_rpc_method_handler(_Behavior(
-            lambda _requests, context: abort(context, errors.ResourceExhausted(refused)),
-            self._refusal_pool))
+
+        async def refuse(_requests, context):
+            await abort(context, errors.ResourceExhausted(refused))
+        return grpc.stream_stream_rpc_method_handler(refuse)
 
     def _wrap(self, path: str, lane: str, method: MethodDescriptor, call: Callable):
         request_class = message_factory.GetMessageClass(method.input_type)
@@ -198,68 +205,58 @@ class Dispatcher(grpc.GenericRpcHandler):
                 malformed.count(path, error)
                 raise
 
-        def decoded_stream(raw_requests: Iterator[bytes]):
+        async def decoded_stream(raw_requests) -> AsyncIterator:
             try:
-                for raw in raw_requests:
+                async for raw in raw_requests:
                     yield decoded(raw)
             except grpc.RpcError:
                 return  # the client went away: for the servicer, the requests end
 
-        def argument(raw_requests, context):
+        async def argument(raw_requests, context):
             if method.client_streaming:
                 return decoded_stream(raw_requests)
-            raw = next(raw_requests, None)  # an RpcError here (client gone) ends the call quietly
-            if raw is None:
-                abort(context, errors.InvalidArgument(
-                    f"{path} takes exactly one request message; the client sent none"))
-            return decoded(raw)
+            async for raw in raw_requests:
+                return decoded(raw)
+            await abort(context, errors.InvalidArgument(
+                f"{path} takes exactly one request message; the client sent none"))
 
-        def unary_response(raw_requests, context):
-            release = _once(lambda: admission.leave(lane))
+        async def unary_response(raw_requests, context):
             try:
-                return call(argument(raw_requests, context), context)
+                return await call(await argument(raw_requests, context), context)
             except errors.InvalidArgument as error:  # a malformed request among them
-                abort(context, error)
+                await abort(context, error)
             finally:
-                release()
+                admission.leave(lane)
 
-        def stream_response(raw_requests, context):
-            release = _once(lambda: admission.leave(lane))
-            if not context.add_callback(release):
-                release()
-            return _relay(release, lambda: call(argument(raw_requests, context), context), context)
+        async def stream_response(raw_requests, context):
+            try:
+                async for response in call(await argument(raw_requests, context), context):
+                    yield response
+            except errors.InvalidArgument as error:  # a malformed request among them
+                await abort(context, error)
+            finally:
+                admission.leave(lane)
 
-        return stream_response if method.server_streaming else unary_response
+        async def stream_written(raw_requests, context):
+            # A servicer that writes its responses itself (the standard
+            # health service's Watch).
+            try:
+                await call(await argument(raw_requests, context), context)
+            except errors.InvalidArgument as error:
+                await abort(context, error)
+            finally:
+                admission.leave(lane)
 
-
-def _relay(release: Callable[[], None], open_stream: Callable[[], Iterator], context):
-    """Yields what the servicer's stream yields; a malformed or invalid
-    request (possibly a later one of a client stream) ends it as
-    INVALID_ARGUMENT."""
-    try:
-        yield from open_stream()
-    except errors.InvalidArgument as error:  # a malformed request among them
-        abort(context, error)
-    finally:
-        release()
-
-
-def _once(function: Callable[[], None]) -> Callable[[], None]:
-    lock = threading.Lock()
-    done = [False]
-
-    def run_once() -> None:
-        with lock:
-            if done[0]:
-                return
-            done[0] = True
-        function()
-    return run_once
+        if not method.server_streaming:
+            return unary_response
+        return stream_response if inspect.isasyncgenfunction(call) else stream_written
 
 
 def _lane(path: str, method: MethodDescriptor) -> str:
     if path in OPERATOR_METHODS:
         return LANE_OPERATOR
+    if path in THREADED_STREAM_METHODS:
+        return LANE_THREADED_STREAMS
     if method.client_streaming or method.server_streaming:
         return LANE_STREAMS
     return LANE_CALLS
@@ -272,20 +269,12 @@ def _servicer_method(servicer: Any, method: MethodDescriptor) -> Callable:
         if method.name in owner.__dict__:
             assert not owner.__module__.endswith("_pb2_grpc"), (
                 f"{type(servicer).__name__} does not implement {method.full_name}")
-            return getattr(servicer, method.name)
+            function = getattr(servicer, method.name)
+            assert inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function), (
+                f"{type(servicer).__name__}.{method.name} must be async: it runs on the event loop")
+            return function
     raise AssertionError(f"{type(servicer).__name__} has no method {method.name}")
 
 
 def _serialize(response) -> bytes:
     return response.SerializeToString()
-
-
-def build_pools(call_threads: int) -> tuple[dict[str, futures.ThreadPoolExecutor], futures.ThreadPoolExecutor]:
-    """The thread pools of the lanes (calls and streams share one, sized so
-    open streams never starve other calls) and the refusal pool."""
-    calls = futures.ThreadPoolExecutor(max_workers=call_threads, thread_name_prefix="tandemkv-rpc")
-    operator = futures.ThreadPoolExecutor(max_workers=limits.OPERATOR_THREADS,
-                                          thread_name_prefix="tandemkv-operator")
-    refusals = futures.ThreadPoolExecutor(max_workers=limits.REFUSAL_THREADS,
-                                          thread_name_prefix="tandemkv-refusal")
-    return {LANE_CALLS: calls, LANE_STREAMS: calls, LANE_OPERATOR: operator}, refusals

@@ -10,10 +10,14 @@ about individual RPCs or about Raft.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import logging
 from typing import Any, Callable, Protocol
 
 import grpc
+import grpc.aio
 from google.protobuf.message import Message
 
 from tandemkv import errors, limits
@@ -116,12 +120,15 @@ class DeadlineTooShort(errors.TandemKVError):
     status = Status.DEADLINE_EXCEEDED
 
 
-def handle(
-    context: grpc.ServicerContext,
+async def handle(
+    context: grpc.aio.ServicerContext,
     request: Message,
-    call: Callable[..., Message],
+    call: Callable[..., Any],
 ) -> Message:
-    """Validate `request`, check the deadline, then `call(request, timeout_s=...)`.
+    """Validate `request`, check the deadline, then `call(request, timeout_s=...)`:
+    awaited when it is a coroutine function (the node's `*_async` calls,
+    which hold no thread while they wait), else run on the event loop's
+    executor (its threads are the server's call threads).
 
     Every expected failure is reported through `status_for_error`; the
     node is never called for a request that fails validation or the
@@ -129,16 +136,20 @@ def handle(
     try:
         check_request(request)
         timeout_s = node_timeout_s(context)
-        return call(request, timeout_s=timeout_s)
+        if inspect.iscoroutinefunction(call):
+            return await call(request, timeout_s=timeout_s)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(call, request, timeout_s=timeout_s))
+    except grpc.aio.AbortError:
+        raise
     except Exception as error:  # noqa: BLE001 - every error becomes a status
         if not isinstance(error, errors.TandemKVError):
             log.exception("unexpected error serving %s", type(request).__name__)
-        abort(context, error)
+        await abort(context, error)
         raise AssertionError("context.abort returned")  # pragma: no cover
 
 
-def abort(context: grpc.ServicerContext, error: BaseException) -> None:
+async def abort(context: grpc.aio.ServicerContext, error: BaseException) -> None:
+    """Ends the call with `error`'s status (raises grpc.aio.AbortError)."""
     code, message, metadata = status_for_error(error)
-    if metadata:
-        context.set_trailing_metadata(metadata)
-    context.abort(code, message)
+    await context.abort(code, message, trailing_metadata=metadata)

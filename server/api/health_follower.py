@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health_pb2
 
 # How often the follower reads the node's readiness; a node that loses its
 # quorum is reported NOT_SERVING within this (plus the Raft timeouts that
@@ -36,11 +36,12 @@ log = logging.getLogger(__name__)
 
 
 class HealthFollower:
-    def __init__(self, node: Any, servicer: health.HealthServicer, strong_services: Iterable[str],
+    def __init__(self, node: Any, set_status: Callable[[str, int], None], strong_services: Iterable[str],
                  available_services: Iterable[str],
                  interval_s: float = HEALTH_POLL_INTERVAL_S) -> None:
         self._node = node
-        self._servicer = servicer
+        # Sets one service's status on the health servicer (on its event loop).
+        self._set_status = set_status
         self._strong = ("", *strong_services)
         self._available = tuple(available_services)
         self._interval_s = interval_s
@@ -90,4 +91,4 @@ class HealthFollower:
         if self._stop.is_set() or self._current.get(service) == value:
             return
         self._current[service] = value
-        self._servicer.set(service, value)
+        self._set_status(service, value)

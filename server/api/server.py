@@ -1,33 +1,40 @@
 """Builds the client-facing gRPC server of one node.
 
-Owns the server's shape: a thread-pool `grpc.server` (measured faster than
-grpc.aio for this workload) with one generic handler (dispatch.py) serving
-the KV, Counter, Cluster, Crdt, Gossip, Lease, Registry, Lock, Election and
+Owns the server's shape: a `grpc.aio` server on an event loop of its own
+(in a thread), with one generic handler (dispatch.py) serving the KV,
+Counter, Batch, Cluster, Crdt, Gossip, Lease, Registry, Lock, Election and
 Watch servicers, the standard health service (following the node's
 readiness, health_follower.py) and server reflection; the lanes and their
-limits (CONCURRENT_RPCS_MAX, STREAMS_OPEN_MAX, OPERATOR_RPCS_MAX) and the
-message-size limit. It does not start or stop the node.
+limits (CONCURRENT_RPCS_MAX, STREAMS_OPEN_MAX, THREADED_STREAMS_OPEN_MAX,
+OPERATOR_RPCS_MAX) and the message-size limit. Writes and reads await the
+node's asyncio calls, so a call in flight holds no thread, and an idle
+watch or keepalive stream costs memory only; calls that block in the node
+(lock and campaign waits, CRDT catalog changes) run on the loop's executor,
+GRPC_CALL_THREADS_MAX threads. It does not start or stop the node.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
+import threading
 
 import grpc
+import grpc.aio
 from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from tandemkv import limits
 from tandemkv.server.api.batch_servicer import BatchServicer
 from tandemkv.server.api.coordination_servicers import (
-    ElectionServicer, LeaseServicer, LockServicer, RegistryServicer, StreamStops, WatchServicer,
+    ElectionServicer, LeaseServicer, LockServicer, RegistryServicer, WatchServicer,
 )
 from tandemkv.server.api.crdt_servicers import CrdtServicer, GossipServicer
-from tandemkv.server.api.dispatch import (
-    LANE_STREAMS, Admission, Dispatcher, MalformedRequests, Service, build_pools,
-)
+from tandemkv.server.api.dispatch import LANE_STREAMS, Admission, Dispatcher, MalformedRequests, Service
 from tandemkv.server.api.edge import NodeCalls
 from tandemkv.server.api.health_follower import HealthFollower
+from tandemkv.server.api.streams import StreamStops
 from tandemkv.server.api.servicers import ClusterServicer, CounterServicer, KVServicer
 from tandemkv.v1 import (
     batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, watch_pb2,
@@ -35,6 +42,8 @@ from tandemkv.v1 import (
 
 # Grace a stopping server gives calls in flight before cancelling them.
 STOP_GRACE_S = 5.0
+# Longest a stopping server waits for its loop's threads to end.
+LOOP_STOP_WAIT_S = 10.0
 
 _STRONG_SERVICES = (
     kv_pb2.DESCRIPTOR.services_by_name["KV"],
@@ -54,22 +63,46 @@ _AVAILABLE_SERVICES = (
 SERVICE_NAMES = tuple(s.full_name for s in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES))
 
 
+class _LoopThread:
+    """The event loop every handler of the server runs on, in a thread of
+    its own; its default executor holds the server's call threads."""
+
+    def __init__(self, call_threads: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
+            max_workers=call_threads, thread_name_prefix="tandemkv-rpc"))
+        self._thread = threading.Thread(target=self.loop.run_forever, name="tandemkv-grpc-loop",
+                                        daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine, timeout_s: float | None = None):
+        """Runs `coroutine` on the loop and waits for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+    def close(self) -> None:
+        self.run(self.loop.shutdown_default_executor(), LOOP_STOP_WAIT_S)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(LOOP_STOP_WAIT_S)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
 @dataclasses.dataclass
 class ClientServer:
     """A built, bound, not yet started server, and the port it bound."""
 
-    server: grpc.Server
+    server: grpc.aio.Server
     port: int
-    health: health.HealthServicer
+    health: health.aio.HealthServicer
     streams: StreamStops
     admission: Admission
     malformed: MalformedRequests
     follower: HealthFollower
     method_paths: list[str]
-    _pools: tuple = ()
+    _loop: _LoopThread
 
     def start(self) -> None:
-        self.server.start()
+        self._loop.run(self.server.start())
         self.follower.start()
 
     @property
@@ -82,11 +115,10 @@ class ClientServer:
         keepalives, subscriptions) at once, lets unary calls in flight
         finish for `grace_s`."""
         self.follower.stop()
-        self.health.enter_graceful_shutdown()
+        self._loop.run(self.health.enter_graceful_shutdown())
         self.streams.stop_all()
-        self.server.stop(grace_s).wait()
-        for pool in self._pools:
-            pool.shutdown(wait=False)
+        self._loop.run(self.server.stop(grace_s))
+        self._loop.close()
 
 
 def build_server(
@@ -96,24 +128,35 @@ def build_server(
     call_threads: int = limits.GRPC_CALL_THREADS_MAX,
     concurrent_rpcs_max: int = limits.CONCURRENT_RPCS_MAX,
     streams_open_max: int = limits.STREAMS_OPEN_MAX,
+    threaded_streams_open_max: int = limits.THREADED_STREAMS_OPEN_MAX,
     operator_rpcs_max: int = limits.OPERATOR_RPCS_MAX,
 ) -> ClientServer:
     """A server for `node` bound to `address` ('host:port'; port 0 picks a
     free port). Calls beyond `concurrent_rpcs_max`, streams beyond
-    `streams_open_max`, and health and status calls beyond
+    `streams_open_max` (election observes and CRDT subscriptions beyond
+    `threaded_streams_open_max`), and health and status calls beyond
     `operator_rpcs_max` get RESOURCE_EXHAUSTED."""
-    pools, refusal_pool = build_pools(call_threads + streams_open_max)
-    # No maximum_concurrent_rpcs: the dispatcher's lanes hold every limit.
-    server = grpc.server(
-        pools["calls"],
-        options=[
-            ("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
-            ("grpc.max_send_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
-    streams = StreamStops()
-    health_servicer = health.HealthServicer()
+    loop = _LoopThread(call_threads)
+    try:
+        return loop.run(_build(node, address, loop, concurrent_rpcs_max, streams_open_max,
+                               threaded_streams_open_max, operator_rpcs_max))
+    except BaseException:
+        loop.close()
+        raise
+
+
+async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rpcs_max: int,
+                 streams_open_max: int, threaded_streams_open_max: int,
+                 operator_rpcs_max: int) -> ClientServer:
+    # Built on the loop it will run on. No maximum_concurrent_rpcs: the
+    # dispatcher's lanes hold every limit.
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
+        ("grpc.max_send_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
+        ("grpc.so_reuseport", 0),
+    ])
+    streams = StreamStops(threads=threaded_streams_open_max)
+    health_servicer = health.aio.HealthServicer()
     reflection_names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
     descriptors = {d.name: d for d in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES)}
     # "Gossip" is the frame-injection hook for tests and operators; nodes
@@ -128,12 +171,13 @@ def build_server(
     assert len(services) == len(descriptors), "a service of the node has no servicer"
     services.append(Service(health_pb2.DESCRIPTOR.services_by_name["Health"], health_servicer))
     services.append(Service(reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
-                            reflection.ReflectionServicer(reflection_names)))
-    admission = Admission(concurrent_rpcs_max, streams_open_max, operator_rpcs_max)
+                            reflection.aio.ReflectionServicer(reflection_names)))
+    admission = Admission(concurrent_rpcs_max, streams_open_max, operator_rpcs_max,
+                          threaded_streams_open_max)
     malformed = MalformedRequests()
-    dispatcher = Dispatcher(services, admission, pools, refusal_pool, malformed)
+    dispatcher = Dispatcher(services, admission, malformed)
     server.add_generic_rpc_handlers((dispatcher,))
-    follower = HealthFollower(node, health_servicer,
+    follower = HealthFollower(node, lambda service, value: loop.run(health_servicer.set(service, value)),
                               [s.full_name for s in _STRONG_SERVICES],
                               [s.full_name for s in _AVAILABLE_SERVICES])
     try:
@@ -144,5 +188,4 @@ def build_server(
         raise OSError(f"cannot listen on {address}; is the port in use?")
     return ClientServer(server=server, port=port, health=health_servicer, streams=streams,
                         admission=admission, malformed=malformed, follower=follower,
-                        method_paths=dispatcher.method_paths,
-                        _pools=(pools["calls"], pools["operator"], refusal_pool))
+                        method_paths=dispatcher.method_paths, _loop=loop)

@@ -10,6 +10,7 @@ node's Raft status.
 from __future__ import annotations
 
 import grpc
+import grpc.aio
 
 from tandemkv import errors
 from tandemkv.server.api.edge import NodeCalls, abort, handle
@@ -33,60 +34,62 @@ class KVServicer(kv_pb2_grpc.KVServicer):
     def __init__(self, node: NodeCalls):
         self._node = node
 
-    def Put(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Put(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
-    def Get(self, request, context):
-        return handle(context, request, self._node.query)
+    async def Get(self, request, context):
+        return await handle(context, request, self._node.query_async)
 
-    def Range(self, request, context):
-        return handle(context, request, self._node.query)
+    async def Range(self, request, context):
+        return await handle(context, request, self._node.query_async)
 
-    def Delete(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Delete(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
-    def Txn(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Txn(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
 
 class CounterServicer(counter_pb2_grpc.CounterServicer):
     def __init__(self, node: NodeCalls):
         self._node = node
 
-    def Incr(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Incr(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
-    def Get(self, request, context):
-        return handle(context, request, self._node.query)
+    async def Get(self, request, context):
+        return await handle(context, request, self._node.query_async)
 
-    def Set(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Set(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
-    def CompareAndSet(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def CompareAndSet(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
-    def Delete(self, request, context):
-        return handle(context, request, self._node.propose)
+    async def Delete(self, request, context):
+        return await handle(context, request, self._node.propose_async)
 
 
 class ClusterServicer(cluster_pb2_grpc.ClusterServicer):
     def __init__(self, node: NodeCalls):
         self._node = node
 
-    def Status(self, request, context: grpc.ServicerContext):
+    # Answered on the event loop itself: reading a node's status never
+    # waits, so an operator is answered even while every call thread waits.
+    async def Status(self, request, context: grpc.aio.ServicerContext):
         try:
             response = status_to_proto(self._node.status())
             add_gossip(response, getattr(self._node, "available", None))
             return response
         except Exception as error:  # noqa: BLE001 - reported as a status
-            abort(context, error)
+            await abort(context, error)
 
-    def Members(self, request, context: grpc.ServicerContext):
+    async def Members(self, request, context: grpc.aio.ServicerContext):
         try:
             members = self._node.status().members
             return cluster_pb2.MembersResponse(members=[member_to_proto(m) for m in members])
         except Exception as error:  # noqa: BLE001 - reported as a status
-            abort(context, error)
+            await abort(context, error)
 
 
 def member_to_proto(member) -> cluster_pb2.Member:

@@ -1,59 +1,97 @@
-"""Watch.Watches: many watches on one stream.
+"""Watch.Watch and Watch.Watches, served on the event loop without a
+thread: each stream holds one `WatchSession` of the node, whose watches wake
+the stream's task through the loop (`LoopWaker`: one callback per loop and
+burst of wake-ups, whatever the number of watches), and the task polls the
+session, which never blocks on anything but a bounded history read.
 
-The stream's requests (create and cancel, by watch ids the client picks)
-are read by a thread of their own; its responses are sent from one
-`WatchSession` of the node, which wakes this stream's sender when any of
-its watches has something. Every watch gets a `created` (or a `canceled`
-with the reason its create was refused), then its responses in revision
-order; a cancel is answered `canceled`. A malformed request ends the
-stream with INVALID_ARGUMENT; a refused create ends only its watch.
+Watch.Watches carries many watches on one stream: its requests (create and
+cancel, by watch ids the client picks) are read by a second task; every
+watch gets a `created` (or a `canceled` with the reason its create was
+refused), then its responses in revision order; a cancel is answered
+`canceled`. A malformed request ends the stream with INVALID_ARGUMENT; a
+refused create ends only its watch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
-import threading
 import time
-from typing import Iterable, Iterator
+from typing import AsyncIterable, AsyncIterator
 
 import grpc
 
 from tandemkv import errors
 from tandemkv.server.api.edge import status_for_error
+from tandemkv.server.api.streams import StreamStop
+from tandemkv.server.node.watch_hub import LoopWaker
 from tandemkv.v1 import watch_pb2
 
-# Longest one wait of the sender before it looks at the stream's stop flag.
-SENDER_WAIT_SLICE_S = 0.5
+# Longest one wait of a stream's task before it looks at its stop flag.
+STREAM_WAIT_SLICE_S = 0.5
 
 
-def serve_watch_stream(node, requests: Iterable[watch_pb2.WatchStreamRequest],
-                       stop: threading.Event) -> Iterator[watch_pb2.WatchStreamResponse]:
+class _Woken:
+    """An asyncio.Event the node's threads can set, through the loop."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.wake = LoopWaker(asyncio.get_running_loop()).waker_for(self.event)
+
+    async def wait(self, due: float | None) -> None:
+        wait_s = STREAM_WAIT_SLICE_S if due is None else min(STREAM_WAIT_SLICE_S, due - time.monotonic())
+        try:
+            await asyncio.wait_for(self.event.wait(), max(0.0, wait_s))
+        except TimeoutError:
+            pass
+
+
+async def serve_watch(node, request: watch_pb2.WatchRequest,
+                      stop: StreamStop) -> AsyncIterator[watch_pb2.WatchResponse]:
+    """The responses of one Watch.Watch until `stop` is set or the watch
+    ends (compacted)."""
+    woken = _Woken()
+    stop.add_callback(woken.wake)
+    session = node.watch_session(woken.wake)
+    try:
+        session.create(0, request)
+        while not stop.is_set() and session.open_count:
+            woken.event.clear()
+            ready, due = session.poll()
+            for _, response in ready:
+                yield response
+            if not ready:
+                await woken.wait(due)
+    finally:
+        session.close()
+
+
+async def serve_watch_stream(node, requests: AsyncIterable[watch_pb2.WatchStreamRequest],
+                             stop: StreamStop) -> AsyncIterator[watch_pb2.WatchStreamResponse]:
     """The responses of one Watch.Watches stream until `stop` is set;
     raises the InvalidArgument of a malformed request."""
-    woken = threading.Event()
-    session = node.watch_session(woken.set)
+    woken = _Woken()
+    stop.add_callback(woken.wake)
+    session = node.watch_session(woken.wake)
     control: collections.deque[watch_pb2.WatchStreamResponse] = collections.deque()
     failure: list[BaseException] = []
 
-    def read_requests() -> None:
+    async def read_requests() -> None:
         try:
-            for request in requests:
-                if stop.is_set():
-                    return
+            async for request in requests:
                 control.extend(_apply_request(session, request))
-                woken.set()
+                woken.event.set()
         except errors.InvalidArgument as error:  # a malformed request ends the stream
             failure.append(error)
         except grpc.RpcError:
             pass  # the client went away
         finally:
-            woken.set()
+            woken.event.set()
 
-    reader = threading.Thread(target=read_requests, name="watch-stream-requests", daemon=True)
-    reader.start()
+    reader = asyncio.ensure_future(read_requests())
     try:
         while not stop.is_set():
-            woken.clear()
+            woken.event.clear()
             if failure:
                 raise failure[0]
             while control:
@@ -61,11 +99,10 @@ def serve_watch_stream(node, requests: Iterable[watch_pb2.WatchStreamRequest],
             ready, due = session.poll()
             for watch_id, response in ready:
                 yield watch_pb2.WatchStreamResponse(watch_id=watch_id, response=response)
-            if not ready:
-                wait_s = SENDER_WAIT_SLICE_S if due is None else due - time.monotonic()
-                woken.wait(max(0.0, min(wait_s, SENDER_WAIT_SLICE_S)))
+            if not ready and not control and not failure:
+                await woken.wait(due)
     finally:
-        stop.set()
+        reader.cancel()
         session.close()
 
 

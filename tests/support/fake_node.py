@@ -13,6 +13,7 @@ block until their stop Event is set, which they record in `stops`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 from collections import deque
@@ -75,24 +76,40 @@ class FakeGossipPlane:
 
 
 class FakeWatchSession:
-    """A multiplexed watch session with no events: watches open and close."""
+    """A watch session over the fake's stream: each watch created gets the
+    node's `stream_responses` once, then waits; closing it sets the stop
+    Event the fake recorded for it (as a node's stream would stop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, node: "FakeNode") -> None:
+        self._node = node
+        self._pending: list[tuple[int, object]] = []
         self.open: set[int] = set()
+        self.stop = threading.Event()
 
     def create(self, watch_id, request) -> None:
+        self._node.calls.append(Call("watch", request, 0.0))
         self.open.add(watch_id)
+        self._pending.extend((watch_id, response) for response in self._node.stream_responses)
+        if len(self.open) == 1:
+            self._node.stops.append(self.stop)
+        self._node.stream_opened.release()
 
     def cancel(self, watch_id) -> bool:
         was_open = watch_id in self.open
         self.open.discard(watch_id)
         return was_open
 
+    @property
+    def open_count(self) -> int:
+        return len(self.open)
+
     def poll(self):
-        return [], None
+        ready, self._pending = self._pending, []
+        return ready, None
 
     def close(self) -> None:
         self.open.clear()
+        self.stop.set()
 
 
 @dataclasses.dataclass
@@ -231,9 +248,22 @@ class FakeNode:
         self.calls.append(Call("watch", request, 0.0))
         return self._stream(stop)
 
+    # The node's asyncio twins: the fake's calls may block (`block`), so
+    # they run on the loop's executor as a blocking node call would.
+    async def propose_async(self, request, *, timeout_s):
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: self.propose(request, timeout_s=timeout_s))
+
+    async def query_async(self, request, *, timeout_s):
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: self.query(request, timeout_s=timeout_s))
+
+    async def batch_async(self, ops, *, timeout_s):
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: self.batch(ops, timeout_s=timeout_s))
+
     def watch_session(self, wake):
-        self.calls.append(Call("watch_session", None, 0.0))
-        return FakeWatchSession()
+        return FakeWatchSession(self)
 
     def observe(self, election, stop):
         self.calls.append(Call("observe", election, 0.0))
