@@ -85,10 +85,30 @@ def make_driver(revision: Callable[[], Awaitable[int]], watch: Watch,
     return driver
 
 
+# Single puts timed for the put-latency figures beside the watch memory.
+PUT_SAMPLES = 1_000
+
+
+def _put_p50_p99_ms(writer) -> tuple[float, float]:
+    """p50 and p99 (ms) of PUT_SAMPLES single puts, one at a time, to keys
+    no watch follows."""
+    import time
+
+    latencies = []
+    for i in range(PUT_SAMPLES):
+        started = time.perf_counter()
+        writer.put(f"unwatched/{i % 100}", "v")
+        latencies.append((time.perf_counter() - started) * 1000)
+    latencies.sort()
+    return latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+
+
 def measure_watch_memory(watches: int, root: str) -> dict[str, float]:
     """A node's RSS (MiB) idle, with `watches` watches of one SDK client
     open on it (one multiplexed stream), and after one write each of them
-    receives; a fresh 3-node cluster under `root`."""
+    receives; and the p50/p99 of a single put to keys no watch follows,
+    without the watches and with them open; a fresh 3-node cluster under
+    `root`."""
     from tandemkv.client import Client
     from tests.support.cluster import ServeCluster, rss_bytes
 
@@ -99,6 +119,7 @@ def measure_watch_memory(watches: int, root: str) -> dict[str, float]:
         with Client(cluster.endpoint(leader)) as client, Client(cluster.endpoints) as writer:
             start = writer.put("rss/start", "x").revision + 1
             idle = rss_bytes(pid) / mib
+            put_p50_without, put_p99_without = _put_p50_p99_ms(writer)
             watchers = [client.watch("rss/", prefix=True, start_revision=start) for _ in range(watches)]
             events = [iter(w) for w in watchers]
             writer.put("rss/first", "y")
@@ -107,18 +128,22 @@ def measure_watch_memory(watches: int, root: str) -> dict[str, float]:
             for each in events[:-1]:
                 next(each)
             delivered = rss_bytes(pid) / mib
+            put_p50_with, put_p99_with = _put_p50_p99_ms(writer)
             streams = client._watch_streams().streams_open
             for watcher in watchers:
                 watcher.close()
     return {"watches": watches, "streams": streams, "idle_mib": idle, "open_mib": opened,
-            "after_one_event_each_mib": delivered}
+            "after_one_event_each_mib": delivered, "put_p50_ms_without": put_p50_without,
+            "put_p99_ms_without": put_p99_without, "put_p50_ms_with": put_p50_with,
+            "put_p99_ms_with": put_p99_with}
 
 
 if __name__ == "__main__":
     import argparse
     import tempfile
 
-    parser = argparse.ArgumentParser(description="a node's RSS with N watches of one SDK client open")
+    parser = argparse.ArgumentParser(description="a node's RSS, and a single put's latency, with N watches "
+                                                 "of one SDK client open")
     parser.add_argument("--watches", type=int, default=10_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
