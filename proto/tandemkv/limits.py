@@ -60,6 +60,11 @@ DEDUP_GC_PER_COMMAND_MAX = 32
 DEADLINE_S_MAX = 30.0
 # Below this much remaining deadline nothing is proposed.
 DEADLINE_S_MIN = 0.005
+# Part of the remaining deadline the API edge keeps back from the node, so
+# that the node times out (and the handler answers "outcome unknown") before
+# the caller gives up on the call: this share, at most DEADLINE_MARGIN_S_MAX.
+DEADLINE_MARGIN_S_MAX = 0.1
+DEADLINE_MARGIN_FRACTION = 0.1
 # Commands waiting for the Raft tick thread on one node.
 RAFT_QUEUE_COMMANDS_MAX = 20_000
 # Concurrent RPCs one node serves; more get RESOURCE_EXHAUSTED.

@@ -24,11 +24,6 @@ from tandemkv import errors, limits
 from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY, Status
 from tandemkv.server.strong.validation import check_request
 
-# Part of the remaining deadline kept back from the node, so that the node
-# times out (and the handler answers "outcome unknown") before the caller
-# gives up on the call.
-DEADLINE_MARGIN_S_MAX = 0.1
-DEADLINE_MARGIN_FRACTION = 0.1
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +105,7 @@ def node_timeout_s(context: grpc.ServicerContext) -> float:
             f"DEADLINE_S_MIN ({limits.DEADLINE_S_MIN * 1000:.0f} ms); "
             "nothing was proposed, retry with a longer deadline"
         )
-    margin_s = min(DEADLINE_MARGIN_S_MAX, remaining_s * DEADLINE_MARGIN_FRACTION)
+    margin_s = min(limits.DEADLINE_MARGIN_S_MAX, remaining_s * limits.DEADLINE_MARGIN_FRACTION)
     return remaining_s - margin_s
 
 
