@@ -133,6 +133,9 @@ DELTA_BUFFER_BYTES_MAX = 8 * 1024 * 1024
 TRANSFERS_PER_PEER_MAX = 8
 TRANSFER_BYTES_PER_PEER_MAX = 64 * 1024 * 1024
 TRANSFER_ROUNDS_MAX = 5
+# Deliveries (a datagram, or a Gossip.Deliver call of the injection hook)
+# queued for the gossip thread; more are refused (RESOURCE_EXHAUSTED).
+GOSSIP_INBOX_DELIVERIES_MAX = 256
 
 # -- leases, registry, locks, elections, watches (strong plane) --
 # A lease's time to live.

@@ -20,10 +20,8 @@ import threading
 from typing import NamedTuple
 
 from tandemkv.errors import ResourceExhausted
+from tandemkv.limits import GOSSIP_INBOX_DELIVERIES_MAX
 
-# Deliveries (a datagram, or a Gossip.Deliver call of the injection hook)
-# queued for the thread; more are refused (RESOURCE_EXHAUSTED).
-GOSSIP_INBOX_DELIVERIES_MAX = 256
 # How long a Gossip.Deliver call waits to learn whether its frames were accepted.
 DELIVER_VERDICT_WAIT_S = 0.5
 
