@@ -42,7 +42,8 @@ from tandemkv.server.available.gossip.protocol import GossipConfig, GossipNode, 
 from tandemkv.server.available.crdt.hlc import HybridClock
 from tandemkv.server.available.inbox import Delivery, GossipInbox, Verdict
 from tandemkv.server.available.storage import CrdtStore, LmdbHighWaterMark, StoredTable
-from tandemkv.server.available.transport import UDP_FRAME_BYTES_MAX, GossipTransport
+from tandemkv.limits import UDP_FRAME_BYTES_MAX
+from tandemkv.server.available.transport import GossipTransport
 
 log = logging.getLogger(__name__)
 
