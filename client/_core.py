@@ -41,11 +41,7 @@ from tandemkv.client import _operations as ops
 from tandemkv.client._results import NodeInfo
 from tandemkv.client._retry import RETRYABLE_ERRORS, Attempts, Retry, error_from_rpc
 from tandemkv.client._routing import LocalEndpoints, Router
-
-# How long a leader lookup or a status call waits for one node.
-STATUS_TIMEOUT_S_MAX = 2.0
-# Nodes one status() call asks (the endpoints and the members they report).
-STATUS_NODES_MAX = 64
+from tandemkv.limits import STATUS_NODES_MAX, STATUS_TIMEOUT_S_MAX
 
 
 @dataclasses.dataclass(frozen=True)

@@ -221,3 +221,9 @@ CRDT_READERS_MAX = 64
 TXN_INPUT_BYTES_MAX = 8 << 20
 # Nodes `tandemkv up --nodes` starts at most.
 LOCAL_CLUSTER_NODES_MAX = 9
+
+# -- the Python SDK --
+# How long a leader lookup or a status call waits for one node.
+STATUS_TIMEOUT_S_MAX = 2.0
+# Nodes one status() call asks (the endpoints and the members they report).
+STATUS_NODES_MAX = 64
