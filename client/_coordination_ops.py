@@ -24,8 +24,6 @@ CLAIM_WAIT_S_MAX = limits.CLAIM_WAIT_MS_MAX / 1000
 # Added to a waiting call's gRPC deadline beyond its wait, for the
 # proposals around the wait.
 CLAIM_CALL_SLACK_S = 5.0
-# Longest one keepalive attempt may take.
-KEEPALIVE_ATTEMPT_S_MAX = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +73,7 @@ def keepalive_retry(base: Retry, ttl_s: float) -> Retry:
     renewal still comes in time."""
     budget_s = ttl_s / 3
     return dataclasses.replace(base, deadline_s=budget_s,
-                               attempt_timeout_s=min(budget_s, KEEPALIVE_ATTEMPT_S_MAX))
+                               attempt_timeout_s=min(budget_s, limits.KEEPALIVE_ATTEMPT_S_MAX))
 
 
 def waits(wait_s: float | None) -> Iterator[float]:

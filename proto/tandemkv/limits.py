@@ -227,3 +227,5 @@ LOCAL_CLUSTER_NODES_MAX = 9
 STATUS_TIMEOUT_S_MAX = 2.0
 # Nodes one status() call asks (the endpoints and the members they report).
 STATUS_NODES_MAX = 64
+# Longest one lease keepalive attempt may take.
+KEEPALIVE_ATTEMPT_S_MAX = 5.0
