@@ -1,7 +1,11 @@
 """Legitimate large Raft traffic still passes the Raft port's frame bound:
 a follower catching up on log entries batched to COMMAND_SIZE_BYTES_MAX
 (appends of a whole batch), and a wiped follower installing a snapshot of
-several MB (many chunks). No frame is refused on the way.
+several MB (many chunks). No frame is refused on the way. A snapshot
+transfer whose connection is lost midway starts again from its first byte,
+and a follower refuses a transfer that lost a chunk, then installs the
+leader's resend (such a transfer once made LMDB read past the end of a
+short image: SIGBUS).
 
 Method: three embedded nodes on 127.0.0.1 (one process, so the refused
 frame count of raft_port_guard covers every connection)."""
@@ -9,14 +13,17 @@ frame count of raft_port_guard covers every connection)."""
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import logging
 import os
 import shutil
+import time
 
 from tandemkv import limits
 from tandemkv.server.storage import snapshot
 from tandemkv.server.raft import port_guard as raft_port_guard
 from tandemkv.v1 import kv_pb2
-from tests.test_embedded_node import Cluster
+from tests.test_embedded_node import FAST, Cluster
 
 WRITERS = 16
 WRITES_PER_WRITER = 24
@@ -63,3 +70,124 @@ def test_big_batched_entries_and_a_multi_chunk_snapshot_reach_followers(tmp_path
     finally:
         cluster.stop()
     assert raft_port_guard.refused_frames.count == refused_before
+
+
+CHUNK_BYTES = 1 << 16  # a snapshot chunk (member.SNAPSHOT_CHUNK_BYTES)
+SMALL_WRITES = 160  # about 5 MB of values: a snapshot of some 80 chunks
+
+
+def _wiped_follower_installing(cluster, tamper) -> tuple:
+    """Fills and compacts the cluster, wipes a follower and restarts it
+    while `tamper(follower_node_key, get_chunk)` stands in for the leader's
+    reading of the next snapshot chunk; returns (leader, follower name)."""
+    leader = cluster.leader()
+    address = {m.name: m.raft_address for m in cluster.members}
+    # Preferably one the leader connects to (it reconnects at once after a cut).
+    follower = min((n for n in cluster.nodes if cluster.nodes[n] is not leader),
+                   key=lambda n: address[n] > leader.config.raft_address)
+    for k in range(SMALL_WRITES):
+        leader.put(b"snap/%04d" % k, os.urandom(VALUE_BYTES))
+    cluster.compact_all()
+    cluster.stop(follower)
+    shutil.rmtree(cluster.base / follower)
+    member = leader._replica._member
+    serializer = member._SyncObj__serializer
+    get_chunk = serializer.getTransmissionData
+    serializer.getTransmissionData = lambda node: tamper(node, get_chunk)
+    try:
+        cluster.start(follower)
+        cluster.wait_applied(cluster.nodes[follower], leader.status().applied_index)
+    finally:
+        del serializer.getTransmissionData
+    return leader, follower
+
+
+def test_a_snapshot_transfer_cut_by_a_lost_connection_starts_again_from_its_first_byte(tmp_path):
+    cluster = Cluster(tmp_path)
+    cluster.start()
+    sent: list[tuple[bool, bool]] = []  # (first, last) of each chunk sent
+    cut_after = []
+
+    def cut_the_connection_once(node, get_chunk):
+        chunk = get_chunk(node)
+        if chunk:
+            sent.append(chunk[1:])
+            if len(sent) == 10 and not cut_after:
+                cut_after.append(len(sent))
+                # Cut the connection as its timeout does; the side that
+                # connects tries again at once (not a second later), so the
+                # follower is back before the leader's next append round.
+                for name in cluster.nodes:
+                    cluster.nodes[name]._replica._member._SyncObj__transport._lastConnectAttempt.clear()
+                transport = cluster.leader()._replica._member._SyncObj__transport
+                transport._connections[node].disconnect()
+        return chunk
+
+    try:
+        leader, follower = _wiped_follower_installing(cluster, cut_the_connection_once)
+        assert _stored(cluster.nodes[follower], b"snap/") == SMALL_WRITES
+    finally:
+        cluster.stop()
+    assert cut_after == [10] and sent[0] == (True, False)
+    # The chunk after the cut is a transfer's first: nothing is appended to
+    # what the follower received before the cut.
+    assert sent[10] == (True, False), sent[:12]
+    assert sent[-1] == (False, True)
+
+
+def test_a_follower_refuses_a_transfer_that_lost_a_chunk_and_installs_the_resend(tmp_path, caplog):
+    cluster = Cluster(tmp_path)
+    cluster.start()
+    sent, dropped = [], []
+
+    def lose_one_chunk(node, get_chunk):
+        chunk = get_chunk(node)
+        if chunk:
+            sent.append(chunk[1:])
+            if len(sent) == 20 and not dropped:  # inside the image, past the header
+                dropped.append(len(chunk[0]))
+                chunk = get_chunk(node)  # the one read before is never sent
+        return chunk
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="tandemkv.server.raft.snapshot_transfer"):
+            leader, follower = _wiped_follower_installing(cluster, lose_one_chunk)
+        assert _stored(cluster.nodes[follower], b"snap/") == SMALL_WRITES
+    finally:
+        cluster.stop()
+    assert dropped == [CHUNK_BYTES]
+    refusals = [r.getMessage() for r in caplog.records if "refused the snapshot" in r.getMessage()]
+    assert len(refusals) == 1 and "its header declares" in refusals[0], refusals
+
+
+class _ShortConnectionTimeoutCluster(Cluster):
+    def config(self, member):
+        config = super().config(member)
+        return dataclasses.replace(config, timings=dataclasses.replace(FAST, connection_timeout_s=0.8))
+
+
+SLOW_CHUNK_S = 0.03  # a leader this slow takes some 2.4 s over 80 chunks
+
+
+def test_a_transfer_longer_than_the_connection_timeout_completes(tmp_path):
+    """A follower receiving a snapshot answers each chunk: the leader's
+    connection, which sees no other data from it, stays open (it timed out
+    and the transfer started over, again and again, under CPU load)."""
+    cluster = _ShortConnectionTimeoutCluster(tmp_path)
+    cluster.start()
+    sent = []
+
+    def slow_transfer(node, get_chunk):
+        chunk = get_chunk(node)
+        if chunk:
+            sent.append(chunk[1:])
+            time.sleep(SLOW_CHUNK_S)  # the transfer's pace, not a wait for a condition
+        return chunk
+
+    try:
+        leader, follower = _wiped_follower_installing(cluster, slow_transfer)
+        assert _stored(cluster.nodes[follower], b"snap/") == SMALL_WRITES
+    finally:
+        cluster.stop()
+    assert len(sent) * SLOW_CHUNK_S > 0.8 * 2
+    assert [first for first, _ in sent].count(True) == 1, "the transfer started over"

@@ -21,6 +21,10 @@ What it changes in pysyncobj, and why:
   latency when idle and large batches when busy.
 - Messages wait for durability in the transport (transport.py); replies and
   appends are read as progress.py says.
+- A follower answers each snapshot chunk (the leader's connection would
+  otherwise time out during a long transfer), a snapshot transfer restarts
+  from its first byte after a lost connection, and a received snapshot that
+  is not whole is refused before it is installed (snapshot_transfer.py).
 - The Raft port reads a frame only while its declared length is within
   limits.RAFT_FRAME_BYTES_MAX (port_guard.py). pysyncobj builds its
   connections by class name in two modules, so this guard is the one change
@@ -52,9 +56,11 @@ from tandemkv.server.raft import port_guard as raft_port_guard
 from tandemkv.server.raft.contract import (ROLE_CANDIDATE, ROLE_FOLLOWER, ROLE_LEADER, Outcome,
                                            RaftStatus, ReplicaHost, Timings)
 from tandemkv.server.raft.pinned import check_pinned_internals
+from tandemkv.server.raft import snapshot_transfer
 from tandemkv.server.raft.progress import ReplicationProgress
 from tandemkv.server.raft.transport import FlushingTransport
 from tandemkv.server.storage.raft_log import DurableRaftLog
+from tandemkv.server.storage.snapshot_check import SnapshotInvalid
 
 log = logging.getLogger(__name__)
 
@@ -252,12 +258,29 @@ class RaftMember(ReplicationProgress, SyncObj):
         self._host.write_snapshot(path, last_entry, prev_entry, sorted(n.address for n in cluster))
 
     def _deserialize(self, path: str):
-        last_entry, prev_entry, members = self._host.read_snapshot(path)
+        try:
+            last_entry, prev_entry, members = self._host.read_snapshot(path)
+        except SnapshotInvalid as error:
+            # A received snapshot was checked whole before it was renamed
+            # into place, so this is this node's own file, damaged on disk;
+            # without it the state cannot be rebuilt here (pysyncobj would
+            # only log the error and go on, wedged).
+            log.critical("%s; move this node's data dir aside and restart the node to rebuild "
+                         "it from the other members", error)
+            _crash("the snapshot this node needs is damaged")
         # A crash between publishing a snapshot and compacting the log leaves
         # older entries at the log's head; drop them so pysyncobj keeps the
         # entries after the snapshot instead of clearing the whole log.
         self._raft_log.trim_head_to(prev_entry)
         return last_entry, prev_entry, {TCPNode(address) for address in members}
+
+    def _SyncObj__onMessageReceived(self, node, message):  # noqa: N802
+        super()._SyncObj__onMessageReceived(node, message)
+        snapshot_transfer.acknowledge_chunk(self._transport(), node, message)
+
+    def _SyncObj__onNodeDisconnected(self, node):  # noqa: N802
+        SyncObj._SyncObj__onNodeDisconnected(self, node)
+        snapshot_transfer.cancel_on_disconnect(self._SyncObj__serializer, node)
 
     # -- status, safe to call from any thread --
     def raft_status(self) -> RaftStatus:
@@ -286,10 +309,17 @@ def _syncobj_init_with_journal(raft_log: DurableRaftLog) -> Callable:
     """SyncObj.__init__, run with `raft_log` as the journal it builds. The
     constructor calls its module's `createJournal(conf.journalFile)`; this
     copy of it looks that name up in a scope of its own, where it returns
-    `raft_log`. pysyncobj's module is not changed (pinned.py checks that the
+    `raft_log`, and its `Serializer` checks received snapshots
+    (snapshot_transfer.py). pysyncobj's module is not changed (pinned.py checks that the
     constructor still builds its journal through that name)."""
     init = SyncObj.__init__
-    scope = dict(vars(_syncobj_module), createJournal=lambda _journal_file: raft_log)
+    if "Serializer" not in init.__code__.co_names:
+        raise RuntimeError("pysyncobj.SyncObj builds its serializer differently; the pinned "
+                           "internals changed")
+    # Its serializer checks received snapshots from the start (before the
+    # tick thread, which the constructor starts, can receive one).
+    scope = dict(vars(_syncobj_module), createJournal=lambda _journal_file: raft_log,
+                 Serializer=snapshot_transfer.checking_serializer)
     copy = types.FunctionType(init.__code__, scope, init.__name__, init.__defaults__,
                               init.__closure__)
     copy.__kwdefaults__ = init.__kwdefaults__

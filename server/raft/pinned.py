@@ -26,13 +26,15 @@ _REQUIRED_INTERNALS = (
     "_SyncObj__raftNextIndex",
     "_SyncObj__raftMatchIndex",
     "_SyncObj__onMessageReceived",
+    "_SyncObj__onNodeDisconnected",
+    "_SyncObj__serializer",
     "_checkCommandsToApply",
     "raftLastApplied",
     "raftCommitIndex",
     "raftCurrentTerm",
 )
 _INSTANCE_ATTRIBUTES = frozenset({"_SyncObj__raftState", "_SyncObj__raftNextIndex",
-                                  "_SyncObj__raftMatchIndex"})
+                                  "_SyncObj__raftMatchIndex", "_SyncObj__serializer"})
 
 
 def check_pinned_internals() -> None:

@@ -13,9 +13,9 @@ transactions from any thread.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
-import shutil
 import struct
 import tempfile
 from pathlib import Path
@@ -25,6 +25,7 @@ import lmdb
 
 from tandemkv import limits
 from tandemkv.server.storage.lmdb_view import HISTORY_BYTES_KEY, SPACE_USED_KEY, LmdbView, SpaceLedger, count_space
+from tandemkv.server.storage.snapshot_check import LMDB_PAGE_BYTES_MAX, SnapshotInvalid, lmdb_bytes_needed
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ _U64 = struct.Struct(">Q")
 # Above this share of the map in use, writes are refused before proposing
 # (RESOURCE_EXHAUSTED) so an apply never meets a full map.
 MAP_FILL_RATIO_WRITES_MAX = 0.9
+# Bytes read at a time when copying a snapshot's image out of its file.
+_COPY_READ_BYTES = 1 << 20
 
 
 class StateStore:
@@ -114,14 +117,24 @@ class StateStore:
         """Appends a consistent, compacted copy of the environment to fd."""
         self.env.copyfd(fd, compact=True)
 
-    def restore_image(self, source_path: Path, offset: int) -> None:
+    def restore_image(self, source_path: Path, offset: int, image_sha256: str | None = None) -> None:
         """Replaces every state database with the image stored in
         source_path from offset on, in one write transaction: readers see
-        the old state or the new, never a mix."""
+        the old state or the new, never a mix. The image is checked before
+        LMDB maps it (SnapshotInvalid, state untouched): against
+        `image_sha256` if given, and against the size its meta page gives,
+        since LMDB reading past the end of a short file is a SIGBUS."""
         with tempfile.TemporaryDirectory(dir=self.path.parent) as tmp:
-            with open(source_path, "rb") as source, open(os.path.join(tmp, "data.mdb"), "wb") as image_file:
+            image_path = os.path.join(tmp, "data.mdb")
+            with open(source_path, "rb") as source, open(image_path, "wb") as image_file:
                 source.seek(offset)
-                shutil.copyfileobj(source, image_file)
+                first_pages, digest = _copy_hashing(source, image_file)
+            image_bytes = os.path.getsize(image_path)
+            if image_sha256 is not None and digest != image_sha256:
+                raise SnapshotInvalid("its image's SHA-256 differs from the one its header declares")
+            needed = lmdb_bytes_needed(first_pages)
+            if image_bytes < needed:
+                raise SnapshotInvalid(f"its LMDB image is {image_bytes} bytes; its meta page says {needed}")
             image = lmdb.open(tmp, readonly=True, max_dbs=len(STATE_DB_NAMES) + 4, lock=False)
             try:
                 self._copy_from(image)
@@ -144,3 +157,15 @@ class StateStore:
         assert self._batch_txn is None, "close after the tick thread stopped"
         self.env.sync(True)
         self.env.close()
+
+
+def _copy_hashing(source, target) -> tuple[bytes, str]:
+    """Copies source to target; returns the first two LMDB pages' worth of
+    bytes (for the meta check) and the SHA-256 of all of it."""
+    digest, first_pages = hashlib.sha256(), b""
+    while block := source.read(_COPY_READ_BYTES):
+        if len(first_pages) < 2 * LMDB_PAGE_BYTES_MAX:
+            first_pages += block[: 2 * LMDB_PAGE_BYTES_MAX - len(first_pages)]
+        digest.update(block)
+        target.write(block)
+    return first_pages, digest.hexdigest()
