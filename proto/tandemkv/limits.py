@@ -206,6 +206,9 @@ RAFT_LOG_MAP_SIZE_BYTES = 8 << 30
 # Reader slots of the state environment, beyond the RPC worker threads:
 # barrier waiters, status, snapshots.
 STATE_READERS_MAX = 2048
+# Above this share of the state map in use, writes are refused before they
+# are proposed (RESOURCE_EXHAUSTED), so an apply never meets a full map.
+MAP_FILL_RATIO_WRITES_MAX = 0.9
 # Bytes of a snapshot file's header: two entries (each at most one command)
 # and the member list.
 SNAPSHOT_HEADER_BYTES_MAX = 4 << 20

@@ -42,7 +42,8 @@ from tandemkv.server.node.kv import NodeOperations
 from tandemkv.server.node.watches import NodeWatches
 from tandemkv.server.storage import crash_marker, disk, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
-from tandemkv.server.storage.state_store import MAP_FILL_RATIO_WRITES_MAX, StateStore
+from tandemkv.limits import MAP_FILL_RATIO_WRITES_MAX
+from tandemkv.server.storage.state_store import StateStore
 from tandemkv.server.raft.read_barrier import ReadBarrier
 from tandemkv.server.raft.replica import NOT_APPLIED, Outcome, Replica
 from tandemkv.server.strong import batching, catalog, commands, coordination, reads, validation

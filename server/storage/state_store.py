@@ -32,9 +32,6 @@ log = logging.getLogger(__name__)
 STATE_DB_NAMES = (b"kv", b"counters", b"dedup", b"dedup_by_ts", b"meta", b"leases",
                   b"lease_deadlines", b"lease_items", b"claims", b"events")
 _U64 = struct.Struct(">Q")
-# Above this share of the map in use, writes are refused before proposing
-# (RESOURCE_EXHAUSTED) so an apply never meets a full map.
-MAP_FILL_RATIO_WRITES_MAX = 0.9
 # Bytes read at a time when copying a snapshot's image out of its file.
 _COPY_READ_BYTES = 1 << 20
 
