@@ -30,6 +30,11 @@ RAFT_ENTRY_COMMANDS_MAX = 256
 RAFT_APPEND_BATCH_BYTES = 4 * COMMAND_SIZE_BYTES_MAX
 # Declared bytes of one Raft port frame (that batch, pickled, compressed and encrypted, with room); more drops the connection unread.
 RAFT_FRAME_BYTES_MAX = 4 * (RAFT_APPEND_BATCH_BYTES + COMMAND_SIZE_BYTES_MAX)
+# Bytes of a snapshot file one append-entries message carries to a follower
+# that installs it (pysyncobj's default; such a frame fits in RAFT_FRAME_BYTES_MAX).
+RAFT_SNAPSHOT_CHUNK_BYTES = 1 << 16
+# Kernel buffers of each Raft connection's socket, each direction.
+RAFT_SOCKET_BUFFER_BYTES = 1 << 20
 # Keys one Range returns; a larger or zero `limit` is clamped to this.
 RANGE_KEYS_MAX = 10_000
 # Encoded bytes one Range or RegistryList response holds at most; it stops

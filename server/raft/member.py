@@ -71,11 +71,9 @@ EXIT_STORAGE_FAILURE = 70
 # pysyncobj's append-entries batch; far above the largest command, which
 # avoids its chunking bug for commands near a multiple of this size.
 APPEND_ENTRIES_BATCH_BYTES = limits.RAFT_APPEND_BATCH_BYTES
-# The bytes of a snapshot file one append-entries message carries to a
-# follower that installs it (pysyncobj's default, stated so its frames are
-# known to fit in limits.RAFT_FRAME_BYTES_MAX).
-SNAPSHOT_CHUNK_BYTES = 1 << 16
-SOCKET_BUFFER_BYTES = 1 << 20
+# pysyncobj's snapshot chunk and socket buffers, as limits.py states them.
+SNAPSHOT_CHUNK_BYTES = limits.RAFT_SNAPSHOT_CHUNK_BYTES
+SOCKET_BUFFER_BYTES = limits.RAFT_SOCKET_BUFFER_BYTES
 
 # pysyncobj's failure codes as Outcomes (a code it might add is an unknown outcome).
 _OUTCOMES = {getattr(FAIL_REASON, outcome.name): outcome for outcome in Outcome}
