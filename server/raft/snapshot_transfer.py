@@ -2,21 +2,21 @@
 
 pysyncobj streams a snapshot file to a lagging follower in chunks that
 carry no offset, only "first" and "last" flags, and the follower appends
-each chunk to the file it opened at the first. A leader's transfer kept
-its place in the file across a lost connection: pysyncobj cancels it only
-if the follower is still disconnected at the leader's next append round,
-and reconnecting on 127.0.0.1 takes less than a round. The chunks the
-dropped connection still held were lost, and the follower, which says
-nothing until the last chunk, appended the rest to what it had: a snapshot
-short by those chunks, which it renamed into place and loaded; LMDB then
-read past the end of the short image (SIGBUS). It happened when a transfer
-outlived the connection timeout: the leader hears nothing from a follower
-that is receiving a snapshot, and under CPU load a 25 MB transfer took
-longer than 3.5 s.
+each chunk to the file it opened at the first. Two things went wrong:
 
-Under CPU load a transfer outlived the connection timeout because pysyncobj's
-follower says nothing until the last chunk, and a connection that brings
-no data for connectionTimeout is closed as dead. So:
+- A follower says nothing until the last chunk, and a connection that
+  brings no data for connectionTimeout (3.5 s) is closed as dead: under
+  CPU load a 25 MB transfer took longer, so the leader closed the
+  connection midway, dropping the chunks it still buffered.
+- The leader's transfer kept its place in the file across the lost
+  connection: pysyncobj cancels it only if the follower is still
+  disconnected at the leader's next append round, and the side that
+  connects had reconnected by then (at once, on 127.0.0.1). The follower
+  appended the rest to what it had: a file short by the dropped chunk,
+  which it renamed into place and loaded; LMDB then read past the end of
+  the short image (SIGBUS).
+
+So:
 - `acknowledge_chunk`: a follower answers every chunk but the last with a
   message the leader ignores, except that it shows the connection alive;
 - `cancel_on_disconnect`: the leader drops a follower's transfer as soon
