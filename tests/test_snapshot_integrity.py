@@ -17,13 +17,14 @@ import os
 import pytest
 from pysyncobj.serializer import Serializer
 
+from tandemkv import limits
 from tandemkv.server.raft import snapshot_transfer
 from tandemkv.server.storage import snapshot
 from tandemkv.server.storage.snapshot_check import (MAGIC_V1, PREFIX_BYTES, IncomingSnapshot,
                                                     SnapshotInvalid)
 from tandemkv.server.storage.state_store import StateStore
 
-CHUNK_BYTES = 1 << 16  # what member.py sends per append-entries message
+CHUNK_BYTES = limits.RAFT_SNAPSHOT_CHUNK_BYTES
 MAP_BYTES = 1 << 28
 LAST, PREV = (b"last", 40, 2), (b"prev", 39, 2)
 
@@ -157,3 +158,12 @@ def test_a_leader_restarts_a_transfer_from_its_first_byte_after_a_lost_connectio
     snapshot_transfer.cancel_on_disconnect(leader, "follower")
     again = leader.getTransmissionData("follower")
     assert again[1] and again[0] == first[0]
+
+
+def test_a_member_writes_its_own_snapshot_in_its_tick_thread_never_in_a_fork(tmp_path):
+    """A member's own log compaction and an install it receives cannot
+    write at once: with a serializer of its own, pysyncobj does not fork
+    (both run on the tick thread) and writes to another temporary name."""
+    serializer = snapshot_transfer.checking_serializer(
+        str(tmp_path / "snapshot.bin"), CHUNK_BYTES, True, lambda *a: None, lambda *a: None, None)
+    assert serializer._Serializer__useFork is False
