@@ -274,7 +274,8 @@ class RaftMember(ReplicationProgress, SyncObj):
 
     def _SyncObj__onMessageReceived(self, node, message):  # noqa: N802
         super()._SyncObj__onMessageReceived(node, message)
-        snapshot_transfer.acknowledge_chunk(self._transport(), node, message)
+        if snapshot_transfer.needs_acknowledging(message):
+            self._transport().send(node, {"type": snapshot_transfer.CHUNK_RECEIVED})
 
     def _SyncObj__onNodeDisconnected(self, node):  # noqa: N802
         SyncObj._SyncObj__onNodeDisconnected(self, node)

@@ -17,7 +17,7 @@ each chunk to the file it opened at the first. Two things went wrong:
   the short image (SIGBUS).
 
 So:
-- `acknowledge_chunk`: a follower answers every chunk but the last with a
+- `needs_acknowledging`: a follower answers every chunk but the last with a
   message the leader ignores, except that it shows the connection alive;
 - `cancel_on_disconnect`: the leader drops a follower's transfer as soon
   as their connection is lost; the next one starts from the first byte.
@@ -49,14 +49,12 @@ Chunk = tuple[bytes, bool, bool]
 CHUNK_RECEIVED = "tandemkv_snapshot_chunk_received"
 
 
-def acknowledge_chunk(transport, node, message: dict) -> None:
-    """A follower answers a snapshot chunk that is not the last (the last
-    one is answered by pysyncobj, once the snapshot is installed)."""
-    if message.get("type") != "append_entries":
-        return
-    chunk = message.get("serialized")
-    if chunk and not chunk[2]:
-        transport.send(node, {"type": CHUNK_RECEIVED})
+def needs_acknowledging(message: dict) -> bool:
+    """A snapshot chunk that is not the last, which a follower answers with
+    {"type": CHUNK_RECEIVED} (the last is answered by pysyncobj, once the
+    snapshot is installed)."""
+    chunk = message.get("serialized") if message.get("type") == "append_entries" else None
+    return bool(chunk) and not chunk[2]
 
 
 def cancel_on_disconnect(serializer, node) -> None:
