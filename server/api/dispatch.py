@@ -31,6 +31,7 @@ that reads nothing.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import logging
@@ -229,27 +230,55 @@ class Dispatcher(grpc.GenericRpcHandler):
                 admission.leave(lane)
 
         async def stream_response(raw_requests, context):
+            # A stream the client cancels is cancelled inside grpcio's write
+            # of a response, and the generators are left suspended, not
+            # closed: so the slot is given back, and the servicer's
+            # generator closed (its finally blocks run), when the call is
+            # done, not when the generators are collected.
+            release = _once(lambda: admission.leave(lane))
+            context.add_done_callback(lambda _context: release())
             try:
-                async for response in call(await argument(raw_requests, context), context):
+                responses = call(await argument(raw_requests, context), context)
+                context.add_done_callback(lambda _context: _close_soon(responses))
+                async for response in responses:
                     yield response
             except errors.InvalidArgument as error:  # a malformed request among them
                 await abort(context, error)
             finally:
-                admission.leave(lane)
+                release()
 
         async def stream_written(raw_requests, context):
             # A servicer that writes its responses itself (the standard
             # health service's Watch).
+            release = _once(lambda: admission.leave(lane))
+            context.add_done_callback(lambda _context: release())
             try:
                 await call(await argument(raw_requests, context), context)
             except errors.InvalidArgument as error:
                 await abort(context, error)
             finally:
-                admission.leave(lane)
+                release()
 
         if not method.server_streaming:
             return unary_response
         return stream_response if inspect.isasyncgenfunction(call) else stream_written
+
+
+def _once(function: Callable[[], None]) -> Callable[[], None]:
+    done = [False]
+
+    def run_once() -> None:  # on the event loop only: no lock needed
+        if not done[0]:
+            done[0] = True
+            function()
+    return run_once
+
+
+def _close_soon(responses: AsyncIterator) -> None:
+    """Closes a servicer's response generator that the call left suspended
+    (runs its finally blocks), on the event loop."""
+    closing = asyncio.ensure_future(responses.aclose())
+    closing.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _lane(path: str, method: MethodDescriptor) -> str:

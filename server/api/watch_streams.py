@@ -5,7 +5,8 @@ burst of wake-ups, whatever the number of watches), and the task polls the
 session, which never blocks on anything but a bounded history read.
 
 Watch.Watches carries many watches on one stream: its requests (create and
-cancel, by watch ids the client picks) are read by a second task; every
+cancel, by watch ids the client picks) are read by a second task, and the
+stream ends when the client closes its side; every
 watch gets a `created` (or a `canceled` with the reason its create was
 refused), then its responses in revision order; a cancel is answered
 `canceled`. A malformed request ends the stream with INVALID_ARGUMENT; a
@@ -75,6 +76,7 @@ async def serve_watch_stream(node, requests: AsyncIterable[watch_pb2.WatchStream
     session = node.watch_session(woken.wake)
     control: collections.deque[watch_pb2.WatchStreamResponse] = collections.deque()
     failure: list[BaseException] = []
+    requests_over = asyncio.Event()
 
     async def read_requests() -> None:
         try:
@@ -86,6 +88,7 @@ async def serve_watch_stream(node, requests: AsyncIterable[watch_pb2.WatchStream
         except grpc.RpcError:
             pass  # the client went away
         finally:
+            requests_over.set()
             woken.event.set()
 
     reader = asyncio.ensure_future(read_requests())
@@ -94,6 +97,11 @@ async def serve_watch_stream(node, requests: AsyncIterable[watch_pb2.WatchStream
             woken.event.clear()
             if failure:
                 raise failure[0]
+            if requests_over.is_set() and not control:
+                # The client closed its side (as etcd's watch streams do, a
+                # stream ends with its requests): nothing more can be asked
+                # of it, and a client that moved on must not hold its slot.
+                return
             while control:
                 yield control.popleft()
             ready, due = session.poll()
