@@ -44,7 +44,7 @@ import grpc.aio
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
-from tandemkv import errors, limits
+from tandemkv import errors
 from tandemkv.server.api.edge import abort
 from tandemkv.server.api.wire import MalformedRequest, decode
 

@@ -20,6 +20,8 @@ with a thread waiting on it.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import heapq
 import threading
 import time
 from typing import Callable, Iterator
@@ -47,6 +49,8 @@ class _Watch:
     # applied meanwhile: an apply wakes the reader but does not push the
     # due time back.
     progress_due: float | None
+    # Wakes the session's reader with this watch marked ready.
+    wake: Callable[[], None]
 
     def answered(self, now: float) -> None:
         if self.progress_s is not None:
@@ -62,6 +66,13 @@ class WatchSession:
         self._wake = wake
         self._lock = threading.Lock()
         self._watches: dict[int, _Watch] = {}
+        # The watches a poll looks at: those woken since the last poll (an
+        # event, a new watch, a response that may have more behind it), and
+        # those whose progress falls due (a heap of (due, watch id); an entry
+        # whose due time has since moved is skipped). So a poll costs what is
+        # ready, not the number of watches.
+        self._ready: set[int] = set()
+        self._dues: list[tuple[float, int]] = []
 
     def create(self, watch_id: int, request: watch_pb2.WatchRequest) -> None:
         """Starts watch `watch_id` (unique among this session's open
@@ -75,14 +86,22 @@ class WatchSession:
                     f"this stream already holds WATCHES_PER_STREAM_MAX={limits.WATCHES_PER_STREAM_MAX} "
                     "watches; cancel some or open another stream")
             start, end = reads.key_bounds(request.range)
-            subscription = self._hub.subscribe(start, end, request.start_revision, self._wake)
+            wake = functools.partial(self._mark_ready, watch_id)
+            subscription = self._hub.subscribe(start, end, request.start_revision, wake)
             progress_s = request.progress_interval_ms / 1000 if request.progress_interval_ms else None
-            self._watches[watch_id] = _Watch(
+            watch = self._watches[watch_id] = _Watch(
                 request, start, end, subscription,
                 next_revision=request.start_revision or subscription.caught_up_through + 1,
                 progress_s=progress_s,
-                progress_due=time.monotonic() + progress_s if progress_s else None)
-        self._wake()  # a watch from the past has history to read at once
+                progress_due=time.monotonic() + progress_s if progress_s else None, wake=wake)
+            if watch.progress_due is not None:
+                heapq.heappush(self._dues, (watch.progress_due, watch_id))
+        wake()  # a watch from the past has history to read at once
+
+    def _mark_ready(self, watch_id: int) -> None:
+        with self._lock:
+            self._ready.add(watch_id)
+        self._wake()
 
     def cancel(self, watch_id: int) -> bool:
         with self._lock:
@@ -109,15 +128,27 @@ class WatchSession:
         ready: list[tuple[int, watch_pb2.WatchResponse]] = []
         now = time.monotonic()
         with self._lock:
-            watches = list(self._watches.items())
+            candidates, self._ready = self._ready, set()
+            while self._dues and self._dues[0][0] <= now:
+                _, watch_id = heapq.heappop(self._dues)
+                candidates.add(watch_id)
+            watches = [(i, self._watches[i]) for i in sorted(candidates) if i in self._watches]
         for watch_id, watch in watches:
+            due_before = watch.progress_due
             response = self._next_response(watch, now)
-            if response is not None:
-                ready.append((watch_id, response))
-                if response.compacted:
-                    self.cancel(watch_id)
-        dues = [w.progress_due for _, w in watches if w.progress_due is not None]
-        return ready, min(dues) if dues else None
+            if response is None:
+                continue
+            ready.append((watch_id, response))
+            if response.compacted:
+                self.cancel(watch_id)
+                continue
+            with self._lock:
+                self._ready.add(watch_id)  # more may be buffered behind this response
+                if watch.progress_due is not None and watch.progress_due != due_before:
+                    heapq.heappush(self._dues, (watch.progress_due, watch_id))
+        with self._lock:
+            next_due = self._dues[0][0] if self._dues else None
+        return ready, next_due
 
     def _next_response(self, watch: _Watch, now: float) -> watch_pb2.WatchResponse | None:
         node = self._node
@@ -133,7 +164,7 @@ class WatchSession:
             taken, head = watch.subscription.take(limits.WATCH_RESPONSE_EVENTS_MAX)
             if isinstance(taken, Overflowed):
                 watch.subscription.cancel()
-                watch.subscription = self._hub.subscribe(watch.start, watch.end, taken.revision, self._wake)
+                watch.subscription = self._hub.subscribe(watch.start, watch.end, taken.revision, watch.wake)
                 watch.next_revision = taken.revision
                 continue
             if taken:
