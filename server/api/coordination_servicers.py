@@ -19,7 +19,6 @@ the deadline, call the node. Three things differ:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import AsyncIterator
 
@@ -28,8 +27,8 @@ import grpc.aio
 
 from tandemkv import limits
 from tandemkv.server.api.edge import handle, node_timeout_s
-from tandemkv.server.api.streams import StreamStops, abort_stream, until_stopped
-from tandemkv.server.api.watch_streams import serve_watch_stream, serve_watch
+from tandemkv.server.api.streams import StreamStops, until_stopped
+from tandemkv.server.api.watch_streams import serve_watch, serve_watch_stream
 from tandemkv.server.strong.validation import check_request
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import coordination_pb2_grpc, lease_pb2_grpc, watch_pb2, watch_pb2_grpc
@@ -81,17 +80,13 @@ class LeaseServicer(lease_pb2_grpc.LeaseServicer):
     async def KeepAlive(self, request_iterator, context):
         """One renewal, one response, per request, until the client closes
         its side; the first failure ends the stream with its status."""
-        stop = self._stops.open()
-        try:
+        async def renewals(stop):
             async for request in until_stopped(stop, request_iterator):
                 check_request(request)
                 yield await self._node.propose_async(request, timeout_s=stream_timeout_s(context))
-        except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as error:  # noqa: BLE001 - every error becomes a status
-            await abort_stream(context, error)
-        finally:
-            self._stops.close(stop)
+
+        async for response in self._stops.serve(context, None, renewals):
+            yield response
 
 
 class RegistryServicer(coordination_pb2_grpc.RegistryServicer):
@@ -153,26 +148,11 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
         self._stops = stops
 
     async def Watch(self, request: watch_pb2.WatchRequest, context) -> AsyncIterator[watch_pb2.WatchResponse]:
-        stop = self._stops.open()
-        try:
-            check_request(request)
-            async for response in serve_watch(self._node, request, stop):
-                yield response
-        except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as error:  # noqa: BLE001 - every error becomes a status
-            await abort_stream(context, error)
-        finally:
-            self._stops.close(stop)
+        async for response in self._stops.serve(
+                context, request, lambda stop: serve_watch(self._node, request, stop)):
+            yield response
 
     async def Watches(self, requests, context) -> AsyncIterator[watch_pb2.WatchStreamResponse]:
-        stop = self._stops.open()
-        try:
-            async for response in serve_watch_stream(self._node, requests, stop):
-                yield response
-        except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as error:  # noqa: BLE001 - every error becomes a status
-            await abort_stream(context, error)
-        finally:
-            self._stops.close(stop)
+        async for response in self._stops.serve(
+                context, None, lambda stop: serve_watch_stream(self._node, requests, stop)):
+            yield response

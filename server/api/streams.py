@@ -96,22 +96,16 @@ class StreamStops:
             stop.set()
         self._pool.shutdown(wait=False)
 
-    async def relay(self, context: grpc.aio.ServicerContext, request: Any,
-                    open_stream: Callable[[StreamStop], Iterator]) -> AsyncIterator:
+    async def serve(self, context: grpc.aio.ServicerContext, request: Any,
+                    open_stream: Callable[[StreamStop], AsyncIterator]) -> AsyncIterator:
         """Validates `request` (None: nothing to validate), then yields what
-        the node's blocking generator `open_stream(stop)` yields, advanced on
-        this server's stream threads, until it ends, the client goes away or
+        `open_stream(stop)` yields until it ends, the client goes away or
         the server stops; an error ends the stream with its status."""
         stop = self.open()
-        loop = asyncio.get_running_loop()
         try:
             if request is not None:
                 check_request(request)
-            iterator = await loop.run_in_executor(self._pool, lambda: iter(open_stream(stop)))
-            while not stop.is_set():
-                item = await loop.run_in_executor(self._pool, next, iterator, _END)
-                if item is _END:
-                    return
+            async for item in open_stream(stop):
                 yield item
         except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
             raise
@@ -119,6 +113,21 @@ class StreamStops:
             await abort_stream(context, error)
         finally:
             self.close(stop)
+
+    def relay(self, context: grpc.aio.ServicerContext, request: Any,
+              open_stream: Callable[[StreamStop], Iterator]) -> AsyncIterator:
+        """`serve` for the node's blocking generator `open_stream(stop)`,
+        advanced on this server's stream threads."""
+        return self.serve(context, request, lambda stop: self._bridged(open_stream, stop))
+
+    async def _bridged(self, open_stream: Callable[[StreamStop], Iterator], stop: StreamStop) -> AsyncIterator:
+        loop = asyncio.get_running_loop()
+        iterator = await loop.run_in_executor(self._pool, lambda: iter(open_stream(stop)))
+        while not stop.is_set():
+            item = await loop.run_in_executor(self._pool, next, iterator, _END)
+            if item is _END:
+                return
+            yield item
 
 
 async def until_stopped(stop: StreamStop, items: AsyncIterator) -> AsyncIterator:
