@@ -10,8 +10,9 @@ its public class names (FAIL_REASON, SyncObj, ...). A use is an import, an
 attribute (`x.waitBinded`), a bare name, or a string equal to the name
 (`getattr(x, "isReady")`); prose in docstrings and comments is not.
 
-Two test files drive pysyncobj's private methods on purpose, to check the
-overrides in server/raft/ against the real thing; they are the exceptions
+Three test files drive pysyncobj's private methods on purpose, to check the
+overrides in server/raft/ against the real thing (the port guard, the
+replication fixes, the snapshot-transfer checks); they are the exceptions
 (ALLOWED). Other tests that must reach under the façade use the hooks of
 server/raft/testing.py."""
 
@@ -30,9 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 SCANNED = ("server", "client", "benchmarks", "tests")
 RAFT_DIR = REPO / "server" / "raft"
 # Test files that check server/raft/'s overrides against pysyncobj's own
-# private methods, and this file (it names what it looks for).
+# private methods (its serializer, for the snapshot checks), and this file
+# (it names what it looks for).
 ALLOWED = frozenset({"tests/test_raft_internals.py", "tests/test_raft_port_guard.py",
-                     "tests/test_raft_facade.py"})
+                     "tests/test_snapshot_integrity.py", "tests/test_raft_facade.py"})
 # What the rest of the code may import from server/raft/: the façade, its
 # types, and two modules that import nothing of pysyncobj (the read barrier,
 # and the port guard, whose count of refused frames tests read).

@@ -22,6 +22,7 @@ import time
 from tandemkv import limits
 from tandemkv.server.storage import snapshot
 from tandemkv.server.raft import port_guard as raft_port_guard
+from tandemkv.server.raft import testing as raft_testing
 from tandemkv.v1 import kv_pb2
 from tests.test_embedded_node import FAST, Cluster
 
@@ -90,8 +91,7 @@ def _wiped_follower_installing(cluster, tamper) -> tuple:
     cluster.compact_all()
     cluster.stop(follower)
     shutil.rmtree(cluster.base / follower)
-    member = leader._replica._member
-    serializer = member._SyncObj__serializer
+    serializer = raft_testing.snapshot_serializer(leader._replica)
     get_chunk = serializer.getTransmissionData
     serializer.getTransmissionData = lambda node: tamper(node, get_chunk)
     try:
@@ -118,9 +118,8 @@ def test_a_snapshot_transfer_cut_by_a_lost_connection_starts_again_from_its_firs
                 # connects tries again at once (not a second later), so the
                 # follower is back before the leader's next append round.
                 for name in cluster.nodes:
-                    cluster.nodes[name]._replica._member._SyncObj__transport._lastConnectAttempt.clear()
-                transport = cluster.leader()._replica._member._SyncObj__transport
-                transport._connections[node].disconnect()
+                    raft_testing.reconnect_at_once(cluster.nodes[name]._replica)
+                raft_testing.drop_connection(cluster.leader()._replica, node)
         return chunk
 
     try:

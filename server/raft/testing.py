@@ -20,3 +20,19 @@ def cut_off(replica: Replica) -> None:
     transport = replica._member._transport()
     transport.send = lambda peer, message: False
     transport._onMessageReceivedCallback = lambda peer, message: None
+
+
+def snapshot_serializer(replica: Replica):
+    """The replica's snapshot serializer (pysyncobj's, with the checks of
+    snapshot_transfer.py): what a leader reads the chunks it sends from."""
+    return replica._member._SyncObj__serializer
+
+
+def reconnect_at_once(replica: Replica) -> None:
+    """Lets the replica's transport connect again without its usual wait."""
+    replica._member._SyncObj__transport._lastConnectAttempt.clear()
+
+
+def drop_connection(replica: Replica, peer) -> None:
+    """Drops the replica's connection to `peer`, as its timeout does."""
+    replica._member._SyncObj__transport._connections[peer].disconnect()
