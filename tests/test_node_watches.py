@@ -69,9 +69,18 @@ def test_a_reader_that_fell_behind_its_buffer_misses_nothing(cluster, monkeypatc
     subscribed = []
     original = hub.subscribe
     monkeypatch.setattr(hub, "subscribe", lambda *args: subscribed.append(args[2]) or original(*args))
+    before = hub.count
+
+    def put_once_subscribed():  # the watch's first event, written once it is open
+        wait_until(lambda: hub.count > before, EVENTS_WAIT_S, "the watch subscribed")
+        node.put(b"behind/k", b"0")
+
+    writer = threading.Thread(target=put_once_subscribed)
+    writer.start()
     stop = threading.Event()
     stream = _watch(node, b"behind/", stop)
-    first = next(stream)  # nothing written yet: blocks until the first event
+    first = next(stream)  # blocks until the writer's first event
+    writer.join(timeout=EVENTS_WAIT_S)
     assert [e.kv.value for e in first.events] == [b"0"]
     for i in range(1, WRITES):  # the reader takes nothing meanwhile: its buffer overflows
         node.put(b"behind/k", b"%d" % i)
@@ -80,26 +89,6 @@ def test_a_reader_that_fell_behind_its_buffer_misses_nothing(cluster, monkeypatc
     stop.set()
     assert [v for _, v, _ in rest] == [b"%d" % i for i in range(1, WRITES)]
     assert len(subscribed) >= 2 and subscribed[1] > 0, "the overflowed watch went back to the history"
-
-
-@pytest.fixture(autouse=True)
-def _first_write(request, cluster):
-    """The overflow test needs an event before its writer's loop: one
-    thread puts it once the watch is subscribed."""
-    if request.node.name != "test_a_reader_that_fell_behind_its_buffer_misses_nothing":
-        yield
-        return
-    node = cluster.leader()
-    before = node._watch_hub().count
-
-    def put_when_subscribed():
-        wait_until(lambda: node._watch_hub().count > before, EVENTS_WAIT_S, "the watch subscribed")
-        node.put(b"behind/k", b"0")
-
-    writer = threading.Thread(target=put_when_subscribed)
-    writer.start()
-    yield
-    writer.join(timeout=EVENTS_WAIT_S)
 
 
 def test_a_closed_watch_leaves_the_hub(cluster):

@@ -19,7 +19,6 @@ the deadline, call the node. Three things differ:
 
 from __future__ import annotations
 
-import logging
 from typing import AsyncIterator
 
 import grpc
@@ -34,7 +33,6 @@ from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import coordination_pb2_grpc, lease_pb2_grpc, watch_pb2, watch_pb2_grpc
 
 
-log = logging.getLogger(__name__)
 
 
 def waiting_call(context: grpc.aio.ServicerContext, request, node_call):
