@@ -37,4 +37,8 @@ class StateHost:
         snapshot.write_snapshot(path, self._state, last_entry, prev_entry, members)
 
     def read_snapshot(self, path: str) -> tuple[tuple, tuple, list[str]]:
-        return snapshot.read_snapshot(path, self._state)
+        installed = snapshot.read_snapshot(path, self._state)
+        # An installed snapshot moves the applied state as a batch does.
+        with self._applied:
+            self._applied.notify_all()
+        return installed

@@ -47,7 +47,7 @@ class RaftStatus:
     role: str                   # ROLE_FOLLOWER, ROLE_CANDIDATE or ROLE_LEADER
     term: int
     commit_index: int
-    applied_index: int
+    applied_index: int          # every entry through it is in committed local state: reads see it
     leader_address: str | None  # the Raft address of the leader this node knows of
     has_quorum: bool
     ready: bool                 # caught up with the log since it started

@@ -12,8 +12,11 @@ What it changes in pysyncobj, and why:
   tick is applied in one write transaction of the host (`begin`, `apply`
   per entry, `commit`), and the results are handed to callers only after
   that transaction committed, so an acknowledged write is durable and
-  visible to the reads that follow it. A leader sends the new commit index
-  at once instead of waiting a heartbeat period.
+  visible to the reads that follow it. The applied index in `raft_status`
+  moves at that commit too, not per entry as pysyncobj's does, so a node
+  never reports an entry applied that a local read cannot see yet. A
+  leader sends the new commit index at once instead of waiting a heartbeat
+  period.
 - `_checkCommandsToApply` first turns the writes queued since the last tick
   into log entries (`group_entries`, which packs runs of KV and counter
   writes into one entry each), then sends new entries at once; a pipe wakes
@@ -108,6 +111,10 @@ class RaftMember(ReplicationProgress, SyncObj):
         self._deferred_async: dict[asyncio.AbstractEventLoop, list] = {}
         self._wakeup_pending = False
         self._snapshot_path = snapshot_path
+        # Through this index the host's state holds every entry, committed
+        # (status's applied index; pysyncobj's counts entries before their
+        # batch commits). Entry 1 is pysyncobj's placeholder, applied at once.
+        self._applied_committed = 1
         self._init_progress()
         conf = SyncObjConf(
             bindAddress=self_address,
@@ -235,6 +242,7 @@ class RaftMember(ReplicationProgress, SyncObj):
         try:
             need_send = SyncObj._SyncObj__applyLogEntries(self)
             self._host.commit()
+            self._applied_committed = self.raftLastApplied
         except Exception:
             _crash("committing an apply batch failed")
         finally:
@@ -266,6 +274,8 @@ class RaftMember(ReplicationProgress, SyncObj):
             log.critical("%s; move this node's data dir aside and restart the node to rebuild "
                          "it from the other members", error)
             _crash("the snapshot this node needs is damaged")
+        # The state now holds (and has committed) every entry the snapshot covers.
+        self._applied_committed = last_entry[1]
         # A crash between publishing a snapshot and compacting the log leaves
         # older entries at the log's head; drop them so pysyncobj keeps the
         # entries after the snapshot instead of clearing the whole log.
@@ -284,7 +294,7 @@ class RaftMember(ReplicationProgress, SyncObj):
     # -- status, safe to call from any thread --
     def raft_status(self) -> RaftStatus:
         return RaftStatus(role=self.role(), term=self.raftCurrentTerm,
-                          commit_index=self.raftCommitIndex, applied_index=self.raftLastApplied,
+                          commit_index=self.raftCommitIndex, applied_index=self._applied_committed,
                           leader_address=self.leader_address(), has_quorum=self.has_quorum(),
                           ready=self.isReady())
 

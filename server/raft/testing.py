@@ -4,6 +4,8 @@ tests/test_raft_facade.py); nothing in the running server calls them."""
 
 from __future__ import annotations
 
+import threading
+
 from tandemkv.server.raft.replica import Replica
 
 
@@ -36,3 +38,42 @@ def reconnect_at_once(replica: Replica) -> None:
 def drop_connection(replica: Replica, peer) -> None:
     """Drops the replica's connection to `peer`, as its timeout does."""
     replica._member._SyncObj__transport._connections[peer].disconnect()
+
+
+class HeldCommit:
+    """The next apply batch of a replica, held on its tick thread after its
+    entries were applied and before the host commits them (`hold_commit`)."""
+
+    def __init__(self, host, release_wait_s: float):
+        self._host = host
+        self._release_wait_s = release_wait_s
+        self.reached = threading.Event()  # set once the tick thread waits at the commit
+        self._released = threading.Event()
+        self.indexes: list[int] = []      # the entries applied in the held batch
+
+    def _apply(self, index: int, command: bytes):
+        if not self.reached.is_set():
+            self.indexes.append(index)
+        return type(self._host).apply(self._host, index, command)
+
+    def _commit(self) -> None:
+        if not self.reached.is_set() and self.indexes:
+            self.reached.set()
+            self._released.wait(self._release_wait_s)
+        type(self._host).commit(self._host)
+
+    def release(self) -> None:
+        """Lets the batch commit; the replica's host is as before."""
+        self._released.set()
+        vars(self._host).pop("apply", None)
+        vars(self._host).pop("commit", None)
+
+
+def hold_commit(replica: Replica, release_wait_s: float) -> HeldCommit:
+    """Holds the replica's next apply batch between its applies and its
+    commit until `release()` (or for `release_wait_s` at most, so a test
+    that fails cannot leave the tick thread stuck)."""
+    host = replica._member._host
+    held = HeldCommit(host, release_wait_s)
+    host.apply, host.commit = held._apply, held._commit
+    return held
