@@ -1,7 +1,7 @@
 """The suite's markdown report (suite.md) from the JSON document that
 `benchmarks.suite` writes: machine, method, one table of every point, the
-TandemKV/etcd ratios, the goal checks, skipped workloads, growth series and
-the leader's profile summary."""
+TandemKV/etcd ratios, the goal checks, skipped workloads, the many-clients
+points, growth series and the leader's profile summary."""
 
 from __future__ import annotations
 
@@ -92,8 +92,32 @@ def _goals(checks: list[dict]) -> list[str]:
     return lines + [""]
 
 
+# Which etcd workload a TandemKV many-clients workload is read beside.
+MANY_CLIENTS_PAIRS = {"sdk-put": "put", "sdk-get": "get"}
+
+
+def _many_clients(summaries: list[dict]) -> list[str]:
+    rows = [s for s in summaries if s["series"] == "processes"]
+    if not rows:
+        return []
+    lines = ["### Many clients: load-generator processes at once", "",
+             "Each process has its own channel (TandemKV: its own pipelining `AsyncClient`); throughput is "
+             "their sum, latency percentiles from their merged histograms.", "",
+             "| workload | system | processes x in flight | ops/s (min–max) | p50 ms | p99 ms | errors | "
+             "TandemKV / etcd |", "|---|---|---|---|---|---|---|---|"]
+    by_key = {(s["system"], s["workload"], s["parameter"], s["concurrency"]): s for s in rows}
+    for s in rows:
+        etcd = by_key.get(("etcd", MANY_CLIENTS_PAIRS.get(s["workload"]), s["parameter"], s["concurrency"]))
+        ratio = f"{s['ops_per_s'] / etcd['ops_per_s']:.2f}x" if s["system"] == "tandemkv" and etcd and \
+            etcd["ops_per_s"] else "–"
+        lines.append(f"| {s['workload']} | {s['system']} | {s['parameter']} x {s['concurrency']} | "
+                     f"{_number(s['ops_per_s'])} ({_number(s['ops_per_s_min'])}–{_number(s['ops_per_s_max'])}) | "
+                     f"{_ms(s['p50_ms'])} | {_ms(s['p99_ms'])} | {s['errors']}{_abandoned(s)} | {ratio} |")
+    return lines + [""]
+
+
 def _growth(summaries: list[dict]) -> list[str]:
-    rows = [s for s in summaries if s["series"] != "suite"]
+    rows = [s for s in summaries if s["series"] not in ("suite", "processes")]
     if not rows:
         return []
     lines = ["### Cost growth", "", "| series | value | workload | system | in flight | ops/s (min–max) | p50 ms | p99 ms |",
@@ -129,6 +153,6 @@ def render(document: dict) -> str:
     lines += ["### Workloads", ""] + [f"- `{k}`: {v}" for k, v in DESCRIPTIONS.items()] + [""]
     lines += ["### Every point", ""] + _points(document["points"])
     lines += _ratios(document["ratios"], document["args"]["concurrency"]) + _goals(document["goals"])
-    lines += _skips(document["skipped"]) + _growth(document["points"]) + _profile(document.get("profile"))
+    lines += _skips(document["skipped"]) + _many_clients(document["points"]) + _growth(document["points"]) + _profile(document.get("profile"))
     lines += [f"Plots: {', '.join('`' + p + '`' for p in document.get('plots', []))}.", ""]
     return "\n".join(lines)

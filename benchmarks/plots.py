@@ -76,7 +76,7 @@ def latency(points: list[dict], path: Path) -> Path | None:
 
 
 def growth(points: list[dict], path: Path) -> Path | None:
-    panels = sorted({(p["series"], p["workload"]) for p in points if p["series"] != "suite"})
+    panels = sorted({(p["series"], p["workload"]) for p in points if p["series"] not in ("suite", "processes")})
     if not panels:
         return None
     figure, axes = _grid(len(panels))

@@ -3,11 +3,15 @@
     python -m benchmarks.suite [--quick] [--systems tandemkv,etcd] [--workloads put,get,...]
         [--concurrency 1,16,64,256] [--repeats 3] [--seconds 4] [--warmup 1]
         [--mode closed|open --rate N] [--growth [--million-keys]] [--profile] [--out benchmarks/results]
+        [--processes 4 [--process-concurrency 64]]
 
 For each system it starts a 3-member cluster on 127.0.0.1 ephemeral ports in
 a temporary directory, runs every workload at every concurrency (warm-up,
 then repeated runs; the median run and the spread are kept), stops every
 process it started, and writes suite.json, suite.md and PNG plots to --out.
+With --processes N it also measures put and get from N load-generator
+processes at once (TandemKV through one SDK client per process, etcd raw;
+`benchmarks/many_clients.py`).
 etcd runs when Debian's `etcd` binary and the `aetcd` package are present
 (`apt-get install -y etcd-server etcd-client`, `pip install -e '.[bench]'`);
 otherwise the suite says so and measures TandemKV alone. See
@@ -26,7 +30,7 @@ from pathlib import Path
 import grpc.aio
 from tqdm import tqdm
 
-from benchmarks import clusters, loadgen, markdown, pyspy, report, workload
+from benchmarks import clusters, loadgen, many_clients, markdown, pyspy, report, workload
 from benchmarks.report import Point
 from benchmarks.workload import Options, Workload
 
@@ -60,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--growth", action="store_true", help="also measure cost vs value size, key count, nodes")
     parser.add_argument("--million-keys", action="store_true", help="with --growth: add 10^6 keys")
     parser.add_argument("--profile", action="store_true", help="py-spy the TandemKV leader during put")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="also measure put and get from this many load-generator processes at once "
+                             "(TandemKV: sdk-put, sdk-get, one AsyncClient per process; etcd: put, get)")
+    parser.add_argument("--process-concurrency", type=_list(int), default=[64],
+                        help="with --processes: operations in flight in each process")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--replot", type=Path, metavar="SUITE_JSON",
                         help="measure nothing: rewrite suite.md and the PNGs in --out from a suite.json")
@@ -74,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.mode == "open" and not args.rate:
         parser.error("--mode open needs --rate N (operations/s)")
     assert args.repeats >= 1 and args.seconds > 0, "--repeats >= 1 and --seconds > 0"
+    if not 0 <= args.processes <= many_clients.PROCESSES_MAX:
+        parser.error(f"--processes must be 0..{many_clients.PROCESSES_MAX}")
     return args
 
 
@@ -192,6 +203,21 @@ async def node_points(session: Session, system: str, cluster, builder_class, nod
             await session.measure_or_skip(system, await builder.build(name), GROWTH_CONCURRENCY, "nodes", nodes)
 
 
+async def process_points(session: Session, system: str, cluster) -> None:
+    """Each many-clients workload of `system` from --processes processes,
+    at each --process-concurrency (in flight per process)."""
+    args = session.args
+    for name in many_clients.WORKLOADS[system]:
+        for concurrency in args.process_concurrency:
+            async with many_clients.ProcessGroup(system, cluster.leader_endpoint, name, args.processes) as group:
+                built = Workload(name, prepare=group.start, driver=group.run)
+                await session.measure_or_skip(system, built, concurrency, "processes", args.processes)
+
+
+def process_point_count(args: argparse.Namespace, system: str) -> int:
+    return len(many_clients.WORKLOADS[system]) * len(args.process_concurrency) if args.processes else 0
+
+
 def growth_point_count(args: argparse.Namespace) -> int:
     key_counts = len(GROWTH_KEY_COUNTS) + (1 if args.million_keys else 0)
     return len(GROWTH_VALUE_BYTES) + 2 * key_counts + 2 * len(GROWTH_NODES)
@@ -203,6 +229,8 @@ def run_system(session: Session, system: str) -> None:
     with cluster_class(nodes=3) as cluster:
         tqdm.write(f"{system}: 3 members up, leader {cluster.leader_endpoint} (pid {cluster.leader_pid})")
         asyncio.run(suite_points(session, system, cluster, builder_class))
+        if session.args.processes:
+            asyncio.run(process_points(session, system, cluster))
         if session.args.growth:
             asyncio.run(growth_points(session, system, cluster, builder_class))
     for nodes in GROWTH_NODES if session.args.growth else ():
@@ -252,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         print(absent)
         document["skipped"].append({"system": "etcd", "workload": "all", "reason": absent})
     per_system = len(args.workloads) * len(args.concurrency) + (growth_point_count(args) if args.growth else 0)
-    with tqdm(total=per_system * len(systems), unit="point", file=sys.stderr) as bar:
+    total = sum(per_system + process_point_count(args, system) for system in systems)
+    with tqdm(total=total, unit="point", file=sys.stderr) as bar:
         session = Session(args, bar, document)
         try:
             for system in systems:
