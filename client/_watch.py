@@ -228,6 +228,13 @@ class Watcher:
         """Times the watch was created again on a new stream after a failure."""
         return self.state.reconnects
 
+    def request_progress(self) -> None:
+        """Asks the node for the progress of this watch's stream now (as
+        etcd's RequestProgress) instead of at its next interval; once it
+        arrives, `next_revision` of this watch and of every other caught-up
+        watch on the stream is past the node's revision at that moment."""
+        self._streams.request_progress(self.state)
+
     @property
     def overflows(self) -> int:
         """Times its reader fell WATCH_CLIENT_BUFFER_EVENTS_MAX behind (resynced)."""
@@ -265,6 +272,11 @@ class AsyncWatcher:
     next_revision = Watcher.next_revision
     reconnects = Watcher.reconnects
     overflows = Watcher.overflows
+
+    def request_progress(self) -> None:
+        """See `Watcher.request_progress`; nothing before iteration starts."""
+        if self._streams is not None:
+            self._streams.request_progress(self.state)
 
     def close(self) -> None:
         if self._streams is None:

@@ -67,6 +67,10 @@ class WatchStreams:
             if not feed.finished:
                 self._do(self._mux.remove(feed))
 
+    def request_progress(self, feed: mux_core.Feed) -> None:
+        with self._lock:
+            self._do(self._mux.request_progress(feed))
+
     def next_response(self, feed: mux_core.Feed) -> watch_pb2.WatchResponse | None:
         """The feed's next response with events, waiting for one; None once
         the feed is finished. Raises the feed's error (`Compacted`,

@@ -66,6 +66,9 @@ class AsyncWatchStreams:
         if not feed.finished:
             self._do(self._mux.remove(feed))
 
+    def request_progress(self, feed: mux_core.Feed) -> None:
+        self._do(self._mux.request_progress(feed))
+
     async def next_response(self, feed: mux_core.Feed) -> watch_pb2.WatchResponse | None:
         """The feed's next response with events; None once it is finished;
         raises its error after its buffered events (see `WatchStreams`)."""

@@ -12,6 +12,13 @@ goes, what an overflow does, when a broken stream is opened again and
 where, and which watches it re-creates there (each from the first revision
 it has not buffered, so no event is lost or repeated).
 
+Progress is per stream: each call opens with a progress request (one
+stream progress every WATCH_PROGRESS_INTERVAL_MS, as etcd's
+WatchProgressRequest), so idle watches cost one response per stream per
+interval, not one each. A stream progress moves every watch it covers
+(created on the stream before it, and not named excluded) to the revision
+it carries: where the watch resumes after a failure or an overflow.
+
 The reader of a stream never waits for a watch's user: a response that
 does not fit its watch's buffer is an overflow. The watch is cancelled on
 the stream, and then either (`resync=True`, the default) created again
@@ -46,9 +53,11 @@ from tandemkv.client._retry import ERROR_BY_STATUS_CODE, Retry
 from tandemkv.client._routing import Router
 from tandemkv.v1 import kv_pb2, watch_pb2
 
-# The server sends a progress response after this long without events, so
-# a resumed watch need not re-scan what it has already seen.
+# Each stream asks the node for its progress this often, so a resumed watch
+# need not re-scan what it has already seen.
 WATCH_PROGRESS_INTERVAL_MS = 5_000
+# The watch id of a stream's own progress responses.
+STREAM_PROGRESS_WATCH_ID = -1
 
 
 class WatchOverflow(errors.TandemKVError):
@@ -79,6 +88,8 @@ class Feed:
         self.bytes_buffered = 0
         self.stream: MuxStream | None = None
         self.watch_id = 0
+        # Its `created` came on its current stream: the stream's progress covers it.
+        self.acknowledged = False
         self.paused = False  # overflowed, waiting for its user to catch up
         self.overflows = 0
         self.reconnects = 0  # created again on a new stream after a failure
@@ -89,7 +100,7 @@ class Feed:
     def request(self) -> watch_pb2.WatchRequest:
         return watch_pb2.WatchRequest(
             range=kv_pb2.KeyRange(key=self.key, prefix=self.prefix), start_revision=self.buffered_next,
-            prev_kv=self.prev_kv, progress_interval_ms=WATCH_PROGRESS_INTERVAL_MS)
+            prev_kv=self.prev_kv)  # no progress of its own: the stream's covers it
 
     def start_at(self, revision: int) -> None:
         """Fixes where a watch "from now" begins (before it is added)."""
@@ -143,6 +154,12 @@ class Wake:
 Action = Union[Open, Send, Close, Wake]
 
 
+def _progress_request() -> watch_pb2.WatchStreamRequest:
+    """One stream progress now, then one every WATCH_PROGRESS_INTERVAL_MS."""
+    progress = watch_pb2.WatchProgressRequest(interval_ms=WATCH_PROGRESS_INTERVAL_MS)
+    return watch_pb2.WatchStreamRequest(progress=progress)
+
+
 class WatchMux:
     """The decisions of one client's watch streams; see the module docstring."""
 
@@ -168,7 +185,7 @@ class WatchMux:
         if stream is None:
             stream = MuxStream(Reconnects(self.router, self.retry), endpoint)
             self.streams.append(stream)
-            actions.append(Open(stream))
+            actions.extend([Open(stream), Send(stream, _progress_request())])
         actions.extend(self._attach(stream, feed))
         return actions
 
@@ -178,6 +195,15 @@ class WatchMux:
         feed.items.clear()
         feed.events_buffered = feed.bytes_buffered = 0
         return [*self._detach(feed, cancel=True), Wake(feed)]
+
+    def request_progress(self, feed: Feed) -> list[Action]:
+        """Asks `feed`'s stream for its progress now (etcd's
+        RequestProgress): it moves `feed` and every caught-up watch on that
+        stream. Nothing to do for a feed that is not on an open stream."""
+        stream = feed.stream
+        if stream is None or not stream.up or stream.closed:
+            return []
+        return [Send(stream, _progress_request())]
 
     def take(self, feed: Feed) -> tuple[watch_pb2.WatchResponse | None, list[Action]]:
         """The oldest buffered response of `feed` (None: nothing now), and
@@ -218,9 +244,15 @@ class WatchMux:
     def received(self, stream: MuxStream, response: watch_pb2.WatchStreamResponse) -> list[Action]:
         """Routes one response of `stream` to its watch; never waits."""
         stream.reconnects.received()
+        if response.watch_id == STREAM_PROGRESS_WATCH_ID:
+            self._stream_progress(stream, response)
+            return []
         feed = stream.feeds.get(response.watch_id)
-        if feed is None or response.created:
-            return []  # a watch already cancelled here, or a plain acknowledgement
+        if feed is None:
+            return []  # a watch already cancelled here
+        if response.created:
+            feed.acknowledged = True
+            return []
         if response.canceled:  # a create the node refused (our cancels are forgotten at once)
             code = _status_code(response.cancel_code)
             feed.error = ERROR_BY_STATUS_CODE.get(code, errors.TandemKVError)(
@@ -234,7 +266,8 @@ class WatchMux:
                 compact_revision=answer.compact_revision)
             return [*self._detach(feed, cancel=False), Wake(feed)]
         if not answer.events:
-            return self._progress(feed, answer)
+            self._progress(feed, answer)
+            return []
         size = answer.ByteSize()
         if not feed._fits(len(answer.events), size):
             return self._overflow(feed)
@@ -273,7 +306,7 @@ class WatchMux:
             return []
         stream.endpoint, stream.up = stream.reconnects.endpoint(), True
         feeds, stream.feeds = list(stream.feeds.values()), {}
-        actions: list[Action] = []
+        actions: list[Action] = [Send(stream, _progress_request())]
         for feed in feeds:
             feed.reconnects += 1
             actions.extend(self._attach(stream, feed))
@@ -283,7 +316,7 @@ class WatchMux:
     def _attach(self, stream: MuxStream, feed: Feed) -> list[Action]:
         watch_id, stream.next_watch_id = stream.next_watch_id, stream.next_watch_id + 1
         stream.feeds[watch_id] = feed
-        feed.stream, feed.watch_id = stream, watch_id
+        feed.stream, feed.watch_id, feed.acknowledged = stream, watch_id, False
         if not stream.up:
             return []  # created when the stream is opened again
         create = watch_pb2.WatchCreate(watch_id=watch_id, request=feed.request())
@@ -305,13 +338,25 @@ class WatchMux:
             actions.append(Close(stream))
         return actions
 
-    def _progress(self, feed: Feed, answer: watch_pb2.WatchResponse) -> list[Action]:
+    def _stream_progress(self, stream: MuxStream, response: watch_pb2.WatchStreamResponse) -> None:
+        """Applies a stream progress to every watch it covers: those whose
+        `created` came before it, except the ones the node named excluded."""
+        excluded = set(response.progress_excluded)
+        for watch_id, feed in stream.feeds.items():
+            if feed.acknowledged and watch_id not in excluded:
+                self._progress(feed, response.response)
+
+    @staticmethod
+    def _progress(feed: Feed, answer: watch_pb2.WatchResponse) -> None:
+        """`feed` has been given everything through the answer's revision.
+        Its user need not be woken: a progress has nothing to read."""
         feed.buffered_next = max(feed.buffered_next, answer.header.revision + 1)
-        if feed.items and not feed.items[-1].events:
+        if not feed.items:  # nothing unread before it: the user is there already
+            feed.next_revision = max(feed.next_revision, answer.header.revision + 1)
+        elif not feed.items[-1].events:
             feed.items[-1] = answer  # progress after progress: the later one says it all
         else:
             feed.items.append(answer)
-        return [Wake(feed)]
 
     def _overflow(self, feed: Feed) -> list[Action]:
         feed.overflows += 1

@@ -156,6 +156,6 @@ def test_a_request_that_sets_nothing_ends_the_stream_with_invalid_argument(serve
             while True:
                 stream.next()
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "neither create nor cancel" in caught.value.details()
+        assert "none of create, cancel and progress" in caught.value.details()
     finally:
         stream.close()

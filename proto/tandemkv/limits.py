@@ -183,6 +183,8 @@ WATCH_RESPONSE_EVENTS_MAX = 1_000
 WATCHES_OPEN_MAX = 20_000
 # Watches open at once on one multiplexed watch stream.
 WATCHES_PER_STREAM_MAX = 10_000
+# Shortest interval a watch stream may ask its progress responses at, in ms.
+WATCH_STREAM_PROGRESS_INTERVAL_MS_MIN = 10
 # Events, and bytes of encoded events, buffered for one watch whose reader
 # has not taken them yet; past either the watch ends with an explicit
 # overflow naming the revision to watch again from.

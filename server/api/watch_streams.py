@@ -9,8 +9,11 @@ cancel, by watch ids the client picks) are read by a second task, and the
 stream ends when the client closes its side; every
 watch gets a `created` (or a `canceled` with the reason its create was
 refused), then its responses in revision order; a cancel is answered
-`canceled`. A malformed request ends the stream with INVALID_ARGUMENT; a
-refused create ends only its watch.
+`canceled`. A progress request (etcd's WatchProgressRequest) is answered
+by one response with watch id -1 for the whole stream, now and, if it set
+an interval, every interval after: the revision every caught-up watch has
+seen, and the ids of those not caught up yet. A malformed request ends the
+stream with INVALID_ARGUMENT; a refused create ends only its watch.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from tandemkv import errors
 from tandemkv.server.api.edge import status_for_error
 from tandemkv.server.api.streams import StreamStop
 from tandemkv.server.node.watch_hub import LoopWaker
+from tandemkv.server.node.watches import STREAM_PROGRESS_WATCH_ID
 from tandemkv.v1 import watch_pb2
 
 # Longest one wait of a stream's task before it looks at its stop flag.
@@ -105,9 +109,14 @@ async def serve_watch_stream(node, requests: AsyncIterable[watch_pb2.WatchStream
             while control:
                 yield control.popleft()
             ready, due = session.poll()
+            progress = session.stream_progress()  # after the poll: it covers what the poll took
             for watch_id, response in ready:
                 yield watch_pb2.WatchStreamResponse(watch_id=watch_id, response=response)
-            if not ready and not control and not failure:
+            if progress is not None:
+                yield watch_pb2.WatchStreamResponse(watch_id=STREAM_PROGRESS_WATCH_ID,
+                                                    response=progress.response,
+                                                    progress_excluded=progress.excluded)
+            if not ready and progress is None and not control and not failure:
                 await woken.wait(due)
     finally:
         reader.cancel()
@@ -132,4 +141,7 @@ def _apply_request(session, request: watch_pb2.WatchStreamRequest) -> list[watch
         return [watch_pb2.WatchStreamResponse(
             watch_id=watch_id, canceled=True, cancel_reason=f"no open watch has id {watch_id}",
             cancel_code=grpc.StatusCode.NOT_FOUND.value[0])]
-    raise errors.InvalidArgument("a WatchStreamRequest sets neither create nor cancel; set one")
+    if kind == "progress":  # answered by the stream's next poll
+        session.request_progress(request.progress.interval_ms)
+        return []
+    raise errors.InvalidArgument("a WatchStreamRequest sets none of create, cancel and progress; set one")

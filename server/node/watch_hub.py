@@ -90,6 +90,12 @@ class Subscription:
                 events.append(event)
             return events, events[-1][0] if not self._buffer else self._buffer[0][0] - 1
 
+    def idle(self) -> bool:
+        """Nothing buffered and no overflow: the reader has taken all the hub
+        offered it. Reads without the hub's lock (see
+        `WatchSession.stream_progress` for why that is enough)."""
+        return not self._buffer and self._overflowed_at is None
+
     def cancel(self) -> None:
         self._hub.unsubscribe(self)
 

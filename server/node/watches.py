@@ -15,6 +15,14 @@ A `WatchSession` holds many watches of one reader (one gRPC stream) behind
 one wake-up callback, and never blocks: the reader polls it when woken or
 when a progress response falls due. `Node.watch` is a session of one watch
 with a thread waiting on it.
+
+Progress comes per watch (a watch's `progress_interval_ms`: one response
+per idle watch per interval, as Watch.Watch always had) or per session
+(`request_progress`: one `StreamProgress` per interval for all of them, so
+10,000 idle watches on a stream cost one response, not 10,000). A stream
+progress covers every watch that has been given everything through the
+hub's head; the others (reading the history, or with events still
+buffered, or overflowed) are named as excluded.
 """
 
 from __future__ import annotations
@@ -35,6 +43,18 @@ from tandemkv.v1 import watch_pb2
 # Longest one wait of a watch reader or of the hub thread before it checks
 # the stop flags again.
 WATCH_WAIT_SLICE_S = 0.5
+# The watch id of a session's own responses (its stream progress), as
+# etcd's -1; no watch may take it.
+STREAM_PROGRESS_WATCH_ID = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamProgress:
+    """Every watch of the session, except `excluded`, has been given every
+    event through `response.header.revision`."""
+
+    response: watch_pb2.WatchResponse
+    excluded: list[int]
 
 
 @dataclasses.dataclass
@@ -73,11 +93,18 @@ class WatchSession:
         # ready, not the number of watches.
         self._ready: set[int] = set()
         self._dues: list[tuple[float, int]] = []
+        # The session's own progress: asked for once (`_progress_asked`)
+        # and/or every `_progress_s`, next at `_progress_due`.
+        self._progress_asked = False
+        self._progress_s: float | None = None
+        self._progress_due: float | None = None
 
     def create(self, watch_id: int, request: watch_pb2.WatchRequest) -> None:
         """Starts watch `watch_id` (unique among this session's open
         watches); raises InvalidArgument or ResourceExhausted."""
         validation.check_request(request)
+        if watch_id == STREAM_PROGRESS_WATCH_ID:
+            raise InvalidArgument(f"watch id {watch_id} is the stream's own (its progress); pick another")
         with self._lock:
             if watch_id in self._watches:
                 raise InvalidArgument(f"watch id {watch_id} is already open on this stream; pick another")
@@ -97,6 +124,45 @@ class WatchSession:
             if watch.progress_due is not None:
                 heapq.heappush(self._dues, (watch.progress_due, watch_id))
         wake()  # a watch from the past has history to read at once
+
+    def request_progress(self, interval_ms: int = 0) -> None:
+        """Asks for one `stream_progress` now and, if `interval_ms` > 0, one
+        every `interval_ms` after it (0 stops them); raises InvalidArgument
+        for an interval below WATCH_STREAM_PROGRESS_INTERVAL_MS_MIN."""
+        if interval_ms < 0 or 0 < interval_ms < limits.WATCH_STREAM_PROGRESS_INTERVAL_MS_MIN:
+            raise InvalidArgument(
+                f"a progress interval_ms of {interval_ms} is out of range; use 0 (once) or at least "
+                f"WATCH_STREAM_PROGRESS_INTERVAL_MS_MIN={limits.WATCH_STREAM_PROGRESS_INTERVAL_MS_MIN}")
+        with self._lock:
+            self._progress_asked = True
+            self._progress_s = interval_ms / 1000 if interval_ms else None
+            self._progress_due = None
+        self._wake()
+
+    def stream_progress(self) -> StreamProgress | None:
+        """The session's progress if it was asked for or falls due (None
+        otherwise). Call it right after `poll`, and send it after that
+        poll's responses: a watch is covered only if the hub gave it every
+        event through the head and nothing of it is left buffered, so all
+        it was given is in those responses or earlier ones."""
+        now = time.monotonic()
+        with self._lock:
+            due = self._progress_due is not None and now >= self._progress_due
+            if not (self._progress_asked or due):
+                return None
+            self._progress_asked = False
+            self._progress_due = now + self._progress_s if self._progress_s else None
+            watches = list(self._watches.items())
+        # The head first, then each buffer: what the hub published through
+        # the head was offered before the head was set, so an empty buffer
+        # seen after it means all of that was taken. Read without the hub's
+        # lock so a stream of 10,000 watches never holds up its publishing.
+        head = self._hub.head
+        excluded = [watch_id for watch_id, watch in watches
+                    if watch.next_revision <= watch.subscription.caught_up_through
+                    or not watch.subscription.idle()]
+        response = watch_pb2.WatchResponse(header=self._node._header(head), progress=True)
+        return StreamProgress(response, excluded)
 
     def _mark_ready(self, watch_id: int) -> None:
         with self._lock:
@@ -147,8 +213,9 @@ class WatchSession:
                 if watch.progress_due is not None and watch.progress_due != due_before:
                     heapq.heappush(self._dues, (watch.progress_due, watch_id))
         with self._lock:
-            next_due = self._dues[0][0] if self._dues else None
-        return ready, next_due
+            dues = [due for due in (self._dues[0][0] if self._dues else None, self._progress_due)
+                    if due is not None]
+        return ready, min(dues, default=None)
 
     def _next_response(self, watch: _Watch, now: float) -> watch_pb2.WatchResponse | None:
         node = self._node

@@ -107,6 +107,12 @@ class FakeWatchSession:
         ready, self._pending = self._pending, []
         return ready, None
 
+    def request_progress(self, interval_ms: int = 0) -> None:
+        pass
+
+    def stream_progress(self):
+        return None  # the fake's streams never report progress
+
     def close(self) -> None:
         self.open.clear()
         self.stop.set()

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from tandemkv.v1 import kv_pb2 as tandemkv_dot_v1_dot_kv__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tandemkv/v1/watch.proto\x12\x0btandemkv.v1\x1a\x14tandemkv/v1/kv.proto\"\xa2\x01\n\x05\x45vent\x12%\n\x04type\x18\x01 \x01(\x0e\x32\x17.tandemkv.v1.Event.Type\x12!\n\x02kv\x18\x02 \x01(\x0b\x32\x15.tandemkv.v1.KeyValue\x12&\n\x07prev_kv\x18\x03 \x01(\x0b\x32\x15.tandemkv.v1.KeyValue\"\'\n\x04Type\x12\x07\n\x03PUT\x10\x00\x12\n\n\x06\x44\x45LETE\x10\x01\x12\n\n\x06\x45XPIRE\x10\x02\"{\n\x0cWatchRequest\x12$\n\x05range\x18\x01 \x01(\x0b\x32\x15.tandemkv.v1.KeyRange\x12\x16\n\x0estart_revision\x18\x02 \x01(\x04\x12\x0f\n\x07prev_kv\x18\x03 \x01(\x08\x12\x1c\n\x14progress_interval_ms\x18\x04 \x01(\x03\"\x9f\x01\n\rWatchResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.tandemkv.v1.ResponseHeader\x12\"\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x12.tandemkv.v1.Event\x12\x10\n\x08progress\x18\x03 \x01(\x08\x12\x11\n\tcompacted\x18\x04 \x01(\x08\x12\x18\n\x10\x63ompact_revision\x18\x05 \x01(\x04\"K\n\x0bWatchCreate\x12\x10\n\x08watch_id\x18\x01 \x01(\x03\x12*\n\x07request\x18\x02 \x01(\x0b\x32\x19.tandemkv.v1.WatchRequest\"\x1f\n\x0bWatchCancel\x12\x10\n\x08watch_id\x18\x01 \x01(\x03\"t\n\x12WatchStreamRequest\x12*\n\x06\x63reate\x18\x01 \x01(\x0b\x32\x18.tandemkv.v1.WatchCreateH\x00\x12*\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x18.tandemkv.v1.WatchCancelH\x00\x42\x06\n\x04kind\"\xa4\x01\n\x13WatchStreamResponse\x12\x10\n\x08watch_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12,\n\x08response\x18\x03 \x01(\x0b\x32\x1a.tandemkv.v1.WatchResponse\x12\x10\n\x08\x63\x61nceled\x18\x04 \x01(\x08\x12\x15\n\rcancel_reason\x18\x05 \x01(\t\x12\x13\n\x0b\x63\x61ncel_code\x18\x06 \x01(\r2\x9b\x01\n\x05Watch\x12@\n\x05Watch\x12\x19.tandemkv.v1.WatchRequest\x1a\x1a.tandemkv.v1.WatchResponse0\x01\x12P\n\x07Watches\x12\x1f.tandemkv.v1.WatchStreamRequest\x1a .tandemkv.v1.WatchStreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tandemkv/v1/watch.proto\x12\x0btandemkv.v1\x1a\x14tandemkv/v1/kv.proto\"\xa2\x01\n\x05\x45vent\x12%\n\x04type\x18\x01 \x01(\x0e\x32\x17.tandemkv.v1.Event.Type\x12!\n\x02kv\x18\x02 \x01(\x0b\x32\x15.tandemkv.v1.KeyValue\x12&\n\x07prev_kv\x18\x03 \x01(\x0b\x32\x15.tandemkv.v1.KeyValue\"\'\n\x04Type\x12\x07\n\x03PUT\x10\x00\x12\n\n\x06\x44\x45LETE\x10\x01\x12\n\n\x06\x45XPIRE\x10\x02\"{\n\x0cWatchRequest\x12$\n\x05range\x18\x01 \x01(\x0b\x32\x15.tandemkv.v1.KeyRange\x12\x16\n\x0estart_revision\x18\x02 \x01(\x04\x12\x0f\n\x07prev_kv\x18\x03 \x01(\x08\x12\x1c\n\x14progress_interval_ms\x18\x04 \x01(\x03\"\x9f\x01\n\rWatchResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.tandemkv.v1.ResponseHeader\x12\"\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x12.tandemkv.v1.Event\x12\x10\n\x08progress\x18\x03 \x01(\x08\x12\x11\n\tcompacted\x18\x04 \x01(\x08\x12\x18\n\x10\x63ompact_revision\x18\x05 \x01(\x04\"K\n\x0bWatchCreate\x12\x10\n\x08watch_id\x18\x01 \x01(\x03\x12*\n\x07request\x18\x02 \x01(\x0b\x32\x19.tandemkv.v1.WatchRequest\"\x1f\n\x0bWatchCancel\x12\x10\n\x08watch_id\x18\x01 \x01(\x03\"+\n\x14WatchProgressRequest\x12\x13\n\x0binterval_ms\x18\x01 \x01(\x03\"\xab\x01\n\x12WatchStreamRequest\x12*\n\x06\x63reate\x18\x01 \x01(\x0b\x32\x18.tandemkv.v1.WatchCreateH\x00\x12*\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x18.tandemkv.v1.WatchCancelH\x00\x12\x35\n\x08progress\x18\x03 \x01(\x0b\x32!.tandemkv.v1.WatchProgressRequestH\x00\x42\x06\n\x04kind\"\xbf\x01\n\x13WatchStreamResponse\x12\x10\n\x08watch_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12,\n\x08response\x18\x03 \x01(\x0b\x32\x1a.tandemkv.v1.WatchResponse\x12\x10\n\x08\x63\x61nceled\x18\x04 \x01(\x08\x12\x15\n\rcancel_reason\x18\x05 \x01(\t\x12\x13\n\x0b\x63\x61ncel_code\x18\x06 \x01(\r\x12\x19\n\x11progress_excluded\x18\x07 \x03(\x03\x32\x9b\x01\n\x05Watch\x12@\n\x05Watch\x12\x19.tandemkv.v1.WatchRequest\x1a\x1a.tandemkv.v1.WatchResponse0\x01\x12P\n\x07Watches\x12\x1f.tandemkv.v1.WatchStreamRequest\x1a .tandemkv.v1.WatchStreamResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,10 +44,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHCREATE']._serialized_end=589
   _globals['_WATCHCANCEL']._serialized_start=591
   _globals['_WATCHCANCEL']._serialized_end=622
-  _globals['_WATCHSTREAMREQUEST']._serialized_start=624
-  _globals['_WATCHSTREAMREQUEST']._serialized_end=740
-  _globals['_WATCHSTREAMRESPONSE']._serialized_start=743
-  _globals['_WATCHSTREAMRESPONSE']._serialized_end=907
-  _globals['_WATCH']._serialized_start=910
-  _globals['_WATCH']._serialized_end=1065
+  _globals['_WATCHPROGRESSREQUEST']._serialized_start=624
+  _globals['_WATCHPROGRESSREQUEST']._serialized_end=667
+  _globals['_WATCHSTREAMREQUEST']._serialized_start=670
+  _globals['_WATCHSTREAMREQUEST']._serialized_end=841
+  _globals['_WATCHSTREAMRESPONSE']._serialized_start=844
+  _globals['_WATCHSTREAMRESPONSE']._serialized_end=1035
+  _globals['_WATCH']._serialized_start=1038
+  _globals['_WATCH']._serialized_end=1193
 # @@protoc_insertion_point(module_scope)

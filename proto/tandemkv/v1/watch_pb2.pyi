@@ -66,26 +66,36 @@ class WatchCancel(_message.Message):
     watch_id: int
     def __init__(self, watch_id: _Optional[int] = ...) -> None: ...
 
+class WatchProgressRequest(_message.Message):
+    __slots__ = ("interval_ms",)
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    interval_ms: int
+    def __init__(self, interval_ms: _Optional[int] = ...) -> None: ...
+
 class WatchStreamRequest(_message.Message):
-    __slots__ = ("create", "cancel")
+    __slots__ = ("create", "cancel", "progress")
     CREATE_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     create: WatchCreate
     cancel: WatchCancel
-    def __init__(self, create: _Optional[_Union[WatchCreate, _Mapping]] = ..., cancel: _Optional[_Union[WatchCancel, _Mapping]] = ...) -> None: ...
+    progress: WatchProgressRequest
+    def __init__(self, create: _Optional[_Union[WatchCreate, _Mapping]] = ..., cancel: _Optional[_Union[WatchCancel, _Mapping]] = ..., progress: _Optional[_Union[WatchProgressRequest, _Mapping]] = ...) -> None: ...
 
 class WatchStreamResponse(_message.Message):
-    __slots__ = ("watch_id", "created", "response", "canceled", "cancel_reason", "cancel_code")
+    __slots__ = ("watch_id", "created", "response", "canceled", "cancel_reason", "cancel_code", "progress_excluded")
     WATCH_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     CANCELED_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
     CANCEL_CODE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     watch_id: int
     created: bool
     response: WatchResponse
     canceled: bool
     cancel_reason: str
     cancel_code: int
-    def __init__(self, watch_id: _Optional[int] = ..., created: bool = ..., response: _Optional[_Union[WatchResponse, _Mapping]] = ..., canceled: bool = ..., cancel_reason: _Optional[str] = ..., cancel_code: _Optional[int] = ...) -> None: ...
+    progress_excluded: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, watch_id: _Optional[int] = ..., created: bool = ..., response: _Optional[_Union[WatchResponse, _Mapping]] = ..., canceled: bool = ..., cancel_reason: _Optional[str] = ..., cancel_code: _Optional[int] = ..., progress_excluded: _Optional[_Iterable[int]] = ...) -> None: ...
