@@ -21,8 +21,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tandemkv import limits
 from tandemkv.server.api import build_server
-from tandemkv.server.api.dispatch import LANE_CALLS, LANE_OPERATOR, LANE_STREAMS, LANE_THREADED_STREAMS
+from tandemkv.server.api.dispatch import LANE_CALLS, LANE_OPERATOR, LANE_STREAMS
 from tandemkv.server.available.crdt.kinds import TableKind
+from tandemkv.server.feeds import Feed
 from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, crdt_pb2, crdt_pb2_grpc, kv_pb2, kv_pb2_grpc
 from tandemkv.v1 import lease_pb2, lease_pb2_grpc
 from tests.support.fuzz import invalid_utf8_cases, rpc_methods
@@ -43,7 +44,7 @@ def _wait_until(condition, what: str) -> None:
 
 @pytest.fixture
 def started(fake_node):
-    server = build_server(fake_node, "127.0.0.1:0", call_threads=2, streams_open_max=2, threaded_streams_open_max=2,
+    server = build_server(fake_node, "127.0.0.1:0", call_threads=2, streams_open_max=2,
                           concurrent_rpcs_max=4)
     server.start()
     try:
@@ -111,10 +112,11 @@ class _SubscribablePlane:
     def read(self, table):
         return TableKind.OR_SET, []
 
-    def changes(self, table, stop):
-        yield TableKind.OR_SET, [b"first"]
+    def value_feed(self, table, wake, *, shape):
+        feed = Feed(wake)
+        feed.offer(1, shape(TableKind.OR_SET, [b"first"]))
         self.opened.release()
-        stop.wait(WAIT_S * 2)
+        return feed
 
     def status(self):
         raise AssertionError("not used")
@@ -247,7 +249,6 @@ def test_the_default_limits_are_the_named_ones(fake_node):
     try:
         assert server.admission._limits == {LANE_CALLS: limits.CONCURRENT_RPCS_MAX,
                                             LANE_STREAMS: limits.STREAMS_OPEN_MAX,
-                                            LANE_THREADED_STREAMS: limits.THREADED_STREAMS_OPEN_MAX,
                                             LANE_OPERATOR: limits.OPERATOR_RPCS_MAX}
         assert len(server.method_paths) == len(rpc_methods()) + 3  # health Check and Watch, reflection
     finally:

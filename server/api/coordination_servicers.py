@@ -12,9 +12,11 @@ the deadline, call the node. Three things differ:
 - Streams (Lease KeepAlive, Election Observe, Watch) are exempt from the
   unary deadline cap, and end when the client goes away (cancel, deadline,
   connection loss: their task is cancelled) or the server stops
-  (`StreamStops.stop_all`, streams.py). Keepalives and watches wait on the
-  event loop without a thread; Observe is relayed from the node's blocking
-  generator on a stream thread.
+  (`StreamStops.stop_all`, streams.py). All of them wait on the event
+  loop without a thread: Observe on the node's feed of the election's
+  leader (`node.leader_feed`), sending the leader now and then the latest
+  after each change (a slow client skips leaders in between, never gets a
+  stale one after the last change).
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ from tandemkv.server.api.watch_streams import serve_watch, serve_watch_stream
 from tandemkv.server.strong.validation import check_request
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import coordination_pb2_grpc, lease_pb2_grpc, watch_pb2, watch_pb2_grpc
-
-
 
 
 def waiting_call(context: grpc.aio.ServicerContext, request, node_call):
@@ -135,8 +135,10 @@ class ElectionServicer(coordination_pb2_grpc.ElectionServicer):
         return await handle(context, request, self._node.query_async)
 
     async def Observe(self, request: co.LeaderRequest, context) -> AsyncIterator[co.LeaderResponse]:
-        async for response in self._stops.relay(
-                context, request, lambda stop: self._node.observe(request.election, stop=stop)):
+        """The leader now, then the latest after each change (see the
+        module docs)."""
+        async for response in self._stops.serve_feed(
+                context, request, lambda wake: self._node.leader_feed(request.election, wake)):
             yield response
 
 

@@ -22,7 +22,7 @@ import grpc
 import grpc.aio
 
 from tandemkv import errors, limits
-from tandemkv.server.api.coordination_servicers import StreamStops
+from tandemkv.server.api.streams import StreamStops
 from tandemkv.server.api.edge import abort, handle, node_timeout_s
 from tandemkv.server.available.crdt import mutations
 from tandemkv.server.available.crdt.kinds import TableKind
@@ -136,11 +136,14 @@ class CrdtServicer(crdt_pb2_grpc.CrdtServicer):
         return await _serve(context, scan)
 
     async def Subscribe(self, request, context):
-        """The table's value now and after each change, until the client
-        goes away or the server stops (a stream on a thread of its own while
-        open: held to THREADED_STREAMS_OPEN_MAX)."""
-        async for value in self._stops.relay(
-                context, None, lambda stop: self._node.crdt.subscribe(request.table, stop)):
+        """The table's value now, then the latest after each change saved
+        on this node, until the client goes away, the server stops or the
+        table is dropped (NOT_FOUND). A slow client skips values in between,
+        never gets a stale one after the last change. The stream waits on
+        the event loop, woken by the plane's thread (`node.crdt.value_feed`):
+        an open subscription holds no thread."""
+        async for value in self._stops.serve_feed(
+                context, None, lambda wake: self._node.crdt.value_feed(request.table, wake)):
             yield value_to_proto(value)
 
 

@@ -18,12 +18,10 @@ Lanes, each held to a named limit and counted when the call is looked up
 - operator: Health.Check, Cluster.Status and Cluster.Members, held to
   OPERATOR_RPCS_MAX apart from the other lanes and answered on the loop
   itself, so an operator can still see an overloaded node;
-- threaded streams: Election.Observe and Crdt.Subscribe, which the node
-  serves from blocking generators, each on a stream thread while open:
-  held to THREADED_STREAMS_OPEN_MAX and also counted as streams;
-- streams: every other client- or server-streaming RPC (watches, watch
-  streams, keepalives, health watches, reflection), which hold no thread:
-  held to STREAMS_OPEN_MAX, a memory bound;
+- streams: every client- or server-streaming RPC (watches, watch streams,
+  keepalives, election observes, CRDT subscriptions, health watches,
+  reflection), which hold no thread while they wait: held to
+  STREAMS_OPEN_MAX, a memory bound;
 - calls: every other RPC, held to CONCURRENT_RPCS_MAX.
 A call over its lane's limit is answered RESOURCE_EXHAUSTED by a refusal
 that reads nothing.
@@ -54,14 +52,7 @@ MALFORMED_LOG_INTERVAL_S = 60.0
 
 LANE_CALLS = "calls"
 LANE_STREAMS = "streams"
-LANE_THREADED_STREAMS = "threaded streams"
 LANE_OPERATOR = "operator"
-
-# Streams the node serves from blocking generators (a thread each while open).
-THREADED_STREAM_METHODS = frozenset({
-    "/tandemkv.v1.Election/Observe",
-    "/tandemkv.v1.Crdt/Subscribe",
-})
 
 OPERATOR_METHODS = frozenset({
     "/grpc.health.v1.Health/Check",
@@ -75,39 +66,27 @@ log = logging.getLogger(__name__)
 class Admission:
     """In-flight calls per lane against each lane's limit."""
 
-    def __init__(self, calls_max: int, streams_max: int, operator_max: int,
-                 threaded_streams_max: int) -> None:
+    def __init__(self, calls_max: int, streams_max: int, operator_max: int) -> None:
         self._lock = threading.Lock()
-        self._limits = {LANE_CALLS: calls_max, LANE_STREAMS: streams_max, LANE_OPERATOR: operator_max,
-                        LANE_THREADED_STREAMS: threaded_streams_max}
+        self._limits = {LANE_CALLS: calls_max, LANE_STREAMS: streams_max, LANE_OPERATOR: operator_max}
         self._open = dict.fromkeys(self._limits, 0)
 
     def enter(self, lane: str) -> str | None:
-        """Takes a slot in `lane` (a threaded stream also takes a stream
-        slot), or says why not."""
-        charged = _charged(lane)
+        """Takes a slot in `lane`, or says why not."""
         with self._lock:
-            for name in charged:
-                if self._open[name] >= self._limits[name]:
-                    return _refusal_message(name, self._limits[name])
-            for name in charged:
-                self._open[name] += 1
+            if self._open[lane] >= self._limits[lane]:
+                return _refusal_message(lane, self._limits[lane])
+            self._open[lane] += 1
         return None
 
     def leave(self, lane: str) -> None:
-        charged = _charged(lane)
         with self._lock:
-            for name in charged:
-                assert self._open[name] > 0, f"{name} lane left more often than entered"
-                self._open[name] -= 1
+            assert self._open[lane] > 0, f"{lane} lane left more often than entered"
+            self._open[lane] -= 1
 
     def open_count(self, lane: str) -> int:
         with self._lock:
             return self._open[lane]
-
-
-def _charged(lane: str) -> tuple[str, ...]:
-    return (LANE_THREADED_STREAMS, LANE_STREAMS) if lane == LANE_THREADED_STREAMS else (lane,)
 
 
 def _refusal_message(lane: str, limit: int) -> str:
@@ -115,9 +94,6 @@ def _refusal_message(lane: str, limit: int) -> str:
         return (f"this node has STREAMS_OPEN_MAX={limit} streams open (watches, lease keepalives, "
                 "election observes, CRDT subscriptions); close streams you no longer need, put many "
                 "watches on one Watch.Watches stream, or connect to another node")
-    if lane == LANE_THREADED_STREAMS:
-        return (f"this node has THREADED_STREAMS_OPEN_MAX={limit} election observes and CRDT "
-                "subscriptions open; close those you no longer need or connect to another node")
     if lane == LANE_OPERATOR:
         return (f"this node is serving OPERATOR_RPCS_MAX={limit} health and status calls; "
                 "poll less often")
@@ -284,8 +260,6 @@ def _close_soon(responses: AsyncIterator) -> None:
 def _lane(path: str, method: MethodDescriptor) -> str:
     if path in OPERATOR_METHODS:
         return LANE_OPERATOR
-    if path in THREADED_STREAM_METHODS:
-        return LANE_THREADED_STREAMS
     if method.client_streaming or method.server_streaming:
         return LANE_STREAMS
     return LANE_CALLS

@@ -5,12 +5,13 @@ Owns the server's shape: a `grpc.aio` server on an event loop of its own
 Counter, Batch, Cluster, Crdt, Gossip, Lease, Registry, Lock, Election and
 Watch servicers, the standard health service (following the node's
 readiness, health_follower.py) and server reflection; the lanes and their
-limits (CONCURRENT_RPCS_MAX, STREAMS_OPEN_MAX, THREADED_STREAMS_OPEN_MAX,
-OPERATOR_RPCS_MAX) and the message-size limit. Writes and reads await the
-node's asyncio calls, so a call in flight holds no thread, and an idle
-watch or keepalive stream costs memory only; calls that block in the node
-(lock and campaign waits, CRDT catalog changes) run on the loop's executor,
-GRPC_CALL_THREADS_MAX threads. It does not start or stop the node.
+limits (CONCURRENT_RPCS_MAX, STREAMS_OPEN_MAX, OPERATOR_RPCS_MAX) and the
+message-size limit. Writes and reads await the node's asyncio calls, so a
+call in flight holds no thread, and an idle stream (watch, keepalive,
+election observe, CRDT subscription) costs memory only; calls that block
+in the node (lock and campaign waits, CRDT catalog changes) run on the
+loop's executor, GRPC_CALL_THREADS_MAX threads. It does not start or stop
+the node.
 """
 
 from __future__ import annotations
@@ -128,26 +129,23 @@ def build_server(
     call_threads: int = limits.GRPC_CALL_THREADS_MAX,
     concurrent_rpcs_max: int = limits.CONCURRENT_RPCS_MAX,
     streams_open_max: int = limits.STREAMS_OPEN_MAX,
-    threaded_streams_open_max: int = limits.THREADED_STREAMS_OPEN_MAX,
     operator_rpcs_max: int = limits.OPERATOR_RPCS_MAX,
 ) -> ClientServer:
     """A server for `node` bound to `address` ('host:port'; port 0 picks a
     free port). Calls beyond `concurrent_rpcs_max`, streams beyond
-    `streams_open_max` (election observes and CRDT subscriptions beyond
-    `threaded_streams_open_max`), and health and status calls beyond
+    `streams_open_max`, and health and status calls beyond
     `operator_rpcs_max` get RESOURCE_EXHAUSTED."""
     loop = _LoopThread(call_threads)
     try:
         return loop.run(_build(node, address, loop, concurrent_rpcs_max, streams_open_max,
-                               threaded_streams_open_max, operator_rpcs_max))
+                               operator_rpcs_max))
     except BaseException:
         loop.close()
         raise
 
 
 async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rpcs_max: int,
-                 streams_open_max: int, threaded_streams_open_max: int,
-                 operator_rpcs_max: int) -> ClientServer:
+                 streams_open_max: int, operator_rpcs_max: int) -> ClientServer:
     # Built on the loop it will run on. No maximum_concurrent_rpcs: the
     # dispatcher's lanes hold every limit.
     server = grpc.aio.server(options=[
@@ -155,7 +153,7 @@ async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rp
         ("grpc.max_send_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
         ("grpc.so_reuseport", 0),
     ])
-    streams = StreamStops(threads=threaded_streams_open_max)
+    streams = StreamStops()
     health_servicer = health.aio.HealthServicer()
     reflection_names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
     descriptors = {d.name: d for d in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES)}
@@ -172,8 +170,7 @@ async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rp
     services.append(Service(health_pb2.DESCRIPTOR.services_by_name["Health"], health_servicer))
     services.append(Service(reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
                             reflection.aio.ReflectionServicer(reflection_names)))
-    admission = Admission(concurrent_rpcs_max, streams_open_max, operator_rpcs_max,
-                          threaded_streams_open_max)
+    admission = Admission(concurrent_rpcs_max, streams_open_max, operator_rpcs_max)
     malformed = MalformedRequests()
     dispatcher = Dispatcher(services, admission, malformed)
     server.add_generic_rpc_handlers((dispatcher,))

@@ -1,39 +1,38 @@
-"""The open streams of one server, and the bridge that serves a node's
-blocking stream from the event loop.
+"""The open streams of one server, and how they wait on the event loop.
 
-Every stream runs as a task on the server's event loop. Watches, watch
-streams and lease keepalives wait there without a thread (see
-watch_streams.py and coordination_servicers.py). Election observes and CRDT
-subscriptions are still blocking generators of the node: `relay` runs each
-on a thread of a pool of its own while the stream is open, held to
-THREADED_STREAMS_OPEN_MAX by the dispatcher's lane, so they can never take
-the threads that unary calls use.
+Every stream runs as a task on the server's event loop and holds no thread
+while it waits. Watches and watch streams wait on their watch session
+(watch_streams.py), lease keepalives on the client's requests
+(`until_stopped`), election observes and CRDT subscriptions on a feed of
+the node (`serve_feed`, tandemkv.server.feeds): the node's thread that
+follows applied state, or the available plane's thread, offers each new
+value to the feed and wakes the stream through the loop; the stream sends
+the latest value, so a slow client skips values and never gets a stale one
+after the last change.
 
 `stop_all` ends every open stream at once when the server stops, instead of
 holding the shutdown for its grace period: each stream's `StreamStop` is
-set, which a blocking generator sees at its next look and which wakes a
-stream waiting on the loop, so every stream ends with an OK status.
+set, which wakes the stream waiting on the loop, so every stream ends with
+an OK status.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import threading
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Callable
 
 import grpc
 import grpc.aio
 
 from tandemkv import errors
 from tandemkv.server.api.edge import abort
+from tandemkv.server.feeds import Feed
 from tandemkv.server.node.watch_hub import LoopWaker
 from tandemkv.server.strong.validation import check_request
 
 log = logging.getLogger(__name__)
-
-_END = object()
 
 
 class StreamStop(threading.Event):
@@ -62,12 +61,13 @@ class StreamStop(threading.Event):
 class StreamStops:
     """The stop flags of the open streams."""
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: set[StreamStop] = set()
         self._stopping = False
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads,
-                                                           thread_name_prefix="tandemkv-stream")
+        # Wakes the streams waiting on feeds: one loop callback per burst
+        # of wake-ups, however many streams a change wakes.
+        self._waker: LoopWaker | None = None
 
     def open(self) -> StreamStop:
         """The stop flag of a new stream; set when the server stops."""
@@ -94,7 +94,6 @@ class StreamStops:
             opened = list(self._open)
         for stop in opened:
             stop.set()
-        self._pool.shutdown(wait=False)
 
     async def serve(self, context: grpc.aio.ServicerContext, request: Any,
                     open_stream: Callable[[StreamStop], AsyncIterator]) -> AsyncIterator:
@@ -114,20 +113,43 @@ class StreamStops:
         finally:
             self.close(stop)
 
-    def relay(self, context: grpc.aio.ServicerContext, request: Any,
-              open_stream: Callable[[StreamStop], Iterator]) -> AsyncIterator:
-        """`serve` for the node's blocking generator `open_stream(stop)`,
-        advanced on this server's stream threads."""
-        return self.serve(context, request, lambda stop: self._bridged(open_stream, stop))
+    def serve_feed(self, context: grpc.aio.ServicerContext, request: Any,
+                   open_feed: Callable[[Callable[[], None]], Feed]) -> AsyncIterator:
+        """`serve` for a feed of the node, `open_feed(wake)`: the value now,
+        then the latest after each change, until the feed ends, the client
+        goes away or the server stops. The feed is opened on the loop's
+        executor (it may read the node's state); then the stream waits on
+        the loop, with no thread."""
+        return self.serve(context, request, lambda stop: self._fed(open_feed, stop))
 
-    async def _bridged(self, open_stream: Callable[[StreamStop], Iterator], stop: StreamStop) -> AsyncIterator:
+    async def _fed(self, open_feed: Callable[[Callable[[], None]], Feed], stop: StreamStop) -> AsyncIterator:
         loop = asyncio.get_running_loop()
-        iterator = await loop.run_in_executor(self._pool, lambda: iter(open_stream(stop)))
-        while not stop.is_set():
-            item = await loop.run_in_executor(self._pool, next, iterator, _END)
-            if item is _END:
-                return
-            yield item
+        if self._waker is None:
+            self._waker = LoopWaker(loop)
+        woken = asyncio.Event()
+        wake = self._waker.waker_for(woken)
+        stop.add_callback(wake)
+        opening = loop.run_in_executor(None, open_feed, wake)
+        try:
+            feed = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_opened)  # opened after all: close it then
+            raise
+        try:
+            while not (stop.is_set() or feed.over):
+                woken.clear()
+                value = feed.take()
+                if value is None:
+                    await woken.wait()
+                else:
+                    yield value
+        finally:
+            feed.close()
+
+
+def _close_opened(opening: asyncio.Future) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 async def until_stopped(stop: StreamStop, items: AsyncIterator) -> AsyncIterator:

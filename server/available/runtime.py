@@ -44,13 +44,12 @@ from tandemkv.server.available.inbox import Delivery, GossipInbox, Verdict
 from tandemkv.server.available.storage import CrdtStore, LmdbHighWaterMark, StoredTable
 from tandemkv.limits import UDP_FRAME_BYTES_MAX
 from tandemkv.server.available.transport import GossipTransport
+from tandemkv.server.feeds import Feed, follow
 
 log = logging.getLogger(__name__)
 
 # How often the thread re-reads the table catalog from local state.
 CATALOG_POLL_INTERVAL_MS = 200
-# Longest a subscriber waits before it looks whether to stop.
-SUBSCRIBE_WAKE_S = 0.5
 # Longest stop() waits for the thread.
 STOP_JOIN_S = 10.0
 
@@ -63,6 +62,8 @@ class CatalogTable(NamedTuple):
 
 # The catalog as local state has it: (applied revision, tables).
 CatalogSource = Callable[[], tuple[int, list[CatalogTable]]]
+# What a subscriber's feed is offered, made of a table's kind and value.
+Shape = Callable[[TableKind, Any], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +99,11 @@ class AvailablePlane:
         self._dropped: set[str] = set()
         self._written_seq = 0
         self._durable_seq = 0
+        # Each table's change count, and the feeds of its subscribers
+        # (both under _committed).
         self._versions: collections.Counter[str] = collections.Counter()
+        self._feeds: dict[str, dict[Feed, Shape]] = collections.defaultdict(dict)
+        self._feeds_ended = False
         self._next_catalog_ms = 0
         self._store: CrdtStore | None = None
         self._gossip: GossipNode | None = None
@@ -138,6 +143,10 @@ class AvailablePlane:
             self._thread = None
         with self._committed:
             self._committed.notify_all()
+            self._feeds_ended = True
+            feeds = [feed for shapes in self._feeds.values() for feed in shapes]
+        for feed in feeds:
+            feed.end()
         if self._transport is not None:
             self._transport.close()
         if self._store is not None:
@@ -190,17 +199,45 @@ class AvailablePlane:
             return self._require_running().tables()
 
     def changes(self, table: str, stop: threading.Event) -> Iterator[tuple[TableKind, Any]]:
-        """The table's value now, then after every saved change, until
-        `stop` is set, the plane stops, or the table is dropped."""
-        seen = -1
-        while not (stop.is_set() or self._stopping.is_set()):
-            with self._committed:
-                version = self._versions[table]
-                if version == seen:
-                    self._committed.wait(SUBSCRIBE_WAKE_S)
-                    continue
-            seen = version
-            yield self.read(table)
+        """The table's kind and value now, then after every saved change,
+        until `stop` is set, the plane stops, or the table is dropped (then
+        NotFound). A slow reader is given the latest value, never a stale
+        one after the last change."""
+        return follow(lambda wake: self.value_feed(table, wake), stop.is_set)
+
+    def value_feed(self, table: str, wake: Callable[[], None], *, shape: Shape = lambda *kind_value: kind_value
+                   ) -> Feed:
+        """A feed (tandemkv.server.feeds) of the table's value, offered as
+        `shape(kind, value)`: now, then the latest after every saved change
+        (the plane's thread reads it once per change for all of the
+        table's feeds, and calls `wake` of each); the feed fails with
+        NotFound once the table is dropped and ends when the plane stops.
+        NotFound now for a table not known here."""
+        self._known(table)
+        feed: Feed = Feed(wake, on_close=lambda: self._forget_feed(table, feed))
+        with self._committed:
+            self._feeds[table][feed] = shape
+            version = self._versions[table]
+            ended = self._feeds_ended
+        if ended:
+            feed.end()
+        try:
+            kind, value = self.read(table)
+        except BaseException:
+            feed.close()
+            raise
+        # Read after the version: a change saved in between is offered
+        # again with its own, newer version.
+        feed.offer(version, shape(kind, value))
+        return feed
+
+    def _forget_feed(self, table: str, feed: Feed) -> None:
+        with self._committed:
+            shapes = self._feeds.get(table)
+            if shapes is not None:
+                shapes.pop(feed, None)
+                if not shapes:
+                    del self._feeds[table]
 
     def deliver(self, frames: list[bytes]) -> Verdict | None:
         """Queues injected frames (`Gossip.Deliver`) for the thread; returns
@@ -295,31 +332,64 @@ class AvailablePlane:
             self._store.save_tables(batch)
         with self._committed:
             self._durable_seq = max(self._durable_seq, seq)
-            for name in batch:
-                self._versions[name] += 1
+            changed = self._changed(batch)
             self._committed.notify_all()
+        if changed:
+            with self._lock:
+                self._publish(changed)
+
+    # -- subscribers' feeds --
+    def _changed(self, names) -> list[tuple[str, int, dict[Feed, Shape]]]:
+        """Counts a change of each table in `names`; the tables that have
+        feeds, with their new version and feeds. Under _committed."""
+        changed = []
+        for name in names:
+            self._versions[name] += 1
+            shapes = self._feeds.get(name)
+            if shapes:
+                changed.append((name, self._versions[name], dict(shapes)))
+        return changed
+
+    def _publish(self, changed: list[tuple[str, int, dict[Feed, Shape]]]) -> None:
+        """Offers each changed table's value, read once, to its feeds, or
+        fails them with NotFound if it was dropped. Under _lock."""
+        tables = self._gossip.tables()
+        for name, version, shapes in changed:
+            kind = tables.get(name)
+            if kind is None:
+                for feed in shapes:
+                    feed.fail(self._not_found(name))
+                continue
+            value = self._gossip.read(name).value()
+            for feed, shape in shapes.items():
+                feed.offer(version, shape(kind, value))
 
     # -- the catalog (under _lock) --
     def _reconcile(self, revision: int, catalog: list[CatalogTable]) -> None:
         wanted = {table.name: table for table in catalog}
+        touched = []
         for name, created in list(self._revisions.items()):
             table = wanted.get(name)
             gone = table is None and revision >= created
             replaced = table is not None and table.created_revision != created
             if gone or replaced:
                 self._drop(name)
+                touched.append(name)
         for name, table in wanted.items():
             if name not in self._revisions:
                 self._gossip.create_table(name, table.kind)
                 self._revisions[name] = table.created_revision
-                self._versions[name] += 1
+                touched.append(name)
+        if touched:
+            with self._committed:
+                changed = self._changed(dict.fromkeys(touched))
+            self._publish(changed)
 
     def _drop(self, name: str) -> None:
         log.info("available plane %s: table %r dropped", self.node_name, name)
         self._gossip.drop_table(name)
         del self._revisions[name]
         self._dropped.add(name)
-        self._versions[name] += 1
 
     # -- helpers --
     def _known(self, table: str) -> None:

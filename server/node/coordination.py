@@ -1,6 +1,6 @@
 """The coordination half of the `Node` API: leases (and the thread that
-proposes lease ticks), the registry, locks and elections that wait. (Watches
-are in watches.py.)
+proposes lease ticks), the registry, locks and elections that wait, and
+election observes (fed by elections.py). (Watches are in watches.py.)
 
 Waiting never spins on the log: a waiter proposes once, then watches local
 state, woken after every apply batch, and proposes again only when what it
@@ -12,16 +12,16 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 from tandemkv import limits
 from tandemkv.errors import TandemKVError
+from tandemkv.server.feeds import Feed, follow
+from tandemkv.server.node.elections import ElectionObservers
 from tandemkv.server.raft.contract import ROLE_LEADER
 from tandemkv.server.strong import commands, coordination, validation
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import kv_pb2, lease_pb2
-
-STALE = kv_pb2.STALE
 
 
 class LeaseTicker:
@@ -156,17 +156,23 @@ class NodeCoordination:
         return self.query(co.LeaderRequest(election=election), **kw)
 
     def observe(self, election: bytes, stop: threading.Event | None = None) -> Iterator[co.LeaderResponse]:
-        """The election's leader now, then at every change, until `stop`."""
-        last = None
-        while not self._stopped(stop):
-            current = self.query(co.LeaderRequest(election=election, consistency=STALE))
-            seen = (current.found, current.leader.token, current.leader.value)
-            if seen != last:
-                last = seen
-                yield current
-            self._wait_applied_after(current.header.revision, limits.DEADLINE_S_MAX, stop)
+        """The election's leader now, then at every change, until `stop` is
+        set or the node stops. A slow reader is given the latest leader,
+        never a stale one after the last change (changes in between are
+        skipped)."""
+        return follow(lambda wake: self.leader_feed(election, wake), lambda: self._stopped(stop))
 
-    # -- watches --
+    def leader_feed(self, election: bytes, wake: Callable[[], None]) -> Feed[co.LeaderResponse]:
+        """A feed (tandemkv.server.feeds) of the election's leader, now and
+        after each change: what `observe` and the gRPC server's Observe
+        wait on. `wake` is called, from the node's thread, when it has
+        news."""
+        with _OBSERVERS_LOCK:
+            observers = getattr(self, "_election_observers", None)
+            if observers is None:
+                observers = self._election_observers = ElectionObservers(self)
+        return observers.feed(election, wake)
+
     # -- waiting on local state --
     def _header(self, revision: int) -> kv_pb2.ResponseHeader:
         return kv_pb2.ResponseHeader(revision=revision, node=self.config.name)
@@ -202,6 +208,8 @@ class NodeCoordination:
 
 # Longest one wait on the applied condition before re-checking stop flags.
 APPLIED_WAIT_SLICE_S = 0.5
+# Makes the node's one ElectionObservers (started with the first observe).
+_OBSERVERS_LOCK = threading.Lock()
 
 
 def _claim_token(view, table: bytes, name: bytes) -> int:

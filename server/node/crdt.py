@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from tandemkv import limits
 from tandemkv.errors import FailedPrecondition, InvalidArgument, TandemKVError, Unavailable
@@ -32,6 +32,7 @@ from tandemkv.server.available.crdt.base import TableKind, check_value_size
 from tandemkv.server.available.crdt.mutations import (Add, Assign, Clear, Decrement, Increment, Mutation, Put,
                                                       Remove, RemoveKey)
 from tandemkv.server.available.node_plane import type_of
+from tandemkv.server.feeds import Feed, follow
 from tandemkv.server.strong.validation import check_table_name
 from tandemkv.v1 import crdt_pb2, kv_pb2
 
@@ -155,11 +156,20 @@ class NodeCrdt:
     def subscribe(self, table: str, stop: threading.Event | None = None) -> Iterator[TableValue]:
         """The table's value now, then after every saved change on this
         node, until `stop` is set, the node stops or the table is dropped
-        (then NotFound)."""
+        (then NotFound). A slow reader is given the latest value, never a
+        stale one after the last change (values in between are skipped)."""
+        stopped = stop.is_set if stop is not None else (lambda: False)
+        return follow(lambda wake: self.value_feed(table, wake), stopped)
+
+    def value_feed(self, table: str, wake: Callable[[], None]) -> Feed[TableValue]:
+        """A feed (tandemkv.server.feeds) of the table's value, as
+        `subscribe` yields it: what the gRPC server's Subscribe waits on.
+        `wake` is called, from the plane's thread, when it has news."""
         check_table_name(table)
         plane = self._plane()
-        for kind, value in plane.changes(table, stop if stop is not None else threading.Event()):
-            yield TableValue(table, kind, value, plane.node_name)
+        node_name = plane.node_name
+        return plane.value_feed(table, wake,
+                                shape=lambda kind, value: TableValue(table, kind, value, node_name))
 
     def status(self) -> PlaneStatus:
         """The plane's gossip view, transport and inbox counters."""

@@ -5,8 +5,9 @@ errors or to block, and answers from a tiny in-memory model (keys, counters,
 a request-id dedup table) so that SDK tests can check what was applied.
 It is not a second state machine: transactions only report success, a
 lease is granted by answering its id, a registry name is taken by the
-first register. Streams (`watch`, `observe`) yield `stream_responses`, then
-block until their stop Event is set, which they record in `stops`.
+first register. Streams (`watch`, a watch session, an election's
+`leader_feed`) give `stream_responses`, then wait until they are stopped
+or closed, which sets the stop Event they record in `stops`.
 `available` is None (no available plane) unless a test sets one;
 `FakeGossipPlane` answers `status()` with a fixed gossip view.
 """
@@ -23,6 +24,7 @@ from tandemkv.server.available.gossip.protocol import GossipStatus
 from tandemkv.server.available.gossip.liveness import PeerLiveness, PeerState
 from tandemkv.server.available.crdt.hlc import Hlc
 from tandemkv.server.available.runtime import PlaneStatus
+from tandemkv.server.feeds import Feed
 from tandemkv.server.node.crdt import NodeCrdt
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import counter_pb2, kv_pb2, lease_pb2
@@ -271,9 +273,17 @@ class FakeNode:
     def watch_session(self, wake):
         return FakeWatchSession(self)
 
-    def observe(self, election, stop):
+    def leader_feed(self, election, wake):
+        """A feed that holds the last of `stream_responses` (a feed keeps
+        only the latest), then waits; closing it sets its stop Event."""
         self.calls.append(Call("observe", election, 0.0))
-        return self._stream(stop)
+        stop = threading.Event()
+        feed = Feed(wake, on_close=stop.set)
+        for version, response in enumerate(self.stream_responses, 1):
+            feed.offer(version, response)
+        self.stops.append(stop)
+        self.stream_opened.release()
+        return feed
 
     def _stream(self, stop):
         self.stops.append(stop)
