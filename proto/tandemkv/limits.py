@@ -83,9 +83,6 @@ OPERATOR_RPCS_MAX = 16
 # loop and holds no thread, so this is a memory bound: an idle stream costs
 # some tens of KiB (benchmarks/RESULTS.md, "Streams that cost no thread").
 STREAMS_OPEN_MAX = 8_192
-# Election observes and CRDT subscriptions, which the node still serves from
-# blocking generators, each on a stream thread of its own while open.
-THREADED_STREAMS_OPEN_MAX = 512
 # gRPC message size, both directions.
 GRPC_MESSAGE_BYTES_MAX = 8 * 1024 * 1024
 # Threads for the calls that block in the node (lock and campaign waits,
