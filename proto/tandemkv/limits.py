@@ -114,6 +114,21 @@ CRDT_TABLES_MAX = 256
 CRDT_VALUE_BYTES_MAX = 32 * 1024
 # Nesting of lists and maps the canonical CRDT encoding decodes before it gives up.
 CRDT_NESTING_DEPTH_MAX = 32
+# Bytes of one key of a keyed CRDT table (the empty key is allowed).
+KEYED_KEY_BYTES_MAX = 256
+# Encoded bytes of one key's CRDT state; a local write past it is refused, so every key fits one sync frame.
+KEYED_KEY_STATE_BYTES_MAX = 48 * 1024
+# Keys (removed ones too) one keyed scan page looks at before it returns a continuation.
+KEYED_SCAN_KEYS_EXAMINED_MAX = 100_000
+# Keys (entries, key hashes, wanted keys) one keyed-sync frame carries.
+KEYED_SYNC_FRAME_KEYS_MAX = 512
+# Bucket digests one keyed-sync frame carries (one frame per step of a digest descent).
+KEYED_SYNC_FRAME_DIGESTS_MAX = 4_096
+# Keys one step of a keyed-sync exchange sends, over all its frames.
+KEYED_SYNC_STEP_KEYS_MAX = 8_192
+# Keys, and bytes of deltas, waiting for the next eager push, per keyed table; past either the oldest go (anti-entropy repairs them).
+KEYED_PUSH_KEYS_MAX = 10_000
+KEYED_PUSH_BYTES_MAX = 8 * 1024 * 1024
 # Nodes in one gossip membership.
 GOSSIP_MEMBERS_MAX = 64
 # Bytes of one gossip frame, MAC included, both directions (the default of
@@ -202,6 +217,35 @@ WATCH_HISTORY_TRIM_PER_COMMAND_MAX = 64
 CRDT_SCAN_ENTRIES_MAX = 10_000
 # Frames in one Gossip.Deliver call.
 GOSSIP_DELIVER_FRAMES_MAX = 64
+
+# -- pub/sub, best effort (available plane) --
+# Bytes of one topic, or of one prefix subscribed to (the empty prefix matches every topic).
+PUBSUB_TOPIC_BYTES_MAX = 256
+# Bytes of one published message's payload.
+PUBSUB_MESSAGE_BYTES_MAX = 64 * 1024
+# Messages, and bytes of messages, buffered for one subscriber; past either the oldest go, and one "lagged by N" notice takes their place.
+PUBSUB_SUBSCRIBER_BUFFER_MESSAGES_MAX = 4_096
+PUBSUB_SUBSCRIBER_BUFFER_BYTES_MAX = 4 * 1024 * 1024
+# Subscribers on one node.
+PUBSUB_SUBSCRIBERS_MAX = 100_000
+# Topics and prefixes one subscriber holds.
+PUBSUB_SUBSCRIBER_TOPICS_MAX = 100_000
+# Topics and prefixes held on one node, every subscriber's together.
+PUBSUB_SUBSCRIPTIONS_MAX = 1_000_000
+# Distinct topics one publisher session numbers; past it the publisher goes on as a new session.
+PUBSUB_PUBLISHER_TOPICS_MAX = 10_000
+# Bytes of a node name inside a publisher id.
+PUBSUB_NODE_NAME_BYTES_MAX = 128
+# Messages, and bytes, queued for one peer's relay stream; past either the oldest go, counted, seen as a sequence gap.
+PUBSUB_RELAY_QUEUE_MESSAGES_MAX = 16_384
+PUBSUB_RELAY_QUEUE_BYTES_MAX = 16 * 1024 * 1024
+# Bytes of messages one relay frame carries (a frame holds at least one message).
+PUBSUB_RELAY_FRAME_BYTES_MAX = 256 * 1024
+# Wait before a lost relay stream is opened again: doubles from the _MIN to the _MAX.
+PUBSUB_RELAY_RECONNECT_MS_MIN = 50
+PUBSUB_RELAY_RECONNECT_MS_MAX = 5_000
+# Origins (node incarnations) a node keeps relay sequence state for; the longest unheard goes first.
+PUBSUB_RELAY_ORIGINS_MAX = 256
 
 # -- storage (LMDB), per node --
 # Map size of the Raft log's environment, which holds only entries and meta:
