@@ -1,7 +1,8 @@
 """Watch.Watches through gRPC on an embedded 3-node cluster: 2,000 watches
 on two streams each get exactly their key's events, in order; create and
-cancel by id; progress; a refused create ends only its own watch; a
-malformed request ends the stream with INVALID_ARGUMENT."""
+cancel by id; progress per watch, and per stream (2,000 idle watches cost
+one response per interval, counted on the wire); a refused create ends only
+its own watch; a malformed request ends the stream with INVALID_ARGUMENT."""
 
 from __future__ import annotations
 
@@ -67,6 +68,10 @@ class Stream:
 
     def cancel(self, watch_id: int):
         self._requests.put(watch_pb2.WatchStreamRequest(cancel=watch_pb2.WatchCancel(watch_id=watch_id)))
+
+    def progress(self, interval_ms: int = 0):
+        self._requests.put(watch_pb2.WatchStreamRequest(
+            progress=watch_pb2.WatchProgressRequest(interval_ms=interval_ms)))
 
     def send_raw(self, request):
         self._requests.put(request)
@@ -143,6 +148,45 @@ def test_create_cancel_progress_and_refusals_by_watch_id(served):
         while response.watch_id == 3:  # a progress already on its way before the cancel
             response = stream.next()
         assert response.watch_id == 1 and response.response.events[0].kv.value == b"after"
+    finally:
+        stream.close()
+
+
+def test_two_thousand_idle_watches_on_a_stream_cost_one_progress_response_per_interval(served):
+    node, stub = served
+    stream = Stream(stub)
+    intervals = 4
+    try:
+        for watch_id in range(2 * WATCHES_PER_STREAM):
+            stream.create(watch_id, b"wsp/%d" % watch_id)
+        assert all(stream.next().created for _ in range(2 * WATCHES_PER_STREAM))
+        stream.progress(interval_ms=100)
+        on_the_wire = [stream.next() for _ in range(intervals)]  # the first at once, then one per interval
+        written = node.put(b"wsp-unwatched", b"x").header.revision
+        later = stream.next()
+        while later.response.header.revision < written:  # bounded by WAIT_S per response
+            on_the_wire.append(later)
+            later = stream.next()
+        on_the_wire.append(later)
+        assert all(r.watch_id == -1 and r.response.progress for r in on_the_wire), (
+            "nothing per watch: one response per stream per interval")
+        assert all(not r.progress_excluded for r in on_the_wire), "every watch is caught up"
+        revisions = [r.response.header.revision for r in on_the_wire]
+        assert revisions == sorted(revisions) and revisions[-1] >= written
+    finally:
+        stream.close()
+
+
+def test_a_progress_interval_below_the_minimum_ends_the_stream_with_invalid_argument(served):
+    _, stub = served
+    stream = Stream(stub)
+    try:
+        stream.progress(interval_ms=limits.WATCH_STREAM_PROGRESS_INTERVAL_MS_MIN - 1)
+        with pytest.raises(grpc.RpcError) as caught:
+            while True:
+                stream.next()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "WATCH_STREAM_PROGRESS_INTERVAL_MS_MIN" in caught.value.details()
     finally:
         stream.close()
 

@@ -167,6 +167,43 @@ def test_the_core_opens_a_second_stream_past_its_watch_limit_and_closes_a_stream
     assert len(mux.streams) == 1 and feeds[2].finished
 
 
+def _stream_progress(revision: int, *excluded: int) -> watch_pb2.WatchStreamResponse:
+    header = kv_pb2.ResponseHeader(revision=revision)
+    return watch_pb2.WatchStreamResponse(watch_id=_watch_mux_core.STREAM_PROGRESS_WATCH_ID,
+                                         response=watch_pb2.WatchResponse(header=header, progress=True),
+                                         progress_excluded=list(excluded))
+
+
+def test_the_core_asks_each_stream_for_progress_and_moves_the_watches_it_covers():
+    mux = _watch_mux_core.WatchMux(Router(["a:1", "b:2"]), Retry(attempts_max=3, backoff_max_s=0.01))
+    covered, excluded, unacknowledged, unread = (_feed() for _ in range(4))
+    opened = mux.add(covered)
+    asked = _sent(opened, "progress")
+    assert [r.progress.interval_ms for r in asked] == [_watch_mux_core.WATCH_PROGRESS_INTERVAL_MS]
+    creates = _sent(opened, "create") + [c for f in (excluded, unacknowledged, unread)
+                                         for c in _sent(mux.add(f), "create")]
+    assert [c.create.request.progress_interval_ms for c in creates] == [0] * 4, "no progress per watch"
+    stream = mux.streams[0]
+    for feed in (covered, excluded, unread):
+        mux.received(stream, watch_pb2.WatchStreamResponse(watch_id=feed.watch_id, created=True))
+    mux.received(stream, _events(unread.watch_id, 7))
+    assert mux.received(stream, _stream_progress(20, excluded.watch_id)) == [], "nothing to read: no wake-up"
+    assert (covered.next_revision, covered.buffered_next) == (21, 21)
+    assert (excluded.next_revision, unacknowledged.next_revision) == (5, 5), "not covered"
+    assert (unread.next_revision, unread.buffered_next) == (5, 21), "its user has event 7 to read first"
+    assert [e.kv.mod_revision for e in mux.take(unread)[0].events] == [7]
+    assert mux.take(unread)[0].progress and unread.next_revision == 21
+    mux.received(stream, watch_pb2.WatchStreamResponse(  # a node's progress for one watch still counts
+        watch_id=excluded.watch_id, response=_stream_progress(25).response))
+    assert excluded.next_revision == 26
+    assert _sent(mux.request_progress(covered), "progress"), "asked now, on its stream"
+    mux.broke(stream, _Broken())
+    reopened = mux.reopen(stream)
+    assert reopened[0].request.WhichOneof("kind") == "progress", "a new call asks first"
+    mux.received(stream, _stream_progress(30))
+    assert covered.next_revision == 21, "not created on the new call yet: not covered"
+
+
 # -- a real cluster --
 def test_two_thousand_watches_share_one_stream_and_each_gets_its_keys_events_in_order(clients):
     client, writer = clients
@@ -221,6 +258,32 @@ def test_a_quiet_watch_moves_its_next_revision_on_progress(clients, monkeypatch)
     quiet.close()
     reader.join(timeout=WAIT_S)
     assert not reader.is_alive(), "closing the watch ends its iteration"
+
+
+def test_two_thousand_idle_watches_move_on_progress_responses_of_their_stream_alone(clients, monkeypatch):
+    monkeypatch.setattr(_watch_mux_core, "WATCH_PROGRESS_INTERVAL_MS", 600_000)  # only when asked
+    client, writer = clients
+    mux = client._watch_streams()._mux
+    on_the_wire: list = []
+    received = mux.received
+    monkeypatch.setattr(mux, "received", lambda stream, response: on_the_wire.append(response)
+                        or received(stream, response))
+    watchers = [client.watch(f"idle/{i}") for i in range(WATCHES)]
+    try:
+        wait_until(lambda: all(w.state.acknowledged for w in watchers), "every watch created on the node")
+        assert client._watch_streams().streams_open == 1
+        later = writer.put("idle-other", "x").revision
+        assert not any(w.next_revision > later for w in watchers), "no progress until asked"
+        before = len(on_the_wire)
+        # Asked again until the node's progress is past the write (its node may apply it later).
+        wait_until(lambda: watchers[0].request_progress() or all(w.next_revision > later for w in watchers),
+                   "every watch to move past the write")
+        answers = on_the_wire[before:]
+        assert answers and all(r.watch_id == _watch_mux_core.STREAM_PROGRESS_WATCH_ID for r in answers), (
+            "the stream's progress, never one response per watch")
+    finally:
+        for watcher in watchers:
+            watcher.close()
 
 
 def in_revision_order(events) -> list[tuple[int, int]]:
