@@ -30,7 +30,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # Source folder -> the import name it installs as (setup.cfg package_dir).
 PACKAGE_OF_FOLDER = {"server": "tandemkv.server", "client": "tandemkv.client"}
-CORE_FOLDERS = ("server/strong", "server/available/crdt", "server/available/gossip")
+CORE_FOLDERS = ("server/strong", "server/available/crdt", "server/available/gossip",
+                "server/available/pubsub")
 CORE_LEAVES = ("tandemkv.errors", "tandemkv.limits")
 
 # Modules whose presence means I/O, threads or the Raft library: none of them
@@ -45,6 +46,7 @@ RUNNING_PARTS = ("tandemkv.server.node", "tandemkv.server.raft", "tandemkv.serve
                  "tandemkv.server.api", "tandemkv.server.cli", "tandemkv.server.process",
                  "tandemkv.server.available.runtime", "tandemkv.server.available.node_plane",
                  "tandemkv.server.available.storage", "tandemkv.server.available.transport",
+                 "tandemkv.server.available.pubsub_plane", "tandemkv.server.available.pubsub_relay",
                  "tandemkv.client")
 PROTOBUF = "google.protobuf"
 IMPORT_BUDGET_S = 60.0  # one fresh interpreter; generous for a loaded machine
@@ -128,6 +130,7 @@ def test_light_entry_points_do_not_load_the_node(module, absent):
 ROOMS = (
     ("tandemkv.server.available.crdt", "available/crdt"),
     ("tandemkv.server.available.gossip", "available/gossip"),
+    ("tandemkv.server.available.pubsub", "available/pubsub"),
     ("tandemkv.server.available", "available"),
     ("tandemkv.server.strong", "strong"),
     ("tandemkv.server.storage", "storage"),
@@ -144,7 +147,7 @@ ROOMS = (
     ("tandemkv", "tandemkv"),
 )
 SERVER_ROOMS = {"server", "strong", "storage", "raft", "node", "api", "cli", "process", "available",
-                "available/crdt", "available/gossip"}
+                "available/crdt", "available/gossip", "available/pubsub"}
 LEAVES = {"errors", "limits", "v1"}
 
 # A pure room names every room it may import (its own included); the others
@@ -153,6 +156,7 @@ ALLOWED = {
     "strong": {"strong", "errors", "limits", "v1"},
     "available/crdt": {"available/crdt", "errors", "limits"},
     "available/gossip": {"available/gossip", "available/crdt", "errors", "limits"},
+    "available/pubsub": {"available/pubsub", "errors", "limits"},
 }
 FORBIDDEN = {
     "storage": {"node", "raft", "api", "cli", "process", "available", "client"},
