@@ -6,7 +6,9 @@ re-starts itself in a network namespace of its own, where iptables rules
 cut links between the nodes' loopback addresses) and asserts on the
 summary it writes. One run of about a minute cycles through every nemesis
 while all six workloads run (KV registers, counters and sets; registry
-names; locks; a CRDT set); two short scenarios measure
+names; locks; a CRDT set), the workers sharing one pipelining client
+so that their concurrent operations go as batched calls; two short
+scenarios measure
 failover after a leader kill and what a cut-off node answers. Every
 assertion message carries the seed and the command that replays the run.
 Set TANDEMKV_FAULTS_SEED to replay one seed and TANDEMKV_FAULTS_OUT to
@@ -44,6 +46,9 @@ WORKLOADS = ("register", "counter", "set", "registry", "lock", "crdt")
 # minute (hundreds in practice): a workload that never got through would
 # leave its checks with nothing to check.
 WORKLOAD_OK_MIN = 100
+# Operations the workers' shared client sent inside batched calls at the
+# least (hundreds in practice: fifteen threads share it).
+BATCHED_OPS_MIN = 100
 
 
 def seed() -> int:
@@ -105,6 +110,14 @@ def test_every_workload_got_through_and_claims_saw_contention(fault_run):
         # Refusals and releases are what make mutual exclusion checkable.
         assert answers.get("claim granted", 0) > 0 and answers.get("claim taken", 0) > 0, f"{context}: {answers}"
         assert answers.get("release done", 0) > 0, f"{context}: {kind} {answers}"
+
+
+def test_the_workers_operations_went_through_the_pipeline_in_batched_calls(fault_run):
+    context = fault_run["_context"]
+    pipeline = fault_run["pipeline"]
+    # Batches of more than one operation happened, and carried a real share of the run.
+    assert pipeline["batches"] > 0 and pipeline["batched_ops"] >= 2 * pipeline["batches"], f"{context}: {pipeline}"
+    assert pipeline["batched_ops"] >= BATCHED_OPS_MIN, f"{context}: {pipeline}"
 
 
 def test_tokens_order_and_crdt_replicas_converge(fault_run):

@@ -2,6 +2,12 @@
 workloads through the SDK while a seeded nemesis injects faults, heal,
 read every key one last time, check the history, write `summary.json`.
 
+The worker threads share one pipelining client, so their concurrent
+operations go as batched calls (`Batch.Call`), as an application's would;
+the summary's `pipeline` says how many RPCs and batches it sent. CRDT
+workers keep a client each: each starts on a different node, and CRDT
+updates never travel in a batch.
+
 Run it inside a network namespace of its own, as root, so partitions can
 be made with iptables and vanish with the process:
 
@@ -37,9 +43,10 @@ from .nemesis import PROCESS_KINDS, Nemesis, expand_kinds
 from .network import Network, NetworkUnavailable, bring_loopback_up, enter_own_namespace, in_own_namespace
 from .nodes import NodeSet
 from .tokens import check_claim_tokens
+from .tracking import TrackingClient
 from .workloads import (
     ACTIVE_KEYS, DEFAULT_WORKLOADS, FINAL_READ_RETRY, OPS_PER_KEY_MAX, PREFIXES, WORKLOAD_KINDS, WORKLOAD_RETRY,
-    LEASE_TTL_S, KeyRotation, Processes, Tally, TrackingClient, Worker, endpoints_for, final_crdt_read, final_read,
+    LEASE_TTL_S, KeyRotation, Processes, Tally, Worker, endpoints_for, final_crdt_read, final_read,
     run_worker, try_lock, workload_of_key,
 )
 
@@ -120,6 +127,9 @@ class Experiment:
         self.tally = Tally()
         self.processes = Processes()
         self.rotations: dict[str, KeyRotation] = {}
+        # The client the workers share; CRDT workers' own clients beside it.
+        self.shared_client: TrackingClient | None = None
+        self.worker_clients: list[TrackingClient] = []
         self.errors: list[str] = []
         self.started_at = time.monotonic()
 
@@ -140,6 +150,8 @@ class Experiment:
         stop = threading.Event()
         deadline = time.monotonic() + self.args.duration
         rotations = self.rotations
+        self.shared_client = TrackingClient(self.nodes.endpoints, WORKLOAD_RETRY)
+        self.worker_clients = [self.shared_client]
         threads = [self._worker_thread(kind, index, rotations[kind], stop, deadline)
                    for kind in self.workloads for index in range(self.args.clients)]
         nemesis = None
@@ -156,6 +168,8 @@ class Experiment:
                 thread.join(JOIN_TIMEOUT_S)
                 if thread.is_alive():
                     self.errors.append(f"thread {thread.name} did not stop within {JOIN_TIMEOUT_S} s")
+            for client in self.worker_clients:
+                client.close()
             if nemesis is not None:
                 nemesis.heal()
                 self.errors += nemesis.errors
@@ -187,7 +201,10 @@ class Experiment:
 
     def _worker_thread(self, kind: str, index: int, rotation: KeyRotation, stop: threading.Event,
                        deadline: float) -> threading.Thread:
-        client = TrackingClient(endpoints_for(kind, index, self.nodes.endpoints), WORKLOAD_RETRY)
+        client = self.shared_client
+        if kind == "crdt":
+            client = TrackingClient(endpoints_for(kind, index, self.nodes.endpoints), WORKLOAD_RETRY)
+            self.worker_clients.append(client)
         rng = random.Random(f"{self.args.seed}/{kind}/{index}")
         worker = Worker(self.history, client, self.processes, self.tally, rng)
         worker.trust_unavailable = self.args.trust_unavailable
@@ -255,6 +272,7 @@ class Experiment:
             "faults_injected": len(nemesis.records) if nemesis else 0,
             "faults": nemesis.summary() if nemesis else [],
             "client_tally": dict(self.tally.counts),
+            "pipeline": self.shared_client.pipeline_counts() if self.shared_client else {},
             "node_starts": {node.name: node.starts for node in self.nodes.nodes},
             "errors": self.errors,
             "replay": replay_command(self.args),

@@ -19,7 +19,8 @@ Outcomes, from the SDK's contract (see client/_retry.py):
 - `Unavailable`: fail (definitely not applied) — except for a write one of
   whose attempts broke at the transport (connection reset or closed by a
   killed node): the request may have reached the server, so it is unknown
-  (`TrackingClient` notices those attempts);
+  (`TrackingClient`, in tracking.py, notices those attempts, also when
+  the workers share one pipelining client);
 - any other TandemKV error on a write: unknown, and counted as unexpected.
 A read that does not return is recorded as failed: it changes nothing.
 """
@@ -34,8 +35,6 @@ import threading
 import time
 from typing import Any, Callable
 
-import grpc
-
 from tandemkv import errors
 from tandemkv.client import Client, Op, Retry
 from tandemkv.client import _coordination_ops as cops
@@ -43,6 +42,7 @@ from tandemkv.client._crdt import plain
 
 from .history import History, HistoryFullError
 from .models import CLAIM_GRANTED, CLAIM_TAKEN
+from .tracking import TrackingClient
 
 WORKLOAD_KINDS = ("register", "counter", "set", "registry", "lock", "crdt")
 DEFAULT_WORKLOADS = ("register", "counter", "set")
@@ -64,72 +64,6 @@ WORKLOAD_RETRY = Retry(attempts_max=4, deadline_s=3.0, attempt_timeout_s=1.0,
                        backoff_initial_s=0.05, backoff_max_s=0.5)
 # Final reads after healing are patient: the cluster must answer them.
 FINAL_READ_RETRY = Retry(attempts_max=20, deadline_s=30.0, attempt_timeout_s=3.0)
-# Server UNAVAILABLE messages start with this; other UNAVAILABLEs come from the transport.
-SERVER_MESSAGE_PREFIX = "node "
-# Transport failures that prove the request never left the client.
-NOT_SENT_MARKERS = ("failed to connect", "connection refused")
-
-
-class TrackingClient(Client):
-    """A `Client` that remembers, per thread, whether an attempt of the
-    current write broke at the transport after it may have been sent."""
-
-    def __init__(self, endpoints: list[str], retry: Retry):
-        super().__init__(endpoints, retry=retry)
-        assert callable(getattr(Client, "_send", None)), "the SDK's _send hook changed"
-        self._calls = threading.local()
-
-    def begin_call(self) -> None:
-        self._calls.maybe_sent = False
-
-    def write_maybe_sent(self) -> bool:
-        return getattr(self._calls, "maybe_sent", False)
-
-    def _send(self, endpoint: str, operation: Any, timeout_s: float) -> Any:
-        try:
-            return super()._send(endpoint, operation, timeout_s)
-        except grpc.RpcError as error:
-            if operation.write and _transport_failure_after_send(error):
-                self._calls.maybe_sent = True
-            raise
-
-    def stub(self, service: str, endpoint: str) -> Any:
-        # CRDT updates do not go through `_send`: watch them at the stub.
-        plain_stub = super().stub(service, endpoint)
-        return _TrackedCrdtStub(plain_stub, self._calls) if service == "Crdt" else plain_stub
-
-
-class _TrackedCrdtStub:
-    """A Crdt stub whose Update notes a transport failure after sending."""
-
-    def __init__(self, stub: Any, calls: threading.local):
-        self._stub = stub
-        self._calls = calls
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._stub, name)
-        if name != "Update":
-            return method
-
-        def update(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(*args, **kwargs)
-            except grpc.RpcError as error:
-                if _transport_failure_after_send(error):
-                    self._calls.maybe_sent = True
-                raise
-        return update
-
-
-def _transport_failure_after_send(error: grpc.RpcError) -> bool:
-    if error.code() != grpc.StatusCode.UNAVAILABLE:
-        return False
-    details = error.details() or ""
-    if details.startswith(SERVER_MESSAGE_PREFIX):
-        return False
-    return not any(marker in details.lower() for marker in NOT_SENT_MARKERS)
-
-
 class Processes:
     """Process ids for the history: unique, thread-safe."""
 
@@ -410,7 +344,7 @@ def workload_of_key(key: str) -> str:
 def run_worker(kind: str, worker: Worker, rotation: KeyRotation, stop: threading.Event, deadline: float,
                ops_max: int) -> None:
     """Runs `kind` steps until `stop`, the deadline (monotonic seconds) or
-    `ops_max` steps; closes the worker's client."""
+    `ops_max` steps. The client is the runner's to close (workers share it)."""
     step = STEPS[kind]
     try:
         for _ in range(ops_max):
@@ -419,8 +353,6 @@ def run_worker(kind: str, worker: Worker, rotation: KeyRotation, stop: threading
             step(worker, rotation)
     except HistoryFullError:
         worker.tally.add("history-full")
-    finally:
-        worker.client.close()
 
 
 def final_read(client: Client, key: str) -> Any:
