@@ -10,8 +10,9 @@ O(depth), and a million keys never have to be hashed again to compare.
 Equal tables have equal roots; a digest of 0 is an empty subtree (or a
 2**-64 accident, which only delays repair to the key's next change).
 
-It also keeps which keys each bucket holds, for the last step of an
-exchange.
+It also keeps which keys each bucket holds, and how many keys lie below
+each node, so an exchange can list the keys of a sparse subtree instead of
+descending it (`LIST_KEYS_BELOW_MAX`).
 
 Pure: hashlib only; no I/O, no threads.
 """
@@ -26,6 +27,11 @@ KEYED_DIGEST_FANOUT = 16
 KEYED_DIGEST_DEPTH = 4
 # Bytes of one digest on the wire.
 DIGEST_BYTES = 8
+# A differing node with at most this many keys below it (on the side that
+# found the difference) has its keys listed rather than its children's
+# digests sent: a listed key costs about 25 bytes, a node's children
+# 16 x 8 bytes and one more step each way.
+LIST_KEYS_BELOW_MAX = 8
 
 
 def key_hash(key: bytes) -> int:
@@ -39,7 +45,7 @@ def entry_hash(key: bytes, encoded: bytes) -> int:
 
 
 class BucketDigests:
-    __slots__ = ("fanout", "depth", "leaf_count", "_leaf_shift", "_levels", "_bucket_keys")
+    __slots__ = ("fanout", "depth", "leaf_count", "_leaf_shift", "_levels", "_counts", "_bucket_keys")
 
     def __init__(self, fanout: int = KEYED_DIGEST_FANOUT, depth: int = KEYED_DIGEST_DEPTH) -> None:
         assert fanout >= 2 and fanout & (fanout - 1) == 0, "the fanout is a power of two"
@@ -50,6 +56,7 @@ class BucketDigests:
         self._leaf_shift = 64 - (self.leaf_count.bit_length() - 1)
         # Level 0 is the root, level `depth` the buckets; absent nodes are 0.
         self._levels: list[dict[int, int]] = [{} for _ in range(depth + 1)]
+        self._counts: list[dict[int, int]] = [{} for _ in range(depth + 1)]
         self._bucket_keys: dict[int, list[bytes]] = {}
 
     def bucket_of(self, key: bytes) -> int:
@@ -65,6 +72,8 @@ class BucketDigests:
             flip ^= entry_hash(key, before)
         index = bucket
         for level in range(self.depth, -1, -1):
+            if before is None:
+                self._counts[level][index] = self._counts[level].get(index, 0) + 1
             nodes = self._levels[level]
             digest = nodes.get(index, 0) ^ flip
             if digest:
@@ -86,8 +95,22 @@ class BucketDigests:
         first = parent * self.fanout
         return [nodes.get(first + offset, 0) for offset in range(self.fanout)]
 
-    def keys_in(self, bucket: int) -> list[bytes]:
-        return self._bucket_keys.get(bucket, [])
+    def count(self, level: int, index: int) -> int:
+        """Keys held below node `index` at `level` (removed ones too)."""
+        return self._counts[level].get(index, 0)
+
+    def width(self, level: int) -> int:
+        """Nodes at `level`."""
+        return self.fanout ** level
+
+    def keys_under(self, level: int, index: int) -> list[bytes]:
+        """Every key held below node `index` at `level`."""
+        span = self.fanout ** (self.depth - level)
+        first = index * span
+        if span <= len(self._bucket_keys):
+            return [key for bucket in range(first, first + span) for key in self._bucket_keys.get(bucket, ())]
+        return [key for bucket, keys in self._bucket_keys.items() if first <= bucket < first + span
+                for key in keys]
 
 
 def pack_digests(digests: list[int]) -> bytes:

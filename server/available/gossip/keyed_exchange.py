@@ -2,10 +2,11 @@
 table, its bucket digests and what the peer sent (see `keyed_sync` for
 the exchange as a whole).
 
-- `descend`: a peer's digests at one level against ours; the nodes where
-  they differ (at most `parents_max`, a random choice when there are more)
-  whose children to send next, or the differing buckets at the last level.
-- `key_items`: (key, entry hash) of our keys in differing buckets, within
+- `descend`: a peer's digests at one level against ours; of the nodes where
+  they differ, those whose children to send next (at most `parents_max`,
+  a random choice when there are more) and those whose keys to list
+  (buckets, and nodes with few keys below them here).
+- `key_items`: (key, entry hash) of our keys below the listed nodes, within
   the step's key budget.
 - `answer_keys`: a peer's key hashes against ours; the states to send and
   the keys to ask for, within the budget.
@@ -24,17 +25,22 @@ from tandemkv.server.available.crdt import canonical
 from tandemkv.server.available.crdt.hlc import ClockDriftExceeded, Hlc, HybridClock
 from tandemkv.server.available.crdt.keyed import KeyedTable, decode_state
 from tandemkv.server.available.crdt.kinds import TableKind
-from tandemkv.server.available.gossip.keyed_digest import BucketDigests, entry_hash
+from tandemkv.server.available.gossip.keyed_digest import LIST_KEYS_BELOW_MAX, BucketDigests, entry_hash
 from tandemkv.server.available.gossip.wire import Rejected
 
 Item = TypeVar("Item")
 
 
 class KeyItem(NamedTuple):
-    bucket: int
+    node: int
     key: bytes
     hash: bytes          # the 8-byte entry hash of our state
-    last_of_bucket: bool
+    last_of_node: bool
+
+
+class Differing(NamedTuple):
+    descend: list[int]   # nodes whose children's digests go next
+    listed: list[int]    # nodes whose keys go next (few keys below, or buckets)
 
 
 def hash_bytes(key: bytes, encoded: bytes) -> bytes:
@@ -42,53 +48,58 @@ def hash_bytes(key: bytes, encoded: bytes) -> bytes:
 
 
 def descend(digests: BucketDigests, level: int, parents: tuple[int, ...], theirs: list[int],
-            parents_max: int, rng: random.Random) -> list[int]:
+            parents_max: int, rng: random.Random) -> Differing:
     """The nodes at `level` (children of `parents`, or the root at level 0)
-    whose digests differ from `theirs`, at most `parents_max` of them when
-    `level` is above the buckets. Raises Rejected for nodes out of range."""
+    whose digests differ from `theirs`: buckets, and nodes with at most
+    LIST_KEYS_BELOW_MAX keys below them here, to list; the rest to descend,
+    at most `parents_max` of them (a random choice when there are more).
+    Raises Rejected for nodes out of range."""
     fanout = digests.fanout
     if level == 0:
         nodes = [0]
     else:
-        width = fanout ** (level - 1)
-        if level > digests.depth or any(parent >= width for parent in parents):
+        if level > digests.depth or any(parent >= digests.width(level - 1) for parent in parents):
             raise Rejected("malformed", "digest node out of range")
         nodes = [parent * fanout + child for parent in parents for child in range(fanout)]
     if len(nodes) != len(theirs):
         raise Rejected("malformed", "digest count does not match the nodes")
-    differing = [node for node, digest in zip(nodes, theirs) if digests.digest(level, node) != digest]
-    if level < digests.depth and len(differing) > parents_max:
-        differing = sorted(rng.sample(differing, parents_max))
+    differing = Differing([], [])
+    for node, digest in zip(nodes, theirs):
+        if digests.digest(level, node) != digest:
+            sparse = level == digests.depth or digests.count(level, node) <= LIST_KEYS_BELOW_MAX
+            (differing.listed if sparse else differing.descend).append(node)
+    if len(differing.descend) > parents_max:
+        differing.descend[:] = sorted(rng.sample(differing.descend, parents_max))
     return differing
 
 
-def key_items(table: KeyedTable, digests: BucketDigests, buckets: list[int], budget: int,
+def key_items(table: KeyedTable, digests: BucketDigests, level: int, nodes: list[int], budget: int,
               rng: random.Random) -> tuple[list[KeyItem], list[int]]:
-    """Our keys in `buckets` (visited in random order) up to `budget` keys,
-    and the buckets where we hold none."""
-    order = list(buckets)
+    """Our keys below `nodes` at `level` (visited in random order) up to
+    `budget` keys, and the nodes below which we hold none."""
+    order = list(nodes)
     rng.shuffle(order)
     items: list[KeyItem] = []
     empty: list[int] = []
-    for bucket in order:
-        keys = digests.keys_in(bucket)[:budget]
+    for node in order:
+        keys = digests.keys_under(level, node)[:budget]
         if not keys:
-            empty.append(bucket)
+            empty.append(node)
         for index, key in enumerate(keys):
-            items.append(KeyItem(bucket, key, hash_bytes(key, table.encoded(key)), index == len(keys) - 1))
+            items.append(KeyItem(node, key, hash_bytes(key, table.encoded(key)), index == len(keys) - 1))
         budget -= len(keys)
         if budget <= 0:
             break
     return items, empty
 
 
-def answer_keys(table: KeyedTable, digests: BucketDigests, hashes: tuple[tuple[bytes, bytes], ...],
-                complete_buckets: tuple[int, ...], budget: int) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+def answer_keys(table: KeyedTable, digests: BucketDigests, level: int, hashes: tuple[tuple[bytes, bytes], ...],
+                complete_nodes: tuple[int, ...], budget: int) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
     """(our states to send, keys to ask for): keys whose hashes differ go
-    both ways; keys only the peer listed are asked for; our keys in a
-    bucket the peer listed completely, and it lacks, are sent."""
-    if any(bucket >= digests.leaf_count for bucket in complete_buckets):
-        raise Rejected("malformed", "bucket out of range")
+    both ways; keys only the peer listed are asked for; our keys below a
+    node the peer listed completely, and it lacks, are sent."""
+    if level > digests.depth or any(node >= digests.width(level) for node in complete_nodes):
+        raise Rejected("malformed", "node out of range")
     theirs = dict(hashes)
     send: list[tuple[bytes, bytes]] = []
     want: list[bytes] = []
@@ -99,8 +110,8 @@ def answer_keys(table: KeyedTable, digests: BucketDigests, hashes: tuple[tuple[b
         elif hash_bytes(key, mine) != digest:
             send.append((key, mine))
             want.append(key)
-    for bucket in complete_buckets:
-        send += [(key, table.encoded(key)) for key in digests.keys_in(bucket) if key not in theirs]
+    for node in complete_nodes:
+        send += [(key, table.encoded(key)) for key in digests.keys_under(level, node) if key not in theirs]
     send = send[:budget]
     return send, want[:budget - len(send)]
 

@@ -293,17 +293,16 @@ class KeyedSync:
         digests, level = replica.digests, message.level
         differing = descend(digests, level, message.parents, unpack_digests(message.digests),
                             self.config.frame_digests_max // digests.fanout, self._rng)
-        if not differing:
-            return []
-        if level == digests.depth:
-            return self._key_frames(message.sender, message.table, replica, differing)
-        children = [digest for parent in differing for digest in digests.children(level, parent)]
-        return [self._out(message.sender, message.table, Kind.DIGESTS, level=level + 1,
-                          parents=tuple(differing), digests=pack_digests(children))]
+        out = self._key_frames(message.sender, message.table, replica, level, differing.listed)
+        if differing.descend:
+            children = [digest for parent in differing.descend for digest in digests.children(level, parent)]
+            out.append(self._out(message.sender, message.table, Kind.DIGESTS, level=level + 1,
+                                 parents=tuple(differing.descend), digests=pack_digests(children)))
+        return out
 
     def _on_keys(self, replica: _Replica, message: KeyedMessage) -> list[Outgoing]:
-        send, want = answer_keys(replica.table, replica.digests, message.hashes, message.buckets,
-                                 self.config.step_keys_max)
+        send, want = answer_keys(replica.table, replica.digests, message.level, message.hashes,
+                                 message.nodes, self.config.step_keys_max)
         return self._entry_frames(message.sender, message.table, Kind.ENTRIES, send, want)
 
     def _merge_entries(self, now_ms: int, replica: _Replica, entries: Iterable[tuple[bytes, bytes]]) -> None:
@@ -323,16 +322,19 @@ class KeyedSync:
 
     # Sending.
 
-    def _key_frames(self, peer: str, name: str, replica: _Replica, buckets: list[int]) -> list[Outgoing]:
-        """KEYS frames for the differing `buckets`; a bucket is listed as
-        complete in the frame of its last key (the empty ones in the first)."""
-        items, empty = key_items(replica.table, replica.digests, buckets, self.config.step_keys_max,
+    def _key_frames(self, peer: str, name: str, replica: _Replica, level: int,
+                    nodes: list[int]) -> list[Outgoing]:
+        """KEYS frames for the differing `nodes` at `level`; a node is listed
+        as complete in the frame of its last key (the empty ones in the first)."""
+        if not nodes:
+            return []
+        items, empty = key_items(replica.table, replica.digests, level, nodes, self.config.step_keys_max,
                                  self._rng)
-        frames = []
+        frames: list[Outgoing] = []
         for group in groups(items, lambda item: len(item.key) + 24, self.config.frame_keys_max,
                             self._room_bytes(), len(empty) * 6):
-            complete = [item.bucket for item in group if item.last_of_bucket] + (empty if not frames else [])
-            frames.append(self._out(peer, name, Kind.KEYS, buckets=tuple(complete),
+            complete = [item.node for item in group if item.last_of_node] + (empty if not frames else [])
+            frames.append(self._out(peer, name, Kind.KEYS, level=level, nodes=tuple(complete),
                                     hashes=tuple((item.key, item.hash) for item in group)))
         return frames
 

@@ -10,7 +10,7 @@ other's frames as bad_version and a transport may tell them apart by the
 first byte. The body is the canonical encoding of
 
     [kind, sender, recipient, stamp, table, table kind,
-     level, parents, digests, buckets, hashes, entries, want]
+     level, parents, digests, nodes, hashes, entries, want]
 
 Every frame stands alone: nothing is reassembled, and a lost frame costs
 only the work it carried (the next round's exchange finds the difference
@@ -42,7 +42,7 @@ FRAME_HEADER_BYTES = 1 + MAC_BYTES
 
 class KeyedMessageKind(enum.IntEnum):
     DIGESTS = 0  # digests of tree nodes at one level; the recipient descends where they differ
-    KEYS = 1     # (key, entry hash) of the sender's keys in some buckets
+    KEYS = 1     # (key, entry hash) of the sender's keys below some nodes
     ENTRIES = 2  # key states to merge, and the keys the sender wants back
     DELTAS = 3   # fresh deltas of local writes (the eager push)
 
@@ -61,8 +61,8 @@ class KeyedMessage:
     level: int = 0
     parents: tuple[int, ...] = ()
     digests: bytes = b""
-    # KEYS: buckets whose keys are all listed; (key, 8-byte entry hash).
-    buckets: tuple[int, ...] = ()
+    # KEYS: nodes at `level` whose keys are all listed; (key, 8-byte entry hash).
+    nodes: tuple[int, ...] = ()
     hashes: tuple[tuple[bytes, bytes], ...] = ()
     # ENTRIES, DELTAS: (key, encoded key state or delta); ENTRIES: keys the
     # sender asks the recipient's states of.
@@ -99,7 +99,7 @@ def open_frame(frame: bytes, secret: bytes, frame_bytes_max: int) -> KeyedMessag
 def _to_plain(message: KeyedMessage) -> list:
     return [int(message.kind), message.sender, message.recipient, message.stamp.to_plain(),
             message.table, message.table_kind.value, message.level, list(message.parents),
-            message.digests, list(message.buckets), [list(pair) for pair in message.hashes],
+            message.digests, list(message.nodes), [list(pair) for pair in message.hashes],
             [list(pair) for pair in message.entries], list(message.want)]
 
 
@@ -123,7 +123,7 @@ def _pairs(value: Any, what: str) -> tuple[tuple[bytes, bytes], ...]:
 
 def _from_plain(value: Any) -> KeyedMessage:
     _require(isinstance(value, list) and len(value) == 13, "a keyed message has 13 fields")
-    kind, sender, recipient, stamp, table, table_kind, level, parents, digests, buckets, \
+    kind, sender, recipient, stamp, table, table_kind, level, parents, digests, nodes, \
         hashes, entries, want = value
     _require(isinstance(sender, str) and isinstance(recipient, str) and isinstance(table, str),
              "node ids and the table name are strings")
@@ -135,7 +135,7 @@ def _from_plain(value: Any) -> KeyedMessage:
         kind=KeyedMessageKind(kind), sender=sender, recipient=recipient, stamp=Hlc.from_plain(stamp),
         table=table, table_kind=TableKind(table_kind), level=level,
         parents=_naturals(parents, "bad parents"), digests=digests,
-        buckets=_naturals(buckets, "bad buckets"), hashes=_pairs(hashes, "bad key hashes"),
+        nodes=_naturals(nodes, "bad nodes"), hashes=_pairs(hashes, "bad key hashes"),
         entries=_pairs(entries, "bad entries"), want=tuple(want))
     _require(message.key_count() <= limits.KEYED_SYNC_FRAME_KEYS_MAX, "too many keys")
     _require(all(len(digest) == DIGEST_BYTES for _, digest in message.hashes), "bad key hash")
