@@ -79,9 +79,12 @@ class ProcessGroup:
     async def run(self, concurrency: int, seconds: float, mode: str, rate: float | None) -> RunResult:
         """One run on every child at once; their sum."""
         share = f" {rate / self.processes}" if mode == "open" and rate else ""
-        for child in self.children:
-            child.stdin.write(f"run {seconds} {mode}{share}\n".encode())
-        await asyncio.gather(*(child.stdin.drain() for child in self.children))
+        try:
+            for child in self.children:
+                child.stdin.write(f"run {seconds} {mode}{share}\n".encode())
+            await asyncio.gather(*(child.stdin.drain() for child in self.children))
+        except ConnectionError as error:  # a child exited: the point fails, the suite goes on
+            raise RuntimeError(f"a load generator exited before the run: {error}") from None
         limit_s = seconds + loadgen.DRAIN_S_MAX + RESULT_MARGIN_S
         answers = await asyncio.gather(*(self._answer(child, limit_s) for child in self.children))
         failed = [answer["error"] for answer in answers if "error" in answer]
