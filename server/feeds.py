@@ -24,7 +24,7 @@ source's business.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterator, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -62,7 +62,8 @@ class Feed(Generic[T]):
                 return
             self._version, self._latest = version, value
             was_news = self._news
-            self._news = self._given is _NOTHING or self._same is None or not self._same(self._given, value)
+            self._news = (self._given is _NOTHING or self._same is None
+                          or not self._same(cast(T, self._given), value))
             wake = self._news and not was_news
         if wake:
             self._wake()

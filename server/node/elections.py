@@ -108,8 +108,8 @@ class ElectionObservers:
         node = self._node
         try:
             while not node._stopping.is_set():
-                node._wait_applied_after(self._head, FOLLOW_WAIT_SLICE_S)
                 try:
+                    node._wait_applied_after(self._head, FOLLOW_WAIT_SLICE_S)
                     self._pass()
                 except Exception:  # noqa: BLE001 - local state closing, or a bug: logged
                     if node._stopping.is_set():
