@@ -44,6 +44,7 @@ from tandemkv.server.available.inbox import Delivery, GossipInbox, Verdict
 from tandemkv.server.available.storage import CrdtStore, LmdbHighWaterMark, StoredTable
 from tandemkv.limits import UDP_FRAME_BYTES_MAX
 from tandemkv.server.available.transport import GossipTransport
+from tandemkv.server.available.subscriptions import Changes, Shape, TableFeeds, offer_changes
 from tandemkv.server.feeds import Feed, follow
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ class CatalogTable(NamedTuple):
 
 # The catalog as local state has it: (applied revision, tables).
 CatalogSource = Callable[[], tuple[int, list[CatalogTable]]]
-# What a subscriber's feed is offered, made of a table's kind and value.
-Shape = Callable[[TableKind, Any], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,11 +98,8 @@ class AvailablePlane:
         self._dropped: set[str] = set()
         self._written_seq = 0
         self._durable_seq = 0
-        # Each table's change count, and the feeds of its subscribers
-        # (both under _committed).
-        self._versions: collections.Counter[str] = collections.Counter()
-        self._feeds: dict[str, dict[Feed, Shape]] = collections.defaultdict(dict)
-        self._feeds_ended = False
+        # Subscribers' feeds, and each table's change count.
+        self._subscriptions = TableFeeds()
         self._next_catalog_ms = 0
         self._store: CrdtStore | None = None
         self._gossip: GossipNode | None = None
@@ -143,10 +139,7 @@ class AvailablePlane:
             self._thread = None
         with self._committed:
             self._committed.notify_all()
-            self._feeds_ended = True
-            feeds = [feed for shapes in self._feeds.values() for feed in shapes]
-        for feed in feeds:
-            feed.end()
+        self._subscriptions.end_all()
         if self._transport is not None:
             self._transport.close()
         if self._store is not None:
@@ -205,8 +198,8 @@ class AvailablePlane:
         one after the last change."""
         return follow(lambda wake: self.value_feed(table, wake), stop.is_set)
 
-    def value_feed(self, table: str, wake: Callable[[], None], *, shape: Shape = lambda *kind_value: kind_value
-                   ) -> Feed:
+    def value_feed(self, table: str, wake: Callable[[], None], *,
+                   shape: Shape = lambda kind, value: (kind, value)) -> Feed:
         """A feed (tandemkv.server.feeds) of the table's value, offered as
         `shape(kind, value)`: now, then the latest after every saved change
         (the plane's thread reads it once per change for all of the
@@ -214,13 +207,8 @@ class AvailablePlane:
         NotFound once the table is dropped and ends when the plane stops.
         NotFound now for a table not known here."""
         self._known(table)
-        feed: Feed = Feed(wake, on_close=lambda: self._forget_feed(table, feed))
-        with self._committed:
-            self._feeds[table][feed] = shape
-            version = self._versions[table]
-            ended = self._feeds_ended
-        if ended:
-            feed.end()
+        feed: Feed = Feed(wake, on_close=lambda: self._subscriptions.remove(table, feed))
+        version = self._subscriptions.add(table, feed, shape)
         try:
             kind, value = self.read(table)
         except BaseException:
@@ -230,14 +218,6 @@ class AvailablePlane:
         # again with its own, newer version.
         feed.offer(version, shape(kind, value))
         return feed
-
-    def _forget_feed(self, table: str, feed: Feed) -> None:
-        with self._committed:
-            shapes = self._feeds.get(table)
-            if shapes is not None:
-                shapes.pop(feed, None)
-                if not shapes:
-                    del self._feeds[table]
 
     def deliver(self, frames: list[bytes]) -> Verdict | None:
         """Queues injected frames (`Gossip.Deliver`) for the thread; returns
@@ -332,37 +312,18 @@ class AvailablePlane:
             self._store.save_tables(batch)
         with self._committed:
             self._durable_seq = max(self._durable_seq, seq)
-            changed = self._changed(batch)
             self._committed.notify_all()
-        if changed:
+        changes = self._subscriptions.count_changes(batch)
+        if changes:
             with self._lock:
-                self._publish(changed)
+                self._offer(changes)
 
-    # -- subscribers' feeds --
-    def _changed(self, names) -> list[tuple[str, int, dict[Feed, Shape]]]:
-        """Counts a change of each table in `names`; the tables that have
-        feeds, with their new version and feeds. Under _committed."""
-        changed = []
-        for name in names:
-            self._versions[name] += 1
-            shapes = self._feeds.get(name)
-            if shapes:
-                changed.append((name, self._versions[name], dict(shapes)))
-        return changed
-
-    def _publish(self, changed: list[tuple[str, int, dict[Feed, Shape]]]) -> None:
-        """Offers each changed table's value, read once, to its feeds, or
-        fails them with NotFound if it was dropped. Under _lock."""
-        tables = self._gossip.tables()
-        for name, version, shapes in changed:
-            kind = tables.get(name)
-            if kind is None:
-                for feed in shapes:
-                    feed.fail(self._not_found(name))
-                continue
-            value = self._gossip.read(name).value()
-            for feed, shape in shapes.items():
-                feed.offer(version, shape(kind, value))
+    def _offer(self, changes: Changes) -> None:
+        """Offers the changed tables' values to their subscribers. Under _lock."""
+        def read(name: str) -> tuple[TableKind, Any] | None:
+            kind = self._gossip.tables().get(name)
+            return None if kind is None else (kind, self._gossip.read(name).value())
+        offer_changes(changes, read, self._not_found)
 
     # -- the catalog (under _lock) --
     def _reconcile(self, revision: int, catalog: list[CatalogTable]) -> None:
@@ -381,9 +342,7 @@ class AvailablePlane:
                 self._revisions[name] = table.created_revision
                 touched.append(name)
         if touched:
-            with self._committed:
-                changed = self._changed(dict.fromkeys(touched))
-            self._publish(changed)
+            self._offer(self._subscriptions.count_changes(dict.fromkeys(touched)))
 
     def _drop(self, name: str) -> None:
         log.info("available plane %s: table %r dropped", self.node_name, name)
