@@ -291,7 +291,9 @@ class KeyedTable:
                 limit="KEYED_KEY_STATE_BYTES_MAX")
         if after != before:
             self._store(key, before, after)
-        out._store(key, None, encode_state(delta))
+        # On a new key the state is the delta (the bottom joined with it),
+        # so its encoding is too.
+        out._store(key, None, after if before is None else encode_state(delta))
         return out
 
     def _store(self, key: bytes, before: bytes | None, after: bytes) -> None:
