@@ -117,9 +117,9 @@ class StreamStops:
                    open_feed: Callable[[Callable[[], None]], Feed]) -> AsyncIterator:
         """`serve` for a feed of the node, `open_feed(wake)`: the value now,
         then the latest after each change, until the feed ends, the client
-        goes away or the server stops. The feed is opened on the loop's
-        executor (it may read the node's state); then the stream waits on
-        the loop, with no thread."""
+        goes away or the server stops. The feed is opened on the loop (a
+        read of local state, as a stale read is), then the stream waits on
+        the loop: no thread, from the first value to the last."""
         return self.serve(context, request, lambda stop: self._fed(open_feed, stop))
 
     async def _fed(self, open_feed: Callable[[Callable[[], None]], Feed], stop: StreamStop) -> AsyncIterator:
@@ -129,12 +129,7 @@ class StreamStops:
         woken = asyncio.Event()
         wake = self._waker.waker_for(woken)
         stop.add_callback(wake)
-        opening = loop.run_in_executor(None, open_feed, wake)
-        try:
-            feed = await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            opening.add_done_callback(_close_opened)  # opened after all: close it then
-            raise
+        feed = open_feed(wake)
         try:
             while not (stop.is_set() or feed.over):
                 woken.clear()
@@ -145,11 +140,6 @@ class StreamStops:
                     yield value
         finally:
             feed.close()
-
-
-def _close_opened(opening: asyncio.Future) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().close()
 
 
 async def until_stopped(stop: StreamStop, items: AsyncIterator) -> AsyncIterator:
