@@ -19,7 +19,8 @@ What it changes in pysyncobj, and why:
   period.
 - `_checkCommandsToApply` first turns the writes queued since the last tick
   into log entries (`group_entries`, which packs runs of KV and counter
-  writes into one entry each), then sends new entries at once; a pipe wakes
+  writes into one entry each), hands them to the log's flusher and sends
+  them at once (the leader's fsync overlaps the followers'); a pipe wakes
   the tick thread when a command is queued: adaptive batching, i.e. low
   latency when idle and large batches when busy.
 - Messages wait for durability in the transport (transport.py); replies and
@@ -256,6 +257,9 @@ class RaftMember(ReplicationProgress, SyncObj):
         last_before = self._raft_log.last_index()
         super()._checkCommandsToApply()
         if self._raft_log.last_index() > last_before and self._isLeader():
+            # The leader's own fsync starts now and overlaps the followers'
+            # round trip; left to the apply's wait it would follow it.
+            self._raft_log.request_flush()
             self._SyncObj__sendAppendEntries()
 
     # -- snapshots (pysyncobj's serializer hooks, tick thread) --
