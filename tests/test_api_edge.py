@@ -122,6 +122,30 @@ class _SubscribablePlane:
         raise AssertionError("not used")
 
 
+def test_unary_calls_waiting_for_their_message_hold_no_slot(started, fake_node):
+    # grpcio never runs the handler of a unary call cancelled before its
+    # message is read; such calls must not take a slot they cannot give back.
+    server, channel = started
+    never_sent = threading.Event()
+
+    def no_message():
+        never_sent.wait(WAIT_S)
+        return
+        yield
+
+    put = kv_pb2_grpc.KVStub(channel).Put
+    calls = [channel.stream_unary("/tandemkv.v1.KV/Put").future(no_message(), timeout=TIMEOUT_S)
+             for _ in range(12)]  # three times the server's concurrent_rpcs_max of 4
+    for _ in range(8):  # the server has seen the 12 calls (one connection, in order)
+        put(kv_pb2.PutRequest(key=b"k", value=b"v"), timeout=TIMEOUT_S)
+    for call in calls:
+        call.cancel()
+    never_sent.set()
+    for _ in range(8):
+        put(kv_pb2.PutRequest(key=b"k", value=b"v"), timeout=TIMEOUT_S)
+    _wait_until(lambda: server.admission.open_count(LANE_CALLS) == 0, "no call holding a slot")
+
+
 def test_crdt_subscriptions_count_against_the_stream_limit_and_other_calls_still_run(started, fake_node):
     server, channel = started
     plane = fake_node.available = _SubscribablePlane()
