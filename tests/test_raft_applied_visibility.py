@@ -34,15 +34,19 @@ def test_a_follower_reports_an_entry_applied_only_once_its_batch_committed(tmp_p
         warm = leader.put(b"warm", b"0").header.revision
         cluster.wait_applied(follower, warm)
         held = raft_testing.hold_commit(follower._replica, HOLD_RELEASE_WAIT_S)
-        try:
-            revision = leader.put(b"k", b"v").header.revision  # the leader and the other follower
-            assert held.reached.wait(READY_S), "the follower applied nothing"
-            claimed = follower.status().applied_index
-            seen = _visible(follower, b"k")
-            assert claimed < held.indexes[0], (claimed, held.indexes)
-            assert seen or claimed < revision, "status claims an entry a local read cannot see"
-        finally:
-            held.release()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            try:
+                revision = leader.put(b"k", b"v").header.revision  # the leader and the other follower
+                assert held.reached.wait(READY_S), "the follower applied nothing"
+                claimed = follower.status().applied_index
+                seen = _visible(follower, b"k")
+                # Begun after the put was acknowledged, so it must see it.
+                linearizable = pool.submit(follower.get, b"k")
+                assert claimed < held.indexes[0], (claimed, held.indexes)
+                assert seen or claimed < revision, "status claims an entry a local read cannot see"
+            finally:
+                held.release()
+            assert linearizable.result(timeout=READY_S).found
         cluster.wait_applied(follower, revision)
         assert _visible(follower, b"k")
     finally:

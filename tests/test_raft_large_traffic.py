@@ -8,34 +8,66 @@ leader's resend (such a transfer once made LMDB read past the end of a
 short image: SIGBUS).
 
 Method: three embedded nodes on 127.0.0.1 (one process, so the refused
-frame count of raft_port_guard covers every connection)."""
+frame count of raft_port_guard covers every connection), with the default
+election timings: these tests are about large traffic, and the short test
+timings let a busy machine's stalls start elections midway. A leader may
+still change: a write refused for it is sent again, as a client would, and
+every node's snapshot reads go through the test's tampering."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 import os
 import shutil
 import time
 
 from tandemkv import limits
+from tandemkv.errors import OutcomeUnknown, Unavailable
+from tandemkv.server import RaftTimings
 from tandemkv.server.storage import snapshot
 from tandemkv.server.raft import port_guard as raft_port_guard
 from tandemkv.server.raft import testing as raft_testing
 from tandemkv.v1 import kv_pb2
-from tests.test_embedded_node import FAST, Cluster
+from tests.test_embedded_node import READY_S, Cluster
 
 WRITERS = 16
 WRITES_PER_WRITER = 24
 VALUE_BYTES = limits.VALUE_SIZE_BYTES_MAX - 1024
+# Times one write is sent before the test gives up (a leader change refuses it).
+WRITE_ATTEMPTS_MAX = 5
+STEADY = RaftTimings()
+
+
+class _SteadyCluster(Cluster):
+    def config(self, member):
+        return dataclasses.replace(super().config(member), timings=self.timings())
+
+    def timings(self) -> RaftTimings:
+        return STEADY
+
+
+def _put(node, key: bytes, value: bytes) -> None:
+    """A put sent again while a leader change refuses it (or leaves its
+    outcome unknown: the same request id applies it at most once)."""
+    request_id = os.urandom(limits.REQUEST_ID_BYTES)
+    for attempt in range(WRITE_ATTEMPTS_MAX):
+        try:
+            node.put(key, value, request_id=request_id)
+            return
+        except (Unavailable, OutcomeUnknown):
+            if attempt == WRITE_ATTEMPTS_MAX - 1:
+                raise
+            node.wait_ready(READY_S)
 
 
 def _write_concurrently(node, prefix: bytes) -> int:
     """Big puts from many threads at once, so they share log entries."""
     def write(writer: int) -> int:
         for k in range(WRITES_PER_WRITER):
-            node.put(prefix + b"%02d/%02d" % (writer, k), os.urandom(VALUE_BYTES))
+            _put(node, prefix + b"%02d/%02d" % (writer, k), os.urandom(VALUE_BYTES))
         return WRITES_PER_WRITER
     with concurrent.futures.ThreadPoolExecutor(WRITERS) as pool:
         return sum(pool.map(write, range(WRITERS)))
@@ -47,7 +79,7 @@ def _stored(node, prefix: bytes) -> int:
 
 def test_big_batched_entries_and_a_multi_chunk_snapshot_reach_followers(tmp_path):
     refused_before = raft_port_guard.refused_frames.count
-    cluster = Cluster(tmp_path)
+    cluster = _SteadyCluster(tmp_path)
     cluster.start()
     try:
         leader = cluster.leader()
@@ -87,23 +119,30 @@ def _wiped_follower_installing(cluster, tamper) -> tuple:
     follower = min((n for n in cluster.nodes if cluster.nodes[n] is not leader),
                    key=lambda n: address[n] > leader.config.raft_address)
     for k in range(SMALL_WRITES):
-        leader.put(b"snap/%04d" % k, os.urandom(VALUE_BYTES))
+        _put(leader, b"snap/%04d" % k, os.urandom(VALUE_BYTES))
     cluster.compact_all()
     cluster.stop(follower)
     shutil.rmtree(cluster.base / follower)
-    serializer = raft_testing.snapshot_serializer(leader._replica)
-    get_chunk = serializer.getTransmissionData
-    serializer.getTransmissionData = lambda node: tamper(node, get_chunk)
+    # Every member's, so that a leader elected midway tampers as well.
+    serializers = [raft_testing.snapshot_serializer(node._replica) for node in cluster.nodes.values()]
+    for serializer in serializers:
+        serializer.getTransmissionData = functools.partial(_tampered, tamper,
+                                                           serializer.getTransmissionData)
     try:
         cluster.start(follower)
         cluster.wait_applied(cluster.nodes[follower], leader.status().applied_index)
     finally:
-        del serializer.getTransmissionData
+        for serializer in serializers:
+            del serializer.getTransmissionData
     return leader, follower
 
 
+def _tampered(tamper, get_chunk, node):
+    return tamper(node, get_chunk)
+
+
 def test_a_snapshot_transfer_cut_by_a_lost_connection_starts_again_from_its_first_byte(tmp_path):
-    cluster = Cluster(tmp_path)
+    cluster = _SteadyCluster(tmp_path)
     cluster.start()
     sent: list[tuple[bool, bool]] = []  # (first, last) of each chunk sent
     cut_after = []
@@ -135,7 +174,7 @@ def test_a_snapshot_transfer_cut_by_a_lost_connection_starts_again_from_its_firs
 
 
 def test_a_follower_refuses_a_transfer_that_lost_a_chunk_and_installs_the_resend(tmp_path, caplog):
-    cluster = Cluster(tmp_path)
+    cluster = _SteadyCluster(tmp_path)
     cluster.start()
     sent, dropped = [], []
 
@@ -163,11 +202,11 @@ CONNECTION_TIMEOUT_S = 1.5
 SLOW_CHUNK_S = 0.05  # a leader this slow takes some 4 s over 80 chunks
 
 
-class _ShortConnectionTimeoutCluster(Cluster):
-    def config(self, member):
-        config = super().config(member)
-        timings = dataclasses.replace(FAST, connection_timeout_s=CONNECTION_TIMEOUT_S)
-        return dataclasses.replace(config, timings=timings)
+class _ShortConnectionTimeoutCluster(_SteadyCluster):
+    def timings(self) -> RaftTimings:
+        # The member's connection timeout is at least its longest election timeout.
+        return dataclasses.replace(STEADY, election_timeout_max_s=CONNECTION_TIMEOUT_S,
+                                   connection_timeout_s=CONNECTION_TIMEOUT_S)
 
 
 def test_a_transfer_longer_than_the_connection_timeout_completes(tmp_path):
