@@ -244,6 +244,8 @@ PUBSUB_RELAY_FRAME_BYTES_MAX = 256 * 1024
 # Wait before a lost relay stream is opened again: doubles from the _MIN to the _MAX.
 PUBSUB_RELAY_RECONNECT_MS_MIN = 50
 PUBSUB_RELAY_RECONNECT_MS_MAX = 5_000
+# Longest a peer may take to accept a relay stream's hello; a peer that holds the connection silent is tried again.
+PUBSUB_RELAY_HELLO_MS_MAX = 5_000
 # Origins (node incarnations) a node keeps relay sequence state for; the longest unheard goes first.
 PUBSUB_RELAY_ORIGINS_MAX = 256
 
