@@ -145,3 +145,21 @@ def test_ten_thousand_keys_heal_a_five_hundred_key_divergence_in_bounded_frames(
     assert traffic.largest_frame_bytes <= limits.UDP_FRAME_BYTES_MAX
     assert traffic.most_keys_in_a_frame <= limits.KEYED_SYNC_FRAME_KEYS_MAX
     assert traffic.most_digests_in_a_frame <= limits.KEYED_SYNC_FRAME_DIGESTS_MAX
+
+
+def test_a_one_key_table_heals_in_four_frames_by_listing_instead_of_descending():
+    first, second = node("a"), node("b")
+    first.mutate(NOW_MS, "users", b"", "put", b"name", b"Ann")
+    first.flush()  # the push is lost: only the exchange can heal it
+    frames = [out for out in second.tick(NOW_MS) if out.peer == "a"]
+    sent = len(frames)
+    for _ in range(10):
+        replies = []
+        for out in frames:
+            replies += (first if out.peer == "a" else second).receive(NOW_MS, out.frame)
+        frames = [out for out in replies if out.peer in ("a", "b")]
+        sent += len(frames)
+        if not frames:
+            break
+    assert second.read("users", b"") == {b"name": b"Ann"}
+    assert sent == 4, "the root, the listed key, the request for its state, the state"

@@ -15,19 +15,21 @@ Two paths, as delta-state CRDTs and Phoenix.Tracker pair them:
    repairs both.
 2. Anti-entropy, with no per-peer state. Each round, for each table, this
    node sends `fanout` random members the root of its bucket digest tree
-   (`keyed_digest`). A node that receives digests answers, where its own
-   differ, with its digests one level down (the children of at most
-   KEYED_SYNC_FRAME_DIGESTS_MAX / fanout differing nodes, chosen at random
-   when there are more), and the two descend in turn. At the buckets, the
-   one whose turn it is sends KEYS: (key, entry hash) of its keys in the
-   differing buckets. The other answers ENTRIES: its states of the keys
-   that differ or that only it holds, and `want`, the keys whose states it
-   lacks or holds differently; the first merges them and answers ENTRIES
-   with the wanted keys' states (skipping those the other already sent
-   as they are). Each step sends at most KEYED_SYNC_STEP_KEYS_MAX keys, in
-   frames of at most KEYED_SYNC_FRAME_KEYS_MAX keys and frame_bytes_max
-   bytes; what a step leaves out still differs next round, so a million
-   keys converge in bounded frames, a bounded number of keys at a time.
+   (`keyed_digest`). A node that receives digests compares them with its
+   own; where they differ it answers with its digests one level down (the
+   children of at most KEYED_SYNC_FRAME_DIGESTS_MAX / fanout differing
+   nodes, chosen at random when there are more), and the two descend in
+   turn. A differing bucket, or a differing node with few keys below it
+   here (LIST_KEYS_BELOW_MAX), is listed instead: KEYS, the (key, entry
+   hash) of every key below it. The other side answers ENTRIES: its states
+   of the keys that differ or that only it holds, and `want`, the keys
+   whose states it lacks or holds differently; the lister merges them and
+   answers ENTRIES with the wanted keys' states (skipping those the other
+   already sent as they are). Each step sends at most
+   KEYED_SYNC_STEP_KEYS_MAX keys, in frames of at most
+   KEYED_SYNC_FRAME_KEYS_MAX keys and frame_bytes_max bytes; what a step
+   leaves out still differs next round, so a million keys converge in
+   bounded frames, a bounded number of keys at a time.
 
 Equal tables cost one frame of one digest per exchange. A frame is
 independent of every other (see `keyed_wire`): a lost one loses only its
