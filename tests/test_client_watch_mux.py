@@ -398,6 +398,28 @@ def test_the_asyncio_client_multiplexes_and_tells_a_slow_reader(cluster):
     asyncio.run(asyncio.wait_for(scenario(), WAIT_S * 2))
 
 
+def test_an_asyncio_watch_asks_its_stream_for_progress(cluster, monkeypatch):
+    monkeypatch.setattr(_watch_mux_core, "WATCH_PROGRESS_INTERVAL_MS", 600_000)  # only when asked
+
+    async def scenario() -> None:
+        async with AsyncClient(cluster.endpoints) as client, AsyncClient(cluster.endpoints) as writer:
+            start = (await writer.put("async-progress/start", "x")).revision + 1
+            quiet = client.watch("async-progress/quiet", start_revision=start)
+            quiet.request_progress()  # before iteration: nothing to ask yet, and no error
+            reading = asyncio.ensure_future(quiet.__aiter__().__anext__())
+            while not quiet.state.acknowledged:
+                await asyncio.sleep(POLL_S)
+            later = (await writer.put("async-progress/other", "x")).revision
+            while quiet.next_revision <= later:  # asked again until its node has applied the write
+                quiet.request_progress()
+                await asyncio.sleep(POLL_S)
+            assert quiet.next_revision > later and not reading.done(), "moved by progress, not by an event"
+            reading.cancel()
+            quiet.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), WAIT_S))
+
+
 def test_the_node_counts_one_stream_for_two_thousand_watches_of_one_client(tmp_path):
     """The same, counted by the server itself (`ClientServer.streams_open`)
     in front of an embedded leader."""
