@@ -249,6 +249,23 @@ PUBSUB_RELAY_HELLO_MS_MAX = 5_000
 # Origins (node incarnations) a node keeps relay sequence state for; the longest unheard goes first.
 PUBSUB_RELAY_ORIGINS_MAX = 256
 
+# -- pub/sub, durable (the strong plane's per-topic log; topics and messages share the limits above) --
+# A topic's retention by count: the newest this many messages are kept (the default, and the most a publish may ask).
+TOPIC_RETAINED_MESSAGES_DEFAULT = 10_000
+TOPIC_RETAINED_MESSAGES_MAX = 1_000_000
+# A topic's retention by age, in log-clock ms: messages younger than this are kept (the default, and the most).
+TOPIC_RETENTION_MS_DEFAULT = 24 * 3600 * 1000
+TOPIC_RETENTION_MS_MAX = 30 * 24 * 3600 * 1000
+# Messages retention drops per applied log entry (the rest go with the next entries).
+TOPIC_PRUNE_PER_ENTRY_MAX = 256
+# Messages, and bytes of messages, one topic read returns; it stops with more=true before either.
+TOPIC_READ_MESSAGES_MAX = 1_000
+TOPIC_READ_BYTES_MAX = 4 * 1024 * 1024
+# Revisions of the publish log kept so a node's subscriptions learn which topics moved (older ones are trimmed).
+TOPIC_CHANGES_REVISIONS_MAX = 100_000
+# Durable topic subscriptions open at once on one node; more get RESOURCE_EXHAUSTED.
+TOPIC_SUBSCRIPTIONS_MAX = 100_000
+
 # -- storage (LMDB), per node --
 # Map size of the Raft log's environment, which holds only entries and meta:
 # the entries between two snapshots at the largest command size.

@@ -7,7 +7,8 @@ time + request id, for ordered collection), meta (last applied index,
 clocks, logical sizes), leases (id -> ttl, deadline), lease_deadlines
 (deadline + id, for expiry in order), lease_items (id + item: what is
 attached), claims (table + name -> claim: registry, locks, election
-candidates, the CRDT catalog), events (revision + seq -> watch event).
+candidates, the CRDT catalog), events (revision + seq -> watch event), and
+the durable topics' four tables (lmdb_topics.py).
 
 A writable view counts the logical size of every record it adds or drops
 (the formulas of strong/view.py) in a `SpaceLedger` that the store writes
@@ -23,6 +24,7 @@ from typing import Iterator
 
 import lmdb
 
+from tandemkv.server.storage.lmdb_topics import LmdbTopicLog, count_topic_space
 from tandemkv.server.strong import view as sizes
 from tandemkv.server.strong.view import KvRecord, LeaseRecord
 
@@ -99,6 +101,10 @@ class LmdbView:
         """(space used, history bytes) counted record by record: what the
         running counts must equal (a consistency check; it reads it all)."""
         return count_space(self._txn, self._dbs)
+
+    def topic_log(self) -> LmdbTopicLog:
+        """The durable topics' tables (lmdb_topics.py), in this transaction."""
+        return LmdbTopicLog(self._txn, self._dbs, self._grow)
 
     def _meta_u64(self, key: bytes) -> int:
         raw = self._txn.get(key, db=self._dbs[b"meta"])
@@ -329,6 +335,7 @@ def count_space(txn: lmdb.Transaction, dbs: dict) -> tuple[int, int]:
         used += sizes.attachment_bytes(key[_U64.size:])
     for key, raw in txn.cursor(db=dbs[b"claims"]):
         used += sizes.claim_bytes(key[:1], key[1:], raw)
+    used += count_topic_space(txn, dbs)
     history = sum(sizes.event_bytes(raw) for _, raw in txn.cursor(db=dbs[b"events"]))
     return used + history, history
 

@@ -24,13 +24,14 @@ from typing import Iterator
 import lmdb
 
 from tandemkv import limits
+from tandemkv.server.storage.lmdb_topics import TOPIC_DB_NAMES
 from tandemkv.server.storage.lmdb_view import HISTORY_BYTES_KEY, SPACE_USED_KEY, LmdbView, SpaceLedger, count_space
 from tandemkv.server.storage.snapshot_check import LMDB_PAGE_BYTES_MAX, SnapshotInvalid, lmdb_bytes_needed
 
 log = logging.getLogger(__name__)
 
 STATE_DB_NAMES = (b"kv", b"counters", b"dedup", b"dedup_by_ts", b"meta", b"leases",
-                  b"lease_deadlines", b"lease_items", b"claims", b"events")
+                  b"lease_deadlines", b"lease_items", b"claims", b"events", *TOPIC_DB_NAMES)
 _U64 = struct.Struct(">Q")
 # Bytes read at a time when copying a snapshot's image out of its file.
 _COPY_READ_BYTES = 1 << 20
@@ -143,7 +144,10 @@ class StateStore:
         with image.begin() as source, self.env.begin(write=True) as target:
             for name, db in self.dbs.items():
                 target.drop(db, delete=False)
-                source_db = image.open_db(name, txn=source, create=False)
+                try:
+                    source_db = image.open_db(name, txn=source, create=False)
+                except lmdb.NotFoundError:  # an image from before this database existed: empty
+                    continue
                 cursor = target.cursor(db=db)
                 cursor.putmulti(source.cursor(db=source_db).iternext(), append=True)
 

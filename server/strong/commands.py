@@ -7,7 +7,7 @@ from google.protobuf.message import Message
 
 from tandemkv.errors import (FailedPrecondition, InvalidArgument, OutOfRange, ResourceExhausted,
                              TandemKVError)
-from tandemkv.v1 import coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, raft_pb2
+from tandemkv.v1 import coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, raft_pb2, topics_pb2
 
 from tandemkv.server.strong.state_machine import COMMAND_FORMAT_VERSION
 
@@ -32,6 +32,7 @@ WRITE_FIELDS: dict[type[Message], str] = {
     coordination_pb2.ResignRequest: "resign",
     crdt_pb2.CreateTableRequest: "create_table",
     crdt_pb2.DropTableRequest: "drop_table",
+    topics_pb2.TopicPublishRequest: "topic_publish",
 }
 
 _ERRORS: dict[int, type[TandemKVError]] = {

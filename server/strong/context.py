@@ -23,6 +23,8 @@ class ApplyContext:
         self.events = 0
         # What the running command's result may still hold.
         self.budget = ResultBudget(limits.WRITE_RESULT_BYTES_MAX)
+        # Messages durable-topic retention may still drop in this entry.
+        self.topic_prune_left = limits.TOPIC_PRUNE_PER_ENTRY_MAX
 
     def emit(self, event_type: int, kv: kv_pb2.KeyValue, prev_kv: kv_pb2.KeyValue | None) -> None:
         event = watch_pb2.Event(type=event_type, kv=kv, prev_kv=prev_kv)

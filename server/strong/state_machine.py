@@ -39,7 +39,7 @@ from tandemkv import limits
 from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2, watch_pb2
 
-from tandemkv.server.strong import catalog, coordination, reads, validation
+from tandemkv.server.strong import catalog, coordination, reads, topics, validation
 from tandemkv.server.strong.context import ApplyContext, CommandFailed, ResultBudget
 from tandemkv.server.strong.coordination import COMPACTED_THROUGH_KEY
 from tandemkv.server.strong.view import KvRecord, StoreView
@@ -81,6 +81,7 @@ def apply_entry(view: StoreView, index: int, command_bytes: bytes) -> bytes | No
     view.dedup_collect(context.clock_ms - limits.DEDUP_RETENTION_MS,
                        limits.DEDUP_GC_PER_COMMAND_MAX * context.commands)
     _trim_history(context)
+    topics.expire(context)
     return result
 
 
@@ -428,4 +429,5 @@ _OPS = {
     counter_pb2.CounterDeleteRequest: _counter_delete,
     **coordination.OPS,
     **catalog.OPS,
+    **topics.OPS,
 }

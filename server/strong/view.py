@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Iterator, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Iterator, NamedTuple, Protocol
 
 from tandemkv import limits
+
+if TYPE_CHECKING:
+    from tandemkv.server.strong.topic_store import TopicLog
 
 # What every stored record costs beyond its key and value bytes (LMDB's node
 # header, rounded up), so that many tiny records count for what they cost.
@@ -170,6 +173,10 @@ class StoreView(Protocol):
         space_used()."""
         ...
 
+    def topic_log(self) -> "TopicLog":
+        """The durable topics' tables (strong/topic_store.py), in this view."""
+        ...
+
 
 class MemoryView:
     """A StoreView over plain dicts. Not thread-safe; for tests and models."""
@@ -198,6 +205,10 @@ class MemoryView:
 
     def history_bytes(self) -> int:
         return self._state["history_bytes"]
+
+    def topic_log(self) -> "TopicLog":
+        from tandemkv.server.strong.topic_store import MemoryTopicLog  # it builds on this module
+        return MemoryTopicLog(self)
 
     def last_applied(self) -> int:
         return self._state["last_applied"]
