@@ -10,8 +10,8 @@ stop; drops, duplicates and reordering go on. Within ROUNDS_AFTER_HEAL_MAX
 rounds every replica must hold equal tables, and each table must equal the
 join of every delta the writes returned (worked out from the deltas alone:
 no write lost, nothing removed comes back). A second run squeezes every
-bound (frames of a few keys, steps of a few keys, a two-key push outbox,
-digest frames of four parents) so that the budgets, the random choice of
+bound (frames of 2 KiB and a few keys, steps of a few keys, a two-key push
+outbox, digest frames of four parents) so that the budgets, the random choice of
 differing nodes and dropped pushes are all exercised.
 
 A failure prints its seed; `SEED=<n> pytest tests/test_keyed_simulation.py`
@@ -113,12 +113,14 @@ def test_keyed_replicas_converge_to_the_join_of_every_delta_after_faults_heal(se
 
 @pytest.mark.parametrize("seed", _seeds(range(100, 104)))
 def test_convergence_holds_when_every_frame_step_and_outbox_bound_is_tiny(seed):
-    config = KeyedSyncConfig(round_interval_ms=ROUND_MS, frame_keys_max=4, step_keys_max=6,
-                             frame_digests_max=64, push_keys_max=2, digest_fanout=16, digest_depth=2)
+    config = KeyedSyncConfig(round_interval_ms=ROUND_MS, frame_bytes_max=2_048, frame_keys_max=4,
+                             step_keys_max=6, frame_digests_max=64, push_keys_max=2, digest_fanout=16,
+                             digest_depth=2)
     run = Run(seed, config, keys=120).run()
     run.check()
     traffic = run.network.traffic
     assert traffic.most_keys_in_a_frame <= 4 and traffic.most_digests_in_a_frame <= 64
+    assert traffic.largest_frame_bytes <= 2_048
     dropped = sum(table.pushes_dropped for node in run.network.nodes.values()
                   for table in node.status().tables.values())
     assert dropped > 0, run.fail("no push was dropped: the run missed the repair of dropped pushes")

@@ -74,11 +74,13 @@ def descend(digests: BucketDigests, level: int, parents: tuple[int, ...], theirs
 
 
 def key_items(table: KeyedTable, digests: BucketDigests, level: int, nodes: list[int], budget: int,
-              rng: random.Random) -> tuple[list[KeyItem], list[int]]:
-    """Our keys below `nodes` at `level` (visited in random order) up to
-    `budget` keys, and the nodes below which we hold none."""
+              nodes_max: int, rng: random.Random) -> tuple[list[KeyItem], list[int]]:
+    """Our keys below at most `nodes_max` of `nodes` at `level` (a random
+    choice, visited in random order) up to `budget` keys, and the nodes
+    below which we hold none."""
     order = list(nodes)
     rng.shuffle(order)
+    del order[max(1, nodes_max):]
     items: list[KeyItem] = []
     empty: list[int] = []
     for node in order:

@@ -55,7 +55,7 @@ from tandemkv.errors import AlreadyExists, InvalidArgument, NotFound
 from tandemkv.server.available.crdt.hlc import ClockDriftExceeded, Hlc, HybridClock
 from tandemkv.server.available.crdt.keyed import KeyedTable, ScanPage
 from tandemkv.server.available.crdt.kinds import Origin, TableKind
-from tandemkv.server.available.gossip.keyed_digest import (KEYED_DIGEST_DEPTH, KEYED_DIGEST_FANOUT,
+from tandemkv.server.available.gossip.keyed_digest import (DIGEST_BYTES, KEYED_DIGEST_DEPTH, KEYED_DIGEST_FANOUT,
                                                            BucketDigests, pack_digests, unpack_digests)
 from tandemkv.server.available.gossip.keyed_exchange import answer_keys, check_entries, descend, groups, key_items
 from tandemkv.server.available.gossip.keyed_outbox import PushOutbox
@@ -293,8 +293,12 @@ class KeyedSync:
 
     def _on_digests(self, replica: _Replica, message: KeyedMessage) -> list[Outgoing]:
         digests, level = replica.digests, message.level
+        # Parents whose children fit one frame, by count and by bytes
+        # (8 per digest, up to 5 for the parent's number).
+        parents_max = min(self.config.frame_digests_max // digests.fanout,
+                          self._room_bytes() // (DIGEST_BYTES * digests.fanout + 5))
         differing = descend(digests, level, message.parents, unpack_digests(message.digests),
-                            self.config.frame_digests_max // digests.fanout, self._rng)
+                            parents_max, self._rng)
         out = self._key_frames(message.sender, message.table, replica, level, differing.listed)
         if differing.descend:
             children = [digest for parent in differing.descend for digest in digests.children(level, parent)]
@@ -330,8 +334,9 @@ class KeyedSync:
         as complete in the frame of its last key (the empty ones in the first)."""
         if not nodes:
             return []
+        # Nodes whose numbers (up to 6 bytes each) fit in half a frame.
         items, empty = key_items(replica.table, replica.digests, level, nodes, self.config.step_keys_max,
-                                 self._rng)
+                                 self._room_bytes() // 12, self._rng)
         frames: list[Outgoing] = []
         for group in groups(items, lambda item: len(item.key) + 24, self.config.frame_keys_max,
                             self._room_bytes(), len(empty) * 6):
