@@ -58,13 +58,18 @@ def test_an_exchange_between_equal_tables_costs_one_frame_of_one_digest():
     assert first.status().tables["users"].root == second.status().tables["users"].root
 
 
-def test_a_write_is_pushed_to_every_member_at_the_next_round():
+def test_a_write_is_pushed_to_every_member_at_the_next_round_and_reported_as_changed_there():
     first, second, third = node("a"), node("b"), node("c")
     first.mutate(NOW_MS, "users", b"user:9", "put", b"name", b"Ann")
     for out in first.tick(NOW_MS):
         {"b": second, "c": third}[out.peer].receive(NOW_MS, out.frame)
     assert second.read("users", b"user:9") == third.read("users", b"user:9") == {b"name": b"Ann"}
     assert second.take_changed() == {("users", b"user:9")}
+    first.mutate(NOW_MS, "users", b"user:10", "put", b"name", b"Bob")
+    for out in first.tick(NOW_MS + 1_000):
+        {"b": second, "c": third}[out.peer].receive(NOW_MS, out.frame)
+    assert second.take_changed() == {("users", b"user:10")}, "every later change is reported too"
+    assert second.take_changed() == set()
 
 
 @pytest.mark.parametrize("case", ["bad_mac", "wrong_recipient", "not_member", "clock_drift", "bad_payload",

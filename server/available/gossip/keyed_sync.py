@@ -180,7 +180,8 @@ class KeyedSync:
 
     def drop_table(self, name: str) -> None:
         self._replicas.pop(name, None)
-        self._changed = {change for change in self._changed if change[0] != name}
+        # In place: every table's change listener adds to this one set.
+        self._changed.difference_update([change for change in self._changed if change[0] == name])
 
     def table(self, name: str) -> KeyedTable:
         """The table's state. The caller must not change it."""
@@ -213,7 +214,8 @@ class KeyedSync:
     def take_changed(self) -> set[tuple[str, bytes]]:
         """(table, key) of every key changed since the last call, by local
         writes or merges: for persistence and for subscribers."""
-        changed, self._changed = self._changed, set()
+        changed = set(self._changed)
+        self._changed.clear()  # in place, as drop_table
         return changed
 
     # Time and the network.
