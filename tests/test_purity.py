@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Source folder -> the import name it installs as (setup.cfg package_dir).
 PACKAGE_OF_FOLDER = {"server": "tandemkv.server", "client": "tandemkv.client"}
 CORE_FOLDERS = ("server/strong", "server/available/crdt", "server/available/gossip",
-                "server/available/pubsub")
+                "server/available/pubsub", "server/available/presence")
 CORE_LEAVES = ("tandemkv.errors", "tandemkv.limits")
 
 # Modules whose presence means I/O, threads or the Raft library: none of them
@@ -131,6 +131,7 @@ ROOMS = (
     ("tandemkv.server.available.crdt", "available/crdt"),
     ("tandemkv.server.available.gossip", "available/gossip"),
     ("tandemkv.server.available.pubsub", "available/pubsub"),
+    ("tandemkv.server.available.presence", "available/presence"),
     ("tandemkv.server.available", "available"),
     ("tandemkv.server.strong", "strong"),
     ("tandemkv.server.storage", "storage"),
@@ -147,7 +148,7 @@ ROOMS = (
     ("tandemkv", "tandemkv"),
 )
 SERVER_ROOMS = {"server", "strong", "storage", "raft", "node", "api", "cli", "process", "available",
-                "available/crdt", "available/gossip", "available/pubsub"}
+                "available/crdt", "available/gossip", "available/pubsub", "available/presence"}
 LEAVES = {"errors", "limits", "v1"}
 
 # A pure room names every room it may import (its own included); the others
@@ -157,6 +158,8 @@ ALLOWED = {
     "available/crdt": {"available/crdt", "errors", "limits"},
     "available/gossip": {"available/gossip", "available/crdt", "errors", "limits"},
     "available/pubsub": {"available/pubsub", "errors", "limits"},
+    # Presence borrows only the canonical encoding from crdt/.
+    "available/presence": {"available/presence", "available/crdt", "errors", "limits"},
 }
 FORBIDDEN = {
     "storage": {"node", "raft", "api", "cli", "process", "available", "client"},

@@ -249,6 +249,33 @@ PUBSUB_RELAY_HELLO_MS_MAX = 5_000
 # Origins (node incarnations) a node keeps relay sequence state for; the longest unheard goes first.
 PUBSUB_RELAY_ORIGINS_MAX = 256
 
+# -- presence (available plane) --
+# Bytes of a presence topic, of a tracked key, and of one entry's metadata.
+PRESENCE_TOPIC_BYTES_MAX = 256
+PRESENCE_KEY_BYTES_MAX = 256
+PRESENCE_META_BYTES_MAX = 4 * 1024
+# Lease of a tracking session when the caller names none, and the range a caller may name; a session not kept alive for its TTL loses its entries on every node.
+PRESENCE_SESSION_TTL_MS = 15_000
+PRESENCE_SESSION_TTL_MS_MIN = 1_000
+PRESENCE_SESSION_TTL_MS_MAX = 600_000
+# Sessions, and entries, tracked through one node; past either a track is refused (RESOURCE_EXHAUSTED).
+PRESENCE_SESSIONS_PER_NODE_MAX = 100_000
+PRESENCE_ENTRIES_PER_NODE_MAX = 200_000
+# Bytes of one node's tracked entries (topic, key, metadata and overhead), the most one full-state transfer carries.
+PRESENCE_NODE_STATE_BYTES_MAX = 64 * 1024 * 1024
+# How often a node tells each peer it is alive (its heartbeat, with its presence version).
+PRESENCE_HEARTBEAT_MS = 1_000
+# A node not heard from for this long is gone: every replica drops the entries tracked through it.
+PRESENCE_NODE_DOWN_MS = 10_000
+# How far nodes' clocks may disagree; a heartbeat from further ahead counts as now plus this, so a killed node's entries go within PRESENCE_NODE_DOWN_MS plus this.
+PRESENCE_CLOCK_SKEW_MS_MAX = 2_000
+# Removals an owner remembers for deltas; a peer further behind gets the owner's full state instead.
+PRESENCE_TOMBSTONES_MAX = 10_000
+# Owners (node incarnations) one replica holds entries of.
+PRESENCE_OWNERS_MAX = 256
+# Bytes of one presence gossip frame (one UDP datagram); larger transfers go as numbered chunks.
+PRESENCE_FRAME_BYTES_MAX = 60 * 1024
+
 # -- pub/sub, durable (the strong plane's per-topic log; topics and messages share the limits above) --
 # A topic's retention by count: the newest this many messages are kept (the default, and the most a publish may ask).
 TOPIC_RETAINED_MESSAGES_DEFAULT = 10_000
