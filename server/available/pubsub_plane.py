@@ -28,7 +28,8 @@ import random
 
 from tandemkv import limits
 
-from tandemkv.server.available.pubsub import Hub, InboundStreams, Lagged, Message, OutboundQueue, Published
+from tandemkv.server.available.pubsub import (Hub, InboundStreams, Lagged, Message, OutboundQueue, Published,
+                                              Publisher)
 from tandemkv.server.available.pubsub_relay import PeerSender, RelayReceiver
 
 # Events one `next_events` returns at most, unless asked for fewer.
@@ -107,7 +108,7 @@ class PubSubPlane:
         for subscription in list(self._subscriptions.values()):
             subscription.close()
 
-    def publish(self, topic: bytes, payload: bytes, *, publisher=None, skip: int | None = None,
+    def publish(self, topic: bytes, payload: bytes, *, publisher: Publisher | None = None, skip: int | None = None,
                 local_only: bool = False) -> Published:
         """Buffers the message for every local subscriber of `topic` (but
         `skip`), and unless `local_only` queues it once for each peer.
@@ -120,7 +121,8 @@ class PubSubPlane:
                 sender.put(published.message)
         return published
 
-    def open_publisher(self):
+    def open_publisher(self) -> Publisher:
+        """A publisher session of its own: its messages keep their order for every subscriber."""
         return self.hub.open_publisher()
 
     def subscribe(self, topics: tuple[bytes, ...] = (), prefixes: tuple[bytes, ...] = ()) -> Subscription:

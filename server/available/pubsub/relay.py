@@ -88,7 +88,7 @@ class OutboundQueue:
         the queue; None when nothing is queued."""
         if not self._queued:
             return None
-        taken = []
+        taken: list[Message] = []
         taken_bytes = 0
         while self._queued:
             size = self._queued[0].counted_bytes
