@@ -130,7 +130,8 @@ def _from_plain(value: Any) -> KeyedMessage:
     _require(type(level) is int and level >= 0 and isinstance(digests, bytes)
              and len(digests) % DIGEST_BYTES == 0, "bad digests")
     _require(len(digests) // DIGEST_BYTES <= limits.KEYED_SYNC_FRAME_DIGESTS_MAX, "too many digests")
-    _require(isinstance(want, list) and all(isinstance(key, bytes) for key in want), "bad want")
+    _require(isinstance(want, list) and all(isinstance(key, bytes) and len(key) <= limits.KEYED_KEY_BYTES_MAX
+                                            for key in want), "bad want")
     message = KeyedMessage(
         kind=KeyedMessageKind(kind), sender=sender, recipient=recipient, stamp=Hlc.from_plain(stamp),
         table=table, table_kind=TableKind(table_kind), level=level,
