@@ -95,6 +95,14 @@ class Replica:
         copy = self._copies.get(owner)
         return 0 if copy is None else copy.version
 
+    def copy_state(self, owner: OwnerId) -> Transfer | None:
+        """The copy of `owner` as a full transfer (what a restart would
+        reload, what tests compare with the owner); None if none is held."""
+        copy = self._copies.get(owner)
+        if copy is None:
+            return None
+        return Transfer(owner, 0, copy.version, True, dict(copy.sessions), (), dict(copy.entries), ())
+
     def entry_count(self) -> int:
         return sum(len(copy.entries) for copy in self._copies.values())
 
