@@ -39,6 +39,7 @@ from tandemkv.server.node.crdt import NodeCrdt
 from tandemkv.server.node.deadlines import deadline_of, read_timed_out
 from tandemkv.server.node.host import StateHost
 from tandemkv.server.node.kv import NodeOperations
+from tandemkv.server.node.topics import NodeTopics
 from tandemkv.server.node.watches import NodeWatches
 from tandemkv.server.storage import crash_marker, disk, snapshot
 from tandemkv.server.storage.raft_log import DurableRaftLog
@@ -46,7 +47,7 @@ from tandemkv.limits import MAP_FILL_RATIO_WRITES_MAX
 from tandemkv.server.storage.state_store import StateStore
 from tandemkv.server.raft.read_barrier import ReadBarrier
 from tandemkv.server.raft.replica import NOT_APPLIED, Outcome, Replica
-from tandemkv.server.strong import batching, catalog, commands, coordination, reads, validation
+from tandemkv.server.strong import batching, catalog, commands, coordination, reads, topics, validation
 from tandemkv.server.strong.state_machine import BATCHABLE_OPS
 from tandemkv.v1 import kv_pb2
 
@@ -60,7 +61,7 @@ MAP_FILL_CHECK_WRITES = 64
 READY_POLL_S = 0.02
 
 
-_READERS = {**reads.READERS, **coordination.READERS, **catalog.READERS}
+_READERS = {**reads.READERS, **coordination.READERS, **catalog.READERS, **topics.READERS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
         # The available plane (CRDT tables); built in start(), after the replica.
         self.available: AvailablePlane | None = None
         self.crdt = NodeCrdt(self)  # the CRDT tables: create, update, read, subscribe
+        self.topics = NodeTopics(self)  # durable topics: publish, read, subscribe from an offset
 
     # -- lifecycle --
     def start(self) -> None:
