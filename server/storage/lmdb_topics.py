@@ -30,7 +30,7 @@ class LmdbTopicLog:
     read-only view, which never writes)."""
 
     def __init__(self, txn: lmdb.Transaction, dbs: dict, grow):
-        self._txn = txn
+        self.txn = txn
         self._meta = dbs[b"topic_meta"]
         self._messages = dbs[b"topic_messages"]
         self._expiries = dbs[b"topic_expiries"]
@@ -38,33 +38,33 @@ class LmdbTopicLog:
         self._grow = grow
 
     def meta_get(self, topic: bytes) -> TopicMeta | None:
-        raw = self._txn.get(topic, db=self._meta)
+        raw = self.txn.get(topic, db=self._meta)
         return None if raw is None else TopicMeta(*_META.unpack(raw))
 
     def meta_put(self, topic: bytes, meta: TopicMeta) -> None:
         assert min(meta[:5]) >= 0, "offsets and retention are never negative"
-        if self._txn.replace(topic, _META.pack(*meta), db=self._meta) is None:
+        if self.txn.replace(topic, _META.pack(*meta), db=self._meta) is None:
             self._grow(sizes.meta_bytes(topic))
 
     def meta_delete(self, topic: bytes) -> None:
-        if self._txn.delete(topic, db=self._meta):
+        if self.txn.delete(topic, db=self._meta):
             self._grow(-sizes.meta_bytes(topic))
 
     def message_put(self, topic: bytes, offset: int, publish_ms: int, message: bytes) -> None:
-        old = self._txn.replace(message_key(topic, offset), _I64.pack(publish_ms) + message,
+        old = self.txn.replace(message_key(topic, offset), _I64.pack(publish_ms) + message,
                                 db=self._messages)
         if old is not None:
             self._grow(-sizes.message_bytes(topic, old[_I64.size:]))
         self._grow(sizes.message_bytes(topic, message))
 
     def message_delete(self, topic: bytes, offset: int) -> None:
-        old = self._txn.pop(message_key(topic, offset), db=self._messages)
+        old = self.txn.pop(message_key(topic, offset), db=self._messages)
         if old is not None:
             self._grow(-sizes.message_bytes(topic, old[_I64.size:]))
 
     def messages(self, topic: bytes, from_offset: int) -> Iterator[tuple[int, int, bytes]]:
         prefix = message_key(topic, 0)[:-sizes.OFFSET_BYTES]
-        cursor = self._txn.cursor(db=self._messages)
+        cursor = self.txn.cursor(db=self._messages)
         if not cursor.set_range(message_key(topic, from_offset)):
             return
         for key, raw in cursor:
@@ -73,35 +73,35 @@ class LmdbTopicLog:
             yield _U64.unpack_from(key, len(prefix))[0], _I64.unpack_from(raw)[0], raw[_I64.size:]
 
     def expiry_put(self, expiry_ms: int, topic: bytes) -> None:
-        if self._txn.put(_U64.pack(max(0, expiry_ms)) + topic, b"", overwrite=False, db=self._expiries):
+        if self.txn.put(_U64.pack(max(0, expiry_ms)) + topic, b"", overwrite=False, db=self._expiries):
             self._grow(sizes.expiry_bytes(topic))
 
     def expiry_delete(self, expiry_ms: int, topic: bytes) -> None:
-        if self._txn.delete(_U64.pack(max(0, expiry_ms)) + topic, db=self._expiries):
+        if self.txn.delete(_U64.pack(max(0, expiry_ms)) + topic, db=self._expiries):
             self._grow(-sizes.expiry_bytes(topic))
 
     def expiry_first(self) -> tuple[int, bytes] | None:
-        cursor = self._txn.cursor(db=self._expiries)
+        cursor = self.txn.cursor(db=self._expiries)
         if not cursor.first():
             return None
         key = cursor.key()
         return _U64.unpack_from(key)[0], key[_U64.size:]
 
     def change_put(self, revision: int, topic: bytes) -> None:
-        old = self._txn.replace(_U64.pack(revision), topic, db=self._changes)
+        old = self.txn.replace(_U64.pack(revision), topic, db=self._changes)
         if old is not None:
             self._grow(-sizes.change_bytes(old))
         self._grow(sizes.change_bytes(topic))
 
     def changes(self, from_revision: int) -> Iterator[tuple[int, bytes]]:
-        cursor = self._txn.cursor(db=self._changes)
+        cursor = self.txn.cursor(db=self._changes)
         if not cursor.set_range(_U64.pack(from_revision)):
             return
         for key, topic in cursor:
             yield _U64.unpack(key)[0], topic
 
     def changes_trim(self, before_revision: int, count_max: int) -> int:
-        cursor = self._txn.cursor(db=self._changes)
+        cursor = self.txn.cursor(db=self._changes)
         dropped_through = 0
         for _ in range(count_max):
             if not cursor.first():

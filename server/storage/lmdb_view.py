@@ -87,6 +87,7 @@ class LmdbView:
         self._txn = txn
         self._dbs = dbs
         self._ledger = ledger
+        self._topic_log: LmdbTopicLog | None = None
 
     def _grow(self, delta: int, history: bool = False) -> None:
         self._ledger.grow(delta, history)
@@ -103,8 +104,12 @@ class LmdbView:
         return count_space(self._txn, self._dbs)
 
     def topic_log(self) -> LmdbTopicLog:
-        """The durable topics' tables (lmdb_topics.py), in this transaction."""
-        return LmdbTopicLog(self._txn, self._dbs, self._grow)
+        """The durable topics' tables (lmdb_topics.py), in this transaction
+        (kept while the transaction is: every applied entry asks for it)."""
+        log = self._topic_log
+        if log is None or log.txn is not self._txn:
+            log = self._topic_log = LmdbTopicLog(self._txn, self._dbs, self._grow)
+        return log
 
     def _meta_u64(self, key: bytes) -> int:
         raw = self._txn.get(key, db=self._dbs[b"meta"])

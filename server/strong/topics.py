@@ -38,8 +38,10 @@ from tandemkv.server.strong.context import ApplyContext
 from tandemkv.server.strong.topic_store import TopicLog, TopicMeta
 from tandemkv.server.strong.view import StoreView
 
-# Changes trimmed per applied entry (each entry adds at most one).
-_CHANGES_TRIM_PER_ENTRY_MAX = 4
+# The change log is trimmed at every this many entries, by up to twice as
+# many changes (each entry adds at most one), so it keeps pace for less
+# than a look per entry.
+_CHANGES_TRIM_EVERY_ENTRIES = 16
 
 
 # -- validation (the API edge and apply both run it) --
@@ -117,8 +119,8 @@ def expire(context: ApplyContext) -> None:
         if after is not None and after.expiry_ms <= context.clock_ms:
             break  # the budget ran out inside this topic; the next entry goes on
     horizon = context.index - limits.TOPIC_CHANGES_REVISIONS_MAX
-    if horizon > 0:
-        log.changes_trim(horizon, _CHANGES_TRIM_PER_ENTRY_MAX)
+    if horizon > 0 and context.index % _CHANGES_TRIM_EVERY_ENTRIES == 0:
+        log.changes_trim(horizon, 2 * _CHANGES_TRIM_EVERY_ENTRIES)
 
 
 def _prune(context: ApplyContext, log: TopicLog, topic: bytes, meta: TopicMeta) -> TopicMeta | None:
