@@ -7,7 +7,8 @@ every node, crossing to each peer once; each subscriber sees a publisher's
 messages in order; a slow subscriber gets a lag notice counting exactly what
 it missed; a peer's full queue and a restarted peer show up as counted gaps,
 the same count on both sides and in the subscriber's numbers; a stream with
-the wrong secret is refused.
+the wrong secret is refused; a peer that never answers is given up and tried
+again.
 
 Method: every wait is for a condition (events arriving, a counter reaching a
 value), bounded by WAIT_S; nothing is timed.
@@ -16,6 +17,7 @@ value), bounded by WAIT_S; nothing is timed.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import grpc
@@ -23,6 +25,7 @@ import pytest
 
 from tandemkv.server.available.pubsub import GapCounter, Hub, Lagged, Message
 from tandemkv.server.available.pubsub_plane import PubSubPlane
+from tandemkv.server.available.pubsub_relay import PeerSender
 from tandemkv.v1 import pubsub_pb2_grpc
 
 SECRET = b"relay test secret"
@@ -244,4 +247,23 @@ def test_a_relay_stream_with_another_secret_is_refused():
             assert b.hub.received_total == 0
         finally:
             await cluster.stop()
+    run(scenario)
+
+
+def test_a_peer_that_never_answers_the_hello_is_given_up_and_tried_again_losing_nothing():
+    async def scenario():
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts connections; nobody ever speaks on them
+        sender = PeerSender("a", 1, "b", "127.0.0.1:%d" % silent.getsockname()[1], SECRET, hello_ms_max=100)
+        try:
+            hub = Hub("a", 1)
+            sender.put(hub.publish(hub.open_publisher(), b"t", b"kept").message)
+            sender.start()
+            await until(lambda: sender.failures >= 2, "two attempts to give up")
+            assert "PUBSUB_RELAY_HELLO_MS_MAX" in sender.last_error
+            assert len(sender.queue) == 1 and sender.frames_sent == 0
+        finally:
+            await sender.stop()
+            silent.close()
     run(scenario)

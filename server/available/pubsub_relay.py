@@ -104,11 +104,13 @@ class PeerSender:
     """One peer's queue and the task that streams it there."""
 
     def __init__(self, origin: str, incarnation: int, target: str, address: str, secret: bytes, *,
-                 queue: OutboundQueue | None = None, rng: random.Random | None = None):
+                 queue: OutboundQueue | None = None, rng: random.Random | None = None,
+                 hello_ms_max: int = limits.PUBSUB_RELAY_HELLO_MS_MAX):
         self.origin, self.incarnation, self.target, self.address = origin, incarnation, target, address
         self.queue = queue if queue is not None else OutboundQueue()
         self._secret = secret
         self._rng = rng or random.Random()
+        self._hello_ms_max = hello_ms_max
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
         self._stopping = False
@@ -150,7 +152,10 @@ class PeerSender:
             except Exception as error:  # any failure of the stream: count it, wait, open another
                 self.failures += 1
                 self.last_error = describe(error)
-                log.debug("pubsub relay to %s (%s) failed: %s", self.target, self.address, self.last_error)
+                # Loud when a working stream breaks (or the first attempt
+                # fails); quiet while a down peer keeps refusing.
+                level = logging.WARNING if self.frames_sent > frames_before or self.failures == 1 else logging.DEBUG
+                log.log(level, "pubsub relay to %s (%s) failed: %s", self.target, self.address, self.last_error)
             if self._stopping:
                 return
             if self.frames_sent > frames_before:
@@ -184,11 +189,15 @@ class PeerSender:
         hello = pubsub_pb2.RelayHello(origin=self.origin, incarnation=self.incarnation, target=self.target,
                                       from_start=self._from_start,
                                       token=relay_token(self._secret, self.origin, self.incarnation, self.target))
-        await call.write(pubsub_pb2.RelayFrame(hello=hello))
         # The receiver replies once it has accepted the hello; no frame goes
         # before, so a refused or absent peer costs no message, and a silent
-        # one is given up after PUBSUB_RELAY_HELLO_MS_MAX.
-        reply = await asyncio.wait_for(call.read(), limits.PUBSUB_RELAY_HELLO_MS_MAX / 1000)
+        # one (the write waits for a connection, the read for the reply) is
+        # given up after PUBSUB_RELAY_HELLO_MS_MAX.
+        try:
+            reply = await asyncio.wait_for(self._hello(call, hello), self._hello_ms_max / 1000)
+        except asyncio.TimeoutError:
+            raise RelayStreamEnded(f"no answer to the relay hello within {self._hello_ms_max} ms "
+                                   "(PUBSUB_RELAY_HELLO_MS_MAX): is the address a TandemKV node's client port?")
         if reply is grpc.aio.EOF or not reply.accepted:
             raise RelayStreamEnded("the peer closed the relay stream without accepting it")
         # The peer says nothing more until the stream ends: a read that
@@ -216,9 +225,14 @@ class PeerSender:
                 self._from_start = False
             if not ended.done():
                 await call.done_writing()
-                await asyncio.wait_for(ended, limits.PUBSUB_RELAY_HELLO_MS_MAX / 1000)
+                await asyncio.wait_for(ended, self._hello_ms_max / 1000)
         finally:
             ended.cancel()
+
+    @staticmethod
+    async def _hello(call, hello: pubsub_pb2.RelayHello):
+        await call.write(pubsub_pb2.RelayFrame(hello=hello))
+        return await call.read()
 
     def status(self) -> dict[str, object]:
         return {**self.queue.status(), "address": self.address, "connections": self.connections,
