@@ -104,6 +104,7 @@ class PresenceEngine:
         if expired is not None:
             out.diffs += self._local(expired, now_ms)
         out.diffs += self.replica.advance(now_ms)
+        self._reassembly.keep_only(set(self.replica.owners()))
         if self.log.version > self._pushed_version:
             transfer = self.log.transfer_since(self._pushed_version)
             assert transfer is not None

@@ -150,6 +150,10 @@ class Replica:
                 return False, diffs + self._settle(touched)
             self._incarnations[owner.node] = owner.incarnation
             self._copies[owner] = copy = _Copy(heartbeat_ms=heartbeat_ms)
+            if len(self._incarnations) > 2 * self._owners_max:
+                # Names with no copy left are forgotten (their frames are refused by age meanwhile).
+                held = {held.node for held in self._copies}
+                self._incarnations = {node: number for node, number in self._incarnations.items() if node in held}
         copy.heartbeat_ms = max(copy.heartbeat_ms, heartbeat_ms)
         return True, diffs + self._settle(touched)
 

@@ -236,3 +236,9 @@ class Reassembly:
 
     def forget(self, sender: OwnerId) -> None:
         self._pending.pop(sender, None)
+
+    def keep_only(self, senders: set[OwnerId]) -> None:
+        """Drops the transfers in progress of senders not in `senders`
+        (owners that lapsed or were replaced)."""
+        for sender in [sender for sender in self._pending if sender not in senders]:
+            del self._pending[sender]
