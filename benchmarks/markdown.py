@@ -138,7 +138,8 @@ def _skips(skipped: list[dict]) -> list[str]:
 def _profile(profile: dict | None) -> list[str]:
     if not profile:
         return []
-    lines = [f"### Profile of the TandemKV leader during `put` at {profile['concurrency']} in flight", "",
+    lines = [f"### Profile of the TandemKV leader during `{profile.get('workload', 'put')}` at "
+             f"{profile['concurrency']} in flight", "",
              f"py-spy `--gil` at {SAMPLE_RATE_PER_S}/s for {profile['seconds']} s: {profile['samples']} samples "
              f"had a thread holding the GIL, i.e. the leader's Python was busy "
              f"{profile['gil_busy_percent']:.0f}% of the time (raw stacks in `{profile['raw_file']}`).", "",
@@ -153,6 +154,6 @@ def render(document: dict) -> str:
     lines += ["### Workloads", ""] + [f"- `{k}`: {v}" for k, v in DESCRIPTIONS.items()] + [""]
     lines += ["### Every point", ""] + _points(document["points"])
     lines += _ratios(document["ratios"], document["args"]["concurrency"]) + _goals(document["goals"])
-    lines += _skips(document["skipped"]) + _many_clients(document["points"]) + _growth(document["points"]) + _profile(document.get("profile"))
+    lines += _skips(document["skipped"]) + _many_clients(document["points"]) + _growth(document["points"]) + [line for profile in document.get("profiles", {}).values() for line in _profile(profile)]
     lines += [f"Plots: {', '.join('`' + p + '`' for p in document.get('plots', []))}.", ""]
     return "\n".join(lines)

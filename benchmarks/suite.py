@@ -43,6 +43,8 @@ GROWTH_NODES = (3, 5)
 PROFILE_S = 5
 # Seconds of load before py-spy's samples start counting (it needs a moment to attach).
 PROFILE_LEAD_S = 1.0
+# Workloads whose leader is profiled with --profile (raw calls and the SDK's batches).
+PROFILED_WORKLOADS = ("put", "sdk-put")
 
 
 def _list(kind):
@@ -63,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, help="open loop: target operations/s per point")
     parser.add_argument("--growth", action="store_true", help="also measure cost vs value size, key count, nodes")
     parser.add_argument("--million-keys", action="store_true", help="with --growth: add 10^6 keys")
-    parser.add_argument("--profile", action="store_true", help="py-spy the TandemKV leader during put")
+    parser.add_argument("--profile", action="store_true", help="py-spy the TandemKV leader during put and sdk-put")
     parser.add_argument("--processes", type=int, default=0,
                         help="also measure put and get from this many load-generator processes at once "
                              "(TandemKV: sdk-put, sdk-get, one AsyncClient per process; etcd: put, get)")
@@ -162,8 +164,9 @@ async def suite_points(session: Session, system: str, cluster, builder_class) ->
                 continue
             for concurrency in args.concurrency:
                 await session.measure_or_skip(system, built, concurrency)
-            if name == "put" and args.profile and system == "tandemkv":
-                session.document["profile"] = await profile_put(session, built, cluster.leader_pid)
+            if name in PROFILED_WORKLOADS and args.profile and system == "tandemkv":
+                session.document.setdefault("profiles", {})[name] = await profile_put(
+                    session, built, cluster.leader_pid)
 
 
 async def profile_put(session: Session, built: Workload, pid: int) -> dict | None:
@@ -171,14 +174,14 @@ async def profile_put(session: Session, built: Workload, pid: int) -> dict | Non
         tqdm.write("no profile: py-spy is absent (pip install py-spy)")
         return None
     concurrency = max(session.args.concurrency)
-    raw_path = session.args.out / "profile-tandemkv-put.txt"
+    raw_path = session.args.out / f"profile-tandemkv-{built.name}.txt"
     process = await pyspy.record(pid, PROFILE_S, raw_path)
     await session.drive(built, concurrency, PROFILE_S + PROFILE_LEAD_S)
     _, stderr = await process.communicate()
     if process.returncode != 0 or not raw_path.exists():
         tqdm.write(f"no profile: py-spy failed: {stderr.decode(errors='replace')[-300:]}")
         return None
-    return {"concurrency": concurrency, "seconds": PROFILE_S, "raw_file": raw_path.name,
+    return {"workload": built.name, "concurrency": concurrency, "seconds": PROFILE_S, "raw_file": raw_path.name,
             **pyspy.summarise(raw_path, PROFILE_S)}
 
 
