@@ -16,9 +16,10 @@ partitioned or down fills its own bounded queue (the oldest go, counted);
 the others are not held up.
 
 Every method runs on the plane's asyncio loop (the gRPC server's); the hub
-is not shared with another thread. Not yet wired: the client-facing
-servicer (Publish, PublishStream, Subscribe), the Node's methods, the SDK
-and the command line (docs/pubsub.md, "What remains").
+is not shared with another thread. A node's plane is built by
+`plane_for(config)` (peers: the other members' client addresses; secret:
+the gossip key) when its gRPC server is built, which serves it
+(server/api/pubsub_servicers.py) and starts and stops it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from __future__ import annotations
 import asyncio
 import random
 
+from typing import Any
+
 from tandemkv import limits
 
+from tandemkv.server.available.node_plane import gossip_key
 from tandemkv.server.available.pubsub import (Hub, InboundStreams, Lagged, Message, OutboundQueue, Published,
                                               Publisher)
 from tandemkv.server.available.pubsub_relay import PeerSender, RelayReceiver
@@ -68,14 +72,16 @@ class Subscription:
             return []
         return hub.take(self.id, events_max, bytes_max)
 
+    def wake(self) -> None:
+        """Ends a `next_events` wait now (it returns what there is, maybe
+        nothing): for a reader that also waits on something else."""
+        self._readable.set()
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self._plane._close(self)
             self._readable.set()
-
-    def _wake(self) -> None:
-        self._readable.set()
 
 
 class PubSubPlane:
@@ -140,8 +146,18 @@ class PubSubPlane:
 
     def _wake(self, published: Published) -> None:
         for subscriber in published.readable:
-            self._subscriptions[subscriber]._wake()
+            self._subscriptions[subscriber].wake()
 
     def _close(self, subscription: Subscription) -> None:
         del self._subscriptions[subscription.id]
         self.hub.unsubscribe(subscription.id)
+
+
+def plane_for(config: Any) -> PubSubPlane:
+    """The plane of the node `config` (a NodeConfig) describes: its peers
+    are the other members, reached on their client addresses (the relay is
+    a gRPC stream to the peer's client server); its secret is the gossip
+    key (node_plane.py), so the relay's tokens need no setting of their
+    own; its incarnation is drawn at random, once per start."""
+    peers = {member.name: member.client_address for member in config.members if member.name != config.name}
+    return PubSubPlane(config.name, peers, gossip_key(config))

@@ -31,6 +31,7 @@ from google.protobuf.message import Message
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument, OutcomeUnknown, ResourceExhausted, Unavailable
 from tandemkv.server.available.node_plane import build_plane
+from tandemkv.server.available.pubsub_plane import PubSubPlane, plane_for as pubsub_plane_for
 from tandemkv.server.available.runtime import AvailablePlane
 from tandemkv.server.node.batch import NodeBatches
 from tandemkv.server.node.config import DURABILITY_DURABLE, Member, NodeConfig
@@ -99,6 +100,8 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
         self.available: AvailablePlane | None = None
         self.crdt = NodeCrdt(self)  # the CRDT tables: create, update, read, subscribe
         self.topics = NodeTopics(self)  # durable topics: publish, read, subscribe from an offset
+        # Best-effort pub/sub: built by the gRPC server on its loop (open_pubsub).
+        self.pubsub_plane: PubSubPlane | None = None
 
     # -- lifecycle --
     def start(self) -> None:
@@ -136,6 +139,13 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
         self.available.start()
         log.info("node %s started: raft %s, data %s", config.name, config.raft_address,
                  config.data_dir)
+
+    def open_pubsub(self) -> PubSubPlane:
+        """Builds this node's best-effort pub/sub plane (pubsub_plane.py).
+        Call on the event loop it is to run on, the gRPC server's: the
+        server builds it, serves it, and starts and stops it."""
+        self.pubsub_plane = pubsub_plane_for(self.config)
+        return self.pubsub_plane
 
     def _recover_from_machine_crash(self, durable: bool) -> None:
         data_dir = self.config.data_dir

@@ -27,10 +27,11 @@ from hypothesis import strategies as st
 
 from tandemkv import limits
 from tandemkv.v1 import (
-    batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, watch_pb2,
+    batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, pubsub_pb2, watch_pb2,
 )
 
-PROTO_MODULES = (kv_pb2, counter_pb2, batch_pb2, cluster_pb2, crdt_pb2, lease_pb2, coordination_pb2, watch_pb2)
+PROTO_MODULES = (kv_pb2, counter_pb2, batch_pb2, cluster_pb2, crdt_pb2, lease_pb2, coordination_pb2, watch_pb2,
+                 pubsub_pb2)
 # Codes a fuzzed request must never get: each means a bug on the server.
 FORBIDDEN_CODES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
                              grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.DATA_LOSS})
@@ -49,6 +50,7 @@ _BYTES_LENGTHS = {
     "request_id": (0, limits.REQUEST_ID_BYTES - 1, limits.REQUEST_ID_BYTES, limits.REQUEST_ID_BYTES + 1),
     "value": (0, 1, limits.VALUE_SIZE_BYTES_MAX - 1, limits.VALUE_SIZE_BYTES_MAX,
               limits.VALUE_SIZE_BYTES_MAX + 1),
+    "payload": (0, 1, limits.PUBSUB_MESSAGE_BYTES_MAX, limits.PUBSUB_MESSAGE_BYTES_MAX + 1),
 }
 _KEY_LENGTHS = (0, 1, _KEY - 1, _KEY, _KEY + 1, limits.LMDB_KEY_BYTES_MAX, limits.LMDB_KEY_BYTES_MAX + 1)
 _NAME_LENGTHS = (0, 1, limits.CRDT_TABLE_NAME_BYTES_MAX - 1, limits.CRDT_TABLE_NAME_BYTES_MAX,
@@ -188,6 +190,8 @@ def _within(field: FieldDescriptor) -> int:
     """The most bytes a field's limit allows (the key limit for the rest)."""
     if field.name == "value":
         return limits.VALUE_SIZE_BYTES_MAX
+    if field.name == "payload":
+        return limits.PUBSUB_MESSAGE_BYTES_MAX
     if field.type == FieldDescriptor.TYPE_STRING:
         return limits.CRDT_TABLE_NAME_BYTES_MAX
     return limits.KEY_SIZE_BYTES_MAX
