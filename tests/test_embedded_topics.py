@@ -116,6 +116,7 @@ def test_a_subscriber_that_reconnects_resumes_from_its_offset_with_nothing_lost(
 def test_a_subscriber_behind_retention_is_told_the_gap_before_the_next_message(cluster):
     leader, followers = _followers(cluster)
     sent = [leader.topics.publish(b"tight", b"%d" % i, retain_messages=3).offset for i in range(8)]
+    cluster.wait_applied(followers[0], sent[-1])  # it reads its own applied state
     late = Subscriber(followers[0], b"tight", sent[0], want=3)
     late.join()
     assert late.events[0] == TopicGap(sent[0], sent[5])

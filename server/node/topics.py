@@ -40,6 +40,7 @@ from tandemkv.errors import ResourceExhausted
 from tandemkv.server.node.watch_hub import LoopWaker
 from tandemkv.server.strong import topics as core
 from tandemkv.v1 import kv_pb2, topics_pb2
+from tandemkv.v1.topics_pb2 import TopicMessage
 
 if TYPE_CHECKING:
     from tandemkv.server.node.node import Node
@@ -54,7 +55,6 @@ _HUB_LAG_REVISIONS_MAX = limits.TOPIC_CHANGES_REVISIONS_MAX // 2
 
 # An offset no message reaches (offsets are Raft indexes at most).
 _PAST_EVERY_OFFSET = 2**63
-TopicMessage = topics_pb2.TopicMessage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,26 +99,38 @@ class TopicHub:
             if not waiting:
                 del self._waiting[topic]
 
+    def _moved_since_head(self, state) -> tuple[int, bool, set[bytes]]:
+        """The last applied revision, whether every subscriber must look
+        (the hub fell too far behind), and the topics published to since
+        the hub's head."""
+        moved: set[bytes] = set()
+        with state.read_view() as view:
+            head = view.last_applied()
+            everyone = head - self.head > _HUB_LAG_REVISIONS_MAX
+            if head > self.head and self.count and not everyone:
+                for revision, topic in view.topic_log().changes(self.head + 1):
+                    if revision > head:
+                        break
+                    moved.add(topic)
+        return head, everyone, moved
+
     def run(self) -> None:
         """The hub thread: after each applied batch, wakes the subscribers
         of the topics it published to."""
         node = self._node
         while not node._stopping.is_set():
-            node._wait_applied_after(self.head, TOPIC_WAIT_SLICE_S)
-            state = node._state
-            if state is None or node._stopping.is_set():
-                return
-            moved: set[bytes] = set()
-            with state.read_view() as view:
-                head = view.last_applied()
-                if head <= self.head:
-                    continue
-                everyone = head - self.head > _HUB_LAG_REVISIONS_MAX
-                if self.count and not everyone:
-                    for revision, topic in view.topic_log().changes(self.head + 1):
-                        if revision > head:
-                            break
-                        moved.add(topic)
+            try:
+                node._wait_applied_after(self.head, TOPIC_WAIT_SLICE_S)
+                state = node._state
+                if state is None or node._stopping.is_set():
+                    return
+                head, everyone, moved = self._moved_since_head(state)
+            except Exception:
+                if node._stopping.is_set():
+                    return  # the store closed under the read: the node is stopping
+                raise
+            if head <= self.head:
+                continue
             with self.lock:
                 self.head = head
                 if everyone:
@@ -154,6 +166,9 @@ class _Cursor:
         """The page's gap notice and messages, in order; moves the cursor."""
         if self.position is None:  # from the next message on
             self.position = page.next_offset
+            # What a held topic publishes next is owed; an absent one's
+            # next life may begin anywhere past this position.
+            self.owed = page.first_offset != page.next_offset
             return []
         events: list = []
         if self.position == 0:
