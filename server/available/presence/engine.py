@@ -24,6 +24,7 @@ This module knows no sockets, threads or clock; time comes in as `now_ms`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tandemkv import limits
@@ -35,17 +36,21 @@ from tandemkv.server.available.presence.wire import (Chunk, Frame, Reassembly, R
                                                      decode_transfer, encode_transfer, open_frame, seal)
 
 
+# `list` is a method of PresenceEngine, so inside it the builtin's type goes by this name.
+Diffs = list[Diff]
+
+
 @dataclass(slots=True)
 class Output:
     """What a call asks the caller to do: send `frames` (peer, bytes), and
     hand `diffs` to this node's watchers, in order."""
 
     frames: list[tuple[str, bytes]] = field(default_factory=list)
-    diffs: list[Diff] = field(default_factory=list)
+    diffs: Diffs = field(default_factory=list)
 
 
 class PresenceEngine:
-    def __init__(self, owner: OwnerId, secret: bytes, now_ms: int, peers: set[str] = frozenset(), *,
+    def __init__(self, owner: OwnerId, secret: bytes, now_ms: int, peers: Iterable[str] = (), *,
                  heartbeat_ms: int = limits.PRESENCE_HEARTBEAT_MS,
                  node_down_ms: int = limits.PRESENCE_NODE_DOWN_MS,
                  clock_skew_ms_max: int = limits.PRESENCE_CLOCK_SKEW_MS_MAX,
@@ -69,22 +74,22 @@ class PresenceEngine:
 
     # -- this node's entries ---------------------------------------------
 
-    def open_session(self, session: int, ttl_ms: int, now_ms: int) -> list[Diff]:
+    def open_session(self, session: int, ttl_ms: int, now_ms: int) -> Diffs:
         return self._local(self.log.open_session(session, ttl_ms, now_ms), now_ms)
 
-    def keepalive(self, session: int, now_ms: int) -> list[Diff]:
+    def keepalive(self, session: int, now_ms: int) -> Diffs:
         return self._local(self.log.keepalive(session, now_ms), now_ms)
 
-    def close_session(self, session: int, now_ms: int) -> list[Diff]:
+    def close_session(self, session: int, now_ms: int) -> Diffs:
         return self._local(self.log.close_session(session), now_ms)
 
-    def track(self, session: int, topic: bytes, key: bytes, meta: bytes, now_ms: int) -> list[Diff]:
+    def track(self, session: int, topic: bytes, key: bytes, meta: bytes, now_ms: int) -> Diffs:
         return self._local(self.log.track(session, topic, key, meta), now_ms)
 
-    def update(self, session: int, topic: bytes, key: bytes, meta: bytes, now_ms: int) -> list[Diff]:
+    def update(self, session: int, topic: bytes, key: bytes, meta: bytes, now_ms: int) -> Diffs:
         return self._local(self.log.update(session, topic, key, meta), now_ms)
 
-    def untrack(self, session: int, topic: bytes, key: bytes, now_ms: int) -> list[Diff]:
+    def untrack(self, session: int, topic: bytes, key: bytes, now_ms: int) -> Diffs:
         return self._local(self.log.untrack(session, topic, key), now_ms)
 
     def list(self, topic: bytes) -> Listing:
@@ -93,7 +98,7 @@ class PresenceEngine:
 
     # -- time and frames --------------------------------------------------
 
-    def set_peers(self, peers: set[str]) -> None:
+    def set_peers(self, peers: Iterable[str]) -> None:
         """Follows the membership; a peer added gets the full state when
         its heartbeat shows it has nothing."""
         self._peers = set(peers) - {self.owner.node}
@@ -155,7 +160,7 @@ class PresenceEngine:
 
     # -- inside -----------------------------------------------------------
 
-    def _local(self, transfer: Transfer | None, now_ms: int) -> list[Diff]:
+    def _local(self, transfer: Transfer | None, now_ms: int) -> Diffs:
         if transfer is None:
             return self.replica.advance(now_ms)
         outcome, diffs = self.replica.apply(transfer, now_ms)

@@ -47,6 +47,12 @@ class Outcome(str, enum.Enum):
     REFUSED = "refused"        # the owner is unknown here, lapsed, or an earlier incarnation
 
 
+# `list` is a method of Replica, so inside it the builtin's types go by these names.
+Diffs = list[Diff]
+OwnerIds = list[OwnerId]
+Topics = list[bytes]
+
+
 @dataclass(slots=True)
 class _Copy:
     heartbeat_ms: int
@@ -85,10 +91,10 @@ class Replica:
         keys = self._view.get(topic, {})
         return {key: sorted(metas.values()) for key, metas in keys.items()}
 
-    def topics(self) -> list[bytes]:
+    def topics(self) -> Topics:
         return sorted(self._view)
 
-    def owners(self) -> list[OwnerId]:
+    def owners(self) -> OwnerIds:
         return sorted(self._copies)
 
     def version_of(self, owner: OwnerId) -> int:
@@ -108,7 +114,7 @@ class Replica:
 
     # -- time and heartbeats ---------------------------------------------
 
-    def advance(self, now_ms: int) -> list[Diff]:
+    def advance(self, now_ms: int) -> Diffs:
         """Moves this node's clock to `now_ms` (never back): owners whose
         heartbeat lapsed are dropped, sessions past their deadline hide."""
         self.now_ms = max(self.now_ms, now_ms)
@@ -123,7 +129,7 @@ class Replica:
                 touched |= {(owner, entry) for entry in copy.by_session.get(session, ())}
         return self._settle(touched)
 
-    def heard(self, owner: OwnerId, heartbeat_ms: int, now_ms: int) -> tuple[bool, list[Diff]]:
+    def heard(self, owner: OwnerId, heartbeat_ms: int, now_ms: int) -> tuple[bool, Diffs]:
         """A heartbeat of `owner`, from a frame it sent. False (and nothing
         changes for it) when the heartbeat is too old, the incarnation is
         an earlier one, or this node holds as many owners as it may."""
@@ -159,7 +165,7 @@ class Replica:
 
     # -- transfers --------------------------------------------------------
 
-    def apply(self, transfer: Transfer, now_ms: int) -> tuple[Outcome, list[Diff]]:
+    def apply(self, transfer: Transfer, now_ms: int) -> tuple[Outcome, Diffs]:
         """Brings the copy of `transfer.owner` to `transfer.version`. The
         owner must be alive here (a heartbeat `heard` first)."""
         diffs = self.advance(now_ms)
@@ -221,7 +227,7 @@ class Replica:
         meta, version = copy.entries[entry]
         return meta_of(owner, entry, meta, version)
 
-    def _settle(self, touched: set[tuple[OwnerId, EntryId]]) -> list[Diff]:
+    def _settle(self, touched: set[tuple[OwnerId, EntryId]]) -> Diffs:
         """Brings the view in line with the copies for `touched` entries;
         the diffs, one per topic that changed, in topic order."""
         diffs: dict[bytes, Diff] = {}
