@@ -202,7 +202,7 @@ class _Model:
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=st.lists(_step, max_size=60))
+@given(steps=st.lists(_step, min_size=10, max_size=80))
 def test_offsets_stay_contiguous_retries_apply_once_retention_keeps_its_promise(steps):
     applier, model = Applier(MemoryView()), _Model()
     for kind, topic, size, delta_ms in steps:
