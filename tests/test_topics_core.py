@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tandemkv import limits
-from tandemkv.errors import InvalidArgument
+from tandemkv.errors import InvalidArgument, ResourceExhausted
 from tandemkv.server.storage import snapshot
 from tandemkv.server.storage.lmdb_topics import TOPIC_DB_NAMES
 from tandemkv.server.storage.state_store import StateStore
@@ -153,6 +153,21 @@ def test_a_publish_past_a_limit_is_an_error_result_naming_it(applier, request_fi
     with pytest.raises(InvalidArgument, match=limit):
         applier.write(topics_pb2.TopicPublishRequest(**request_fields))
     assert applier.view.topic_log().expiry_first() is None  # nothing stored
+
+
+def test_publishes_stop_at_the_space_quota_and_go_on_once_retention_frees_space(applier):
+    applier.space_quota_bytes = 20_000
+    message = b"m" * 1_000
+    refused = None
+    for i in range(40):
+        try:
+            publish(applier, b"t", message, ts_ms=1_000, retain_ms=1_000)
+        except ResourceExhausted as error:
+            refused = error
+            break
+    assert refused is not None and "space quota" in str(refused)
+    advance(applier, 2_000)  # every message aged out
+    assert publish(applier, b"t", message).offset == applier.index
 
 
 def test_the_longest_topic_fits_every_stored_key(applier):
