@@ -26,6 +26,8 @@ from tandemkv.client._crdt import CrdtCounter, CrdtMap, CrdtRegister, CrdtSet, C
 from tandemkv.client._crdt_async import (AsyncCrdtCounter, AsyncCrdtMap, AsyncCrdtRegister, AsyncCrdtSet,
                                          AsyncCrdtTables)
 from tandemkv.client._leases import AsyncLease, Lease
+from tandemkv.client._pubsub import Lagged, Message, PubSub, Published, Publisher, Subscription
+from tandemkv.client._pubsub_async import AsyncPubSub, AsyncSubscription
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn, Counter, Op, Txn, TxnOp
 from tandemkv.client._results import (ClusterStatus, GossipPeer, GossipView, KeyValue, NodeInfo, PutResult,
                                       RangeResult, TxnResult)
@@ -50,12 +52,13 @@ from tandemkv.errors import (
 
 __all__ = [
     "AsyncCrdtCounter", "AsyncCrdtMap", "AsyncCrdtRegister", "AsyncCrdtSet", "AsyncCrdtTables",
-    "CrdtCounter", "CrdtMap", "CrdtRegister", "CrdtSet", "CrdtTables", "AlreadyExists",
-    "AsyncClient", "AsyncCounter", "AsyncElection", "AsyncHold", "AsyncLease", "AsyncLock",
-    "AsyncObserver", "AsyncRegistry", "AsyncTxn", "AsyncWatcher", "Client", "ClusterStatus",
-    "Compacted", "Counter", "Election", "FailedPrecondition", "GossipPeer", "GossipView", "Hold",
-    "InvalidArgument", "KeyValue", "Lease", "LeaseInfo", "Lock", "NO_RETRY", "NodeInfo", "NotAcquired",
-    "NotFound", "Observer", "Op", "OutcomeUnknown", "OutOfRange", "PermissionDenied", "PutResult",
-    "RangeResult", "Registration", "Registry", "ResourceExhausted", "Retry", "TandemKVError", "Txn",
+    "CrdtCounter", "CrdtMap", "CrdtRegister", "CrdtSet", "CrdtTables", "AlreadyExists", "AsyncClient",
+    "AsyncCounter", "AsyncElection", "AsyncHold", "AsyncLease", "AsyncLock", "AsyncObserver",
+    "AsyncPubSub", "AsyncRegistry", "AsyncSubscription", "AsyncTxn", "AsyncWatcher", "Client",
+    "ClusterStatus", "Compacted", "Counter", "Election", "FailedPrecondition", "GossipPeer",
+    "GossipView", "Hold", "InvalidArgument", "KeyValue", "Lagged", "Lease", "LeaseInfo", "Lock",
+    "Message", "NO_RETRY", "NodeInfo", "NotAcquired", "NotFound", "Observer", "Op", "OutcomeUnknown",
+    "OutOfRange", "PermissionDenied", "PubSub", "Published", "Publisher", "PutResult", "RangeResult",
+    "Registration", "Registry", "ResourceExhausted", "Retry", "Subscription", "TandemKVError", "Txn",
     "TxnOp", "TxnResult", "Unauthenticated", "Unavailable", "WatchEvent", "Watcher", "WatchOverflow",
 ]

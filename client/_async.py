@@ -17,6 +17,7 @@ from tandemkv.client._claims_async import AsyncElection, AsyncLock, AsyncRegistr
 from tandemkv.client._crdt_async import AsyncCrdtTables
 from tandemkv.client._leases import AsyncLease, lease_id
 from tandemkv.client._pipeline import batchable
+from tandemkv.client._pubsub_async import AsyncPubSub
 from tandemkv.client._pipeline_drivers import AsyncPipeline
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn
 from tandemkv.client._watch import AsyncWatcher
@@ -131,6 +132,11 @@ class AsyncClient:
     def crdt(self) -> AsyncCrdtTables:
         """The CRDT tables; see `Client.crdt`."""
         return AsyncCrdtTables(self)
+
+    @cached_property
+    def pubsub(self) -> AsyncPubSub:
+        """Best-effort pub/sub; see `Client.pubsub`."""
+        return AsyncPubSub(self)
 
     async def status(self) -> ClusterStatus:
         """Every node's view; see `Client.status`."""

@@ -18,6 +18,7 @@ from tandemkv.client._claims import Election, Lock, Registry
 from tandemkv.client._crdt import CrdtTables
 from tandemkv.client._leases import Lease, lease_id
 from tandemkv.client._pipeline import batchable
+from tandemkv.client._pubsub import PubSub
 from tandemkv.client._pipeline_drivers import ThreadPipeline
 from tandemkv.client._recipes import Counter, Txn
 from tandemkv.client._watch import Watcher
@@ -26,7 +27,7 @@ from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, PutResu
 from tandemkv.client._retry import Retry
 from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
 from tandemkv.errors import TandemKVError
-from tandemkv.v1 import batch_pb2_grpc, crdt_pb2_grpc
+from tandemkv.v1 import batch_pb2_grpc, crdt_pb2_grpc, pubsub_pb2_grpc
 from tandemkv.v1 import (
     cluster_pb2_grpc, coordination_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc, lease_pb2_grpc, watch_pb2_grpc,
 )
@@ -41,6 +42,7 @@ STUBS = {"KV": kv_pb2_grpc.KVStub, "Counter": counter_pb2_grpc.CounterStub,
          "Election": coordination_pb2_grpc.ElectionStub, "Watch": watch_pb2_grpc.WatchStub}
 STUBS["Crdt"] = crdt_pb2_grpc.CrdtStub
 STUBS["Batch"] = batch_pb2_grpc.BatchStub
+STUBS["PubSub"] = pubsub_pb2_grpc.PubSubStub
 
 
 class Client:
@@ -213,6 +215,11 @@ class Client:
     def crdt(self) -> CrdtTables:
         """The CRDT tables (available-mode, gossip-replicated); see `CrdtTables`."""
         return CrdtTables(self)
+
+    @cached_property
+    def pubsub(self) -> PubSub:
+        """Best-effort pub/sub (no Raft, works without a quorum); see `PubSub`."""
+        return PubSub(self)
 
     # -- cluster ----------------------------------------------------------
     def status(self) -> ClusterStatus:
