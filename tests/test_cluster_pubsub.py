@@ -1,0 +1,206 @@
+"""Best-effort pub/sub on a real cluster of `tandemkv serve` processes,
+through the SDK (sync and asyncio): subscribers on two nodes receive every
+message a third node publishes, once, in each publisher's order;
+publish_from leaves out the sender's own subscription and no one else;
+a local-only publish stays on its node; with a majority of the nodes down
+(no Raft quorum) the remaining ones still publish to each other; DURABLE
+is refused naming what to use; a slow subscriber gets a Lagged notice,
+never a silent gap.
+
+Method: one 5-node cluster for the module (so that three can go down and
+two remain). Every wait is bounded by a deadline; a subscriber reads in a
+thread of the test with a bounded count. The no-quorum test runs last: it
+stops three nodes. Nothing waits on a leader except that test's check that
+there is none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import grpc
+import pytest
+
+from tandemkv import errors, limits
+from tandemkv.client import NO_RETRY, AsyncClient, Client, Lagged, Message
+from tandemkv.v1 import pubsub_pb2, pubsub_pb2_grpc
+from tests.support.cluster import ServeCluster
+
+START_TIMEOUT_S = 60.0
+DELIVERY_TIMEOUT_S = 30.0
+MESSAGES = 200
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with ServeCluster(tmp_path_factory.mktemp("pubsub"), nodes=5) as cluster:
+        for endpoint in cluster.endpoints:  # every node's server is up
+            with grpc.insecure_channel(endpoint) as channel:
+                grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT_S)
+        yield cluster
+
+
+class Reader:
+    """Reads a subscription in a thread until it holds `count` messages or
+    the deadline passes."""
+
+    def __init__(self, subscription, count: int):
+        self.subscription = subscription
+        self.events: list = []
+        self.error: BaseException | None = None
+        self._count = count
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for event in self.subscription:
+                self.events.append(event)
+                if len(self.messages) >= self._count:
+                    return
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            self.error = error
+
+    @property
+    def messages(self) -> list[Message]:
+        return [e for e in self.events if isinstance(e, Message)]
+
+    def wait(self) -> list[Message]:
+        self._thread.join(DELIVERY_TIMEOUT_S)
+        self.subscription.close()
+        self._thread.join(DELIVERY_TIMEOUT_S)
+        assert self.error is None, self.error
+        return self.messages
+
+
+def test_subscribers_on_two_nodes_get_every_message_of_a_third_once_in_order(cluster):
+    with Client(cluster.endpoint("n1")) as on_n1, Client(cluster.endpoint("n3")) as on_n3, \
+            Client(cluster.endpoint("n2")) as on_n2:
+        exact = on_n1.pubsub.subscribe("room:1")
+        by_prefix = on_n3.pubsub.subscribe(prefixes=["room:"])
+        assert (exact.node, by_prefix.node) == ("n1", "n3")
+        readers = [Reader(exact, MESSAGES), Reader(by_prefix, MESSAGES)]
+        stamps = [on_n2.pubsub.publish("room:1", f"m{k}") for k in range(MESSAGES)]
+        assert {s.node for s in stamps} == {"n2"} and [s.seq for s in stamps] == list(range(1, MESSAGES + 1))
+        for reader in readers:
+            received = reader.wait()
+            assert [m.payload for m in received] == [f"m{k}".encode() for k in range(MESSAGES)]
+            assert [m.seq for m in received] == list(range(1, MESSAGES + 1))
+            assert {m.publisher for m in received} == {stamps[0].publisher}
+            assert not [e for e in reader.events if isinstance(e, Lagged)]
+
+
+def test_a_publish_stream_is_one_publisher_whose_order_every_subscriber_keeps(cluster):
+    with grpc.insecure_channel(cluster.endpoint("n2")) as channel, Client(cluster.endpoint("n1")) as on_n1:
+        reader = Reader(on_n1.pubsub.subscribe(["a", "b"]), 2 * MESSAGES)
+        requests = (pubsub_pb2.PublishRequest(topic=b"ab"[k % 2:k % 2 + 1], payload=b"%d" % k)
+                    for k in range(2 * MESSAGES))
+        answers = list(pubsub_pb2_grpc.PubSubStub(channel).PublishStream(requests, timeout=DELIVERY_TIMEOUT_S))
+        assert len({a.publisher.session for a in answers}) == 1
+        received = reader.wait()
+        assert [int(m.payload) for m in received] == list(range(2 * MESSAGES))
+
+
+def test_publish_from_skips_only_the_senders_own_subscription(cluster):
+    with Client(cluster.endpoint("n2")) as on_n2, Client(cluster.endpoint("n1")) as on_n1:
+        own = on_n2.pubsub.subscribe("chat")
+        neighbour, remote = Reader(on_n2.pubsub.subscribe("chat"), 2), Reader(on_n1.pubsub.subscribe("chat"), 2)
+        own_reader = Reader(own, 1)
+        skipped = on_n2.pubsub.publish_from(own, "chat", "from me")
+        assert skipped.node == "n2" and skipped.delivered_locally == 1
+        on_n2.pubsub.publish("chat", "marker")  # same node, same publisher: after the skipped one
+        assert [m.payload for m in own_reader.wait()] == [b"marker"]
+        for reader in (neighbour, remote):
+            assert [m.payload for m in reader.wait()] == [b"from me", b"marker"]
+
+
+def test_a_local_only_publish_stays_on_its_node(cluster):
+    with Client(cluster.endpoint("n2")) as on_n2, Client(cluster.endpoint("n1")) as on_n1:
+        here, there = Reader(on_n2.pubsub.subscribe("news"), 2), Reader(on_n1.pubsub.subscribe("news"), 1)
+        on_n2.pubsub.publish("news", "local", local=True)
+        on_n2.pubsub.publish("news", "everywhere")
+        assert sorted(m.payload for m in here.wait()) == [b"everywhere", b"local"]
+        assert [m.payload for m in there.wait()] == [b"everywhere"]
+
+
+def test_the_asyncio_client_subscribes_adds_topics_and_publishes(cluster):
+    async def run() -> list:
+        async with AsyncClient(cluster.endpoint("n3")) as on_n3, AsyncClient(cluster.endpoint("n2")) as on_n2:
+            async with await on_n3.pubsub.subscribe("x") as sub:
+                sub.add(prefixes=["y:"])
+                await on_n2.pubsub.publish("x", "1")
+                # "y:z" is published once "1" came back: the add went on the
+                # stream before "1" was even published, so the node holds it.
+                got = []
+                async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+                    async for event in sub:
+                        got.append(event.payload)
+                        if event.payload == b"1":
+                            await on_n2.pubsub.publish("y:z", "2")
+                        if len(got) == 2:
+                            break
+                return got
+    assert asyncio.run(run()) == [b"1", b"2"]
+
+
+def test_bad_requests_get_a_clear_error(cluster):
+    with Client(cluster.endpoint("n1"), retry=NO_RETRY) as client:
+        with pytest.raises(errors.InvalidArgument, match="PUBSUB_TOPIC_BYTES_MAX"):
+            client.pubsub.publish("t" * (limits.PUBSUB_TOPIC_BYTES_MAX + 1), "x")
+        with pytest.raises(errors.InvalidArgument, match="topic must not be empty"):
+            client.pubsub.publish("", "x")
+        with pytest.raises(errors.InvalidArgument, match="PUBSUB_MESSAGE_BYTES_MAX"):
+            client.pubsub.publish("t", b"x" * (limits.PUBSUB_MESSAGE_BYTES_MAX + 1))
+        with pytest.raises(errors.InvalidArgument, match="PUBSUB_TOPIC_BYTES_MAX"):
+            client.pubsub.subscribe("t" * (limits.PUBSUB_TOPIC_BYTES_MAX + 1))
+    with grpc.insecure_channel(cluster.endpoint("n1")) as channel:
+        with pytest.raises(grpc.RpcError) as caught:
+            pubsub_pb2_grpc.PubSubStub(channel).Publish(
+                pubsub_pb2.PublishRequest(topic=b"t", payload=b"x", mode=pubsub_pb2.DURABLE), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "BEST_EFFORT" in caught.value.details() and "node.topics" in caught.value.details()
+
+
+def test_a_slow_subscriber_is_told_how_many_it_missed_in_their_place(cluster):
+    # Big local-only messages and a stream nobody reads: the transport's
+    # windows fill, then the subscriber's buffer on the node, which drops
+    # the oldest. Read afterwards, every message is there or counted.
+    payload = b"p" * (limits.PUBSUB_MESSAGE_BYTES_MAX - 1024)
+    over = 800
+    options = [("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES_MAX)]
+    with grpc.insecure_channel(cluster.endpoint("n4"), options=options) as channel:
+        call = pubsub_pb2_grpc.PubSubStub(channel).Subscribe(
+            iter([pubsub_pb2.SubscribeRequest(add_topics=[b"firehose"])]), timeout=DELIVERY_TIMEOUT_S)
+        next(call)
+        answers = list(pubsub_pb2_grpc.PubSubStub(channel).PublishStream(
+            (pubsub_pb2.PublishRequest(topic=b"firehose", payload=payload, local_only=True) for _ in range(over)),
+            timeout=DELIVERY_TIMEOUT_S))
+        assert len(answers) == over
+        missed, expected, seen = 0, 1, 0
+        for response in call:
+            for event in response.events:
+                if event.WhichOneof("kind") == "lagged":
+                    missed += event.lagged
+                    expected += event.lagged
+                else:
+                    assert event.message.seq == expected, "a message went without a Lagged in its place"
+                    expected += 1
+                    seen += 1
+            if expected > over:
+                break
+        call.cancel()
+    assert missed > 0 and missed + seen == over
+
+
+def test_with_a_majority_down_the_remaining_nodes_still_publish_to_each_other(cluster):
+    for name in ("n3", "n4", "n5"):
+        cluster.stop_node(name)
+    with Client(cluster.endpoint("n1"), retry=NO_RETRY) as on_n1, \
+            Client(cluster.endpoint("n2"), retry=NO_RETRY) as on_n2:
+        with pytest.raises((errors.Unavailable, errors.OutcomeUnknown)):
+            on_n1.put("k", "v")  # no quorum: the strong plane refuses
+        reader = Reader(on_n1.pubsub.subscribe("room:9"), 20)
+        for k in range(20):
+            on_n2.pubsub.publish("room:9", f"{k}")
+        assert [m.payload for m in reader.wait()] == [f"{k}".encode() for k in range(20)]
