@@ -17,6 +17,9 @@ there is none.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
 
 import grpc
@@ -30,6 +33,7 @@ from tests.support.cluster import ServeCluster
 START_TIMEOUT_S = 60.0
 DELIVERY_TIMEOUT_S = 30.0
 MESSAGES = 200
+CLI_TIMEOUT_S = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +195,40 @@ def test_a_slow_subscriber_is_told_how_many_it_missed_in_their_place(cluster):
                 break
         call.cancel()
     assert missed > 0 and missed + seen == over
+
+
+def _tandemkv(cluster, node: str, *words: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tandemkv.server.cli", "--endpoints", cluster.endpoint(node),
+                           *words], capture_output=True, text=True, timeout=CLI_TIMEOUT_S, **kwargs)
+
+
+def test_the_command_line_subscribes_and_publishes_across_nodes(cluster):
+    subscriber = subprocess.Popen(
+        [sys.executable, "-m", "tandemkv.server.cli", "--endpoints", cluster.endpoint("n1"), "--output", "json",
+         "pubsub", "subscribe", "cli:1", "--prefix", "cli:p:", "--count", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert subscriber.stderr.readline() == "tandemkv: subscribed on n1\n"  # open: publish now
+        first = _tandemkv(cluster, "n2", "pubsub", "publish", "cli:1", "hello")
+        assert (first.returncode, first.stdout) == (0, "OK\n")
+        second = _tandemkv(cluster, "n3", "--output", "json", "pubsub", "publish", "cli:p:x", "-", input="from stdin")
+        assert second.returncode == 0 and json.loads(second.stdout)["node"] == "n3"
+        out, err = subscriber.communicate(timeout=CLI_TIMEOUT_S)
+    finally:
+        subscriber.kill()
+        subscriber.wait(CLI_TIMEOUT_S)
+    assert subscriber.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(line["topic"], line["payload"], line["publisher"]["node"], line["seq"]) for line in lines] == [
+        ("cli:1", "hello", "n2", 1), ("cli:p:x", "from stdin", "n3", 1)]
+
+
+def test_the_command_line_says_what_to_fix_in_one_line(cluster):
+    nothing = _tandemkv(cluster, "n1", "pubsub", "subscribe")
+    assert nothing.returncode == 2 and nothing.stderr == "tandemkv: name at least one TOPIC or --prefix\n"
+    empty = _tandemkv(cluster, "n1", "pubsub", "publish", "", "x")
+    assert empty.returncode == 2 and empty.stderr.startswith("tandemkv: InvalidArgument: a topic must not be empty")
+    assert len(empty.stderr.splitlines()) == 1
 
 
 def test_with_a_majority_down_the_remaining_nodes_still_publish_to_each_other(cluster):

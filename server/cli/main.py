@@ -1,6 +1,6 @@
 """The `tandemkv` command: parses the command line and hands off to the
 module that owns each command (serve, up/down, kv/counter/status, txn,
-crdt, lease/registry/lock/elect/watch).
+crdt, lease/registry/lock/elect/watch, pubsub).
 
 `--endpoints`, `--output` and `--timeout` may come before the command
 words or after them. A usage error is one line on stderr and exit 2.
@@ -23,7 +23,7 @@ import sys
 from typing import NoReturn
 
 from tandemkv.server.cli import client as cli_client, coordination as cli_coordination, crdt as cli_crdt
-from tandemkv.server.cli import hold as cli_hold, txn as cli_txn
+from tandemkv.server.cli import hold as cli_hold, pubsub as cli_pubsub, txn as cli_txn
 from tandemkv.server.process import local_cluster, serve
 
 EPILOG = "exit codes: 0 ok, 1 not found / compare failed, 2 usage or invalid argument, " \
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_txn.add_parser(subparsers)
     cli_crdt.add_parsers(subparsers)
     cli_coordination.add_parsers(subparsers)
+    cli_pubsub.add_parsers(subparsers)
     return parser
 
 
