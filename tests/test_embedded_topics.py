@@ -200,3 +200,17 @@ def test_a_wiped_follower_rebuilds_its_topics_from_a_snapshot(cluster):
     cluster.wait_applied(node, leader.status().applied_index)
     page = node.topics.read(b"kept", consistency=kv_pb2.STALE)
     assert [m.offset for m in page.messages] == sent
+
+
+def test_an_idle_topic_ages_out_on_the_leaders_lease_ticks(cluster):
+    leader, followers = _followers(cluster)
+    sent = leader.topics.publish(b"brief", b"gone soon", retain_ms=1_000).offset
+    # No lease exists: the leader ticks because a topic holds messages.
+    deadline = time.monotonic() + READY_S
+    while leader.topics.read(b"brief").messages:
+        assert time.monotonic() < deadline, "the topic never aged out"
+        time.sleep(0.05)
+    for node in followers:
+        cluster.wait_applied(node, leader.status().applied_index)
+        page = node.topics.read(b"brief", consistency=kv_pb2.STALE)
+        assert not page.messages and page.first_offset > sent

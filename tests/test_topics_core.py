@@ -22,6 +22,7 @@ from tandemkv.server.storage import snapshot
 from tandemkv.server.storage.lmdb_topics import TOPIC_DB_NAMES
 from tandemkv.server.storage.state_store import StateStore
 from tandemkv.server.strong import commands, topics
+from tandemkv.server.strong.coordination import lease_clock
 from tandemkv.server.strong.view import MemoryView
 from tandemkv.v1 import topics_pb2
 from tests.support.applier import Applier, make_view
@@ -40,10 +41,19 @@ def read(applier: Applier, topic: bytes, from_offset: int = 0, limit: int = 0) -
     return topics.read(applier.view, request, applier.index)
 
 
-def advance(applier: Applier, ts_ms: int) -> None:
-    """An entry that carries nothing but the time (a read barrier's no-op)."""
-    applier.ts_ms = ts_ms
-    applier.raw(commands.encode_noop(ts_ms))
+def advance(applier: Applier, elapsed_ms: int) -> None:
+    """Lease ticks of one leader move the lease clock, on which messages
+    age, by `elapsed_ms` (each tick by at most LEASE_TICK_ADVANCE_MS_MAX)."""
+    applier.tick("leader", 0)  # a first tick from a proposer advances nothing
+    while elapsed_ms > 0:
+        step = min(elapsed_ms, limits.LEASE_TICK_ADVANCE_MS_MAX)
+        applier.tick("leader", step)
+        elapsed_ms -= step
+
+
+def apply_noop(applier: Applier, ts_ms: int | None = None) -> None:
+    """An entry that carries nothing but the proposer's time (a read barrier's no-op)."""
+    applier.raw(commands.encode_noop(applier.ts_ms if ts_ms is None else ts_ms))
 
 
 def offsets(response: topics_pb2.TopicReadResponse) -> list[int]:
@@ -91,15 +101,23 @@ def test_retention_by_count_keeps_the_newest_messages(applier):
 
 
 def test_retention_by_age_drops_old_messages_when_any_entry_applies(applier):
-    publish(applier, b"old", b"a", ts_ms=1_000, retain_ms=5_000)
-    publish(applier, b"old", b"b", ts_ms=3_000)
-    advance(applier, 5_999)
+    publish(applier, b"old", b"a", retain_ms=5_000)
+    advance(applier, 2_000)
+    publish(applier, b"old", b"b")
+    advance(applier, 2_999)
     assert len(read(applier, b"old").messages) == 2  # 4,999 ms old: kept
-    advance(applier, 6_000)
+    advance(applier, 1)
     assert [m.message for m in read(applier, b"old").messages] == [b"b"]
-    advance(applier, 8_000)
+    advance(applier, 2_000)
     gone = read(applier, b"old")
     assert not gone.messages and gone.first_offset == gone.next_offset == applier.index + 1
+
+
+def test_a_proposer_whose_wall_clock_runs_ahead_ages_nothing(applier):
+    publish(applier, b"t", b"kept", ts_ms=1_000, retain_ms=60_000)
+    apply_noop(applier, ts_ms=1_000 + 10 * 24 * 3600 * 1000)  # ten days ahead
+    publish(applier, b"t", b"next")
+    assert [m.message for m in read(applier, b"t").messages] == [b"kept", b"next"]
 
 
 def test_a_read_from_a_pruned_offset_names_the_first_retained_one(applier):
@@ -110,8 +128,8 @@ def test_a_read_from_a_pruned_offset_names_the_first_retained_one(applier):
 
 
 def test_a_forgotten_topics_next_life_starts_past_every_offset_it_used(applier):
-    used = [publish(applier, b"t", b"%d" % i, ts_ms=1_000, retain_ms=1_000).offset for i in range(3)]
-    advance(applier, 10_000)
+    used = [publish(applier, b"t", b"%d" % i, retain_ms=1_000).offset for i in range(3)]
+    advance(applier, 1_000)
     assert applier.view.topic_log().meta_get(b"t") is None  # forgotten: no record at all
     reborn = publish(applier, b"t", b"new")
     assert reborn.offset > max(used)
@@ -161,12 +179,12 @@ def test_publishes_stop_at_the_space_quota_and_go_on_once_retention_frees_space(
     refused = None
     for i in range(40):
         try:
-            publish(applier, b"t", message, ts_ms=1_000, retain_ms=1_000)
+            publish(applier, b"t", message, retain_ms=1_000)
         except ResourceExhausted as error:
             refused = error
             break
     assert refused is not None and "space quota" in str(refused)
-    advance(applier, 2_000)  # every message aged out
+    advance(applier, 1_000)  # every message aged out
     assert publish(applier, b"t", message).offset == applier.index
 
 
@@ -188,11 +206,10 @@ def test_the_space_counted_is_what_the_records_hold_and_returns_to_zero(tmp_path
     with make_view("lmdb", tmp_path) as view:
         applier = Applier(view)
         for i in range(30):
-            publish(applier, b"t%d" % (i % 4), b"m" * i, ts_ms=1_000, retain_ms=1_000, retain_messages=5)
+            publish(applier, b"t%d" % (i % 4), b"m" * i, retain_ms=1_000, retain_messages=5)
         assert view.space_used() == view.count_space()[0] > 0
-        advance(applier, 2_000 + limits.TOPIC_CHANGES_REVISIONS_MAX)
-        for _ in range(10):  # the change log trims a few revisions per entry
-            advance(applier, applier.ts_ms)
+        advance(applier, 1_000)
+        assert view.topic_log().expiry_first() is None  # every topic aged out
         assert view.space_used() == view.count_space()[0]
 
 
@@ -214,6 +231,8 @@ class _Model:
     def __init__(self):
         self.sent: dict[bytes, list[tuple[int, bytes, int]]] = {t: [] for t in TOPICS}
         self.answers: list[tuple[bytes, topics_pb2.TopicPublishResponse, bytes]] = []
+        # The lease clock at each publish, by (topic, offset): where its age starts.
+        self.aged_from: dict[tuple[bytes, int], int] = {}
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -228,6 +247,7 @@ def test_offsets_stay_contiguous_retries_apply_once_retention_keeps_its_promise(
             history = model.sent[topic]
             assert not history or answer.offset > history[-1][0], "offsets never go back"
             history.append((answer.offset, message, answer.publish_ms))
+            model.aged_from[(topic, answer.offset)] = lease_clock(applier.view)
             model.answers.append((topic, answer, rid))
         elif kind == "retry" and model.answers:
             topic, first, rid = model.answers[size % len(model.answers)]
@@ -236,24 +256,24 @@ def test_offsets_stay_contiguous_retries_apply_once_retention_keeps_its_promise(
             assert again.offset == first.offset
             assert applier.view.topic_log().meta_get(topic) == held_before
         else:
-            advance(applier, applier.ts_ms + delta_ms)
+            advance(applier, delta_ms)
         _check_every_topic(applier, model)
 
 
 def _check_every_topic(applier: Applier, model: _Model) -> None:
-    clock_ms = applier.view.log_clock_ms()
+    clock_ms = lease_clock(applier.view)
     for topic, history in model.sent.items():
+        young = [h for h in history if model.aged_from[(topic, h[0])] + RETAIN_MS > clock_ms]
         page = read(applier, topic, limit=limits.TOPIC_READ_MESSAGES_MAX)
         held = [(m.offset, m.message, m.publish_ms) for m in page.messages]
         # Held messages are the acknowledged ones from first_offset on, with no hole.
         assert held == [h for h in history if h[0] >= page.first_offset]
         assert offsets(page) == list(range(page.first_offset, page.next_offset))
         # Retention never drops a message both among the newest and young enough.
-        if held:
-            owed = [h for h in history[-RETAIN_MESSAGES[topic]:] if h[2] + RETAIN_MS > clock_ms]
-            assert set(owed) <= set(held), (owed, held)
-        elif history:
-            assert all(h[2] + RETAIN_MS <= clock_ms for h in history[-1:]), "only age empties a topic"
+        owed = set(history[-RETAIN_MESSAGES[topic]:]) & set(young)
+        assert owed <= set(held), (owed, held)
+        if history and not held:
+            assert history[-1] not in young, "only age empties a topic"
         # Replay from any retained offset yields the exact suffix.
         for start in offsets(page):
             suffix = read(applier, topic, from_offset=start)

@@ -26,8 +26,9 @@ from tandemkv.v1 import kv_pb2, lease_pb2
 
 class LeaseTicker:
     """Proposes a lease tick every LEASE_TICK_INTERVAL_MS while this node
-    believes it leads and a tick has work: at least one lease exists. Runs
-    on its own thread (never the Raft tick thread).
+    believes it leads and a tick has work: at least one lease exists, or a
+    durable topic holds messages (they age on the lease clock). Runs on its
+    own thread (never the Raft tick thread).
 
     With no lease there is nothing to advance, renew or expire, so an idle
     cluster writes nothing. Idle time is not counted: after a pause the next
@@ -78,7 +79,7 @@ class LeaseTicker:
         leader includes every acknowledged grant; a grant applied just after
         this look gets its deadline one tick later (a longer lease)."""
         with self._node._state.read_view() as view:
-            return bool(view.leases_after(0, 1))
+            return bool(view.leases_after(0, 1)) or view.topic_log().expiry_first() is not None
 
 
 class NodeCoordination:

@@ -3,8 +3,9 @@ one LMDB transaction, counted by the same size formulas as `MemoryTopicLog`.
 
 Layout, one sub-database each:
 - topic_meta: topic -> six big-endian u64/i64 (see `_META`);
-- topic_messages: u16 topic length + topic + u64 offset -> i64 publish ms +
-  message, so one topic's messages are one contiguous range in offset order;
+- topic_messages: u16 topic length + topic + u64 offset -> i64 publish ms
+  (log clock) + i64 age stamp (lease clock) + message, so one topic's
+  messages are one contiguous range in offset order;
 - topic_expiries: u64 expiry ms + topic -> b"";
 - topic_changes: u64 revision -> topic.
 """
@@ -22,7 +23,7 @@ from tandemkv.server.strong.topic_store import TopicMeta, message_key
 TOPIC_DB_NAMES = (b"topic_meta", b"topic_messages", b"topic_expiries", b"topic_changes")
 _META = struct.Struct(">QQQQQq")
 _U64 = struct.Struct(">Q")
-_I64 = struct.Struct(">q")
+_STAMPS = struct.Struct(">qq")
 
 
 class LmdbTopicLog:
@@ -50,19 +51,20 @@ class LmdbTopicLog:
         if self.txn.delete(topic, db=self._meta):
             self._grow(-sizes.meta_bytes(topic))
 
-    def message_put(self, topic: bytes, offset: int, publish_ms: int, message: bytes) -> None:
-        old = self.txn.replace(message_key(topic, offset), _I64.pack(publish_ms) + message,
-                                db=self._messages)
+    def message_put(self, topic: bytes, offset: int, publish_ms: int, age_ms: int,
+                    message: bytes) -> None:
+        old = self.txn.replace(message_key(topic, offset), _STAMPS.pack(publish_ms, age_ms) + message,
+                               db=self._messages)
         if old is not None:
-            self._grow(-sizes.message_bytes(topic, old[_I64.size:]))
+            self._grow(-sizes.message_bytes(topic, old[_STAMPS.size:]))
         self._grow(sizes.message_bytes(topic, message))
 
     def message_delete(self, topic: bytes, offset: int) -> None:
         old = self.txn.pop(message_key(topic, offset), db=self._messages)
         if old is not None:
-            self._grow(-sizes.message_bytes(topic, old[_I64.size:]))
+            self._grow(-sizes.message_bytes(topic, old[_STAMPS.size:]))
 
-    def messages(self, topic: bytes, from_offset: int) -> Iterator[tuple[int, int, bytes]]:
+    def messages(self, topic: bytes, from_offset: int) -> Iterator[tuple[int, int, int, bytes]]:
         prefix = message_key(topic, 0)[:-sizes.OFFSET_BYTES]
         cursor = self.txn.cursor(db=self._messages)
         if not cursor.set_range(message_key(topic, from_offset)):
@@ -70,7 +72,8 @@ class LmdbTopicLog:
         for key, raw in cursor:
             if not key.startswith(prefix) or len(key) != len(prefix) + sizes.OFFSET_BYTES:
                 return
-            yield _U64.unpack_from(key, len(prefix))[0], _I64.unpack_from(raw)[0], raw[_I64.size:]
+            publish_ms, age_ms = _STAMPS.unpack_from(raw)
+            yield _U64.unpack_from(key, len(prefix))[0], publish_ms, age_ms, raw[_STAMPS.size:]
 
     def expiry_put(self, expiry_ms: int, topic: bytes) -> None:
         if self.txn.put(_U64.pack(max(0, expiry_ms)) + topic, b"", overwrite=False, db=self._expiries):
@@ -120,7 +123,7 @@ def count_topic_space(txn: lmdb.Transaction, dbs: dict) -> int:
     used = sum(sizes.meta_bytes(topic) for topic, _ in txn.cursor(db=dbs[b"topic_meta"]))
     for key, raw in txn.cursor(db=dbs[b"topic_messages"]):
         topic = key[sizes.TOPIC_LENGTH_BYTES:-sizes.OFFSET_BYTES]
-        used += sizes.message_bytes(topic, raw[_I64.size:])
+        used += sizes.message_bytes(topic, raw[_STAMPS.size:])
     used += sum(sizes.expiry_bytes(key[_U64.size:]) for key, _ in txn.cursor(db=dbs[b"topic_expiries"]))
     used += sum(sizes.change_bytes(topic) for _, topic in txn.cursor(db=dbs[b"topic_changes"]))
     return used

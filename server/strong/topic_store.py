@@ -6,8 +6,8 @@ implements the same protocol with the same sizes.
 
 Four tables, each a sorted map in LMDB:
 - meta: topic -> `TopicMeta` (only while the topic holds messages);
-- messages: (topic, offset) -> publish time + message, so a read from an
-  offset is one range scan;
+- messages: (topic, offset) -> publish time (log clock), age stamp (lease
+  clock) + message, so a read from an offset is one range scan;
 - expiries: (expiry time, topic), the topics in the order their oldest
   message ages out, so retention by age finds its work without a scan;
 - changes: revision -> topic, the recent publishes, from which a node learns
@@ -27,14 +27,15 @@ from tandemkv.server.strong.view import RECORD_OVERHEAD_BYTES, _require_storable
 TOPIC_LENGTH_BYTES = 2
 OFFSET_BYTES = 8
 STAMP_BYTES = 8
+MESSAGE_STAMPS_BYTES = 16
 META_RECORD_BYTES = 48
 
 
 class TopicMeta(NamedTuple):
     """A topic's place in its log. Offsets first_offset .. next_offset - 1
     are held; base_offset is where the topic's current life began;
-    expiry_ms is when its oldest held message ages out (its key in the
-    expiries table)."""
+    expiry_ms is when, on the lease clock, its oldest held message ages out
+    (its key in the expiries table)."""
 
     base_offset: int
     first_offset: int
@@ -50,7 +51,7 @@ def meta_bytes(topic: bytes) -> int:
 
 def message_bytes(topic: bytes, message: bytes) -> int:
     key = TOPIC_LENGTH_BYTES + len(topic) + OFFSET_BYTES
-    return key + STAMP_BYTES + len(message) + RECORD_OVERHEAD_BYTES
+    return key + MESSAGE_STAMPS_BYTES + len(message) + RECORD_OVERHEAD_BYTES
 
 
 def expiry_bytes(topic: bytes) -> int:
@@ -74,10 +75,12 @@ class TopicLog(Protocol):
     def meta_put(self, topic: bytes, meta: TopicMeta) -> None: ...
     def meta_delete(self, topic: bytes) -> None: ...
 
-    def message_put(self, topic: bytes, offset: int, publish_ms: int, message: bytes) -> None: ...
+    def message_put(self, topic: bytes, offset: int, publish_ms: int, age_ms: int,
+                    message: bytes) -> None: ...
     def message_delete(self, topic: bytes, offset: int) -> None: ...
-    def messages(self, topic: bytes, from_offset: int) -> Iterator[tuple[int, int, bytes]]:
-        """(offset, publish_ms, message) of the topic from from_offset on."""
+    def messages(self, topic: bytes, from_offset: int) -> Iterator[tuple[int, int, int, bytes]]:
+        """(offset, publish_ms, age_ms, message) of the topic from
+        from_offset on: the log clock and the lease clock at its publish."""
         ...
 
     def expiry_put(self, expiry_ms: int, topic: bytes) -> None: ...
@@ -123,28 +126,28 @@ class MemoryTopicLog:
         if self._tables()["meta"].pop(topic, None) is not None:
             self._view._grow(-meta_bytes(topic))
 
-    def message_put(self, topic: bytes, offset: int, publish_ms: int, message: bytes) -> None:
+    def message_put(self, topic: bytes, offset: int, publish_ms: int, age_ms: int,
+                    message: bytes) -> None:
         _require_storable(message_key(topic, offset))
         messages = self._tables()["messages"].setdefault(topic, {})
         old = messages.get(offset)
         if old is not None:
-            self._view._grow(-message_bytes(topic, old[1]))
-        messages[offset] = (publish_ms, message)
+            self._view._grow(-message_bytes(topic, old[2]))
+        messages[offset] = (publish_ms, age_ms, message)
         self._view._grow(message_bytes(topic, message))
 
     def message_delete(self, topic: bytes, offset: int) -> None:
         messages = self._tables()["messages"].get(topic, {})
         old = messages.pop(offset, None)
         if old is not None:
-            self._view._grow(-message_bytes(topic, old[1]))
+            self._view._grow(-message_bytes(topic, old[2]))
         if not messages:
             self._tables()["messages"].pop(topic, None)
 
-    def messages(self, topic: bytes, from_offset: int) -> Iterator[tuple[int, int, bytes]]:
+    def messages(self, topic: bytes, from_offset: int) -> Iterator[tuple[int, int, int, bytes]]:
         messages = self._tables()["messages"].get(topic, {})
         for offset in sorted(o for o in messages if o >= from_offset):
-            publish_ms, message = messages[offset]
-            yield offset, publish_ms, message
+            yield (offset, *messages[offset])
 
     def expiry_put(self, expiry_ms: int, topic: bytes) -> None:
         expiries = self._tables()["expiries"]

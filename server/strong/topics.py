@@ -1,7 +1,8 @@
 """Durable topics: the strong plane's per-topic message log (pub/sub's
 `durable` mode). Part of the pure state machine (see state_machine.py for
-its rules): deterministic, no clock but the log clock, which the commands
-carry.
+its rules): deterministic; it reads no clock but the two the log keeps:
+the log clock (the time commands carry) and the lease clock (which only
+leader ticks advance, see coordination.py).
 
 Rules it keeps:
 - A publish is one command with a request id: a retry returns the first
@@ -9,15 +10,21 @@ Rules it keeps:
 - Offsets of a topic are contiguous: each publish takes `next_offset`, and
   retention drops only from the front, so the held messages are always
   `first_offset .. next_offset - 1`, with no holes.
-- A message is stamped with the log clock (the proposing node's time, made
-  monotonic by the log; never the applying node's clock), so every node
-  and every replay ages it the same.
+- A message is stamped with both clocks as they stand at its entry, never
+  with the applying node's clock, so every node and every replay ages it
+  the same. Its age is measured on the lease clock, as a lease's is: that
+  clock advances only by what a leader's tick timer measured, at most 1.2 x
+  real time, and not at all without a leader, so a member whose wall clock
+  runs ahead cannot age messages early (the log clock, the maximum of the
+  proposers' wall clocks, would let it). `publish_ms`, what readers see, is
+  the log clock.
 - Retention keeps the newest `retain_messages` messages and every message
-  younger than `retain_ms` of log time; it may keep more for a while (it
-  drops at most TOPIC_PRUNE_PER_ENTRY_MAX messages per log entry, and acts
-  only when entries apply), never fewer. Age is handled on apply: every
-  entry looks at the topic that ages out first (the expiries table), so an
-  idle topic's messages go without a publish to it, and without a timer.
+  younger than `retain_ms` on the lease clock; it may keep more for a while
+  (it drops at most TOPIC_PRUNE_PER_ENTRY_MAX messages per log entry, and
+  acts only when entries apply), never fewer. Age is handled on apply:
+  every entry looks at the topic that ages out first (the expiries table),
+  so an idle topic's messages go without a publish to it, and without a
+  timer (the leader proposes lease ticks while a topic holds messages).
 - No catalogue: a topic costs storage only while it holds messages. A
   topic whose messages all aged out is forgotten; its next publish starts a
   new life whose first offset is the Raft index of that publish. Every
@@ -35,6 +42,7 @@ from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import kv_pb2, topics_pb2
 
 from tandemkv.server.strong.context import ApplyContext
+from tandemkv.server.strong.coordination import lease_clock
 from tandemkv.server.strong.topic_store import TopicLog, TopicMeta
 from tandemkv.server.strong.view import StoreView
 
@@ -92,9 +100,10 @@ def publish(context: ApplyContext, request: topics_pb2.TopicPublishRequest
     if request.retain_ms:
         meta = meta._replace(retain_ms=request.retain_ms)
     offset = meta.next_offset
-    log.message_put(topic, offset, clock_ms, request.message)
+    age_now_ms = lease_clock(context.view)
+    log.message_put(topic, offset, clock_ms, age_now_ms, request.message)
     log.change_put(context.index, topic)
-    after = _prune(context, log, topic, meta._replace(next_offset=offset + 1))
+    after = _prune(context, log, topic, meta._replace(next_offset=offset + 1), age_now_ms)
     assert after is not None, "the message just published is within any retention"
     _store(log, topic, before, after)
     return topics_pb2.TopicPublishResponse(header=kv_pb2.ResponseHeader(revision=context.index),
@@ -104,37 +113,42 @@ def publish(context: ApplyContext, request: topics_pb2.TopicPublishRequest
 
 def expire(context: ApplyContext) -> None:
     """Retention by age, run once per applied entry: prunes the topics whose
-    oldest message aged out by the entry's log clock, earliest first, within
-    the entry's prune budget; trims the change log."""
+    oldest message aged out by the lease clock, earliest first, within the
+    entry's prune budget; trims the change log."""
     log = context.view.topic_log()
-    for _ in range(limits.TOPIC_PRUNE_PER_ENTRY_MAX):
-        due = log.expiry_first()
-        if due is None or due[0] > context.clock_ms or context.topic_prune_left <= 0:
-            break
-        expiry_ms, topic = due
-        before = log.meta_get(topic)
-        assert before is not None and before.expiry_ms == expiry_ms, "expiries follow the metas"
-        after = _prune(context, log, topic, before)
-        _store(log, topic, before, after)
-        if after is not None and after.expiry_ms <= context.clock_ms:
-            break  # the budget ran out inside this topic; the next entry goes on
+    due = log.expiry_first()
+    if due is not None:
+        age_now_ms = lease_clock(context.view)
+        for _ in range(limits.TOPIC_PRUNE_PER_ENTRY_MAX):
+            if due is None or due[0] > age_now_ms or context.topic_prune_left <= 0:
+                break
+            expiry_ms, topic = due
+            before = log.meta_get(topic)
+            assert before is not None and before.expiry_ms == expiry_ms, "expiries follow the metas"
+            after = _prune(context, log, topic, before, age_now_ms)
+            _store(log, topic, before, after)
+            if after is not None and after.expiry_ms <= age_now_ms:
+                break  # the budget ran out inside this topic; the next entry goes on
+            due = log.expiry_first()
     horizon = context.index - limits.TOPIC_CHANGES_REVISIONS_MAX
     if horizon > 0 and context.index % _CHANGES_TRIM_EVERY_ENTRIES == 0:
         log.changes_trim(horizon, 2 * _CHANGES_TRIM_EVERY_ENTRIES)
 
 
-def _prune(context: ApplyContext, log: TopicLog, topic: bytes, meta: TopicMeta) -> TopicMeta | None:
+def _prune(context: ApplyContext, log: TopicLog, topic: bytes, meta: TopicMeta,
+           age_now_ms: int) -> TopicMeta | None:
     """Drops the topic's messages past its retention from the front, within
-    the entry's budget; returns its new meta, or None if it holds nothing."""
+    the entry's budget (ages on the lease clock, now at age_now_ms);
+    returns its new meta, or None if it holds nothing."""
     count_floor = meta.next_offset - meta.retain_messages
     doomed: list[int] = []
     oldest_kept_ms = None
-    for offset, publish_ms, _ in log.messages(topic, meta.first_offset):
-        aged = publish_ms + meta.retain_ms <= context.clock_ms
+    for offset, _, age_ms, _ in log.messages(topic, meta.first_offset):
+        aged = age_ms + meta.retain_ms <= age_now_ms
         if (offset < count_floor or aged) and len(doomed) < context.topic_prune_left:
             doomed.append(offset)
             continue
-        oldest_kept_ms = publish_ms
+        oldest_kept_ms = age_ms
         break
     for offset in doomed:
         log.message_delete(topic, offset)
@@ -177,7 +191,7 @@ def read(view: StoreView, request: topics_pb2.TopicReadRequest, revision: int
     limit = min(request.limit or limits.TOPIC_READ_MESSAGES_MAX, limits.TOPIC_READ_MESSAGES_MAX)
     size_bytes = 0
     start = max(request.from_offset, meta.first_offset)
-    for offset, publish_ms, message in view.topic_log().messages(request.topic, start):
+    for offset, publish_ms, _, message in view.topic_log().messages(request.topic, start):
         if len(response.messages) >= limit or (
                 response.messages and size_bytes + len(message) > limits.TOPIC_READ_BYTES_MAX):
             response.more = True
