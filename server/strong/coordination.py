@@ -8,7 +8,8 @@ own ticks (`elapsed_ms`, clamped to LEASE_TICK_ADVANCE_MS_MAX, 1.2 x the
 tick interval). The first tick of another proposer (another node, term or
 process) advances nothing: time without a working leader is not counted, so
 a lease outlives its TTL by at most an election. The leader proposes ticks
-only while a lease exists; the first tick after an idle spell advances
+only while a lease exists or a durable topic holds messages (which age on
+this clock, see topics.py); the first tick after an idle spell advances
 nothing either, so idle time can only lengthen a lease.
 
 The one clock this trusts is the leader's tick timer: ticks are at least a
