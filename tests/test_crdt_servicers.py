@@ -31,7 +31,8 @@ class FakePlane:
     def tables(self):
         return dict(self.kinds)
 
-    def read(self, table):
+    def read(self, table, key=None):
+        assert key is None, "the fake holds single-value tables"
         if table not in self.kinds:
             raise errors.NotFound(f"no CRDT table {table!r} on node fake")
         return self.kinds[table], self.values[table]
@@ -39,8 +40,13 @@ class FakePlane:
     def table_kind(self, table):
         return self.read(table)[0]
 
-    def update(self, table, mutation, *, timeout_s):
+    def update(self, table, mutation, *, timeout_s, key=None):
+        assert key is None, "the fake holds single-value tables"
         self.updates.append((table, mutation))
+
+    def is_keyed(self, table):
+        self.read(table)
+        return False
 
     def refresh_catalog(self):
         pass

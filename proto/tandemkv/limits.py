@@ -217,6 +217,8 @@ WATCH_HISTORY_TRIM_PER_COMMAND_MAX = 64
 CRDT_SCAN_ENTRIES_MAX = 10_000
 # Frames in one Gossip.Deliver call.
 GOSSIP_DELIVER_FRAMES_MAX = 64
+# Changed keys one keyed-table subscription holds unsent; past it they are dropped and it is told to resync.
+CRDT_KEY_FEED_PENDING_KEYS_MAX = 10_000
 
 # -- pub/sub, best effort (available plane) --
 # Bytes of one topic, or of one prefix subscribed to (the empty prefix matches every topic).

@@ -77,15 +77,28 @@ def mutation_from_proto(request: crdt_pb2.CrdtUpdateRequest) -> mutations.Mutati
         return mutations.Put(request.put.key, request.put.value)
     if op == "remove_key":
         return mutations.RemoveKey(request.remove_key)
-    assert op is None, f"update op {op!r} has no mutation"
+    assert op in (None, "remove_entry"), f"update op {op!r} has no mutation"
+    if op == "remove_entry":
+        raise errors.InvalidArgument("remove_entry removes a key of a keyed table: set `key` too")
     raise errors.InvalidArgument("an update sets one of increment, add, remove, set, put, "
-                                 "remove_key")
+                                 "remove_key, remove_entry")
+
+
+def _key(request: Any, field: str = "key") -> bytes | None:
+    """An optional bytes field: None when unset (the empty key is a key)."""
+    return getattr(request, field) if request.HasField(field) else None
 
 
 def value_to_proto(read: TableValue) -> crdt_pb2.CrdtValue:
     message = crdt_pb2.CrdtValue(table=read.table, type=type_of(read.kind), node=read.node)
+    if read.key is not None:
+        message.key = read.key
     value = read.value
-    if read.kind in _COUNTERS:
+    if read.resync:
+        message.resync = True
+    elif value is None and read.key is not None:
+        pass  # an absent key: no value, present=false
+    elif read.kind in _COUNTERS:
         message.counter = value
         message.present = True
     elif read.kind == TableKind.LWW_REGISTER:
@@ -107,7 +120,7 @@ class CrdtServicer(crdt_pb2_grpc.CrdtServicer):
 
     async def CreateTable(self, request, context):
         return await handle(context, request, lambda r, timeout_s: self._node.crdt.create_table(
-            r.name, kind_of(r.type), request_id=r.request_id, timeout_s=timeout_s))
+            r.name, kind_of(r.type), keyed=r.keyed, request_id=r.request_id, timeout_s=timeout_s))
 
     async def DropTable(self, request, context):
         return await handle(context, request, lambda r, timeout_s: self._node.crdt.drop_table(
@@ -119,16 +132,31 @@ class CrdtServicer(crdt_pb2_grpc.CrdtServicer):
 
     async def Update(self, request, context):
         def update():
-            node = self._node.crdt.update(request.table, mutation_from_proto(request),
-                                          timeout_s=node_timeout_s(context))
+            key = _key(request)
+            if request.WhichOneof("op") == "remove_entry" and key is not None:
+                node = self._node.crdt.remove_entry(request.table, key, timeout_s=node_timeout_s(context))
+            else:
+                node = self._node.crdt.update(request.table, mutation_from_proto(request), key=key,
+                                              timeout_s=node_timeout_s(context))
             return crdt_pb2.CrdtUpdateResponse(node=node)
         return await _serve(context, update)
 
     async def Read(self, request, context):
-        return await _serve(context, lambda: value_to_proto(self._node.crdt.read(request.table)))
+        return await _serve(context, lambda: value_to_proto(self._node.crdt.read(request.table, _key(request))))
 
     async def Scan(self, request, context):
         def scan():
+            if self._node.crdt.is_keyed(request.table):
+                keyed = self._node.crdt.scan_keys(request.table, request.prefix, after=_key(request, "after"),
+                                                  limit=request.limit)
+                response = crdt_pb2.CrdtScanResponse(values=[value_to_proto(v) for v in keyed.values],
+                                                     more=keyed.resume_after is not None)
+                if keyed.resume_after is not None:
+                    response.resume_after = keyed.resume_after
+                return response
+            if request.HasField("after"):
+                raise errors.InvalidArgument(f"table {request.table!r} is a single-value table: `after` "
+                                             "pages through a keyed table's keys; leave it unset")
             page = self._node.crdt.scan(request.table, request.prefix, request.limit)
             return crdt_pb2.CrdtScanResponse(
                 entries=[crdt_pb2.MapEntry(key=k, value=v) for k, v in page.entries],
@@ -141,10 +169,23 @@ class CrdtServicer(crdt_pb2_grpc.CrdtServicer):
         table is dropped (NOT_FOUND). A slow client skips values in between,
         never gets a stale one after the last change. The stream waits on
         the event loop, woken by the plane's thread (`node.crdt.value_feed`):
-        an open subscription holds no thread."""
-        async for value in self._stops.serve_feed(
-                context, None, lambda wake: self._node.crdt.value_feed(request.table, wake)):
-            yield value_to_proto(value)
+        an open subscription holds no thread.
+
+        With `key` or `prefix` (a keyed table): each changed key's new
+        value, after the key's value now (`key`) or a `resync` message
+        (`prefix`); a client that falls CRDT_KEY_FEED_PENDING_KEYS_MAX
+        changed keys behind gets `resync` and the changes it missed are
+        dropped, never silently."""
+        key, prefix = _key(request), _key(request, "prefix")
+        if key is None and prefix is None:
+            async for value in self._stops.serve_feed(
+                    context, None, lambda wake: self._node.crdt.value_feed(request.table, wake)):
+                yield value_to_proto(value)
+            return
+        async for batch in self._stops.serve_feed(
+                context, None, lambda wake: self._node.crdt.key_feed(request.table, wake, key=key, prefix=prefix)):
+            for value in self._node.crdt.key_values(request.table, batch):
+                yield value_to_proto(value)
 
 
 class GossipServicer(crdt_pb2_grpc.GossipServicer):

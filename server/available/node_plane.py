@@ -53,7 +53,7 @@ def catalog_reader(query: Callable[..., Any]) -> Callable[[], tuple[int, list[Ca
     def read() -> tuple[int, list[CatalogTable]]:
         response = query(crdt_pb2.ListTablesRequest(consistency=kv_pb2.STALE))
         return response.header.revision, [
-            CatalogTable(table.name, kind_of(table.type), table.created_revision)
+            CatalogTable(table.name, kind_of(table.type), table.created_revision, table.keyed)
             for table in response.tables]
     return read
 

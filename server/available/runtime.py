@@ -1,6 +1,9 @@
 """`AvailablePlane`: the available plane of one running node. It owns the
-`GossipNode`, the CRDT store (`<data_dir>/crdt/`), the gossip transport and
-one thread (`tandemkv-gossip`) that drives them.
+`GossipNode` (single-value tables), the keyed tables (`keyed_runtime`:
+`KeyedSync`, one LMDB record per key), the CRDT store (`<data_dir>/crdt/`),
+the gossip transport and one thread (`tandemkv-gossip`) that drives them.
+Both protocols share the UDP socket; a frame's first byte (its wire
+version) says which one it is for.
 
 The thread, each time it wakes (a round is due, frames arrived, a write
 waits to be made durable, the catalog poll is due):
@@ -41,10 +44,11 @@ from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.available.gossip.protocol import GossipConfig, GossipNode, GossipStatus
 from tandemkv.server.available.crdt.hlc import HybridClock
 from tandemkv.server.available.inbox import Delivery, GossipInbox, Verdict
+from tandemkv.server.available.keyed_runtime import KeyedBatch, KeyedTables, is_keyed_frame, refuse_shape
 from tandemkv.server.available.storage import CrdtStore, LmdbHighWaterMark, StoredTable
 from tandemkv.limits import UDP_FRAME_BYTES_MAX
 from tandemkv.server.available.transport import GossipTransport
-from tandemkv.server.available.subscriptions import Changes, Shape, TableFeeds, offer_changes
+from tandemkv.server.available.subscriptions import Changes, KeyFeed, Shape, TableFeeds, offer_changes
 from tandemkv.server.feeds import Feed, follow
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,7 @@ class CatalogTable(NamedTuple):
     name: str
     kind: TableKind
     created_revision: int
+    keyed: bool = False
 
 
 # The catalog as local state has it: (applied revision, tables).
@@ -71,6 +76,7 @@ class PlaneStatus:
     transport: dict[str, int]
     inbox: dict[str, int]
     replica_id: str
+    keyed: Any = None  # KeyedSyncStatus of the keyed tables
 
 
 class AvailablePlane:
@@ -103,6 +109,7 @@ class AvailablePlane:
         self._next_catalog_ms = 0
         self._store: CrdtStore | None = None
         self._gossip: GossipNode | None = None
+        self._keyed: KeyedTables | None = None
         self._thread: threading.Thread | None = None
         self.replica_id = ""
 
@@ -121,14 +128,18 @@ class AvailablePlane:
             self._gossip.create_table(name, stored.kind, stored.encoded)
             self._revisions[name] = stored.created_revision
         self._gossip.take_changed()
+        self._keyed = KeyedTables(self.node_name, self._secret, clock, _now_ms(), self.replica_id,
+                                  self._members)
+        keys_loaded = self._keyed.restore(self._store)
         own_address = self._peers.get(self.node_name)
         if own_address:
             others = {n: a for n, a in self._peers.items() if n != self.node_name and a}
             self._transport = GossipTransport(others, own_address, self._inbox.put_nowait)
         self._thread = threading.Thread(target=self._run, name="tandemkv-gossip", daemon=True)
         self._thread.start()
-        log.info("available plane %s: replica %s, %d tables restored", self.node_name,
-                 self.replica_id, len(self._revisions))
+        log.info("available plane %s: replica %s, %d tables and %d keyed tables (%d keys) restored",
+                 self.node_name, self.replica_id, len(self._revisions), len(self._keyed.revisions),
+                 keys_loaded)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -140,6 +151,8 @@ class AvailablePlane:
         with self._committed:
             self._committed.notify_all()
         self._subscriptions.end_all()
+        if self._keyed is not None:
+            self._keyed.feeds.end_all()
         if self._transport is not None:
             self._transport.close()
         if self._store is not None:
@@ -147,49 +160,92 @@ class AvailablePlane:
             self._store = None
 
     # -- writes and reads (any thread) --
-    def update(self, table: str, mutation: mutations.Mutation, *, timeout_s: float) -> None:
-        """Applies one mutation to this node's replica; returns once it is
-        durable. Raises NotFound for a table not in the local catalog,
-        FailedPrecondition for a mutation its kind does not take,
+    def update(self, table: str, mutation: mutations.Mutation | None, *, timeout_s: float,
+               key: bytes | None = None) -> None:
+        """Applies one mutation to this node's replica (of `key`, in a keyed
+        table; None with a key removes it); returns once it is durable.
+        Raises NotFound for a table not in the local catalog,
+        FailedPrecondition for a mutation its kind does not take or a key
+        named on a single-value table (none on a keyed one),
         OutcomeUnknown if the commit did not finish within `timeout_s`
         (the write is applied here in memory and will be saved and
         gossiped)."""
         deadline = time.monotonic() + timeout_s
         self._known(table)
         with self._lock:
-            gossip = self._require_running()
-            kind = gossip.tables().get(table)
-            if kind is None:
-                raise self._not_found(table)
-            mutations.check(table, kind, mutation)
-            gossip.mutate(_now_ms(), table, mutation.mutator, *mutation.args())
+            if self._is_keyed(table, key):
+                if mutation is None:
+                    self._keyed.remove(_now_ms(), table, key)
+                else:
+                    self._keyed.update(_now_ms(), table, key, mutation)
+            else:
+                kind = self._require_running().tables().get(table)
+                if kind is None:
+                    raise self._not_found(table)
+                assert mutation is not None, "a single-value table's update has a mutation"
+                mutations.check(table, kind, mutation)
+                self._gossip.mutate(_now_ms(), table, mutation.mutator, *mutation.args())
             self._written_seq += 1
             seq = self._written_seq
         self._wake.set()
         self._wait_durable(seq, deadline)
 
-    def read(self, table: str) -> tuple[TableKind, Any]:
-        """The table's kind and this node's current value of it."""
+    def read(self, table: str, key: bytes | None = None) -> tuple[TableKind, Any]:
+        """The table's kind and this node's current value of it (of `key`
+        in a keyed table: None when the key is absent)."""
         self._known(table)
         with self._lock:
+            if self._is_keyed(table, key):
+                return self._keyed.read(table, key)
             gossip = self._require_running()
             kind = gossip.tables().get(table)
             if kind is None:  # dropped since _known looked
                 raise self._not_found(table)
             return kind, gossip.read(table).value()
 
+    def scan_keys(self, table: str, prefix: bytes, after: bytes | None, limit: int) -> tuple[TableKind, Any]:
+        """The kind and a page (crdt.keyed.ScanPage) of a keyed table's
+        present keys with `prefix`, after `after`, in key order."""
+        self._known(table)
+        with self._lock:
+            self._is_keyed(table, b"")
+            return self._keyed.scan(table, prefix, after, limit)
+
+    def key_feed(self, table: str, wake: Callable[[], None], *, key: bytes | None = None,
+                 prefix: bytes | None = None) -> KeyFeed:
+        """A feed (subscriptions.KeyFeed) of a keyed table's changes: of
+        `key` (its value now, then each change) or of every key with
+        `prefix` (a resync first, then each change). NotFound for a table
+        not known here, FailedPrecondition for a single-value table."""
+        self._known(table)
+        feed = KeyFeed(table, wake, key=key, prefix=prefix,
+                       on_close=lambda: self._keyed.feeds.remove(feed))
+        with self._lock:
+            try:
+                self._is_keyed(table, b"")
+                self._keyed.add_feed(feed)
+            except BaseException:
+                feed.close()
+                raise
+        return feed
+
+    def is_keyed(self, table: str) -> bool:
+        self._known(table)
+        with self._lock:
+            return table in self._keyed.revisions
+
     def table_kind(self, table: str) -> TableKind:
         """The kind of a table in the local catalog (NotFound if absent)."""
         self._known(table)
         with self._lock:
-            kind = self._require_running().tables().get(table)
+            kind = self._require_running().tables().get(table) or self._keyed.kinds().get(table)
         if kind is None:
             raise self._not_found(table)
         return kind
 
     def tables(self) -> dict[str, TableKind]:
         with self._lock:
-            return self._require_running().tables()
+            return {**self._require_running().tables(), **self._keyed.kinds()}
 
     def changes(self, table: str, stop: threading.Event) -> Iterator[tuple[TableKind, Any]]:
         """The table's kind and value now, then after every saved change,
@@ -236,9 +292,10 @@ class AvailablePlane:
     def status(self) -> PlaneStatus:
         with self._lock:
             gossip = self._require_running().status()
+            keyed = self._keyed.status()
         inbox = self._inbox.counters()
         counters = dict(self._transport.counters) if self._transport is not None else {}
-        return PlaneStatus(gossip, counters, inbox, self.replica_id)
+        return PlaneStatus(gossip, counters, inbox, self.replica_id, keyed)
 
     # -- the thread --
     def _run(self) -> None:
@@ -257,12 +314,13 @@ class AvailablePlane:
         sends nothing."""
         with self._lock:
             batch, seq = self._take_batch()
-        self._commit(batch, seq)
+            keyed, changed = self._keyed.take_batch()
+        self._commit(batch, seq, keyed, changed)
 
     def _wait_s(self) -> float:
         now_ms = _now_ms()
         with self._lock:
-            due_ms = min(self._gossip.next_round_ms(), self._next_catalog_ms)
+            due_ms = min(self._gossip.next_round_ms(), self._keyed.next_round_ms(), self._next_catalog_ms)
         return min(max(0, due_ms - now_ms), self._config.round_interval_ms) / 1000
 
     def _step(self) -> None:
@@ -271,8 +329,10 @@ class AvailablePlane:
         with self._lock:
             out, verdicts = self._receive(deliveries)
             out += self._gossip.tick(_now_ms())
+            out += self._keyed.tick(_now_ms())
             batch, seq = self._take_batch()
-        self._commit(batch, seq)
+            keyed, changed = self._keyed.take_batch()
+        self._commit(batch, seq, keyed, changed)
         if self._transport is not None:
             self._transport.send(out)
         for delivery, verdict in zip(deliveries, verdicts):
@@ -291,10 +351,11 @@ class AvailablePlane:
     def _receive(self, deliveries: list[Delivery]) -> tuple[list, list[Verdict]]:
         out, verdicts = [], []
         for delivery in deliveries:
-            before = collections.Counter(self._gossip.status().rejected)
+            before = self._rejected()
             for frame in delivery.frames:
-                out += self._gossip.receive(_now_ms(), frame)
-            after = collections.Counter(self._gossip.status().rejected)
+                protocol = self._keyed if is_keyed_frame(frame) else self._gossip
+                out += protocol.receive(_now_ms(), frame)
+            after = self._rejected()
             verdicts.append(Verdict(dict(after - before), dict(after)))
         return out, verdicts
 
@@ -307,9 +368,18 @@ class AvailablePlane:
                                       self._gossip.encoded_table(name))
         return batch, self._written_seq
 
-    def _commit(self, batch: dict[str, StoredTable | None], seq: int) -> None:
+    def _rejected(self) -> collections.Counter[str]:
+        return collections.Counter(self._gossip.status().rejected) + self._keyed.rejected()
+
+    def _commit(self, batch: dict[str, StoredTable | None], seq: int, keyed: KeyedBatch,
+                changed: list[tuple[str, bytes]]) -> None:
         if batch:
             self._store.save_tables(batch)
+        if keyed:
+            self._store.save_keyed(keyed.tables, keyed.keys)
+        if changed:
+            with self._lock:
+                self._keyed.offer(changed)
         with self._committed:
             self._durable_seq = max(self._durable_seq, seq)
             self._committed.notify_all()
@@ -327,7 +397,8 @@ class AvailablePlane:
 
     # -- the catalog (under _lock) --
     def _reconcile(self, revision: int, catalog: list[CatalogTable]) -> None:
-        wanted = {table.name: table for table in catalog}
+        self._reconcile_keyed(revision, [table for table in catalog if table.keyed])
+        wanted = {table.name: table for table in catalog if not table.keyed}
         touched = []
         for name, created in list(self._revisions.items()):
             table = wanted.get(name)
@@ -344,6 +415,16 @@ class AvailablePlane:
         if touched:
             self._offer(self._subscriptions.count_changes(dict.fromkeys(touched)))
 
+    def _reconcile_keyed(self, revision: int, catalog: list[CatalogTable]) -> None:
+        wanted = {table.name: table for table in catalog}
+        for name, created in list(self._keyed.revisions.items()):
+            table = wanted.get(name)
+            if (table is None and revision >= created) or (table is not None and table.created_revision != created):
+                self._keyed.drop(name)
+        for name, table in wanted.items():
+            if name not in self._keyed.revisions:
+                self._keyed.create(name, table.kind, table.created_revision)
+
     def _drop(self, name: str) -> None:
         log.info("available plane %s: table %r dropped", self.node_name, name)
         self._gossip.drop_table(name)
@@ -353,12 +434,23 @@ class AvailablePlane:
     # -- helpers --
     def _known(self, table: str) -> None:
         with self._lock:
-            if table in self._require_running().tables():
+            if table in self._require_running().tables() or table in self._keyed.revisions:
                 return
         self.refresh_catalog()
         with self._lock:
-            if table not in self._require_running().tables():
+            if table not in self._require_running().tables() and table not in self._keyed.revisions:
                 raise self._not_found(table)
+
+    def _is_keyed(self, table: str, key: bytes | None) -> bool:
+        """Whether `table` is keyed; FailedPrecondition when `key` says the
+        other (a key on a single-value table, or none on a keyed one). Under _lock."""
+        self._require_running()
+        keyed = table in self._keyed.revisions
+        if keyed != (key is not None):
+            if not keyed and table not in self._gossip.tables():
+                raise self._not_found(table)
+            raise refuse_shape(table, keyed)
+        return keyed
 
     def _not_found(self, table: str) -> NotFound:
         return NotFound(

@@ -2,8 +2,12 @@
 table's encoded state, the hybrid clock's high-water mark and the replica
 id this node's dots are issued under.
 
-Sub-databases: `tables` (name -> `[kind, created_revision, encoded state]`
-in the canonical encoding) and `meta` (`high_water_ms`, `replica_id`).
+Sub-databases: `tables` (single-value tables: name -> `[kind,
+created_revision, encoded state]` in the canonical encoding), `keyed`
+(keyed tables: name -> `[kind, created_revision]`), `keys` (each key of a
+keyed table: `len(name) (1 byte) | name | key` -> the key's encoded
+state, so a million keys are a million small records, written as they
+change, never one blob) and `meta` (`high_water_ms`, `replica_id`).
 Every write is one transaction; with `durable=True` LMDB fsyncs it before
 the commit returns, so `save_tables` and `LmdbHighWaterMark.save` are
 durable on return. Writers: the plane's own thread (tables, batched) and
@@ -18,7 +22,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import lmdb
 
@@ -40,6 +44,11 @@ class StoredTable(NamedTuple):
     encoded: bytes
 
 
+class KeyedTableInfo(NamedTuple):
+    kind: TableKind
+    created_revision: int
+
+
 class CrdtStore:
     """The plane's LMDB environment. Thread-safe (LMDB locks writers)."""
 
@@ -51,6 +60,8 @@ class CrdtStore:
         with self._env.begin(write=True) as txn:
             self._tables_db = self._env.open_db(b"tables", txn=txn)
             self._meta_db = self._env.open_db(b"meta", txn=txn)
+            self._keyed_db = self._env.open_db(b"keyed", txn=txn)
+            self._keys_db = self._env.open_db(b"keys", txn=txn)
 
     def close(self) -> None:
         self._env.close()
@@ -72,6 +83,49 @@ class CrdtStore:
                     raw = canonical.encode([table.kind.value, table.created_revision, table.encoded])
                     assert _decode_table(raw) == table, "a table reads back as written"
                     txn.put(key, raw)
+
+    # -- keyed tables --
+    def load_keyed_tables(self) -> dict[str, KeyedTableInfo]:
+        with self._env.begin(db=self._keyed_db) as txn:
+            return {name.decode(): _decode_keyed(raw) for name, raw in txn.cursor()}
+
+    def load_keys(self, table: str) -> Iterator[tuple[bytes, bytes]]:
+        """(key, encoded state) of every stored key of `table`, in key order,
+        read in one transaction."""
+        prefix = _key_prefix(table)
+        with self._env.begin(db=self._keys_db, buffers=False) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(prefix):
+                return
+            for stored_key, data in cursor:
+                if not stored_key.startswith(prefix):
+                    return
+                yield stored_key[len(prefix):], data
+
+    def save_keyed(self, tables: dict[str, KeyedTableInfo | None],
+                   keys: list[tuple[str, bytes, bytes]]) -> None:
+        """Writes keyed tables' catalog entries (None: drops the table and
+        every key of it) and `keys` (table, key, encoded state), in one
+        transaction; durable on return when the store is."""
+        with self._env.begin(write=True) as txn:
+            for name, info in tables.items():
+                if info is None:
+                    txn.delete(name.encode(), db=self._keyed_db)
+                    self._delete_keys(txn, name)
+                else:
+                    txn.put(name.encode(), canonical.encode([info.kind.value, info.created_revision]),
+                            db=self._keyed_db)
+            for name, key, data in keys:
+                txn.put(_key_prefix(name) + key, data, db=self._keys_db)
+
+    def _delete_keys(self, txn: lmdb.Transaction, table: str) -> None:
+        prefix = _key_prefix(table)
+        cursor = txn.cursor(db=self._keys_db)
+        if not cursor.set_range(prefix):
+            return
+        while cursor.key().startswith(prefix):
+            if not cursor.delete():
+                return
 
     # -- meta --
     def replica_id(self, node_name: str) -> str:
@@ -117,3 +171,17 @@ def _decode_table(raw: bytes) -> StoredTable:
     kind, created_revision, encoded = canonical.decode(raw)
     assert type(created_revision) is int and isinstance(encoded, bytes)
     return StoredTable(TableKind(kind), created_revision, encoded)
+
+
+def _decode_keyed(raw: bytes) -> KeyedTableInfo:
+    kind, created_revision = canonical.decode(raw)
+    assert type(created_revision) is int
+    return KeyedTableInfo(TableKind(kind), created_revision)
+
+
+def _key_prefix(table: str) -> bytes:
+    """Where a keyed table's keys start in `keys`: the name's length first,
+    so no table's keys run into another's whatever bytes names hold."""
+    name = table.encode()
+    assert len(name) <= limits.CRDT_TABLE_NAME_BYTES_MAX < 256
+    return bytes([len(name)]) + name

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
+
+from tandemkv.limits import CRDT_KEY_FEED_PENDING_KEYS_MAX
 
 from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.feeds import Feed
@@ -87,3 +89,168 @@ def offer_changes(changes: Changes, read: Callable[[str], tuple[TableKind, Any] 
         kind, value = kind_value
         for feed, shape in shapes.items():
             feed.offer(version, shape(kind, value))
+
+
+# -- keyed tables: per-key changes --
+
+class KeyChange(NamedTuple):
+    """A key's new value (None: the key reads absent, removed)."""
+
+    key: bytes
+    value: Any
+
+
+class KeyBatch(NamedTuple):
+    """What a keyed subscriber takes at once: `resync` first when changes
+    before these may be missing (the subscription began, or overflowed),
+    then the changed keys, each with its latest value, in key order."""
+
+    resync: bool
+    changes: list[KeyChange]
+
+
+class KeyFeed:
+    """One subscriber's unsent changes of a keyed table: the keys of one
+    `key`, or with one `prefix`. The plane's thread `offer`s changed keys;
+    a key changed twice before the reader takes it is sent once, with its
+    latest value, so a hot key never fills the feed. Past `pending_max`
+    distinct keys the pending changes are dropped and the next batch says
+    `resync`: never a silent gap. Same reader interface as `Feed` (`take`,
+    `over`, `close`), so `follow` and `StreamStops.serve_feed` serve it."""
+
+    def __init__(self, table: str, wake: Callable[[], None], *, key: bytes | None = None,
+                 prefix: bytes | None = None, pending_max: int = CRDT_KEY_FEED_PENDING_KEYS_MAX,
+                 on_close: Callable[[], None] | None = None) -> None:
+        assert (key is None) != (prefix is None), "a key feed follows one key or one prefix"
+        self.table, self.key, self.prefix = table, key, prefix
+        self._wake = wake
+        self._pending_max = pending_max
+        self._on_close = on_close
+        self._lock = threading.Lock()
+        self._pending: dict[bytes, Any] = {}
+        self._resync = False
+        self._failure: BaseException | None = None
+        self._ended = False
+        self._closed = False
+        self.overflows = 0
+
+    def matches(self, key: bytes) -> bool:
+        return key == self.key if self.prefix is None else key.startswith(self.prefix)
+
+    def offer(self, changes: Iterable[KeyChange]) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            was_news = bool(self._pending) or self._resync
+            for change in changes:
+                self._pending[change.key] = change.value
+            if len(self._pending) > self._pending_max:
+                self._pending.clear()
+                self._resync = True
+                self.overflows += 1
+            wake = not was_news and (bool(self._pending) or self._resync)
+        if wake:
+            self._wake()
+
+    def resync(self) -> None:
+        """The reader must read what it follows now (the subscription begins)."""
+        with self._lock:
+            self._pending.clear()
+            self._resync = True
+        self._wake()
+
+    def fail(self, failure: BaseException) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._failure, self._ended = failure, True
+        self._wake()
+
+    def end(self) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        self._wake()
+
+    def take(self) -> KeyBatch | None:
+        with self._lock:
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
+            if self._ended or not (self._pending or self._resync):
+                return None
+            batch = KeyBatch(self._resync, [KeyChange(k, v) for k, v in sorted(self._pending.items())])
+            self._pending, self._resync = {}, False
+            return batch
+
+    @property
+    def over(self) -> bool:
+        with self._lock:
+            return self._ended and self._failure is None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = self._ended = True
+        if self._on_close is not None:
+            self._on_close()
+
+
+class KeyFeeds:
+    """The key feeds of every keyed table: by exact key, and by prefix."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_key: dict[tuple[str, bytes], set[KeyFeed]] = collections.defaultdict(set)
+        self._by_prefix: dict[str, set[KeyFeed]] = collections.defaultdict(set)
+        self._ended = False
+
+    def add(self, feed: KeyFeed) -> None:
+        with self._lock:
+            if feed.key is not None:
+                self._by_key[(feed.table, feed.key)].add(feed)
+            else:
+                self._by_prefix[feed.table].add(feed)
+            ended = self._ended
+        if ended:
+            feed.end()
+
+    def remove(self, feed: KeyFeed) -> None:
+        with self._lock:
+            index, slot = ((self._by_key, (feed.table, feed.key)) if feed.key is not None
+                           else (self._by_prefix, feed.table))
+            feeds = index.get(slot)  # type: ignore[attr-defined]
+            if feeds is not None:
+                feeds.discard(feed)
+                if not feeds:
+                    del index[slot]  # type: ignore[attr-defined]
+
+    def subscribed(self, changed: Iterable[tuple[str, bytes]]) -> dict[KeyFeed, list[tuple[str, bytes]]]:
+        """The feeds that follow any of `changed` (table, key), with the
+        changes each follows."""
+        out: dict[KeyFeed, list[tuple[str, bytes]]] = collections.defaultdict(list)
+        with self._lock:
+            if not self._by_key and not self._by_prefix:
+                return {}
+            for table, key in changed:
+                for feed in self._by_key.get((table, key), ()):
+                    out[feed].append((table, key))
+                for feed in self._by_prefix.get(table, ()):
+                    if feed.matches(key):
+                        out[feed].append((table, key))
+        return out
+
+    def of_table(self, table: str) -> list[KeyFeed]:
+        with self._lock:
+            return [feed for (name, _), feeds in self._by_key.items() if name == table for feed in feeds] + \
+                list(self._by_prefix.get(table, ()))
+
+    def end_all(self) -> None:
+        with self._lock:
+            self._ended = True
+            feeds = [f for fs in self._by_key.values() for f in fs] + \
+                [f for fs in self._by_prefix.values() for f in fs]
+        for feed in feeds:
+            feed.end()

@@ -34,12 +34,16 @@ def _create_table(context: ApplyContext, request: crdt_pb2.CreateTableRequest):
                 raft_pb2.FAILED_PRECONDITION,
                 f"table {request.name!r} exists with type "
                 f"{crdt_pb2.CrdtType.Name(existing.type)}; drop it or use another name")
+        if existing.keyed != request.keyed:
+            shape = "a keyed table" if existing.keyed else "a single-value table"
+            raise CommandFailed(raft_pb2.FAILED_PRECONDITION,
+                                f"table {request.name!r} exists as {shape}; drop it or use another name")
         return crdt_pb2.CreateTableResponse(header=_header(context), table=existing)
     if len(tables(view)) >= limits.CRDT_TABLES_MAX:
         raise CommandFailed(raft_pb2.FAILED_PRECONDITION,
                             f"CRDT_TABLES_MAX={limits.CRDT_TABLES_MAX} tables exist; drop one")
     table = crdt_pb2.CrdtTable(name=request.name, type=request.type,
-                               created_revision=context.index)
+                               created_revision=context.index, keyed=request.keyed)
     view.claim_put(TABLES, name, table.SerializeToString())
     return crdt_pb2.CreateTableResponse(header=_header(context), created=True, table=table)
 

@@ -26,24 +26,28 @@ OR_SET: CrdtType
 AW_LWW_MAP: CrdtType
 
 class CrdtTable(_message.Message):
-    __slots__ = ("name", "type", "created_revision")
+    __slots__ = ("name", "type", "created_revision", "keyed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CREATED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    KEYED_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: CrdtType
     created_revision: int
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[CrdtType, str]] = ..., created_revision: _Optional[int] = ...) -> None: ...
+    keyed: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[CrdtType, str]] = ..., created_revision: _Optional[int] = ..., keyed: bool = ...) -> None: ...
 
 class CreateTableRequest(_message.Message):
-    __slots__ = ("name", "type", "request_id")
+    __slots__ = ("name", "type", "request_id", "keyed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    KEYED_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: CrdtType
     request_id: bytes
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[CrdtType, str]] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+    keyed: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[CrdtType, str]] = ..., request_id: _Optional[bytes] = ..., keyed: bool = ...) -> None: ...
 
 class CreateTableResponse(_message.Message):
     __slots__ = ("header", "created", "table")
@@ -94,7 +98,7 @@ class MapPut(_message.Message):
     def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class CrdtUpdateRequest(_message.Message):
-    __slots__ = ("table", "increment", "add", "remove", "set", "put", "remove_key")
+    __slots__ = ("table", "increment", "add", "remove", "set", "put", "remove_key", "remove_entry", "key")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     INCREMENT_FIELD_NUMBER: _ClassVar[int]
     ADD_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +106,8 @@ class CrdtUpdateRequest(_message.Message):
     SET_FIELD_NUMBER: _ClassVar[int]
     PUT_FIELD_NUMBER: _ClassVar[int]
     REMOVE_KEY_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     table: str
     increment: int
     add: bytes
@@ -109,7 +115,9 @@ class CrdtUpdateRequest(_message.Message):
     set: bytes
     put: MapPut
     remove_key: bytes
-    def __init__(self, table: _Optional[str] = ..., increment: _Optional[int] = ..., add: _Optional[bytes] = ..., remove: _Optional[bytes] = ..., set: _Optional[bytes] = ..., put: _Optional[_Union[MapPut, _Mapping]] = ..., remove_key: _Optional[bytes] = ...) -> None: ...
+    remove_entry: bool
+    key: bytes
+    def __init__(self, table: _Optional[str] = ..., increment: _Optional[int] = ..., add: _Optional[bytes] = ..., remove: _Optional[bytes] = ..., set: _Optional[bytes] = ..., put: _Optional[_Union[MapPut, _Mapping]] = ..., remove_key: _Optional[bytes] = ..., remove_entry: bool = ..., key: _Optional[bytes] = ...) -> None: ...
 
 class CrdtUpdateResponse(_message.Message):
     __slots__ = ("node",)
@@ -138,7 +146,7 @@ class MapValue(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[MapEntry, _Mapping]]] = ...) -> None: ...
 
 class CrdtValue(_message.Message):
-    __slots__ = ("table", "type", "counter", "register", "values", "map", "present", "node")
+    __slots__ = ("table", "type", "counter", "register", "values", "map", "present", "node", "key", "resync")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     COUNTER_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +155,8 @@ class CrdtValue(_message.Message):
     MAP_FIELD_NUMBER: _ClassVar[int]
     PRESENT_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_FIELD_NUMBER: _ClassVar[int]
     table: str
     type: CrdtType
     counter: int
@@ -155,37 +165,51 @@ class CrdtValue(_message.Message):
     map: MapValue
     present: bool
     node: str
-    def __init__(self, table: _Optional[str] = ..., type: _Optional[_Union[CrdtType, str]] = ..., counter: _Optional[int] = ..., register: _Optional[bytes] = ..., values: _Optional[_Union[BytesList, _Mapping]] = ..., map: _Optional[_Union[MapValue, _Mapping]] = ..., present: bool = ..., node: _Optional[str] = ...) -> None: ...
+    key: bytes
+    resync: bool
+    def __init__(self, table: _Optional[str] = ..., type: _Optional[_Union[CrdtType, str]] = ..., counter: _Optional[int] = ..., register: _Optional[bytes] = ..., values: _Optional[_Union[BytesList, _Mapping]] = ..., map: _Optional[_Union[MapValue, _Mapping]] = ..., present: bool = ..., node: _Optional[str] = ..., key: _Optional[bytes] = ..., resync: bool = ...) -> None: ...
 
 class CrdtReadRequest(_message.Message):
-    __slots__ = ("table",)
+    __slots__ = ("table", "key")
     TABLE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     table: str
-    def __init__(self, table: _Optional[str] = ...) -> None: ...
+    key: bytes
+    def __init__(self, table: _Optional[str] = ..., key: _Optional[bytes] = ...) -> None: ...
 
 class CrdtScanRequest(_message.Message):
-    __slots__ = ("table", "prefix", "limit")
+    __slots__ = ("table", "prefix", "limit", "after")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
     table: str
     prefix: bytes
     limit: int
-    def __init__(self, table: _Optional[str] = ..., prefix: _Optional[bytes] = ..., limit: _Optional[int] = ...) -> None: ...
+    after: bytes
+    def __init__(self, table: _Optional[str] = ..., prefix: _Optional[bytes] = ..., limit: _Optional[int] = ..., after: _Optional[bytes] = ...) -> None: ...
 
 class CrdtScanResponse(_message.Message):
-    __slots__ = ("entries", "more")
+    __slots__ = ("entries", "more", "values", "resume_after")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    RESUME_AFTER_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[MapEntry]
     more: bool
-    def __init__(self, entries: _Optional[_Iterable[_Union[MapEntry, _Mapping]]] = ..., more: bool = ...) -> None: ...
+    values: _containers.RepeatedCompositeFieldContainer[CrdtValue]
+    resume_after: bytes
+    def __init__(self, entries: _Optional[_Iterable[_Union[MapEntry, _Mapping]]] = ..., more: bool = ..., values: _Optional[_Iterable[_Union[CrdtValue, _Mapping]]] = ..., resume_after: _Optional[bytes] = ...) -> None: ...
 
 class CrdtSubscribeRequest(_message.Message):
-    __slots__ = ("table",)
+    __slots__ = ("table", "key", "prefix")
     TABLE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
     table: str
-    def __init__(self, table: _Optional[str] = ...) -> None: ...
+    key: bytes
+    prefix: bytes
+    def __init__(self, table: _Optional[str] = ..., key: _Optional[bytes] = ..., prefix: _Optional[bytes] = ...) -> None: ...
 
 class GossipFrames(_message.Message):
     __slots__ = ("frames",)

@@ -111,7 +111,8 @@ class CrdtServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def Subscribe(self, request, context):
-        """The table's value now and after every change on this node.
+        """The table's value now and after every change on this node; for a keyed
+        table, the changed keys' values (see CrdtSubscribeRequest).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
