@@ -66,7 +66,8 @@ def plain(value: crdt_pb2.CrdtValue) -> Any:
         return list(value.values.items)
     if which == "map":
         return {entry.key: entry.value for entry in value.map.entries}
-    return {crdt_pb2.AW_LWW_MAP: {}, crdt_pb2.LWW_REGISTER: None}.get(value.type, [])
+    return {crdt_pb2.AW_LWW_MAP: {}, crdt_pb2.LWW_REGISTER: None, crdt_pb2.G_COUNTER: 0,
+            crdt_pb2.PN_COUNTER: 0}.get(value.type, [])
 
 
 def _expect(value: crdt_pb2.CrdtValue, types: tuple[int, ...]) -> crdt_pb2.CrdtValue:
@@ -87,8 +88,9 @@ def _local(method: str, request: Any, decode: Any, *, write: bool, idempotent: b
     return ops.Operation("Crdt", method, request, decode, write=write, local=True, idempotent=idempotent)
 
 
-def create_table(name: str, type: str | int) -> ops.Operation:
-    request = crdt_pb2.CreateTableRequest(name=name, type=crdt_type(type), request_id=ops.new_request_id())
+def create_table(name: str, type: str | int, keyed: bool = False) -> ops.Operation:
+    request = crdt_pb2.CreateTableRequest(name=name, type=crdt_type(type), keyed=keyed,
+                                          request_id=ops.new_request_id())
     return _local("CreateTable", request, lambda r: r.created, write=True)
 
 
@@ -107,8 +109,12 @@ def update(request: crdt_pb2.CrdtUpdateRequest, idempotent: bool) -> ops.Operati
     return _local("Update", request, lambda r: r.node, write=True, idempotent=idempotent)
 
 
-def read(name: str) -> ops.Operation:
-    return _local("Read", crdt_pb2.CrdtReadRequest(table=name), lambda r: r, write=False)
+def read(name: str, key: bytes | None = None) -> ops.Operation:
+    """A table's value, or (keyed tables) one key's."""
+    request = crdt_pb2.CrdtReadRequest(table=name)
+    if key is not None:
+        request.key = key
+    return _local("Read", request, lambda r: r, write=False)
 
 
 def scan(name: str, prefix: BytesLike = b"", limit: int = 0) -> ops.Operation:
@@ -116,14 +122,14 @@ def scan(name: str, prefix: BytesLike = b"", limit: int = 0) -> ops.Operation:
     return _local("Scan", request, lambda r: [(e.key, e.value) for e in r.entries], write=False)
 
 
-def ensure_table(client: Any, name: str, type: int, attempt: Call | Invoke) -> Plan:
-    """`attempt`, creating the table with `type` first if it is missing,
-    then trying again until the node it talks to knows the new table
-    (CREATED_VISIBLE_WAIT_S at the most)."""
+def ensure_table(client: Any, name: str, type: int, attempt: Call | Invoke, keyed: bool = False) -> Plan:
+    """`attempt`, creating the table with `type` (keyed or not) first if it
+    is missing, then trying again until the node it talks to knows the new
+    table (CREATED_VISIBLE_WAIT_S at the most)."""
     try:
         return (yield attempt)
     except errors.NotFound:
-        yield Call(create_table(name, type))
+        yield Call(create_table(name, type, keyed))
     retry = client.retry
     deadline = retry.clock() + CREATED_VISIBLE_WAIT_S
     while True:
@@ -168,11 +174,19 @@ class CrdtTables:
         return CrdtRegister(self, name)
 
     # -- the catalog (Raft) --
-    def create(self, name: str, type: str | int) -> bool:
-        """Creates table `name` of `type` ('pn_counter', 'or_set', ...);
-        returns False if it exists with that type. FailedPrecondition if it
-        exists with another type."""
-        return self.client.run(create_table(name, type))
+    def keyed(self, name: str, type: str | int) -> KeyedTable:
+        """Keyed table `name` of `type`: any number of keys, each its own
+        value (see `tandemkv.client._crdt_keyed`); created on first write.
+        One keyed table is what the per-entity pattern needs: one table of
+        `profile` maps with a key per user, not a table per user (tables
+        are catalogued through Raft, at most CRDT_TABLES_MAX)."""
+        return KeyedTable(self, name, type)
+
+    def create(self, name: str, type: str | int, *, keyed: bool = False) -> bool:
+        """Creates table `name` of `type` ('pn_counter', 'or_set', ...),
+        keyed or not; returns False if it exists so. FailedPrecondition if
+        it exists with another type or keyedness."""
+        return self.client.run(create_table(name, type, keyed))
 
     def drop(self, name: str) -> bool:
         return self.client.run(drop_table(name))
@@ -218,16 +232,23 @@ class _Recipe:
     TYPES: tuple[int, ...] = ()
     CREATE_TYPE = 0
 
-    def __init__(self, tables: Any, name: str):
+    def __init__(self, tables: Any, name: str, key: bytes | None = None):
         self.tables = tables
         self.name = name
+        # The key in a keyed table this recipe is bound to (None: a single-value table).
+        self.key = key
 
     def _update(self, idempotent: bool = True, **op: Any) -> Any:
-        attempt = Call(update(_update(self.name, **op), idempotent))
-        return self.tables.client._run_plan(ensure_table(self.tables.client, self.name, self.CREATE_TYPE, attempt))
+        request = _update(self.name, **op)
+        if self.key is not None:
+            request.key = self.key
+        attempt = Call(update(request, idempotent))
+        return self.tables.client._run_plan(ensure_table(self.tables.client, self.name, self.CREATE_TYPE, attempt,
+                                                         keyed=self.key is not None))
 
     def _read(self) -> Plan:
-        read_value = yield from ensure_table(self.tables.client, self.name, self.CREATE_TYPE, Call(read(self.name)))
+        read_value = yield from ensure_table(self.tables.client, self.name, self.CREATE_TYPE,
+                                             Call(read(self.name, self.key)), keyed=self.key is not None)
         return plain(_expect(read_value, self.TYPES))
 
     def value(self) -> Any:
@@ -298,3 +319,6 @@ class CrdtRegister(_Recipe):
 
     def get(self) -> bytes | None:
         return self.value()
+
+
+from tandemkv.client._crdt_keyed import KeyedTable  # noqa: E402 - it builds on the recipes above

@@ -19,6 +19,7 @@ import grpc
 from tandemkv.client import _crdt as shared
 from tandemkv.client._core import Invoke
 from tandemkv.client._crdt import CrdtCounter, CrdtMap, CrdtRegister, CrdtSet, _Recipe
+from tandemkv.client._crdt_keyed import AsyncKeyedTable
 from tandemkv.client._results import BytesLike, to_bytes
 from tandemkv.v1 import crdt_pb2
 
@@ -44,8 +45,12 @@ class AsyncCrdtTables:
     def register(self, name: str) -> AsyncCrdtRegister:
         return AsyncCrdtRegister(self, name)
 
-    async def create(self, name: str, type: str | int) -> bool:
-        return await self.client.run(shared.create_table(name, type))
+    def keyed(self, name: str, type: str | int) -> AsyncKeyedTable:
+        """Keyed table `name` of `type`; see `CrdtTables.keyed`."""
+        return AsyncKeyedTable(self, name, type)
+
+    async def create(self, name: str, type: str | int, *, keyed: bool = False) -> bool:
+        return await self.client.run(shared.create_table(name, type, keyed))
 
     async def drop(self, name: str) -> bool:
         return await self.client.run(shared.drop_table(name))
