@@ -26,8 +26,9 @@ from tandemkv.client._crdt import CrdtCounter, CrdtMap, CrdtRegister, CrdtSet, C
 from tandemkv.client._crdt_async import (AsyncCrdtCounter, AsyncCrdtMap, AsyncCrdtRegister, AsyncCrdtSet,
                                          AsyncCrdtTables)
 from tandemkv.client._leases import AsyncLease, Lease
-from tandemkv.client._pubsub import Lagged, Message, PubSub, Published, Publisher, Subscription
+from tandemkv.client._pubsub import PubSub, Subscription
 from tandemkv.client._pubsub_async import AsyncPubSub, AsyncSubscription
+from tandemkv.client._pubsub_core import Gap, Lagged, Message, Published, Publisher
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn, Counter, Op, Txn, TxnOp
 from tandemkv.client._results import (ClusterStatus, GossipPeer, GossipView, KeyValue, NodeInfo, PutResult,
                                       RangeResult, TxnResult)
@@ -55,7 +56,7 @@ __all__ = [
     "CrdtCounter", "CrdtMap", "CrdtRegister", "CrdtSet", "CrdtTables", "AlreadyExists", "AsyncClient",
     "AsyncCounter", "AsyncElection", "AsyncHold", "AsyncLease", "AsyncLock", "AsyncObserver",
     "AsyncPubSub", "AsyncRegistry", "AsyncSubscription", "AsyncTxn", "AsyncWatcher", "Client",
-    "ClusterStatus", "Compacted", "Counter", "Election", "FailedPrecondition", "GossipPeer",
+    "ClusterStatus", "Compacted", "Counter", "Election", "FailedPrecondition", "Gap", "GossipPeer",
     "GossipView", "Hold", "InvalidArgument", "KeyValue", "Lagged", "Lease", "LeaseInfo", "Lock",
     "Message", "NO_RETRY", "NodeInfo", "NotAcquired", "NotFound", "Observer", "Op", "OutcomeUnknown",
     "OutOfRange", "PermissionDenied", "PubSub", "Published", "Publisher", "PutResult", "RangeResult",

@@ -22,157 +22,63 @@ not taken and is retried on the next endpoint; one whose outcome is
 unknown (a deadline, a lost connection) raises `OutcomeUnknown` and is
 not sent again, since a retry could deliver it twice. A subscription whose
 node goes away ends with `Unavailable`: open another (messages published
-meanwhile are not replayed). `DURABLE` delivery is not served here yet.
+meanwhile are not replayed).
+
+Durable (`durable=True`; the strong plane's per-topic log, through Raft,
+so it needs a quorum; docs/durable-topics.md): a publish is acknowledged
+once durable on a majority and answers the message's `offset`; it is
+exactly once (retried with its request id, on the leader). A durable
+subscription holds one topic and reads its log from `from_offset` (0: the
+first retained message; None: what is published after it opened); every
+message carries its `offset`, and a `Gap` event stands where retention
+dropped messages before the subscriber read them. When it breaks, open
+another with `from_offset=subscription.next_offset`: nothing is lost or
+repeated.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import queue
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import grpc
 
 from tandemkv import errors
-from tandemkv.client import _operations as ops
-from tandemkv.client._results import BytesLike, to_bytes
+from tandemkv.client._pubsub_core import (END_OF_REQUESTS, PUBLISH_FROM_TIMEOUT_S, Event, Lagged, Position,
+                                          Published, decode_published, events_of, first_request, opening_failed,
+                                          publish, publish_request, stream_error, subscribe_request)
+from tandemkv.client._results import BytesLike
 from tandemkv.client._retry import error_from_rpc
-from tandemkv.v1 import pubsub_pb2
 
 if TYPE_CHECKING:
     from tandemkv.client._sync import Client
 
-# Longest a publish_from waits for its node (it goes to one node only).
-PUBLISH_FROM_TIMEOUT_S = 10.0
-_END = None  # closes a subscription's request stream
-
-
-@dataclasses.dataclass(frozen=True)
-class Publisher:
-    """Who published a message: a node, the incarnation it runs as (drawn at
-    each start) and a session on it. A new publisher numbers from 1."""
-
-    node: str
-    incarnation: int
-    session: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Message:
-    """A message a subscription received. `seq` counts `publisher`'s
-    messages on `topic` from 1: a jump is a loss between nodes."""
-
-    topic: bytes
-    payload: bytes
-    publisher: Publisher
-    seq: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Lagged:
-    """In place of `missed` messages that this subscription read too slowly
-    to keep (its buffer on the node was full; the oldest went)."""
-
-    missed: int
-
-
-Event = Union[Message, Lagged]
-
-
-@dataclasses.dataclass(frozen=True)
-class Published:
-    """What a publish did: the node that took it, the stamp it got, and how
-    many subscribers on that node it was buffered for."""
-
-    node: str
-    publisher: Publisher
-    seq: int
-    delivered_locally: int
-
-
-def _publisher(proto: pubsub_pb2.PublisherId) -> Publisher:
-    return Publisher(proto.node, proto.incarnation, proto.session)
-
-
-def _published(response: pubsub_pb2.PublishResponse) -> Published:
-    return Published(response.header.node, _publisher(response.publisher), response.seq,
-                     response.delivered_locally)
-
-
-def publish_request(topic: BytesLike, message: BytesLike, local: bool = False,
-                    skip_subscription: int = 0) -> pubsub_pb2.PublishRequest:
-    return pubsub_pb2.PublishRequest(topic=to_bytes(topic, "topic"), payload=to_bytes(message, "message"),
-                                     local_only=local, skip_subscription=skip_subscription)
-
-
-def publish(topic: BytesLike, message: BytesLike, local: bool = False) -> ops.Operation:
-    """A publish as an `Operation`: any node takes it, no leader; not sent
-    again once its outcome is unknown (at most once)."""
-    return ops.Operation("PubSub", "Publish", publish_request(topic, message, local), _published,
-                         write=True, local=True, idempotent=False)
-
-
-def topic_list(topics: Iterable[BytesLike] | BytesLike, what: str) -> list[bytes]:
-    """Topics (or prefixes) as bytes; one str or bytes is one topic."""
-    if isinstance(topics, (str, bytes, bytearray, memoryview)):
-        topics = [topics]
-    return [to_bytes(topic, what) for topic in topics]
-
-
-def subscribe_request(topics: Iterable[BytesLike] | BytesLike = (), prefixes: Iterable[BytesLike] | BytesLike = (),
-                      *, remove: bool = False) -> pubsub_pb2.SubscribeRequest:
-    topic_bytes, prefix_bytes = topic_list(topics, "topic"), topic_list(prefixes, "prefix")
-    if remove:
-        return pubsub_pb2.SubscribeRequest(remove_topics=topic_bytes, remove_prefixes=prefix_bytes)
-    return pubsub_pb2.SubscribeRequest(add_topics=topic_bytes, add_prefixes=prefix_bytes)
-
-
-def events_of(response: pubsub_pb2.SubscribeResponse) -> list[Event]:
-    events: list[Event] = []
-    for event in response.events:
-        if event.WhichOneof("kind") == "lagged":
-            events.append(Lagged(event.lagged))
-        else:
-            m = event.message
-            events.append(Message(m.topic, m.payload, _publisher(m.publisher), m.seq))
-    return events
-
-
-def stream_error(error: grpc.RpcError, endpoint: str, closed: bool) -> errors.TandemKVError | None:
-    """What a broken subscription raises (None: the user closed it)."""
-    if closed:
-        return None
-    if error.code() == grpc.StatusCode.CANCELLED:
-        return errors.Unavailable(f"{endpoint} ended the subscription (stopping?): subscribe again")
-    return error_from_rpc(error, b"")
-
-
-def opening_failed(error: grpc.RpcError) -> errors.TandemKVError:
-    """An error opening a subscription; Unavailable: try the next node."""
-    return error_from_rpc(error, b"")
-
 
 class Subscription:
     """An open subscription on one node: iterate it for `Message` and
-    `Lagged` events, in order. `id` names it on `node` (for
-    `publish_from`). Change what it holds with `add` and `remove`; `close`
-    it (or use `with`) when done. Iteration ends after `close`; it raises
-    `Unavailable` (or the node's error) when the stream breaks."""
+    `Lagged` events (durable: `Message` and `Gap`), in order. `id` names it
+    on `node` (for `publish_from`; 0 for a durable one). Change what it
+    holds with `add` and `remove` (best-effort only); `close` it (or use
+    `with`) when done. Iteration ends after `close`; it raises
+    `Unavailable` (or the node's error) when the stream breaks: a durable
+    one resumes with `from_offset=next_offset`."""
 
-    def __init__(self, client: Client, topics: Any, prefixes: Any):
-        first_request = subscribe_request(topics, prefixes)
+    def __init__(self, client: Client, topics: Any, prefixes: Any, durable: bool = False,
+                 from_offset: int | None = None):
+        opening = first_request(topics, prefixes, durable, from_offset)
+        self._position = Position(from_offset)
         self._pending: list[Event] = []
         self.closed = False
         self.lagged_total = 0
         failure: errors.TandemKVError | None = None
         for endpoint in client._local.order():
             self._requests: queue.SimpleQueue = queue.SimpleQueue()
-            self._requests.put(first_request)
-            call = client.stub("PubSub", endpoint).Subscribe(iter(self._requests.get, _END))
+            self._requests.put(opening)
+            call = client.stub("PubSub", endpoint).Subscribe(iter(self._requests.get, END_OF_REQUESTS))
             try:
                 first = next(call)
             except grpc.RpcError as error:
-                self._requests.put(_END)  # ends the thread that sends the requests
+                self._requests.put(END_OF_REQUESTS)  # ends the thread that sends the requests
                 failure = opening_failed(error)
                 if isinstance(failure, (errors.Unavailable, errors.OutcomeUnknown)):
                     continue  # that node is down: the next one
@@ -201,13 +107,13 @@ class Subscription:
             try:
                 response = next(self._call)
             except StopIteration:
-                self._requests.put(_END)
+                self._requests.put(END_OF_REQUESTS)
                 if self.closed:
                     raise
                 raise errors.Unavailable(f"{self.endpoint} ended the subscription (stopping?): subscribe again") \
                     from None
             except grpc.RpcError as error:
-                self._requests.put(_END)
+                self._requests.put(END_OF_REQUESTS)
                 failure = stream_error(error, self.endpoint, self.closed)
                 if failure is None:
                     raise StopIteration from None
@@ -216,12 +122,19 @@ class Subscription:
         event = self._pending.pop(0)
         if isinstance(event, Lagged):
             self.lagged_total += event.missed
+        self._position.passed(event)
         return event
+
+    @property
+    def next_offset(self) -> int | None:
+        """Durable: the offset to resume from (None: from now; nothing
+        delivered yet)."""
+        return self._position.next_offset
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._requests.put(_END)
+            self._requests.put(END_OF_REQUESTS)
             self._call.cancel()
 
     def __enter__(self) -> Subscription:
@@ -250,13 +163,20 @@ class PubSub:
     def __init__(self, client: Client):
         self.client = client
 
-    def publish(self, topic: BytesLike, message: BytesLike, *, local: bool = False) -> Published:
+    def publish(self, topic: BytesLike, message: BytesLike, *, local: bool = False, durable: bool = False,
+                request_id: bytes | None = None) -> Published:
         """Sends `message` to every subscriber of `topic` (or of a prefix of
         it) on every node. `local=True`: only to the subscribers of the
         node that takes it (Phoenix's local_broadcast). Raises
         `InvalidArgument` for an empty topic, a topic over
-        PUBSUB_TOPIC_BYTES_MAX or a message over PUBSUB_MESSAGE_BYTES_MAX."""
-        return self.client.run(publish(topic, message, local))
+        PUBSUB_TOPIC_BYTES_MAX or a message over PUBSUB_MESSAGE_BYTES_MAX.
+
+        `durable=True`: appended to the topic's log through Raft and
+        acknowledged once durable on a majority; `Published.offset` is its
+        offset. Needs a quorum (`Unavailable` without one); `OutcomeUnknown`
+        carries the request id: pass it as `request_id` to finish the
+        publish without a second copy."""
+        return self.client.run(publish(topic, message, local, durable, request_id))
 
     def publish_from(self, subscription: Subscription, topic: BytesLike, message: BytesLike, *,
                      local: bool = False) -> Published:
@@ -266,14 +186,30 @@ class PubSub:
         sees the node publisher's numbers jump over what it skipped."""
         request = publish_request(topic, message, local, subscription.id)
         try:
-            return _published(self.client.stub("PubSub", subscription.endpoint).Publish(
+            return decode_published(self.client.stub("PubSub", subscription.endpoint).Publish(
                 request, timeout=PUBLISH_FROM_TIMEOUT_S))
         except grpc.RpcError as error:
             raise error_from_rpc(error, b"") from None
 
     def subscribe(self, topics: Iterable[BytesLike] | BytesLike = (), *,
-                  prefixes: Iterable[BytesLike] | BytesLike = ()) -> Subscription:
+                  prefixes: Iterable[BytesLike] | BytesLike = (), durable: bool = False,
+                  from_offset: int | None = None) -> Subscription:
         """A subscription to `topics` and to every topic starting with one
         of `prefixes` (b"" matches every topic), on the first node that
-        answers; open once it returns. See `Subscription`."""
-        return Subscription(self.client, topics, prefixes)
+        answers; open once it returns. See `Subscription`.
+
+        `durable=True`: one topic's log, from `from_offset` (0: the first
+        retained message; None: what is published after it opened), with
+        each message's `offset` and a `Gap` where retention dropped some.
+
+        Example::
+
+            with client.pubsub.subscribe("orders", durable=True, from_offset=last + 1) as orders:
+                for event in orders:
+                    if isinstance(event, Gap):
+                        log.warning("lost %d", event.first_offset - event.from_offset)
+                        continue
+                    handle(event.payload)
+                    last = event.offset
+        """
+        return Subscription(self.client, topics, prefixes, durable, from_offset)

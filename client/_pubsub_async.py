@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable
 import grpc
 
 from tandemkv import errors
-from tandemkv.client import _pubsub as shared
-from tandemkv.client._pubsub import Event, Lagged, Published
+from tandemkv.client import _pubsub_core as shared
+from tandemkv.client._pubsub_core import Event, Lagged, Position, Published
 from tandemkv.client._results import BytesLike
 from tandemkv.client._retry import error_from_rpc
 
@@ -34,18 +34,18 @@ class AsyncSubscription:
     """`Subscription` for asyncio: `async for event in subscription`. Open
     it with `await client.pubsub.subscribe(...)`."""
 
-    def __init__(self) -> None:
+    def __init__(self, from_offset: int | None = None) -> None:
+        self._position = Position(from_offset)
         self._pending: list[Event] = []
         self.closed = False
         self.lagged_total = 0
         self._requests: asyncio.Queue = asyncio.Queue()
 
-    async def _open(self, client: AsyncClient, topics: Any, prefixes: Any) -> AsyncSubscription:
-        first_request = shared.subscribe_request(topics, prefixes)
+    async def _open(self, client: AsyncClient, opening: Any) -> AsyncSubscription:
         failure: errors.TandemKVError | None = None
         for endpoint in client._local.order():
             self._requests = asyncio.Queue()
-            self._requests.put_nowait(first_request)
+            self._requests.put_nowait(opening)
             call = client.stub("PubSub", endpoint).Subscribe(self._request_stream(self._requests))
             try:
                 first = await call.read()
@@ -66,7 +66,7 @@ class AsyncSubscription:
 
     @staticmethod
     async def _request_stream(requests: asyncio.Queue) -> AsyncIterator:
-        while (request := await requests.get()) is not shared._END:
+        while (request := await requests.get()) is not shared.END_OF_REQUESTS:
             yield request
 
     def add(self, topics: Any = (), prefixes: Any = ()) -> None:
@@ -102,12 +102,18 @@ class AsyncSubscription:
         event = self._pending.pop(0)
         if isinstance(event, Lagged):
             self.lagged_total += event.missed
+        self._position.passed(event)
         return event
+
+    @property
+    def next_offset(self) -> int | None:
+        """See `Subscription.next_offset`."""
+        return self._position.next_offset
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._requests.put_nowait(shared._END)
+            self._requests.put_nowait(shared.END_OF_REQUESTS)
             self._call.cancel()
 
     async def __aenter__(self) -> AsyncSubscription:
@@ -123,18 +129,21 @@ class AsyncPubSub:
     def __init__(self, client: AsyncClient):
         self.client = client
 
-    async def publish(self, topic: BytesLike, message: BytesLike, *, local: bool = False) -> Published:
-        return await self.client.run(shared.publish(topic, message, local))
+    async def publish(self, topic: BytesLike, message: BytesLike, *, local: bool = False, durable: bool = False,
+                      request_id: bytes | None = None) -> Published:
+        return await self.client.run(shared.publish(topic, message, local, durable, request_id))
 
     async def publish_from(self, subscription: AsyncSubscription, topic: BytesLike, message: BytesLike, *,
                            local: bool = False) -> Published:
         request = shared.publish_request(topic, message, local, subscription.id)
         try:
-            return shared._published(await self.client.stub("PubSub", subscription.endpoint).Publish(
+            return shared.decode_published(await self.client.stub("PubSub", subscription.endpoint).Publish(
                 request, timeout=shared.PUBLISH_FROM_TIMEOUT_S))
         except grpc.RpcError as error:
             raise error_from_rpc(error, b"") from None
 
     async def subscribe(self, topics: Iterable[BytesLike] | BytesLike = (), *,
-                        prefixes: Iterable[BytesLike] | BytesLike = ()) -> AsyncSubscription:
-        return await AsyncSubscription()._open(self.client, topics, prefixes)
+                        prefixes: Iterable[BytesLike] | BytesLike = (), durable: bool = False,
+                        from_offset: int | None = None) -> AsyncSubscription:
+        opening = shared.first_request(topics, prefixes, durable, from_offset)
+        return await AsyncSubscription(from_offset)._open(self.client, opening)

@@ -3,9 +3,10 @@ through the SDK (sync and asyncio): subscribers on two nodes receive every
 message a third node publishes, once, in each publisher's order;
 publish_from leaves out the sender's own subscription and no one else;
 a local-only publish stays on its node; with a majority of the nodes down
-(no Raft quorum) the remaining ones still publish to each other; DURABLE
-is refused naming what to use; a slow subscriber gets a Lagged notice,
-never a silent gap.
+(no Raft quorum) the remaining ones still publish to each other (and
+durable publishes are refused); a slow subscriber gets a Lagged notice,
+never a silent gap; durable publishes are read from their offsets, and a
+durable subscriber resumes on another node where it left off.
 
 Method: one 5-node cluster for the module (so that three can go down and
 two remain). Every wait is bounded by a deadline; a subscriber reads in a
@@ -158,12 +159,58 @@ def test_bad_requests_get_a_clear_error(cluster):
             client.pubsub.publish("t", b"x" * (limits.PUBSUB_MESSAGE_BYTES_MAX + 1))
         with pytest.raises(errors.InvalidArgument, match="PUBSUB_TOPIC_BYTES_MAX"):
             client.pubsub.subscribe("t" * (limits.PUBSUB_TOPIC_BYTES_MAX + 1))
+        with pytest.raises(errors.InvalidArgument, match="exactly one topic"):
+            client.pubsub.subscribe(["a", "b"], durable=True)
+        with pytest.raises(errors.InvalidArgument, match="for BEST_EFFORT"):
+            client.pubsub.publish("t", "x", durable=True, local=True)
+        with pytest.raises(errors.InvalidArgument, match="has no history"):
+            client.pubsub.subscribe("t", from_offset=3)
     with grpc.insecure_channel(cluster.endpoint("n1")) as channel:
+        stub = pubsub_pb2_grpc.PubSubStub(channel)
         with pytest.raises(grpc.RpcError) as caught:
-            pubsub_pb2_grpc.PubSubStub(channel).Publish(
-                pubsub_pb2.PublishRequest(topic=b"t", payload=b"x", mode=pubsub_pb2.DURABLE), timeout=10)
-        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "BEST_EFFORT" in caught.value.details() and "node.topics" in caught.value.details()
+            stub.Publish(pubsub_pb2.PublishRequest(topic=b"t", payload=b"x", mode=7), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "use 0 (BEST_EFFORT) or 1 (DURABLE)" in caught.value.details()
+        durable = stub.Subscribe(iter([pubsub_pb2.SubscribeRequest(add_topics=[b"t"], mode=pubsub_pb2.DURABLE),
+                                       pubsub_pb2.SubscribeRequest(add_topics=[b"u"])]), timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            list(durable)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "takes no request after its first" in caught.value.details()
+
+
+def test_a_durable_subscriber_resumes_on_another_node_where_it_left_off(cluster):
+    with Client(cluster.endpoints) as client, Client(cluster.endpoint("n1")) as on_n1, \
+            Client(cluster.endpoint("n3")) as on_n3:
+        later = on_n1.pubsub.subscribe("orders", durable=True)  # from now: sees only what follows
+        acks = [client.pubsub.publish("orders", f"order {k}", durable=True) for k in range(10)]
+        offsets = [ack.offset for ack in acks]
+        assert offsets == list(range(offsets[0], offsets[0] + 10)) and acks[0].publisher is None
+        with on_n1.pubsub.subscribe("orders", durable=True, from_offset=offsets[0]) as first:
+            got = [next(first) for _ in range(4)]
+            resume_at = first.next_offset
+        assert [m.offset for m in got] == offsets[:4] and resume_at == offsets[4]
+        with on_n3.pubsub.subscribe("orders", durable=True, from_offset=resume_at) as second:
+            rest = [next(second) for _ in range(6)]
+        assert [m.payload for m in got + rest] == [f"order {k}".encode() for k in range(10)]
+        assert [m.payload for m in Reader(later, 10).wait()] == [f"order {k}".encode() for k in range(10)]
+        assert all(m.publish_ms > 0 for m in rest)
+
+
+def test_the_asyncio_client_publishes_and_reads_durably(cluster):
+    async def run() -> tuple[list, list]:
+        async with AsyncClient(cluster.endpoints) as client:
+            acks = [await client.pubsub.publish("audit", f"{k}", durable=True) for k in range(3)]
+            async with await client.pubsub.subscribe("audit", durable=True, from_offset=0) as sub:
+                got = []
+                async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+                    async for event in sub:
+                        got.append(event)
+                        if len(got) == 3:
+                            break
+            return acks, got
+    acks, got = asyncio.run(run())
+    assert [m.offset for m in got] == [a.offset for a in acks] and [m.payload for m in got] == [b"0", b"1", b"2"]
 
 
 def test_a_slow_subscriber_is_told_how_many_it_missed_in_their_place(cluster):
@@ -223,12 +270,26 @@ def test_the_command_line_subscribes_and_publishes_across_nodes(cluster):
         ("cli:1", "hello", "n2", 1), ("cli:p:x", "from stdin", "n3", 1)]
 
 
+def test_the_command_line_publishes_durably_and_reads_from_an_offset(cluster):
+    offsets = []
+    for text in ("first", "second"):
+        published = _tandemkv(cluster, "n2", "pubsub", "publish", "cli:log", text, "--durable")
+        assert published.returncode == 0, published.stderr
+        offsets.append(int(published.stdout))
+    read = _tandemkv(cluster, "n3", "pubsub", "subscribe", "cli:log", "--durable", "--from", str(offsets[0]),
+                     "--count", "2")
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.splitlines() == [f"[cli:log@{offsets[0]}] first", f"[cli:log@{offsets[1]}] second"]
+
+
 def test_the_command_line_says_what_to_fix_in_one_line(cluster):
     nothing = _tandemkv(cluster, "n1", "pubsub", "subscribe")
     assert nothing.returncode == 2 and nothing.stderr == "tandemkv: name at least one TOPIC or --prefix\n"
     empty = _tandemkv(cluster, "n1", "pubsub", "publish", "", "x")
     assert empty.returncode == 2 and empty.stderr.startswith("tandemkv: InvalidArgument: a topic must not be empty")
     assert len(empty.stderr.splitlines()) == 1
+    history = _tandemkv(cluster, "n1", "pubsub", "subscribe", "t", "--from", "3")
+    assert history.returncode == 2 and "--from is for --durable" in history.stderr
 
 
 def test_with_a_majority_down_the_remaining_nodes_still_publish_to_each_other(cluster):
@@ -238,6 +299,8 @@ def test_with_a_majority_down_the_remaining_nodes_still_publish_to_each_other(cl
             Client(cluster.endpoint("n2"), retry=NO_RETRY) as on_n2:
         with pytest.raises((errors.Unavailable, errors.OutcomeUnknown)):
             on_n1.put("k", "v")  # no quorum: the strong plane refuses
+        with pytest.raises((errors.Unavailable, errors.OutcomeUnknown)):
+            on_n1.pubsub.publish("room:9", "durable", durable=True)  # and so do durable topics
         reader = Reader(on_n1.pubsub.subscribe("room:9"), 20)
         for k in range(20):
             on_n2.pubsub.publish("room:9", f"{k}")

@@ -22,10 +22,14 @@ the server's event loop, the plane's loop, so no call holds a thread.
 - `Relay`: node to node (pubsub_relay.py); counted as a stream like the
   others.
 
-`DURABLE` is refused with FAILED_PRECONDITION: durable topics live on the
-strong plane (`node.topics` on an embedded node, docs/durable-topics.md)
-and this service does not carry them yet. A node whose server was built
-without a plane (a test's fake node) answers UNAVAILABLE, after reading a
+`DURABLE` goes to the strong plane's topic logs, `node.topics`
+(server/node/topics.py, docs/durable-topics.md): a publish is a Raft write
+(awaited on the loop, exactly once by its request id) answered with its
+offset; a subscription holds one topic, reads it from an offset through
+`node.topics.subscribe_async` (no thread while it waits), and sends each
+message with its offset, and a `gap` event where retention dropped
+messages it had not read. A node whose server was built without a plane
+or topics (a test's fake node) answers UNAVAILABLE, after reading a
 stream's first request, so a malformed one is still INVALID_ARGUMENT.
 """
 
@@ -39,25 +43,38 @@ import grpc
 import grpc.aio
 
 from tandemkv import errors
-from tandemkv.server.api.edge import abort
+from tandemkv.server.api.edge import abort, node_timeout_s
 from tandemkv.server.api.streams import StreamStop, StreamStops, until_stopped
 from tandemkv.server.available.pubsub import Lagged, Message, Publisher
 from tandemkv.server.available.pubsub_plane import PubSubPlane, Subscription
-from tandemkv.v1 import kv_pb2, pubsub_pb2, pubsub_pb2_grpc
-
-_DURABLE_REFUSED = ("durable delivery is not served by the PubSub service yet: publish with mode "
-                    "BEST_EFFORT, or use durable topics on an embedded node (node.topics, "
-                    "docs/durable-topics.md)")
+from tandemkv.server.node.topics import TopicGap
+from tandemkv.v1 import kv_pb2, pubsub_pb2, pubsub_pb2_grpc, topics_pb2
 
 
-def check_mode(mode: int) -> None:
-    """BEST_EFFORT passes; DURABLE is FailedPrecondition, any other value
-    InvalidArgument, each saying what to use."""
-    if mode == pubsub_pb2.BEST_EFFORT:
-        return
-    if mode == pubsub_pb2.DURABLE:
-        raise errors.FailedPrecondition(_DURABLE_REFUSED)
-    raise errors.InvalidArgument(f"unknown delivery mode {mode}; use 0 (BEST_EFFORT)")
+def is_durable(mode: int) -> bool:
+    """Whether `mode` is DURABLE; InvalidArgument for an unknown mode."""
+    if mode not in (pubsub_pb2.BEST_EFFORT, pubsub_pb2.DURABLE):
+        raise errors.InvalidArgument(f"unknown delivery mode {mode}; use 0 (BEST_EFFORT) or 1 (DURABLE)")
+    return mode == pubsub_pb2.DURABLE
+
+
+def durable_event(event: topics_pb2.TopicMessage | TopicGap, topic: bytes) -> pubsub_pb2.SubscriptionEvent:
+    if isinstance(event, TopicGap):
+        return pubsub_pb2.SubscriptionEvent(gap=pubsub_pb2.RetentionGap(from_offset=event.from_offset,
+                                                                        first_offset=event.first_offset))
+    return pubsub_pb2.SubscriptionEvent(message=pubsub_pb2.PubSubMessage(
+        topic=topic, payload=event.message, offset=event.offset, publish_ms=event.publish_ms))
+
+
+def check_durable_subscription(request: pubsub_pb2.SubscribeRequest) -> bytes:
+    """The topic of a DURABLE subscription's first request; InvalidArgument
+    unless it names exactly one topic and nothing else."""
+    if len(request.add_topics) != 1 or request.add_prefixes or request.remove_topics or request.remove_prefixes:
+        raise errors.InvalidArgument("a DURABLE subscription holds exactly one topic (one add_topics, no "
+                                     "prefixes, nothing to remove): open one stream per topic")
+    if request.from_now and request.from_offset:
+        raise errors.InvalidArgument("set from_offset or from_now, not both")
+    return request.add_topics[0]
 
 
 def message_to_proto(message: Message) -> pubsub_pb2.PubSubMessage:
@@ -75,9 +92,26 @@ def event_to_proto(event: Message | Lagged) -> pubsub_pb2.SubscriptionEvent:
 
 
 class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
-    def __init__(self, plane: PubSubPlane | None, stops: StreamStops):
+    def __init__(self, node: object, plane: PubSubPlane | None, stops: StreamStops):
+        self._topics = getattr(node, "topics", None)
         self._plane = plane
+        self._node_name = plane.node if plane is not None else ""
         self._stops = stops
+
+    def _require_topics(self):
+        if self._topics is None:
+            raise errors.Unavailable("durable topics are not served by this node; use another node")
+        return self._topics
+
+    async def _publish_durable(self, request: pubsub_pb2.PublishRequest,
+                               context: grpc.aio.ServicerContext) -> pubsub_pb2.PublishResponse:
+        if request.local_only or request.skip_subscription:
+            raise errors.InvalidArgument("local_only and skip_subscription are for BEST_EFFORT: every "
+                                         "subscriber of a durable topic reads all of its log")
+        published = await self._require_topics().publish_async(
+            request.topic, request.payload, request_id=request.request_id or None,
+            timeout_s=node_timeout_s(context))
+        return pubsub_pb2.PublishResponse(header=published.header, offset=published.offset)
 
     def _require_plane(self) -> PubSubPlane:
         if self._plane is None:
@@ -86,7 +120,9 @@ class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
 
     def _publish(self, publisher: Publisher | None,
                  request: pubsub_pb2.PublishRequest) -> pubsub_pb2.PublishResponse:
-        check_mode(request.mode)
+        if request.request_id:
+            raise errors.InvalidArgument("request_id is for DURABLE publishes: a BEST_EFFORT one is at most "
+                                         "once and never retried")
         plane = self._require_plane()
         published = plane.publish(request.topic, request.payload, publisher=publisher,
                                   skip=request.skip_subscription or None, local_only=request.local_only)
@@ -97,20 +133,27 @@ class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
 
     async def Publish(self, request, context):
         try:
+            if is_durable(request.mode):
+                return await self._publish_durable(request, context)
             return self._publish(None, request)
+        except grpc.aio.AbortError:
+            raise
         except Exception as error:  # noqa: BLE001 - every error becomes a status
             await abort(context, error)
 
     async def PublishStream(self, request_iterator, context):
         async for response in self._stops.serve(
-                context, None, lambda stop: self._publish_stream(request_iterator, stop)):
+                context, None, lambda stop: self._publish_stream(request_iterator, context, stop)):
             yield response
 
-    async def _publish_stream(self, requests: AsyncIterable, stop: StreamStop) -> AsyncIterator:
+    async def _publish_stream(self, requests: AsyncIterable, context: grpc.aio.ServicerContext,
+                              stop: StreamStop) -> AsyncIterator:
         publisher: Publisher | None = None
         async for request in until_stopped(stop, requests):
+            if is_durable(request.mode):
+                yield await self._publish_durable(request, context)
+                continue
             if publisher is None:
-                check_mode(request.mode)
                 publisher = self._require_plane().open_publisher()
             yield self._publish(publisher, request)
 
@@ -125,6 +168,13 @@ class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
             first = await requests.__anext__()
         except StopAsyncIteration:
             return  # the client left (or the server stops) before asking for anything
+        if is_durable(first.mode):
+            async for response in self._subscribe_durable(first, requests, stop):
+                yield response
+            return
+        if first.from_offset or first.from_now:
+            raise errors.InvalidArgument("from_offset and from_now are for DURABLE subscriptions: a "
+                                         "BEST_EFFORT one has no history")
         plane = self._require_plane()
         subscription = plane.subscribe(tuple(first.add_topics), tuple(first.add_prefixes))
         loop = asyncio.get_running_loop()
@@ -163,6 +213,37 @@ class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
             if reader is not None:
                 reader.cancel()
             subscription.close()
+
+    async def _subscribe_durable(self, first: pubsub_pb2.SubscribeRequest, requests: AsyncIterator,
+                                 stop: StreamStop) -> AsyncIterator:
+        topic = check_durable_subscription(first)
+        topics = self._require_topics()
+        events = topics.subscribe_async(topic, None if first.from_now else first.from_offset)
+        # Ends the events on a stop, or on a later request (refused).
+        ended = StreamStop()
+        stop.add_callback(ended.set)
+        failure: list[BaseException] = []
+
+        async def refuse_requests() -> None:
+            async for _ in requests:
+                failure.append(errors.InvalidArgument(
+                    "a DURABLE subscription takes no request after its first: open another stream"))
+                ended.set()
+                return
+
+        reader = asyncio.ensure_future(refuse_requests())
+        try:
+            yield pubsub_pb2.SubscribeResponse(header=kv_pb2.ResponseHeader(node=self._node_name))
+            async for event in until_stopped(ended, events):
+                yield pubsub_pb2.SubscribeResponse(events=[durable_event(event, topic)])
+            if failure:
+                raise failure[0]
+        finally:
+            reader.cancel()
+            try:
+                await events.aclose()  # runs its finally: the topic hub forgets it
+            except RuntimeError:
+                pass  # still running its cancellation, which closes it as well
 
     @staticmethod
     def _named(plane: PubSubPlane, subscription: Subscription) -> pubsub_pb2.SubscribeResponse:

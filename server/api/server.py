@@ -183,7 +183,7 @@ async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rp
         ("Registry", RegistryServicer(node)), ("Lock", LockServicer(node)),
         ("Election", ElectionServicer(node, streams)), ("Watch", WatchServicer(node, streams)),
         ("Crdt", CrdtServicer(node, streams)), ("Gossip", GossipServicer(node)),
-        ("PubSub", PubSubServicer(pubsub, streams)))]
+        ("PubSub", PubSubServicer(node, pubsub, streams)))]
     assert len(services) == len(descriptors), "a service of the node has no servicer"
     services.append(Service(health_pb2.DESCRIPTOR.services_by_name["Health"], health_servicer))
     services.append(Service(reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],

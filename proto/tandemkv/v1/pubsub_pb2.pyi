@@ -26,62 +26,86 @@ class PublisherId(_message.Message):
     def __init__(self, node: _Optional[str] = ..., incarnation: _Optional[int] = ..., session: _Optional[int] = ...) -> None: ...
 
 class PubSubMessage(_message.Message):
-    __slots__ = ("topic", "payload", "publisher", "seq")
+    __slots__ = ("topic", "payload", "publisher", "seq", "offset", "publish_ms")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     PUBLISHER_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_MS_FIELD_NUMBER: _ClassVar[int]
     topic: bytes
     payload: bytes
     publisher: PublisherId
     seq: int
-    def __init__(self, topic: _Optional[bytes] = ..., payload: _Optional[bytes] = ..., publisher: _Optional[_Union[PublisherId, _Mapping]] = ..., seq: _Optional[int] = ...) -> None: ...
+    offset: int
+    publish_ms: int
+    def __init__(self, topic: _Optional[bytes] = ..., payload: _Optional[bytes] = ..., publisher: _Optional[_Union[PublisherId, _Mapping]] = ..., seq: _Optional[int] = ..., offset: _Optional[int] = ..., publish_ms: _Optional[int] = ...) -> None: ...
 
 class PublishRequest(_message.Message):
-    __slots__ = ("topic", "payload", "mode", "local_only", "skip_subscription")
+    __slots__ = ("topic", "payload", "mode", "local_only", "skip_subscription", "request_id")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     LOCAL_ONLY_FIELD_NUMBER: _ClassVar[int]
     SKIP_SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     topic: bytes
     payload: bytes
     mode: DeliveryMode
     local_only: bool
     skip_subscription: int
-    def __init__(self, topic: _Optional[bytes] = ..., payload: _Optional[bytes] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., local_only: bool = ..., skip_subscription: _Optional[int] = ...) -> None: ...
+    request_id: bytes
+    def __init__(self, topic: _Optional[bytes] = ..., payload: _Optional[bytes] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., local_only: bool = ..., skip_subscription: _Optional[int] = ..., request_id: _Optional[bytes] = ...) -> None: ...
 
 class PublishResponse(_message.Message):
-    __slots__ = ("header", "publisher", "seq", "delivered_locally")
+    __slots__ = ("header", "publisher", "seq", "delivered_locally", "offset")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     PUBLISHER_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_LOCALLY_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     header: _kv_pb2.ResponseHeader
     publisher: PublisherId
     seq: int
     delivered_locally: int
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., publisher: _Optional[_Union[PublisherId, _Mapping]] = ..., seq: _Optional[int] = ..., delivered_locally: _Optional[int] = ...) -> None: ...
+    offset: int
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., publisher: _Optional[_Union[PublisherId, _Mapping]] = ..., seq: _Optional[int] = ..., delivered_locally: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("add_topics", "add_prefixes", "remove_topics", "remove_prefixes")
+    __slots__ = ("add_topics", "add_prefixes", "remove_topics", "remove_prefixes", "mode", "from_offset", "from_now")
     ADD_TOPICS_FIELD_NUMBER: _ClassVar[int]
     ADD_PREFIXES_FIELD_NUMBER: _ClassVar[int]
     REMOVE_TOPICS_FIELD_NUMBER: _ClassVar[int]
     REMOVE_PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FROM_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    FROM_NOW_FIELD_NUMBER: _ClassVar[int]
     add_topics: _containers.RepeatedScalarFieldContainer[bytes]
     add_prefixes: _containers.RepeatedScalarFieldContainer[bytes]
     remove_topics: _containers.RepeatedScalarFieldContainer[bytes]
     remove_prefixes: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, add_topics: _Optional[_Iterable[bytes]] = ..., add_prefixes: _Optional[_Iterable[bytes]] = ..., remove_topics: _Optional[_Iterable[bytes]] = ..., remove_prefixes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    mode: DeliveryMode
+    from_offset: int
+    from_now: bool
+    def __init__(self, add_topics: _Optional[_Iterable[bytes]] = ..., add_prefixes: _Optional[_Iterable[bytes]] = ..., remove_topics: _Optional[_Iterable[bytes]] = ..., remove_prefixes: _Optional[_Iterable[bytes]] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., from_offset: _Optional[int] = ..., from_now: bool = ...) -> None: ...
+
+class RetentionGap(_message.Message):
+    __slots__ = ("from_offset", "first_offset")
+    FROM_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    FIRST_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    from_offset: int
+    first_offset: int
+    def __init__(self, from_offset: _Optional[int] = ..., first_offset: _Optional[int] = ...) -> None: ...
 
 class SubscriptionEvent(_message.Message):
-    __slots__ = ("message", "lagged")
+    __slots__ = ("message", "lagged", "gap")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     LAGGED_FIELD_NUMBER: _ClassVar[int]
+    GAP_FIELD_NUMBER: _ClassVar[int]
     message: PubSubMessage
     lagged: int
-    def __init__(self, message: _Optional[_Union[PubSubMessage, _Mapping]] = ..., lagged: _Optional[int] = ...) -> None: ...
+    gap: RetentionGap
+    def __init__(self, message: _Optional[_Union[PubSubMessage, _Mapping]] = ..., lagged: _Optional[int] = ..., gap: _Optional[_Union[RetentionGap, _Mapping]] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
     __slots__ = ("header", "subscription_id", "events")
