@@ -12,8 +12,15 @@
    virtual clock (1 s rounds, 1-50 ms latency, no loss), split in two
    halves for 20 rounds with writes on every node, then healed; rounds
    until every node holds equal tables.
+4. One keyed table of 1,000,000 keys through the node (`--keyed-keys N`,
+   not run in CI): an embedded one-member `Node`, writers putting one
+   field per user key through `node.crdt.update(..., key=...)` (each
+   write acknowledged after its group commit); then reads of one key, a
+   scan page of 100, the node's resident memory per key, the store's
+   bytes on disk, and how long a restart takes to load every key.
 
     timeout 300 python -m benchmarks.crdt [--seconds 3] [--threads 1,16] [--sizes 10,50,100]
+    timeout 3600 python -m benchmarks.crdt --keyed-only --keyed-keys 1000000 [--keyed-threads 64] [--relaxed]
 
 Prints markdown rows.
 """
@@ -37,6 +44,7 @@ from tandemkv.server.available.crdt.mutations import Increment
 from tandemkv.server.available.gossip.protocol import GossipNode
 from tandemkv.server.available.crdt.hlc import HybridClock, MemoryHighWaterMark
 from tandemkv.server.available.runtime import AvailablePlane, CatalogTable
+from tandemkv.server.available.crdt.mutations import Put
 
 PARTITION_ROUNDS = 20
 ROUND_MS = 1_000
@@ -159,6 +167,73 @@ def simulated_rounds(size: int, seed: int) -> float:
     return float("inf")
 
 
+# -- 4. one keyed table of many keys, through an embedded node -----------
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def _node(root: Path, port_raft: int, port_client: int, durability: str):
+    from tandemkv.server import Member, Node, NodeConfig
+    member = Member("n1", f"127.0.0.1:{port_raft}", f"127.0.0.1:{port_client}")
+    node = Node(NodeConfig(name="n1", data_dir=root, raft_address=member.raft_address,
+                           client_address=member.client_address, peers=(member,), durability=durability,
+                           map_size_bytes=1 << 30))
+    node.start()
+    node.wait_ready(60)
+    return node
+
+
+def keyed_rows(keys: int, threads: int, durability: str) -> list[str]:
+    from tests.support.ports import free_ports
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        ports = free_ports(2)
+        rss_before = _rss_bytes()
+        node = _node(Path(root), *ports, durability)
+        try:
+            node.crdt.create_table("profiles", TableKind.AW_LWW_MAP, keyed=True)
+            started = time.monotonic()
+
+            def write(worker: int) -> None:
+                for index in range(worker, keys, threads):
+                    node.crdt.update("profiles", Put(b"name", b"user %d" % index), key=b"user:%08d" % index)
+
+            workers = [threading.Thread(target=write, args=(w,)) for w in range(threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            elapsed = time.monotonic() - started
+            rows.append(f"new keys/s through node.crdt.update | {threads} writers, {durability} | "
+                        f"{keys / elapsed:,.0f}/s ({elapsed:.0f} s for {keys:,})")
+            rss = _rss_bytes() - rss_before
+            rows.append(f"resident memory per key (node process) | {keys:,} keys | {rss / keys:,.0f} bytes")
+            probes = [b"user:%08d" % random.randrange(keys) for _ in range(2_000)]
+            started = time.monotonic()
+            for key in probes:
+                assert node.crdt.read("profiles", key).value is not None
+            rows.append(f"read one key | {keys:,} keys | {(time.monotonic() - started) / len(probes) * 1e6:,.0f} µs")
+            started = time.monotonic()
+            for _ in range(50):
+                page = node.crdt.scan_keys("profiles", b"user:0", after=random.choice(probes), limit=100)
+            rows.append(f"scan a prefix, one page of 100 | {keys:,} keys | "
+                        f"{(time.monotonic() - started) / 50 * 1e3:,.1f} ms ({len(page.values)} values)")
+        finally:
+            node.stop()
+        disk = sum(f.stat().st_size for f in (Path(root) / "crdt").iterdir())
+        rows.append(f"store on disk (LMDB, one record per key) | {keys:,} keys | {disk / 2**20:,.0f} MiB")
+        started = time.monotonic()
+        node = _node(Path(root), *ports, durability)
+        try:
+            loaded_s = time.monotonic() - started
+            assert node.crdt.status().keyed.tables["profiles"].keys == keys
+        finally:
+            node.stop()
+        rows.append(f"restart: node ready with every key loaded | {keys:,} keys | {loaded_s:.1f} s")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -166,8 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10,50,100")
     parser.add_argument("--seeds", type=int, default=3, help="simulation runs per size")
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--keyed-keys", type=int, default=0, help="keys for the keyed-table point (0: skip)")
+    parser.add_argument("--keyed-threads", type=int, default=64)
+    parser.add_argument("--keyed-only", action="store_true")
+    parser.add_argument("--relaxed", action="store_true", help="the keyed point without fsync")
     args = parser.parse_args(argv)
     print("| measurement | setting | result |\n|---|---|---|")
+    if args.keyed_keys:
+        for row in keyed_rows(args.keyed_keys, args.keyed_threads, "relaxed" if args.relaxed else "durable"):
+            print(f"| {row} |", flush=True)
+    if args.keyed_only:
+        return 0
     for durable in (True, False):
         for threads in map(int, args.threads.split(",")):
             rate, p99_ms = updates_per_second(threads, args.seconds, durable)
