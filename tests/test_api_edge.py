@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tandemkv import limits
 from tandemkv.server.api import build_server
-from tandemkv.server.api.dispatch import LANE_CALLS, LANE_OPERATOR, LANE_STREAMS
+from tandemkv.server.api.dispatch import LANE_CALLS, LANE_OPERATOR, LANE_PEERS, LANE_STREAMS
 from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.feeds import Feed
 from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, crdt_pb2, crdt_pb2_grpc, kv_pb2, kv_pb2_grpc
@@ -273,7 +273,8 @@ def test_the_default_limits_are_the_named_ones(fake_node):
     try:
         assert server.admission._limits == {LANE_CALLS: limits.CONCURRENT_RPCS_MAX,
                                             LANE_STREAMS: limits.STREAMS_OPEN_MAX,
-                                            LANE_OPERATOR: limits.OPERATOR_RPCS_MAX}
+                                            LANE_OPERATOR: limits.OPERATOR_RPCS_MAX,
+                                            LANE_PEERS: limits.PEER_STREAMS_OPEN_MAX}
         assert len(server.method_paths) == len(rpc_methods()) + 3  # health Check and Watch, reflection
     finally:
         server.stop(grace_s=0)

@@ -83,6 +83,10 @@ OPERATOR_RPCS_MAX = 16
 # loop and holds no thread, so this is a memory bound: an idle stream costs
 # some tens of KiB (benchmarks/RESULTS.md, "Streams that cost no thread").
 STREAMS_OPEN_MAX = 8_192
+# Streams from other members (the pub/sub relay, one per peer, two while a
+# peer reconnects) open at once on one node, apart from STREAMS_OPEN_MAX so
+# clients can never crowd the members out, nor the members the clients.
+PEER_STREAMS_OPEN_MAX = 2 * 64
 # gRPC message size, both directions.
 GRPC_MESSAGE_BYTES_MAX = 8 * 1024 * 1024
 # Threads for the calls that block in the node (lock and campaign waits,

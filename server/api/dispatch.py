@@ -26,6 +26,8 @@ Lanes, each held to a named limit and counted when the call is looked up
   keepalives, election observes, CRDT subscriptions, health watches,
   reflection), which hold no thread while they wait: held to
   STREAMS_OPEN_MAX, a memory bound;
+- peers: the streams other members open to this node (the pub/sub relay),
+  held to PEER_STREAMS_OPEN_MAX apart from the clients' streams;
 - calls: every other RPC, held to CONCURRENT_RPCS_MAX.
 A call over its lane's limit is answered RESOURCE_EXHAUSTED: a stream by a
 refusal that reads nothing, a unary call once its message is read.
@@ -46,7 +48,7 @@ import grpc.aio
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
-from tandemkv import errors
+from tandemkv import errors, limits
 from tandemkv.server.api.edge import abort
 from tandemkv.server.api.wire import MalformedRequest, decode
 
@@ -57,6 +59,10 @@ MALFORMED_LOG_INTERVAL_S = 60.0
 LANE_CALLS = "calls"
 LANE_STREAMS = "streams"
 LANE_OPERATOR = "operator"
+LANE_PEERS = "peers"
+
+# Streams other members open to this node, in a lane of their own.
+PEER_METHODS = frozenset({"/tandemkv.v1.PubSub/Relay"})
 
 OPERATOR_METHODS = frozenset({
     "/grpc.health.v1.Health/Check",
@@ -70,9 +76,11 @@ log = logging.getLogger(__name__)
 class Admission:
     """In-flight calls per lane against each lane's limit."""
 
-    def __init__(self, calls_max: int, streams_max: int, operator_max: int) -> None:
+    def __init__(self, calls_max: int, streams_max: int, operator_max: int,
+                 peers_max: int = limits.PEER_STREAMS_OPEN_MAX) -> None:
         self._lock = threading.Lock()
-        self._limits = {LANE_CALLS: calls_max, LANE_STREAMS: streams_max, LANE_OPERATOR: operator_max}
+        self._limits = {LANE_CALLS: calls_max, LANE_STREAMS: streams_max, LANE_OPERATOR: operator_max,
+                        LANE_PEERS: peers_max}
         self._open = dict.fromkeys(self._limits, 0)
 
     def enter(self, lane: str) -> str | None:
@@ -98,6 +106,9 @@ def _refusal_message(lane: str, limit: int) -> str:
         return (f"this node has STREAMS_OPEN_MAX={limit} streams open (watches, lease keepalives, "
                 "election observes, CRDT subscriptions); close streams you no longer need, put many "
                 "watches on one Watch.Watches stream, or connect to another node")
+    if lane == LANE_PEERS:
+        return (f"this node has PEER_STREAMS_OPEN_MAX={limit} relay streams from other members open; "
+                "a member reconnecting will retry")
     if lane == LANE_OPERATOR:
         return (f"this node is serving OPERATOR_RPCS_MAX={limit} health and status calls; "
                 "poll less often")
@@ -286,6 +297,8 @@ def _close_soon(responses: AsyncIterator) -> None:
 def _lane(path: str, method: MethodDescriptor) -> str:
     if path in OPERATOR_METHODS:
         return LANE_OPERATOR
+    if path in PEER_METHODS:
+        return LANE_PEERS
     if method.client_streaming or method.server_streaming:
         return LANE_STREAMS
     return LANE_CALLS
