@@ -2,18 +2,20 @@
 its smallest point of each kind (one operation in flight, one one-second
 run): the raw put, the SDK's put and get, and the many-clients points (two
 load-generator processes), against TandemKV and, when Debian's `etcd`
-binary is on PATH, against etcd in the same run, so a change that breaks
+binary is on PATH and the bench extra's `aetcd` is installed, against etcd
+in the same run, so a change that breaks
 the harness fails here instead of when someone next benchmarks.
 
 Method: the suite runs as a subprocess in its own session (killed whole,
 its load-generator processes included, if it overruns) and the test reads
 the suite.json it writes. Speed is not asserted; only that every point was
 measured without errors, and that nothing was skipped but what the suite
-must skip (etcd has no SDK workloads; etcd itself only when its binary is
-absent)."""
+must skip (etcd has no SDK workloads; etcd itself only when its binary or
+its client library is absent, which the suite must say)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -79,6 +81,13 @@ def test_the_suite_measures_etcd_beside_it_unless_the_etcd_binary_is_absent(suit
         # Not a skip of this test: the suite must say etcd is absent, and measure nothing of it.
         assert [s["workload"] for s in etcd_skips] == ["all"] and "no `etcd` binary" in etcd_skips[0]["reason"], \
             f"etcd is absent here, and the suite should have said so: {etcd_skips}"
+        assert _measured(document, "etcd") == set(), document["points"]
+        return
+    if importlib.util.find_spec("aetcd") is None:
+        # The etcd client library is the bench extra's, not the test command's:
+        # the suite must name what is missing, and measure nothing of etcd.
+        assert [s["workload"] for s in etcd_skips] == ["all"] and "aetcd" in etcd_skips[0]["reason"], \
+            f"aetcd is absent here, and the suite should have said so: {etcd_skips}"
         assert _measured(document, "etcd") == set(), document["points"]
         return
     unexpected = [s for s in etcd_skips if ETCD_SDK_SKIP not in s["reason"]]
