@@ -189,3 +189,18 @@ def test_keys_survive_a_restart(cluster):
     cluster.stop("n0")
     cluster.start("n0")
     assert cluster.nodes["n0"].crdt.read("sessions", b"s:1").value == b"tok"
+
+
+def test_dropping_a_keyed_table_ends_its_subscriptions_with_not_found(cluster):
+    a = cluster.nodes["n0"]
+    a.crdt.create_table("scratch", TableKind.OR_SET, keyed=True)
+    a.crdt.update("scratch", Add(b"m"), key=b"k")
+    values = a.crdt.subscribe("scratch", key=b"k")
+    assert next(values).value == [b"m"]
+    a.crdt.drop_table("scratch")
+    with pytest.raises(NotFound, match="scratch"):
+        next(values)
+    values.close()
+    a.crdt.create_table("single", TableKind.OR_SET)
+    with pytest.raises(FailedPrecondition, match="single-value"):
+        next(a.crdt.subscribe("single", key=b"k"))

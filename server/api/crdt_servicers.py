@@ -182,9 +182,9 @@ class CrdtServicer(crdt_pb2_grpc.CrdtServicer):
                     context, None, lambda wake: self._node.crdt.value_feed(request.table, wake)):
                 yield value_to_proto(value)
             return
-        async for batch in self._stops.serve_feed(
+        async for values in self._stops.serve_feed(
                 context, None, lambda wake: self._node.crdt.key_feed(request.table, wake, key=key, prefix=prefix)):
-            for value in self._node.crdt.key_values(request.table, batch):
+            for value in values:
                 yield value_to_proto(value)
 
 

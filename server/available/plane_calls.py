@@ -26,7 +26,7 @@ from tandemkv.server.available.gossip.keyed_sync import KeyedSyncStatus
 from tandemkv.server.available.gossip.protocol import GossipNode, GossipStatus
 from tandemkv.server.available.inbox import GossipInbox, Verdict
 from tandemkv.server.available.keyed_runtime import KeyedTables, refuse_shape
-from tandemkv.server.available.subscriptions import KeyFeed, Shape, TableFeeds
+from tandemkv.server.available.subscriptions import KeyBatch, KeyFeed, Shape, TableFeeds
 from tandemkv.server.feeds import Feed, follow
 
 
@@ -113,13 +113,15 @@ class PlaneCalls:
             return self._keyed.scan(table, prefix, after, limit)
 
     def key_feed(self, table: str, wake: Callable[[], None], *, key: bytes | None = None,
-                 prefix: bytes | None = None) -> KeyFeed:
+                 prefix: bytes | None = None,
+                 shape: Callable[[TableKind, KeyBatch], Any] = lambda kind, batch: batch) -> KeyFeed:
         """A feed (subscriptions.KeyFeed) of a keyed table's changes: of
         `key` (its value now, then each change) or of every key with
-        `prefix` (a resync first, then each change). NotFound for a table
-        not known here, FailedPrecondition for a single-value table."""
-        self._known(table)
-        feed = KeyFeed(table, wake, key=key, prefix=prefix,
+        `prefix` (a resync first, then each change), each batch taken as
+        `shape(kind, batch)`. NotFound for a table not known here,
+        FailedPrecondition for a single-value table."""
+        kind = self.table_kind(table)
+        feed = KeyFeed(table, wake, key=key, prefix=prefix, shape=lambda batch: shape(kind, batch),
                        on_close=lambda: self._keyed.feeds.remove(feed))
         with self._lock:
             try:

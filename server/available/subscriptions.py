@@ -120,9 +120,12 @@ class KeyFeed:
 
     def __init__(self, table: str, wake: Callable[[], None], *, key: bytes | None = None,
                  prefix: bytes | None = None, pending_max: int = CRDT_KEY_FEED_PENDING_KEYS_MAX,
+                 shape: Callable[[KeyBatch], Any] = lambda batch: batch,
                  on_close: Callable[[], None] | None = None) -> None:
+        """`shape`: what `take` gives of each batch, in the reader's thread."""
         assert (key is None) != (prefix is None), "a key feed follows one key or one prefix"
         self.table, self.key, self.prefix = table, key, prefix
+        self._shape = shape
         self._wake = wake
         self._pending_max = pending_max
         self._on_close = on_close
@@ -173,7 +176,9 @@ class KeyFeed:
             self._ended = True
         self._wake()
 
-    def take(self) -> KeyBatch | None:
+    def take(self) -> Any:
+        """The pending batch, shaped (None: nothing new); raises the
+        failure the feed ended with (once)."""
         with self._lock:
             if self._failure is not None:
                 failure, self._failure = self._failure, None
@@ -182,7 +187,7 @@ class KeyFeed:
                 return None
             batch = KeyBatch(self._resync, [KeyChange(k, v) for k, v in sorted(self._pending.items())])
             self._pending, self._resync = {}, False
-            return batch
+        return self._shape(batch)
 
     @property
     def over(self) -> bool:

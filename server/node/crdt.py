@@ -225,25 +225,25 @@ class NodeCrdt:
         if key is None and prefix is None:
             return follow(lambda wake: self.value_feed(table, wake), stopped)
         batches = follow(lambda wake: self.key_feed(table, wake, key=key, prefix=prefix), stopped)
-        return (value for batch in batches for value in self.key_values(table, batch))
+        return (value for values in batches for value in values)
 
     def key_feed(self, table: str, wake: Callable[[], None], *, key: bytes | None = None,
                  prefix: bytes | None = None) -> KeyFeed:
         """A feed (subscriptions.KeyFeed) of a keyed table's changes: what
-        the gRPC server's Subscribe waits on for a key or a prefix. Its
-        batches become values with `key_values`."""
+        the gRPC server's Subscribe waits on for a key or a prefix. Each
+        take gives a list of values, as `subscribe` yields them: a resync
+        (no value) first when changes may be missing, then each changed key."""
         check_table_name(table)
         if (key is None) == (prefix is None):
             raise InvalidArgument("subscribe to a keyed table's key or prefix: give exactly one")
-        return self._plane().key_feed(table, wake, key=key, prefix=prefix)
-
-    def key_values(self, table: str, batch: KeyBatch) -> list[TableValue]:
-        """A feed's batch as values: a resync (no value) first when it says so."""
         plane = self._plane()
-        kind = plane.table_kind(table)
-        values = [TableValue(table, kind, None, plane.node_name, resync=True)] if batch.resync else []
-        return values + [TableValue(table, kind, change.value, plane.node_name, change.key)
-                         for change in batch.changes]
+        node_name = plane.node_name
+
+        def values(kind: TableKind, batch: KeyBatch) -> list[TableValue]:
+            first = [TableValue(table, kind, None, node_name, resync=True)] if batch.resync else []
+            return first + [TableValue(table, kind, change.value, node_name, change.key)
+                            for change in batch.changes]
+        return plane.key_feed(table, wake, key=key, prefix=prefix, shape=values)
 
 
     def value_feed(self, table: str, wake: Callable[[], None]) -> Feed[TableValue]:
