@@ -50,6 +50,10 @@ from tandemkv.server.available.pubsub_plane import PubSubPlane, Subscription
 from tandemkv.server.node.topics import TopicGap
 from tandemkv.v1 import kv_pb2, pubsub_pb2, pubsub_pb2_grpc, topics_pb2
 
+# An offset past every message (offsets are Raft indexes): a read from it
+# answers only where the topic stands.
+_PAST_EVERY_OFFSET = 2**63
+
 
 def is_durable(mode: int) -> bool:
     """Whether `mode` is DURABLE; InvalidArgument for an unknown mode."""
@@ -159,17 +163,18 @@ class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
 
     async def Subscribe(self, request_iterator, context):
         async for response in self._stops.serve(
-                context, None, lambda stop: self._subscribe(request_iterator, stop)):
+                context, None, lambda stop: self._subscribe(request_iterator, context, stop)):
             yield response
 
-    async def _subscribe(self, request_iterator: AsyncIterable, stop: StreamStop) -> AsyncIterator:
+    async def _subscribe(self, request_iterator: AsyncIterable, context: grpc.aio.ServicerContext,
+                         stop: StreamStop) -> AsyncIterator:
         requests = until_stopped(stop, request_iterator).__aiter__()
         try:
             first = await requests.__anext__()
         except StopAsyncIteration:
             return  # the client left (or the server stops) before asking for anything
         if is_durable(first.mode):
-            async for response in self._subscribe_durable(first, requests, stop):
+            async for response in self._subscribe_durable(first, requests, context, stop):
                 yield response
             return
         if first.from_offset or first.from_now:
@@ -215,10 +220,19 @@ class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
             subscription.close()
 
     async def _subscribe_durable(self, first: pubsub_pb2.SubscribeRequest, requests: AsyncIterator,
-                                 stop: StreamStop) -> AsyncIterator:
+                                 context: grpc.aio.ServicerContext, stop: StreamStop) -> AsyncIterator:
         topic = check_durable_subscription(first)
         topics = self._require_topics()
-        events = topics.subscribe_async(topic, None if first.from_now else first.from_offset)
+        start = first.from_offset
+        if first.from_now:
+            # Placed before the first response, so that everything published
+            # once the client holds it is delivered: where the topic stands
+            # after every publish acknowledged so far (a linearizable read);
+            # a topic that holds nothing is read from its first message, so
+            # its next life owes no gap.
+            page = await topics.read_async(topic, _PAST_EVERY_OFFSET, limit=1, timeout_s=node_timeout_s(context))
+            start = 0 if page.first_offset == page.next_offset else page.next_offset
+        events = topics.subscribe_async(topic, start)
         # Ends the events on a stop, or on a later request (refused).
         ended = StreamStop()
         stop.add_callback(ended.set)
