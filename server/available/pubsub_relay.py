@@ -179,8 +179,11 @@ class PeerSender:
             except Exception as error:
                 # A write fails with whatever the transport saw; the peer's
                 # own status (why it refused) is the call's, once it ended.
-                if call.done() and await call.code() != grpc.StatusCode.CANCELLED:
-                    raise RelayStreamEnded(f"{(await call.code()).name}: {await call.details()}") from error
+                code = await call.code() if call.done() else None
+                if code == grpc.StatusCode.OK:  # the peer ended it: it stops
+                    raise RelayStreamEnded("the peer closed the relay stream (stopping?)") from error
+                if code is not None and code != grpc.StatusCode.CANCELLED:
+                    raise RelayStreamEnded(f"{code.name}: {await call.details()}") from error
                 raise
             finally:
                 call.cancel()
