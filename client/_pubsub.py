@@ -38,6 +38,7 @@ repeated.
 
 from __future__ import annotations
 
+import collections
 import queue
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
@@ -67,7 +68,7 @@ class Subscription:
                  from_offset: int | None = None):
         opening = first_request(topics, prefixes, durable, from_offset)
         self._position = Position(from_offset)
-        self._pending: list[Event] = []
+        self._pending: collections.deque[Event] = collections.deque()
         self.closed = False
         self.lagged_total = 0
         failure: errors.TandemKVError | None = None
@@ -118,8 +119,8 @@ class Subscription:
                 if failure is None:
                     raise StopIteration from None
                 raise failure from None
-            self._pending = events_of(response)
-        event = self._pending.pop(0)
+            self._pending.extend(events_of(response))
+        event = self._pending.popleft()
         if isinstance(event, Lagged):
             self.lagged_total += event.missed
         self._position.passed(event)

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable
 
 import grpc
@@ -36,7 +37,7 @@ class AsyncSubscription:
 
     def __init__(self, from_offset: int | None = None) -> None:
         self._position = Position(from_offset)
-        self._pending: list[Event] = []
+        self._pending: collections.deque[Event] = collections.deque()
         self.closed = False
         self.lagged_total = 0
         self._requests: asyncio.Queue = asyncio.Queue()
@@ -98,8 +99,8 @@ class AsyncSubscription:
                 if self.closed:
                     raise StopAsyncIteration
                 raise errors.Unavailable(f"{self.endpoint} ended the subscription (stopping?): subscribe again")
-            self._pending = shared.events_of(response)
-        event = self._pending.pop(0)
+            self._pending.extend(shared.events_of(response))
+        event = self._pending.popleft()
         if isinstance(event, Lagged):
             self.lagged_total += event.missed
         self._position.passed(event)

@@ -93,9 +93,12 @@ def decode_published(response: pubsub_pb2.PublishResponse) -> Published:
 
 
 def publish_request(topic: BytesLike, message: BytesLike, local: bool = False,
-                    skip_subscription: int = 0) -> pubsub_pb2.PublishRequest:
+                    skip_subscription: int | None = None) -> pubsub_pb2.PublishRequest:
+    if skip_subscription == 0:
+        raise errors.InvalidArgument("publish_from takes a best-effort subscription (a durable one has no id "
+                                     "and every reader of a log reads all of it)")
     return pubsub_pb2.PublishRequest(topic=to_bytes(topic, "topic"), payload=to_bytes(message, "message"),
-                                     local_only=local, skip_subscription=skip_subscription)
+                                     local_only=local, skip_subscription=skip_subscription or 0)
 
 
 def publish(topic: BytesLike, message: BytesLike, local: bool = False, durable: bool = False,

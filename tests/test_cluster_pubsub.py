@@ -164,6 +164,9 @@ def test_bad_requests_get_a_clear_error(cluster):
             client.pubsub.publish("t", "x", durable=True, local=True)
         with pytest.raises(errors.InvalidArgument, match="has no history"):
             client.pubsub.subscribe("t", from_offset=3)
+        with client.pubsub.subscribe("t", durable=True) as log:
+            with pytest.raises(errors.InvalidArgument, match="publish_from takes a best-effort subscription"):
+                client.pubsub.publish_from(log, "t", "x")
     with grpc.insecure_channel(cluster.endpoint("n1")) as channel:
         stub = pubsub_pb2_grpc.PubSubStub(channel)
         with pytest.raises(grpc.RpcError) as caught:
