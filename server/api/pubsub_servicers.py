@@ -19,8 +19,8 @@ the server's event loop, the plane's loop, so no call holds a thread.
   over PUBSUB_TOPIC_BYTES_MAX, a node out of subscriptions) ends the stream
   with its status. The stream lasts until the client cancels it or the
   server stops, whether or not the client closed its side.
-- `Relay`: node to node (pubsub_relay.py); counted as a stream like the
-  others.
+- `Relay`: node to node (pubsub_relay.py); its streams have a lane of
+  their own (PEER_STREAMS_OPEN_MAX, dispatch.py).
 
 `DURABLE` goes to the strong plane's topic logs, `node.topics`
 (server/node/topics.py, docs/durable-topics.md): a publish is a Raft write
