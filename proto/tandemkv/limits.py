@@ -281,6 +281,14 @@ PRESENCE_TOMBSTONES_MAX = 10_000
 PRESENCE_OWNERS_MAX = 256
 # Bytes of one presence gossip frame (one UDP datagram); larger transfers go as numbered chunks.
 PRESENCE_FRAME_BYTES_MAX = 60 * 1024
+# How often a running node lets presence time pass (expiries, heartbeats, pushing local changes to peers).
+PRESENCE_TICK_MS = 50
+# Frames waiting for one peer's Exchange call; past it the oldest go (counted; heartbeats and wants repair them).
+PRESENCE_PEER_QUEUE_FRAMES_MAX = 1_024
+# Longest one Exchange call (a batch of frames to a peer) may take before it is given up.
+PRESENCE_EXCHANGE_TIMEOUT_MS = 2_000
+# Diffs a presence watch stream holds for a slow reader; past it they go and the reader gets the topic's state (resync).
+PRESENCE_WATCH_DIFFS_MAX = 1_024
 
 # -- pub/sub, durable (the strong plane's per-topic log; topics and messages share the limits above) --
 # A topic's retention by count: the newest this many messages are kept (the default, and the most a publish may ask).

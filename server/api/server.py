@@ -3,7 +3,7 @@
 Owns the server's shape: a `grpc.aio` server on an event loop of its own
 (in a thread), with one generic handler (dispatch.py) serving the KV,
 Counter, Batch, Cluster, Crdt, Gossip, Lease, Registry, Lock, Election,
-Watch and PubSub servicers, the standard health service (following the node's
+Watch, PubSub and Presence servicers, the standard health service (following the node's
 readiness, health_follower.py) and server reflection; the lanes and their
 limits (CONCURRENT_RPCS_MAX, STREAMS_OPEN_MAX, OPERATOR_RPCS_MAX) and the
 message-size limit. Writes and reads await the node's asyncio calls, so a
@@ -12,8 +12,9 @@ election observe, CRDT subscription) costs memory only; calls that block
 in the node (lock and campaign waits, CRDT catalog changes) run on the
 loop's executor, GRPC_CALL_THREADS_MAX threads. It does not start or stop
 the node; it builds the node's pub/sub plane (`node.open_pubsub()`, on
-the server's loop, which the plane runs on), serves it, and starts and
-stops it with the server.
+the server's loop, which the plane runs on) and its presence plane
+(`node.open_presence()`, likewise), serves them, and starts and stops
+them with the server.
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ from tandemkv.server.api.crdt_servicers import CrdtServicer, GossipServicer
 from tandemkv.server.api.dispatch import LANE_STREAMS, Admission, Dispatcher, MalformedRequests, Service
 from tandemkv.server.api.edge import NodeCalls
 from tandemkv.server.api.health_follower import HealthFollower
+from tandemkv.server.api.presence_servicers import PresenceServicer
 from tandemkv.server.api.pubsub_servicers import PubSubServicer
 from tandemkv.server.api.streams import StreamStops
 from tandemkv.server.api.servicers import ClusterServicer, CounterServicer, KVServicer
 from tandemkv.v1 import (
     batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, pubsub_pb2, watch_pb2,
 )
+from tandemkv.v1 import presence_pb2
 
 # Grace a stopping server gives calls in flight before cancelling them.
 STOP_GRACE_S = 5.0
@@ -65,6 +68,7 @@ _AVAILABLE_SERVICES = (
     crdt_pb2.DESCRIPTOR.services_by_name["Crdt"],
     crdt_pb2.DESCRIPTOR.services_by_name["Gossip"],
     pubsub_pb2.DESCRIPTOR.services_by_name["PubSub"],
+    presence_pb2.DESCRIPTOR.services_by_name["Presence"],
 )
 SERVICE_NAMES = tuple(s.full_name for s in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES))
 
@@ -108,11 +112,14 @@ class ClientServer:
     _loop: _LoopThread
     # The node's best-effort pub/sub (None for a node that has none).
     pubsub: Any = None
+    # The node's presence (None for a node that has none).
+    presence: Any = None
 
     def start(self) -> None:
         self._loop.run(self.server.start())
-        if self.pubsub is not None:
-            self._loop.run(_started(self.pubsub))
+        for plane in (self.pubsub, self.presence):
+            if plane is not None:
+                self._loop.run(_started(plane))
         self.follower.start()
 
     @property
@@ -126,8 +133,9 @@ class ClientServer:
         finish for `grace_s`."""
         self.follower.stop()
         self._loop.run(self.health.enter_graceful_shutdown())
-        if self.pubsub is not None and self.pubsub.started:
-            self._loop.run(self.pubsub.stop(), LOOP_STOP_WAIT_S)
+        for plane in (self.pubsub, self.presence):
+            if plane is not None and plane.started:
+                self._loop.run(plane.stop(), LOOP_STOP_WAIT_S)
         self.streams.stop_all()
         self._loop.run(self.server.stop(grace_s))
         self._loop.close()
@@ -171,6 +179,8 @@ async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rp
     streams = StreamStops()
     open_pubsub = getattr(node, "open_pubsub", None)
     pubsub = open_pubsub() if open_pubsub is not None else None
+    open_presence = getattr(node, "open_presence", None)
+    presence = open_presence() if open_presence is not None else None
     health_servicer = health.aio.HealthServicer()
     reflection_names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
     descriptors = {d.name: d for d in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES)}
@@ -183,7 +193,8 @@ async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rp
         ("Registry", RegistryServicer(node)), ("Lock", LockServicer(node)),
         ("Election", ElectionServicer(node, streams)), ("Watch", WatchServicer(node, streams)),
         ("Crdt", CrdtServicer(node, streams)), ("Gossip", GossipServicer(node)),
-        ("PubSub", PubSubServicer(node, pubsub, streams)))]
+        ("PubSub", PubSubServicer(node, pubsub, streams)),
+        ("Presence", PresenceServicer(presence, streams)))]
     assert len(services) == len(descriptors), "a service of the node has no servicer"
     services.append(Service(health_pb2.DESCRIPTOR.services_by_name["Health"], health_servicer))
     services.append(Service(reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
@@ -203,4 +214,5 @@ async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rp
         raise OSError(f"cannot listen on {address}; is the port in use?")
     return ClientServer(server=server, port=port, health=health_servicer, streams=streams,
                         admission=admission, malformed=malformed, follower=follower,
-                        method_paths=dispatcher.method_paths, _loop=loop, pubsub=pubsub)
+                        method_paths=dispatcher.method_paths, _loop=loop, pubsub=pubsub,
+                        presence=presence)

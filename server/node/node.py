@@ -31,6 +31,7 @@ from google.protobuf.message import Message
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument, OutcomeUnknown, ResourceExhausted, Unavailable
 from tandemkv.server.available.node_plane import build_plane
+from tandemkv.server.available.presence_plane import PresencePlane, plane_for as presence_plane_for
 from tandemkv.server.available.pubsub_plane import PubSubPlane, plane_for as pubsub_plane_for
 from tandemkv.server.available.runtime import AvailablePlane
 from tandemkv.server.node.batch import NodeBatches
@@ -102,6 +103,8 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
         self.topics = NodeTopics(self)  # durable topics: publish, read, subscribe from an offset
         # Best-effort pub/sub: built by the gRPC server on its loop (open_pubsub).
         self.pubsub_plane: PubSubPlane | None = None
+        # Presence (no Raft): built by the gRPC server on its loop (open_presence).
+        self.presence_plane: PresencePlane | None = None
 
     # -- lifecycle --
     def start(self) -> None:
@@ -146,6 +149,12 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
         server builds it, serves it, and starts and stops it."""
         self.pubsub_plane = pubsub_plane_for(self.config)
         return self.pubsub_plane
+
+    def open_presence(self) -> PresencePlane:
+        """Builds this node's presence plane (presence_plane.py), as
+        `open_pubsub` does: on the gRPC server's loop, which serves it."""
+        self.presence_plane = presence_plane_for(self.config)
+        return self.presence_plane
 
     def _recover_from_machine_crash(self, durable: bool) -> None:
         data_dir = self.config.data_dir
