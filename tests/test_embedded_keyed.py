@@ -3,8 +3,10 @@ members in this process (127.0.0.1): one table holds far more keys than
 CRDT_TABLES_MAX would allow tables; 10,000 keys written across the nodes
 converge on every node; a gossip partition lets both sides write and
 heals to the join; a prefix subscription gets the changed keys and only
-those; a key names its shape (a key on a single-value table, none on a
-keyed one, is refused naming what to do); keys survive a restart.
+those, and one that falls CRDT_KEY_FEED_PENDING_KEYS_MAX keys behind is
+told to resync; a dropped table ends its subscriptions; a key names its
+shape (a key on a single-value table, none on a keyed one, is refused
+naming what to do); keys survive a restart.
 
 Method: `tests.test_embedded_node.Cluster`; cross-node checks poll until
 they hold or a deadline passes (keyed gossip rounds are 1 s). The
@@ -204,3 +206,27 @@ def test_dropping_a_keyed_table_ends_its_subscriptions_with_not_found(cluster):
     a.crdt.create_table("single", TableKind.OR_SET)
     with pytest.raises(FailedPrecondition, match="single-value"):
         next(a.crdt.subscribe("single", key=b"k"))
+
+
+def test_a_subscriber_that_falls_behind_is_told_to_resync_never_silently_skipped(cluster):
+    b = cluster.nodes["n1"]
+    b.crdt.create_table("burst", TableKind.OR_SET, keyed=True)
+    values = b.crdt.subscribe("burst", prefix=b"")
+    try:
+        assert next(values).resync  # the start: scan from here
+        keys = limits.CRDT_KEY_FEED_PENDING_KEYS_MAX + 1
+
+        def write(worker: int) -> None:
+            for index in range(worker, keys, WRITERS_PER_NODE):
+                b.crdt.update("burst", Add(b"m"), key=b"k%06d" % index)
+
+        with concurrent.futures.ThreadPoolExecutor(WRITERS_PER_NODE) as pool:
+            list(pool.map(write, range(WRITERS_PER_NODE)))
+        # Every key is saved; the subscriber has taken none of them.
+        overflowed = next(values)
+        assert overflowed.resync and overflowed.value is None
+        b.crdt.update("burst", Add(b"n"), key=b"after")
+        following = next(values)
+        assert (following.key, following.value, following.resync) == (b"after", [b"n"], False)
+    finally:
+        values.close()
