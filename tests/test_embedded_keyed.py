@@ -230,3 +230,15 @@ def test_a_subscriber_that_falls_behind_is_told_to_resync_never_silently_skipped
         assert (following.key, following.value, following.resync) == (b"after", [b"n"], False)
     finally:
         values.close()
+
+
+def test_a_keyed_table_dropped_and_created_again_starts_empty_after_a_restart(cluster):
+    a = cluster.nodes["n0"]
+    a.crdt.create_table("again", TableKind.OR_SET, keyed=True)
+    a.crdt.update("again", Add(b"old"), key=b"k")
+    a.crdt.drop_table("again")
+    a.crdt.create_table("again", TableKind.OR_SET, keyed=True)
+    assert a.crdt.read("again", b"k").value is None
+    cluster.stop("n0")
+    cluster.start("n0")
+    assert cluster.nodes["n0"].crdt.read("again", b"k").value is None

@@ -84,3 +84,14 @@ def test_the_store_keeps_a_record_per_key_and_a_drop_deletes_them(tmp_path):
         assert set(store.load_keyed_tables()) == {"a"}
     finally:
         store.close()
+
+
+def test_a_table_dropped_and_created_again_in_one_save_starts_empty(tmp_path):
+    store = CrdtStore(tmp_path, durable=False)
+    try:
+        store.save_keyed({"t": KeyedTableInfo(TableKind.OR_SET, 3)}, [("t", b"old", b"s")])
+        store.save_keyed({"t": KeyedTableInfo(TableKind.AW_LWW_MAP, 9)}, [("t", b"new", b"s2")], dropped={"t"})
+        assert store.load_keyed_tables() == {"t": KeyedTableInfo(TableKind.AW_LWW_MAP, 9)}
+        assert list(store.load_keys("t")) == [(b"new", b"s2")]
+    finally:
+        store.close()

@@ -42,13 +42,15 @@ def is_keyed_frame(frame: bytes) -> bool:
 
 
 class KeyedBatch(NamedTuple):
-    """What one commit writes: catalog entries (None: dropped) and keys."""
+    """What one commit writes: tables dropped (their keys deleted first),
+    catalog entries of tables created, and keys."""
 
+    dropped: set[str]
     tables: dict[str, KeyedTableInfo | None]
     keys: list[tuple[str, bytes, bytes]]
 
     def __bool__(self) -> bool:
-        return bool(self.tables or self.keys)
+        return bool(self.dropped or self.tables or self.keys)
 
 
 class KeyedTables:
@@ -63,6 +65,7 @@ class KeyedTables:
         self.feeds = KeyFeeds()
         self._kinds: dict[str, TableKind] = {}
         self._new_tables: dict[str, KeyedTableInfo | None] = {}
+        self._dropped: set[str] = set()
 
     # -- lifecycle and the catalog --
     def restore(self, store: CrdtStore) -> int:
@@ -87,7 +90,8 @@ class KeyedTables:
         log.info("available plane %s: keyed table %r dropped", self.node_name, name)
         self.sync.drop_table(name)
         del self.revisions[name], self._kinds[name]
-        self._new_tables[name] = None
+        self._new_tables.pop(name, None)
+        self._dropped.add(name)
         for feed in self.feeds.of_table(name):
             feed.fail(NotFound(f"keyed CRDT table {name!r} was dropped"))
 
@@ -162,7 +166,8 @@ class KeyedTables:
             assert data is not None, "a changed key has a state"
             keys.append((table, key, data))
         tables, self._new_tables = self._new_tables, {}
-        return KeyedBatch(tables, keys), changed
+        dropped, self._dropped = self._dropped, set()
+        return KeyedBatch(dropped, tables, keys), changed
 
     def rejected(self) -> collections.Counter[str]:
         return collections.Counter(self.sync.status().rejected)

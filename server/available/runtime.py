@@ -237,7 +237,7 @@ class AvailablePlane(PlaneCalls):
         if batch:
             self._store.save_tables(batch)
         if keyed:
-            self._store.save_keyed(keyed.tables, keyed.keys)
+            self._store.save_keyed(keyed.tables, keyed.keys, keyed.dropped)
         if changed:
             with self._lock:
                 self._keyed.offer(changed)

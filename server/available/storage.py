@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import lmdb
 
@@ -103,11 +103,17 @@ class CrdtStore:
                 yield stored_key[len(prefix):], data
 
     def save_keyed(self, tables: dict[str, KeyedTableInfo | None],
-                   keys: list[tuple[str, bytes, bytes]]) -> None:
-        """Writes keyed tables' catalog entries (None: drops the table and
-        every key of it) and `keys` (table, key, encoded state), in one
-        transaction; durable on return when the store is."""
+                   keys: list[tuple[str, bytes, bytes]], dropped: Iterable[str] = ()) -> None:
+        """In one transaction: deletes the `dropped` keyed tables and every
+        key of theirs, then writes keyed tables' catalog entries (None:
+        drops the table and its keys too) and `keys` (table, key, encoded
+        state). A table dropped and re-created since the last save is in
+        both `dropped` and `tables`, so it starts empty. Durable on return
+        when the store is."""
         with self._env.begin(write=True) as txn:
+            for name in dropped:
+                txn.delete(name.encode(), db=self._keyed_db)
+                self._delete_keys(txn, name)
             for name, info in tables.items():
                 if info is None:
                     txn.delete(name.encode(), db=self._keyed_db)
