@@ -168,3 +168,14 @@ def test_a_one_key_table_heals_in_four_frames_by_listing_instead_of_descending()
             break
     assert second.read("users", b"") == {b"name": b"Ann"}
     assert sent == 4, "the root, the listed key, the request for its state, the state"
+
+
+def test_a_rounds_exchanges_go_to_live_members_and_one_dead_one():
+    sync = node("a", members=("a", "b", "c", "d", "e"))
+    sync.set_dead(["d", "e", "not-a-member"])
+    for round_number in range(20):
+        targets = [peer for peer, _ in sync.tick(NOW_MS + round_number * 1_000)]
+        assert len(targets) == 3
+        assert len(set(targets) & {"d", "e"}) == 1 and set(targets) - {"d", "e"} == {"b", "c"}
+    sync.set_dead([])
+    assert len(sync.tick(NOW_MS + 100_000)) == 2

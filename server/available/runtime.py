@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 from tandemkv.server.available.crdt.kinds import TableKind
+from tandemkv.server.available.gossip.liveness import PeerState
 from tandemkv.server.available.gossip.protocol import GossipConfig, GossipNode
 from tandemkv.server.available.crdt.hlc import HybridClock
 from tandemkv.server.available.inbox import Delivery, GossipInbox, Verdict
@@ -190,6 +191,9 @@ class AvailablePlane(PlaneCalls):
         with self._lock:
             out, verdicts = self._receive(deliveries)
             out += self._gossip.tick(_now_ms())
+            if _now_ms() >= self._keyed.next_round_ms():
+                self._keyed.sync.set_dead(name for name, peer in self._gossip.status().peers.items()
+                                          if peer.state == PeerState.DEAD)
             out += self._keyed.tick(_now_ms())
             batch, seq = self._take_batch()
             keyed, changed = self._keyed.take_batch()

@@ -14,7 +14,8 @@ Two paths, as delta-state CRDTs and Phoenix.Tracker pair them:
    it the oldest keys are dropped, and a lost push is a lost frame: path 2
    repairs both.
 2. Anti-entropy, with no per-peer state. Each round, for each table, this
-   node sends `fanout` random members the root of its bucket digest tree
+   node sends `fanout` random live members (and one the owner holds dead,
+   `set_dead`, so a heal is found) the root of its bucket digest tree
    (`keyed_digest`). A node that receives digests compares them with its
    own; where they differ it answers with its digests one level down (the
    children of at most KEYED_SYNC_FRAME_DIGESTS_MAX / fanout differing
@@ -143,6 +144,9 @@ class KeyedSync:
         self._round = 0
         self._next_round_ms = now_ms
         self._peers: list[str] = []
+        # Members the owner knows to be down (its liveness view): a round's
+        # exchanges go to live members, plus one of these so a heal is seen.
+        self._dead: set[str] = set()
         self._replicas: dict[str, _Replica] = {}
         self._changed: set[tuple[str, bytes]] = set()
         self._rejected: collections.Counter[str] = collections.Counter()
@@ -156,6 +160,11 @@ class KeyedSync:
         if len(peers) + 1 > limits.GOSSIP_MEMBERS_MAX:
             raise InvalidArgument(f"more than {limits.GOSSIP_MEMBERS_MAX} members", limit="GOSSIP_MEMBERS_MAX")
         self._peers = peers
+
+    def set_dead(self, dead: Iterable[str]) -> None:
+        """Members to leave out of exchanges (but one per round), from the
+        owner's liveness view; frames from them are still taken."""
+        self._dead = set(dead) & set(self._peers)
 
     def create_table(self, name: str, kind: TableKind,
                      entries: Iterable[tuple[bytes, bytes]] = ()) -> None:
@@ -230,8 +239,12 @@ class KeyedSync:
         self._next_round_ms = now_ms + self.config.round_interval_ms
         self._round += 1
         out = self.flush()
+        living = [peer for peer in self._peers if peer not in self._dead]
         for name, replica in self._replicas.items():
-            for peer in self._rng.sample(self._peers, min(self.config.fanout, len(self._peers))):
+            targets = self._rng.sample(living, min(self.config.fanout, len(living)))
+            if self._dead:
+                targets.append(self._rng.choice(sorted(self._dead)))
+            for peer in targets:
                 out.append(self._out(peer, name, Kind.DIGESTS, level=0,
                                      digests=pack_digests([replica.digests.root()])))
                 self._counters["exchanges_started"] += 1
