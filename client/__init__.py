@@ -26,6 +26,9 @@ from tandemkv.client._crdt import CrdtCounter, CrdtMap, CrdtRegister, CrdtSet, C
 from tandemkv.client._crdt_async import (AsyncCrdtCounter, AsyncCrdtMap, AsyncCrdtRegister, AsyncCrdtSet,
                                          AsyncCrdtTables)
 from tandemkv.client._leases import AsyncLease, Lease
+from tandemkv.client._presence import Presence, PresenceWatch, Tracked
+from tandemkv.client._presence_async import AsyncPresence, AsyncPresenceWatch, AsyncTracked
+from tandemkv.client._presence_core import PresenceDiff, PresenceMeta
 from tandemkv.client._pubsub import PubSub, Subscription
 from tandemkv.client._pubsub_async import AsyncPubSub, AsyncSubscription
 from tandemkv.client._pubsub_core import Gap, Lagged, Message, Published, Publisher
@@ -62,4 +65,6 @@ __all__ = [
     "OutOfRange", "PermissionDenied", "PubSub", "Published", "Publisher", "PutResult", "RangeResult",
     "Registration", "Registry", "ResourceExhausted", "Retry", "Subscription", "TandemKVError", "Txn",
     "TxnOp", "TxnResult", "Unauthenticated", "Unavailable", "WatchEvent", "Watcher", "WatchOverflow",
+    "AsyncPresence", "AsyncPresenceWatch", "AsyncTracked", "Presence", "PresenceDiff", "PresenceMeta",
+    "PresenceWatch", "Tracked",
 ]

@@ -17,6 +17,7 @@ from tandemkv.client._claims_async import AsyncElection, AsyncLock, AsyncRegistr
 from tandemkv.client._crdt_async import AsyncCrdtTables
 from tandemkv.client._leases import AsyncLease, lease_id
 from tandemkv.client._pipeline import batchable
+from tandemkv.client._presence_async import AsyncPresence
 from tandemkv.client._pubsub_async import AsyncPubSub
 from tandemkv.client._pipeline_drivers import AsyncPipeline
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn
@@ -61,6 +62,8 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
+        if "presence" in self.__dict__:
+            await self.presence.close()  # its entries leave now rather than at their TTL
         if self._pipeline is not None:
             self._pipeline.closing()
         await self._watch_streams().close()
@@ -137,6 +140,11 @@ class AsyncClient:
     def pubsub(self) -> AsyncPubSub:
         """Best-effort pub/sub; see `Client.pubsub`."""
         return AsyncPubSub(self)
+
+    @cached_property
+    def presence(self) -> AsyncPresence:
+        """Presence; see `Client.presence`."""
+        return AsyncPresence(self)
 
     async def status(self) -> ClusterStatus:
         """Every node's view; see `Client.status`."""

@@ -18,6 +18,7 @@ from tandemkv.client._claims import Election, Lock, Registry
 from tandemkv.client._crdt import CrdtTables
 from tandemkv.client._leases import Lease, lease_id
 from tandemkv.client._pipeline import batchable
+from tandemkv.client._presence import Presence
 from tandemkv.client._pubsub import PubSub
 from tandemkv.client._pipeline_drivers import ThreadPipeline
 from tandemkv.client._recipes import Counter, Txn
@@ -27,7 +28,7 @@ from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, PutResu
 from tandemkv.client._retry import Retry
 from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
 from tandemkv.errors import TandemKVError
-from tandemkv.v1 import batch_pb2_grpc, crdt_pb2_grpc, pubsub_pb2_grpc
+from tandemkv.v1 import batch_pb2_grpc, crdt_pb2_grpc, presence_pb2_grpc, pubsub_pb2_grpc
 from tandemkv.v1 import (
     cluster_pb2_grpc, coordination_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc, lease_pb2_grpc, watch_pb2_grpc,
 )
@@ -43,6 +44,7 @@ STUBS = {"KV": kv_pb2_grpc.KVStub, "Counter": counter_pb2_grpc.CounterStub,
 STUBS["Crdt"] = crdt_pb2_grpc.CrdtStub
 STUBS["Batch"] = batch_pb2_grpc.BatchStub
 STUBS["PubSub"] = pubsub_pb2_grpc.PubSubStub
+STUBS["Presence"] = presence_pb2_grpc.PresenceStub
 
 
 class Client:
@@ -93,6 +95,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        if "presence" in self.__dict__:
+            self.presence.close()  # its entries leave now rather than at their TTL
         if self._pipeline is not None:
             self._pipeline.close()
         self._watch_streams().close()
@@ -220,6 +224,11 @@ class Client:
     def pubsub(self) -> PubSub:
         """Best-effort pub/sub (no Raft, works without a quorum); see `PubSub`."""
         return PubSub(self)
+
+    @cached_property
+    def presence(self) -> Presence:
+        """Presence: track who is here, list and watch (no Raft); see `Presence`."""
+        return Presence(self)
 
     # -- cluster ----------------------------------------------------------
     def status(self) -> ClusterStatus:
