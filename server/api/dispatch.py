@@ -61,8 +61,9 @@ LANE_STREAMS = "streams"
 LANE_OPERATOR = "operator"
 LANE_PEERS = "peers"
 
-# Streams other members open to this node, in a lane of their own.
-PEER_METHODS = frozenset({"/tandemkv.v1.PubSub/Relay"})
+# Streams other members open to this node, in a lane of their own; and presence's
+# frames from them (a node that clients keep busy must still hear its peers' heartbeats).
+PEER_METHODS = frozenset({"/tandemkv.v1.PubSub/Relay", "/tandemkv.v1.Presence/Exchange"})
 
 OPERATOR_METHODS = frozenset({
     "/grpc.health.v1.Health/Check",

@@ -1,0 +1,90 @@
+"""The running presence plane on one event loop, without a network: a
+watch gets the topic's state and then its diffs; a reader too slow for its
+buffer gets the topic's state again (resync) in place of what was dropped,
+never a silent gap; a session's calls give the errors the API maps; frames
+that are not a member's are refused and counted."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tandemkv import errors
+from tandemkv.server.available.presence import Diff, apply_diff
+from tandemkv.server.available.presence_plane import PresencePlane
+
+SECRET = b"k" * 32
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_a_watch_gets_the_state_then_the_diffs_that_fold_into_the_list():
+    async def scenario():
+        plane = PresencePlane("n1", {}, SECRET)
+        session = plane.open_session(5_000)
+        plane.track(session, b"room", b"ann", b"1")
+        watch = plane.watch(b"room")
+        assert set(watch.state) == {b"ann"}
+        plane.track(session, b"room", b"bob", b"2")
+        plane.update(session, b"room", b"ann", b"3")
+        plane.untrack(session, b"room", b"bob")
+        plane.track(session, b"other", b"zed", b"")
+        items = await watch.next_items(timeout_s=1)
+        assert all(isinstance(item, Diff) and item.topic == b"room" for item in items)
+        listing = watch.state
+        for diff in items:
+            listing = apply_diff(listing, diff)
+        assert listing == plane.list(b"room") and [m.meta for m in listing[b"ann"]] == [b"3"]
+        watch.close()
+        assert await watch.next_items(timeout_s=1) == []
+    run(scenario())
+
+
+def test_a_slow_watch_gets_a_resync_in_place_of_the_diffs_it_lost():
+    async def scenario():
+        plane = PresencePlane("n1", {}, SECRET)
+        session = plane.open_session(5_000)
+        watch = plane.watch(b"room", diffs_max=3)
+        for k in range(10):
+            plane.track(session, b"room", b"k%d" % k, b"")
+        items = await watch.next_items(timeout_s=1)
+        assert items == [plane.list(b"room")] and len(items[0]) == 10 and watch.resyncs == 1
+        plane.untrack(session, b"room", b"k0")
+        items = await watch.next_items(timeout_s=1)
+        assert len(items) == 1 and isinstance(items[0], Diff) and list(items[0].leaves) == [b"k0"]
+    run(scenario())
+
+
+def test_session_calls_refuse_what_the_api_maps_to_statuses():
+    async def scenario():
+        plane = PresencePlane("n1", {}, SECRET)
+        with pytest.raises(errors.InvalidArgument, match="TTL"):
+            plane.open_session(1)
+        with pytest.raises(errors.NotFound, match="open a session"):
+            plane.track(12345, b"room", b"ann", b"")
+        session = plane.open_session(5_000)
+        plane.track(session, b"room", b"ann", b"")
+        with pytest.raises(errors.FailedPrecondition, match="update it"):
+            plane.track(session, b"room", b"ann", b"")
+        with pytest.raises(errors.InvalidArgument, match="empty"):
+            plane.list(b"")
+        plane.close_session(session)
+        plane.close_session(session)  # idempotent
+        assert plane.list(b"room") == {}
+    run(scenario())
+
+
+def test_frames_not_from_a_member_are_refused_and_counted():
+    async def scenario():
+        plane = PresencePlane("n1", {"n2": "127.0.0.1:1"}, SECRET)
+        other = PresencePlane("n2", {"n1": "127.0.0.1:1"}, b"another cluster's key" + b"\0" * 11)
+        frames = [frame for _, frame in other.engine.tick(0).frames]
+        assert frames and plane.receive(frames + [b"", b"\x01junk"]) == 0
+        assert plane.status()["engine"]["rejected_bad_mac"] == len(frames)
+        member = PresencePlane("n2", {"n1": "127.0.0.1:1"}, SECRET)
+        frames = [frame for _, frame in member.engine.tick(member._clock()).frames]
+        assert plane.receive(frames) == len(frames)
+    run(scenario())
