@@ -16,6 +16,10 @@ machine; a watch is read in a thread of the test.
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -33,6 +37,7 @@ MARGIN_S = 10.0
 # How long an entry may take to reach every node: heartbeats and a want/transfer round trip.
 SPREAD_TIMEOUT_S = limits.PRESENCE_HEARTBEAT_MS / 1000 * 3 + MARGIN_S
 POLL_S = 0.05
+CLI_TIMEOUT_S = 60.0
 NODES = ("n1", "n2", "n3")
 
 
@@ -104,9 +109,9 @@ def test_tracked_on_n1_is_listed_on_n2_and_n3_and_a_watch_gets_the_changes(clien
                        f"ann and bob listed on {name}")
         ann.update({"status": "away"})
         bob.untrack()
-        expected = {b"ann": [("away", ann.ref)]}
+        expected = {b"ann": [({"status": "away"}, ann.ref)]}
         for name in NODES:
-            wait_until(lambda: {k: [(m.meta["status"], m.ref) for m in v]
+            wait_until(lambda: {k: [(m.meta, m.ref) for m in v]
                                 for k, v in clients[name].presence.list("room:1").items()} == expected,
                        SPREAD_TIMEOUT_S, f"ann away and bob gone on {name}")
         # The watch's first state plus its diffs is the list, and it saw every change.
@@ -165,6 +170,48 @@ def test_asyncio_client_tracks_and_watches(cluster, clients):
                     assert [m.meta for m in listing[b"dan"]] == [{"n": 2}]
     asyncio.run(scenario())
     wait_until(lambda: not keys_on(clients["n1"], "room:async"), SPREAD_TIMEOUT_S, "dan gone from n1")
+
+
+def _tandemkv(cluster, node: str, *words: str) -> list[str]:
+    return [sys.executable, "-m", "tandemkv.server.cli", "--endpoints", cluster.endpoint(node), *words]
+
+
+def test_the_command_line_tracks_until_sigterm_lists_and_watches(cluster, clients):
+    watcher = subprocess.Popen(_tandemkv(cluster, "n3", "--output", "json", "presence", "watch", "cli:room",
+                                         "--count", "2"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tracker = subprocess.Popen(_tandemkv(cluster, "n1", "presence", "track", "cli:room", "gus", "--meta",
+                                         '{"status": "online"}'),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watcher.stderr.readline() == "tandemkv: watching cli:room on n3\n"
+        assert tracker.stdout.readline().startswith("tracked gus in cli:room (ref n1.")
+        wait_until(lambda: keys_on(clients["n2"], "cli:room") == {b"gus"}, SPREAD_TIMEOUT_S, "gus listed on n2")
+        listed = subprocess.run(_tandemkv(cluster, "n2", "presence", "list", "cli:room"), capture_output=True,
+                                text=True, timeout=CLI_TIMEOUT_S)
+        assert listed.returncode == 0 and listed.stdout.startswith("gus n1.") \
+            and listed.stdout.rstrip().endswith('{"status": "online"}')
+        tracker.send_signal(signal.SIGTERM)
+        assert tracker.wait(CLI_TIMEOUT_S) == 0
+        # Untracked at once on SIGTERM, not at the session's TTL: the watch sees the join and the leave.
+        out, err = watcher.communicate(timeout=CLI_TIMEOUT_S)
+    finally:
+        for process in (watcher, tracker):
+            process.kill()
+            process.wait(CLI_TIMEOUT_S)
+    assert watcher.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0] == {"state": {}}
+    assert [list(line["joins"]) for line in lines[1:]] == [["gus"], []]
+    assert [list(line["leaves"]) for line in lines[1:]] == [[], ["gus"]]
+    assert lines[1]["joins"]["gus"][0]["meta"] == {"status": "online"}
+    bad = subprocess.run(_tandemkv(cluster, "n1", "presence", "track", "cli:room", "k", "--meta", "{nope"),
+                         capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    assert bad.returncode == 2 and bad.stderr.startswith("tandemkv: --meta is JSON")
+    assert len(bad.stderr.splitlines()) == 1
+    empty = subprocess.run(_tandemkv(cluster, "n1", "presence", "list", ""), capture_output=True, text=True,
+                           timeout=CLI_TIMEOUT_S)
+    assert empty.returncode == 2 and "must not be empty" in empty.stderr
 
 
 def test_a_killed_nodes_entries_leave_every_other_node_within_the_down_bound(cluster, clients):

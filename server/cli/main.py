@@ -1,6 +1,6 @@
 """The `tandemkv` command: parses the command line and hands off to the
 module that owns each command (serve, up/down, kv/counter/status, txn,
-crdt, lease/registry/lock/elect/watch, pubsub).
+crdt, lease/registry/lock/elect/watch, pubsub, presence).
 
 `--endpoints`, `--output` and `--timeout` may come before the command
 words or after them. A usage error is one line on stderr and exit 2.
@@ -24,6 +24,7 @@ from typing import NoReturn
 
 from tandemkv.server.cli import client as cli_client, coordination as cli_coordination, crdt as cli_crdt
 from tandemkv.server.cli import hold as cli_hold, pubsub as cli_pubsub, txn as cli_txn
+from tandemkv.server.cli import presence as cli_presence
 from tandemkv.server.process import local_cluster, serve
 
 EPILOG = "exit codes: 0 ok, 1 not found / compare failed, 2 usage or invalid argument, " \
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_crdt.add_parsers(subparsers)
     cli_coordination.add_parsers(subparsers)
     cli_pubsub.add_parsers(subparsers)
+    cli_presence.add_parsers(subparsers)
     return parser
 
 
