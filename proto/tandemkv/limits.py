@@ -87,6 +87,11 @@ STREAMS_OPEN_MAX = 8_192
 # peer reconnects) open at once on one node, apart from STREAMS_OPEN_MAX so
 # clients can never crowd the members out, nor the members the clients.
 PEER_STREAMS_OPEN_MAX = 2 * 64
+# Calls that have reached a node's gRPC core but not yet its handlers (a
+# burst of streams opening at once waits here); past it grpcio cancels the
+# newest. As many as the lanes can admit, so a burst the lanes would take
+# is never cancelled before they see it (grpcio's own default is 1,000).
+GRPC_PENDING_CALLS_MAX = STREAMS_OPEN_MAX + PEER_STREAMS_OPEN_MAX + CONCURRENT_RPCS_MAX + OPERATOR_RPCS_MAX
 # gRPC message size, both directions.
 GRPC_MESSAGE_BYTES_MAX = 8 * 1024 * 1024
 # Threads for the calls that block in the node (lock and campaign waits,

@@ -175,6 +175,8 @@ async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rp
         ("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
         ("grpc.max_send_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
         ("grpc.so_reuseport", 0),
+        ("grpc.server.max_pending_requests", limits.GRPC_PENDING_CALLS_MAX),
+        ("grpc.server.max_pending_requests_hard_limit", limits.GRPC_PENDING_CALLS_MAX),
     ])
     streams = StreamStops()
     open_pubsub = getattr(node, "open_pubsub", None)
