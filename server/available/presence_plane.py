@@ -61,6 +61,9 @@ CHANNEL_OPTIONS = [("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES
 # Bytes of frames one Exchange call carries at most (well inside a gRPC message).
 EXCHANGE_BYTES_MAX = limits.GRPC_MESSAGE_BYTES_MAX // 4
 
+# `list` is a method of PresencePlane, so inside it the builtin's type goes by this name.
+Diffs = list[Diff]
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -112,7 +115,8 @@ class PeerLink:
             if not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
-            batch, size = [], 0
+            batch: list[bytes] = []
+            size = 0
             while self._queue and (not batch or size + len(self._queue[0]) <= EXCHANGE_BYTES_MAX):
                 frame = self._queue.popleft()
                 batch.append(frame)
@@ -283,7 +287,7 @@ class PresencePlane:
                 return str(meta.ref)
         return ""
 
-    def _run(self, change: Callable[[int], list[Diff]]) -> None:
+    def _run(self, change: Callable[[int], Diffs]) -> None:
         diffs = change(self._clock())
         self._dispatch((), diffs)
 
@@ -296,7 +300,7 @@ class PresencePlane:
                 log.exception("presence tick failed")
             await asyncio.sleep(self._tick_ms / 1000)
 
-    def _dispatch(self, frames: Iterable[tuple[str, bytes]], diffs: list[Diff]) -> None:
+    def _dispatch(self, frames: Iterable[tuple[str, bytes]], diffs: Diffs) -> None:
         for peer, frame in frames:
             link = self.links.get(peer)
             if link is not None:

@@ -25,6 +25,7 @@ This module knows no I/O and no clock: time comes in as `now_ms`.
 from __future__ import annotations
 
 import collections
+import heapq
 from dataclasses import dataclass, field
 
 from tandemkv import limits
@@ -70,6 +71,10 @@ class OwnerLog:
         self.version = 0
         self._sessions: dict[int, _Session] = {}
         self._entries: dict[EntryId, tuple[bytes, int]] = {}
+        # (deadline, session) at each open and renewal, so a tick finds the
+        # expired sessions without looking at every one; a row whose session
+        # was renewed or closed since is skipped when it comes due.
+        self._deadlines: list[tuple[int, int]] = []
         # ("s", session) or ("e", EntryId) -> the version that removed it, oldest first.
         self._tombstones: collections.OrderedDict[tuple, int] = collections.OrderedDict()
         # A delta from a base below this would miss a forgotten removal.
@@ -96,6 +101,7 @@ class OwnerLog:
             self._sessions[session] = state = _Session(ttl_ms, now_ms + ttl_ms, self.version)
             self._tombstones.pop(("s", session), None)
         state.ttl_ms, state.expires_at_ms, state.version = ttl_ms, now_ms + ttl_ms, self.version
+        heapq.heappush(self._deadlines, (state.expires_at_ms, session))
         return self._delta(sessions={session: state.expires_at_ms})
 
     def keepalive(self, session: int, now_ms: int) -> Transfer:
@@ -103,6 +109,7 @@ class OwnerLog:
         state = self._session(session)
         self._bump()
         state.expires_at_ms, state.version = now_ms + state.ttl_ms, self.version
+        heapq.heappush(self._deadlines, (state.expires_at_ms, session))
         return self._delta(sessions={session: state.expires_at_ms})
 
     def close_session(self, session: int) -> Transfer | None:
@@ -116,7 +123,13 @@ class OwnerLog:
     def expire(self, now_ms: int) -> Transfer | None:
         """Ends every session whose deadline is at or before `now_ms`, with
         its entries; None if none has."""
-        expired = sorted(session for session, state in self._sessions.items() if state.expires_at_ms <= now_ms)
+        due: set[int] = set()
+        while self._deadlines and self._deadlines[0][0] <= now_ms:
+            _, session = heapq.heappop(self._deadlines)
+            state = self._sessions.get(session)
+            if state is not None and state.expires_at_ms <= now_ms:
+                due.add(session)
+        expired = sorted(due)
         if not expired:
             return None
         self._bump()
