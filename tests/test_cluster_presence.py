@@ -216,14 +216,25 @@ def test_the_command_line_tracks_until_sigterm_lists_and_watches(cluster, client
 
 
 def test_a_killed_nodes_entries_leave_every_other_node_within_the_down_bound(cluster, clients):
-    clients["n3"].presence.track("room:kill", "erin")
-    for name in ("n1", "n2"):
-        wait_until(lambda: keys_on(clients[name], "room:kill") == {b"erin"}, SPREAD_TIMEOUT_S,
-                   f"erin listed on {name}")
-    cluster.kill("n3")
-    bound_s = (limits.PRESENCE_NODE_DOWN_MS + limits.PRESENCE_CLOCK_SKEW_MS_MAX) / 1000 + MARGIN_S
-    for name in ("n1", "n2"):
-        wait_until(lambda: not keys_on(clients[name], "room:kill"), bound_s, f"erin gone from {name}")
+    # erin's client knows only n3; hal's knows n1 as well, and moves there.
+    with Client([cluster.endpoint("n3"), cluster.endpoint("n1")]) as moving:
+        hal = Presence(moving, ttl_ms=3 * limits.PRESENCE_SESSION_TTL_MS_MIN)
+        clients["n3"].presence.track("room:kill", "erin")
+        first_ref = hal.track("room:kill", "hal").ref
+        assert first_ref.startswith("n3.")
+        for name in ("n1", "n2"):
+            wait_until(lambda: keys_on(clients[name], "room:kill") == {b"erin", b"hal"}, SPREAD_TIMEOUT_S,
+                       f"erin and hal listed on {name}")
+        cluster.kill("n3")
+        bound_s = (limits.PRESENCE_NODE_DOWN_MS + limits.PRESENCE_CLOCK_SKEW_MS_MAX) / 1000 + MARGIN_S
+        for name in ("n1", "n2"):
+            wait_until(lambda: b"erin" not in keys_on(clients[name], "room:kill"), bound_s,
+                       f"erin gone from {name}")
+        # hal's renewal found n3 gone, opened a session on n1 and tracked hal again there.
+        for name in ("n1", "n2"):
+            wait_until(lambda: [m.ref[:3] for m in clients[name].presence.list("room:kill").get(b"hal", [])]
+                       == ["n1."], bound_s, f"hal tracked again through n1, listed on {name}")
+        hal.close()
 
 
 def test_tracking_works_with_two_of_three_nodes_down(cluster, clients):
