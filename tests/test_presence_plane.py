@@ -25,11 +25,14 @@ def test_a_watch_gets_the_state_then_the_diffs_that_fold_into_the_list():
     async def scenario():
         plane = PresencePlane("n1", {}, SECRET)
         session = plane.open_session(5_000)
-        plane.track(session, b"room", b"ann", b"1")
+        ref = plane.track(session, b"room", b"ann", b"1")
+        plane.track(session, b"room", b"amy", b"1")
+        assert [str(m.ref) for m in plane.list(b"room")[b"ann"]] == [ref]  # the ref a track returns is listed
+        plane.untrack(session, b"room", b"amy")
         watch = plane.watch(b"room")
         assert set(watch.state) == {b"ann"}
         plane.track(session, b"room", b"bob", b"2")
-        plane.update(session, b"room", b"ann", b"3")
+        updated = plane.update(session, b"room", b"ann", b"3")
         plane.untrack(session, b"room", b"bob")
         plane.track(session, b"other", b"zed", b"")
         items = await watch.next_items(timeout_s=1)
@@ -38,6 +41,7 @@ def test_a_watch_gets_the_state_then_the_diffs_that_fold_into_the_list():
         for diff in items:
             listing = apply_diff(listing, diff)
         assert listing == plane.list(b"room") and [m.meta for m in listing[b"ann"]] == [b"3"]
+        assert [str(m.ref) for m in listing[b"ann"]] == [updated]
         watch.close()
         assert await watch.next_items(timeout_s=1) == []
     run(scenario())

@@ -44,7 +44,7 @@ from tandemkv import limits
 from tandemkv.v1 import presence_pb2, presence_pb2_grpc
 
 from tandemkv.server.available.node_plane import gossip_key
-from tandemkv.server.available.presence import Diff, Listing, OwnerId, PresenceEngine
+from tandemkv.server.available.presence import Diff, Listing, OwnerId, PresenceEngine, Ref
 from tandemkv.server.available.presence.model import ID_LIMIT, check_topic
 
 log = logging.getLogger(__name__)
@@ -242,11 +242,11 @@ class PresencePlane:
 
     def track(self, session: int, topic: bytes, key: bytes, meta: bytes) -> str:
         self._run(lambda now: self.engine.track(session, topic, key, meta, now))
-        return self._ref_of(session, topic, key)
+        return self._ref_of(session)
 
     def update(self, session: int, topic: bytes, key: bytes, meta: bytes) -> str:
         self._run(lambda now: self.engine.update(session, topic, key, meta, now))
-        return self._ref_of(session, topic, key)
+        return self._ref_of(session)
 
     def untrack(self, session: int, topic: bytes, key: bytes) -> None:
         self._run(lambda now: self.engine.untrack(session, topic, key, now))
@@ -280,12 +280,9 @@ class PresencePlane:
         counters = self.engine.counters
         return counters["refused_sender"] + sum(v for k, v in counters.items() if k.startswith("rejected_"))
 
-    def _ref_of(self, session: int, topic: bytes, key: bytes) -> str:
-        for meta in self.engine.list(topic).get(key, []):
-            if meta.ref.session == session and meta.ref.node == self.node \
-                    and meta.ref.incarnation == self.owner.incarnation:
-                return str(meta.ref)
-        return ""
+    def _ref_of(self, session: int) -> str:
+        """The ref of the write just made in `session`: it took the owner's version."""
+        return str(Ref(self.node, self.owner.incarnation, session, self.engine.log.version))
 
     def _run(self, change: Callable[[int], Diffs]) -> None:
         diffs = change(self._clock())
