@@ -264,12 +264,14 @@ class Presence:
 
     def _start_renewer(self) -> None:
         if self._renewer is None or not self._renewer.is_alive():
-            self._renewer = threading.Thread(target=self._renew, name="tandemkv-presence-renewal", daemon=True)
+            self._stop = threading.Event()  # each renewal thread has its own (a closed one's stays set)
+            self._renewer = threading.Thread(target=self._renew, args=(self._stop,),
+                                             name="tandemkv-presence-renewal", daemon=True)
             self._renewer.start()
 
-    def _renew(self) -> None:
+    def _renew(self, stop: threading.Event) -> None:
         wait_s = self._book.renew_every_s
-        while not self._stop.wait(wait_s):
+        while not stop.wait(wait_s):
             with self._lock:
                 if not self._book.tracked:
                     self._renewer = None

@@ -141,6 +141,10 @@ def test_one_session_per_client_tracks_many_keys_and_bad_requests_get_their_stat
         with pytest.raises(errors.InvalidArgument, match="empty"):
             presence.list("")
     assert keys_on(clients["n2"], "room:2") == set()
+    presence.close()  # ends the session; the next track opens another
+    with presence.track("room:2", "again") as again:
+        assert keys_on(clients["n2"], "room:2") == {b"again"} and again.ref.split(".")[2] not in sessions
+        assert presence._renewer is not None and presence._renewer.is_alive()
 
 
 def test_a_client_that_stops_renewing_leaves_every_node_within_its_ttl(cluster, clients):
