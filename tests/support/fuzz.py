@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from tandemkv import limits
 from tandemkv.v1 import (
-    batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, presence_pb2, pubsub_pb2, watch_pb2,
+    batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, presence_pb2, pubsub_pb2,
+    watch_pb2,
 )
 
 PROTO_MODULES = (kv_pb2, counter_pb2, batch_pb2, cluster_pb2, crdt_pb2, lease_pb2, coordination_pb2, watch_pb2,
