@@ -28,6 +28,7 @@ import pytest
 from tandemkv import errors, limits
 from tandemkv.client import AsyncClient, Client, PresenceDiff, PresenceMeta
 from tandemkv.client._presence import Presence
+from tandemkv.client._presence_async import AsyncPresence
 from tandemkv.client._presence_core import apply_diff
 from tests.support.cluster import ServeCluster
 
@@ -174,6 +175,26 @@ def test_asyncio_client_tracks_and_watches(cluster, clients):
                     assert [m.meta for m in listing[b"dan"]] == [{"n": 2}]
     asyncio.run(scenario())
     wait_until(lambda: not keys_on(clients["n1"], "room:async"), SPREAD_TIMEOUT_S, "dan gone from n1")
+
+
+def test_the_asyncio_clients_renewal_keeps_its_entry_past_the_ttl(cluster, clients):
+    ttl_ms = limits.PRESENCE_SESSION_TTL_MS_MIN
+
+    async def scenario():
+        async with AsyncClient(cluster.endpoint("n2")) as client:
+            client.__dict__["presence"] = AsyncPresence(client, ttl_ms=ttl_ms)
+            await client.presence.track("room:renewed", "ida")
+            renewals_needed_by = time.monotonic() + 3 * ttl_ms / 1000
+            seen = 0
+            while time.monotonic() < renewals_needed_by:  # three TTLs: alive only if renewed
+                listing = await client.presence.list("room:renewed")
+                assert list(listing) == [b"ida"], "ida's session lapsed while the client renewed it"
+                seen += 1
+                await asyncio.sleep(POLL_S)
+            assert seen > 1
+        # The client closed its session when it closed: ida leaves.
+        wait_until(lambda: not keys_on(clients["n1"], "room:renewed"), SPREAD_TIMEOUT_S, "ida gone from n1")
+    asyncio.run(scenario())
 
 
 def _tandemkv(cluster, node: str, *words: str) -> list[str]:
