@@ -1,20 +1,30 @@
-"""The running presence plane on one event loop, without a network: a
-watch gets the topic's state and then its diffs; a reader too slow for its
-buffer gets the topic's state again (resync) in place of what was dropped,
-never a silent gap; a session's calls give the errors the API maps; frames
-that are not a member's are refused and counted."""
+"""The running presence plane on one event loop: a watch gets the topic's
+state and then its diffs; a reader too slow for its buffer gets the
+topic's state again (resync) in place of what was dropped, never a silent
+gap; a session's calls give the errors the API maps; frames that are not a
+member's are refused and counted; and two planes served by gRPC servers in
+this process, with every frame between them lost for a while (a
+partition), agree again after the heal, leaving no entry untracked
+meanwhile (no zombie)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
+import grpc
 import pytest
 
 from tandemkv import errors
+from tandemkv.server.api.presence_servicers import PresenceServicer
+from tandemkv.server.api.streams import StreamStops
 from tandemkv.server.available.presence import Diff, apply_diff
 from tandemkv.server.available.presence_plane import PresencePlane
+from tandemkv.v1 import presence_pb2_grpc
 
 SECRET = b"k" * 32
+# Longest two planes on one loop may take to agree (a few heartbeats, on a loaded machine).
+SETTLE_TIMEOUT_S = 20.0
 
 
 def run(coroutine):
@@ -91,4 +101,53 @@ def test_frames_not_from_a_member_are_refused_and_counted():
         member = PresencePlane("n2", {"n1": "127.0.0.1:1"}, SECRET)
         frames = [frame for _, frame in member.engine.tick(member._clock()).frames]
         assert plane.receive(frames) == len(frames)
+    run(scenario())
+
+
+async def _two_planes():
+    """Planes a and b, each served by a gRPC server of its own on 127.0.0.1."""
+    servers, addresses = {}, {}
+    for name in ("a", "b"):
+        servers[name] = grpc.aio.server()
+        addresses[name] = f"127.0.0.1:{servers[name].add_insecure_port('127.0.0.1:0')}"
+    planes = {name: PresencePlane(name, {other: addresses[other] for other in addresses if other != name}, SECRET)
+              for name in addresses}
+    for name, server in servers.items():
+        presence_pb2_grpc.add_PresenceServicer_to_server(PresenceServicer(planes[name], StreamStops()), server)
+        await server.start()
+        planes[name].start()
+    return servers, planes
+
+
+async def _until(condition, what: str) -> None:
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {SETTLE_TIMEOUT_S} s"
+        await asyncio.sleep(0.02)
+
+
+def test_after_a_partition_heals_an_entry_untracked_meanwhile_is_gone_from_the_other_side():
+    async def scenario():
+        servers, planes = await _two_planes()
+        a, b = planes["a"], planes["b"]
+        try:
+            session = a.open_session(60_000)
+            a.track(session, b"room", b"ann", b"1")
+            a.track(session, b"room", b"bob", b"1")
+            await _until(lambda: set(b.list(b"room")) == {b"ann", b"bob"}, "b lists ann and bob")
+            put = {name: plane.links[peer].put for name, plane, peer in (("a", a, "b"), ("b", b, "a"))}
+            a.links["b"].put = b.links["a"].put = lambda frame: None  # every frame between them is lost
+            a.untrack(session, b"room", b"bob")
+            a.update(session, b"room", b"ann", b"2")
+            await asyncio.sleep(0.2)  # several ticks, whose frames are lost
+            assert set(b.list(b"room")) == {b"ann", b"bob"}  # b cannot know yet
+            a.links["b"].put, b.links["a"].put = put["a"], put["b"]
+            await _until(lambda: b.list(b"room") == a.list(b"room"), "b's view equals a's after the heal")
+            assert [m.meta for m in b.list(b"room")[b"ann"]] == [b"2"] and b"bob" not in b.list(b"room")
+            assert a.status()["peers"]["b"]["frames_sent"] > 0
+        finally:
+            for plane in planes.values():
+                await plane.stop()
+            for server in servers.values():
+                await server.stop(None)
     run(scenario())
