@@ -151,7 +151,7 @@ class AsyncPipeline:
             try:
                 return await self._send_plain(endpoint, operation, timeout_s)
             finally:
-                self._start(self.coalescer.landed(endpoint))
+                self._land_soon(endpoint)
         # A cancelled caller cancels the future it awaits: a queued one is then not sent.
         timer = asyncio.get_running_loop().call_later(timeout_s, self._overdue, pending, True)
         try:
@@ -195,7 +195,15 @@ class AsyncPipeline:
             self.coalescer.batch_failed(flight, _as_rpc_error(error, flight.endpoint))
         else:
             flight.settle(response)
-        self._start(self.coalescer.landed(flight.endpoint))
+        self._land_soon(flight.endpoint)
+
+    def _land_soon(self, endpoint: str) -> None:
+        """The flight to `endpoint` has landed; the next one forms after the
+        callers it answered have run. They asked again in that turn, so
+        their next operations join the next flight instead of the first of
+        them going alone while the rest wait behind it (which halved the
+        rate at many calls in flight: a batch, one call, a batch, ...)."""
+        asyncio.get_running_loop().call_soon(lambda: self._start(self.coalescer.landed(endpoint)))
 
     def closing(self) -> None:
         """Flights formed from now on are not sent (the channels are closing)."""

@@ -14,6 +14,7 @@ each worker reads back its own puts in its own order."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -293,3 +294,31 @@ def test_a_thousand_concurrent_calls_from_tasks_match_the_sequential_model(clust
     totals, counts = asyncio.run(scenario())
     assert totals == expected_counters("async")
     assert counts.batches > 0 and counts.rpcs < 1_000, f"nothing coalesced: {counts}"
+
+
+def test_the_async_clients_callers_answered_together_ask_again_in_one_flight(cluster):
+    # 64 tasks put in a loop. When a flight lands, the tasks it answered ask
+    # again before the next flight forms, so after the first call (alone,
+    # nothing in flight yet) every flight is a batch; were the next flight
+    # formed at once, it would carry only the one call that queued while the
+    # last was in flight, and every other round trip would carry a single
+    # operation.
+    tasks, puts_each = 64, 8
+
+    async def scenario():
+        async with AsyncClient(cluster.endpoints) as client:
+            await client.put("warm", "up")  # the client knows the leader before the tasks start
+            before = dataclasses.replace(client._pipeline.coalescer.counts)
+
+            async def puts(task: int):
+                for k in range(puts_each):
+                    await client.put(f"flights/{task}/{k}", "v")
+            await asyncio.gather(*(puts(task) for task in range(tasks)))
+            return before, client._pipeline.coalescer.counts
+
+    before, after = asyncio.run(scenario())
+    plain = (after.rpcs - before.rpcs) - (after.batches - before.batches)
+    batched_ops = after.batched_ops - before.batched_ops
+    assert plain + batched_ops == tasks * puts_each
+    assert plain <= 2, (f"{plain} flights of a single put among {after.rpcs - before.rpcs}: "
+                        "answered callers missed the next flight")
