@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -203,7 +204,7 @@ async def run_point(system: str, endpoints: list[str], publish, pids: dict, subs
         await asyncio.gather(*(publisher(k) for k in range(publishers)))
         cpu = {name: round(cpu_s(pid) - cpu_before[name], 2) for name, pid in pids.items()}
         for worker in workers:
-            worker.write({"report": True})
+            worker.write({"expected": published})
         answers = [await w.read(WARM_S_MAX) for w in workers]
         profiled = await profiling if profiling else None
     finally:
@@ -220,7 +221,9 @@ async def run_point(system: str, endpoints: list[str], publish, pids: dict, subs
             "published_per_s": published / (end - published_from),
             "delivered_per_s": sum(a["delivered_in_window"] for a in answers) / seconds,
             "p50_ms": quantile(50), "p99_ms": quantile(99), "lagged": lagged,
-            "not_delivered": published * subscribers - received - lagged, "published": published,
+            # A publish of unknown outcome (a deadline passed) may or may not have gone out.
+            "not_delivered": (published + len(errors)) * subscribers - received - lagged,
+            "not_delivered_surely": max(0, published * subscribers - received - lagged), "published": published,
             "publish_errors": len(errors), "error_samples": errors[:3] + [e for a in answers for e in a["errors"]][:3],
             "subscriptions_ended": sum(a["subscriptions_ended"] for a in answers),
             "server_cpu_s": cpu, "rss_mib": {name: round(rss_mib(pid), 1) for name, pid in pids.items()},
@@ -240,11 +243,20 @@ async def profile(pids: dict, begin: float, seconds: float, out: Path) -> dict:
     return {"node": busiest, **pyspy.summarise(raw, duration)} if raw.exists() else {"node": busiest}
 
 
+def undelivered(row: dict) -> str:
+    """What never arrived; with publishes of unknown outcome, a range."""
+    if not row["publish_errors"]:
+        return f"{row['not_delivered']:,}"
+    return (f"{row['not_delivered_surely']:,} to {row['not_delivered']:,} ({row['publish_errors']} publishes "
+            "of unknown outcome)")
+
+
 def render(rows: list[dict], load: tuple[list[float], list[float]], command: str) -> str:
     lines = [f"`{command}`", "", f"load average at start {load[0]}, at end {load[1]} ({os.cpu_count()} cores)", "",
              "| subscribers | publishers | system | published/s | delivered msgs/s | p50 ms | p99 ms | lagged | "
              "not delivered | server RSS MiB | vs Redis |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    redis_rates = {(r["subscribers"], r["publishers"]): r["delivered_per_s"] for r in rows if r["system"] == "redis"}
+    redis_rates = {(r["subscribers"], r["publishers"]): r["delivered_per_s"] for r in rows
+                   if r["system"] == "redis" and "error" not in r}
     for row in rows:
         if "error" in row:
             lines.append(f"| {row['subscribers']} | {row['publishers']} | {row['system']} | failed: {row['error']} "
@@ -255,7 +267,7 @@ def render(rows: list[dict], load: tuple[list[float], list[float]], command: str
         rss = " + ".join(f"{v:.0f}" for v in row["rss_mib"].values())
         lines.append(f"| {row['subscribers']:,} | {row['publishers']} | {row['system']} | "
                      f"{row['published_per_s']:,.0f} | {row['delivered_per_s']:,.0f} | {row['p50_ms']:.1f} | "
-                     f"{row['p99_ms']:.1f} | {row['lagged']:,} | {row['not_delivered']:,} | {rss} | {ratio} |")
+                     f"{row['p99_ms']:.1f} | {row['lagged']:,} | {undelivered(row)} | {rss} | {ratio} |")
     for row in rows:
         if row.get("profile") and row["profile"].get("self"):
             p = row["profile"]
@@ -272,8 +284,9 @@ async def run(args: argparse.Namespace) -> list[dict]:
         if "tandemkv" in args.systems:
             systems["tandemkv"] = await tandem_system(stack.enter_context(clusters.TandemCluster(3)))
         if "redis" in args.systems:
-            if shutil.which("redis-server") is None:
-                print("redis-server is absent (apt-get install redis-server): TandemKV alone", file=sys.stderr)
+            if shutil.which("redis-server") is None or importlib.util.find_spec("redis") is None:
+                print("redis-server or redis-py is absent (apt-get install redis-server; pip install -e "
+                      "'.[bench]'): TandemKV alone", file=sys.stderr)
             else:
                 systems["redis"] = await redis_system(stack.enter_context(RedisServer()))
         try:

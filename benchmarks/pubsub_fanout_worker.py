@@ -8,7 +8,8 @@ and so one connection per subscription), and counts what they receive.
 It talks to its parent in JSON lines: it says `opened`, then `warm` once
 every subscription has received a message; it reads the measured window
 (`begin`, `end`, `published_from`, perf_counter seconds, which every
-process on the machine shares) and later `report`, and answers with its
+process on the machine shares) and later `expected` (messages surely
+published), and answers with its
 counts and its latency histogram once deliveries have stopped.
 
     python -m benchmarks.pubsub_fanout_worker SYSTEM ENDPOINT SUBSCRIBERS TOPIC
@@ -25,10 +26,12 @@ from benchmarks import loadgen, workload
 
 # Subscriptions opened at once while starting.
 OPEN_IN_FLIGHT = 64
-# After `report`: deliveries are over once none came for this long ...
+# After `report`: deliveries are over once every message the parent knows
+# was published has been received or announced lagged, and none came for
+# this long (a publish of unknown outcome may still arrive) ...
 QUIET_S = 0.5
 # ... or this long has passed, whatever is still queued somewhere.
-DRAIN_S_MAX = 15.0
+DRAIN_S_MAX = 30.0
 POLL_S = 0.05
 
 
@@ -93,7 +96,8 @@ async def redis_subscribers(endpoint: str, count: int, topic: str, tally: Tally)
     import redis.asyncio
 
     host, _, port = endpoint.rpartition(":")
-    client = redis.asyncio.Redis(host=host, port=int(port))
+    # One connection per PubSub: the pool must hold them all.
+    client = redis.asyncio.Redis(host=host, port=int(port), max_connections=count + 1)
     gate = asyncio.Semaphore(OPEN_IN_FLIGHT)
 
     async def open_one():
@@ -139,9 +143,11 @@ async def main(system: str, endpoint: str, count: int, topic: str) -> None:
     # The parent's lines are read on a thread, so the loop keeps receiving.
     window = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
     tally.begin_s, tally.end_s, tally.published_from_s = window["begin"], window["end"], window["published_from"]
-    await loop.run_in_executor(None, sys.stdin.readline)  # "report"
+    expected = json.loads(await loop.run_in_executor(None, sys.stdin.readline))["expected"] * count
     started_s = time.perf_counter()
-    while time.perf_counter() - started_s < DRAIN_S_MAX and time.perf_counter() - tally.last_receipt_s < QUIET_S:
+    while time.perf_counter() - started_s < DRAIN_S_MAX and (
+            tally.received_since_start + tally.lagged < expected
+            or time.perf_counter() - tally.last_receipt_s < QUIET_S):
         await asyncio.sleep(POLL_S)
     ended = sum(t.done() for t in tasks)
     for task in tasks:
