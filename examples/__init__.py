@@ -1,0 +1,1 @@
+"""Example applications built on TandemKV (each in its own folder, with a README)."""
