@@ -50,6 +50,8 @@ TOPIC = "fanout"
 MESSAGE_BYTES = 64
 SUBSCRIBER_PROCESSES = 3
 WARMUP_S = 1.0
+# Time the subscriber processes get to acknowledge the measured window.
+WINDOW_ACK_S = 0.5
 # Warm-up messages are published this often until every subscriber saw one ...
 WARM_PUBLISH_S = 0.1
 # ... for at most this long (10,000 subscriptions take a while to open).
@@ -57,6 +59,8 @@ WARM_S_MAX = 180.0
 REDIS_START_S_MAX = 20.0
 REDIS_MAXCLIENTS = 15_000
 PROFILED_POINT = (1_000, 1)
+# The subscriber processes wait at most this long after the run for messages still on their way.
+DRAIN_NOTE = "(30 s after the run)"
 PROFILE_ATTACH_S = 1.0
 MIB = 1024 * 1024
 
@@ -184,10 +188,13 @@ async def run_point(system: str, endpoints: list[str], publish, pids: dict, subs
             await publish(0)
             await asyncio.sleep(WARM_PUBLISH_S)
         await warm
-        published_from = time.perf_counter()
+        # The workers' acknowledgements take a moment: the load begins after them.
+        published_from = time.perf_counter() + WINDOW_ACK_S
         begin, end = published_from + WARMUP_S, published_from + WARMUP_S + seconds
         for worker in workers:
             worker.write({"begin": begin, "end": end, "published_from": published_from})
+        for worker in workers:
+            await worker.read(WARM_S_MAX)  # windowed
         cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
         published, errors = 0, []
 
@@ -200,6 +207,7 @@ async def run_point(system: str, endpoints: list[str], publish, pids: dict, subs
                 except Exception as error:  # counted and shown, the run goes on
                     errors.append(repr(error))
 
+        await asyncio.sleep(max(0.0, published_from - time.perf_counter()))
         profiling = asyncio.ensure_future(profile(pids, begin, seconds, profile_dir)) if profile_dir else None
         await asyncio.gather(*(publisher(k) for k in range(publishers)))
         cpu = {name: round(cpu_s(pid) - cpu_before[name], 2) for name, pid in pids.items()}
@@ -254,7 +262,7 @@ def undelivered(row: dict) -> str:
 def render(rows: list[dict], load: tuple[list[float], list[float]], command: str) -> str:
     lines = [f"`{command}`", "", f"load average at start {load[0]}, at end {load[1]} ({os.cpu_count()} cores)", "",
              "| subscribers | publishers | system | published/s | delivered msgs/s | p50 ms | p99 ms | lagged | "
-             "not delivered | server RSS MiB | vs Redis |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"not delivered {DRAIN_NOTE} | server RSS MiB | vs Redis |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     redis_rates = {(r["subscribers"], r["publishers"]): r["delivered_per_s"] for r in rows
                    if r["system"] == "redis" and "error" not in r}
     for row in rows:
@@ -274,6 +282,8 @@ def render(rows: list[dict], load: tuple[list[float], list[float]], command: str
             lines += ["", f"py-spy on {p['node']} ({row['subscribers']:,} subscribers, {row['publishers']} "
                           f"publisher(s)): GIL busy {p['gil_busy_percent']:.0f}%", "", "| self % | frame |",
                       "|---|---|"] + [f"| {share:.1f} | `{frame}` |" for frame, share in p["self"][:10]]
+            lines += ["", "| inclusive % | frame |", "|---|---|"] + [
+                f"| {share:.1f} | `{frame}` |" for frame, share in p["inclusive"][:15]]
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,7 @@ and so one connection per subscription), and counts what they receive.
 It talks to its parent in JSON lines: it says `opened`, then `warm` once
 every subscription has received a message; it reads the measured window
 (`begin`, `end`, `published_from`, perf_counter seconds, which every
-process on the machine shares) and later `expected` (messages surely
+process on the machine shares), says `windowed`, and later `expected` (messages surely
 published), and answers with its
 counts and its latency histogram once deliveries have stopped.
 
@@ -143,6 +143,7 @@ async def main(system: str, endpoint: str, count: int, topic: str) -> None:
     # The parent's lines are read on a thread, so the loop keeps receiving.
     window = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
     tally.begin_s, tally.end_s, tally.published_from_s = window["begin"], window["end"], window["published_from"]
+    say({"windowed": True})  # the parent publishes only once every subscriber counts from the start
     expected = json.loads(await loop.run_in_executor(None, sys.stdin.readline))["expected"] * count
     started_s = time.perf_counter()
     while time.perf_counter() - started_s < DRAIN_S_MAX and (
