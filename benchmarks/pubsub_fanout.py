@@ -234,7 +234,8 @@ async def run_point(system: str, endpoints: list[str], publish, pids: dict, subs
             "not_delivered_surely": max(0, published * subscribers - received - lagged), "published": published,
             "publish_errors": len(errors), "error_samples": errors[:3] + [e for a in answers for e in a["errors"]][:3],
             "subscriptions_ended": sum(a["subscriptions_ended"] for a in answers),
-            "server_cpu_s": cpu, "rss_mib": {name: round(rss_mib(pid), 1) for name, pid in pids.items()},
+            "server_cpu_s": cpu, "subscriber_cpu_s": [round(a.get("cpu_s", 0.0), 2) for a in answers],
+            "rss_mib": {name: round(rss_mib(pid), 1) for name, pid in pids.items()},
             "profile": profiled}
 
 
@@ -262,7 +263,7 @@ def undelivered(row: dict) -> str:
 def render(rows: list[dict], load: tuple[list[float], list[float]], command: str) -> str:
     lines = [f"`{command}`", "", f"load average at start {load[0]}, at end {load[1]} ({os.cpu_count()} cores)", "",
              "| subscribers | publishers | system | published/s | delivered msgs/s | p50 ms | p99 ms | lagged | "
-             f"not delivered {DRAIN_NOTE} | server RSS MiB | vs Redis |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"not delivered {DRAIN_NOTE} | server RSS MiB | vs Redis |", "|---" * 11 + "|"]
     redis_rates = {(r["subscribers"], r["publishers"]): r["delivered_per_s"] for r in rows
                    if r["system"] == "redis" and "error" not in r}
     for row in rows:

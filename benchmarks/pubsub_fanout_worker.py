@@ -158,7 +158,7 @@ async def main(system: str, endpoint: str, count: int, topic: str) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     await close()
     say({"delivered_in_window": tally.delivered_in_window, "received_since_start": tally.received_since_start,
-         "lagged": tally.lagged, "subscriptions_ended": ended, "errors": tally.errors,
+         "lagged": tally.lagged, "subscriptions_ended": ended, "errors": tally.errors, "cpu_s": time.process_time(),
          "histogram": tally.histogram.encode().decode("ascii")})
 
 
