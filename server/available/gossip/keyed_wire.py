@@ -23,8 +23,6 @@ what a node does with one.
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,10 +32,9 @@ from tandemkv.server.available.crdt import canonical
 from tandemkv.server.available.crdt.base import TableKind
 from tandemkv.server.available.crdt.hlc import Hlc
 from tandemkv.server.available.gossip.keyed_digest import DIGEST_BYTES
-from tandemkv.server.available.gossip.wire import MAC_BYTES, Rejected
+from tandemkv.server.available.gossip.wire import Rejected, open_body, seal_body
 
 KEYED_WIRE_VERSION = 2
-FRAME_HEADER_BYTES = 1 + MAC_BYTES
 
 
 class KeyedMessageKind(enum.IntEnum):
@@ -74,22 +71,13 @@ class KeyedMessage:
 
 
 def seal(message: KeyedMessage, secret: bytes) -> bytes:
-    body = canonical.encode(_to_plain(message))
-    version = bytes([KEYED_WIRE_VERSION])
-    return version + hmac.new(secret, version + body, hashlib.sha256).digest() + body
+    return seal_body(KEYED_WIRE_VERSION, canonical.encode(_to_plain(message)), secret)
 
 
 def open_frame(frame: bytes, secret: bytes, frame_bytes_max: int) -> KeyedMessage:
     """The message in an authenticated frame; raises Rejected with reason
     too_large, bad_version, bad_mac or malformed."""
-    if len(frame) > frame_bytes_max:
-        raise Rejected("too_large", f"{len(frame)} bytes")
-    if len(frame) < FRAME_HEADER_BYTES or frame[0] != KEYED_WIRE_VERSION:
-        raise Rejected("bad_version")
-    body = frame[FRAME_HEADER_BYTES:]
-    expected = hmac.new(secret, frame[:1] + body, hashlib.sha256).digest()
-    if not hmac.compare_digest(expected, frame[1:FRAME_HEADER_BYTES]):
-        raise Rejected("bad_mac")
+    body = open_body(frame, KEYED_WIRE_VERSION, secret, frame_bytes_max)
     try:
         return _from_plain(canonical.decode(body))
     except (ValueError, TypeError, KeyError) as error:

@@ -85,27 +85,38 @@ class Message:
 
 def seal(message: Message, secret: bytes) -> bytes:
     """The authenticated frame of `message`."""
-    body = canonical.encode(_message_to_plain(message))
-    version = bytes([GOSSIP_WIRE_VERSION])
-    mac = hmac.new(secret, version + body, hashlib.sha256).digest()
-    return version + mac + body
+    return seal_body(GOSSIP_WIRE_VERSION, canonical.encode(_message_to_plain(message)), secret)
 
 
 def open_frame(frame: bytes, secret: bytes, frame_bytes_max: int) -> Message:
     """The message in an authenticated frame; raises Rejected with reason
     too_large, bad_version, bad_mac or malformed."""
+    body = open_body(frame, GOSSIP_WIRE_VERSION, secret, frame_bytes_max)
+    try:
+        return _message_from_plain(canonical.decode(body))
+    except (ValueError, TypeError, KeyError) as error:
+        raise Rejected("malformed", str(error)) from error
+
+
+def seal_body(version: int, body: bytes, secret: bytes) -> bytes:
+    """A frame: the version byte, the HMAC-SHA256 of version and body, the
+    body (every gossip wire version frames its messages so)."""
+    head = bytes([version])
+    return head + hmac.new(secret, head + body, hashlib.sha256).digest() + body
+
+
+def open_body(frame: bytes, version: int, secret: bytes, frame_bytes_max: int) -> bytes:
+    """The body of a frame sealed by `seal_body` with `version`; raises
+    Rejected with reason too_large, bad_version or bad_mac."""
     if len(frame) > frame_bytes_max:
         raise Rejected("too_large", f"{len(frame)} bytes")
-    if len(frame) < FRAME_HEADER_BYTES or frame[0] != GOSSIP_WIRE_VERSION:
+    if len(frame) < FRAME_HEADER_BYTES or frame[0] != version:
         raise Rejected("bad_version")
     body = frame[FRAME_HEADER_BYTES:]
     expected = hmac.new(secret, frame[:1] + body, hashlib.sha256).digest()
     if not hmac.compare_digest(expected, frame[1:FRAME_HEADER_BYTES]):
         raise Rejected("bad_mac")
-    try:
-        return _message_from_plain(canonical.decode(body))
-    except (ValueError, TypeError, KeyError) as error:
-        raise Rejected("malformed", str(error)) from error
+    return body
 
 
 def _optional_hlc(stamp: Hlc | None) -> Any:
