@@ -34,39 +34,20 @@ _NOTHING: object = object()
 FOLLOW_WAIT_SLICE_S = 0.5
 
 
-class Feed(Generic[T]):
-    """The latest value of one source for one reader (see the module
-    docs). `same(a, b)`: whether two values are the same news (a newer
-    version of the same value is then no news); None: every newer version
-    is news. `on_close` runs once, when the reader closes the feed."""
+class FeedEnds:
+    """How every feed ends, whatever it holds: the source `end`s it or
+    `fail`s it, the reader `close`s it (`on_close` runs once), and `over`
+    says nothing more will come. A subclass keeps its values under
+    `_lock`, wakes its reader through `_wake`, and starts `take` with
+    `_raise_failure()`."""
 
-    def __init__(self, wake: Callable[[], None], *, same: Callable[[T, T], bool] | None = None,
-                 on_close: Callable[[], None] | None = None) -> None:
+    def __init__(self, wake: Callable[[], None], on_close: Callable[[], None] | None) -> None:
         self._wake = wake
-        self._same = same
         self._on_close = on_close
         self._lock = threading.Lock()
-        self._version: int | None = None  # of the latest value offered
-        self._latest: T | None = None
-        self._given: object = _NOTHING  # the value last taken
-        self._news = False
         self._failure: BaseException | None = None
         self._ended = False
         self._closed = False
-
-    def offer(self, version: int, value: T) -> None:
-        """Keeps `value` if its version is newer than the latest's, and wakes
-        the reader if it is news to them; an older version is dropped."""
-        with self._lock:
-            if self._ended or (self._version is not None and version <= self._version):
-                return
-            self._version, self._latest = version, value
-            was_news = self._news
-            self._news = (self._given is _NOTHING or self._same is None
-                          or not self._same(cast(T, self._given), value))
-            wake = self._news and not was_news
-        if wake:
-            self._wake()
 
     def fail(self, failure: BaseException) -> None:
         """Ends the feed: the reader's next `take` raises `failure`."""
@@ -84,18 +65,11 @@ class Feed(Generic[T]):
             self._ended = True
         self._wake()
 
-    def take(self) -> T | None:
-        """The latest value if the reader has not been given it yet, else
-        None; raises the failure the feed ended with (once)."""
-        with self._lock:
-            if self._failure is not None:
-                failure, self._failure = self._failure, None
-                raise failure
-            if self._ended or not self._news:
-                return None
-            self._news = False
-            self._given = self._latest
-            return self._latest
+    def _raise_failure(self) -> None:
+        """Raises the failure the feed ended with, once (under `_lock`)."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
     @property
     def over(self) -> bool:
@@ -111,6 +85,47 @@ class Feed(Generic[T]):
             self._closed = self._ended = True
         if self._on_close is not None:
             self._on_close()
+
+
+class Feed(FeedEnds, Generic[T]):
+    """The latest value of one source for one reader (see the module
+    docs). `same(a, b)`: whether two values are the same news (a newer
+    version of the same value is then no news); None: every newer version
+    is news. `on_close` runs once, when the reader closes the feed."""
+
+    def __init__(self, wake: Callable[[], None], *, same: Callable[[T, T], bool] | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
+        super().__init__(wake, on_close)
+        self._same = same
+        self._version: int | None = None  # of the latest value offered
+        self._latest: T | None = None
+        self._given: object = _NOTHING  # the value last taken
+        self._news = False
+
+    def offer(self, version: int, value: T) -> None:
+        """Keeps `value` if its version is newer than the latest's, and wakes
+        the reader if it is news to them; an older version is dropped."""
+        with self._lock:
+            if self._ended or (self._version is not None and version <= self._version):
+                return
+            self._version, self._latest = version, value
+            was_news = self._news
+            self._news = (self._given is _NOTHING or self._same is None
+                          or not self._same(cast(T, self._given), value))
+            wake = self._news and not was_news
+        if wake:
+            self._wake()
+
+    def take(self) -> T | None:
+        """The latest value if the reader has not been given it yet, else
+        None; raises the failure the feed ended with (once)."""
+        with self._lock:
+            self._raise_failure()
+            if self._ended or not self._news:
+                return None
+            self._news = False
+            self._given = self._latest
+            return self._latest
 
 
 def follow(open_feed: Callable[[Callable[[], None]], Feed[T]],

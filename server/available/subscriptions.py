@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 from tandemkv.limits import CRDT_KEY_FEED_PENDING_KEYS_MAX
 
 from tandemkv.server.available.crdt.kinds import TableKind
-from tandemkv.server.feeds import Feed
+from tandemkv.server.feeds import Feed, FeedEnds
 
 # What a subscriber's feed is offered, made of a table's kind and value.
 Shape = Callable[[TableKind, Any], Any]
@@ -109,7 +109,7 @@ class KeyBatch(NamedTuple):
     changes: list[KeyChange]
 
 
-class KeyFeed:
+class KeyFeed(FeedEnds):
     """One subscriber's unsent changes of a keyed table: the keys of one
     `key`, or with one `prefix`. The plane's thread `offer`s changed keys;
     a key changed twice before the reader takes it is sent once, with its
@@ -124,17 +124,12 @@ class KeyFeed:
                  on_close: Callable[[], None] | None = None) -> None:
         """`shape`: what `take` gives of each batch, in the reader's thread."""
         assert (key is None) != (prefix is None), "a key feed follows one key or one prefix"
+        super().__init__(wake, on_close)
         self.table, self.key, self.prefix = table, key, prefix
         self._shape = shape
-        self._wake = wake
         self._pending_max = pending_max
-        self._on_close = on_close
-        self._lock = threading.Lock()
         self._pending: dict[bytes, Any] = {}
         self._resync = False
-        self._failure: BaseException | None = None
-        self._ended = False
-        self._closed = False
         self.overflows = 0
 
     def matches(self, key: bytes) -> bool:
@@ -162,45 +157,16 @@ class KeyFeed:
             self._resync = True
         self._wake()
 
-    def fail(self, failure: BaseException) -> None:
-        with self._lock:
-            if self._ended:
-                return
-            self._failure, self._ended = failure, True
-        self._wake()
-
-    def end(self) -> None:
-        with self._lock:
-            if self._ended:
-                return
-            self._ended = True
-        self._wake()
-
     def take(self) -> Any:
         """The pending batch, shaped (None: nothing new); raises the
         failure the feed ended with (once)."""
         with self._lock:
-            if self._failure is not None:
-                failure, self._failure = self._failure, None
-                raise failure
+            self._raise_failure()
             if self._ended or not (self._pending or self._resync):
                 return None
             batch = KeyBatch(self._resync, [KeyChange(k, v) for k, v in sorted(self._pending.items())])
             self._pending, self._resync = {}, False
         return self._shape(batch)
-
-    @property
-    def over(self) -> bool:
-        with self._lock:
-            return self._ended and self._failure is None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = self._ended = True
-        if self._on_close is not None:
-            self._on_close()
 
 
 class KeyFeeds:
