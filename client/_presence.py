@@ -156,20 +156,7 @@ class Presence:
     def list(self, topic: BytesLike) -> Listing:
         """key -> one `PresenceMeta` per tracking session, as the first node
         that answers sees it."""
-        request = presence_pb2.PresenceListRequest(topic=core.names(topic, b"-")[0])
-        failure: errors.TandemKVError | None = None
-        for endpoint in self.client._local.order():
-            try:
-                response = self.client.stub("Presence", endpoint).List(request, timeout=core.CALL_TIMEOUT_S)
-            except grpc.RpcError as error:
-                failure = core.rpc_error(error)
-                if isinstance(failure, (errors.Unavailable, errors.OutcomeUnknown)):
-                    continue
-                raise failure from None
-            self.client._local.answered(endpoint)
-            return core.listing_of(response.keys)
-        assert failure is not None
-        raise failure
+        return self.client.run(core.list_operation(topic))
 
     def watch(self, topic: BytesLike) -> PresenceWatch:
         """The topic's state now (`watch.state`), then its diffs as you

@@ -132,20 +132,7 @@ class AsyncPresence:
 
     async def list(self, topic: BytesLike) -> Listing:
         """See `Presence.list`."""
-        request = presence_pb2.PresenceListRequest(topic=core.names(topic, b"-")[0])
-        failure: errors.TandemKVError | None = None
-        for endpoint in self.client._local.order():
-            try:
-                response = await self.client.stub("Presence", endpoint).List(request, timeout=core.CALL_TIMEOUT_S)
-            except grpc.RpcError as error:
-                failure = core.rpc_error(error)
-                if isinstance(failure, (errors.Unavailable, errors.OutcomeUnknown)):
-                    continue
-                raise failure from None
-            self.client._local.answered(endpoint)
-            return core.listing_of(response.keys)
-        assert failure is not None
-        raise failure
+        return await self.client.run(core.list_operation(topic))
 
     async def watch(self, topic: BytesLike) -> AsyncPresenceWatch:
         """See `Presence.watch`."""

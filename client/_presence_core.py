@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from tandemkv import errors
+from tandemkv.client import _operations as ops
 from tandemkv.client._results import BytesLike, to_bytes
 from tandemkv.client._retry import error_from_rpc
 from tandemkv.v1 import presence_pb2
@@ -74,6 +75,14 @@ def decode_meta(data: bytes) -> Any:
 
 def listing_of(keys: Any) -> Listing:
     return {entry.key: [PresenceMeta(m.ref, decode_meta(m.meta)) for m in entry.metas] for entry in keys}
+
+
+def list_operation(topic: BytesLike) -> ops.Operation:
+    """`Presence.List` of `topic`: any node answers (sent as the CRDT reads
+    are, to the first local endpoint that does)."""
+    request = presence_pb2.PresenceListRequest(topic=names(topic, b"-")[0])
+    return ops.Operation("Presence", "List", request, lambda response: listing_of(response.keys),
+                         write=False, local=True)
 
 
 def diff_of(diff: presence_pb2.PresenceDiff) -> PresenceDiff:
