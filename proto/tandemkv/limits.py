@@ -338,6 +338,16 @@ TXN_INPUT_BYTES_MAX = 8 << 20
 # Nodes `tandemkv up --nodes` starts at most.
 LOCAL_CLUSTER_NODES_MAX = 9
 
+# -- discovery (serve --discovery dns:NAME / dns-srv:NAME) --
+# How often a running node asks DNS for the member list again.
+DISCOVERY_POLL_INTERVAL_MS = 5_000
+# Longest one DNS question (every nameserver and retry included) may take.
+DISCOVERY_RESOLVE_TIMEOUT_MS = 2_000
+# Longest pause between two start-up attempts (the pause doubles from 250 ms up to this).
+DISCOVERY_RETRY_BACKOFF_MS_MAX = 8_000
+# Members one DNS answer may list; a longer answer is refused as a misconfiguration.
+DISCOVERY_MEMBERS_MAX = 64
+
 # -- the Python SDK --
 # How long a leader lookup or a status call waits for one node.
 STATUS_TIMEOUT_S_MAX = 2.0
