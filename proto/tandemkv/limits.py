@@ -330,6 +330,14 @@ CRDT_MAP_SIZE_BYTES = 1 << 30
 # Reader slots of the CRDT environment; tables are served from memory, so a
 # handful is plenty.
 CRDT_READERS_MAX = 64
+# Bytes of a backup file in each Maintenance.Snapshot message (well below
+# GRPC_MESSAGE_BYTES_MAX).
+BACKUP_CHUNK_BYTES = 1 << 20
+# Maintenance.Snapshot calls one node serves at once; each holds a copy of
+# the node's state on its disk while it streams. More get RESOURCE_EXHAUSTED.
+BACKUPS_IN_FLIGHT_MAX = 2
+# Bytes of a backup file's JSON header (revision, sizes, section table).
+BACKUP_HEADER_BYTES_MAX = 64 << 10
 
 # -- the command line --
 # Bytes of a transaction `tandemkv txn` reads from stdin (the cluster bounds
