@@ -19,7 +19,7 @@ import sys
 import threading
 import traceback
 
-from tandemkv.server.process import settings
+from tandemkv.server.process import discovery, settings
 from tandemkv.server.process.stop_signals import StopSignals
 
 # The longest the main thread sleeps between looks at the stop flag; a
@@ -44,7 +44,13 @@ def run(args: argparse.Namespace) -> int:
     """Runs the node until SIGTERM/SIGINT, then exits the process."""
     try:
         values = settings.gather(args, os.environ)
+        # DNS discovery fills `peers`, asking again (with backoff) until DNS lists this node and
+        # discovery_expect members; each failed answer is one line on stderr (docs/discovery.md).
+        values = discovery.peers_at_start(values, report=lambda line: print(
+            f"tandemkv serve: {line}", file=sys.stderr, flush=True))
         config = settings.node_config(values)
+        # Re-resolves DNS while the node runs and hands each change to a callback (None: static peers).
+        poller = discovery.poller_for(values, config.members)
     except ValueError as error:
         print(f"tandemkv serve: {error}", file=sys.stderr)
         return 2
@@ -58,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     # Python by the main thread: faulthandler's dump of running threads can
     # read a frame as it is freed and crash the process.)
     stop = StopSignals({signal.SIGUSR1: _log_thread_stacks})
-    code = serve(config, stop)
+    code = serve(config, stop, poller)
     # An RPC handler still blocked inside the stopped node must not keep the
     # process alive: everything is stopped and flushed, so leave at once.
     logging.shutdown()
@@ -74,7 +80,7 @@ def _log_thread_stacks() -> None:
     log.warning("stacks of %d threads (SIGUSR1):\n%s", len(stacks), "\n".join(stacks))
 
 
-def serve(config, stop: StopSignals) -> int:
+def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = None) -> int:
     # Imported here, not at the top: every `tandemkv` command imports this
     # module to build its parser, and only `serve` needs the node,
     # pysyncobj, LMDB and the gRPC server (tests/test_purity.py).
@@ -90,11 +96,15 @@ def serve(config, stop: StopSignals) -> int:
     node.start()
     try:
         server.start()
+        if poller is not None:
+            poller.start()
         print(f"tandemkv: node {config.name} serving clients on {config.client_address} "
               f"(raft {config.raft_address}, data {config.data_dir})", flush=True)
         while not stop.wait(STOP_POLL_S):
             pass
         log.info("stopping: gRPC first, then the node")
+        if poller is not None:
+            poller.stop()
         server.stop()
     finally:
         node.stop()

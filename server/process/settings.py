@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from tandemkv.server.node.config import Member, NodeConfig, RaftTimings
+from tandemkv.server.process.discovery import parse_discovery
 
 ENV_PREFIX = "TANDEMKV_"
 
@@ -55,6 +56,17 @@ SETTINGS = (
     Setting("raft_address", str, "host:port for Raft traffic between members"),
     Setting("client_address", str, "host:port the gRPC API listens on"),
     Setting("peers", parse_peers, "other members: 'n2=raft_addr,client_addr;n3=...'"),
+    Setting("discovery", parse_discovery,
+            "'static' (the peers setting, default), 'dns:NAME' (A records) or 'dns-srv:NAME' "
+            "(SRV records _raft._tcp.NAME, _client._tcp.NAME); see docs/discovery.md"),
+    Setting("discovery_expect", int, "DNS discovery: members a new cluster starts with (wait for them)"),
+    Setting("discovery_nameserver", str, "DNS discovery: 'ip[:port]' to ask (default: the system's)"),
+    Setting("discovery_name_template", str, "dns: a member's name from its address, '{ip}' (default) "
+            "or a template with {ip} / {ip_dashed}"),
+    Setting("discovery_srv_target", str, "dns-srv: Raft addresses use the target 'host' name (default) "
+            "or its 'ip' from the same nameserver"),
+    Setting("discovery_start_wait_ms", int, "DNS discovery: how long start-up asks before giving up "
+            "(default 300000)"),
     Setting("cluster_secret", str, "shared secret for Raft traffic (prefer cluster_secret_file)"),
     Setting("cluster_secret_file", Path, "file holding the shared secret"),
     Setting("durability", str, "'durable' (fsync before ack, default) or 'relaxed'"),
