@@ -381,7 +381,7 @@ def log_change(change: MembershipChange) -> None:
 def poller_for(values: dict[str, Any], members: tuple[Member, ...],
                on_change: Callable[[MembershipChange], None] = log_change) -> DiscoveryPoller | None:
     """A poller for a node started with DNS discovery (None for static peers)."""
-    strategy = strategy_for(values)
+    strategy = strategy_for({**values, "peers": ()})  # peers_at_start filled them from DNS
     if strategy is None:
         return None
     return DiscoveryPoller(strategy, DnsLookup(values.get("discovery_nameserver")), members, on_change)
