@@ -35,6 +35,12 @@ RAFT_FRAME_BYTES_MAX = 4 * (RAFT_APPEND_BATCH_BYTES + COMMAND_SIZE_BYTES_MAX)
 RAFT_SNAPSHOT_CHUNK_BYTES = 1 << 16
 # Kernel buffers of each Raft connection's socket, each direction.
 RAFT_SOCKET_BUFFER_BYTES = 1 << 20
+# Longest a leader keeps sending entries to a removed member so it learns its removal committed.
+MEMBER_RETIRE_WAIT_MS = 10_000
+# Longest a leader asked to remove itself tries to hand leadership to a caught-up follower.
+LEADER_HANDOVER_WAIT_MS = 5_000
+# Longest `serve --join` tries to reach a member for the member set (and to be added) before it gives up.
+JOIN_WAIT_MS = 30_000
 # Keys one Range returns; a larger or zero `limit` is clamped to this.
 RANGE_KEYS_MAX = 10_000
 # Encoded bytes one Range or RegistryList response holds at most; it stops

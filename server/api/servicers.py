@@ -4,18 +4,25 @@ Each RPC is one line: hand the request to `edge.handle` with the node call
 it maps to (writes: `node.propose`, reads: `node.query`). No business logic
 lives here; the node's state machine decides every answer. Cluster.Status
 adds the available plane's gossip view (`node.available.status()`) to the
-node's Raft status.
+node's Raft status. MemberList/MemberAdd/MemberRemove serve the committed
+member set and its changes (server/node/membership.py).
 """
 
 from __future__ import annotations
+
+import asyncio
+import functools
+import logging
 
 import grpc
 import grpc.aio
 
 from tandemkv import errors
-from tandemkv.server.api.edge import NodeCalls, abort, handle
+from tandemkv.server.api.edge import NodeCalls, abort, handle, node_timeout_s
 from tandemkv.server.available.gossip.liveness import PeerState
 from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 _ROLES = {
     "leader": cluster_pb2.LEADER,
@@ -90,6 +97,40 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServicer):
             return cluster_pb2.MembersResponse(members=[member_to_proto(m) for m in members])
         except Exception as error:  # noqa: BLE001 - reported as a status
             await abort(context, error)
+
+    # The committed member set, answered on the loop (it never waits). A
+    # removed node still answers it: its own set shows why it serves nothing.
+    async def MemberList(self, request, context: grpc.aio.ServicerContext):
+        try:
+            status = self._node.status()
+            return member_list(self._node.member_set(), status.leader or "")
+        except Exception as error:  # noqa: BLE001 - reported as a status
+            await abort(context, error)
+
+    # Changes wait for a Raft commit: on a call thread (edge.node_timeout_s
+    # bounds the wait by the caller's deadline).
+    async def MemberAdd(self, request, context: grpc.aio.ServicerContext):
+        return await _change(context, functools.partial(self._node.add_member, request.member))
+
+    async def MemberRemove(self, request, context: grpc.aio.ServicerContext):
+        return await _change(context, functools.partial(self._node.remove_member, request.name))
+
+
+async def _change(context: grpc.aio.ServicerContext, change) -> cluster_pb2.MemberListResponse:
+    try:
+        timeout_s = node_timeout_s(context)
+        member_set = await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(change, timeout_s=timeout_s))
+        return member_list(member_set, "")
+    except Exception as error:  # noqa: BLE001 - reported as a status
+        if not isinstance(error, errors.TandemKVError):
+            log.exception("unexpected error changing the members")
+        await abort(context, error)
+
+
+def member_list(member_set: cluster_pb2.MemberSet, leader: str) -> cluster_pb2.MemberListResponse:
+    return cluster_pb2.MemberListResponse(members=member_set.members,
+                                          config_index=member_set.config_index, leader=leader)
 
 
 def member_to_proto(member) -> cluster_pb2.Member:

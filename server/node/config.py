@@ -59,6 +59,9 @@ class NodeConfig:
     # acknowledged. "relaxed": survives kill -9 but not power loss.
     durability: str = DURABILITY_DURABLE
     timings: RaftTimings = RaftTimings()
+    # The config index of the member set this node joined with (`serve
+    # --join`); a later applied set without this node means it was removed.
+    member_since_index: int = 0
     # LMDB map size; must be equal on every member. Writes that would exceed
     # it fail with RESOURCE_EXHAUSTED.
     map_size_bytes: int = 1 << 30

@@ -29,7 +29,7 @@ import time
 from google.protobuf.message import Message
 
 from tandemkv import limits
-from tandemkv.errors import InvalidArgument, OutcomeUnknown, ResourceExhausted, Unavailable
+from tandemkv.errors import FailedPrecondition, InvalidArgument, OutcomeUnknown, ResourceExhausted, Unavailable
 from tandemkv.server.available.node_plane import build_plane
 from tandemkv.server.available.presence_plane import PresencePlane, plane_for as presence_plane_for
 from tandemkv.server.available.pubsub_plane import PubSubPlane, plane_for as pubsub_plane_for
@@ -41,6 +41,7 @@ from tandemkv.server.node.crdt import NodeCrdt
 from tandemkv.server.node.deadlines import deadline_of, read_timed_out
 from tandemkv.server.node.host import StateHost
 from tandemkv.server.node.kv import NodeOperations
+from tandemkv.server.node.membership import NodeMembership
 from tandemkv.server.node.topics import NodeTopics
 from tandemkv.server.node.watches import NodeWatches
 from tandemkv.server.storage import crash_marker, disk, snapshot
@@ -80,10 +81,10 @@ class NodeStatus:
     members: tuple[Member, ...]
 
 
-class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
+class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembership):
     def __init__(self, config: NodeConfig):
         self.config = config
-        self._by_raft_address = {m.raft_address: m for m in config.members}
+        self._init_membership()  # the committed member set: membership.py
         self._state: StateStore | None = None
         self._replica: Replica | None = None
         self._barrier: ReadBarrier | None = None
@@ -123,12 +124,14 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
             self._state = None
             raise
         crash_marker.mark_running(config.data_dir)
-        peers = [m.raft_address for m in config.members if m.name != config.name]
+        host = self._membership_host(self._state, self._applied)
+        # The committed member set (the configured one until the first change).
+        peers = [m.raft_address for m in self.members() if m.raft_address != config.raft_address]
         self._replica = Replica(
             self_address=config.raft_address,
             peer_addresses=peers,
             raft_log=raft_log,
-            host=StateHost(self._state, self._applied),
+            host=host,
             snapshot_path=str(config.data_dir / snapshot.FILE_NAME),
             timings=config.timings,
             secret=config.cluster_secret,
@@ -343,8 +346,8 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
 
     # -- status --
     def status(self) -> NodeStatus:
-        raft = self._require_replica().status()
-        leader = self._by_raft_address.get(raft.leader_address or "")
+        raft = self._require_running().status()
+        leader = self.member_at(raft.leader_address)
         return NodeStatus(
             name=self.config.name,
             role=raft.role,
@@ -355,16 +358,22 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches):
             applied_index=raft.applied_index,
             has_quorum=raft.has_quorum,
             ready=raft.ready,
-            members=self.config.members,
+            members=self.members(),
         )
 
     def _unavailable(self, message: str) -> Unavailable:
         replica = self._replica
-        leader = self._by_raft_address.get((replica and replica.status().leader_address) or "")
+        leader = self.member_at(replica and replica.status().leader_address)
         hint = leader.client_address if leader else None
         return Unavailable(f"node {self.config.name}: {message}", leader_hint=hint)
 
     def _require_replica(self) -> Replica:
+        """The replica, for a client's call: refused once this node was removed."""
+        if self._removed_reason is not None:
+            raise FailedPrecondition(self._removed_reason)
+        return self._require_running()
+
+    def _require_running(self) -> Replica:
         if self._replica is None or self._stopping.is_set():
             raise Unavailable(f"node {self.config.name} is not running")
         return self._replica

@@ -70,6 +70,15 @@ class ReplicaHost(Protocol):
         """Commits the batch: what it applied becomes durable and visible;
         only then are the submitters' futures resolved."""
 
+    def apply_members(self, index: int, member_set: bytes) -> bytes | None:
+        """Applies the committed membership entry at `index` (it carries the
+        encoded new member set) inside the open batch; returns the result
+        handed to whoever submitted the change."""
+
+    def members_config_index(self) -> int:
+        """The index of the membership entry the host's member set came
+        from (0: the configured set)."""
+
     def write_snapshot(self, path: str, last_entry: tuple, prev_entry: tuple,
                        members: list[str]) -> None:
         """Writes the whole applied state to `path`, with the Raft position

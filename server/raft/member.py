@@ -33,6 +33,8 @@ What it changes in pysyncobj, and why:
   limits.RAFT_FRAME_BYTES_MAX (port_guard.py). pysyncobj builds its
   connections by class name in two modules, so this guard is the one change
   made to pysyncobj itself, once, when this module is imported.
+- Membership changes (pysyncobj's dynamic membership, one at a time, a
+  removed node told of its removal): membership.py.
 `pinned.check_pinned_internals()` fails loudly if any of this no longer
 matches.
 """
@@ -59,6 +61,7 @@ from tandemkv import limits
 from tandemkv.server.raft import port_guard as raft_port_guard
 from tandemkv.server.raft.contract import (ROLE_CANDIDATE, ROLE_FOLLOWER, ROLE_LEADER, Outcome,
                                            RaftStatus, ReplicaHost, Timings)
+from tandemkv.server.raft.membership import MembershipChanges
 from tandemkv.server.raft.pinned import check_pinned_internals
 from tandemkv.server.raft import snapshot_transfer
 from tandemkv.server.raft.progress import ReplicationProgress
@@ -94,7 +97,7 @@ raft_port_guard.bound_frame_reads(TcpConnection, limits.RAFT_FRAME_BYTES_MAX,
                                   clock=pysyncobj.tcp_connection.monotonicTime)
 
 
-class RaftMember(ReplicationProgress, SyncObj):
+class RaftMember(ReplicationProgress, MembershipChanges, SyncObj):
     """One Raft member. Create it in the main thread and keep a reference;
     its tick thread applies committed commands to `host`."""
 
@@ -117,6 +120,8 @@ class RaftMember(ReplicationProgress, SyncObj):
         # batch commits). Entry 1 is pysyncobj's placeholder, applied at once.
         self._applied_committed = 1
         self._init_progress()
+        self._init_membership()
+        self._append_period_s = timings.append_entries_period_s
         conf = SyncObjConf(
             bindAddress=self_address,
             password=secret,
@@ -141,13 +146,14 @@ class RaftMember(ReplicationProgress, SyncObj):
             logCompactionMinEntries=timings.snapshot_entries_min,
             logCompactionMinTime=timings.snapshot_interval_s,
             logCompactionSplit=False,
-            dynamicMembershipChange=False,
+            dynamicMembershipChange=True,  # changes one at a time: membership.py
             maxBindRetries=20,
         )
         raft_log.set_callbacks(on_durable=self._wake, on_failure=_log_write_failed)
         init = _syncobj_init_with_journal(raft_log)
         init(self, self_address, peer_addresses, conf, transportClass=FlushingTransport)
         self.addOnTickCallback(self._release_held)
+        self.addOnTickCallback(self._drop_retired)
 
     def _wake(self) -> None:
         transport = getattr(self, "_SyncObj__transport", None)
@@ -167,6 +173,13 @@ class RaftMember(ReplicationProgress, SyncObj):
             return self._host.apply(self.raftLastApplied + 1, command)
         except Exception:
             _crash("applying a committed entry failed in storage")
+
+    def _apply_members(self, index: int, member_set: bytes):
+        """A committed membership entry's member set, to the host (tick thread)."""
+        try:
+            return self._host.apply_members(index, member_set)
+        except Exception:
+            _crash("applying a committed membership entry failed in storage")
 
     # -- submitting (any thread) --
     def submit(self, command: bytes, batchable: bool) -> concurrent.futures.Future:
@@ -253,6 +266,7 @@ class RaftMember(ReplicationProgress, SyncObj):
 
     def _checkCommandsToApply(self):  # noqa: N802
         self._wakeup_pending = False
+        self._run_tick_calls()
         self._propose_pending()
         last_before = self._raft_log.last_index()
         super()._checkCommandsToApply()

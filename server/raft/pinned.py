@@ -29,12 +29,23 @@ _REQUIRED_INTERNALS = (
     "_SyncObj__onNodeDisconnected",
     "_SyncObj__serializer",
     "_checkCommandsToApply",
+    "_applyCommand",
+    "transferLeadership",
+    "_SyncObj__changeCluster",
+    "_SyncObj__doChangeCluster",
+    "_SyncObj__doApplyCommand",
+    "_SyncObj__getCurrentLogIndex",
+    "_SyncObj__otherNodes",
+    "_SyncObj__readonlyNodes",
+    "_SyncObj__connectedNodes",
     "raftLastApplied",
     "raftCommitIndex",
     "raftCurrentTerm",
 )
 _INSTANCE_ATTRIBUTES = frozenset({"_SyncObj__raftState", "_SyncObj__raftNextIndex",
-                                  "_SyncObj__raftMatchIndex", "_SyncObj__serializer"})
+                                  "_SyncObj__raftMatchIndex", "_SyncObj__serializer",
+                                  "_SyncObj__otherNodes", "_SyncObj__readonlyNodes",
+                                  "_SyncObj__connectedNodes"})
 
 
 def check_pinned_internals() -> None:

@@ -33,7 +33,8 @@ import concurrent.futures
 
 from tandemkv.server.raft.contract import (NOT_APPLIED, ROLE_CANDIDATE, ROLE_FOLLOWER, ROLE_LEADER,
                                            Outcome, RaftStatus, ReplicaHost, Timings)
-from tandemkv.server.raft.member import EXIT_STORAGE_FAILURE, GroupEntries, RaftMember
+from tandemkv.server.raft.member import _OUTCOMES, EXIT_STORAGE_FAILURE, GroupEntries, RaftMember
+from tandemkv.server.raft.membership import ADD, REMOVE
 from tandemkv.server.storage.raft_log import DurableRaftLog
 
 __all__ = ["EXIT_STORAGE_FAILURE", "NOT_APPLIED", "ROLE_CANDIDATE", "ROLE_FOLLOWER", "ROLE_LEADER",
@@ -64,6 +65,41 @@ class Replica:
         """As `submit`, for a caller on `loop`; the results of one apply
         batch reach each loop in a single thread hop."""
         return self._member.submit_async(command, loop, batchable)
+
+    def change_members(self, adding: bool, raft_address: str, member_set: bytes,
+                       based_on_index: int) -> concurrent.futures.Future:
+        """Proposes adding (or removing) the voter at `raft_address`; the
+        entry carries the encoded new `member_set` for the host, computed
+        from the host's set of `based_on_index`. The future resolves to
+        (result, Outcome) as `submit`'s does; REQUEST_DENIED means another
+        change is not applied yet (`change_in_progress`), the host's set is
+        no longer the one of `based_on_index`, or this leader has not
+        committed an entry of its term yet. Only the
+        leader accepts changes: a follower forwards it to the leader."""
+        member = self._member
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def resolve(result, failure_code):
+            if not future.done():
+                future.set_result((result, _OUTCOMES.get(failure_code, Outcome.UNKNOWN_OUTCOME)))
+
+        member.submit_change(ADD if adding else REMOVE, raft_address, member_set, based_on_index,
+                             resolve)
+        return future
+
+    def change_in_progress(self) -> bytes | None:
+        """The member set of a change this leader has not committed yet."""
+        return self._member.change_in_progress()
+
+    def transfer_leadership(self) -> concurrent.futures.Future:
+        """Asks this leader to hand over to its most caught-up follower:
+        resolves to True once asked (watch `status()` for the new leader),
+        False if refused (not the leader, or no follower has every entry)."""
+        return self._member.transfer_leadership()
+
+    def peer_addresses(self) -> list[str]:
+        """The other voters' Raft addresses as this member has them now."""
+        return self._member.peer_addresses()
 
     def status(self) -> RaftStatus:
         return self._member.raft_status()

@@ -28,14 +28,24 @@ GOSSIP_PEER_SUSPECT: GossipPeerState
 GOSSIP_PEER_DEAD: GossipPeerState
 
 class Member(_message.Message):
-    __slots__ = ("name", "raft_address", "client_address")
+    __slots__ = ("name", "raft_address", "client_address", "voter")
     NAME_FIELD_NUMBER: _ClassVar[int]
     RAFT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    VOTER_FIELD_NUMBER: _ClassVar[int]
     name: str
     raft_address: str
     client_address: str
-    def __init__(self, name: _Optional[str] = ..., raft_address: _Optional[str] = ..., client_address: _Optional[str] = ...) -> None: ...
+    voter: bool
+    def __init__(self, name: _Optional[str] = ..., raft_address: _Optional[str] = ..., client_address: _Optional[str] = ..., voter: bool = ...) -> None: ...
+
+class MemberSet(_message.Message):
+    __slots__ = ("members", "config_index")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    config_index: int
+    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., config_index: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
@@ -101,3 +111,29 @@ class MembersResponse(_message.Message):
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     members: _containers.RepeatedCompositeFieldContainer[Member]
     def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class MemberListRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MemberListResponse(_message.Message):
+    __slots__ = ("members", "config_index", "leader")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    config_index: int
+    leader: str
+    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., config_index: _Optional[int] = ..., leader: _Optional[str] = ...) -> None: ...
+
+class MemberAddRequest(_message.Message):
+    __slots__ = ("member",)
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    member: Member
+    def __init__(self, member: _Optional[_Union[Member, _Mapping]] = ...) -> None: ...
+
+class MemberRemoveRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...

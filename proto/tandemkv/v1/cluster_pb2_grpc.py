@@ -44,6 +44,21 @@ class ClusterStub(object):
                 request_serializer=tandemkv_dot_v1_dot_cluster__pb2.MembersRequest.SerializeToString,
                 response_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MembersResponse.FromString,
                 _registered_method=True)
+        self.MemberList = channel.unary_unary(
+                '/tandemkv.v1.Cluster/MemberList',
+                request_serializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.FromString,
+                _registered_method=True)
+        self.MemberAdd = channel.unary_unary(
+                '/tandemkv.v1.Cluster/MemberAdd',
+                request_serializer=tandemkv_dot_v1_dot_cluster__pb2.MemberAddRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.FromString,
+                _registered_method=True)
+        self.MemberRemove = channel.unary_unary(
+                '/tandemkv.v1.Cluster/MemberRemove',
+                request_serializer=tandemkv_dot_v1_dot_cluster__pb2.MemberRemoveRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer(object):
@@ -61,6 +76,24 @@ class ClusterServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MemberList(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MemberAdd(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MemberRemove(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +106,21 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.Members,
                     request_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MembersRequest.FromString,
                     response_serializer=tandemkv_dot_v1_dot_cluster__pb2.MembersResponse.SerializeToString,
+            ),
+            'MemberList': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberList,
+                    request_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.SerializeToString,
+            ),
+            'MemberAdd': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberAdd,
+                    request_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MemberAddRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.SerializeToString,
+            ),
+            'MemberRemove': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberRemove,
+                    request_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MemberRemoveRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +177,87 @@ class Cluster(object):
             '/tandemkv.v1.Cluster/Members',
             tandemkv_dot_v1_dot_cluster__pb2.MembersRequest.SerializeToString,
             tandemkv_dot_v1_dot_cluster__pb2.MembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Cluster/MemberList',
+            tandemkv_dot_v1_dot_cluster__pb2.MemberListRequest.SerializeToString,
+            tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberAdd(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Cluster/MemberAdd',
+            tandemkv_dot_v1_dot_cluster__pb2.MemberAddRequest.SerializeToString,
+            tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberRemove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Cluster/MemberRemove',
+            tandemkv_dot_v1_dot_cluster__pb2.MemberRemoveRequest.SerializeToString,
+            tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,118 @@
+"""The member set as strong-plane state: who the members are (name, Raft
+address, client address, voter), kept in the store so that every node, a
+restarted node and a node bootstrapped from a snapshot agree on it.
+
+A membership change is one Raft entry (server/raft/membership.py) carrying
+the whole new set, encoded here (`encode_set`); `apply_member_set` stores it
+when the entry commits, stamped with the entry's index (`config_index`).
+The functions that build a new set (`with_member`, `without_member`) check
+the change against the current set and raise `InvalidArgument` or
+`FailedPrecondition` on the proposing node; apply itself never raises for
+bad input (an undecodable set is kept out of the store and answered as an
+empty result). Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError
+
+from tandemkv.errors import FailedPrecondition, InvalidArgument
+from tandemkv.server.strong.view import StoreView
+from tandemkv.v1 import cluster_pb2
+
+# The meta key the committed member set is stored under.
+MEMBERS_KEY = b"cluster_members"
+
+
+def stored_set(view: StoreView) -> cluster_pb2.MemberSet | None:
+    """The committed member set, or None while the cluster never changed
+    (its members are then the nodes' configured peers)."""
+    raw = view.meta_get(MEMBERS_KEY)
+    return None if raw is None else cluster_pb2.MemberSet.FromString(raw)
+
+
+def apply_member_set(view: StoreView, index: int, encoded_set: bytes) -> bytes | None:
+    """Stores the member set a committed membership entry at `index`
+    carries; returns it encoded (with its config_index), b"" for an entry
+    that carried none or an undecodable one, None if it was applied before."""
+    if index <= view.last_applied():
+        return None
+    view.set_last_applied(index)
+    try:
+        member_set = cluster_pb2.MemberSet.FromString(encoded_set)
+    except DecodeError:
+        return b""
+    if not member_set.members:
+        return b""
+    member_set.config_index = index
+    encoded = member_set.SerializeToString()
+    view.meta_put(MEMBERS_KEY, encoded)
+    return encoded
+
+
+def initial_set(members) -> cluster_pb2.MemberSet:
+    """The set of a cluster that never changed, from `members` (objects
+    with name, raft_address and client_address): every one a voter."""
+    return _sorted_set([cluster_pb2.Member(name=m.name, raft_address=m.raft_address,
+                                           client_address=m.client_address, voter=True)
+                        for m in members], config_index=0)
+
+
+def with_member(current: cluster_pb2.MemberSet, member: cluster_pb2.Member) -> cluster_pb2.MemberSet | None:
+    """`current` with `member` added as a voter; None if it is there
+    already with the same addresses (adding it again changes nothing).
+    Raises InvalidArgument for a member whose name or an address another
+    member has."""
+    if not member.name:
+        raise InvalidArgument("a member needs a name (NAME)")
+    if not member.raft_address or not member.client_address:
+        raise InvalidArgument(f"member {member.name}: both its Raft address (--raft HOST:PORT) and "
+                              "its client address (--client HOST:PORT) are needed")
+    for existing in current.members:
+        if existing.name == member.name:
+            if (existing.raft_address, existing.client_address) == (member.raft_address,
+                                                                    member.client_address):
+                return None
+            raise InvalidArgument(
+                f"member {member.name} is already in the cluster with raft {existing.raft_address}, "
+                f"client {existing.client_address}; remove it first to change its addresses")
+        for field in ("raft_address", "client_address"):
+            if getattr(existing, field) == getattr(member, field):
+                raise InvalidArgument(f"{field.replace('_', ' ')} {getattr(member, field)} is member "
+                                      f"{existing.name}'s; each member needs its own")
+    added = cluster_pb2.Member()
+    added.CopyFrom(member)
+    added.voter = True
+    return _sorted_set([*current.members, added], current.config_index)
+
+
+def without_member(current: cluster_pb2.MemberSet, name: str) -> cluster_pb2.MemberSet:
+    """`current` without member `name`. Raises FailedPrecondition if it is
+    not a member, or is the last one (a cluster of no members cannot
+    commit anything again)."""
+    names = [m.name for m in current.members]
+    if name not in names:
+        raise FailedPrecondition(f"{name!r} is not a member; the members are {', '.join(names)}")
+    if len(names) == 1:
+        raise FailedPrecondition(f"{name} is the only member; a cluster needs at least one")
+    return _sorted_set([m for m in current.members if m.name != name], current.config_index)
+
+
+def member_named(member_set: cluster_pb2.MemberSet, name: str) -> cluster_pb2.Member | None:
+    return next((m for m in member_set.members if m.name == name), None)
+
+
+def describe_change(before: cluster_pb2.MemberSet, after: cluster_pb2.MemberSet) -> str:
+    """'add n4 (raft ..., client ...)' or 'remove n2', for messages."""
+    names_before = {m.name for m in before.members}
+    names_after = {m.name for m in after.members}
+    for member in after.members:
+        if member.name not in names_before:
+            return f"add {member.name} (raft {member.raft_address}, client {member.client_address})"
+    removed = sorted(names_before - names_after)
+    return f"remove {removed[0]}" if removed else "no change"
+
+
+def _sorted_set(members, config_index: int) -> cluster_pb2.MemberSet:
+    return cluster_pb2.MemberSet(members=sorted(members, key=lambda m: m.name),
+                                 config_index=config_index)
