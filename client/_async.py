@@ -17,6 +17,7 @@ from tandemkv.client._claims_async import AsyncElection, AsyncLock, AsyncRegistr
 from tandemkv.client._crdt_async import AsyncCrdtTables
 from tandemkv.client._leases import AsyncLease, lease_id
 from tandemkv.client._pipeline import batchable
+from tandemkv.client._maintenance_async import AsyncMaintenance
 from tandemkv.client._presence_async import AsyncPresence
 from tandemkv.client._pubsub_async import AsyncPubSub
 from tandemkv.client._pipeline_drivers import AsyncPipeline
@@ -145,6 +146,11 @@ class AsyncClient:
     def presence(self) -> AsyncPresence:
         """Presence; see `Client.presence`."""
         return AsyncPresence(self)
+
+    @cached_property
+    def maintenance(self) -> AsyncMaintenance:
+        """Operator calls; see `Client.maintenance`."""
+        return AsyncMaintenance(self)
 
     async def status(self) -> ClusterStatus:
         """Every node's view; see `Client.status`."""

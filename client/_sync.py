@@ -17,6 +17,7 @@ from tandemkv.client import _operations as ops
 from tandemkv.client._claims import Election, Lock, Registry
 from tandemkv.client._crdt import CrdtTables
 from tandemkv.client._leases import Lease, lease_id
+from tandemkv.client._maintenance import Maintenance
 from tandemkv.client._pipeline import batchable
 from tandemkv.client._presence import Presence
 from tandemkv.client._pubsub import PubSub
@@ -28,7 +29,7 @@ from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, PutResu
 from tandemkv.client._retry import Retry
 from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
 from tandemkv.errors import TandemKVError
-from tandemkv.v1 import batch_pb2_grpc, crdt_pb2_grpc, presence_pb2_grpc, pubsub_pb2_grpc
+from tandemkv.v1 import batch_pb2_grpc, crdt_pb2_grpc, maintenance_pb2_grpc, presence_pb2_grpc, pubsub_pb2_grpc
 from tandemkv.v1 import (
     cluster_pb2_grpc, coordination_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc, lease_pb2_grpc, watch_pb2_grpc,
 )
@@ -45,6 +46,7 @@ STUBS["Crdt"] = crdt_pb2_grpc.CrdtStub
 STUBS["Batch"] = batch_pb2_grpc.BatchStub
 STUBS["PubSub"] = pubsub_pb2_grpc.PubSubStub
 STUBS["Presence"] = presence_pb2_grpc.PresenceStub
+STUBS["Maintenance"] = maintenance_pb2_grpc.MaintenanceStub
 
 
 class Client:
@@ -229,6 +231,11 @@ class Client:
     def presence(self) -> Presence:
         """Presence: track who is here, list and watch (no Raft); see `Presence`."""
         return Presence(self)
+
+    @cached_property
+    def maintenance(self) -> Maintenance:
+        """Operator calls: `snapshot(path)` writes a backup; see `Maintenance`."""
+        return Maintenance(self)
 
     # -- cluster ----------------------------------------------------------
     def status(self) -> ClusterStatus:

@@ -265,6 +265,10 @@ PUBSUB_RELAY_RECONNECT_MS_MAX = 5_000
 PUBSUB_RELAY_HELLO_MS_MAX = 5_000
 # Origins (node incarnations) a node keeps relay sequence state for; the longest unheard goes first.
 PUBSUB_RELAY_ORIGINS_MAX = 256
+# Messages a subscription's stream may have sent that its client has not taken yet (the grants it holds); the rest wait in the subscriber's buffer.
+PUBSUB_SUBSCRIBER_WINDOW_MESSAGES_MAX = 4_096
+# Longest a node holds back waking its subscriptions' streams, so that busy ones send their events in fewer, larger writes.
+PUBSUB_WAKE_DELAY_MS_MAX = 50
 
 # -- presence (available plane) --
 # Bytes of a presence topic, of a tracked key, and of one entry's metadata.

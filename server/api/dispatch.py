@@ -21,7 +21,8 @@ Lanes, each held to a named limit and counted when the call is looked up
 (on the event loop, before anything else runs for it):
 - operator: Health.Check, Cluster.Status and Cluster.Members, held to
   OPERATOR_RPCS_MAX apart from the other lanes and answered on the loop
-  itself, so an operator can still see an overloaded node;
+  itself, so an operator can still see an overloaded node; and
+  Maintenance.Snapshot (a backup, which works off the loop);
 - streams: every client- or server-streaming RPC (watches, watch streams,
   keepalives, election observes, CRDT subscriptions, health watches,
   reflection), which hold no thread while they wait: held to
@@ -69,6 +70,7 @@ OPERATOR_METHODS = frozenset({
     "/grpc.health.v1.Health/Check",
     "/tandemkv.v1.Cluster/Status",
     "/tandemkv.v1.Cluster/Members",
+    "/tandemkv.v1.Maintenance/Snapshot",
 })
 
 log = logging.getLogger(__name__)

@@ -39,6 +39,7 @@ from tandemkv.server.api.crdt_servicers import CrdtServicer, GossipServicer
 from tandemkv.server.api.dispatch import LANE_STREAMS, Admission, Dispatcher, MalformedRequests, Service
 from tandemkv.server.api.edge import NodeCalls
 from tandemkv.server.api.health_follower import HealthFollower
+from tandemkv.server.api.maintenance_servicer import MaintenanceServicer
 from tandemkv.server.api.presence_servicers import PresenceServicer
 from tandemkv.server.api.pubsub_servicers import PubSubServicer
 from tandemkv.server.api.streams import StreamStops
@@ -46,7 +47,7 @@ from tandemkv.server.api.servicers import ClusterServicer, CounterServicer, KVSe
 from tandemkv.v1 import (
     batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, pubsub_pb2, watch_pb2,
 )
-from tandemkv.v1 import presence_pb2
+from tandemkv.v1 import maintenance_pb2, presence_pb2
 
 # Grace a stopping server gives calls in flight before cancelling them.
 STOP_GRACE_S = 5.0
@@ -63,6 +64,7 @@ _STRONG_SERVICES = (
     coordination_pb2.DESCRIPTOR.services_by_name["Lock"],
     coordination_pb2.DESCRIPTOR.services_by_name["Election"],
     watch_pb2.DESCRIPTOR.services_by_name["Watch"],
+    maintenance_pb2.DESCRIPTOR.services_by_name["Maintenance"],
 )
 _AVAILABLE_SERVICES = (
     crdt_pb2.DESCRIPTOR.services_by_name["Crdt"],
@@ -190,7 +192,7 @@ async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rp
     # gossip over UDP (available/transport.py), never through this server.
     services = [Service(descriptors[name], servicer) for name, servicer in (
         ("KV", KVServicer(node)), ("Counter", CounterServicer(node)),
-        ("Batch", BatchServicer(node)),
+        ("Batch", BatchServicer(node)), ("Maintenance", MaintenanceServicer(node)),
         ("Cluster", ClusterServicer(node)), ("Lease", LeaseServicer(node, streams)),
         ("Registry", RegistryServicer(node)), ("Lock", LockServicer(node)),
         ("Election", ElectionServicer(node, streams)), ("Watch", WatchServicer(node, streams)),

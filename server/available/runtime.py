@@ -38,6 +38,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
+from tandemkv.errors import Unavailable
 from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.available.gossip.liveness import PeerState
 from tandemkv.server.available.gossip.protocol import GossipConfig, GossipNode
@@ -150,6 +151,14 @@ class AvailablePlane(PlaneCalls):
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    def write_store_image(self, fd: int) -> None:
+        """Appends a compacted copy of the plane's store, as committed, to
+        fd (a backup of the node)."""
+        store = self._store
+        if store is None:
+            raise Unavailable(f"node {self.node_name}: the available plane is not running")
+        store.write_image(fd)
 
     def refresh_catalog(self) -> None:
         """Follows the catalog now (after this node created or dropped a

@@ -66,6 +66,18 @@ class CrdtStore:
     def close(self) -> None:
         self._env.close()
 
+    def write_image(self, fd: int) -> None:
+        """Appends a compacted copy of the environment, as committed, to fd
+        (a backup: server/storage/backup.py)."""
+        self._env.copyfd(fd, compact=True)
+
+    def forget_replica_id(self) -> None:
+        """Drops the stored replica id, so that the node that opens this
+        store next issues its dots under a new one: every member restored
+        from one backup holds the same store, and no two may share an id."""
+        with self._env.begin(write=True, db=self._meta_db) as txn:
+            txn.delete(_REPLICA_ID)
+
     # -- tables --
     def load_tables(self) -> dict[str, StoredTable]:
         with self._env.begin(db=self._tables_db) as txn:

@@ -24,7 +24,7 @@ from typing import NoReturn
 
 from tandemkv.server.cli import client as cli_client, coordination as cli_coordination, crdt as cli_crdt
 from tandemkv.server.cli import hold as cli_hold, pubsub as cli_pubsub, txn as cli_txn
-from tandemkv.server.cli import presence as cli_presence
+from tandemkv.server.cli import presence as cli_presence, snapshot as cli_snapshot
 from tandemkv.server.process import local_cluster, serve
 
 EPILOG = "exit codes: 0 ok, 1 not found / compare failed, 2 usage or invalid argument, " \
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_coordination.add_parsers(subparsers)
     cli_pubsub.add_parsers(subparsers)
     cli_presence.add_parsers(subparsers)
+    cli_snapshot.add_parsers(subparsers)
     return parser
 
 

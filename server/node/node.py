@@ -34,6 +34,7 @@ from tandemkv.server.available.node_plane import build_plane
 from tandemkv.server.available.presence_plane import PresencePlane, plane_for as presence_plane_for
 from tandemkv.server.available.pubsub_plane import PubSubPlane, plane_for as pubsub_plane_for
 from tandemkv.server.available.runtime import AvailablePlane
+from tandemkv.server.node.backup import NodeBackup
 from tandemkv.server.node.batch import NodeBatches
 from tandemkv.server.node.config import DURABILITY_DURABLE, Member, NodeConfig
 from tandemkv.server.node.coordination import LeaseTicker, NodeCoordination
@@ -81,7 +82,7 @@ class NodeStatus:
     members: tuple[Member, ...]
 
 
-class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembership):
+class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembership, NodeBackup):
     def __init__(self, config: NodeConfig):
         self.config = config
         self._init_membership()  # the committed member set: membership.py
