@@ -1,7 +1,8 @@
 """Builds the client-facing gRPC server of one node.
 
-Owns the server's shape: a `grpc.aio` server on an event loop of its own
-(in a thread), with one generic handler (dispatch.py) serving the KV,
+Owns the server's shape: a `grpc.aio` server on the event loop of the node
+it serves (`node.event_loop()`, server/node/event_loop.py; a loop of its own for a
+node without one), with one generic handler (dispatch.py) serving the KV,
 Counter, Batch, Cluster, Crdt, Gossip, Lease, Registry, Lock, Election,
 Watch, PubSub and Presence servicers, the standard health service (following the node's
 readiness, health_follower.py) and server reflection; the lanes and their
@@ -11,19 +12,13 @@ call in flight holds no thread, and an idle stream (watch, keepalive,
 election observe, CRDT subscription) costs memory only; calls that block
 in the node (lock and campaign waits, CRDT catalog changes) run on the
 loop's executor, GRPC_CALL_THREADS_MAX threads. It does not start or stop
-the node; it builds the node's pub/sub plane (`node.open_pubsub()`, on
-the server's loop, which the plane runs on) and its presence plane
-(`node.open_presence()`, likewise), serves them, and starts and stops
-them with the server.
+the node, nor the node's pub/sub and presence planes: it serves them
+(`node.pubsub_plane`, `node.presence_plane`, which run on the same loop).
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import dataclasses
-import threading
-from typing import Any
 
 import grpc
 import grpc.aio
@@ -43,6 +38,7 @@ from tandemkv.server.api.maintenance_servicer import MaintenanceServicer
 from tandemkv.server.api.presence_servicers import PresenceServicer
 from tandemkv.server.api.pubsub_servicers import PubSubServicer
 from tandemkv.server.api.streams import StreamStops
+from tandemkv.server.node.event_loop import NodeLoop
 from tandemkv.server.api.servicers import ClusterServicer, CounterServicer, KVServicer
 from tandemkv.v1 import (
     batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, pubsub_pb2, watch_pb2,
@@ -51,8 +47,6 @@ from tandemkv.v1 import maintenance_pb2, presence_pb2
 
 # Grace a stopping server gives calls in flight before cancelling them.
 STOP_GRACE_S = 5.0
-# Longest a stopping server waits for its loop's threads to end.
-LOOP_STOP_WAIT_S = 10.0
 
 _STRONG_SERVICES = (
     kv_pb2.DESCRIPTOR.services_by_name["KV"],
@@ -75,30 +69,6 @@ _AVAILABLE_SERVICES = (
 SERVICE_NAMES = tuple(s.full_name for s in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES))
 
 
-class _LoopThread:
-    """The event loop every handler of the server runs on, in a thread of
-    its own; its default executor holds the server's call threads."""
-
-    def __init__(self, call_threads: int) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
-            max_workers=call_threads, thread_name_prefix="tandemkv-rpc"))
-        self._thread = threading.Thread(target=self.loop.run_forever, name="tandemkv-grpc-loop",
-                                        daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine, timeout_s: float | None = None):
-        """Runs `coroutine` on the loop and waits for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
-
-    def close(self) -> None:
-        self.run(self.loop.shutdown_default_executor(), LOOP_STOP_WAIT_S)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(LOOP_STOP_WAIT_S)
-        if not self._thread.is_alive():
-            self.loop.close()
-
-
 @dataclasses.dataclass
 class ClientServer:
     """A built, bound, not yet started server, and the port it bound."""
@@ -111,17 +81,13 @@ class ClientServer:
     malformed: MalformedRequests
     follower: HealthFollower
     method_paths: list[str]
-    _loop: _LoopThread
-    # The node's best-effort pub/sub (None for a node that has none).
-    pubsub: Any = None
-    # The node's presence (None for a node that has none).
-    presence: Any = None
+    _loop: NodeLoop
+    # Whether the loop is the server's own (a node without one: a test's
+    # fake node), to close with it; a node's loop is the node's to close.
+    _owns_loop: bool = True
 
     def start(self) -> None:
         self._loop.run(self.server.start())
-        for plane in (self.pubsub, self.presence):
-            if plane is not None:
-                self._loop.run(_started(plane))
         self.follower.start()
 
     @property
@@ -135,16 +101,10 @@ class ClientServer:
         finish for `grace_s`."""
         self.follower.stop()
         self._loop.run(self.health.enter_graceful_shutdown())
-        for plane in (self.pubsub, self.presence):
-            if plane is not None and plane.started:
-                self._loop.run(plane.stop(), LOOP_STOP_WAIT_S)
         self.streams.stop_all()
         self._loop.run(self.server.stop(grace_s))
-        self._loop.close()
-
-
-async def _started(plane: Any) -> None:
-    plane.start()  # its relay tasks run on the loop it is started on
+        if self._owns_loop:
+            self._loop.close()
 
 
 def build_server(
@@ -160,16 +120,19 @@ def build_server(
     free port). Calls beyond `concurrent_rpcs_max`, streams beyond
     `streams_open_max`, and health and status calls beyond
     `operator_rpcs_max` get RESOURCE_EXHAUSTED."""
-    loop = _LoopThread(call_threads)
+    event_loop = getattr(node, "event_loop", None)
+    owns_loop = event_loop is None
+    loop = NodeLoop(call_threads, name="tandemkv-grpc-loop") if event_loop is None else event_loop()
     try:
-        return loop.run(_build(node, address, loop, concurrent_rpcs_max, streams_open_max,
+        return loop.run(_build(node, address, loop, owns_loop, concurrent_rpcs_max, streams_open_max,
                                operator_rpcs_max))
     except BaseException:
-        loop.close()
+        if owns_loop:
+            loop.close()
         raise
 
 
-async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rpcs_max: int,
+async def _build(node: NodeCalls, address: str, loop: NodeLoop, owns_loop: bool, concurrent_rpcs_max: int,
                  streams_open_max: int, operator_rpcs_max: int) -> ClientServer:
     # Built on the loop it will run on. No maximum_concurrent_rpcs: the
     # dispatcher's lanes hold every limit.
@@ -181,10 +144,9 @@ async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rp
         ("grpc.server.max_pending_requests_hard_limit", limits.GRPC_PENDING_CALLS_MAX),
     ])
     streams = StreamStops()
-    open_pubsub = getattr(node, "open_pubsub", None)
-    pubsub = open_pubsub() if open_pubsub is not None else None
-    open_presence = getattr(node, "open_presence", None)
-    presence = open_presence() if open_presence is not None else None
+    # The planes are the node's, on its loop (this one); a fake node has none.
+    pubsub = getattr(node, "pubsub_plane", None)
+    presence = getattr(node, "presence_plane", None)
     health_servicer = health.aio.HealthServicer()
     reflection_names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
     descriptors = {d.name: d for d in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES)}
@@ -218,5 +180,4 @@ async def _build(node: NodeCalls, address: str, loop: _LoopThread, concurrent_rp
         raise OSError(f"cannot listen on {address}; is the port in use?")
     return ClientServer(server=server, port=port, health=health_servicer, streams=streams,
                         admission=admission, malformed=malformed, follower=follower,
-                        method_paths=dispatcher.method_paths, _loop=loop, pubsub=pubsub,
-                        presence=presence)
+                        method_paths=dispatcher.method_paths, _loop=loop, _owns_loop=owns_loop)

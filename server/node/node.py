@@ -4,14 +4,19 @@ It owns the node's LMDB environments, its Raft replica and its read barrier,
 and offers every strong-plane operation as a Python method (blocking, with
 `*_async` twins for asyncio): KV and counters (kv.py), leases, the registry,
 locks and elections (coordination.py), watches (watches.py) and batches
-(batch.py); the CRDT plane's calls are on `node.crdt` (crdt.py). The gRPC
-servicers call exactly these methods. It knows nothing of gRPC.
+(batch.py); the CRDT plane's calls are on `node.crdt` (crdt.py), durable
+topics on `node.topics` (topics.py), best-effort pub/sub on `node.pubsub`
+(pubsub.py) and presence on `node.presence` (presence.py). The gRPC
+servicers call exactly these methods, or the planes behind the last two.
+It knows nothing of gRPC.
 
 Threads: create and `start()` the node in the main thread (the Raft tick
 thread stops when the thread that created it exits). Every other method is
 safe from any thread. The tick thread applies committed entries to the
 node's `StateHost` (host.py) through the `Replica` façade (server/raft/);
-it never calls the node.
+it never calls the node. The pub/sub and presence planes run on the node's
+event loop (`node.loop`, event_loop.py), in a thread of its own, which the
+gRPC server that serves the node shares.
 """
 
 from __future__ import annotations
@@ -40,9 +45,12 @@ from tandemkv.server.node.config import DURABILITY_DURABLE, Member, NodeConfig
 from tandemkv.server.node.coordination import LeaseTicker, NodeCoordination
 from tandemkv.server.node.crdt import NodeCrdt
 from tandemkv.server.node.deadlines import deadline_of, read_timed_out
+from tandemkv.server.node.event_loop import NodeLoop
 from tandemkv.server.node.host import StateHost
 from tandemkv.server.node.kv import NodeOperations
 from tandemkv.server.node.membership import NodeMembership
+from tandemkv.server.node.presence import NodePresence
+from tandemkv.server.node.pubsub import NodePubSub
 from tandemkv.server.node.topics import NodeTopics
 from tandemkv.server.node.watches import NodeWatches
 from tandemkv.server.storage import crash_marker, disk, snapshot
@@ -63,6 +71,8 @@ STALE = kv_pb2.STALE
 MAP_FILL_CHECK_WRITES = 64
 # How often wait_ready() looks at the replica while it waits.
 READY_POLL_S = 0.02
+# Longest a stopping node waits for each loop plane (pub/sub, presence) to stop.
+PLANE_STOP_WAIT_S = 5.0
 
 
 _READERS = {**reads.READERS, **coordination.READERS, **catalog.READERS, **topics.READERS}
@@ -103,10 +113,15 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
         self.available: AvailablePlane | None = None
         self.crdt = NodeCrdt(self)  # the CRDT tables: create, update, read, subscribe
         self.topics = NodeTopics(self)  # durable topics: publish, read, subscribe from an offset
-        # Best-effort pub/sub: built by the gRPC server on its loop (open_pubsub).
+        # The loop the pub/sub and presence planes run on, and the gRPC
+        # server that serves this node (event_loop.py); built in start().
+        self.loop: NodeLoop | None = None
+        # Best-effort pub/sub and presence (no Raft), on `loop`; their
+        # front doors are `pubsub` and `presence`.
         self.pubsub_plane: PubSubPlane | None = None
-        # Presence (no Raft): built by the gRPC server on its loop (open_presence).
         self.presence_plane: PresencePlane | None = None
+        self.pubsub = NodePubSub(self)
+        self.presence = NodePresence(self)
 
     # -- lifecycle --
     def start(self) -> None:
@@ -144,21 +159,39 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
         self._ticker.start()
         self.available = build_plane(config, lambda request: self.query(request))
         self.available.start()
+        self._start_loop_planes()
         log.info("node %s started: raft %s, data %s", config.name, config.raft_address,
                  config.data_dir)
 
-    def open_pubsub(self) -> PubSubPlane:
-        """Builds this node's best-effort pub/sub plane (pubsub_plane.py).
-        Call on the event loop it is to run on, the gRPC server's: the
-        server builds it, serves it, and starts and stops it."""
-        self.pubsub_plane = pubsub_plane_for(self.config)
-        return self.pubsub_plane
+    def event_loop(self) -> NodeLoop:
+        """The node's event loop, made with its pub/sub and presence planes
+        (built, not started: `start()` starts them) on first use. The gRPC
+        server that serves the node runs on it, and may be built before
+        `start()` (serve.py binds the port first)."""
+        if self.loop is None:
+            self.loop = NodeLoop()
+            self.pubsub_plane, self.presence_plane = self.loop.run(_built_planes(self.config))
+        return self.loop
 
-    def open_presence(self) -> PresencePlane:
-        """Builds this node's presence plane (presence_plane.py), as
-        `open_pubsub` does: on the gRPC server's loop, which serves it."""
-        self.presence_plane = presence_plane_for(self.config)
-        return self.presence_plane
+    def _start_loop_planes(self) -> None:
+        # Started on the loop they run on: their relay streams and ticks
+        # are tasks of that loop.
+        self.event_loop().run(_started(self.pubsub_plane, self.presence_plane))
+
+    def _stop_loop_planes(self) -> None:
+        # Before the rest of the node: a presence plane that stops says
+        # goodbye to its peers, and the relays end their streams.
+        if self.loop is None:
+            return
+        for plane in (self.pubsub_plane, self.presence_plane):
+            if plane is not None and plane.started:
+                try:
+                    self.loop.run(plane.stop(), PLANE_STOP_WAIT_S)
+                except Exception:  # noqa: BLE001 - a plane that fails to stop must not keep the node up
+                    log.exception("stopping a plane of node %s failed", self.config.name)
+        self.loop.close()
+        self.loop = None
+        self.pubsub_plane = self.presence_plane = None
 
     def _recover_from_machine_crash(self, durable: bool) -> None:
         data_dir = self.config.data_dir
@@ -176,6 +209,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
         shutil.rmtree(data_dir / "state", ignore_errors=True)
 
     def stop(self) -> None:
+        self._stop_loop_planes()
         if self.available is not None:
             self.available.stop()
             self.available = None
@@ -414,3 +448,12 @@ _new_request_id = _RequestIds()
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+async def _built_planes(config: NodeConfig) -> tuple[PubSubPlane, PresencePlane]:
+    return pubsub_plane_for(config), presence_plane_for(config)
+
+
+async def _started(*planes) -> None:
+    for plane in planes:
+        plane.start()
