@@ -18,7 +18,12 @@ the server's event loop, the plane's loop, so no call holds a thread.
   reader's full buffer dropped messages. A request the hub refuses (a topic
   over PUBSUB_TOPIC_BYTES_MAX, a node out of subscriptions) ends the stream
   with its status. The stream lasts until the client cancels it or the
-  server stops, whether or not the client closed its side.
+  server stops, whether or not the client closed its side. Flow control:
+  a client that grants messages (`grant_messages`, first request) is sent
+  no more than it granted (`Window`); the rest waits in the subscriber's
+  bounded buffer, whose overflow is a `lagged` event, so nothing piles up
+  unseen in the connection. Each message is encoded once, whatever the
+  number of subscribers it goes to (`events_response`).
 - `Relay`: node to node (pubsub_relay.py); its streams have a lane of
   their own (PEER_STREAMS_OPEN_MAX, dispatch.py).
 
@@ -42,11 +47,11 @@ from typing import AsyncIterable, AsyncIterator
 import grpc
 import grpc.aio
 
-from tandemkv import errors
+from tandemkv import errors, limits
 from tandemkv.server.api.edge import abort, node_timeout_s
 from tandemkv.server.api.streams import StreamStop, StreamStops, until_stopped
 from tandemkv.server.available.pubsub import Lagged, Message, Publisher
-from tandemkv.server.available.pubsub_plane import PubSubPlane, Subscription
+from tandemkv.server.available.pubsub_plane import NEXT_EVENTS_MAX, PubSubPlane, Subscription
 from tandemkv.server.node.topics import TopicGap
 from tandemkv.v1 import kv_pb2, pubsub_pb2, pubsub_pb2_grpc, topics_pb2
 
@@ -93,6 +98,63 @@ def event_to_proto(event: Message | Lagged) -> pubsub_pb2.SubscriptionEvent:
     if isinstance(event, Lagged):
         return pubsub_pb2.SubscriptionEvent(lagged=event.missed)
     return pubsub_pb2.SubscriptionEvent(message=message_to_proto(event))
+
+
+class Window:
+    """A best-effort subscription's flow control: the messages its client
+    granted and has not been sent yet (a `lagged` notice needs no grant: a
+    take holds at most one). A stream whose first request granted none has
+    no window (clients before flow control): it sends whatever its
+    subscriber has, as fast as the connection takes it."""
+
+    def __init__(self, granted: int):
+        self.enabled = granted > 0
+        self.granted = min(granted, limits.PUBSUB_SUBSCRIBER_WINDOW_MESSAGES_MAX)
+
+    def grant(self, messages: int) -> None:
+        """More room, from a later request; outstanding grants are capped at
+        PUBSUB_SUBSCRIBER_WINDOW_MESSAGES_MAX (more would only move the
+        backlog out of the bounded buffer)."""
+        self.granted = min(self.granted + messages, limits.PUBSUB_SUBSCRIBER_WINDOW_MESSAGES_MAX)
+
+    @property
+    def closed(self) -> bool:
+        return self.enabled and self.granted == 0
+
+    @property
+    def messages_max(self) -> int:
+        return min(self.granted, NEXT_EVENTS_MAX) if self.enabled else NEXT_EVENTS_MAX
+
+    def sent(self, events: list[Message | Lagged]) -> None:
+        if self.enabled:
+            messages = len(events) - isinstance(events[0], Lagged)
+            assert messages <= self.granted, (messages, self.granted)
+            self.granted -= messages
+
+
+# Encoded events of recent messages, by the message's identity: a message
+# to N subscribers is encoded once, not N times. An entry holds its message,
+# so the identity cannot be reused while the entry lives; the cache is
+# emptied whenever it passes ENCODED_MESSAGES_MAX.
+ENCODED_MESSAGES_MAX = 8_192
+_encoded: dict[int, tuple[Message, pubsub_pb2.SubscriptionEvent]] = {}
+
+
+def events_response(events: list[Message | Lagged]) -> pubsub_pb2.SubscribeResponse:
+    """One response carrying `events`, each message encoded once for all
+    the subscribers it goes to."""
+    protos = []
+    for event in events:
+        if isinstance(event, Lagged):
+            protos.append(pubsub_pb2.SubscriptionEvent(lagged=event.missed))
+            continue
+        entry = _encoded.get(id(event))
+        if entry is None:
+            if len(_encoded) >= ENCODED_MESSAGES_MAX:
+                _encoded.clear()
+            entry = _encoded[id(event)] = (event, event_to_proto(event))
+        protos.append(entry[1])
+    return pubsub_pb2.SubscribeResponse(events=protos)
 
 
 class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
@@ -186,16 +248,21 @@ class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
         stop.add_callback(lambda: _wake_threadsafe(loop, subscription))
         answers: collections.deque[pubsub_pb2.SubscribeResponse] = collections.deque()
         failure: list[BaseException] = []
+        window = Window(first.grant_messages)
 
-        def apply(request: pubsub_pb2.SubscribeRequest) -> None:
+        def apply(request: pubsub_pb2.SubscribeRequest) -> bool:
+            """Applies a later request; whether it is to be answered."""
+            window.grant(request.grant_messages)
             subscription.add(tuple(request.add_topics), tuple(request.add_prefixes))
             subscription.remove(tuple(request.remove_topics), tuple(request.remove_prefixes))
+            return bool(request.add_topics or request.add_prefixes or request.remove_topics
+                        or request.remove_prefixes or not request.grant_messages)
 
         async def read_requests() -> None:
             try:
                 async for request in requests:
-                    apply(request)
-                    answers.append(self._named(plane, subscription))
+                    if apply(request):
+                        answers.append(self._named(plane, subscription))
                     subscription.wake()
             except errors.TandemKVError as error:  # a refused request ends the stream
                 failure.append(error)
@@ -211,9 +278,13 @@ class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
                     raise failure[0]
                 while answers:
                     yield answers.popleft()
-                events = await subscription.next_events()
+                if window.closed:
+                    await subscription.woken()  # a grant wakes it
+                    continue
+                events = await subscription.next_events(window.messages_max)
                 if events:
-                    yield pubsub_pb2.SubscribeResponse(events=[event_to_proto(e) for e in events])
+                    window.sent(events)
+                    yield events_response(events)
         finally:
             if reader is not None:
                 reader.cancel()

@@ -15,11 +15,18 @@ subscribers and queues for each peer, and returns. A peer that is slow,
 partitioned or down fills its own bounded queue (the oldest go, counted);
 the others are not held up.
 
-Every method runs on the plane's asyncio loop (the gRPC server's); the hub
-is not shared with another thread. A node's plane is built by
-`plane_for(config)` (peers: the other members' client addresses; secret:
-the gossip key) when its gRPC server is built, which serves it
-(server/api/pubsub_servicers.py) and starts and stops it.
+Readers are woken in rounds (`_flush_wakes`): each round wakes every
+subscription made readable since the last, and the next is held back for
+as long as this one's writes took (at most PUBSUB_WAKE_DELAY_MS_MAX), so
+a busy node writes each stream one response carrying many messages rather
+than one response per message.
+
+Every method runs on the plane's asyncio loop (the node's, which its gRPC
+server shares); the hub is not shared with another thread. A node's plane
+is built by `plane_for(config)` (peers: the other members' client
+addresses; secret: the gossip key) on the node's event loop, started and
+stopped by the node (server/node/node.py), served by the gRPC server
+(server/api/pubsub_servicers.py) and by `node.pubsub` (server/node/pubsub.py).
 """
 
 from __future__ import annotations
@@ -42,12 +49,16 @@ NEXT_EVENTS_MAX = 1_024
 
 class Subscription:
     """A local subscriber: its topics and prefixes, and the events it has
-    not taken. Close it when done (its buffer goes with it)."""
+    not taken. Close it when done (its buffer goes with it).
+
+    Its reader waits on `_woken`, which the plane sets for a batch of
+    subscriptions at once (`PubSubPlane._flush_wakes`), and which stays set
+    while a take left events behind."""
 
     def __init__(self, plane: PubSubPlane, subscriber: int):
         self._plane = plane
         self.id = subscriber
-        self._readable = asyncio.Event()
+        self._woken = asyncio.Event()
         self.closed = False
 
     def add(self, topics: tuple[bytes, ...] = (), prefixes: tuple[bytes, ...] = ()) -> None:
@@ -60,34 +71,46 @@ class Subscription:
                           bytes_max: int | None = limits.GRPC_MESSAGE_BYTES_MAX // 2,
                           timeout_s: float | None = None) -> list[Message | Lagged]:
         """The next events, oldest first, waiting up to `timeout_s` (None:
-        until there are some); [] when the wait ran out or it closed."""
-        hub = self._plane.hub
-        if not self.closed and not hub.readable(self.id):
-            self._readable.clear()
+        until there are some); [] when the wait ran out, it closed or it
+        was woken (`wake`) with nothing to read."""
+        if not self.closed and not self._woken.is_set():
             try:
-                await asyncio.wait_for(self._readable.wait(), timeout_s)
+                await asyncio.wait_for(self._woken.wait(), timeout_s)
             except asyncio.TimeoutError:
                 return []
+        self._woken.clear()
         if self.closed:
             return []
-        return hub.take(self.id, events_max, bytes_max)
+        hub = self._plane.hub
+        events = hub.take(self.id, events_max, bytes_max)
+        if hub.readable(self.id):
+            self._woken.set()  # more than one take's worth: the next goes on at once
+        return events
+
+    async def woken(self) -> None:
+        """Waits for the next wake-up (events, `wake`, `close`), without
+        taking anything: for a reader that may not take now."""
+        if not self.closed:
+            self._woken.clear()
+            await self._woken.wait()
 
     def wake(self) -> None:
         """Ends a `next_events` wait now (it returns what there is, maybe
         nothing): for a reader that also waits on something else."""
-        self._readable.set()
+        self._woken.set()
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self._plane._close(self)
-            self._readable.set()
+            self._woken.set()
 
 
 class PubSubPlane:
     def __init__(self, node: str, peers: dict[str, str], secret: bytes, *, incarnation: int | None = None,
                  hub: Hub | None = None, queue_messages_max: int = limits.PUBSUB_RELAY_QUEUE_MESSAGES_MAX,
-                 queue_bytes_max: int = limits.PUBSUB_RELAY_QUEUE_BYTES_MAX):
+                 queue_bytes_max: int = limits.PUBSUB_RELAY_QUEUE_BYTES_MAX,
+                 wake_delay_ms_max: int = limits.PUBSUB_WAKE_DELAY_MS_MAX):
         assert node not in peers, "a node is not its own peer"
         self.node = node
         self.incarnation = incarnation if incarnation is not None else random.getrandbits(64)
@@ -100,6 +123,13 @@ class PubSubPlane:
         self.receiver = RelayReceiver(node, secret, self._deliver_from_peer, InboundStreams())
         self._subscriptions: dict[int, Subscription] = {}
         self.started = False
+        # Readers made readable since the last round of wake-ups (in order).
+        self._to_wake: dict[int, None] = {}
+        self._flush_handle: asyncio.Handle | None = None
+        self._flushed_s = float("-inf")
+        self._wake_delay_s = 0.0
+        self._wake_delay_s_max = wake_delay_ms_max / 1000
+        self.wake_rounds = 0
 
     def start(self) -> None:
         """Starts the relay streams; call on the loop the plane runs on."""
@@ -113,6 +143,9 @@ class PubSubPlane:
             await sender.stop()
         for subscription in list(self._subscriptions.values()):
             subscription.close()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
 
     def publish(self, topic: bytes, payload: bytes, *, publisher: Publisher | None = None, skip: int | None = None,
                 local_only: bool = False) -> Published:
@@ -139,14 +172,52 @@ class PubSubPlane:
     def status(self) -> dict[str, object]:
         return {"node": self.node, "incarnation": f"{self.incarnation:016x}", "hub": self.hub.status(),
                 "peers": {name: sender.status() for name, sender in self.senders.items()},
-                "inbound": self.receiver.streams.status(), "inbound_refused": dict(self.receiver.refused)}
+                "inbound": self.receiver.streams.status(), "inbound_refused": dict(self.receiver.refused),
+                "wake_rounds": self.wake_rounds, "wake_delay_ms": round(self._wake_delay_s * 1000, 3)}
 
     def _deliver_from_peer(self, message: Message) -> None:
         self._wake(self.hub.deliver(message))
 
     def _wake(self, published: Published) -> None:
-        for subscriber in published.readable:
-            self._subscriptions[subscriber].wake()
+        """Wakes the readers `published` made readable, with the others of
+        this round: see `_flush_wakes`."""
+        if not published.readable:
+            return
+        self._to_wake.update(dict.fromkeys(published.readable))
+        if self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            due_s = self._flushed_s + self._wake_delay_s
+            self._flush_handle = (loop.call_soon(self._flush_wakes) if due_s <= loop.time()
+                                  else loop.call_at(due_s, self._flush_wakes))
+
+    def _flush_wakes(self) -> None:
+        """Wakes every reader made readable since the last round, at once.
+
+        Why rounds: each woken subscription's stream makes one gRPC write,
+        whatever it carries, and the writes share this loop with the
+        publishes. Woken at each publish, a thousand streams would each
+        write one message per publish, and every publish would wait behind
+        a thousand writes. So the next round is held back for as long as
+        this one's writes took (at most PUBSUB_WAKE_DELAY_MS_MAX): meanwhile
+        publishes run, and the next round's writes carry all of them. An
+        idle plane wakes its readers on the next turn of the loop."""
+        self._flush_handle = None
+        to_wake, self._to_wake = self._to_wake, {}
+        loop = asyncio.get_running_loop()
+        began_s = loop.time()
+        for subscriber in to_wake:
+            subscription = self._subscriptions.get(subscriber)
+            if subscription is not None:  # it may have closed since
+                subscription.wake()
+        # Scheduled after the woken readers' turns, so it runs once they
+        # have taken their events and begun their writes.
+        loop.call_soon(self._round_ended, began_s)
+        self.wake_rounds += 1
+
+    def _round_ended(self, began_s: float) -> None:
+        now_s = asyncio.get_running_loop().time()
+        self._flushed_s = now_s
+        self._wake_delay_s = min(now_s - began_s, self._wake_delay_s_max)
 
     def _close(self, subscription: Subscription) -> None:
         del self._subscriptions[subscription.id]

@@ -72,7 +72,7 @@ class PublishResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., publisher: _Optional[_Union[PublisherId, _Mapping]] = ..., seq: _Optional[int] = ..., delivered_locally: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("add_topics", "add_prefixes", "remove_topics", "remove_prefixes", "mode", "from_offset", "from_now")
+    __slots__ = ("add_topics", "add_prefixes", "remove_topics", "remove_prefixes", "mode", "from_offset", "from_now", "grant_messages")
     ADD_TOPICS_FIELD_NUMBER: _ClassVar[int]
     ADD_PREFIXES_FIELD_NUMBER: _ClassVar[int]
     REMOVE_TOPICS_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class SubscribeRequest(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     FROM_OFFSET_FIELD_NUMBER: _ClassVar[int]
     FROM_NOW_FIELD_NUMBER: _ClassVar[int]
+    GRANT_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     add_topics: _containers.RepeatedScalarFieldContainer[bytes]
     add_prefixes: _containers.RepeatedScalarFieldContainer[bytes]
     remove_topics: _containers.RepeatedScalarFieldContainer[bytes]
@@ -87,7 +88,8 @@ class SubscribeRequest(_message.Message):
     mode: DeliveryMode
     from_offset: int
     from_now: bool
-    def __init__(self, add_topics: _Optional[_Iterable[bytes]] = ..., add_prefixes: _Optional[_Iterable[bytes]] = ..., remove_topics: _Optional[_Iterable[bytes]] = ..., remove_prefixes: _Optional[_Iterable[bytes]] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., from_offset: _Optional[int] = ..., from_now: bool = ...) -> None: ...
+    grant_messages: int
+    def __init__(self, add_topics: _Optional[_Iterable[bytes]] = ..., add_prefixes: _Optional[_Iterable[bytes]] = ..., remove_topics: _Optional[_Iterable[bytes]] = ..., remove_prefixes: _Optional[_Iterable[bytes]] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., from_offset: _Optional[int] = ..., from_now: bool = ..., grant_messages: _Optional[int] = ...) -> None: ...
 
 class RetentionGap(_message.Message):
     __slots__ = ("from_offset", "first_offset")
