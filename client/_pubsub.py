@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import grpc
 
 from tandemkv import errors
-from tandemkv.client._pubsub_core import (END_OF_REQUESTS, PUBLISH_FROM_TIMEOUT_S, Event, Lagged, Position,
+from tandemkv.client._pubsub_core import (END_OF_REQUESTS, PUBLISH_FROM_TIMEOUT_S, Event, Grants, Lagged, Position,
                                           Published, decode_published, events_of, first_request, opening_failed,
                                           publish, publish_request, stream_error, subscribe_request)
 from tandemkv.client._results import BytesLike
@@ -68,6 +68,7 @@ class Subscription:
                  from_offset: int | None = None):
         opening = first_request(topics, prefixes, durable, from_offset)
         self._position = Position(from_offset)
+        self._grants = Grants(durable)
         self._pending: collections.deque[Event] = collections.deque()
         self.closed = False
         self.lagged_total = 0
@@ -121,6 +122,9 @@ class Subscription:
                 raise failure from None
             self._pending.extend(events_of(response))
         event = self._pending.popleft()
+        grant = self._grants.taken(event)
+        if grant is not None and not self.closed:
+            self._requests.put(grant)
         if isinstance(event, Lagged):
             self.lagged_total += event.missed
         self._position.passed(event)

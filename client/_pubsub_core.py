@@ -20,6 +20,13 @@ from tandemkv.v1 import pubsub_pb2
 # Longest a publish_from waits for its node (it goes to one node only).
 PUBLISH_FROM_TIMEOUT_S = 10.0
 END_OF_REQUESTS = None  # closes a subscription's request stream
+# Messages a best-effort subscription lets its node send ahead of what the
+# caller has taken (the flow-control window; a node caps it at
+# PUBSUB_SUBSCRIBER_WINDOW_MESSAGES_MAX). Beyond it, messages wait in the
+# subscriber's bounded buffer on the node, whose overflow is a `Lagged`
+# event, rather than unseen in the connection. Room is granted again each
+# time the caller has taken half of it.
+SUBSCRIPTION_WINDOW_MESSAGES = 1_024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +123,27 @@ def publish(topic: BytesLike, message: BytesLike, local: bool = False, durable: 
     return ops.Operation("PubSub", "Publish", request, decode_published, write=True)
 
 
+# Publishes one publish stream has sent and not had answered; `send` waits
+# for room beyond it.
+PUBLISH_STREAM_IN_FLIGHT_MAX = 256
+
+
+def publish_stream_request(topic: BytesLike, message: BytesLike, local: bool = False) -> pubsub_pb2.PublishRequest:
+    """A request of a publish stream (best-effort: a durable publish has a
+    request id and a leader of its own; use `publish(..., durable=True)`)."""
+    return publish_request(topic, message, local)
+
+
+def publish_stream_failed(error: grpc.RpcError | None, endpoint: str) -> errors.TandemKVError:
+    """What the unanswered publishes of a broken publish stream raise: at
+    most once, so `OutcomeUnknown` unless the node surely never took them
+    (it could not be reached: `Unavailable`), or refused them (its status)."""
+    if error is None:
+        return errors.OutcomeUnknown(f"{endpoint} ended the publish stream (stopping?) before answering: "
+                                     "the message may or may not have been published")
+    return error_from_rpc(error, b"")
+
+
 def topic_list(topics: Iterable[BytesLike] | BytesLike, what: str) -> list[bytes]:
     """Topics (or prefixes) as bytes; one str or bytes is one topic."""
     if isinstance(topics, (str, bytes, bytearray, memoryview)):
@@ -139,6 +167,7 @@ def first_request(topics: Any, prefixes: Any, durable: bool,
         if from_offset is not None:
             raise errors.InvalidArgument("from_offset is for durable subscriptions (durable=True): a "
                                          "best-effort one has no history")
+        request.grant_messages = SUBSCRIPTION_WINDOW_MESSAGES
         return request
     if len(request.add_topics) != 1 or request.add_prefixes:
         raise errors.InvalidArgument("a durable subscription holds exactly one topic and no prefix: "
@@ -151,6 +180,26 @@ def first_request(topics: Any, prefixes: Any, durable: bool,
     else:
         request.from_offset = from_offset
     return request
+
+
+class Grants:
+    """A best-effort subscription's side of flow control: counts the
+    messages the caller takes, and says when to grant the node room again."""
+
+    def __init__(self, durable: bool, window_messages: int = SUBSCRIPTION_WINDOW_MESSAGES):
+        self.enabled = not durable  # a durable subscription takes no request after its first
+        self._window_messages = window_messages
+        self._taken = 0
+
+    def taken(self, event: Event) -> pubsub_pb2.SubscribeRequest | None:
+        """`event` taken; the request granting room again, when due."""
+        if not self.enabled or isinstance(event, Lagged):
+            return None
+        self._taken += 1
+        if self._taken * 2 < self._window_messages:
+            return None
+        granted, self._taken = self._taken, 0
+        return pubsub_pb2.SubscribeRequest(grant_messages=granted)
 
 
 class Position:
