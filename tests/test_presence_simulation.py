@@ -1,7 +1,7 @@
 """Three presence engines in a seeded simulation: a virtual clock, clocks
 that disagree, frames dropped, duplicated and reordered, partitions, nodes
-killed and started again as new incarnations, clients that leave politely
-and clients that crash.
+killed or stopped cleanly (a goodbye) and started again as new
+incarnations, clients that leave politely and clients that crash.
 
 Goal:
 - after the network heals every live node lists exactly the entries of the
@@ -9,7 +9,10 @@ Goal:
   killed incarnation, of a crashed client or of an untracked entry;
 - no entry outlives its bound, on any node, at any step: a crashed
   client's entries are gone by its last renewal + TTL + the clock skew, a
-  killed node's by its last frame + PRESENCE_NODE_DOWN_MS + the skew;
+  killed node's by its last frame + PRESENCE_NODE_DOWN_MS + the skew; a
+  node that takes a stopped node's goodbye holds nothing of it from then on
+  (a goodbye delayed past the node's restart touches nothing of the new
+  incarnation);
 - at every step, every node's diffs folded from its start give its list,
   in Phoenix's shape (one meta per tracking session); every copy a node
   holds is exactly a past state of its owner; no node holds an incarnation
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tandemkv.server.available.presence import OwnerId, PresenceEngine, apply_diff
+from tandemkv.server.available.presence import OwnerId, PresenceEngine, apply_diff, wire
 from tandemkv.server.available.presence.model import meta_of
 
 NODES = ("a", "b", "c")
@@ -72,7 +75,10 @@ class Simulation:
         self.renewed: dict[tuple[OwnerId, int], int] = {}
         # owner -> version -> its state then (its own copy), to hold every replica's copy against.
         self.history: dict[OwnerId, dict[int, object]] = {}
-        self.counted = {"kills": 0, "restarts": 0, "partitions": 0, "crashes": 0, "tracked_while_cut": 0}
+        # A goodbye frame's bytes -> the incarnation that said it.
+        self.goodbyes: dict[bytes, OwnerId] = {}
+        self.counted = {"kills": 0, "restarts": 0, "partitions": 0, "crashes": 0, "tracked_while_cut": 0,
+                        "stops": 0, "goodbyes_taken": 0}
         for node in NODES:
             self.start(node)
 
@@ -89,6 +95,15 @@ class Simulation:
                                             frame_bytes_max=4 * 1024)
         self.folded[node] = {}
         self.history[owner] = {0: self.engines[node].replica.copy_state(owner)}
+
+    def stop_cleanly(self, node: str) -> None:
+        """The node says goodbye (its frames cross the same lossy network) and stops."""
+        output = self.engines[node].goodbye(self.clock(node))
+        self.goodbyes.update((data, self.engines[node].owner) for _, data in output.frames)
+        self.take(node, output)
+        self.kill(node)
+        self.counted["kills"] -= 1
+        self.counted["stops"] += 1
 
     def kill(self, node: str) -> None:
         self.engines[node] = None
@@ -124,6 +139,11 @@ class Simulation:
             if engine is None or self.blocked(sender, peer):
                 continue
             self.take(peer, engine.receive(data, self.clock(peer)))
+            departed = self.goodbyes.get(data)
+            if departed is not None:
+                # Taken or refused (a later incarnation is known), no copy of it is held from now on.
+                assert departed not in engine.replica.owners(), (self.seed, self.t, peer, departed)
+                self.counted["goodbyes_taken"] += 1
 
     def blocked(self, one: str, other: str) -> bool:
         return frozenset((one, other)) in self.cut
@@ -187,6 +207,8 @@ class Simulation:
             self.cut.clear()
         elif draw < 0.0095 and len(live) >= 2:
             self.kill(self.random.choice(live))
+        elif draw < 0.011 and len(live) >= 2:
+            self.stop_cleanly(self.random.choice(live))
         elif draw < 0.015 and dead:
             self.start(self.random.choice(dead))
             self.counted["restarts"] += 1
@@ -284,5 +306,5 @@ def test_the_runs_meet_every_fault_they_claim_to():
             simulation.step(chaos=True)
         for name, count in simulation.counted.items():
             totals[name] = totals.get(name, 0) + count
-    assert all(totals[name] > 0 for name in ("kills", "restarts", "partitions", "crashes", "tracked_while_cut")), \
-        totals
+    assert all(totals[name] > 0 for name in ("kills", "restarts", "partitions", "crashes", "tracked_while_cut",
+                                             "stops", "goodbyes_taken")), totals

@@ -22,6 +22,13 @@ one call in flight; a failed call's frames are dropped and counted, as a
 lost datagram would be. Every frame carries its own HMAC (the gossip key,
 with presence's domain tag), so the call itself needs no credentials.
 
+A plane that stops (`stop()`, the node stopping cleanly) says goodbye:
+the engine's goodbye frame goes to every peer in place of what was still
+queued, and the plane waits up to PRESENCE_GOODBYE_WAIT_MS for the calls
+to end, so the node's entries leave every node at once instead of after
+PRESENCE_NODE_DOWN_MS. A peer it cannot reach in that time drops them by
+the down bound, as for a node that died.
+
 Nothing here waits on Raft: presence works without a quorum. Every method
 runs on the plane's asyncio loop (the gRPC server's); the engine is never
 shared with another thread. Time is the wall clock in ms: heartbeats
@@ -37,29 +44,14 @@ import random
 import time
 from typing import Any, Callable, Iterable
 
-import grpc
-import grpc.aio
-
 from tandemkv import limits
-from tandemkv.v1 import presence_pb2, presence_pb2_grpc
 
 from tandemkv.server.available.node_plane import gossip_key
 from tandemkv.server.available.presence import Diff, Listing, OwnerId, PresenceEngine, Ref
 from tandemkv.server.available.presence.model import ID_LIMIT, check_topic
+from tandemkv.server.available.presence_link import PeerLink
 
 log = logging.getLogger(__name__)
-
-# One channel per peer, with subchannels of its own, and a short reconnect
-# backoff: gRPC's default grows to two minutes, and a peer back from a
-# restart would stay unheard (so its entries hidden) for that long.
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
-                   ("grpc.max_send_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
-                   ("grpc.use_local_subchannel_pool", 1),
-                   ("grpc.initial_reconnect_backoff_ms", 200),
-                   ("grpc.min_reconnect_backoff_ms", 200),
-                   ("grpc.max_reconnect_backoff_ms", limits.PRESENCE_HEARTBEAT_MS)]
-# Bytes of frames one Exchange call carries at most (well inside a gRPC message).
-EXCHANGE_BYTES_MAX = limits.GRPC_MESSAGE_BYTES_MAX // 4
 
 # `list` is a method of PresencePlane, so inside it the builtin's type goes by this name.
 Diffs = list[Diff]
@@ -74,67 +66,6 @@ def new_incarnation() -> int:
     same µs, or after the clock stepped back past the last start, would
     reuse or lower it; docs/presence.md says why clocks must agree)."""
     return time.time_ns() // 1_000 % ID_LIMIT
-
-
-class PeerLink:
-    """Frames to one peer: a bounded queue and a task that sends them in
-    batches, one Exchange call at a time."""
-
-    def __init__(self, target: str, address: str, queue_frames_max: int = limits.PRESENCE_PEER_QUEUE_FRAMES_MAX):
-        self.target, self.address = target, address
-        self._queue: collections.deque[bytes] = collections.deque()
-        self._queue_frames_max = queue_frames_max
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self._channel: grpc.aio.Channel | None = None
-        self.counters: collections.Counter[str] = collections.Counter()
-        self.last_error = ""
-
-    def put(self, frame: bytes) -> None:
-        if len(self._queue) >= self._queue_frames_max:
-            self._queue.popleft()
-            self.counters["frames_dropped_queue_full"] += 1
-        self._queue.append(frame)
-        self._wake.set()
-
-    def start(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"presence to {self.target}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._channel is not None:
-            await self._channel.close()
-
-    async def _run(self) -> None:
-        assert self._channel is not None
-        stub = presence_pb2_grpc.PresenceStub(self._channel)
-        while True:
-            if not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-            batch: list[bytes] = []
-            size = 0
-            while self._queue and (not batch or size + len(self._queue[0]) <= EXCHANGE_BYTES_MAX):
-                frame = self._queue.popleft()
-                batch.append(frame)
-                size += len(frame)
-            try:
-                await stub.Exchange(presence_pb2.PresenceExchangeRequest(frames=batch),
-                                    timeout=limits.PRESENCE_EXCHANGE_TIMEOUT_MS / 1000)
-                self.counters["frames_sent"] += len(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # noqa: BLE001 - a lost batch is a lost datagram: counted, repaired
-                self.counters["frames_failed"] += len(batch)
-                details = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)
-                self.last_error = f"{type(error).__name__}: {details}"
-
-    def status(self) -> dict[str, object]:
-        return {"address": self.address, "queued": len(self._queue), **self.counters,
-                "last_error": self.last_error}
 
 
 class PresenceWatch:
@@ -208,6 +139,8 @@ class PresencePlane:
         self._ticker: asyncio.Task | None = None
         self._rng = random.SystemRandom()
         self.started = False
+        # Peers the goodbye reached within PRESENCE_GOODBYE_WAIT_MS (None: not said yet).
+        self.goodbye_delivered: list[str] | None = None
 
     def start(self) -> None:
         """Starts ticking and the peer links; call on the loop the plane runs on."""
@@ -218,9 +151,14 @@ class PresencePlane:
         self._ticker = asyncio.get_running_loop().create_task(self._tick_forever(), name="presence ticks")
 
     async def stop(self) -> None:
+        """Stops ticking, says goodbye to every peer (waiting up to
+        PRESENCE_GOODBYE_WAIT_MS for it to go), stops the links and ends
+        the watches."""
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
+        if self.started and self.goodbye_delivered is None:
+            await self._say_goodbye()
         for link in self.links.values():
             await link.stop()
         for watches in list(self._watches.values()):
@@ -252,7 +190,11 @@ class PresencePlane:
         self._run(lambda now: self.engine.untrack(session, topic, key, now))
 
     def list(self, topic: bytes) -> Listing:
-        return self.engine.list(check_topic(topic))
+        """As of now: time is let pass first, so nothing past its bound
+        shows (a node just resumed from a pause has not ticked yet)."""
+        topic = check_topic(topic)
+        self._run(self.engine.advance)
+        return self.engine.list(topic)
 
     def watch(self, topic: bytes, diffs_max: int = limits.PRESENCE_WATCH_DIFFS_MAX) -> PresenceWatch:
         watch = PresenceWatch(self, check_topic(topic), diffs_max)
@@ -283,6 +225,23 @@ class PresencePlane:
     def _ref_of(self, session: int) -> str:
         """The ref of the write just made in `session`: it took the owner's version."""
         return str(Ref(self.node, self.owner.incarnation, session, self.engine.log.version))
+
+    async def _say_goodbye(self) -> None:
+        output = self.engine.goodbye(self._clock())
+        for peer, frame in output.frames:
+            link = self.links.get(peer)
+            if link is not None:
+                link.put_last(frame)
+        self._dispatch((), output.diffs)
+        names = sorted(self.links)
+        delivered = await asyncio.gather(*(self.links[name].drain(limits.PRESENCE_GOODBYE_WAIT_MS / 1000)
+                                           for name in names))
+        self.goodbye_delivered = [name for name, done in zip(names, delivered)
+                                  if done and self.links[name].last_frame_sent]
+        missed = sorted(set(names) - set(self.goodbye_delivered))
+        if missed:
+            log.info("presence goodbye of %s did not reach %s within %d ms: they drop its entries within "
+                     "PRESENCE_NODE_DOWN_MS", self.node, ", ".join(missed), limits.PRESENCE_GOODBYE_WAIT_MS)
 
     def _run(self, change: Callable[[int], Diffs]) -> None:
         diffs = change(self._clock())

@@ -18,6 +18,10 @@ The exchange, between this node and each peer:
   periods per owner, and gets a delta, or the full state when the owner's
   tombstones no longer reach back that far (a restarted replica, a long
   partition). Lost frames cost a round; nothing else depends on them.
+- when the node stops cleanly, a goodbye (`goodbye`): every peer drops this
+  incarnation's entries at once and refuses its frames from then on, and
+  this engine sends nothing more. A peer that misses it drops them by
+  PRESENCE_NODE_DOWN_MS, as for a node that died.
 
 This module knows no sockets, threads or clock; time comes in as `now_ms`.
 """
@@ -28,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tandemkv import limits
+from tandemkv.errors import Unavailable
 
 from tandemkv.server.available.presence.model import Diff, Listing, OwnerId
 from tandemkv.server.available.presence.owner import OwnerLog, Transfer
@@ -69,24 +74,30 @@ class PresenceEngine:
         self._heartbeat_sent_ms: int | None = None
         self._wanted_ms: dict[OwnerId, int] = {}
         self._next_transfer_id = 1
+        # Set by `goodbye`: this incarnation has left its peers and sends nothing more.
+        self.departed = False
         self.counters: dict[str, int] = {"frames_in": 0, "frames_out": 0, "transfers_in": 0, "transfers_out": 0,
-                                         "wants_in": 0, "wants_out": 0, "refused_sender": 0}
+                                         "wants_in": 0, "wants_out": 0, "refused_sender": 0, "goodbyes_in": 0}
 
     # -- this node's entries ---------------------------------------------
 
     def open_session(self, session: int, ttl_ms: int, now_ms: int) -> Diffs:
+        self._check_staying()
         return self._local(self.log.open_session(session, ttl_ms, now_ms), now_ms)
 
     def keepalive(self, session: int, now_ms: int) -> Diffs:
+        self._check_staying()
         return self._local(self.log.keepalive(session, now_ms), now_ms)
 
     def close_session(self, session: int, now_ms: int) -> Diffs:
         return self._local(self.log.close_session(session), now_ms)
 
     def track(self, session: int, topic: bytes, key: bytes, meta: bytes, now_ms: int) -> Diffs:
+        self._check_staying()
         return self._local(self.log.track(session, topic, key, meta), now_ms)
 
     def update(self, session: int, topic: bytes, key: bytes, meta: bytes, now_ms: int) -> Diffs:
+        self._check_staying()
         return self._local(self.log.update(session, topic, key, meta), now_ms)
 
     def untrack(self, session: int, topic: bytes, key: bytes, now_ms: int) -> Diffs:
@@ -103,13 +114,21 @@ class PresenceEngine:
         its heartbeat shows it has nothing."""
         self._peers = set(peers) - {self.owner.node}
 
-    def tick(self, now_ms: int) -> Output:
-        out = Output()
+    def advance(self, now_ms: int) -> Diffs:
+        """Lets time pass without sending anything: sessions past their
+        deadline end, owners whose heartbeat lapsed leave. `tick` does it
+        first; a reader calls it so that what it reads is as of now."""
+        diffs: Diffs = []
         expired = self.log.expire(now_ms)
         if expired is not None:
-            out.diffs += self._local(expired, now_ms)
-        out.diffs += self.replica.advance(now_ms)
+            diffs += self._local(expired, now_ms)
+        return diffs + self.replica.advance(now_ms)
+
+    def tick(self, now_ms: int) -> Output:
+        out = Output(diffs=self.advance(now_ms))
         self._reassembly.keep_only(set(self.replica.owners()))
+        if self.departed:
+            return out
         if self.log.version > self._pushed_version:
             transfer = self.log.transfer_since(self._pushed_version)
             assert transfer is not None
@@ -136,6 +155,14 @@ class PresenceEngine:
         if sender.node not in self._peers:
             self.counters["refused_sender"] += 1
             return out
+        if frame.goodbye:
+            self.counters["goodbyes_in"] += 1
+            self._reassembly.forget(sender)
+            self._wanted_ms.pop(sender, None)
+            said, diffs = self.replica.farewell(sender, frame.heartbeat_ms, now_ms)
+            out.diffs += diffs
+            self.counters["refused_sender"] += not said
+            return out
         alive, diffs = self.replica.heard(sender, frame.heartbeat_ms, now_ms)
         out.diffs += diffs
         if not alive:
@@ -153,12 +180,33 @@ class PresenceEngine:
             self._maybe_want(out, sender, now_ms, urgent=False)
         return out
 
+    def goodbye(self, now_ms: int) -> Output:
+        """This node stops cleanly: a goodbye frame to every peer, which
+        drops this incarnation's entries on receipt and refuses its frames
+        from then on. Afterwards the engine sends nothing (ticks and
+        answers to wants go nowhere: a heartbeat would keep it alive on a
+        peer that missed the goodbye), and opening, renewing, tracking and
+        updating raise Unavailable; untrack and close still work locally.
+        Called once; a second call sends nothing."""
+        out = Output(diffs=self.advance(now_ms))
+        if self.departed:
+            return out
+        self.departed = True
+        for peer in sorted(self._peers):
+            self._send(out, Frame(self.owner, peer, now_ms, self.log.version, goodbye=True), departing=True)
+        return out
+
     def status(self) -> dict[str, object]:
         return {"owner": f"{self.owner.node}/{self.owner.incarnation:x}", "log": self.log.status(),
                 "replica": self.replica.status(), "reassembly_abandoned": self._reassembly.abandoned,
-                **self.counters}
+                "departed": self.departed, **self.counters}
 
     # -- inside -----------------------------------------------------------
+
+    def _check_staying(self) -> None:
+        if self.departed:
+            raise Unavailable("this node is stopping (its presence has said goodbye to its peers): "
+                              "open a session on another node")
 
     def _local(self, transfer: Transfer | None, now_ms: int) -> Diffs:
         if transfer is None:
@@ -203,7 +251,9 @@ class PresenceEngine:
         for chunk in cut(transfer_id, encode_transfer(transfer), self._frame_bytes_max):
             self._send(out, Frame(self.owner, peer, now_ms, self.log.version, chunk=chunk))
 
-    def _send(self, out: Output, frame: Frame) -> None:
+    def _send(self, out: Output, frame: Frame, departing: bool = False) -> None:
+        if self.departed and not departing:
+            return  # after the goodbye, nothing: peers refuse it, and a heartbeat would revive this owner
         self.counters["frames_out"] += 1
         data = seal(frame, self._secret)
         assert len(data) <= self._frame_bytes_max, len(data)

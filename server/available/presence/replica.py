@@ -18,7 +18,13 @@ Rules, in the order they are checked:
    skew after its last heartbeat, whatever path its old frames take.
 3. A later incarnation of a node name replaces every earlier one at once,
    and frames of earlier ones are refused from then on.
-4. An entry shows while its session's deadline (owner's clock) is after
+4. An owner that says goodbye (its node stops cleanly) leaves at once, and
+   its frames are refused from then on: the goodbye is remembered until
+   its heartbeat is `node_down_ms` old, when every frame the owner sent
+   before it would be refused by age anyway. A later incarnation of the
+   same node is not touched by it, and an earlier incarnation's goodbye
+   arriving late is refused as any of its frames is.
+5. An entry shows while its session's deadline (owner's clock) is after
    now: a crashed client's entries leave every replica at its deadline,
    by each replica's own clock, even while its owner is unreachable.
 
@@ -77,12 +83,15 @@ class Replica:
         self._owners_max = owners_max
         self._copies: dict[OwnerId, _Copy] = {local: _Copy(heartbeat_ms=now_ms)}
         self._incarnations: dict[str, int] = {local.node: local.incarnation}
+        # Owners that said goodbye -> the heartbeat of their goodbye (rule 4).
+        self._departed: dict[OwnerId, int] = {}
         # (deadline, owner, session): a session to look at when its deadline comes (stale rows are skipped).
         self._deadlines: list[tuple[int, OwnerId, int]] = []
         # topic -> key -> (owner, session) -> what list shows.
         self._view: dict[bytes, dict[bytes, dict[tuple[OwnerId, int], Meta]]] = {}
         self.counters = {"refused_lapsed": 0, "refused_incarnation": 0, "refused_owners_max": 0,
-                         "owners_lapsed": 0, "owners_replaced": 0, "stale": 0, "needs_base": 0}
+                         "owners_lapsed": 0, "owners_replaced": 0, "stale": 0, "needs_base": 0,
+                         "owners_departed": 0, "refused_departed": 0}
 
     # -- reading ----------------------------------------------------------
 
@@ -122,6 +131,8 @@ class Replica:
         for owner in [owner for owner in self._copies if self._lapsed(owner)]:
             touched |= self._drop(owner)
             self.counters["owners_lapsed"] += 1
+        for owner in [owner for owner, said_ms in self._departed.items() if self._aged(said_ms)]:
+            del self._departed[owner]
         while self._deadlines and self._deadlines[0][0] <= self.now_ms:
             _, owner, session = heapq.heappop(self._deadlines)
             copy = self._copies.get(owner)
@@ -140,15 +151,16 @@ class Replica:
         if known is not None and owner.incarnation < known:
             self.counters["refused_incarnation"] += 1
             return False, diffs
+        if owner in self._departed:
+            self.counters["refused_departed"] += 1
+            return False, diffs
         heartbeat_ms = min(heartbeat_ms, self.now_ms + self._clock_skew_ms_max)
-        if self.now_ms - heartbeat_ms >= self._node_down_ms:
+        if self._aged(heartbeat_ms):
             self.counters["refused_lapsed"] += 1
             return False, diffs
         touched: set[tuple[OwnerId, EntryId]] = set()
         if known is not None and owner.incarnation > known:
-            for earlier in [copy for copy in self._copies if copy.node == owner.node]:
-                touched |= self._drop(earlier)
-                self.counters["owners_replaced"] += 1
+            touched |= self._drop_node(owner.node, "owners_replaced")
         copy = self._copies.get(owner)
         if copy is None:
             if len(self._copies) >= self._owners_max:
@@ -158,9 +170,34 @@ class Replica:
             self._copies[owner] = copy = _Copy(heartbeat_ms=heartbeat_ms)
             if len(self._incarnations) > 2 * self._owners_max:
                 # Names with no copy left are forgotten (their frames are refused by age meanwhile).
-                held = {held.node for held in self._copies}
+                held = {held.node for held in self._copies} | {gone.node for gone in self._departed}
                 self._incarnations = {node: number for node, number in self._incarnations.items() if node in held}
         copy.heartbeat_ms = max(copy.heartbeat_ms, heartbeat_ms)
+        return True, diffs + self._settle(touched)
+
+    def farewell(self, owner: OwnerId, heartbeat_ms: int, now_ms: int) -> tuple[bool, Diffs]:
+        """`owner` says goodbye: its node stops cleanly. Its copy (and any
+        earlier incarnation's) leaves now, and its frames are refused from
+        now on (rule 4). False (and nothing changes) for a goodbye of an
+        earlier incarnation than one already heard of, or too old to matter
+        (its copy lapsed or will by its own age)."""
+        diffs = self.advance(now_ms)
+        if owner.node == self.local.node:
+            return False, diffs
+        known = self._incarnations.get(owner.node)
+        if known is not None and owner.incarnation < known:
+            self.counters["refused_incarnation"] += 1
+            return False, diffs
+        heartbeat_ms = min(heartbeat_ms, self.now_ms + self._clock_skew_ms_max)
+        if self._aged(heartbeat_ms):
+            self.counters["refused_lapsed"] += 1
+            return False, diffs
+        touched = self._drop_node(owner.node, "owners_departed")
+        self._incarnations[owner.node] = owner.incarnation
+        self._departed[owner] = max(heartbeat_ms, self._departed.get(owner, heartbeat_ms))
+        if len(self._departed) > self._owners_max:
+            # The oldest goodbye is forgotten first; its owner's frames are older still, soon refused by age.
+            del self._departed[min(self._departed, key=self._departed.__getitem__)]
         return True, diffs + self._settle(touched)
 
     # -- transfers --------------------------------------------------------
@@ -207,14 +244,27 @@ class Replica:
 
     # -- inside -----------------------------------------------------------
 
+    def _aged(self, heartbeat_ms: int) -> bool:
+        """Whether a heartbeat is too old to keep anyone alive now."""
+        return self.now_ms - heartbeat_ms >= self._node_down_ms
+
     def _lapsed(self, owner: OwnerId) -> bool:
         if owner == self.local:
             return False
-        return self.now_ms - self._copies[owner].heartbeat_ms >= self._node_down_ms
+        return self._aged(self._copies[owner].heartbeat_ms)
 
     def _drop(self, owner: OwnerId) -> set[tuple[OwnerId, EntryId]]:
         copy = self._copies.pop(owner)
         return {(owner, entry) for entry in copy.entries}
+
+    def _drop_node(self, node: str, counter: str) -> set[tuple[OwnerId, EntryId]]:
+        """Drops every copy of `node`'s incarnations (a later one replaces
+        them, or a goodbye ends them), each counted under `counter`."""
+        touched: set[tuple[OwnerId, EntryId]] = set()
+        for earlier in [copy for copy in self._copies if copy.node == node]:
+            touched |= self._drop(earlier)
+            self.counters[counter] += 1
+        return touched
 
     def _shown(self, owner: OwnerId, entry: EntryId) -> Meta | None:
         """What list should show for the entry now, or None."""

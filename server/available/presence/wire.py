@@ -13,7 +13,10 @@ fields. The MAC is checked, in constant time, before the body is decoded.
 Every frame is a heartbeat: it names its sender (node and incarnation), its
 recipient, the sender's clock and its presence version. It may also ask the
 recipient for the recipient's changes after a version (`want`), and may
-carry one chunk of a transfer of the sender's own entries. A transfer (a
+carry one chunk of a transfer of the sender's own entries. A goodbye frame
+(the sender's incarnation stops; no want, no chunk) has one field more
+than the others: a node of an earlier release refuses it as malformed, and
+its copy of the sender leaves by PRESENCE_NODE_DOWN_MS instead. A transfer (a
 delta or the full state, owner.py) is encoded once and cut into chunks that
 fit PRESENCE_FRAME_BYTES_MAX; the receiver (`Reassembly`) puts them back
 together and decodes the whole only when every chunk has come.
@@ -78,15 +81,17 @@ class Frame:
     version: int        # the sender's own presence version
     want: Want | None = None
     chunk: Chunk | None = None
+    goodbye: bool = False   # the sender's incarnation stops: its entries leave, its later frames are refused
 
 
 def seal(frame: Frame, secret: bytes) -> bytes:
     """The authenticated bytes of `frame`."""
     chunk = frame.chunk
-    body = canonical.encode([
-        frame.sender.node, frame.sender.incarnation, frame.recipient, frame.heartbeat_ms, frame.version,
-        None if frame.want is None else [frame.want.incarnation, frame.want.have_version],
-        None if chunk is None else [chunk.transfer_id, chunk.index, chunk.count, chunk.data]])
+    assert not frame.goodbye or (frame.want is None and chunk is None), "a goodbye asks and carries nothing"
+    fields = [frame.sender.node, frame.sender.incarnation, frame.recipient, frame.heartbeat_ms, frame.version,
+              None if frame.want is None else [frame.want.incarnation, frame.want.have_version],
+              None if chunk is None else [chunk.transfer_id, chunk.index, chunk.count, chunk.data]]
+    body = canonical.encode(fields + [True] if frame.goodbye else fields)
     version = bytes([PRESENCE_WIRE_VERSION])
     return version + _mac(secret, version, body) + body
 
@@ -129,6 +134,10 @@ def _fields(value: Any, count: int, what: str) -> list:
 
 
 def _frame_from_plain(value: Any) -> Frame:
+    goodbye = isinstance(value, list) and len(value) == 8
+    if goodbye:
+        _require(value[7] is True and value[5] is None and value[6] is None, "a goodbye asks and carries nothing")
+        value = value[:7]
     node, incarnation, recipient, heartbeat_ms, version, want, chunk = _fields(value, 7, "a frame")
     _require(isinstance(node, str) and isinstance(recipient, str), "node names are strings")
     _require(all(_natural(number) for number in (incarnation, heartbeat_ms, version)), "bad frame numbers")
@@ -144,7 +153,7 @@ def _frame_from_plain(value: Any) -> Frame:
         _require(all(_natural(number) for number in (transfer_id, index, count)), "bad chunk numbers")
         _require(index < count and isinstance(data, bytes), "bad chunk")
         parsed_chunk = Chunk(transfer_id, index, count, data)
-    return Frame(sender, recipient, heartbeat_ms, version, parsed_want, parsed_chunk)
+    return Frame(sender, recipient, heartbeat_ms, version, parsed_want, parsed_chunk, goodbye)
 
 
 # -- transfers --------------------------------------------------------------
