@@ -1,0 +1,400 @@
+"""Checks of a pub/sub history under faults: pure (no sockets, no threads),
+so they run again on a saved history and are tested on hand-built ones.
+
+A history is what the pub/sub workloads (pubsub_workload.py) recorded, all
+times in seconds since the run began, on the nemesis's clock:
+
+- `Publish`: one publish attempt: our publisher id and its number, the
+  topic, the node it went to, when it was invoked and answered, its outcome
+  (ok / unknown / fail) and, for a durable one, its offset.
+- `Segment`: one subscription, from the moment `subscribe` returned to the
+  moment it ended (closed by the workload, or broken by a fault), with every
+  event it yielded: messages, `Lagged(n)` notices, retention gaps.
+- `Fault`: one window of the nemesis schedule (kind, targets, start, end).
+
+Durable (`check_durable`): per topic, offsets are one order every reader
+agrees on (an offset always carries the same message, a message sits at one
+offset, on every node and in every replay); within a subscription offsets
+follow each other with no hole and no repeat, a hole only behind a retention
+gap; a resumed subscription starts where it was asked to; every
+acknowledged message is delivered to every subscriber that read past its
+offset (or stands inside a retention gap, counted); publishes acknowledged
+one after the other got increasing offsets; and each subscriber (and each
+node's final replay) reached the last acknowledged offset.
+
+Best-effort (`check_best_effort`): at every subscription, one publisher's
+messages arrive in the order published, each at most once, and only
+messages someone sent. A message acknowledged while a subscription was open
+that never reached it is a loss; each loss must be explained by a fault of
+the schedule that touches the publishing node, the subscriber's node or the
+link between them while the message was in flight, or by the
+subscription's `Lagged` notices; the rest are violations. Losses are
+counted by what explains them.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any, Iterable
+
+# A message acknowledged up to this long before a fault began may still sit
+# in its node's relay queue or in a frame on the wire when it begins.
+FAULT_EXPLAINS_BEFORE_S = 1.0
+# ...and one published this long after the heal may meet the connection the
+# fault broke before the relay notices and opens another.
+FAULT_EXPLAINS_AFTER_S = 2.0
+# Violations described in full per check; the rest are counted.
+DESCRIBED_MAX = 20
+PROCESS_FAULTS = ("kill", "pause")
+
+
+@dataclasses.dataclass(frozen=True)
+class Publish:
+    publisher: str
+    seq: int
+    topic: str
+    node: str  # where it went ("" when a durable publish was routed by the SDK)
+    invoke_s: float
+    complete_s: float
+    outcome: str  # ok / unknown / fail
+    offset: int = 0  # durable, when ok
+
+    @property
+    def payload(self) -> str:
+        return payload_of(self.publisher, self.seq)
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    at_s: float
+    kind: str  # message / lagged / gap
+    topic: str = ""
+    payload: str = ""
+    offset: int = 0  # durable message; a gap's from_offset
+    first_offset: int = 0  # a gap's first retained offset
+    stamp: tuple = ()  # best-effort: the node's (node, incarnation, session, seq)
+    missed: int = 0  # lagged
+
+
+@dataclasses.dataclass
+class Segment:
+    subscriber: str  # one subscriber's segments are one session
+    node: str
+    topics: tuple
+    prefixes: tuple = ()
+    durable: bool = False
+    from_offset: int | None = None
+    open_s: float = 0.0
+    end_s: float = 0.0
+    end: str = ""  # closed / broken: <why>
+    drained: bool = False  # open until the end of the run, after the heal
+    events: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    kind: str
+    targets: tuple
+    start_s: float
+    end_s: float | None
+
+
+def payload_of(publisher: str, seq: int) -> str:
+    return f"{publisher}:{seq}"
+
+
+def parse_payload(payload: str) -> tuple[str, int] | None:
+    publisher, _, seq = payload.rpartition(":")
+    return (publisher, int(seq)) if publisher and seq.isdigit() else None
+
+
+def faults_from_nemesis(records: Iterable[dict[str, Any]]) -> list[Fault]:
+    return [Fault(r["kind"], tuple(r["targets"]), r["start_s"], r.get("end_s")) for r in records]
+
+
+@dataclasses.dataclass
+class Verdict:
+    counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    violations: list = dataclasses.field(default_factory=list)
+    delays: list = dataclasses.field(default_factory=list)  # best-effort: seconds from ack to delivery
+
+    def violate(self, kind: str, text: str) -> None:
+        self.counts[f"violation:{kind}"] += 1
+        if len(self.violations) < DESCRIBED_MAX:
+            self.violations.append(f"{kind}: {text}")
+
+    @property
+    def ok(self) -> bool:
+        return not any(name.startswith("violation:") for name in self.counts)
+
+    def as_dict(self) -> dict[str, Any]:
+        summary = {"ok": self.ok, "counts": dict(sorted(self.counts.items())), "violations": self.violations}
+        if self.delays:
+            delays = sorted(self.delays)
+            summary["delivery_delay_s"] = {"p50": round(delays[len(delays) // 2], 3),
+                                           "p99": round(delays[len(delays) * 99 // 100], 3),
+                                           "max": round(delays[-1], 3)}
+        return summary
+
+
+# -- durable ---------------------------------------------------------------
+
+def check_durable(publishes: list[Publish], segments: list[Segment]) -> Verdict:
+    verdict = Verdict()
+    by_payload = {p.payload: p for p in publishes}
+    acked = [p for p in publishes if p.outcome == "ok"]
+    verdict.counts["publishes"] = len(publishes)
+    verdict.counts["acknowledged"] = len(acked)
+    _check_offsets_agree(verdict, by_payload, segments)
+    _check_real_time_order(verdict, acked)
+    sessions: dict[str, list[Segment]] = collections.defaultdict(list)
+    for segment in segments:
+        sessions[segment.subscriber].append(segment)
+        _check_segment_sequence(verdict, segment)
+    for subscriber, session in sessions.items():
+        _check_session(verdict, subscriber, sorted(session, key=lambda s: s.open_s), acked)
+    return verdict
+
+
+def _check_offsets_agree(verdict: Verdict, by_payload: dict[str, Publish], segments: list[Segment]) -> None:
+    """One message per (topic, offset) everywhere; one offset per message;
+    an acknowledged offset is where its message is read; only sent messages."""
+    at_offset: dict[tuple[str, int], str] = {}
+    offset_of: dict[str, tuple[str, int]] = {}
+    for p in by_payload.values():
+        if p.outcome == "ok":
+            at_offset[(p.topic, p.offset)] = p.payload
+            offset_of[p.payload] = (p.topic, p.offset)
+    for segment in segments:
+        for event in segment.events:
+            if event.kind != "message":
+                continue
+            verdict.counts["delivered"] += 1
+            place = (event.topic, event.offset)
+            sent = by_payload.get(event.payload)
+            if sent is None or sent.topic != event.topic:
+                verdict.violate("never-sent", f"{segment.subscriber} on {segment.node} read {event.payload!r} at "
+                                               f"{place}, which no publisher sent to that topic")
+                continue
+            if sent.outcome == "fail":
+                verdict.violate("failed-publish-delivered", f"{event.payload} was answered as not applied, "
+                                                            f"yet {segment.subscriber} read it at {place}")
+            known = at_offset.setdefault(place, event.payload)
+            if known != event.payload:
+                verdict.violate("replay-differs", f"{place} holds {known!r} but {segment.subscriber} on "
+                                                  f"{segment.node} read {event.payload!r} there")
+            first_place = offset_of.setdefault(event.payload, place)
+            if first_place != place:
+                verdict.violate("appended-twice", f"{event.payload} read at {first_place} and at {place}")
+
+
+def _check_real_time_order(verdict: Verdict, acked: list[Publish]) -> None:
+    """A publish acknowledged before another was invoked has a lower offset."""
+    by_topic: dict[str, list[Publish]] = collections.defaultdict(list)
+    for p in acked:
+        by_topic[p.topic].append(p)
+    for topic, topic_publishes in by_topic.items():
+        done = sorted(topic_publishes, key=lambda p: p.complete_s)
+        index, highest = 0, None
+        for p in sorted(topic_publishes, key=lambda p: p.invoke_s):
+            while index < len(done) and done[index].complete_s < p.invoke_s:
+                if highest is None or done[index].offset > highest.offset:
+                    highest = done[index]
+                index += 1
+            if highest is not None and highest.offset >= p.offset:
+                verdict.violate("real-time-order", f"{topic}: {highest.payload} was acknowledged at offset "
+                                                   f"{highest.offset} before {p.payload} was sent, which got "
+                                                   f"offset {p.offset}")
+
+
+def _check_segment_sequence(verdict: Verdict, segment: Segment) -> None:
+    """Offsets follow each other from where the subscription was asked to
+    start (0: the first retained, wherever that is); a hole only behind a gap."""
+    expected = segment.from_offset or None
+    for event in segment.events:
+        if event.kind == "gap":
+            verdict.counts["retention_gaps"] += 1
+            verdict.counts["retention_gap_offsets"] += event.first_offset - event.offset
+            if expected is not None and event.offset != expected:
+                verdict.violate("gap-misplaced", f"{segment.subscriber}: gap from {event.offset} where offset "
+                                                 f"{expected} was next")
+            expected = event.first_offset
+            continue
+        if event.kind != "message":
+            verdict.violate("unexpected-event", f"{segment.subscriber}: a durable subscription yielded {event}")
+            continue
+        if expected is not None and event.offset < expected:
+            verdict.violate("repeated-or-reordered", f"{segment.subscriber} on {segment.node}: offset "
+                                                     f"{event.offset} after {expected - 1}")
+        elif expected is not None and event.offset > expected:
+            verdict.violate("silent-hole", f"{segment.subscriber} on {segment.node}: offsets {expected} to "
+                                           f"{event.offset - 1} skipped without a gap")
+        expected = event.offset + 1
+
+
+def _check_session(verdict: Verdict, subscriber: str, session: list[Segment], acked: list[Publish]) -> None:
+    """Resumes start where asked (a replay re-reads what was read, the same);
+    every acknowledged offset the subscriber passed was read or lies in a gap;
+    the subscriber reached the last acknowledged offset."""
+    topics = {topic for segment in session for topic in segment.topics}
+    assert len(topics) == 1, f"a durable subscriber reads one topic: {subscriber} has {topics}"
+    topic = topics.pop()
+    read: set[int] = set()
+    gaps: list[tuple[int, int]] = []
+    reached = -1
+    for index, segment in enumerate(session):
+        if index > 0:
+            resumed_at = segment.from_offset or 0
+            verdict.counts["resumes"] += 1
+            if resumed_at < reached + 1:
+                verdict.counts["replays"] += 1
+                verdict.counts["replayed_offsets_asked"] += reached + 1 - resumed_at
+            elif resumed_at > reached + 1 and reached >= 0:
+                verdict.violate("harness-skipped", f"{subscriber} resumed at {resumed_at} after reading to {reached}")
+        for event in segment.events:
+            if event.kind == "gap":
+                gaps.append((event.offset, event.first_offset))
+                reached = max(reached, event.first_offset - 1)
+            elif event.kind == "message":
+                read.add(event.offset)
+                reached = max(reached, event.offset)
+    mine = [p for p in acked if p.topic == topic]
+    for p in mine:
+        if p.offset > reached:
+            continue
+        if p.offset in read:
+            verdict.counts["acknowledged_read"] += 1
+        elif any(start <= p.offset < end for start, end in gaps):
+            verdict.counts["acknowledged_in_retention_gap"] += 1
+        else:
+            verdict.violate("acknowledged-lost", f"{p.payload} at {topic}@{p.offset} (acknowledged at "
+                                                 f"{p.complete_s} s) never reached {subscriber}, which read "
+                                                 f"up to {reached}")
+    last = max((p.offset for p in mine), default=-1)
+    if last > reached:
+        verdict.violate("not-caught-up", f"{subscriber} read {topic} up to {reached}; the last acknowledged "
+                                         f"offset is {last}")
+
+
+# -- best-effort -----------------------------------------------------------
+
+def check_best_effort(publishes: list[Publish], segments: list[Segment], faults: list[Fault]) -> Verdict:
+    verdict = Verdict()
+    by_payload = {p.payload: p for p in publishes}
+    verdict.counts["publishes"] = len(publishes)
+    verdict.counts["acknowledged"] = sum(p.outcome == "ok" for p in publishes)
+    acked = [p for p in publishes if p.outcome == "ok"]
+    for segment in segments:
+        delivered = _check_order(verdict, segment, by_payload)
+        _check_losses(verdict, segment, acked, delivered, faults)
+    return verdict
+
+
+def _check_losses(verdict: Verdict, segment: Segment, acked: list[Publish], delivered: dict[str, float],
+                  faults: list[Fault]) -> None:
+    """Every message acknowledged while `segment` was open, for a topic it
+    holds, that it did not get is a loss if the segment got a later message
+    of the same publisher (a hole) or was drained at the end of the run (it
+    had every chance); otherwise it was still in flight when the segment
+    ended, and is only counted. Each loss needs an explanation."""
+    latest: dict[str, int] = {}
+    for payload in delivered:
+        publisher, seq = parse_payload(payload)
+        latest[publisher] = max(latest.get(publisher, 0), seq)
+    lagged = sum(event.missed for event in segment.events if event.kind == "lagged")
+    verdict.counts["lagged_notices"] += sum(event.kind == "lagged" for event in segment.events)
+    for p in acked:
+        if not (segment.open_s < p.invoke_s and p.complete_s <= segment.end_s and holds(segment, p.topic)):
+            continue
+        verdict.counts["expected"] += 1
+        if p.payload in delivered:
+            delay = delivered[p.payload] - p.complete_s
+            verdict.counts["delivered_within_1s"] += delay <= 1.0
+            verdict.delays.append(delay)
+            continue
+        if p.seq > latest.get(p.publisher, 0) and not segment.drained:
+            verdict.counts["in_flight_when_closed"] += 1
+            continue
+        explanation = _explain(p, segment, faults)
+        if explanation is None and lagged > 0:
+            lagged -= 1
+            explanation = "lagged"
+        if explanation is None:
+            verdict.violate("unexplained-loss", f"{p.payload} on {p.topic} (published on {p.node} at "
+                                                f"{p.invoke_s}-{p.complete_s} s) never reached "
+                                                f"{segment.subscriber} on {segment.node} (open "
+                                                f"{segment.open_s}-{segment.end_s} s"
+                                                f"{', drained' if segment.drained else ''}), and no fault or "
+                                                f"Lagged notice explains it")
+        else:
+            verdict.counts["lost"] += 1
+            verdict.counts[f"lost:{explanation}"] += 1
+
+
+def holds(segment: Segment, topic: str) -> bool:
+    """Whether `segment` subscribed to `topic` (by name or by a prefix)."""
+    return topic in segment.topics or any(topic.startswith(prefix) for prefix in segment.prefixes)
+
+
+def _check_order(verdict: Verdict, segment: Segment, by_payload: dict[str, Publish]) -> dict[str, float]:
+    """Per publisher (ours, and the node's stamp) on a topic, numbers only
+    rise; each message once; only messages sent to a topic the segment
+    holds. Returns the payloads delivered, with when."""
+    delivered: dict[str, float] = {}
+    last_seq: dict[tuple[str, str], int] = {}
+    last_stamp: dict[tuple[tuple, str], int] = {}
+    for event in segment.events:
+        if event.kind != "message":
+            continue
+        verdict.counts["delivered"] += 1
+        sent = by_payload.get(event.payload)
+        if sent is None or sent.topic != event.topic or not holds(segment, event.topic):
+            verdict.violate("never-sent", f"{segment.subscriber} on {segment.node} got {event.payload!r} on "
+                                          f"{event.topic!r}, which nobody sent there or it does not hold")
+            continue
+        if sent.outcome == "fail":
+            verdict.violate("failed-publish-delivered", f"{event.payload} was answered as not taken, yet "
+                                                        f"{segment.subscriber} got it")
+        if event.payload in delivered:
+            verdict.violate("duplicate", f"{segment.subscriber} on {segment.node} got {event.payload} twice")
+            continue
+        delivered[event.payload] = event.at_s
+        key = (sent.publisher, sent.topic)
+        if last_seq.get(key, 0) >= sent.seq:
+            verdict.violate("publisher-order", f"{segment.subscriber} on {segment.node} got {event.payload} "
+                                               f"after {payload_of(sent.publisher, last_seq[key])} on {sent.topic}")
+        last_seq[key] = max(last_seq.get(key, 0), sent.seq)
+        if event.stamp:
+            stamp_key = (tuple(event.stamp[:3]), event.topic)
+            if last_stamp.get(stamp_key, 0) >= event.stamp[3]:
+                verdict.violate("stamp-order", f"{segment.subscriber}: publisher {stamp_key[0]} seq "
+                                               f"{event.stamp[3]} after {last_stamp[stamp_key]} on {event.topic}")
+            last_stamp[stamp_key] = max(last_stamp.get(stamp_key, 0), event.stamp[3])
+    return delivered
+
+
+def _explain(p: Publish, segment: Segment, faults: list[Fault]) -> str | None:
+    """The kind of the first fault that touched the message's path while it
+    was in flight, or None."""
+    for fault in faults:
+        end = float("inf") if fault.end_s is None else fault.end_s
+        if fault.start_s - FAULT_EXPLAINS_BEFORE_S <= p.complete_s and p.invoke_s <= end + FAULT_EXPLAINS_AFTER_S:
+            if touches(fault, p.node, segment.node):
+                return fault.kind
+    return None
+
+
+def touches(fault: Fault, source: str, target: str) -> bool:
+    """Whether `fault` can stop a message from node `source` reaching a
+    subscriber on node `target`: a kill or pause of either, or a cut of the
+    link between them (a one-way cut stalls the TCP stream both ways)."""
+    if fault.kind in PROCESS_FAULTS:
+        return source in fault.targets or target in fault.targets
+    if source == target:
+        return False
+    if fault.kind in ("partition-minority", "partition-leader"):
+        return (source in fault.targets) != (target in fault.targets)
+    if fault.kind in ("partition-bridge", "partition-one-way"):
+        return {source, target} == set(fault.targets)
+    return fault.kind == "partition-ring"
