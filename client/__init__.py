@@ -26,6 +26,7 @@ from tandemkv.client._crdt import CrdtCounter, CrdtMap, CrdtRegister, CrdtSet, C
 from tandemkv.client._crdt_async import (AsyncCrdtCounter, AsyncCrdtMap, AsyncCrdtRegister, AsyncCrdtSet,
                                          AsyncCrdtTables)
 from tandemkv.client._leases import AsyncLease, Lease
+from tandemkv.client._members import AsyncMembers, MemberInfo, MemberList, Members
 from tandemkv.client._presence import Presence, PresenceWatch, Tracked
 from tandemkv.client._presence_async import AsyncPresence, AsyncPresenceWatch, AsyncTracked
 from tandemkv.client._presence_core import PresenceDiff, PresenceMeta
@@ -66,5 +67,5 @@ __all__ = [
     "Registration", "Registry", "ResourceExhausted", "Retry", "Subscription", "TandemKVError", "Txn",
     "TxnOp", "TxnResult", "Unauthenticated", "Unavailable", "WatchEvent", "Watcher", "WatchOverflow",
     "AsyncPresence", "AsyncPresenceWatch", "AsyncTracked", "Presence", "PresenceDiff", "PresenceMeta",
-    "PresenceWatch", "Tracked",
+    "PresenceWatch", "Tracked", "AsyncMembers", "MemberInfo", "MemberList", "Members",
 ]

@@ -16,6 +16,7 @@ from tandemkv.client import _operations as ops
 from tandemkv.client._claims_async import AsyncElection, AsyncLock, AsyncRegistry
 from tandemkv.client._crdt_async import AsyncCrdtTables
 from tandemkv.client._leases import AsyncLease, lease_id
+from tandemkv.client._members import AsyncMembers
 from tandemkv.client._pipeline import batchable
 from tandemkv.client._maintenance_async import AsyncMaintenance
 from tandemkv.client._presence_async import AsyncPresence
@@ -151,6 +152,11 @@ class AsyncClient:
     def maintenance(self) -> AsyncMaintenance:
         """Operator calls; see `Client.maintenance`."""
         return AsyncMaintenance(self)
+
+    @cached_property
+    def members(self) -> AsyncMembers:
+        """Cluster membership; see `Client.members`."""
+        return AsyncMembers(self)
 
     async def status(self) -> ClusterStatus:
         """Every node's view; see `Client.status`."""

@@ -17,6 +17,7 @@ from tandemkv.client import _operations as ops
 from tandemkv.client._claims import Election, Lock, Registry
 from tandemkv.client._crdt import CrdtTables
 from tandemkv.client._leases import Lease, lease_id
+from tandemkv.client._members import Members
 from tandemkv.client._maintenance import Maintenance
 from tandemkv.client._pipeline import batchable
 from tandemkv.client._presence import Presence
@@ -238,6 +239,11 @@ class Client:
         return Maintenance(self)
 
     # -- cluster ----------------------------------------------------------
+    @cached_property
+    def members(self) -> Members:
+        """Cluster membership: list, add, remove; see `Members`."""
+        return Members(self)
+
     def status(self) -> ClusterStatus:
         """Every node's view (role, term, commit and applied index, and its
         gossip view: which peers it hears, rejected frames): the configured

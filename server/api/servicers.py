@@ -103,7 +103,9 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServicer):
     async def MemberList(self, request, context: grpc.aio.ServicerContext):
         try:
             status = self._node.status()
-            return member_list(self._node.member_set(), status.leader or "")
+            response = member_list(self._node.member_set(), status.leader or "")
+            response.change_in_progress = self._node.change_in_progress()
+            return response
         except Exception as error:  # noqa: BLE001 - reported as a status
             await abort(context, error)
 

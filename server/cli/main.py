@@ -7,9 +7,11 @@ words or after them. A usage error is one line on stderr and exit 2.
 
 Exit codes (shared by every command):
   0  done
-  1  a "no" answer: key or counter not found, compare-and-set failed
+  1  a "no" answer: key or counter not found, compare-and-set failed;
+     `health`: degraded (a leader, but a member unreachable or behind)
   2  bad usage or invalid argument (fix the command)
-  3  the cluster is unavailable or unreachable (safe to retry)
+  3  the cluster is unavailable or unreachable (safe to retry);
+     `health`: no leader
   4  outcome unknown: a write may or may not have applied
   5  any other error reported by the cluster
   128+N  stopped by signal N before it finished
@@ -24,6 +26,7 @@ from typing import NoReturn
 
 from tandemkv.server.cli import client as cli_client, coordination as cli_coordination, crdt as cli_crdt
 from tandemkv.server.cli import hold as cli_hold, pubsub as cli_pubsub, txn as cli_txn
+from tandemkv.server.cli import health as cli_health, member as cli_member
 from tandemkv.server.cli import presence as cli_presence, snapshot as cli_snapshot
 from tandemkv.server.process import local_cluster, serve
 
@@ -61,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_coordination.add_parsers(subparsers)
     cli_pubsub.add_parsers(subparsers)
     cli_presence.add_parsers(subparsers)
+    cli_member.add_parsers(subparsers)
+    cli_health.add_parser(subparsers)
     cli_snapshot.add_parsers(subparsers)
     return parser
 

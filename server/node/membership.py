@@ -125,6 +125,15 @@ class NodeMembership:
     def member_at(self, raft_address: str | None) -> Member | None:
         return next((m for m in self.members() if m.raft_address == raft_address), None)
 
+    def change_in_progress(self) -> str:
+        """On the leader, the change it proposed and has not applied yet
+        ("add n4 (raft ..., client ...)"); "" if none or not the leader."""
+        replica = self._replica
+        pending = replica.change_in_progress() if replica is not None else None
+        if pending is None:
+            return ""
+        return members.describe_change(self.member_set(), cluster_pb2.MemberSet.FromString(pending))
+
     def removed_reason(self) -> str | None:
         """Why this node serves nothing, once it was removed; else None."""
         return self._removed_reason
@@ -160,7 +169,7 @@ class NodeMembership:
             replica = self._require_replica()
             if replica.status().role != ROLE_LEADER:
                 raise self._unavailable("membership changes are made by the leader; retry there")
-            self._refuse_if_in_progress(replica)
+            self._refuse_if_in_progress()
             current = self.member_set()
             changed = change(current)
             if changed is None:
@@ -176,7 +185,7 @@ class NodeMembership:
             if outcome is Outcome.SUCCESS and result:
                 return cluster_pb2.MemberSet.FromString(result)
             if outcome is Outcome.REQUEST_DENIED:
-                self._refuse_if_in_progress(replica)
+                self._refuse_if_in_progress()
                 if self.member_set().config_index != current.config_index:
                     continue  # the set changed under this one: compute it again
                 raise self._unavailable("the leader has not committed an entry of its term yet; retry")
@@ -186,11 +195,9 @@ class NodeMembership:
                                  "`tandemkv member list`")
         raise self._unavailable("the member set kept changing meanwhile; retry")
 
-    def _refuse_if_in_progress(self, replica) -> None:
-        pending = replica.change_in_progress()
-        if pending is not None:
-            change = members.describe_change(self.member_set(),
-                                             cluster_pb2.MemberSet.FromString(pending))
+    def _refuse_if_in_progress(self) -> None:
+        change = self.change_in_progress()
+        if change:
             raise FailedPrecondition(
                 f"another membership change is in progress ({change}); one change at a time: "
                 "retry once it committed")

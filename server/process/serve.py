@@ -19,12 +19,14 @@ import sys
 import threading
 import traceback
 
-from tandemkv.server.process import discovery, settings
+from tandemkv.server.process import discovery, join, settings
 from tandemkv.server.process.stop_signals import StopSignals
 
 # The longest the main thread sleeps between looks at the stop flag; a
 # signal wakes it at once (stop_signals.py), so this is only a backstop.
 STOP_POLL_S = 1.0
+# Exit status of a node that was removed from the cluster (its data dir says so).
+EXIT_REMOVED = 3
 
 log = logging.getLogger("tandemkv.serve")
 
@@ -47,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         # DNS discovery fills `peers`, asking again (with backoff) until DNS lists this node and
         # discovery_expect members; each failed answer is one line on stderr (docs/discovery.md).
         values = discovery.peers_at_start(values, report=lambda line: print(
+            f"tandemkv serve: {line}", file=sys.stderr, flush=True))
+        # --join: the member set from a running member, this node added to it (join.py).
+        values = join.members_at_join(values, report=lambda line: print(
             f"tandemkv serve: {line}", file=sys.stderr, flush=True))
         config = settings.node_config(values)
         # Re-resolves DNS while the node runs and hands each change to a callback (None: static peers).
@@ -94,6 +99,12 @@ def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = 
         print(f"tandemkv serve: {error}", file=sys.stderr)
         return 1
     node.start()
+    if node.removed_reason() is not None:
+        # Its stored member set says so: it must not rejoin silently.
+        print(f"tandemkv serve: {node.removed_reason()}", file=sys.stderr, flush=True)
+        server.stop()
+        node.stop()
+        return EXIT_REMOVED
     try:
         server.start()
         if poller is not None:

@@ -67,6 +67,8 @@ SETTINGS = (
             "or its 'ip' from the same nameserver"),
     Setting("discovery_start_wait_ms", int, "DNS discovery: how long start-up asks before giving up "
             "(default 300000)"),
+    Setting("join", str, "client address host:port of any member of a running cluster: a node "
+            "with no state yet asks it for the members (and to be added), then starts with them"),
     Setting("cluster_secret", str, "shared secret for Raft traffic (prefer cluster_secret_file)"),
     Setting("cluster_secret_file", Path, "file holding the shared secret"),
     Setting("durability", str, "'durable' (fsync before ack, default) or 'relaxed'"),
@@ -136,7 +138,8 @@ def node_config(values: dict[str, Any]) -> NodeConfig:
         except OSError as error:
             raise ValueError(f"cannot read cluster_secret_file {secret_path}: {error}") from None
     timings = RaftTimings(**{s.key: values[s.key] for s in SETTINGS if s.timing and s.key in values})
-    optional = {key: values[key] for key in ("durability", "map_size_bytes") if key in values}
+    optional = {key: values[key] for key in ("durability", "map_size_bytes", "member_since_index")
+                if key in values}
     return NodeConfig(
         name=values["name"], data_dir=Path(values["data_dir"]), raft_address=values["raft_address"],
         client_address=values["client_address"], peers=values.get("peers", ()),

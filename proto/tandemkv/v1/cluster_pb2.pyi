@@ -117,14 +117,16 @@ class MemberListRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class MemberListResponse(_message.Message):
-    __slots__ = ("members", "config_index", "leader")
+    __slots__ = ("members", "config_index", "leader", "change_in_progress")
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_INDEX_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_IN_PROGRESS_FIELD_NUMBER: _ClassVar[int]
     members: _containers.RepeatedCompositeFieldContainer[Member]
     config_index: int
     leader: str
-    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., config_index: _Optional[int] = ..., leader: _Optional[str] = ...) -> None: ...
+    change_in_progress: str
+    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., config_index: _Optional[int] = ..., leader: _Optional[str] = ..., change_in_progress: _Optional[str] = ...) -> None: ...
 
 class MemberAddRequest(_message.Message):
     __slots__ = ("member",)
