@@ -40,14 +40,18 @@ from __future__ import annotations
 
 import collections
 import queue
+import threading
+from concurrent import futures
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import grpc
 
 from tandemkv import errors
-from tandemkv.client._pubsub_core import (END_OF_REQUESTS, PUBLISH_FROM_TIMEOUT_S, Event, Grants, Lagged, Position,
-                                          Published, decode_published, events_of, first_request, opening_failed,
-                                          publish, publish_request, stream_error, subscribe_request)
+from tandemkv.client._pubsub_core import (END_OF_REQUESTS, PUBLISH_FROM_TIMEOUT_S, PUBLISH_STREAM_IN_FLIGHT_MAX,
+                                          Event, Grants, Lagged, Position, PublishBatches, Published,
+                                          decode_published, events_of, first_request, next_endpoint,
+                                          opening_failed, publish, publish_request, publish_stream_failed,
+                                          publish_stream_request, stream_error, subscribe_request)
 from tandemkv.client._results import BytesLike
 from tandemkv.client._retry import error_from_rpc
 
@@ -149,6 +153,126 @@ class Subscription:
         self.close()
 
 
+class PublishStream:
+    """Many publishes in flight on one `PublishStream`, answered in order:
+    `client.pubsub.publish_stream()`; the sync twin of
+    `AsyncPublishStream` (same semantics and failure modes). `send`
+    returns a `concurrent.futures.Future` of the `Published` once the
+    message is queued (blocking while `in_flight_max` are unanswered); a
+    thread of the stream reads the answers. Threads may share a stream:
+    messages go in the order `send` was called; what is queued while a
+    request is written goes in the next, as one batch.
+
+    Example::
+
+        with client.pubsub.publish_stream() as stream:
+            answers = [stream.send("prices", tick) for tick in ticks]
+        print(answers[-1].result().seq)          # closing waited for every answer
+    """
+
+    def __init__(self, client: Client, in_flight_max: int = PUBLISH_STREAM_IN_FLIGHT_MAX):
+        if in_flight_max < 1:
+            raise errors.InvalidArgument(f"in_flight_max is 1 or more; got {in_flight_max}")
+        self._client = client
+        self._room = threading.Semaphore(in_flight_max)
+        # Guards the batches, the call and the reader; wakes the request iterator.
+        self._changed = threading.Condition()
+        self._batches = PublishBatches()
+        self._call: Any = None
+        self._reader: threading.Thread | None = None
+        self.endpoint = ""
+        self.closed = False
+
+    def send(self, topic: BytesLike, message: BytesLike, *, local: bool = False) -> futures.Future:
+        """Queues one message; the future of its `Published`. Bad input
+        raises here (`InvalidArgument`), before anything is sent."""
+        request = publish_stream_request(topic, message, local)
+        if self.closed:
+            raise errors.InvalidArgument("this publish stream is closed: open another")
+        self._room.acquire()
+        answer: futures.Future = futures.Future()
+        answer.add_done_callback(lambda _: self._room.release())
+        with self._changed:
+            self._batches.queue(request, answer)
+            if self._call is None:
+                self._open()
+            self._changed.notify_all()
+        return answer
+
+    def publish(self, topic: BytesLike, message: BytesLike, *, local: bool = False) -> Published:
+        """Sends one message and waits for its answer."""
+        return self.send(topic, message, local=local).result()
+
+    def flush(self) -> None:
+        """Waits until every message sent so far is answered (or failed)."""
+        with self._changed:
+            pending = self._batches.pending()
+        futures.wait(pending)
+
+    def _open(self) -> None:
+        """A new call and its reader thread; with the lock held."""
+        self.endpoint = self._client._local.order()[0]
+        self._call = generation = object()  # this call's, until it ends
+        call = self._client.stub("PubSub", self.endpoint).PublishStream(self._requests(generation))
+        self._reader = threading.Thread(target=self._read, args=(call, generation, self.endpoint),
+                                        name="pubsub publish stream", daemon=True)
+        self._reader.start()
+
+    def _requests(self, generation: object) -> Iterator:
+        """The call's requests (grpc reads them on a thread of its own): what
+        is queued, a batch at a time, until the stream closes or breaks."""
+        while True:
+            with self._changed:
+                while not self._batches.queued and not self.closed and self._call is generation:
+                    self._changed.wait()
+                if self._call is not generation or not self._batches.queued:
+                    return
+                request = self._batches.next_request()
+            yield request
+
+    def _read(self, call: Any, generation: object, endpoint: str) -> None:
+        failure: grpc.RpcError | None = None
+        answered = 0
+        try:
+            for response in call:
+                answered += 1
+                with self._changed:
+                    self._batches.answered(response)
+        except grpc.RpcError as error:
+            failure = error
+        error = publish_stream_failed(failure, endpoint)
+        with self._changed:
+            local = self._client._local
+            if answered:
+                local.answered(endpoint)
+            elif isinstance(error, errors.Unavailable):
+                local.answered(next_endpoint(local.endpoints, endpoint))
+            self._batches.failed(error)
+            if self._call is generation:
+                self._call = None
+                if self._batches.queued:  # they go on a new stream
+                    self._open()
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Waits for the answers of what was sent, then ends the stream."""
+        if self.closed:
+            return
+        self.flush()
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+            reader = self._reader
+        if reader is not None:
+            reader.join()
+
+    def __enter__(self) -> PublishStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 class PubSub:
     """`client.pubsub`: best-effort publish and subscribe (see the module
     docs for what is promised and how it fails).
@@ -195,6 +319,13 @@ class PubSub:
                 request, timeout=PUBLISH_FROM_TIMEOUT_S))
         except grpc.RpcError as error:
             raise error_from_rpc(error, b"") from None
+
+    def publish_stream(self, in_flight_max: int = PUBLISH_STREAM_IN_FLIGHT_MAX) -> PublishStream:
+        """A stream of best-effort publishes with up to `in_flight_max` in
+        flight, answered in order: one publisher, whose messages every
+        subscriber sees in the order sent; far faster than `publish` in a
+        loop, which waits a round trip per message. See `PublishStream`."""
+        return PublishStream(self.client, in_flight_max)
 
     def subscribe(self, topics: Iterable[BytesLike] | BytesLike = (), *,
                   prefixes: Iterable[BytesLike] | BytesLike = (), durable: bool = False,

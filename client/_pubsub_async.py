@@ -172,6 +172,167 @@ class AsyncPublishStream:
     node (one session): every subscriber sees its messages in the order
     they were sent, and `seq` numbers them without holes.
 
+    `send` returns once the message is queued (waiting while
+    `in_flight_max` are unanswered) with a future of its `Published`;
+    `publish` sends and awaits the answer. Any number of tasks may share a
+    stream; messages go in the order `send` was called. What is queued
+    while a request is being written goes in the next one, as a batch (at
+    most PUBSUB_PUBLISH_BATCH_MESSAGES_MAX), answered by one response.
+
+    Failure modes: best-effort and at most once, as `publish`. When the
+    stream breaks, every unanswered publish raises `OutcomeUnknown` (it may
+    have been published), or `Unavailable` if the node could not be reached
+    (none was); nothing is sent again. What was still queued goes on a new
+    stream, on the next node if that one could not be reached: a new
+    publisher, numbering from 1.
+
+    Example::
+
+        async with client.pubsub.publish_stream() as stream:
+            answers = [await stream.send("prices", tick) for tick in ticks]
+            await stream.flush()                  # every answer is in
+            print(answers[-1].result().seq)
+    """
+
+    def __init__(self, client: AsyncClient, in_flight_max: int = shared.PUBLISH_STREAM_IN_FLIGHT_MAX):
+        if in_flight_max < 1:
+            raise errors.InvalidArgument(f"in_flight_max is 1 or more; got {in_flight_max}")
+        self._client = client
+        self._room = asyncio.Semaphore(in_flight_max)
+        self._batches = shared.PublishBatches()
+        self._writer: asyncio.Task | None = None
+        self._call: Any = None
+        self.endpoint = ""
+        self.closed = False
+
+    async def send(self, topic: BytesLike, message: BytesLike, *, local: bool = False) -> asyncio.Future:
+        """Queues one message; the future of its `Published`. Bad input
+        raises here (`InvalidArgument`), before anything is sent."""
+        request = shared.publish_stream_request(topic, message, local)
+        if self.closed:
+            raise errors.InvalidArgument("this publish stream is closed: open another")
+        await self._room.acquire()
+        answer = asyncio.get_running_loop().create_future()
+        answer.add_done_callback(lambda _: self._room.release())
+        self._batches.queue(request, answer)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write())
+        return answer
+
+    async def publish(self, topic: BytesLike, message: BytesLike, *, local: bool = False) -> Published:
+        """Sends one message and waits for its answer."""
+        return await (await self.send(topic, message, local=local))
+
+    async def flush(self) -> None:
+        """Waits until every message sent so far is answered (or failed)."""
+        pending = self._batches.pending()
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _write(self) -> None:
+        """Writes what is queued, a batch a request, while there is some."""
+        while self._batches.queued:
+            request = self._batches.next_request()
+            call = self._call if self._call is not None else self._open()
+            try:
+                await call.write(request)
+            except (grpc.RpcError, asyncio.InvalidStateError):
+                await self._ended(call)  # the reader fails what was not answered, this batch too
+
+    def _open(self) -> Any:
+        self.endpoint = self._client._local.order()[0]
+        self._call = self._client.stub("PubSub", self.endpoint).PublishStream()
+        self._call_reader = asyncio.ensure_future(self._read(self._call, self.endpoint))
+        return self._call
+
+    async def _ended(self, call: Any) -> None:
+        if self._call is call:
+            await asyncio.gather(self._call_reader, return_exceptions=True)
+
+    async def _read(self, call: Any, endpoint: str) -> None:
+        """Answers the oldest unanswered publishes with each response; when
+        the call ends, fails the rest and lets the next write open another."""
+        failure: grpc.RpcError | None = None
+        answered = 0
+        try:
+            while (response := await call.read()) is not grpc.aio.EOF:
+                answered += 1
+                self._batches.answered(response)
+        except grpc.RpcError as error:
+            failure = error
+        except asyncio.CancelledError:
+            failure = None
+        if self._call is call:
+            self._call = None
+        error = shared.publish_stream_failed(failure, endpoint)
+        local = self._client._local
+        if answered:
+            local.answered(endpoint)
+        elif isinstance(error, errors.Unavailable):
+            local.answered(shared.next_endpoint(local.endpoints, endpoint))
+        self._batches.failed(error)
+
+    async def close(self) -> None:
+        """Waits for the answers of what was sent, then ends the stream."""
+        if self.closed:
+            return
+        self.closed = True
+        await self.flush()
+        call = self._call
+        if call is not None:
+            try:
+                await call.done_writing()
+            except (grpc.RpcError, asyncio.InvalidStateError):
+                pass
+            await self._ended(call)
+
+    async def __aenter__(self) -> AsyncPublishStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class AsyncPubSub:
+    """`PubSub` for `AsyncClient`; see `tandemkv.client._pubsub.PubSub`."""
+
+    def __init__(self, client: AsyncClient):
+        self.client = client
+
+    async def publish(self, topic: BytesLike, message: BytesLike, *, local: bool = False, durable: bool = False,
+                      request_id: bytes | None = None) -> Published:
+        return await self.client.run(shared.publish(topic, message, local, durable, request_id))
+
+    async def publish_from(self, subscription: AsyncSubscription, topic: BytesLike, message: BytesLike, *,
+                           local: bool = False) -> Published:
+        request = shared.publish_request(topic, message, local, subscription.id)
+        try:
+            return shared.decode_published(await self.client.stub("PubSub", subscription.endpoint).Publish(
+                request, timeout=shared.PUBLISH_FROM_TIMEOUT_S))
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, b"") from None
+
+    def publish_stream(self, in_flight_max: int = shared.PUBLISH_STREAM_IN_FLIGHT_MAX) -> AsyncPublishStream:
+        """A stream of best-effort publishes with up to `in_flight_max` in
+        flight, answered in order: one publisher, whose messages every
+        subscriber sees in the order sent. Far faster than `publish` in a
+        loop, which waits a round trip per message. See
+        `AsyncPublishStream`."""
+        return AsyncPublishStream(self.client, in_flight_max)
+
+    async def subscribe(self, topics: Iterable[BytesLike] | BytesLike = (), *,
+                        prefixes: Iterable[BytesLike] | BytesLike = (), durable: bool = False,
+                        from_offset: int | None = None) -> AsyncSubscription:
+        opening = shared.first_request(topics, prefixes, durable, from_offset)
+        return await AsyncSubscription(from_offset, durable)._open(self.client, opening)
+
+
+class AsyncPublishStream:
+    """Many publishes in flight on one `PublishStream`, answered in order:
+    `client.pubsub.publish_stream()`. The stream is one publisher on its
+    node (one session): every subscriber sees its messages in the order
+    they were sent, and `seq` numbers them without holes.
+
     `send` returns once the message is on its way (waiting while
     `in_flight_max` are unanswered) with a future of its `Published`;
     `publish` sends and awaits the answer. Any number of tasks may share a
@@ -180,8 +341,9 @@ class AsyncPublishStream:
     Failure modes: best-effort and at most once, as `publish`. When the
     stream breaks, every unanswered publish raises `OutcomeUnknown` (it may
     have been published), or `Unavailable` if the node could not be reached
-    (none was); nothing is sent again. The next `send` opens a new stream,
-    on the next node if that one failed: a new publisher, numbering from 1.
+    (none was); nothing is sent again. What was still queued goes on a new
+    stream, on the next node if that one could not be reached: a new
+    publisher, numbering from 1.
 
     Example::
 

@@ -6,12 +6,13 @@ channel, thread or event loop here.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any, Iterable, Union
 
 import grpc
 
-from tandemkv import errors
+from tandemkv import errors, limits
 from tandemkv.client import _operations as ops
 from tandemkv.client._results import BytesLike, to_bytes
 from tandemkv.client._retry import error_from_rpc
@@ -142,6 +143,62 @@ def publish_stream_failed(error: grpc.RpcError | None, endpoint: str) -> errors.
         return errors.OutcomeUnknown(f"{endpoint} ended the publish stream (stopping?) before answering: "
                                      "the message may or may not have been published")
     return error_from_rpc(error, b"")
+
+
+def next_endpoint(endpoints: list[str], endpoint: str) -> str:
+    """The endpoint after `endpoint` (where a stream that could not reach it goes next)."""
+    if endpoint not in endpoints:
+        return endpoints[0]
+    return endpoints[(endpoints.index(endpoint) + 1) % len(endpoints)]
+
+
+class PublishBatches:
+    """A publish stream's messages, sent and unsent, and their answers'
+    futures (asyncio or concurrent.futures), in order. `next_request` takes
+    what is queued (one request, or a batch of up to
+    PUBSUB_PUBLISH_BATCH_MESSAGES_MAX); each response answers the oldest
+    sent ones, as many as it carries. Used on one thread or loop at a time
+    (the sync shell holds a lock around it)."""
+
+    def __init__(self, batch_messages_max: int = limits.PUBSUB_PUBLISH_BATCH_MESSAGES_MAX):
+        self._queued: collections.deque[tuple[pubsub_pb2.PublishRequest, Any]] = collections.deque()
+        self._sent: collections.deque[Any] = collections.deque()
+        self._batch_messages_max = batch_messages_max
+
+    @property
+    def queued(self) -> int:
+        return len(self._queued)
+
+    def queue(self, request: pubsub_pb2.PublishRequest, answer: Any) -> None:
+        self._queued.append((request, answer))
+
+    def next_request(self) -> pubsub_pb2.PublishRequest:
+        """What is queued, as one request; its answers now count as sent."""
+        assert self._queued, "nothing is queued"
+        taken = [self._queued.popleft() for _ in range(min(len(self._queued), self._batch_messages_max))]
+        self._sent.extend(answer for _, answer in taken)
+        if len(taken) == 1:
+            return taken[0][0]
+        return pubsub_pb2.PublishRequest(batch=[request for request, _ in taken])
+
+    def answered(self, response: pubsub_pb2.PublishResponse) -> None:
+        """Resolves the oldest sent answers with `response` (a batch's: one each)."""
+        for published in (response.batch or [response]):
+            answer = self._sent.popleft()
+            if not answer.done():
+                answer.set_result(decode_published(published))
+
+    def failed(self, error: errors.TandemKVError) -> None:
+        """Fails every sent answer not given: the stream that carried them
+        ended. What is still queued goes on the next stream."""
+        while self._sent:
+            answer = self._sent.popleft()
+            if not answer.done():
+                answer.set_exception(error)
+                answer.exception()  # retrieved: a caller that only sent need not look
+
+    def pending(self) -> list[Any]:
+        return [*self._sent, *(answer for _, answer in self._queued)]
 
 
 def topic_list(topics: Iterable[BytesLike] | BytesLike, what: str) -> list[bytes]:

@@ -231,3 +231,57 @@ def test_a_publish_stream_to_a_node_that_cannot_be_reached_fails_unavailable_the
 
 
     run(scenario)
+
+def test_a_sync_publish_stream_answers_in_order_as_one_publisher_and_fails_unavailable_past_a_dead_node():
+    from tandemkv.client import Client
+
+    async def scenario():
+        async with served_plane() as (plane, address):
+            dead = f"127.0.0.1:{free_ports(1)[0]}"
+
+            def publish_in_a_thread():
+                with Client([dead, address]) as client:
+                    stream = client.pubsub.publish_stream(in_flight_max=32)
+                    with pytest.raises(errors.Unavailable):
+                        stream.publish(TOPIC, b"lost")
+                    answers = [stream.send(TOPIC, b"%d" % k) for k in range(500)]
+                    stream.close()
+                    return [answer.result(timeout=WAIT_S) for answer in answers]
+
+            published = await asyncio.wait_for(asyncio.to_thread(publish_in_a_thread), WAIT_S)
+            assert [p.seq for p in published] == list(range(1, 501))
+            assert len({p.publisher for p in published}) == 1 and published[0].node == "n1"
+
+    run(scenario)
+
+
+def test_a_batch_on_a_publish_stream_is_answered_by_one_response_in_order_and_a_bad_batch_is_refused_whole():
+    async def scenario():
+        async with served_plane() as (plane, address), grpc.aio.insecure_channel(address) as channel:
+            stub = pubsub_pb2_grpc.PubSubStub(channel)
+            batch = [pubsub_pb2.PublishRequest(topic=TOPIC, payload=b"%d" % k) for k in range(100)]
+            call = stub.PublishStream()
+            await call.write(pubsub_pb2.PublishRequest(batch=batch))
+            response = await asyncio.wait_for(call.read(), WAIT_S)
+            assert [answer.seq for answer in response.batch] == list(range(1, 101))
+            await call.done_writing()
+            bad_batches = {
+                "nested": [pubsub_pb2.PublishRequest(batch=batch[:1])],
+                "durable": [pubsub_pb2.PublishRequest(topic=TOPIC, mode=pubsub_pb2.DURABLE)],
+                "too long": batch * (limits.PUBSUB_PUBLISH_BATCH_MESSAGES_MAX // 100 + 1),
+                "bad topic": batch[:5] + [pubsub_pb2.PublishRequest(topic=b"", payload=b"x")],
+            }
+            published_before = plane.hub.published_total
+            for what, requests in bad_batches.items():
+                call = stub.PublishStream()
+                await call.write(pubsub_pb2.PublishRequest(batch=requests))
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await asyncio.wait_for(call.read(), WAIT_S)
+                assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, what
+            assert plane.hub.published_total == published_before  # all or nothing
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.Publish(pubsub_pb2.PublishRequest(batch=batch[:2]))
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "PublishStream" in refused.value.details()
+
+    run(scenario)

@@ -269,6 +269,8 @@ PUBSUB_RELAY_ORIGINS_MAX = 256
 PUBSUB_SUBSCRIBER_WINDOW_MESSAGES_MAX = 4_096
 # Longest a node holds back waking its subscriptions' streams, so that busy ones send their events in fewer, larger writes.
 PUBSUB_WAKE_DELAY_MS_MAX = 50
+# Publishes one PublishStream request carries in its batch (answered by one response).
+PUBSUB_PUBLISH_BATCH_MESSAGES_MAX = 1_024
 
 # -- presence (available plane) --
 # Bytes of a presence topic, of a tracked key, and of one entry's metadata.

@@ -10,7 +10,11 @@ the server's event loop, the plane's loop, so no call holds a thread.
 - `Publish`: one message from the node's own publisher; the answer gives
   its stamp and how many subscribers on this node it was buffered for.
 - `PublishStream`: one publisher session per stream (its messages keep
-  their order for every subscriber); one answer per request, in order.
+  their order for every subscriber); one answer per request, in order. A
+  request may carry a batch of publishes (at most
+  PUBSUB_PUBLISH_BATCH_MESSAGES_MAX), checked whole, then published in
+  order and answered by one response: one read and one write for many
+  messages instead of one each.
 - `Subscribe`: one subscription per stream. The first request (topics and
   prefixes to add) opens it and is answered with its id; each later
   request adds or removes topics and prefixes and is answered with the id
@@ -50,7 +54,7 @@ import grpc.aio
 from tandemkv import errors, limits
 from tandemkv.server.api.edge import abort, node_timeout_s
 from tandemkv.server.api.streams import StreamStop, StreamStops, until_stopped
-from tandemkv.server.available.pubsub import Lagged, Message, Publisher
+from tandemkv.server.available.pubsub import Lagged, Message, Publisher, check_payload, check_topic
 from tandemkv.server.available.pubsub_plane import NEXT_EVENTS_MAX, PubSubPlane, Subscription
 from tandemkv.server.node.topics import TopicGap
 from tandemkv.v1 import kv_pb2, pubsub_pb2, pubsub_pb2_grpc, topics_pb2
@@ -84,6 +88,29 @@ def check_durable_subscription(request: pubsub_pb2.SubscribeRequest) -> bytes:
     if request.from_now and request.from_offset:
         raise errors.InvalidArgument("set from_offset or from_now, not both")
     return request.add_topics[0]
+
+
+def check_batch(request: pubsub_pb2.PublishRequest) -> None:
+    """InvalidArgument, saying what to fix, unless `request` is a batch of at
+    most PUBSUB_PUBLISH_BATCH_MESSAGES_MAX best-effort publishes, each with
+    a topic and a payload within their limits and no batch of its own, and
+    sets nothing beside it: checked whole, so a batch is all or nothing."""
+    if request.topic or request.payload or request.mode or request.local_only or request.skip_subscription \
+            or request.request_id:
+        raise errors.InvalidArgument("a publish request with a batch sets nothing else: put each message, "
+                                     "with its options, in the batch")
+    if len(request.batch) > limits.PUBSUB_PUBLISH_BATCH_MESSAGES_MAX:
+        raise errors.InvalidArgument(f"a batch holds at most {limits.PUBSUB_PUBLISH_BATCH_MESSAGES_MAX} "
+                                     f"publishes, this one {len(request.batch)}: split it",
+                                     limit="PUBSUB_PUBLISH_BATCH_MESSAGES_MAX")
+    for inner in request.batch:
+        if inner.batch:
+            raise errors.InvalidArgument("a publish in a batch has no batch of its own")
+        if is_durable(inner.mode) or inner.request_id:
+            raise errors.InvalidArgument("a batch is of BEST_EFFORT publishes: send a DURABLE one in a request "
+                                         "of its own")
+        check_topic(inner.topic)
+        check_payload(inner.payload)
 
 
 def message_to_proto(message: Message) -> pubsub_pb2.PubSubMessage:
@@ -197,8 +224,16 @@ class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
             header=kv_pb2.ResponseHeader(node=plane.node), seq=message.seq,
             publisher=message_to_proto(message).publisher, delivered_locally=published.delivered)
 
+    def _publish_batch(self, publisher: Publisher, request: pubsub_pb2.PublishRequest) -> pubsub_pb2.PublishResponse:
+        """A stream request's batch, checked whole, then published in order."""
+        check_batch(request)
+        return pubsub_pb2.PublishResponse(header=kv_pb2.ResponseHeader(node=self._require_plane().node),
+                                          batch=[self._publish(publisher, inner) for inner in request.batch])
+
     async def Publish(self, request, context):
         try:
+            if request.batch:
+                raise errors.InvalidArgument("a batch of publishes goes on PublishStream; Publish takes one")
             if is_durable(request.mode):
                 return await self._publish_durable(request, context)
             return self._publish(None, request)
@@ -216,6 +251,11 @@ class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
                               stop: StreamStop) -> AsyncIterator:
         publisher: Publisher | None = None
         async for request in until_stopped(stop, requests):
+            if request.batch:
+                if publisher is None:
+                    publisher = self._require_plane().open_publisher()
+                yield self._publish_batch(publisher, request)
+                continue
             if is_durable(request.mode):
                 yield await self._publish_durable(request, context)
                 continue

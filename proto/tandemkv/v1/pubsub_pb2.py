@@ -25,39 +25,39 @@ _sym_db = _symbol_database.Default()
 from tandemkv.v1 import kv_pb2 as tandemkv_dot_v1_dot_kv__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tandemkv/v1/pubsub.proto\x12\x0btandemkv.v1\x1a\x14tandemkv/v1/kv.proto\"A\n\x0bPublisherId\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x06\x12\x0f\n\x07session\x18\x03 \x01(\x04\"\x8d\x01\n\rPubSubMessage\x12\r\n\x05topic\x18\x01 \x01(\x0c\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12+\n\tpublisher\x18\x03 \x01(\x0b\x32\x18.tandemkv.v1.PublisherId\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0e\n\x06offset\x18\x05 \x01(\x04\x12\x12\n\npublish_ms\x18\x06 \x01(\x03\"\x9c\x01\n\x0ePublishRequest\x12\r\n\x05topic\x18\x01 \x01(\x0c\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\'\n\x04mode\x18\x03 \x01(\x0e\x32\x19.tandemkv.v1.DeliveryMode\x12\x12\n\nlocal_only\x18\x04 \x01(\x08\x12\x19\n\x11skip_subscription\x18\x05 \x01(\x04\x12\x12\n\nrequest_id\x18\x06 \x01(\x0c\"\xa3\x01\n\x0fPublishResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.tandemkv.v1.ResponseHeader\x12+\n\tpublisher\x18\x02 \x01(\x0b\x32\x18.tandemkv.v1.PublisherId\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x19\n\x11\x64\x65livered_locally\x18\x04 \x01(\x04\x12\x0e\n\x06offset\x18\x05 \x01(\x04\"\xd4\x01\n\x10SubscribeRequest\x12\x12\n\nadd_topics\x18\x01 \x03(\x0c\x12\x14\n\x0c\x61\x64\x64_prefixes\x18\x02 \x03(\x0c\x12\x15\n\rremove_topics\x18\x03 \x03(\x0c\x12\x17\n\x0fremove_prefixes\x18\x04 \x03(\x0c\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.tandemkv.v1.DeliveryMode\x12\x13\n\x0b\x66rom_offset\x18\x06 \x01(\x04\x12\x10\n\x08\x66rom_now\x18\x07 \x01(\x08\x12\x16\n\x0egrant_messages\x18\x08 \x01(\x04\"9\n\x0cRetentionGap\x12\x13\n\x0b\x66rom_offset\x18\x01 \x01(\x04\x12\x14\n\x0c\x66irst_offset\x18\x02 \x01(\x04\"\x86\x01\n\x11SubscriptionEvent\x12-\n\x07message\x18\x01 \x01(\x0b\x32\x1a.tandemkv.v1.PubSubMessageH\x00\x12\x10\n\x06lagged\x18\x02 \x01(\x04H\x00\x12(\n\x03gap\x18\x03 \x01(\x0b\x32\x19.tandemkv.v1.RetentionGapH\x00\x42\x06\n\x04kind\"\x89\x01\n\x11SubscribeResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.tandemkv.v1.ResponseHeader\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\x04\x12.\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x1e.tandemkv.v1.SubscriptionEvent\"d\n\nRelayHello\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x06\x12\x12\n\nfrom_start\x18\x03 \x01(\x08\x12\r\n\x05token\x18\x04 \x01(\x0c\x12\x0e\n\x06target\x18\x05 \x01(\t\"N\n\x0eRelayedMessage\x12\r\n\x05topic\x18\x01 \x01(\x0c\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x0f\n\x07session\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\"\x8a\x01\n\nRelayFrame\x12&\n\x05hello\x18\x01 \x01(\x0b\x32\x17.tandemkv.v1.RelayHello\x12\x11\n\tfirst_seq\x18\x02 \x01(\x04\x12-\n\x08messages\x18\x03 \x03(\x0b\x32\x1b.tandemkv.v1.RelayedMessage\x12\x12\n\noverflowed\x18\x04 \x01(\x04\"]\n\nRelayReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x10\n\x08received\x18\x02 \x01(\x04\x12\x12\n\noverflowed\x18\x03 \x01(\x04\x12\x17\n\x0flost_in_transit\x18\x04 \x01(\x04*,\n\x0c\x44\x65liveryMode\x12\x0f\n\x0b\x42\x45ST_EFFORT\x10\x00\x12\x0b\n\x07\x44URABLE\x10\x01\x32\xad\x02\n\x06PubSub\x12\x44\n\x07Publish\x12\x1b.tandemkv.v1.PublishRequest\x1a\x1c.tandemkv.v1.PublishResponse\x12N\n\rPublishStream\x12\x1b.tandemkv.v1.PublishRequest\x1a\x1c.tandemkv.v1.PublishResponse(\x01\x30\x01\x12N\n\tSubscribe\x12\x1d.tandemkv.v1.SubscribeRequest\x1a\x1e.tandemkv.v1.SubscribeResponse(\x01\x30\x01\x12=\n\x05Relay\x12\x17.tandemkv.v1.RelayFrame\x1a\x17.tandemkv.v1.RelayReply(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tandemkv/v1/pubsub.proto\x12\x0btandemkv.v1\x1a\x14tandemkv/v1/kv.proto\"A\n\x0bPublisherId\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x06\x12\x0f\n\x07session\x18\x03 \x01(\x04\"\x8d\x01\n\rPubSubMessage\x12\r\n\x05topic\x18\x01 \x01(\x0c\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12+\n\tpublisher\x18\x03 \x01(\x0b\x32\x18.tandemkv.v1.PublisherId\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0e\n\x06offset\x18\x05 \x01(\x04\x12\x12\n\npublish_ms\x18\x06 \x01(\x03\"\xc8\x01\n\x0ePublishRequest\x12\r\n\x05topic\x18\x01 \x01(\x0c\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\'\n\x04mode\x18\x03 \x01(\x0e\x32\x19.tandemkv.v1.DeliveryMode\x12\x12\n\nlocal_only\x18\x04 \x01(\x08\x12\x19\n\x11skip_subscription\x18\x05 \x01(\x04\x12\x12\n\nrequest_id\x18\x06 \x01(\x0c\x12*\n\x05\x62\x61tch\x18\x07 \x03(\x0b\x32\x1b.tandemkv.v1.PublishRequest\"\xd0\x01\n\x0fPublishResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.tandemkv.v1.ResponseHeader\x12+\n\tpublisher\x18\x02 \x01(\x0b\x32\x18.tandemkv.v1.PublisherId\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x19\n\x11\x64\x65livered_locally\x18\x04 \x01(\x04\x12\x0e\n\x06offset\x18\x05 \x01(\x04\x12+\n\x05\x62\x61tch\x18\x06 \x03(\x0b\x32\x1c.tandemkv.v1.PublishResponse\"\xd4\x01\n\x10SubscribeRequest\x12\x12\n\nadd_topics\x18\x01 \x03(\x0c\x12\x14\n\x0c\x61\x64\x64_prefixes\x18\x02 \x03(\x0c\x12\x15\n\rremove_topics\x18\x03 \x03(\x0c\x12\x17\n\x0fremove_prefixes\x18\x04 \x03(\x0c\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.tandemkv.v1.DeliveryMode\x12\x13\n\x0b\x66rom_offset\x18\x06 \x01(\x04\x12\x10\n\x08\x66rom_now\x18\x07 \x01(\x08\x12\x16\n\x0egrant_messages\x18\x08 \x01(\x04\"9\n\x0cRetentionGap\x12\x13\n\x0b\x66rom_offset\x18\x01 \x01(\x04\x12\x14\n\x0c\x66irst_offset\x18\x02 \x01(\x04\"\x86\x01\n\x11SubscriptionEvent\x12-\n\x07message\x18\x01 \x01(\x0b\x32\x1a.tandemkv.v1.PubSubMessageH\x00\x12\x10\n\x06lagged\x18\x02 \x01(\x04H\x00\x12(\n\x03gap\x18\x03 \x01(\x0b\x32\x19.tandemkv.v1.RetentionGapH\x00\x42\x06\n\x04kind\"\x89\x01\n\x11SubscribeResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.tandemkv.v1.ResponseHeader\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\x04\x12.\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x1e.tandemkv.v1.SubscriptionEvent\"d\n\nRelayHello\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x06\x12\x12\n\nfrom_start\x18\x03 \x01(\x08\x12\r\n\x05token\x18\x04 \x01(\x0c\x12\x0e\n\x06target\x18\x05 \x01(\t\"N\n\x0eRelayedMessage\x12\r\n\x05topic\x18\x01 \x01(\x0c\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x0f\n\x07session\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\"\x8a\x01\n\nRelayFrame\x12&\n\x05hello\x18\x01 \x01(\x0b\x32\x17.tandemkv.v1.RelayHello\x12\x11\n\tfirst_seq\x18\x02 \x01(\x04\x12-\n\x08messages\x18\x03 \x03(\x0b\x32\x1b.tandemkv.v1.RelayedMessage\x12\x12\n\noverflowed\x18\x04 \x01(\x04\"]\n\nRelayReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x10\n\x08received\x18\x02 \x01(\x04\x12\x12\n\noverflowed\x18\x03 \x01(\x04\x12\x17\n\x0flost_in_transit\x18\x04 \x01(\x04*,\n\x0c\x44\x65liveryMode\x12\x0f\n\x0b\x42\x45ST_EFFORT\x10\x00\x12\x0b\n\x07\x44URABLE\x10\x01\x32\xad\x02\n\x06PubSub\x12\x44\n\x07Publish\x12\x1b.tandemkv.v1.PublishRequest\x1a\x1c.tandemkv.v1.PublishResponse\x12N\n\rPublishStream\x12\x1b.tandemkv.v1.PublishRequest\x1a\x1c.tandemkv.v1.PublishResponse(\x01\x30\x01\x12N\n\tSubscribe\x12\x1d.tandemkv.v1.SubscribeRequest\x1a\x1e.tandemkv.v1.SubscribeResponse(\x01\x30\x01\x12=\n\x05Relay\x12\x17.tandemkv.v1.RelayFrame\x1a\x17.tandemkv.v1.RelayReply(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tandemkv.v1.pubsub_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYMODE']._serialized_start=1568
-  _globals['_DELIVERYMODE']._serialized_end=1612
+  _globals['_DELIVERYMODE']._serialized_start=1657
+  _globals['_DELIVERYMODE']._serialized_end=1701
   _globals['_PUBLISHERID']._serialized_start=63
   _globals['_PUBLISHERID']._serialized_end=128
   _globals['_PUBSUBMESSAGE']._serialized_start=131
   _globals['_PUBSUBMESSAGE']._serialized_end=272
   _globals['_PUBLISHREQUEST']._serialized_start=275
-  _globals['_PUBLISHREQUEST']._serialized_end=431
-  _globals['_PUBLISHRESPONSE']._serialized_start=434
-  _globals['_PUBLISHRESPONSE']._serialized_end=597
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=600
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=812
-  _globals['_RETENTIONGAP']._serialized_start=814
-  _globals['_RETENTIONGAP']._serialized_end=871
-  _globals['_SUBSCRIPTIONEVENT']._serialized_start=874
-  _globals['_SUBSCRIPTIONEVENT']._serialized_end=1008
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=1011
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1148
-  _globals['_RELAYHELLO']._serialized_start=1150
-  _globals['_RELAYHELLO']._serialized_end=1250
-  _globals['_RELAYEDMESSAGE']._serialized_start=1252
-  _globals['_RELAYEDMESSAGE']._serialized_end=1330
-  _globals['_RELAYFRAME']._serialized_start=1333
-  _globals['_RELAYFRAME']._serialized_end=1471
-  _globals['_RELAYREPLY']._serialized_start=1473
-  _globals['_RELAYREPLY']._serialized_end=1566
-  _globals['_PUBSUB']._serialized_start=1615
-  _globals['_PUBSUB']._serialized_end=1916
+  _globals['_PUBLISHREQUEST']._serialized_end=475
+  _globals['_PUBLISHRESPONSE']._serialized_start=478
+  _globals['_PUBLISHRESPONSE']._serialized_end=686
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=689
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=901
+  _globals['_RETENTIONGAP']._serialized_start=903
+  _globals['_RETENTIONGAP']._serialized_end=960
+  _globals['_SUBSCRIPTIONEVENT']._serialized_start=963
+  _globals['_SUBSCRIPTIONEVENT']._serialized_end=1097
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1100
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1237
+  _globals['_RELAYHELLO']._serialized_start=1239
+  _globals['_RELAYHELLO']._serialized_end=1339
+  _globals['_RELAYEDMESSAGE']._serialized_start=1341
+  _globals['_RELAYEDMESSAGE']._serialized_end=1419
+  _globals['_RELAYFRAME']._serialized_start=1422
+  _globals['_RELAYFRAME']._serialized_end=1560
+  _globals['_RELAYREPLY']._serialized_start=1562
+  _globals['_RELAYREPLY']._serialized_end=1655
+  _globals['_PUBSUB']._serialized_start=1704
+  _globals['_PUBSUB']._serialized_end=2005
 # @@protoc_insertion_point(module_scope)

@@ -42,34 +42,38 @@ class PubSubMessage(_message.Message):
     def __init__(self, topic: _Optional[bytes] = ..., payload: _Optional[bytes] = ..., publisher: _Optional[_Union[PublisherId, _Mapping]] = ..., seq: _Optional[int] = ..., offset: _Optional[int] = ..., publish_ms: _Optional[int] = ...) -> None: ...
 
 class PublishRequest(_message.Message):
-    __slots__ = ("topic", "payload", "mode", "local_only", "skip_subscription", "request_id")
+    __slots__ = ("topic", "payload", "mode", "local_only", "skip_subscription", "request_id", "batch")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     LOCAL_ONLY_FIELD_NUMBER: _ClassVar[int]
     SKIP_SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     topic: bytes
     payload: bytes
     mode: DeliveryMode
     local_only: bool
     skip_subscription: int
     request_id: bytes
-    def __init__(self, topic: _Optional[bytes] = ..., payload: _Optional[bytes] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., local_only: bool = ..., skip_subscription: _Optional[int] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+    batch: _containers.RepeatedCompositeFieldContainer[PublishRequest]
+    def __init__(self, topic: _Optional[bytes] = ..., payload: _Optional[bytes] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., local_only: bool = ..., skip_subscription: _Optional[int] = ..., request_id: _Optional[bytes] = ..., batch: _Optional[_Iterable[_Union[PublishRequest, _Mapping]]] = ...) -> None: ...
 
 class PublishResponse(_message.Message):
-    __slots__ = ("header", "publisher", "seq", "delivered_locally", "offset")
+    __slots__ = ("header", "publisher", "seq", "delivered_locally", "offset", "batch")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     PUBLISHER_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_LOCALLY_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     header: _kv_pb2.ResponseHeader
     publisher: PublisherId
     seq: int
     delivered_locally: int
     offset: int
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., publisher: _Optional[_Union[PublisherId, _Mapping]] = ..., seq: _Optional[int] = ..., delivered_locally: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+    batch: _containers.RepeatedCompositeFieldContainer[PublishResponse]
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., publisher: _Optional[_Union[PublisherId, _Mapping]] = ..., seq: _Optional[int] = ..., delivered_locally: _Optional[int] = ..., offset: _Optional[int] = ..., batch: _Optional[_Iterable[_Union[PublishResponse, _Mapping]]] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("add_topics", "add_prefixes", "remove_topics", "remove_prefixes", "mode", "from_offset", "from_now", "grant_messages")
