@@ -353,6 +353,13 @@ BACKUPS_IN_FLIGHT_MAX = 2
 # Bytes of a backup file's JSON header (revision, sizes, section table).
 BACKUP_HEADER_BYTES_MAX = 64 << 10
 
+# -- TLS on the client port (serve --tls-cert/--tls-key/--tls-ca) --
+# How often, at most, a node looks at its certificate and key files' mtimes
+# (at a new connection's handshake) to pick up a renewed certificate.
+TLS_RELOAD_CHECK_INTERVAL_MS = 1_000
+# Bytes of one PEM file (certificate chain, key or CA bundle) a node or client reads.
+TLS_FILE_BYTES_MAX = 1 << 20
+
 # -- the command line --
 # Bytes of a transaction `tandemkv txn` reads from stdin (the cluster bounds
 # the ops and compares themselves: TXN_OPS_MAX, TXN_COMPARES_MAX).
