@@ -2,7 +2,12 @@
 the same run on the same machine.
 
     python -m benchmarks.pubsub_fanout [--subscribers 10,1000,10000] [--publishers 1,16]
-                                       [--seconds 5] [--systems tandemkv,redis] [--profile]
+                                       [--seconds 5] [--in-flight 64] [--systems tandemkv,redis] [--profile]
+
+Publishers keep `--in-flight` publishes unanswered (default
+IN_FLIGHT_DEFAULT): TandemKV's through one SDK publish stream each
+(`AsyncClient.pubsub.publish_stream`), Redis's as pipelines of that many
+`PUBLISH`es; `--in-flight 1` is one call per round trip for both.
 
 A **subscriber** is one subscription to the benchmark's one topic, which
 receives every message published to it. They are spread over
@@ -11,7 +16,7 @@ for TandemKV one process per node of a 3-node cluster (`tandemkv serve`
 processes), each an SDK `AsyncClient` with one `Subscribe` stream per
 subscriber; for Redis (Debian's `redis-server`, one process) the same number
 of processes, each redis-py asyncio with one `PubSub` connection per
-subscriber. **Publishers** are closed loops in this process, publishing
+subscriber. **Publishers** are loops in this process, publishing
 64-byte messages stamped with their send time: TandemKV's spread over the
 three nodes (publisher k on node k mod 3, through an `AsyncClient` of its
 own node), Redis's `PUBLISH` through one redis-py asyncio client.
@@ -59,6 +64,10 @@ WARM_S_MAX = 180.0
 REDIS_START_S_MAX = 20.0
 REDIS_MAXCLIENTS = 15_000
 PROFILED_POINT = (1_000, 1)
+# Publishes each publisher keeps unanswered: TandemKV's publish stream, Redis's pipeline.
+IN_FLIGHT_DEFAULT = 64
+# Connections the Redis publishers' client may hold (one per pipeline or PUBLISH in flight).
+REDIS_PUBLISH_CONNECTIONS_MAX = 64
 # The subscriber processes wait at most this long after the run for messages still on their way.
 DRAIN_NOTE = "(30 s after the run)"
 PROFILE_ATTACH_S = 1.0
@@ -142,8 +151,24 @@ def stamped() -> bytes:
     return workload.stamped_value(MESSAGE_BYTES)
 
 
-async def tandem_system(cluster: clusters.TandemCluster):
-    """(subscriber endpoints, publish(k) coroutine maker, server pids, close)."""
+class Counts:
+    """What the publishers of one point did."""
+
+    def __init__(self):
+        self.published = 0
+        self.errors: list[str] = []
+
+    def answered(self, answer: asyncio.Future) -> None:
+        if answer.cancelled():
+            self.errors.append("cancelled")
+        elif answer.exception() is not None:
+            self.errors.append(repr(answer.exception()))
+        else:
+            self.published += 1
+
+
+async def tandem_system(cluster: clusters.TandemCluster, in_flight: int):
+    """(subscriber endpoints, publish(k) coroutine maker, publisher loop, server pids, close)."""
     from tandemkv.client import AsyncClient
 
     configs = cluster.cluster.configs
@@ -153,28 +178,64 @@ async def tandem_system(cluster: clusters.TandemCluster):
     async def publish(publisher: int) -> None:
         await clients[publisher % len(clients)].pubsub.publish(TOPIC, stamped())
 
+    async def publish_until(publisher: int, end_s: float, counts: Counts) -> None:
+        """Publisher k: a publish stream of its node's client with `in_flight`
+        unanswered at most (1: unary publishes, one round trip each)."""
+        if in_flight == 1:
+            return await closed_loop(lambda: publish(publisher), end_s, counts)
+        async with clients[publisher % len(clients)].pubsub.publish_stream(in_flight) as stream:
+            while time.perf_counter() < end_s:
+                (await stream.send(TOPIC, stamped())).add_done_callback(counts.answered)
+
     async def close() -> None:
         for client in clients:
             await client.close()
 
     pids = {name: cluster.cluster.processes[name].pid for name in sorted(configs)}
-    return endpoints, publish, pids, close
+    return endpoints, publish, publish_until, pids, close
 
 
-async def redis_system(server: RedisServer):
+async def closed_loop(publish, end_s: float, counts: Counts) -> None:
+    while time.perf_counter() < end_s:
+        try:
+            await publish()
+            counts.published += 1
+        except Exception as error:  # counted and shown, the run goes on
+            counts.errors.append(repr(error))
+
+
+async def redis_system(server: RedisServer, in_flight: int):
     import redis.asyncio
 
     host, _, port = server.endpoint.rpartition(":")
-    client = redis.asyncio.Redis(host=host, port=int(port))
+    client = redis.asyncio.Redis(host=host, port=int(port), max_connections=REDIS_PUBLISH_CONNECTIONS_MAX)
 
     async def publish(publisher: int) -> None:
         await client.publish(TOPIC, stamped())
 
-    return [server.endpoint] * SUBSCRIBER_PROCESSES, publish, {"redis": server.process.pid}, client.aclose
+    async def publish_batch() -> None:
+        async with client.pipeline(transaction=False) as pipeline:
+            for _ in range(in_flight):
+                pipeline.publish(TOPIC, stamped())
+            await pipeline.execute()
+
+    async def publish_until(publisher: int, end_s: float, counts: Counts) -> None:
+        """Publisher k: PUBLISH in a loop, or pipelines of `in_flight` PUBLISHes."""
+        if in_flight == 1:
+            return await closed_loop(lambda: publish(publisher), end_s, counts)
+        while time.perf_counter() < end_s:
+            try:
+                await publish_batch()
+                counts.published += in_flight
+            except Exception as error:  # counted and shown, the run goes on
+                counts.errors.extend([repr(error)] * in_flight)
+
+    return ([server.endpoint] * SUBSCRIBER_PROCESSES, publish, publish_until, {"redis": server.process.pid},
+            client.aclose)
 
 
-async def run_point(system: str, endpoints: list[str], publish, pids: dict, subscribers: int, publishers: int,
-                    seconds: float, profile_dir: Path | None) -> dict:
+async def run_point(system: str, endpoints: list[str], publish, publish_until, pids: dict, subscribers: int,
+                    publishers: int, seconds: float, profile_dir: Path | None) -> dict:
     shares = [subscribers // len(endpoints) + (k < subscribers % len(endpoints)) for k in range(len(endpoints))]
     workers = [await Worker.start(system, e, n) for e, n in zip(endpoints, shares) if n]
     try:
@@ -196,20 +257,11 @@ async def run_point(system: str, endpoints: list[str], publish, pids: dict, subs
         for worker in workers:
             await worker.read(WARM_S_MAX)  # windowed
         cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
-        published, errors = 0, []
-
-        async def publisher(k: int) -> None:
-            nonlocal published
-            while time.perf_counter() < end:
-                try:
-                    await publish(k)
-                    published += 1
-                except Exception as error:  # counted and shown, the run goes on
-                    errors.append(repr(error))
-
+        counts = Counts()
         await asyncio.sleep(max(0.0, published_from - time.perf_counter()))
         profiling = asyncio.ensure_future(profile(pids, begin, seconds, profile_dir)) if profile_dir else None
-        await asyncio.gather(*(publisher(k) for k in range(publishers)))
+        await asyncio.gather(*(publish_until(k, end, counts) for k in range(publishers)))
+        published, errors = counts.published, counts.errors
         cpu = {name: round(cpu_s(pid) - cpu_before[name], 2) for name, pid in pids.items()}
         for worker in workers:
             worker.write({"expected": published})
@@ -261,7 +313,9 @@ def undelivered(row: dict) -> str:
 
 
 def render(rows: list[dict], load: tuple[list[float], list[float]], command: str) -> str:
-    lines = [f"`{command}`", "", f"load average at start {load[0]}, at end {load[1]} ({os.cpu_count()} cores)", "",
+    in_flight = rows[0].get("in_flight", 1) if rows else 1
+    lines = [f"`{command}`", "", f"load average at start {load[0]}, at end {load[1]} ({os.cpu_count()} cores); "
+             f"each publisher keeps {in_flight} publish(es) unanswered", "",
              "| subscribers | publishers | system | published/s | delivered msgs/s | p50 ms | p99 ms | lagged | "
              f"not delivered {DRAIN_NOTE} | server RSS MiB | vs Redis |", "|---" * 11 + "|"]
     redis_rates = {(r["subscribers"], r["publishers"]): r["delivered_per_s"] for r in rows
@@ -293,28 +347,29 @@ async def run(args: argparse.Namespace) -> list[dict]:
     with contextlib.ExitStack() as stack:
         systems = {}
         if "tandemkv" in args.systems:
-            systems["tandemkv"] = await tandem_system(stack.enter_context(clusters.TandemCluster(3)))
+            systems["tandemkv"] = await tandem_system(stack.enter_context(clusters.TandemCluster(3)), args.in_flight)
         if "redis" in args.systems:
             if shutil.which("redis-server") is None or importlib.util.find_spec("redis") is None:
                 print("redis-server or redis-py is absent (apt-get install redis-server; pip install -e "
                       "'.[bench]'): TandemKV alone", file=sys.stderr)
             else:
-                systems["redis"] = await redis_system(stack.enter_context(RedisServer()))
+                systems["redis"] = await redis_system(stack.enter_context(RedisServer()), args.in_flight)
         try:
             for subscribers in args.subscribers:
                 for publishers in args.publishers:
-                    for name, (endpoints, publish, pids, _) in systems.items():
+                    for name, (endpoints, publish, publish_until, pids, _) in systems.items():
                         wanted = args.profile and name == "tandemkv" and (subscribers, publishers) == PROFILED_POINT
                         try:
-                            row = await run_point(name, endpoints, publish, pids, subscribers, publishers,
-                                                  args.seconds, args.out if wanted else None)
+                            row = await run_point(name, endpoints, publish, publish_until, pids, subscribers,
+                                                  publishers, args.seconds, args.out if wanted else None)
                         except (RuntimeError, asyncio.TimeoutError) as error:
                             row = {"system": name, "subscribers": subscribers, "publishers": publishers,
                                    "error": str(error) or type(error).__name__}
+                        row["in_flight"] = args.in_flight
                         rows.append(row)
                         print(json.dumps({k: v for k, v in row.items() if k != "profile"}), file=sys.stderr)
         finally:
-            for _, _, _, close in systems.values():
+            for *_, close in systems.values():
                 await close()
     return rows
 
@@ -325,6 +380,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--subscribers", type=numbers, default=[10, 1_000, 10_000])
     parser.add_argument("--publishers", type=numbers, default=[1, 16])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--in-flight", type=int, default=IN_FLIGHT_DEFAULT,
+                        help="publishes one publisher has unanswered: a publish stream (TandemKV) or a pipeline "
+                             "(Redis) of this many; 1: one call per round trip")
     parser.add_argument("--systems", type=lambda t: t.split(","), default=["tandemkv", "redis"])
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
