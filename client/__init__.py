@@ -38,6 +38,7 @@ from tandemkv.client._results import (ClusterStatus, GossipPeer, GossipView, Key
                                       RangeResult, TxnResult)
 from tandemkv.client._retry import NO_RETRY, Retry
 from tandemkv.client._sync import Client
+from tandemkv.client._tls import TLSConfig
 from tandemkv.client._watch import AsyncObserver, AsyncWatcher, Observer, WatchEvent, Watcher, WatchOverflow
 from tandemkv.errors import (
     AlreadyExists,
@@ -67,5 +68,5 @@ __all__ = [
     "Registration", "Registry", "ResourceExhausted", "Retry", "Subscription", "TandemKVError", "Txn",
     "TxnOp", "TxnResult", "Unauthenticated", "Unavailable", "WatchEvent", "Watcher", "WatchOverflow",
     "AsyncPresence", "AsyncPresenceWatch", "AsyncTracked", "Presence", "PresenceDiff", "PresenceMeta",
-    "PresenceWatch", "Tracked", "AsyncMembers", "MemberInfo", "MemberList", "Members",
+    "PresenceWatch", "Tracked", "AsyncMembers", "MemberInfo", "MemberList", "Members", "TLSConfig",
 ]

@@ -29,6 +29,7 @@ from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, PutResu
 from tandemkv.client._retry import Retry
 from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
 from tandemkv.client._sync import CHANNEL_OPTIONS, STUBS
+from tandemkv.client._tls import ChannelFactory, TLSConfig, resolve_tls
 from tandemkv.errors import TandemKVError
 
 
@@ -49,9 +50,12 @@ class AsyncClient:
     """
 
     def __init__(self, endpoints: Iterable[str] | str | None = None, *, retry: Retry | None = None,
-                 pipeline: bool = True):
+                 pipeline: bool = True, tls: TLSConfig | bool | None = None):
         self.retry = retry or Retry()
         self._router = Router(resolve_endpoints(endpoints))
+        # TLS as passed, else from TANDEMKV_CA/_CERT/_KEY or `tandemkv up --tls` (client/_tls.py).
+        self.tls = resolve_tls(tls, endpoints)
+        self._channel_factory = ChannelFactory(self.tls)
         self._local = LocalEndpoints(self._router.endpoints)
         self._channels: dict[str, grpc.aio.Channel] = {}
         # Concurrent calls coalesce into Batch.Call (see `_pipeline`); off: one RPC per call.
@@ -202,7 +206,7 @@ class AsyncClient:
         """The generated stub of `service` on `endpoint`'s channel."""
         channel = self._channels.get(endpoint)
         if channel is None:
-            channel = grpc.aio.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+            channel = self._channel_factory.open_aio(endpoint, CHANNEL_OPTIONS)
             self._channels[endpoint] = channel
         return STUBS[service](channel)
 

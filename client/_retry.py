@@ -20,6 +20,7 @@ from typing import Awaitable, Callable
 import grpc
 
 from tandemkv import errors
+from tandemkv.client._tls import explain_handshake
 from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY
 
 RETRYABLE_ERRORS = (errors.Unavailable, errors.OutcomeUnknown)
@@ -101,7 +102,8 @@ def error_from_rpc(error: grpc.RpcError, request_id: bytes) -> errors.TandemKVEr
     """The `tandemkv.errors` exception for a failed RPC, with the leader
     hint (UNAVAILABLE) or the request id (outcome unknown) attached."""
     code = error.code()
-    message = error.details() or code.name
+    # A failed TLS handshake (or TLS on one side only) says what to pass.
+    message = explain_handshake(error.details() or code.name)
     if code == grpc.StatusCode.UNAVAILABLE and _from_transport(error, message):
         # Lost after the request may have left: a write may have applied.
         return errors.OutcomeUnknown(

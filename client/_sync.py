@@ -29,6 +29,7 @@ from tandemkv.client._watch_mux import WatchStreams
 from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, PutResult, RangeResult
 from tandemkv.client._retry import Retry
 from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
+from tandemkv.client._tls import ChannelFactory, TLSConfig, resolve_tls
 from tandemkv.errors import TandemKVError
 from tandemkv.v1 import batch_pb2_grpc, crdt_pb2_grpc, maintenance_pb2_grpc, presence_pb2_grpc, pubsub_pb2_grpc
 from tandemkv.v1 import (
@@ -71,6 +72,12 @@ class Client:
     call keeps its request id, retries and exception. `pipeline=False`
     sends one RPC per call.
 
+    `tls`: a `TLSConfig` (the CA that signed the nodes' certificates, and
+    a client certificate and key for nodes that require one); by default
+    `$TANDEMKV_CA`, `$TANDEMKV_CERT`, `$TANDEMKV_KEY`, else what `tandemkv
+    up --tls` wrote into cluster.json, else plaintext; `tls=False` forces
+    plaintext, `tls=True` TLS with the system's roots.
+
     Example::
 
         from tandemkv.client import Client
@@ -81,9 +88,12 @@ class Client:
     """
 
     def __init__(self, endpoints: Iterable[str] | str | None = None, *, retry: Retry | None = None,
-                 pipeline: bool = True):
+                 pipeline: bool = True, tls: TLSConfig | bool | None = None):
         self.retry = retry or Retry()
         self._router = Router(resolve_endpoints(endpoints))
+        # TLS as passed, else from TANDEMKV_CA/_CERT/_KEY or `tandemkv up --tls` (client/_tls.py).
+        self.tls = resolve_tls(tls, endpoints)
+        self._channel_factory = ChannelFactory(self.tls)
         self._local = LocalEndpoints(self._router.endpoints)
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
@@ -321,6 +331,6 @@ class Client:
         with self._lock:
             channel = self._channels.get(endpoint)
             if channel is None:
-                channel = grpc.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+                channel = self._channel_factory.open(endpoint, CHANNEL_OPTIONS)
                 self._channels[endpoint] = channel
             return channel

@@ -38,6 +38,7 @@ from tandemkv.server.api.maintenance_servicer import MaintenanceServicer
 from tandemkv.server.api.presence_servicers import PresenceServicer
 from tandemkv.server.api.pubsub_servicers import PubSubServicer
 from tandemkv.server.api.streams import StreamStops
+from tandemkv.server.security.server_tls import ReloadingCredentials
 from tandemkv.server.node.event_loop import NodeLoop
 from tandemkv.server.api.servicers import ClusterServicer, CounterServicer, KVServicer
 from tandemkv.v1 import (
@@ -115,17 +116,19 @@ def build_server(
     concurrent_rpcs_max: int = limits.CONCURRENT_RPCS_MAX,
     streams_open_max: int = limits.STREAMS_OPEN_MAX,
     operator_rpcs_max: int = limits.OPERATOR_RPCS_MAX,
+    tls: ReloadingCredentials | None = None,
 ) -> ClientServer:
     """A server for `node` bound to `address` ('host:port'; port 0 picks a
     free port). Calls beyond `concurrent_rpcs_max`, streams beyond
     `streams_open_max`, and health and status calls beyond
-    `operator_rpcs_max` get RESOURCE_EXHAUSTED."""
+    `operator_rpcs_max` get RESOURCE_EXHAUSTED. `tls`: the port speaks TLS
+    with these credentials (server/security/server_tls.py), else plaintext."""
     event_loop = getattr(node, "event_loop", None)
     owns_loop = event_loop is None
     loop = NodeLoop(call_threads, name="tandemkv-grpc-loop") if event_loop is None else event_loop()
     try:
         return loop.run(_build(node, address, loop, owns_loop, concurrent_rpcs_max, streams_open_max,
-                               operator_rpcs_max))
+                               operator_rpcs_max, tls))
     except BaseException:
         if owns_loop:
             loop.close()
@@ -133,7 +136,8 @@ def build_server(
 
 
 async def _build(node: NodeCalls, address: str, loop: NodeLoop, owns_loop: bool, concurrent_rpcs_max: int,
-                 streams_open_max: int, operator_rpcs_max: int) -> ClientServer:
+                 streams_open_max: int, operator_rpcs_max: int,
+                 tls: ReloadingCredentials | None = None) -> ClientServer:
     # Built on the loop it will run on. No maximum_concurrent_rpcs: the
     # dispatcher's lanes hold every limit.
     server = grpc.aio.server(options=[
@@ -173,7 +177,8 @@ async def _build(node: NodeCalls, address: str, loop: NodeLoop, owns_loop: bool,
                               [s.full_name for s in _STRONG_SERVICES],
                               [s.full_name for s in _AVAILABLE_SERVICES])
     try:
-        port = server.add_insecure_port(address)
+        port = (server.add_insecure_port(address) if tls is None
+                else server.add_secure_port(address, tls.server_credentials()))
     except RuntimeError as error:
         raise OSError(f"cannot listen on {address}: {error}; is the port in use?") from error
     if port == 0:

@@ -18,6 +18,7 @@ import grpc
 import grpc.aio
 
 from tandemkv import limits
+from tandemkv.server.security.member_channels import open_member_channel
 from tandemkv.v1 import presence_pb2, presence_pb2_grpc
 
 # One channel per peer, with subchannels of its own, and a short reconnect
@@ -81,7 +82,8 @@ class PeerLink:
         return True
 
     def start(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        # Plaintext or TLS, as the cluster's client ports speak (server/security/member_channels.py).
+        self._channel = open_member_channel(self.address, CHANNEL_OPTIONS)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"presence to {self.target}")
 
     async def stop(self) -> None:

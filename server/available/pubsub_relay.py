@@ -39,6 +39,7 @@ from typing import Callable
 import grpc
 
 from tandemkv import limits
+from tandemkv.server.security.member_channels import open_member_channel
 from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import pubsub_pb2, pubsub_pb2_grpc
 
@@ -171,7 +172,8 @@ class PeerSender:
             pass
 
     async def _stream_once(self) -> None:
-        async with grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS) as channel:
+        # Plaintext or TLS, as the cluster's client ports speak (server/security/member_channels.py).
+        async with open_member_channel(self.address, CHANNEL_OPTIONS) as channel:
             call = pubsub_pb2_grpc.PubSubStub(channel).Relay()
             self.connections += 1
             try:
