@@ -42,8 +42,9 @@ class Maintenance:
         nodes = core.targets(self._client._router, endpoint)
         for position, target in enumerate(nodes):
             download = core.SnapshotDownload(path, target)
+            call = self._client.stub("Maintenance", target).Snapshot(core.request(), timeout=timeout_s)
             try:
-                for chunk in self._client.stub("Maintenance", target).Snapshot(core.request(), timeout=timeout_s):
+                for chunk in call:
                     download.receive(chunk)
                 return download.finish()
             except grpc.RpcError as rpc_error:
@@ -52,4 +53,6 @@ class Maintenance:
             except BaseException:
                 download.abandon()
                 raise
+            finally:
+                call.cancel()  # a stream left early (a refused chunk) ends here, not when collected
         raise AssertionError("the last attempt raises")  # pragma: no cover

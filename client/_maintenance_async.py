@@ -30,9 +30,9 @@ class AsyncMaintenance:
         nodes = core.targets(self._client._router, endpoint)
         for position, target in enumerate(nodes):
             download = core.SnapshotDownload(path, target)
+            call = self._client.stub("Maintenance", target).Snapshot(core.request(), timeout=timeout_s)
             try:
-                async for chunk in self._client.stub("Maintenance", target).Snapshot(core.request(),
-                                                                                    timeout=timeout_s):
+                async for chunk in call:
                     download.receive(chunk)
                 return await asyncio.to_thread(download.finish)
             except grpc.RpcError as rpc_error:
@@ -41,4 +41,6 @@ class AsyncMaintenance:
             except BaseException:
                 download.abandon()
                 raise
+            finally:
+                call.cancel()
         raise AssertionError("the last attempt raises")  # pragma: no cover

@@ -196,3 +196,9 @@ def test_members_of_one_cluster_are_seeded_alike(saved, tmp_path):
     assert len({(last, prev, tuple(names)) for last, prev, names, _ in headers}) == 1
     last, _, names, _ = headers[0]
     assert last[1] == saved[1] and names == sorted(m.raft_address for m in members)
+
+
+def test_restore_refuses_an_address_serve_would_refuse_before_writing(saved, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "snapshot", "restore", saved[0], "--data-dir", tmp_path / "d", "--name", "n1",
+                           "--raft", "no-port-here", "--client", "127.0.0.1:2")
+    assert code == 2 and "raft_address" in err and not (tmp_path / "d").exists()

@@ -61,6 +61,9 @@ def restore(path: Path, data_dir: Path, member: Member | tuple[str, str, str], p
     written."""
     member = Member(*member) if isinstance(member, tuple) else member
     _check_members(member, peers)
+    # The settings `serve` will check (addresses, names), checked now.
+    NodeConfig(name=member.name, data_dir=Path(data_dir), raft_address=member.raft_address,
+               client_address=member.client_address, peers=tuple(peers))
     info = backup.read_backup(path)
     data_dir = Path(data_dir)
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
