@@ -29,7 +29,7 @@ from .nemesis import PROCESS_KINDS, Nemesis, expand_kinds
 from .network import enter_own_namespace
 from .nodes import NodeSet
 from .pubsub_check import Event, Fault, Publish, Segment, check_best_effort, check_durable, faults_from_nemesis
-from .pubsub_workload import (Recorder, SubscriberLoop, best_effort_drained, best_effort_publisher,
+from .pubsub_workload import (Recorder, SubscriberLoop, best_effort_drained, best_effort_publisher, burst_publisher,
                               durable_caught_up, durable_publisher, home_first, wait_until)
 from .runner import open_network, stop_on_sigterm
 
@@ -48,6 +48,8 @@ DURABLE_TOPICS = ("durable/0", "durable/1")
 DURABLE_PUBLISHERS_PER_TOPIC = 2
 BEST_EFFORT_TOPICS = ("live/0", "live/1")
 BEST_EFFORT_PREFIX = "live/"
+# Bursts on a topic of their own, read by a subscriber that stalls (Lagged).
+BURST_TOPIC = "burst/0"
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR = 0, 1, 2
 
 
@@ -89,6 +91,8 @@ class PubSubExperiment:
             self.phases["faults_from_s"] = self.recorder.now()
             self._publish_under_faults()
             self.phases["healed_at_s"] = self.recorder.now()
+            for loop in live_loops:
+                loop.stop_stalling()
             self.nodes.wait_for_leader(SETTLE_LEADER_TIMEOUT_S)
             self.phases["leader_at_s"] = self.recorder.now()
             if not wait_until(lambda: durable_caught_up(self.recorder, durable_loops)
@@ -111,6 +115,8 @@ class PubSubExperiment:
         live = [SubscriberLoop(self.recorder, f"live-{k}", home_first(endpoints, k),
                                () if k == 0 else BEST_EFFORT_TOPICS, (BEST_EFFORT_PREFIX,) if k == 0 else ())
                 .start() for k in range(len(endpoints))]
+        live.append(SubscriberLoop(self.recorder, "slow", home_first(endpoints, 1), (BURST_TOPIC,),
+                                   moves=False, stalls=True).start())
         return durable, live
 
     def _publish_under_faults(self) -> None:
@@ -124,6 +130,9 @@ class PubSubExperiment:
                                            list(BEST_EFFORT_TOPICS), random.Random(f"{self.args.seed}/live/{k}"),
                                            stop))
                     for k, node in enumerate(self.nodes.nodes)]
+        first = self.nodes.nodes[0]
+        threads.append(threading.Thread(target=burst_publisher, name="burst publisher", args=(
+            self.recorder, f"burst-{first.name}", first.member.client_address, first.name, BURST_TOPIC, stop)))
         if self.kinds:
             self.nemesis = Nemesis(self.nodes, self.network, self.kinds, self.args.seed, self.started_at)
             deadline = time.monotonic() + self.args.duration
@@ -164,7 +173,9 @@ class PubSubExperiment:
         self.errors += self.recorder.errors
         faults = self.nemesis.summary() if self.nemesis else []
         history = history_of(self.recorder, faults)
+        checking_from = time.monotonic()
         summary = check_history(history)
+        self.phases["check_s"] = round(time.monotonic() - checking_from, 1)
         summary.update({
             "seed": self.args.seed, "duration_s": self.args.duration,
             "wall_s": round(time.monotonic() - self.started_at, 1), "network": self.network_note,

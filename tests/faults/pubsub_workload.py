@@ -23,6 +23,7 @@ Every time is seconds since the run began, on the nemesis's clock.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import threading
@@ -30,7 +31,7 @@ import time
 from typing import Any, Callable
 
 from tandemkv import errors
-from tandemkv.client import Client, Retry
+from tandemkv.client import AsyncClient, Client, Retry
 from tandemkv.client._pubsub_core import Gap, Lagged, Message
 
 from .pubsub_check import Event, Publish, Segment, holds, payload_of
@@ -51,6 +52,18 @@ RESUBSCRIBE_PAUSE_S = 0.2
 # How long a subscription lasts before its subscriber closes it and moves
 # to the next node (faults break some sooner); None keeps one to the end.
 SEGMENT_S_RANGE = (3.0, 8.0)
+# A burst: this many best-effort messages of BURST_PADDING_BYTES more than
+# their name, sent at once on one publish stream, every BURST_EVERY_S. The
+# stalling subscriber stops reading for STALL_S at the first message of
+# each: its node holds a window (SUBSCRIPTION_WINDOW_MESSAGES, 1,024) and a
+# buffer (PUBSUB_SUBSCRIBER_BUFFER_BYTES_MAX, 4 MiB: about 1,900 such
+# messages) for it and drops the oldest of the rest: a Lagged notice, once
+# the burst comes faster than 370 messages/s.
+BURST_MESSAGES = 5_000
+BURST_PADDING_BYTES = 2_048
+BURST_EVERY_S = 10.0
+STALL_S = 8.0
+PADDING_MARK = "|"
 # Share of durable resumes that re-read from a few offsets back, and how far.
 REPLAY_SHARE = 0.5
 REPLAY_OFFSETS_MAX = 20
@@ -116,6 +129,41 @@ def best_effort_publisher(recorder: Recorder, publisher: str, endpoint: str, nod
             stop.wait(PUBLISH_GAP_S)
 
 
+def burst_publisher(recorder: Recorder, publisher: str, endpoint: str, node: str, topic: str,
+                    stop: threading.Event) -> None:
+    """Every BURST_EVERY_S, BURST_MESSAGES messages `<publisher>:<n>` to
+    `topic` on one publish stream through `endpoint` only, until `stop`."""
+    asyncio.run(_bursts(recorder, publisher, endpoint, node, topic, stop))
+
+
+async def _bursts(recorder: Recorder, publisher: str, endpoint: str, node: str, topic: str,
+                  stop: threading.Event) -> None:
+    numbers = itertools.count(1)
+    padding = PADDING_MARK + "x" * BURST_PADDING_BYTES
+    async with AsyncClient([endpoint], retry=PUBLISH_RETRY) as client:
+        while not stop.is_set():
+            sent: list[tuple[int, float, asyncio.Future]] = []
+            answered_at: dict[int, float] = {}
+            async with client.pubsub.publish_stream() as stream:
+                for number in itertools.islice(numbers, BURST_MESSAGES):
+                    if stop.is_set():
+                        break
+                    invoked = recorder.now()
+                    try:
+                        answer = await stream.send(topic, payload_of(publisher, number) + padding)
+                    except errors.TandemKVError:
+                        break
+                    answer.add_done_callback(lambda _, n=number: answered_at.setdefault(n, recorder.now()))
+                    sent.append((number, invoked, answer))
+            for number, invoked, answer in sent:
+                failure = answer.exception() if not answer.cancelled() else errors.OutcomeUnknown("cancelled")
+                outcome = ("ok" if failure is None else "fail" if isinstance(failure, errors.Unavailable)
+                           else "unknown")
+                recorder.publish(Publish(publisher, number, topic, node, invoked, answered_at.get(number, invoked),
+                                         outcome), durable=False)
+            await asyncio.get_running_loop().run_in_executor(None, stop.wait, BURST_EVERY_S)
+
+
 def durable_publisher(recorder: Recorder, publisher: str, endpoints: list[str], topic: str,
                       stop: threading.Event) -> None:
     """Publishes `<publisher>:<n>` durably to `topic` until `stop`; a publish
@@ -159,13 +207,16 @@ class SubscriberLoop:
 
     def __init__(self, recorder: Recorder, name: str, endpoints: list[str], topics: tuple = (),
                  prefixes: tuple = (), *, durable: bool = False, rng: random.Random | None = None,
-                 replays: bool = True, moves: bool = True):
+                 replays: bool = True, moves: bool = True, stalls: bool = False):
         assert not durable or (len(topics) == 1 and not prefixes)
         self.recorder, self.name, self.endpoints = recorder, name, endpoints
         self.topics, self.prefixes, self.durable = tuple(topics), tuple(prefixes), durable
         self.rng = rng or random.Random(name)
         self.replays = replays
         self.moves = moves
+        self.stalls = stalls
+        self._stalled_at = 0.0
+        self._calm = threading.Event()
         self.segments_opened = 0
         self.next_offset = 0
         self.first_read: int | None = None
@@ -183,6 +234,7 @@ class SubscriberLoop:
         """Ends the loop; the segment open now is marked drained (it was
         open through the end of the run)."""
         self._stopping.set()
+        self._calm.set()
         segment = self.open_segment()
         if segment is not None:
             segment.drained = True
@@ -229,7 +281,7 @@ class SubscriberLoop:
                 if self._stopping.is_set():
                     subscription.close()
             segment = Segment(self.name, subscription.node, self.topics, self.prefixes, self.durable,
-                              from_offset, open_s=self.recorder.now())
+                              from_offset, open_s=self.recorder.now(), slow=self.stalls)
             self.current = segment
             self.recorder.segment(segment)
             mover = threading.Timer(self.rng.uniform(*SEGMENT_S_RANGE), subscription.close)
@@ -238,6 +290,7 @@ class SubscriberLoop:
             try:
                 for event in subscription:
                     segment.events.append(self._record(event))
+                    self._maybe_stall()
                 segment.end = "closed"
             except errors.TandemKVError as error:
                 segment.end = f"broken: {type(error).__name__}: {error}"
@@ -248,6 +301,17 @@ class SubscriberLoop:
                 with self._lock:
                     self._subscription = None
 
+    def _maybe_stall(self) -> None:
+        """A slow reader: stops reading for STALL_S, then reads on at full
+        speed for BURST_EVERY_S / 2 (so it stalls at a burst's first message)."""
+        if self.stalls and not self._calm.is_set() and time.monotonic() - self._stalled_at >= BURST_EVERY_S / 2:
+            self._calm.wait(STALL_S)
+            self._stalled_at = time.monotonic()
+
+    def stop_stalling(self) -> None:
+        """Reads at full speed from now on (the drain at the end of a run)."""
+        self._calm.set()
+
     def _record(self, event: Any) -> Event:
         at = self.recorder.now()
         if isinstance(event, Lagged):
@@ -256,7 +320,7 @@ class SubscriberLoop:
             self.next_offset = max(self.next_offset, event.first_offset)
             return Event(at, "gap", offset=event.from_offset, first_offset=event.first_offset)
         assert isinstance(event, Message)
-        topic, payload = event.topic.decode(), event.payload.decode()
+        topic, payload = event.topic.decode(), event.payload.decode().split(PADDING_MARK, 1)[0]
         if event.publisher is None:
             if self.first_read is None:
                 self.first_read = event.offset
