@@ -16,11 +16,12 @@ import argparse
 import base64
 import dataclasses
 import json
+import os
 import sys
 from typing import Any, Callable, NamedTuple
 
 from tandemkv import errors, limits
-from tandemkv.client import Client, KeyValue, NodeInfo, Retry
+from tandemkv.client import Client, KeyValue, NodeInfo, Retry, TLSConfig
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3, 4, 5
 EXIT_CODES = (
@@ -63,6 +64,13 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help="output format (default text)")
     parser.add_argument("--timeout", type=positive_seconds, default=argparse.SUPPRESS, metavar="SECONDS",
                         help="give up after this long, retries included (default 20)")
+    # TLS (docs/security.md): each flag beats its environment variable.
+    parser.add_argument("--ca", dest="tls_ca", default=argparse.SUPPRESS, metavar="FILE",
+                        help="PEM CA bundle that signed the nodes' certificates: speak TLS (env TANDEMKV_CA)")
+    parser.add_argument("--cert", dest="tls_cert", default=argparse.SUPPRESS, metavar="FILE",
+                        help="PEM client certificate, for nodes that require one (env TANDEMKV_CERT)")
+    parser.add_argument("--key", dest="tls_key", default=argparse.SUPPRESS, metavar="FILE",
+                        help="PEM private key of --cert (env TANDEMKV_KEY)")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -104,7 +112,7 @@ def run(args: argparse.Namespace, handler: Callable[[Client, argparse.Namespace]
     json_output = getattr(args, "output", "text") == "json"
     retry = Retry(deadline_s=getattr(args, "timeout", Retry.deadline_s))
     try:
-        with Client(getattr(args, "endpoints", None), retry=retry) as client:
+        with Client(getattr(args, "endpoints", None), retry=retry, tls=tls_of(args)) as client:
             reply = Reply(*handler(client, args))
     except ValueError as error:
         return fail(EXIT_USAGE, str(error))
@@ -126,6 +134,18 @@ def run(args: argparse.Namespace, handler: Callable[[Client, argparse.Namespace]
     if reply.note and not json_output:
         fail(reply.code, reply.note)
     return reply.code
+
+
+def tls_of(args: argparse.Namespace) -> TLSConfig | None:
+    """The TLS the command's flags ask for, each missing one from its
+    environment variable; None (no flag): the SDK's default (environment,
+    then `tandemkv up --tls`'s cluster.json, client/_tls.py)."""
+    flags = {name: getattr(args, f"tls_{name}", None) for name in ("ca", "cert", "key")}
+    if not any(flags.values()):
+        return None
+    found = TLSConfig.from_environment(os.environ) or TLSConfig()
+    return TLSConfig(ca=flags["ca"] or found.ca, cert=flags["cert"] or found.cert, key=flags["key"] or found.key,
+                     server_name=found.server_name)
 
 
 def fail(code: int, message: str) -> int:

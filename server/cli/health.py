@@ -77,7 +77,7 @@ def _member_names(client: Client, nodes: tuple[NodeInfo, ...]) -> dict[str, str]
         if node.error:
             continue
         try:
-            with Client([node.endpoint], retry=client.retry) as one:
+            with Client([node.endpoint], retry=client.retry, tls=client.tls or False) as one:
                 return {m.client_address: m.name for m in one.members.list().members}
         except errors.TandemKVError:
             continue

@@ -34,11 +34,12 @@ def members_at_join(values: dict[str, Any], report: Callable[[str], None]) -> di
         raise ValueError(f"--join needs {', '.join(missing)} to ask for this node to be added")
     # The SDK is imported here: only a joining serve needs it.
     from tandemkv.client import Client, Retry
+    from tandemkv.server.security.member_channels import client_tls_of
 
     name, raft, client_address = values["name"], values["raft_address"], values["client_address"]
     retry = Retry(deadline_s=limits.JOIN_WAIT_MS / 1000)
     try:
-        with Client([address], retry=retry) as client:
+        with Client([address], retry=retry, tls=client_tls_of(values)) as client:
             listing = client.members.list()
             me = next((m for m in listing.members if m.name == name), None)
             if me is None:

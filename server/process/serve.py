@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     """Runs the node until SIGTERM/SIGINT, then exits the process."""
     try:
         values = settings.gather(args, os.environ)
+        # TLS on the client port: its files are read and checked now (server/security/).
+        tls = _client_port_tls(values)
         # DNS discovery fills `peers`, asking again (with backoff) until DNS lists this node and
         # discovery_expect members; each failed answer is one line on stderr (docs/discovery.md).
         values = discovery.peers_at_start(values, report=lambda line: print(
@@ -69,13 +71,30 @@ def run(args: argparse.Namespace) -> int:
     # Python by the main thread: faulthandler's dump of running threads can
     # read a frame as it is freed and crash the process.)
     stop = StopSignals({signal.SIGUSR1: _log_thread_stacks})
-    code = serve(config, stop, poller)
+    code = serve(config, stop, poller, tls=tls)
     # An RPC handler still blocked inside the stopped node must not keep the
     # process alive: everything is stopped and flushed, so leave at once.
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _tls_words(tls) -> str:
+    if tls is None:
+        return ", plaintext"
+    return ", TLS" + (" with client certificates required" if tls.tls.client_auth else "")
+
+
+def _client_port_tls(values: dict):
+    """The client port's reloading TLS credentials (None: plaintext); member
+    channels of this process follow the same files. Imported here: only
+    `serve` needs `cryptography`."""
+    from tandemkv.server.security import member_channels, server_tls
+
+    tls = server_tls.from_settings(values)
+    member_channels.use_tls(tls)
+    return None if tls is None else server_tls.ReloadingCredentials(tls)
 
 
 def _log_thread_stacks() -> None:
@@ -85,7 +104,7 @@ def _log_thread_stacks() -> None:
     log.warning("stacks of %d threads (SIGUSR1):\n%s", len(stacks), "\n".join(stacks))
 
 
-def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = None) -> int:
+def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = None, *, tls=None) -> int:
     # Imported here, not at the top: every `tandemkv` command imports this
     # module to build its parser, and only `serve` needs the node,
     # pysyncobj, LMDB and the gRPC server (tests/test_purity.py).
@@ -94,7 +113,7 @@ def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = 
 
     node = Node(config)
     try:
-        server = build_server(node, config.client_address)
+        server = build_server(node, config.client_address, tls=tls)
     except OSError as error:
         print(f"tandemkv serve: {error}", file=sys.stderr)
         return 1
@@ -110,7 +129,7 @@ def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = 
         if poller is not None:
             poller.start()
         print(f"tandemkv: node {config.name} serving clients on {config.client_address} "
-              f"(raft {config.raft_address}, data {config.data_dir})", flush=True)
+              f"(raft {config.raft_address}, data {config.data_dir}){_tls_words(tls)}", flush=True)
         while not stop.wait(STOP_POLL_S):
             pass
         log.info("stopping: gRPC first, then the node")

@@ -50,6 +50,16 @@ def parse_peers(text: str) -> tuple[Member, ...]:
     return tuple(members)
 
 
+def parse_bool(text: str) -> bool:
+    """'true'/'false' (also 1/0, yes/no, on/off)."""
+    word = text.strip().lower()
+    if word in ("true", "1", "yes", "on"):
+        return True
+    if word in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {text!r}")
+
+
 SETTINGS = (
     Setting("name", str, "this node's unique member name"),
     Setting("data_dir", Path, "directory for this node's LMDB files"),
@@ -72,6 +82,11 @@ SETTINGS = (
     Setting("cluster_secret", str, "shared secret for Raft traffic (prefer cluster_secret_file)"),
     Setting("cluster_secret_file", Path, "file holding the shared secret"),
     Setting("durability", str, "'durable' (fsync before ack, default) or 'relaxed'"),
+    # TLS on the client port (docs/security.md); files are re-read when they change.
+    Setting("tls_cert", Path, "PEM certificate chain the client port presents (TLS on with tls_key)"),
+    Setting("tls_key", Path, "PEM private key of tls_cert"),
+    Setting("tls_ca", Path, "PEM CA bundle: checks client certificates, and members trust it"),
+    Setting("tls_client_auth", parse_bool, "require client certificates signed by tls_ca (mTLS)"),
     Setting("map_size_bytes", int, "LMDB map size in bytes; equal on every member"),
     Setting("log_level", str, "DEBUG, INFO (default), WARNING or ERROR"),
     *(Setting(f.name, int if f.type == "int" else float, f"Raft timing {f.name}", timing=True)
@@ -83,8 +98,10 @@ _BY_KEY = {s.key: s for s in SETTINGS}
 def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML file with the settings below")
     for setting in SETTINGS:
+        # A yes/no setting's flag alone means yes (`--tls-client-auth`).
+        switch = {"nargs": "?", "const": "true"} if setting.parse is parse_bool else {}
         parser.add_argument(setting.flag, dest=setting.key, metavar="VALUE",
-                            help=f"{setting.help} (env {setting.env})")
+                            help=f"{setting.help} (env {setting.env})", **switch)
 
 
 def gather(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -116,7 +133,7 @@ def from_file(path: Path) -> dict[str, Any]:
     unknown = sorted(set(values) - set(_BY_KEY))
     if unknown:
         raise ValueError(f"{path}: unknown settings {unknown}; known: {sorted(_BY_KEY)}")
-    for key in ("data_dir", "cluster_secret_file"):
+    for key in ("data_dir", "cluster_secret_file", "tls_cert", "tls_key", "tls_ca"):
         if key in values:
             values[key] = path.parent / Path(values[key]).expanduser()
     values["peers"] = tuple(Member(**peer) for peer in table.get("peers", ()))

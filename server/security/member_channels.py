@@ -75,3 +75,16 @@ def _current_credentials() -> grpc.ChannelCredentials | None:
                                                         certificate_chain=cert)
             _read = read
         return _credentials
+
+
+def client_tls_of(values: dict):
+    """The SDK's `TLSConfig` a node's own calls to a member use (`serve
+    --join` asking for the member set): the cluster's CA, and the node's
+    certificate as its client certificate; False (plaintext) without TLS."""
+    from tandemkv.client import TLSConfig
+    from tandemkv.server.security.server_tls import from_settings
+
+    tls = from_settings(values)
+    if tls is None:
+        return False
+    return TLSConfig(ca=tls.ca, cert=tls.cert, key=tls.key)

@@ -184,3 +184,23 @@ class ReloadingCredentials:
         self.reloads += 1
         log.info("TLS certificate reloaded from %s (serial %x)", self.tls.cert, material.serial_number)
         return _configuration(material)
+
+
+def from_settings(values: dict) -> ServerTLS | None:
+    """The `ServerTLS` of a node's settings (tls_cert, tls_key, tls_ca,
+    tls_client_auth), or None when none is set. ValueError says what to fix."""
+    cert, key, ca = values.get("tls_cert"), values.get("tls_key"), values.get("tls_ca")
+    client_auth = values.get("tls_client_auth", False)
+    if not isinstance(client_auth, bool):
+        raise ValueError(f"tls_client_auth must be true or false, got {client_auth!r}")
+    if cert is None and key is None:
+        if ca is not None or client_auth:
+            raise ValueError("tls_ca and tls_client_auth need TLS on the client port: set tls_cert and tls_key "
+                             "(--tls-cert/--tls-key or TANDEMKV_TLS_CERT/TANDEMKV_TLS_KEY)")
+        return None
+    if cert is None or key is None:
+        missing = ("tls_key (--tls-key / TANDEMKV_TLS_KEY)" if key is None
+                   else "tls_cert (--tls-cert / TANDEMKV_TLS_CERT)")
+        raise ValueError(f"TLS needs both a certificate and its key: set {missing}")
+    return ServerTLS(cert=Path(cert), key=Path(key), ca=Path(ca) if ca is not None else None,
+                     client_auth=client_auth)
