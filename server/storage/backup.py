@@ -130,10 +130,12 @@ def write_backup(fd: int, state: StateStore, copy_crdt: Callable[[int], None] | 
     fields["crdt_image_bytes"] = end - state_end
     fields["file_bytes"] = end + DIGEST_BYTES
     os.pwrite(fd, json.dumps(fields).encode().ljust(room), PREFIX_BYTES)
-    os.pwrite(fd, _digest_of(fd, end), end)
+    digest = _digest_of(fd, end)
+    os.pwrite(fd, digest, end)
     os.fsync(fd)
-    # Read back what was written, as a restore will.
-    return _check(fd, "the backup just written")
+    # Read back what was written, as a restore will (all but hashing it
+    # again: the client and every restore do that).
+    return _check(fd, "the backup just written", digest)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -164,7 +166,9 @@ def read_backup(path: Path) -> BackupInfo:
         os.close(fd)
 
 
-def _check(fd: int, name: str) -> BackupInfo:
+def _check(fd: int, name: str, digest: bytes | None = None) -> BackupInfo:
+    """The checks of `read_backup`; with `digest` (the one just computed
+    over the file) the file is not hashed again."""
     size = os.fstat(fd).st_size
     prefix = os.pread(fd, PREFIX_BYTES, 0)
     if prefix[:len(MAGIC)] != MAGIC:
@@ -183,7 +187,7 @@ def _check(fd: int, name: str) -> BackupInfo:
         what = "truncated" if size < info.file_bytes else "longer than it should be"
         raise BackupInvalid(f"{name} is {size} bytes but its header says {info.file_bytes}: it is {what}")
     stored = os.pread(fd, DIGEST_BYTES, size - DIGEST_BYTES)
-    if _digest_of(fd, size - DIGEST_BYTES) != stored:
+    if (digest or _digest_of(fd, size - DIGEST_BYTES)) != stored:
         raise BackupInvalid(f"{name}: its SHA-256 does not match its contents: the file is damaged "
                             "(use another copy of the backup)")
     info = dataclasses.replace(info, sha256=stored.hex())
