@@ -1,9 +1,11 @@
 """Presence under faults, the CI tier: three real nodes, presence clients on
 every one of them tracking, updating and untracking under leases, some
-crashing, while the seeded nemesis kills, pauses and partitions.
+crashing, while the seeded nemesis kills, pauses, stops cleanly (SIGTERM)
+and partitions.
 
 Goal (issue 15): no entry outlives its bound (a crashed client's lease, a
-killed node's down bound, an untrack's removal), and after the heal every
+killed node's down bound, a cleanly stopped node's exit, an untrack's
+removal), and after the heal every
 node lists the same entries, which are the model's (the entries of the
 sessions still held). tests/faults/presence_check.py says how each bound
 is computed; tests/test_faults_presence_check.py tests it.
@@ -32,8 +34,9 @@ from tests.test_faults_cluster import run_harness, seed
 
 PRESENCE_FAULT_DURATION_S = 35.0
 # One of each kind comes within the first four faults (the nemesis draws every kind once per round), and
-# four faults take 20-35 s: a node killed, one paused, one cut off from the two others, one link cut one way.
-NEMESIS = ("kill", "pause", "partition-minority", "partition-one-way")
+# four faults take 20-35 s: a node killed, one paused, one stopped cleanly (SIGTERM: its goodbye), one cut
+# off from the two others.
+NEMESIS = ("kill", "pause", "stop", "partition-minority")
 # The run's own bound: start-up, faults, the heal, convergence (at most a long lease) and the stop.
 RUN_TIMEOUT_S = PRESENCE_FAULT_DURATION_S + 120.0
 # Acknowledged writes (tracks, updates, untracks together) the run must have at the least
@@ -86,7 +89,7 @@ def test_the_clients_got_through_crashed_and_met_every_nemesis(presence_run):
     writes = sum(calls.get(f"{kind}_ok", 0) for kind in ("track", "update", "untrack"))
     assert writes >= WRITES_OK_MIN, f"{context}: only {writes} acknowledged writes: {calls}"
     assert calls.get("crashes", 0) > 0 and calls.get("keepalive_ok", 0) > 0, f"{context}: {calls}"
-    kinds = PROCESS_KINDS if "DISABLED" in presence_run["network"] else NEMESIS
+    kinds = (*PROCESS_KINDS, "stop") if "DISABLED" in presence_run["network"] else NEMESIS
     injected = presence_run["faults_by_kind"]
     missing = [kind for kind in kinds if not injected.get(kind)]
     assert not missing, f"{context}: never injected {missing}: {injected}"

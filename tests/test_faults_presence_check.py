@@ -4,7 +4,8 @@ records written by hand.
 Goal: each bound it states is applied as stated, and only as stated: an
 entry listed past its lease (a crashed client), past its removal plus the
 down bound (untracked, replaced, closed), or past its owner's kill plus
-the down bound is a violation, and one listed within them is not; a
+the down bound, or after its owner stopped cleanly (its goodbye) is a
+violation, and one listed within them is not; a
 renewal of unknown outcome to a paused node stretches the lease to the
 pause's end; an entry no client wrote, or listed before its write was
 sent, is a violation, while a write of unknown outcome may show; the model
@@ -83,6 +84,13 @@ def test_a_killed_owners_entry_may_show_until_the_down_bound_after_the_kill():
     assert violations([held], [seen(4.2 + DOWN_S + SKEW_S + MARGIN_S - 0.1)], [kill]) == 0
     assert violations([held], [seen(4.2 + DOWN_S + SKEW_S + MARGIN_S + 0.1)], [kill]) == 1
     assert violations([held], [seen(30.0)], [Fault("kill", ("n2",), 4.0, 4.2, 7.0)]) == 0
+
+
+def test_a_cleanly_stopped_owners_entry_must_be_gone_once_its_process_exited():
+    held = session(tracked(), ttl_s=60)
+    stop = Fault("stop", ("n1",), 4.0, 5.5, 8.0)      # SIGTERM at 4.0, exited by 5.5: its goodbye went before
+    assert violations([held], [seen(5.5 + MARGIN_S - 0.1)], [stop]) == 0
+    assert violations([held], [seen(5.5 + MARGIN_S + 0.1)], [stop]) == 1
 
 
 def test_an_entry_no_client_wrote_or_shown_before_its_write_is_a_violation():

@@ -24,7 +24,9 @@ loaded machine (a list answered late, a tick not yet run):
   of unknown outcome by the end of its call, or, if its node was paused
   meanwhile, by the end of that pause (a paused node takes its requests
   when it resumes);
-- the owner killed: the kill + the down bound + skew.
+- the owner killed: the kill + the down bound + skew;
+- the owner stopped cleanly (SIGTERM): when its process had exited (its
+  goodbye reached every peer, or was given up, before it exited).
 
 An observation counts against a bound only if its request was sent after
 the bound (the node answered some time between sending and receiving).
@@ -121,10 +123,12 @@ def lease_end_s(session: Session, faults: list[Fault]) -> float:
     return max(a for a in applied if a is not None) + session.ttl_s
 
 
-def kill_after_s(node: str, after_s: float, faults: list[Fault]) -> float | None:
-    """When the first kill of `node` after `after_s` was surely done."""
-    kills = [f.applied_s for f in faults if f.kind == "kill" and node in f.targets and f.applied_s >= after_s]
-    return min(kills, default=None)
+def owner_gone_s(node: str, after_s: float, faults: list[Fault]) -> float | None:
+    """By when the first kill or clean stop of `node` after `after_s` must
+    have taken its entries off the other nodes (before the margin)."""
+    gone = [f.applied_s + (DOWN_S + SKEW_S if f.kind == "kill" else 0.0) for f in faults
+            if f.kind in ("kill", "stop") and node in f.targets and f.applied_s >= after_s]
+    return min(gone, default=None)
 
 
 def entry_bound_s(session: Session, write: Call, faults: list[Fault]) -> float:
@@ -136,10 +140,9 @@ def entry_bound_s(session: Session, write: Call, faults: list[Fault]) -> float:
                                                             and (call.topic, call.key) == (write.topic, write.key))):
             bounds.append(call.end_s + DOWN_S + SKEW_S)
             break
-    opened = session.calls[0].end_s
-    killed = kill_after_s(session.node, opened, faults)
-    if killed is not None:
-        bounds.append(killed + DOWN_S + SKEW_S)
+    gone = owner_gone_s(session.node, session.calls[0].end_s, faults)
+    if gone is not None:
+        bounds.append(gone)
     return min(bounds)
 
 
@@ -229,9 +232,9 @@ def convergence_deadline(sessions: list[Session], faults: list[Fault], healed_s:
         if session.end == HELD:
             continue
         gone = [lease_end_s(session, faults) + SKEW_S]
-        killed = kill_after_s(session.node, session.calls[0].end_s, faults)
-        if killed is not None:
-            gone.append(killed + DOWN_S + SKEW_S)
+        owner_gone = owner_gone_s(session.node, session.calls[0].end_s, faults)
+        if owner_gone is not None:
+            gone.append(owner_gone)
         closes = [c.end_s for c in session.calls if c.kind == "close" and c.outcome == OK]
         if closes:
             gone.append(max(healed_s, closes[0]) + REPAIR_S)

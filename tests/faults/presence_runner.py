@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -33,6 +35,9 @@ from .presence_workload import TOPICS, PresenceClient, Record, Sampler
 from .runner import open_network, stop_on_sigterm
 
 STARTUP_LEADER_TIMEOUT_S = 60.0
+# The nemesis kind this run adds: a clean stop (SIGTERM), and how long a node may take to exit on it.
+STOP = "stop"
+STOP_TIMEOUT_S = 30.0
 CLIENTS_PER_NODE = 2
 # After the heal: how long every node may take to answer again (a killed one restarts).
 NODES_BACK_TIMEOUT_S = 60.0
@@ -42,15 +47,36 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR = 0, 1, 2
 
 class TimedNemesis(Nemesis):
     """The shared nemesis, noting when each fault was surely in place (a
-    leader fault may look the leader up for seconds after its start)."""
+    leader fault may look the leader up for seconds after its start), with
+    one kind more: `stop`, SIGTERM to one node (the leader every other
+    time), in place once its process has exited, started again at heal."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(self, nodes: NodeSet, network: Any, kinds: list[str], seed: int, started_at: float):
+        super().__init__(nodes, network, [k for k in kinds if k != STOP] or ["kill"], seed, started_at)
+        self.kinds = list(kinds)
         self.applied_s: dict[int, float] = {}
 
     def _apply(self, kind: str, record: Any, leader_turn: bool) -> None:
         super()._apply(kind, record, leader_turn)
         self.applied_s[id(record)] = self._now()
+
+    def _process_fault(self, kind: str, record: Any, leader_turn: bool) -> None:
+        if kind != STOP:
+            super()._process_fault(kind, record, leader_turn)
+            return
+        index = self._leader_index(record) if leader_turn else self.rng.randrange(len(self.nodes.nodes))
+        node = self.nodes.nodes[index]
+        record.targets = [node.name]
+        node.killed = True   # its exit is ours, not a crash
+        node.process.send_signal(signal.SIGTERM)
+        try:
+            code = node.process.wait(timeout=STOP_TIMEOUT_S)
+            record.note += f"; exited {code}"
+        except subprocess.TimeoutExpired:
+            node.process.kill()
+            node.process.wait(timeout=STOP_TIMEOUT_S)
+            self.errors.append(f"{node.name} did not stop within {STOP_TIMEOUT_S} s of SIGTERM")
+        self._killed.append(node.name)
 
     def faults(self, now_s: float) -> list[Fault]:
         return [Fault(r.kind, tuple(r.targets), r.start_s, self.applied_s.get(id(r), r.end_s or now_s),
@@ -62,7 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of workload under faults")
     parser.add_argument("--seed", type=int, default=None, help="seed of the schedule (default: random, printed)")
-    parser.add_argument("--nemesis", default="all", help="kinds or groups, as for tests.faults.runner, or none")
+    parser.add_argument("--nemesis", default="all,stop",
+                        help="kinds or groups, as for tests.faults.runner, and stop (SIGTERM); or none")
     parser.add_argument("--out", type=Path, default=Path("presence-faults-out"), help="logs and summary.json")
     args = parser.parse_args(argv)
     if args.seed is None:
@@ -73,9 +100,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 class PresenceRun:
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        requested = [] if args.nemesis == "none" else expand_kinds(args.nemesis.split(","))
-        isolated, self.network, self.network_note = open_network(requested, 3)
-        self.kinds = [k for k in requested if self.network is not None or k in ("kill", "pause")]
+        names = [] if args.nemesis == "none" else args.nemesis.split(",")
+        requested = expand_kinds([name for name in names if name != STOP]) + [STOP] * (STOP in names)
+        isolated, self.network, self.network_note = open_network([k for k in requested if k != STOP], 3)
+        self.kinds = [k for k in requested if self.network is not None or k in ("kill", "pause", STOP)]
         self.nodes = NodeSet(args.out / "cluster", isolated=isolated, separate_groups=self.network is not None)
         self.started_at = time.monotonic()
         self.record = Record(self.started_at)
