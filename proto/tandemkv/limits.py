@@ -377,6 +377,20 @@ DISCOVERY_RETRY_BACKOFF_MS_MAX = 8_000
 # Members one DNS answer may list; a longer answer is refused as a misconfiguration.
 DISCOVERY_MEMBERS_MAX = 64
 
+# -- observability (serve --http-address: /metrics, /livez, /readyz, /dashboard) --
+# How often a node samples itself for leader changes and the dashboard's rates.
+OBSERVE_SAMPLE_INTERVAL_MS = 1_000
+# Samples a node keeps for the dashboard (the newest; at one a second, two minutes).
+OBSERVE_SAMPLES_MAX = 120
+# Longest the dashboard's cluster view waits for one other member's status.
+OBSERVE_PEER_STATUS_TIMEOUT_MS = 500
+# How long one cluster view is reused, so many open dashboards ask the peers no more often.
+OBSERVE_CLUSTER_VIEW_REUSE_MS = 500
+# HTTP connections the observability port serves at once; more get 503.
+OBSERVE_HTTP_CONNECTIONS_MAX = 64
+# Longest a stopping node waits for its HTTP server to close its connections.
+OBSERVE_HTTP_STOP_WAIT_MS = 5_000
+
 # -- the Python SDK --
 # How long a leader lookup or a status call waits for one node.
 STATUS_TIMEOUT_S_MAX = 2.0
