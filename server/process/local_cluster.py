@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from tandemkv import limits
-from tandemkv.server.process import settings
+from tandemkv.server.process import local_tls, settings
 from tandemkv.server.node.config import Member, NodeConfig
 from tandemkv.server.process.stop_signals import StopSignals
 from tandemkv.server.storage import disk
@@ -54,6 +54,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
                     help=f"first client port; Raft ports start {RAFT_PORT_OFFSET} higher "
                          f"(default {DEFAULT_BASE_PORT})")
+    up.add_argument("--tls", action="store_true",
+                    help="TLS with client certificates: make a local CA and certificates under "
+                         "DATA_DIR/tls and start the nodes with them (kept for later `up`s)")
     up.set_defaults(run=run_up)
     down = subparsers.add_parser("down", help="stop a cluster started by `tandemkv up`")
     down.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
@@ -78,7 +81,9 @@ def run_up(args: argparse.Namespace) -> int:
         try:
             configs = existing_configs(data_dir, args.nodes) or new_configs(
                 data_dir, args.nodes or DEFAULT_NODES, args.base_port)
-        except ValueError as error:
+            if getattr(args, "tls", False):
+                local_tls.enable(data_dir, configs)
+        except (ValueError, OSError) as error:
             print(f"tandemkv up: {error}", file=sys.stderr)
             return 2
         return run_cluster(LocalCluster(data_dir, configs))
@@ -205,11 +210,12 @@ class LocalCluster:
             log_file.close()
 
     def wait_for_leader(self, timeout_s: float, stop: StopSignals) -> str:
-        from tandemkv.client import NO_RETRY, Client
+        from tandemkv.client import NO_RETRY, Client, TLSConfig
 
         endpoints = [c.client_address for c in self.configs.values()]
         deadline = time.monotonic() + timeout_s
-        with Client(endpoints, retry=NO_RETRY) as client:
+        files = local_tls.client_files(self.data_dir, list(self.paths.values()))
+        with Client(endpoints, retry=NO_RETRY, tls=TLSConfig(**files) if files else False) as client:
             while time.monotonic() < deadline and not stop.requested:
                 self._check_alive()
                 status = client.status()
@@ -231,6 +237,10 @@ class LocalCluster:
                   "config": str(self.paths[name]), "log": str(self.data_dir / f"{name}.log")}
                  for name, config in self.configs.items()]
         document = {"supervisor_pid": supervisor_pid, "nodes": nodes}
+        # The SDK and CLI in this directory find their TLS here (client/_tls.py).
+        tls_files = local_tls.client_files(self.data_dir, list(self.paths.values()))
+        if tls_files:
+            document["tls"] = tls_files
         temporary = self.data_dir / (CLUSTER_FILE + ".tmp")
         temporary.write_text(json.dumps(document, indent=2) + "\n")
         temporary.replace(self.data_dir / CLUSTER_FILE)
@@ -245,6 +255,9 @@ class LocalCluster:
             print(f"  {name}  client {config.client_address}  raft {config.raft_address}  "
                   f"pid {self.processes[name].pid}")
         endpoints = ",".join(c.client_address for c in self.configs.values())
+        files = local_tls.client_files(self.data_dir, list(self.paths.values()))
+        if files:
+            print(local_tls.client_words(files))
         print(f"leader: {leader}\nexport TANDEMKV_ENDPOINTS={endpoints}\nPress Ctrl-C to stop.", flush=True)
 
     def supervise(self, stop: StopSignals) -> None:
