@@ -110,16 +110,17 @@ def write_backup(fd: int, state: StateStore, copy_crdt: Callable[[int], None] | 
     image) to the empty file `fd`, readable and writable, and fsyncs it.
     `applied_index()` is asked once the state's read transaction is open."""
     assert os.lseek(fd, 0, os.SEEK_CUR) == 0 and os.fstat(fd).st_size == 0, "a backup starts an empty file"
-    fields = {"format": 1, "node": node, **dict.fromkeys(_COUNT_FIELDS, 0)}
+    fields: dict[str, int | str] = {"format": 1, "node": node, **dict.fromkeys(_COUNT_FIELDS, 0)}
     # The sizes are known once the images are written: room is kept for
     # them, and the header is written again, padded to that room.
     room = len(json.dumps(fields).encode()) + len(_COUNT_FIELDS) * _COUNT_DIGITS_MAX
     assert room <= limits.BACKUP_HEADER_BYTES_MAX, "a member name is far shorter"
     _write_all(fd, MAGIC + _LENGTH.pack(room) + b" " * room)
     with state.env.begin() as txn:
-        fields["revision"] = LmdbView(state.env, txn, state.dbs).last_applied()
+        revision = LmdbView(state.env, txn, state.dbs).last_applied()
+        fields["revision"] = revision
         fields["key_count"] = txn.stat(state.dbs[b"kv"])["entries"]
-        fields["applied_index"] = max(fields["revision"], applied_index())
+        fields["applied_index"] = max(revision, applied_index())
         fields["taken_unix_ms"] = int(time.time() * 1000)
         state.env.copyfd(fd, compact=True, txn=txn)
     state_end = os.lseek(fd, 0, os.SEEK_CUR)
