@@ -396,6 +396,19 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
             members=self.members(),
         )
 
+    def observe_raft(self, on_proposed, on_flushed) -> None:
+        """Hooks for metrics (server/observe/): `on_proposed(commands,
+        entries)` after each round of proposals, `on_flushed(seconds)` after
+        each durable write of the Raft log; both on Raft's threads."""
+        self._require_running().observe(on_proposed, on_flushed)
+
+    def map_use(self) -> tuple[float, int]:
+        """(fraction of the state store's LMDB map in use, map size in bytes)."""
+        state = self._state
+        if state is None:
+            raise Unavailable(f"node {self.config.name} is not running")
+        return state.fill_ratio(), self.config.map_size_bytes
+
     def _unavailable(self, message: str) -> Unavailable:
         replica = self._replica
         leader = self.member_at(replica and replica.status().leader_address)

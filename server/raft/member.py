@@ -108,6 +108,9 @@ class RaftMember(ReplicationProgress, MembershipChanges, SyncObj):
         self._raft_log = raft_log
         self._host = host
         self._group_entries = group_entries
+        # Told of each round of proposals, (commands, log entries), on the
+        # tick thread: the node's metrics (Replica.observe); None: not told.
+        self.on_proposed: Callable[[int, int], None] | None = None
         # Commands queued by callers for the tick thread (deque: thread-safe).
         self._pending: collections.deque = collections.deque()
         self._batch_thread_id: int | None = None
@@ -224,8 +227,11 @@ class RaftMember(ReplicationProgress, MembershipChanges, SyncObj):
         pending = self._pending
         taken = [pending.popleft() for _ in range(len(pending))]
         if taken:
-            for entry, callback in self._group_entries(taken):
+            entries = self._group_entries(taken)
+            for entry, callback in entries:
                 self.apply(entry, callback=callback)
+            if self.on_proposed is not None:
+                self.on_proposed(len(taken), len(entries))
 
     def _after_commit(self, callback: Callback) -> Callback:
         def deferred(result, failure_code):

@@ -104,6 +104,13 @@ class Replica:
     def status(self) -> RaftStatus:
         return self._member.raft_status()
 
+    def observe(self, on_proposed, on_flushed) -> None:
+        """Hooks for the node's metrics: `on_proposed(commands, entries)` on
+        the tick thread after each round of proposals, `on_flushed(seconds)`
+        on the log's flusher after each durable write. Keep them short."""
+        self._member.on_proposed = on_proposed
+        self._member._raft_log.on_flushed = on_flushed
+
     def wait_bound(self) -> None:
         """Returns once the Raft port is bound; raises if it cannot be."""
         self._member.waitBinded()

@@ -22,6 +22,7 @@ import logging
 import queue
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -66,6 +67,9 @@ class DurableRaftLog:
         self._batches: queue.SimpleQueue = queue.SimpleQueue()
         self._on_durable: Callable[[], None] = lambda: None
         self._on_failure: Callable[[BaseException], None] = _raise
+        # Told the seconds of each durable write (the fsync included) on the
+        # flusher thread: the node's metrics; None: not told.
+        self.on_flushed: Callable[[float], None] | None = None
         self._flusher = threading.Thread(target=self._flush_loop, name="raft-log-flusher",
                                          daemon=True)
         self._flusher.start()
@@ -220,11 +224,14 @@ class DurableRaftLog:
             stop = batches[-1] is None
             batches = [b for b in batches if b is not None]
             if batches:
+                started = time.monotonic()
                 try:
                     self._write_batches(batches)
                 except BaseException as error:  # noqa: BLE001 (reported, then fatal)
                     self._on_failure(error)
                     return
+                if self.on_flushed is not None:
+                    self.on_flushed(time.monotonic() - started)
                 with self._durable:
                     self._durable_last_index = batches[-1][3]
                     self._durable_seq = batches[-1][0]
