@@ -311,7 +311,7 @@ def _check_losses(verdict: Verdict, segment: Segment, acked: list[Publish], deli
     ended, and is only counted. Each loss needs an explanation."""
     latest: dict[str, int] = {}
     for payload in delivered:
-        publisher, seq = parse_payload(payload)
+        publisher, seq = parse_payload(payload) or ("", 0)
         latest[publisher] = max(latest.get(publisher, 0), seq)
     lagged = sum(event.missed for event in segment.events if event.kind == "lagged")
     verdict.counts["lagged_notices"] += sum(event.kind == "lagged" for event in segment.events)

@@ -160,10 +160,16 @@ class PubSubExperiment:
                 self.errors.append(f"{loop.name} did not stop within {JOIN_TIMEOUT_S} s")
 
     def _final_replays(self) -> None:
-        """Each durable topic read from offset 0 on each node alone, up to the
-        last acknowledged offset: every node holds the same log."""
+        """Each durable topic read on each node alone, from its lowest
+        acknowledged offset up to the last (so a long run whose oldest
+        messages retention dropped gets a gap for them, not a silent start
+        at the first retained): every node holds the same log."""
+        with self.recorder.lock:
+            lowest = {topic: min((p.offset for p in self.recorder.durable_publishes
+                                  if p.topic == topic and p.outcome == "ok"), default=0)
+                      for topic in DURABLE_TOPICS}
         loops = [SubscriberLoop(self.recorder, f"replay-{node.name}-{t}", [node.member.client_address], (topic,),
-                                durable=True, replays=False, moves=False).start()
+                                durable=True, replays=False, moves=False, from_offset=lowest[topic]).start()
                  for node in self.nodes.nodes for t, topic in enumerate(DURABLE_TOPICS)]
         wait_until(lambda: durable_caught_up(self.recorder, loops), FINAL_REPLAY_S_MAX)
         self._stop(loops)

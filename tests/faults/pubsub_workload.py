@@ -207,7 +207,7 @@ class SubscriberLoop:
 
     def __init__(self, recorder: Recorder, name: str, endpoints: list[str], topics: tuple = (),
                  prefixes: tuple = (), *, durable: bool = False, rng: random.Random | None = None,
-                 replays: bool = True, moves: bool = True, stalls: bool = False):
+                 replays: bool = True, moves: bool = True, stalls: bool = False, from_offset: int = 0):
         assert not durable or (len(topics) == 1 and not prefixes)
         self.recorder, self.name, self.endpoints = recorder, name, endpoints
         self.topics, self.prefixes, self.durable = tuple(topics), tuple(prefixes), durable
@@ -218,7 +218,7 @@ class SubscriberLoop:
         self._stalled_at = 0.0
         self._calm = threading.Event()
         self.segments_opened = 0
-        self.next_offset = 0
+        self.next_offset = from_offset  # durable: 0 is the first retained message
         self.first_read: int | None = None
         self.current: Segment | None = None
         self._stopping = threading.Event()
@@ -285,6 +285,7 @@ class SubscriberLoop:
             self.current = segment
             self.recorder.segment(segment)
             mover = threading.Timer(self.rng.uniform(*SEGMENT_S_RANGE), subscription.close)
+            mover.daemon = True
             if self.moves:
                 mover.start()
             try:
