@@ -52,6 +52,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from tandemkv import errors, limits
 from tandemkv.server.api.edge import abort
 from tandemkv.server.api.wire import MalformedRequest, decode
+from tandemkv.server.observe.context import bind_request
 
 # At most one log line per this many seconds about malformed requests (the
 # count goes on; the line says how many came since the last one).
@@ -158,9 +159,12 @@ class Dispatcher(grpc.GenericRpcHandler):
     the call to its lane or refuses it, and wraps the servicer's method."""
 
     def __init__(self, services: Iterable[Service], admission: Admission,
-                 malformed: MalformedRequests) -> None:
+                 malformed: MalformedRequests, observer: Callable | None = None) -> None:
         self._admission = admission
         self._malformed = malformed
+        # Told of every call as it starts: observer(path, context, streaming)
+        # (the node's metrics, server/observe/metrics.py); None: not observed.
+        self._observer = observer
         self._methods: dict[str, tuple[str, grpc.RpcMethodHandler]] = {}
         for service in services:
             for method in service.descriptor.methods:
@@ -199,7 +203,8 @@ class Dispatcher(grpc.GenericRpcHandler):
 
     def _wrap(self, path: str, lane: str, method: MethodDescriptor, call: Callable):
         request_class = message_factory.GetMessageClass(method.input_type)
-        admission, malformed = self._admission, self._malformed
+        admission, malformed, observer = self._admission, self._malformed, self._observer
+        streaming = method.client_streaming or method.server_streaming
 
         def decoded(raw: bytes):
             try:
@@ -227,17 +232,23 @@ class Dispatcher(grpc.GenericRpcHandler):
             # grpcio reads a unary call's message before it runs the handler
             # and skips the handler for a call cancelled before that, so the
             # slot is taken here, where it is certain to be given back.
+            if observer is not None:
+                observer(path, context, streaming)
             refused = admission.enter(lane)
             if refused is not None:
                 await abort(context, errors.ResourceExhausted(refused))
             try:
-                return await call(decoded(raw), context)
+                request = decoded(raw)
+                bind_request(request)  # its log lines carry its request id
+                return await call(request, context)
             except errors.InvalidArgument as error:  # a malformed request
                 await abort(context, error)
             finally:
                 admission.leave(lane)
 
         async def unary_response(raw_requests, context):
+            if observer is not None:
+                observer(path, context, streaming)
             try:
                 return await call(await argument(raw_requests, context), context)
             except errors.InvalidArgument as error:  # a malformed request among them
@@ -251,6 +262,8 @@ class Dispatcher(grpc.GenericRpcHandler):
             # closed: so the slot is given back, and the servicer's
             # generator closed (its finally blocks run), when the call is
             # done, not when the generators are collected.
+            if observer is not None:
+                observer(path, context, streaming)
             release = _once(lambda: admission.leave(lane))
             context.add_done_callback(lambda _context: release())
             try:
@@ -266,6 +279,8 @@ class Dispatcher(grpc.GenericRpcHandler):
         async def stream_written(raw_requests, context):
             # A servicer that writes its responses itself (the standard
             # health service's Watch).
+            if observer is not None:
+                observer(path, context, streaming)
             release = _once(lambda: admission.leave(lane))
             context.add_done_callback(lambda _context: release())
             try:

@@ -117,18 +117,21 @@ def build_server(
     streams_open_max: int = limits.STREAMS_OPEN_MAX,
     operator_rpcs_max: int = limits.OPERATOR_RPCS_MAX,
     tls: ReloadingCredentials | None = None,
+    observer=None,
 ) -> ClientServer:
     """A server for `node` bound to `address` ('host:port'; port 0 picks a
     free port). Calls beyond `concurrent_rpcs_max`, streams beyond
     `streams_open_max`, and health and status calls beyond
     `operator_rpcs_max` get RESOURCE_EXHAUSTED. `tls`: the port speaks TLS
-    with these credentials (server/security/server_tls.py), else plaintext."""
+    with these credentials (server/security/server_tls.py), else plaintext.
+    `observer(path, context, streaming)` is told of every call as it starts
+    (the node's metrics: server/observe/)."""
     event_loop = getattr(node, "event_loop", None)
     owns_loop = event_loop is None
     loop = NodeLoop(call_threads, name="tandemkv-grpc-loop") if event_loop is None else event_loop()
     try:
         return loop.run(_build(node, address, loop, owns_loop, concurrent_rpcs_max, streams_open_max,
-                               operator_rpcs_max, tls))
+                               operator_rpcs_max, tls, observer))
     except BaseException:
         if owns_loop:
             loop.close()
@@ -137,7 +140,7 @@ def build_server(
 
 async def _build(node: NodeCalls, address: str, loop: NodeLoop, owns_loop: bool, concurrent_rpcs_max: int,
                  streams_open_max: int, operator_rpcs_max: int,
-                 tls: ReloadingCredentials | None = None) -> ClientServer:
+                 tls: ReloadingCredentials | None = None, observer=None) -> ClientServer:
     # Built on the loop it will run on. No maximum_concurrent_rpcs: the
     # dispatcher's lanes hold every limit.
     server = grpc.aio.server(options=[
@@ -171,7 +174,7 @@ async def _build(node: NodeCalls, address: str, loop: NodeLoop, owns_loop: bool,
                             reflection.aio.ReflectionServicer(reflection_names)))
     admission = Admission(concurrent_rpcs_max, streams_open_max, operator_rpcs_max)
     malformed = MalformedRequests()
-    dispatcher = Dispatcher(services, admission, malformed)
+    dispatcher = Dispatcher(services, admission, malformed, observer)
     server.add_generic_rpc_handlers((dispatcher,))
     follower = HealthFollower(node, lambda service, value: loop.run(health_servicer.set(service, value)),
                               [s.full_name for s in _STRONG_SERVICES],

@@ -19,6 +19,7 @@ import sys
 import threading
 import traceback
 
+from tandemkv.server.observe import logs
 from tandemkv.server.process import discovery, join, settings
 from tandemkv.server.process.stop_signals import StopSignals
 
@@ -61,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"tandemkv serve: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=str(values.get("log_level", "INFO")).upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One event per line, tagged with the node's name (and term, request id): server/observe/logs.py.
+    logs.configure(str(values.get("log_level", "INFO")), values.get("log_format", "text"), config.name, sys.stderr)
     # A fatal signal (a crash in a C extension) leaves every thread's Python
     # stack in the log instead of nothing.
     faulthandler.enable(file=sys.stderr, all_threads=True)
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     # Python by the main thread: faulthandler's dump of running threads can
     # read a frame as it is freed and crash the process.)
     stop = StopSignals({signal.SIGUSR1: _log_thread_stacks})
-    code = serve(config, stop, poller, tls=tls)
+    code = serve(config, stop, poller, tls=tls, http_address=values.get("http_address", ""))
     # An RPC handler still blocked inside the stopped node must not keep the
     # process alive: everything is stopped and flushed, so leave at once.
     logging.shutdown()
@@ -97,6 +98,20 @@ def _client_port_tls(values: dict):
     return None if tls is None else server_tls.ReloadingCredentials(tls)
 
 
+def _observe_port(node, http_address: str):
+    """The node's HTTP port for metrics, health and the dashboard (None: off)."""
+    if not http_address:
+        return None
+    from tandemkv.server.observe.http import ObservePort
+
+    return ObservePort(node, http_address)
+
+
+def _http_host(address: str) -> str:
+    host = address.rpartition(":")[0]
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def _log_thread_stacks() -> None:
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     stacks = [f"thread {names.get(ident, ident)}:\n" + "".join(traceback.format_stack(frame))
@@ -104,7 +119,8 @@ def _log_thread_stacks() -> None:
     log.warning("stacks of %d threads (SIGUSR1):\n%s", len(stacks), "\n".join(stacks))
 
 
-def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = None, *, tls=None) -> int:
+def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = None, *, tls=None,
+          http_address: str = "") -> int:
     # Imported here, not at the top: every `tandemkv` command imports this
     # module to build its parser, and only `serve` needs the node,
     # pysyncobj, LMDB and the gRPC server (tests/test_purity.py).
@@ -112,8 +128,12 @@ def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = 
     from tandemkv.server.api import build_server
 
     node = Node(config)
+    observe = _observe_port(node, http_address)
     try:
-        server = build_server(node, config.client_address, tls=tls)
+        if observe is not None:
+            observe.bind()
+        server = build_server(node, config.client_address, tls=tls,
+                              observer=observe.rpc_observer if observe is not None else None)
     except OSError as error:
         print(f"tandemkv serve: {error}", file=sys.stderr)
         return 1
@@ -126,6 +146,11 @@ def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = 
         return EXIT_REMOVED
     try:
         server.start()
+        if observe is not None:
+            observe.follow_server(lambda: {lane: server.admission.open_count(lane) for lane in ("streams", "peers")})
+            observe.start()
+            print(f"tandemkv: node {config.name} metrics, health and dashboard on "
+                  f"http://{_http_host(http_address)}:{observe.port}/", flush=True)
         if poller is not None:
             poller.start()
         print(f"tandemkv: node {config.name} serving clients on {config.client_address} "
@@ -135,6 +160,8 @@ def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = 
         log.info("stopping: gRPC first, then the node")
         if poller is not None:
             poller.stop()
+        if observe is not None:
+            observe.stop()  # /readyz says stopping before the gRPC port closes
         server.stop()
     finally:
         node.stop()

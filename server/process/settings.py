@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from tandemkv.server.node.config import Member, NodeConfig, RaftTimings
+from tandemkv.server.observe.address import http_address_setting
+from tandemkv.server.observe.logs import parse_log_format
 from tandemkv.server.process.discovery import parse_discovery
 
 ENV_PREFIX = "TANDEMKV_"
@@ -89,6 +91,10 @@ SETTINGS = (
     Setting("tls_client_auth", parse_bool, "require client certificates signed by tls_ca (mTLS)"),
     Setting("map_size_bytes", int, "LMDB map size in bytes; equal on every member"),
     Setting("log_level", str, "DEBUG, INFO (default), WARNING or ERROR"),
+    Setting("log_format", parse_log_format, "'text' (default) or 'json': one event per line, tagged with "
+            "the node's name, term and request id (docs/observability.md)"),
+    # Metrics, /livez, /readyz and the dashboard (docs/observability.md).
+    Setting("http_address", http_address_setting, "host:port for /metrics, /livez, /readyz and /dashboard (off when empty)"),
     *(Setting(f.name, int if f.type == "int" else float, f"Raft timing {f.name}", timing=True)
       for f in dataclasses.fields(RaftTimings)),
 )

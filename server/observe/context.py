@@ -1,0 +1,30 @@
+"""What a log line is tagged with beyond the record itself: the request id
+of the call being served (a contextvar, so each gRPC call's task carries
+its own) and the node's name and Raft term (the process's, set once and
+kept current by the sampler). Pure: contextvars only."""
+
+from __future__ import annotations
+
+import contextvars
+
+# The hex request id of the call the current task serves; "" outside one.
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("tandemkv_request_id", default="")
+
+
+def bind_request(request: object) -> None:
+    """Tags this task's log lines with `request`'s request id, if it has one."""
+    request_id = getattr(request, "request_id", b"")
+    if request_id:
+        REQUEST_ID.set(request_id.hex())
+
+
+class NodeTags:
+    """The node name and the last Raft term seen, for every log line of the
+    process (one node per `tandemkv serve`)."""
+
+    def __init__(self) -> None:
+        self.node = ""
+        self.term = 0
+
+
+TAGS = NodeTags()
