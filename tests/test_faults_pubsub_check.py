@@ -105,6 +105,12 @@ def test_offsets_must_follow_the_order_publishes_were_acknowledged_in():
     assert violation_kinds(verdict) == {"real-time-order"}
 
 
+def test_one_offset_acknowledged_to_two_publishes_is_reported():
+    publishes = durable_publishes(2) + [Publish("d1", 1, "t", "", 3.0, 3.5, "ok", 101)]
+    verdict = check_durable(publishes, [durable_segment("a", read([100, 101]))])
+    assert "offset-acknowledged-twice" in violation_kinds(verdict)
+
+
 def test_a_message_nobody_sent_or_one_answered_as_failed_is_reported():
     publishes = durable_publishes(2) + [Publish("d0", 3, "t", "", 3.0, 3.5, "fail")]
     events = read([100, 101]) + [Event(50.0, "message", "t", "d0:3", offset=102),

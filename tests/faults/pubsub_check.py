@@ -167,7 +167,10 @@ def _check_offsets_agree(verdict: Verdict, by_payload: dict[str, Publish], segme
     offset_of: dict[str, tuple[str, int]] = {}
     for p in by_payload.values():
         if p.outcome == "ok":
-            at_offset[(p.topic, p.offset)] = p.payload
+            known = at_offset.setdefault((p.topic, p.offset), p.payload)
+            if known != p.payload:
+                verdict.violate("offset-acknowledged-twice", f"{p.topic}@{p.offset} acknowledged to {known} and "
+                                                             f"to {p.payload}")
             offset_of[p.payload] = (p.topic, p.offset)
     for segment in segments:
         for event in segment.events:
