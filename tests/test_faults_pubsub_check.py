@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.pubsub_check import (Event, Fault, Publish, Segment, check_best_effort, check_durable,
-                                       payload_of, touches)
+from tests.faults.pubsub_check import check_best_effort, check_durable, touches
+from tests.faults.pubsub_history import Event, Fault, Publish, Segment, payload_of
 from tests.faults.pubsub_runner import check_history
 
 

@@ -1,8 +1,9 @@
 """One pub/sub fault experiment: a 3-node cluster, durable and best-effort
-publishers and subscribers through the SDK (pubsub_workload.py), the seeded
-nemesis of the KV runner (kills, pauses, partitions), then heal, let the
-subscribers catch up, replay each durable topic from offset 0 on every node,
-and check the history (pubsub_check.py); `summary.json` in `--out`.
+publishers (pubsub_workload.py) and subscribers (pubsub_subscriber.py)
+through the SDK, the seeded nemesis of the KV runner (kills, pauses,
+partitions), then heal, let the subscribers catch up, replay each durable
+topic on every node, and check the history (pubsub_check.py);
+`summary.json` and `history.json` in `--out`.
 
     unshare --net -- python -m tests.faults.pubsub_runner --duration 30 --seed 7 --out /tmp/pubsub
 
@@ -23,14 +24,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .nemesis import PROCESS_KINDS, Nemesis, expand_kinds
 from .network import enter_own_namespace
 from .nodes import NodeSet
-from .pubsub_check import Event, Fault, Publish, Segment, check_best_effort, check_durable, faults_from_nemesis
-from .pubsub_workload import (Recorder, SubscriberLoop, best_effort_drained, best_effort_publisher, burst_publisher,
-                              durable_caught_up, durable_publisher, home_first, wait_until)
+from .pubsub_check import check_best_effort, check_durable
+from .pubsub_history import Event, Fault, Publish, Segment, faults_from_nemesis, holds
+from .pubsub_subscriber import SubscriberLoop
+from .pubsub_workload import Recorder, best_effort_publisher, burst_publisher, durable_publisher, home_first
 from .runner import open_network, stop_on_sigterm
 
 STARTUP_LEADER_TIMEOUT_S = 60.0
@@ -194,6 +196,48 @@ class PubSubExperiment:
         path.write_text(json.dumps(history))
         summary["history_file"] = str(path)
         return summary
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> bool:
+    """Polls `condition` until it holds or `timeout_s` passes; whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+
+
+def best_effort_drained(recorder: Recorder, loops: list[SubscriberLoop]) -> bool:
+    """Every open best-effort segment has each publisher's last acknowledged
+    message on each topic it holds, if it was open when that was sent (the
+    relay keeps one publisher's order, so the rest arrived or are lost)."""
+    last: dict[tuple[str, str], Publish] = {}
+    with recorder.lock:
+        for p in recorder.best_effort_publishes:
+            if p.outcome == "ok":
+                last[(p.publisher, p.topic)] = p
+    for loop in loops:
+        segment = loop.open_segment()
+        if segment is None:
+            return False
+        got = {event.payload for event in list(segment.events) if event.kind == "message"}
+        if any(p.invoke_s > segment.open_s and holds(segment, p.topic) and p.payload not in got
+               for p in last.values()):
+            return False
+    return True
+
+
+def durable_caught_up(recorder: Recorder, loops: list[SubscriberLoop]) -> bool:
+    """Every durable subscriber has read its topic up to the last
+    acknowledged offset."""
+    with recorder.lock:
+        last: dict[str, int] = {}
+        for p in recorder.durable_publishes:
+            if p.outcome == "ok":
+                last[p.topic] = max(last.get(p.topic, -1), p.offset)
+    return all(loop.reached() >= last.get(loop.topics[0], -1) for loop in loops)
 
 
 def history_of(recorder: Recorder, faults: list[dict[str, Any]]) -> dict[str, Any]:
