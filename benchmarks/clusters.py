@@ -71,13 +71,18 @@ class _Uninterrupted:
 
 
 class TandemCluster:
-    """N `tandemkv serve` processes; `leader_endpoint` and `leader_pid` once started."""
+    """N `tandemkv serve` processes; `leader_endpoint` and `leader_pid` once
+    started. `tls=True`: the client ports speak mTLS as `tandemkv up --tls`
+    sets them up (a local CA, client certificates required); `client_tls`
+    is then the SDK's TLSConfig and `channel()` a TLS channel."""
 
     system = "tandemkv"
 
-    def __init__(self, nodes: int = 3):
+    def __init__(self, nodes: int = 3, tls: bool = False):
         assert 1 <= nodes <= NODES_MAX, f"nodes must be 1..{NODES_MAX}"
         self.nodes = nodes
+        self.tls = tls
+        self.client_tls = None
         self.root = Path(tempfile.mkdtemp(prefix="tkv-suite-"))
         self.cluster = None
         self.leader_endpoint = ""
@@ -101,11 +106,26 @@ class TandemCluster:
     def _start(self) -> None:
         from tandemkv.server.process.local_cluster import LocalCluster
 
-        self.cluster = LocalCluster(self.root, self._write_configs())
+        paths = self._write_configs()
+        if self.tls:
+            from tandemkv.client import TLSConfig
+            from tandemkv.server.process import local_tls
+
+            local_tls.enable(self.root, paths)
+            self.client_tls = TLSConfig(**local_tls.client_files(self.root, paths))
+        self.cluster = LocalCluster(self.root, paths)
         self.cluster.start()
         leader = self.cluster.wait_for_leader(START_TIMEOUT_S, _Uninterrupted())
         self.leader_endpoint = self.cluster.configs[leader].client_address
         self.leader_pid = self.cluster.processes[leader].pid
+
+    def channel(self):
+        """A grpc.aio channel to the leader (TLS when the cluster speaks it)."""
+        import grpc.aio
+
+        if self.client_tls is None:
+            return grpc.aio.insecure_channel(self.leader_endpoint)
+        return grpc.aio.secure_channel(self.leader_endpoint, self.client_tls.channel_credentials())
 
     def _write_configs(self) -> list[Path]:
         from tandemkv.server.process import settings
@@ -152,6 +172,12 @@ class EtcdCluster:
             stop_processes(self.processes)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def channel(self):
+        """A grpc.aio channel to the leader."""
+        import grpc.aio
+
+        return grpc.aio.insecure_channel(self.leader_endpoint)
 
     def _start(self) -> None:
         ports = free_ports(2 * self.nodes)

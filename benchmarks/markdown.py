@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from benchmarks import report
 from benchmarks.pyspy import SAMPLE_RATE_PER_S
 from benchmarks.workload import DESCRIPTIONS
 
@@ -149,11 +150,26 @@ def _profile(profile: dict | None) -> list[str]:
     return lines + [""]
 
 
+def _tls_costs(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["### The cost of TLS (tandemkv-tls: mTLS on the client ports, same run)", "",
+             "| workload | in flight | plaintext ops/s | mTLS ops/s | mTLS / plaintext | p50 ms plain → mTLS | "
+             "p99 ms plain → mTLS |", "|---|---|---|---|---|---|---|"]
+    for row in sorted(rows, key=lambda r: (r["workload"], r["concurrency"])):
+        lines.append(f"| {row['workload']} | {row['concurrency']} | {_number(row['plain_ops_per_s'])} | "
+                     f"{_number(row['tls_ops_per_s'])} | {row['throughput_ratio']:.2f}x | "
+                     f"{_ms(row['plain_p50_ms'])} → {_ms(row['tls_p50_ms'])} | "
+                     f"{_ms(row['plain_p99_ms'])} → {_ms(row['tls_p99_ms'])} |")
+    return lines + [""]
+
+
 def render(document: dict) -> str:
     lines = _header(document)
     lines += ["### Workloads", ""] + [f"- `{k}`: {v}" for k, v in DESCRIPTIONS.items()] + [""]
     lines += ["### Every point", ""] + _points(document["points"])
     lines += _ratios(document["ratios"], document["args"]["concurrency"]) + _goals(document["goals"])
+    lines += _tls_costs(report.tls_costs(document["points"]))
     lines += _skips(document["skipped"]) + _many_clients(document["points"]) + _growth(document["points"]) + [line for profile in document.get("profiles", {}).values() for line in _profile(profile)]
     lines += [f"Plots: {', '.join('`' + p + '`' for p in document.get('plots', []))}.", ""]
     return "\n".join(lines)

@@ -93,6 +93,22 @@ def ratios(summaries: list[dict]) -> dict[str, dict[int, float]]:
     return table
 
 
+def tls_costs(summaries: list[dict]) -> list[dict]:
+    """Per workload and concurrency measured both ways (suite --tls): the
+    plaintext and mTLS figures and what TLS costs (throughput lost, p50 added)."""
+    by_key = {(s["system"], s["workload"], s["concurrency"]): s for s in summaries if s["series"] == "suite"}
+    rows = []
+    for (system, name, concurrency), tls in by_key.items():
+        plain = by_key.get(("tandemkv", name, concurrency))
+        if system != "tandemkv-tls" or not plain or not plain["ops_per_s"]:
+            continue
+        rows.append({"workload": name, "concurrency": concurrency, "plain_ops_per_s": plain["ops_per_s"],
+                     "tls_ops_per_s": tls["ops_per_s"], "throughput_ratio": tls["ops_per_s"] / plain["ops_per_s"],
+                     "plain_p50_ms": plain["p50_ms"], "tls_p50_ms": tls["p50_ms"],
+                     "plain_p99_ms": plain["p99_ms"], "tls_p99_ms": tls["p99_ms"]})
+    return rows
+
+
 def goals(summaries: list[dict]) -> list[dict]:
     by_key = {(s["system"], s["workload"], s["concurrency"]): s for s in summaries if s["series"] == "suite"}
     checks = []

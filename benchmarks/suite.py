@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -71,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(TandemKV: sdk-put, sdk-get, one AsyncClient per process; etcd: put, get)")
     parser.add_argument("--process-concurrency", type=_list(int), default=[64],
                         help="with --processes: operations in flight in each process")
+    parser.add_argument("--tls", action="store_true",
+                        help="also measure TandemKV with mTLS on its client ports (system tandemkv-tls: a local "
+                             "CA, client certificates required, as `tandemkv up --tls`), beside plaintext")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--replot", type=Path, metavar="SUITE_JSON",
                         help="measure nothing: rewrite suite.md and the PNGs in --out from a suite.json")
@@ -79,7 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for name, quick_value in QUICK.items():
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, quick_value)
-    unknown = set(args.workloads) - set(workload.WORKLOADS) or set(args.systems) - {"tandemkv", "etcd"}
+    if args.tls and "tandemkv-tls" not in args.systems:
+        args.systems.insert(args.systems.index("tandemkv") + 1 if "tandemkv" in args.systems else 0, "tandemkv-tls")
+    unknown = set(args.workloads) - set(workload.WORKLOADS) or set(args.systems) - {"tandemkv", "tandemkv-tls", "etcd"}
     if unknown:
         parser.error(f"unknown names: {', '.join(sorted(unknown))}")
     if args.mode == "open" and not args.rate:
@@ -103,8 +109,10 @@ def etcd_absence() -> str | None:
 
 def system_parts(system: str):
     """(cluster class, workload builder class) of a system."""
-    if system == "tandemkv":
+    if system in ("tandemkv", "tandemkv-tls"):
         from benchmarks.tandem_workloads import TandemWorkloads
+        if system == "tandemkv-tls":
+            return functools.partial(clusters.TandemCluster, tls=True), TandemWorkloads
         return clusters.TandemCluster, TandemWorkloads
     from benchmarks.etcd_workloads import EtcdWorkloads
     return clusters.EtcdCluster, EtcdWorkloads
@@ -155,8 +163,8 @@ class Session:
 
 async def suite_points(session: Session, system: str, cluster, builder_class) -> None:
     args = session.args
-    async with grpc.aio.insecure_channel(cluster.leader_endpoint) as channel:
-        builder = builder_class(channel, Options())
+    async with cluster.channel() as channel:
+        builder = builder_class(channel, Options(tls=getattr(cluster, "client_tls", None)))
         for name in args.workloads:
             built = await builder.build(name)
             if isinstance(built, str):
@@ -188,7 +196,7 @@ async def profile_put(session: Session, built: Workload, pid: int) -> dict | Non
 async def growth_points(session: Session, system: str, cluster, builder_class) -> None:
     """Value size and key count series on the running 3-member cluster."""
     key_counts = GROWTH_KEY_COUNTS + ((GROWTH_KEY_COUNT_MILLION,) if session.args.million_keys else ())
-    async with grpc.aio.insecure_channel(cluster.leader_endpoint) as channel:
+    async with cluster.channel() as channel:
         for size in GROWTH_VALUE_BYTES:
             built = await builder_class(channel, Options(value_bytes=size)).build("put")
             await session.measure_or_skip(system, built, GROWTH_CONCURRENCY, "value_bytes", size)
@@ -200,7 +208,7 @@ async def growth_points(session: Session, system: str, cluster, builder_class) -
 
 
 async def node_points(session: Session, system: str, cluster, builder_class, nodes: int) -> None:
-    async with grpc.aio.insecure_channel(cluster.leader_endpoint) as channel:
+    async with cluster.channel() as channel:
         builder = builder_class(channel, Options())
         for name in ("put", "get"):
             await session.measure_or_skip(system, await builder.build(name), GROWTH_CONCURRENCY, "nodes", nodes)
@@ -218,7 +226,9 @@ async def process_points(session: Session, system: str, cluster) -> None:
 
 
 def process_point_count(args: argparse.Namespace, system: str) -> int:
-    return len(many_clients.WORKLOADS[system]) * len(args.process_concurrency) if args.processes else 0
+    if not args.processes or system not in many_clients.WORKLOADS:
+        return 0
+    return len(many_clients.WORKLOADS[system]) * len(args.process_concurrency)
 
 
 def growth_point_count(args: argparse.Namespace) -> int:
@@ -232,7 +242,7 @@ def run_system(session: Session, system: str) -> None:
     with cluster_class(nodes=3) as cluster:
         tqdm.write(f"{system}: 3 members up, leader {cluster.leader_endpoint} (pid {cluster.leader_pid})")
         asyncio.run(suite_points(session, system, cluster, builder_class))
-        if session.args.processes:
+        if session.args.processes and system in many_clients.WORKLOADS:  # plaintext only
             asyncio.run(process_points(session, system, cluster))
         if session.args.growth:
             asyncio.run(growth_points(session, system, cluster, builder_class))

@@ -141,7 +141,8 @@ class TandemWorkloads:
                 _pb("cluster").StatusRequest(), timeout=RPC_TIMEOUT_S)
             members = [m.client_address for m in status.members if m.client_address]
             leader = status.leader_client_address
-            self.sdk = AsyncClient([leader] + [m for m in members if m != leader] if leader else members)
+            self.sdk = AsyncClient([leader] + [m for m in members if m != leader] if leader else members,
+                                   tls=self.options.tls or False)
         return self.sdk
 
     def _sdk_put(self) -> Workload:

@@ -74,6 +74,8 @@ class Workload:
 class Options:
     value_bytes: int = VALUE_BYTES_DEFAULT
     key_count: int = KEY_COUNT_DEFAULT
+    # The SDK's TLSConfig against a cluster that speaks TLS (suite --tls); None: plaintext.
+    tls: object = None
 
 
 def key(index: int) -> bytes:
