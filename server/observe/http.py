@@ -96,6 +96,8 @@ class ObservePort:
         import uvicorn
 
         self.sampler.start()
+        # uvicorn's start and stop lines speak of a "server process"; this is one task of the node's.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         config = uvicorn.Config(self.app(), log_config=None, access_log=False, lifespan="off",
                                 limit_concurrency=limits.OBSERVE_HTTP_CONNECTIONS_MAX,
                                 timeout_graceful_shutdown=limits.OBSERVE_HTTP_STOP_WAIT_MS / 1000)
