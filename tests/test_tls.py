@@ -127,6 +127,20 @@ def test_reload_serves_a_renewed_certificate_to_new_connections_and_keeps_a_half
         assert credentials.reloads == 2 and credentials.last_error == ""
 
 
+def test_reload_takes_a_new_ca_bundle_so_clients_of_another_ca_are_accepted_from_then_on(pki):
+    clock = FakeClock()
+    credentials = ReloadingCredentials(pki.server_tls(client_auth=True), clock=clock)
+    ca, rogue = pki.path("ca.pem"), (pki.path("rogue.pem"), pki.path("rogue.key"))
+    with tls_server(credentials) as address:
+        assert not server_answers(address, ca, *rogue)
+        bundle = pki.path("ca.pem").read_bytes() + pki.path("rogue-ca.pem").read_bytes()
+        pki.path("ca.pem.new").write_bytes(bundle)
+        pki.path("ca.pem.new").replace(pki.path("ca.pem"))
+        clock.now += 2.0
+        assert server_answers(address, ca, *rogue)
+        assert server_answers(address, ca, pki.path("client.pem"), pki.path("client.key"))
+
+
 def test_the_node_refuses_to_start_on_files_that_do_not_belong_together_naming_the_file(pki):
     pki.path("stray.pem").write_text("not a certificate\n")
     cases = [
