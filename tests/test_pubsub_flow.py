@@ -12,7 +12,7 @@ flight, answered in order as one publisher, and its publishes fail
 after.
 
 Method: a `PubSubPlane` served by a grpc.aio server on 127.0.0.1 in the
-test's process (the `PubSub` servicer the node uses), raw stubs or the
+test's process (the `PubSub` servicer and the dispatcher the node uses), raw stubs or the
 SDK's `AsyncClient` against it. Every wait is for a condition, bounded by
 WAIT_S; nothing is timed.
 """
@@ -29,9 +29,9 @@ import pytest
 from tandemkv import errors, limits
 from tandemkv.client import AsyncClient
 from tandemkv.client._pubsub_core import Lagged, Message
-from tandemkv.server.api.pubsub_servicers import Window
+from tandemkv.server.api.dispatch import Admission, Dispatcher, MalformedRequests, Service
+from tandemkv.server.api.pubsub_servicers import PubSubServicer, Window
 from tandemkv.server.api.streams import StreamStops
-from tandemkv.server.api.pubsub_servicers import PubSubServicer
 from tandemkv.server.available.pubsub_plane import PubSubPlane
 from tandemkv.v1 import pubsub_pb2, pubsub_pb2_grpc
 from tests.support.ports import free_ports
@@ -45,7 +45,10 @@ TOPIC = b"flow"
 async def served_plane():
     plane = PubSubPlane("n1", {}, b"flow test secret")
     server = grpc.aio.server()
-    pubsub_pb2_grpc.add_PubSubServicer_to_server(PubSubServicer(object(), plane, StreamStops()), server)
+    # Served as the node serves it: through the dispatcher, which also sends the servicer's encoded responses.
+    service = Service(pubsub_pb2.DESCRIPTOR.services_by_name["PubSub"],
+                      PubSubServicer(object(), plane, StreamStops()))
+    server.add_generic_rpc_handlers((Dispatcher([service], Admission(64, 64, 8), MalformedRequests()),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     plane.start()

@@ -159,29 +159,46 @@ class Window:
             self.granted -= messages
 
 
-# Encoded events of recent messages, by the message's identity: a message
-# to N subscribers is encoded once, not N times. An entry holds its message,
-# so the identity cannot be reused while the entry lives; the cache is
-# emptied whenever it passes ENCODED_MESSAGES_MAX.
+class EncodedResponse:
+    """A SubscribeResponse already encoded: the dispatcher's serializer
+    (dispatch.py) asks it for its bytes, as it asks a message. Encoded
+    responses concatenate: a response's bytes followed by another's are the
+    encoding of one response holding both's events."""
+
+    __slots__ = ("_encoded",)
+
+    def __init__(self, encoded: bytes):
+        self._encoded = encoded
+
+    def SerializeToString(self) -> bytes:  # noqa: N802 - the protobuf name the serializer calls
+        return self._encoded
+
+
+# Each recent message encoded as a one-event response, by the message's
+# identity: a message to N subscribers is encoded once, not N times, and a
+# response to a subscriber is the join of its events' bytes. An entry holds
+# its message, so the identity cannot be reused while the entry lives; the
+# cache is emptied whenever it passes ENCODED_MESSAGES_MAX.
 ENCODED_MESSAGES_MAX = 8_192
-_encoded: dict[int, tuple[Message, pubsub_pb2.SubscriptionEvent]] = {}
+_encoded: dict[int, tuple[Message, bytes]] = {}
 
 
-def events_response(events: list[Message | Lagged]) -> pubsub_pb2.SubscribeResponse:
+def events_response(events: list[Message | Lagged]) -> EncodedResponse:
     """One response carrying `events`, each message encoded once for all
     the subscribers it goes to."""
-    protos = []
+    parts = []
     for event in events:
         if isinstance(event, Lagged):
-            protos.append(pubsub_pb2.SubscriptionEvent(lagged=event.missed))
+            parts.append(pubsub_pb2.SubscribeResponse(events=[event_to_proto(event)]).SerializeToString())
             continue
         entry = _encoded.get(id(event))
         if entry is None:
             if len(_encoded) >= ENCODED_MESSAGES_MAX:
                 _encoded.clear()
-            entry = _encoded[id(event)] = (event, event_to_proto(event))
-        protos.append(entry[1])
-    return pubsub_pb2.SubscribeResponse(events=protos)
+            encoded = pubsub_pb2.SubscribeResponse(events=[event_to_proto(event)]).SerializeToString()
+            entry = _encoded[id(event)] = (event, encoded)
+        parts.append(entry[1])
+    return EncodedResponse(b"".join(parts))
 
 
 class PubSubServicer(pubsub_pb2_grpc.PubSubServicer):
