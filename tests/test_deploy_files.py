@@ -67,7 +67,8 @@ def test_the_headless_service_publishes_what_dns_srv_discovery_asks_for(kube):
     assert service["publishNotReadyAddresses"] is True, "pods find each other before any is Ready"
     ports = {p["name"]: p["port"] for p in service["ports"]}
     assert set(ports) == {"raft", "client"}  # the SRV records _raft._tcp and _client._tcp
-    assert service["selector"] == statefulset["selector"]["matchLabels"] == statefulset["template"]["metadata"]["labels"]
+    labels = statefulset["template"]["metadata"]["labels"]
+    assert service["selector"] == statefulset["selector"]["matchLabels"] == labels
     assert statefulset["serviceName"] == "tandemkv" and statefulset["podManagementPolicy"] == "Parallel"
 
     env = container_env(kube[("StatefulSet", "tandemkv")])

@@ -49,6 +49,16 @@ def test_a_records_are_members_on_this_nodes_ports_named_by_the_template(dns):
     assert [(m.name, m.client_address) for m in named] == [("kv-127-0-0-1", ""), ("kv-127-0-0-2", "")]
 
 
+def test_a_dual_stack_host_is_one_member_and_an_ipv6_only_host_is_its_ipv6_address(dns):
+    dns.zone.add_a("dual.test", "127.0.0.1")
+    dns.zone.add_aaaa("dual.test", "::1")
+    dns.zone.add_aaaa("v6.test", "::1")
+    lookup = DnsLookup(dns.nameserver)
+    assert lookup.addresses("dual.test") == ["127.0.0.1"]
+    assert DnsAddresses("v6.test", 7000, 8000, "{ip_dashed}").members(lookup) == (
+        Member("--1", "[::1]:7000", "[::1]:8000"),)
+
+
 def test_srv_records_give_each_member_its_host_and_ports(dns):
     srv_zone(dns.zone, 3)
     lookup = DnsLookup(dns.nameserver)

@@ -4,9 +4,10 @@ Three strategies, chosen by the `discovery` setting (after libcluster's
 Static, DNSPoll / Kubernetes.DNS and Kubernetes.DNSSRV):
 
 - `static`: the `peers` setting, as written.
-- `dns:NAME`: the A/AAAA records of NAME (a headless service, a round-robin
-  name); every address is a member that uses this node's own Raft and client
-  ports, named by `discovery_name_template` (`{ip}` by default).
+- `dns:NAME`: the A records of NAME, or AAAA if it has none (a headless
+  service, a round-robin name); every address is a member that uses this
+  node's own Raft and client ports, named by `discovery_name_template`
+  (`{ip}` by default). The questions themselves are in dns_lookup.py.
 - `dns-srv:NAME`: the SRV records `_raft._tcp.NAME` (and `_client._tcp.NAME`
   for client ports, else this node's client port); every target is a member
   named by the target's first label (a StatefulSet pod: `tandemkv-0`), its
@@ -28,14 +29,15 @@ should do is the callback's business (docs/discovery.md).
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 import threading
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from tandemkv import limits
 from tandemkv.server.node.config import Member
+# The DNS questions themselves (dnspython) live in dns_lookup.py; their names are used from here too.
+from tandemkv.server.process.dns_lookup import DiscoveryError, DnsLookup, Lookup
 
 STATIC, DNS, DNS_SRV = "static", "dns", "dns-srv"
 SRV_TARGET_HOST, SRV_TARGET_IP = "host", "ip"
@@ -45,10 +47,6 @@ DEFAULT_START_WAIT_MS = 5 * 60 * 1000
 FIRST_BACKOFF_MS = 250
 
 log = logging.getLogger("tandemkv.discovery")
-
-
-class DiscoveryError(ValueError):
-    """A discovery setting or answer the operator must fix; the text says what."""
 
 
 class DiscoveryMismatch(DiscoveryError):
@@ -85,82 +83,6 @@ class MembershipChange:
 def diff(before: tuple[Member, ...], after: tuple[Member, ...]) -> MembershipChange:
     return MembershipChange(added=tuple(m for m in after if m not in before),
                             removed=tuple(m for m in before if m not in after), members=after)
-
-
-class Lookup(Protocol):
-    def addresses(self, name: str) -> list[str]: ...
-    def services(self, name: str) -> list[tuple[str, int]]: ...
-
-
-class DnsLookup:
-    """A and SRV questions through dnspython, each bounded by `timeout_ms`
-    (every nameserver and retry included); failures become DiscoveryError."""
-
-    def __init__(self, nameserver: str | None = None,
-                 timeout_ms: int = limits.DISCOVERY_RESOLVE_TIMEOUT_MS) -> None:
-        import dns.resolver  # here, not at the top: only a node that discovers needs it
-
-        self._timeout_s = timeout_ms / 1000
-        self._where = f"nameserver {nameserver}" if nameserver else "the system's nameservers"
-        if nameserver:
-            host, port = _split_nameserver(nameserver)
-            self._resolver = dns.resolver.Resolver(configure=False)
-            self._resolver.nameservers = [host]
-            self._resolver.port = port
-        else:
-            self._resolver = dns.resolver.Resolver()
-        self._resolver.lifetime = self._timeout_s
-        self._resolver.timeout = self._timeout_s
-
-    def addresses(self, name: str) -> list[str]:
-        found: list[str] = []
-        failures = []
-        for kind in ("A", "AAAA"):
-            try:
-                found += [record.to_text() for record in self._ask(name, kind)]
-            except DiscoveryError as error:
-                failures.append(error)
-        if found:
-            return sorted(set(found))
-        # Neither kind answered: the A failure says the most (a timeout, NXDOMAIN).
-        raise failures[0]
-
-    def services(self, name: str) -> list[tuple[str, int]]:
-        return sorted({(record.target.to_text().rstrip("."), int(record.port))
-                       for record in self._ask(name, "SRV")})
-
-    def _ask(self, name: str, kind: str) -> Any:
-        import dns.exception
-        import dns.resolver
-
-        asked = f"{kind} records of {name!r} from {self._where}"
-        try:
-            return self._resolver.resolve(name, kind, search=False)
-        except dns.resolver.NXDOMAIN:
-            raise DiscoveryError(f"no {asked}: the name does not exist (NXDOMAIN)") from None
-        except dns.resolver.NoAnswer:
-            raise DiscoveryError(f"no {asked}: the name exists but has none") from None
-        except dns.resolver.LifetimeTimeout:
-            raise DiscoveryError(f"no {asked}: no reply within {self._timeout_s * 1000:.0f} ms "
-                                 "(DISCOVERY_RESOLVE_TIMEOUT_MS); is the nameserver reachable?") from None
-        except dns.resolver.NoNameservers as error:
-            raise DiscoveryError(f"no {asked}: every nameserver failed ({error})") from None
-        except dns.exception.DNSException as error:
-            raise DiscoveryError(f"no {asked}: {error}") from None
-
-
-def _split_nameserver(text: str) -> tuple[str, int]:
-    host, port = text, 53
-    if text.count(":") == 1 or text.startswith("["):
-        head, _, tail = text.rpartition(":")
-        if not tail.isdigit() or not 0 < int(tail) < 65536:
-            raise DiscoveryError(f"discovery_nameserver must be 'ip' or 'ip:port', got {text!r}")
-        host, port = head.strip("[]"), int(tail)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise DiscoveryError(f"discovery_nameserver must be an IP address (and port), got {text!r}") from None
-    return host, port
 
 
 def _port_of(address: str, setting: str) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from dnslib import QTYPE, RCODE, RR, A, SRV
+from dnslib import AAAA, QTYPE, RCODE, RR, A, SRV
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 TTL_S = 1
@@ -23,6 +23,9 @@ class Zone(BaseResolver):
 
     def add_a(self, name: str, ip: str) -> None:
         self._add(name, "A", RR(_fqdn(name), QTYPE.A, rdata=A(ip), ttl=TTL_S))
+
+    def add_aaaa(self, name: str, ip: str) -> None:
+        self._add(name, "AAAA", RR(_fqdn(name), QTYPE.AAAA, rdata=AAAA(ip), ttl=TTL_S))
 
     def add_srv(self, name: str, target: str, port: int) -> None:
         self._add(name, "SRV", RR(_fqdn(name), QTYPE.SRV, ttl=TTL_S,
