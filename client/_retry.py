@@ -23,7 +23,8 @@ from tandemkv import errors
 from tandemkv.client._tls import explain_handshake
 from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY
 
-RETRYABLE_ERRORS = (errors.Unavailable, errors.OutcomeUnknown)
+# A removed node applied nothing: another endpoint may serve the call.
+RETRYABLE_ERRORS = (errors.Unavailable, errors.OutcomeUnknown, errors.NodeRemoved)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,8 @@ def error_from_rpc(error: grpc.RpcError, request_id: bytes) -> errors.TandemKVEr
             f"connection lost during the call ({message}); it may have applied: retry with "
             "the same request id", request_id=request_id or None)
     exception = ERROR_BY_STATUS_CODE.get(code, errors.TandemKVError)(message)
+    if code == grpc.StatusCode.FAILED_PRECONDITION and _trailing(error, ERROR_METADATA_KEY) == "NodeRemoved":
+        exception = errors.NodeRemoved(message)
     if isinstance(exception, errors.Unavailable):
         exception.leader_hint = _leader_hint(error)
     if isinstance(exception, errors.OutcomeUnknown):

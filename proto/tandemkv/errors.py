@@ -57,6 +57,11 @@ class FailedPrecondition(TandemKVError):
     status = Status.FAILED_PRECONDITION
 
 
+class NodeRemoved(FailedPrecondition):
+    """The node asked was removed from the cluster and serves nothing;
+    nothing was applied. The SDK tries another endpoint."""
+
+
 class OutOfRange(TandemKVError):
     """The result would leave its range (e.g. int64 counter overflow)."""
 

@@ -34,7 +34,7 @@ import time
 from google.protobuf.message import Message
 
 from tandemkv import limits
-from tandemkv.errors import FailedPrecondition, InvalidArgument, OutcomeUnknown, ResourceExhausted, Unavailable
+from tandemkv.errors import InvalidArgument, NodeRemoved, OutcomeUnknown, ResourceExhausted, Unavailable
 from tandemkv.server.available.node_plane import build_plane
 from tandemkv.server.available.presence_plane import PresencePlane, plane_for as presence_plane_for
 from tandemkv.server.available.pubsub_plane import PubSubPlane, plane_for as pubsub_plane_for
@@ -418,7 +418,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
     def _require_replica(self) -> Replica:
         """The replica, for a client's call: refused once this node was removed."""
         if self._removed_reason is not None:
-            raise FailedPrecondition(self._removed_reason)
+            raise NodeRemoved(self._removed_reason)
         return self._require_running()
 
     def _require_running(self) -> Replica:
