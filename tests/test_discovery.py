@@ -9,6 +9,7 @@ exist says so on stderr and exits 2 without a traceback."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import threading
 
@@ -16,7 +17,7 @@ import pytest
 
 from tandemkv import limits
 from tandemkv.server.node.config import Member
-from tandemkv.server.process import discovery
+from tandemkv.server.process import discovery, settings
 from tandemkv.server.process.discovery import (DiscoveryError, DiscoveryPoller, DnsAddresses, DnsLookup,
                                                DnsServices, members_at_start, parse_discovery, strategy_for)
 from tests.support.dns_zone import SilentNameserver, Zone, ZoneServer
@@ -217,3 +218,18 @@ def test_serve_with_a_name_that_does_not_exist_retries_then_exits_2_in_plain_lin
     assert "asking again in 0.25 s" in lines[0] and "NXDOMAIN" in lines[0]
     assert "gave up after" in lines[-1] and "_raft._tcp.nowhere.test" in lines[-1]
     assert "Traceback" not in result.stderr and not (tmp_path / "n1").exists()
+
+
+def test_discovery_settings_come_from_the_toml_file_and_the_environment(dns, tmp_path):
+    srv_zone(dns.zone, 3)
+    path = tmp_path / "n1.toml"
+    path.write_text(f'name = "n1"\ndata_dir = "d"\nraft_address = "127.0.0.1:7001"\n'
+                    f'client_address = "127.0.0.1:8001"\ndiscovery = "dns-srv:tandemkv.test"\n'
+                    f'discovery_expect = 3\ndiscovery_srv_target = "ip"\n')
+    parser = argparse.ArgumentParser()
+    settings.add_flags(parser)
+    values = settings.gather(parser.parse_args(["--config", str(path)]),
+                             {"TANDEMKV_DISCOVERY_NAMESERVER": dns.nameserver})
+    config = settings.node_config(discovery.peers_at_start(values, print))
+    assert [(m.name, m.client_address) for m in config.members] == [
+        (f"n{k}", f"127.0.0.1:{8000 + k}") for k in (1, 2, 3)]

@@ -39,10 +39,16 @@ def start_node(tmp_path: Path, nameserver: str, name: str, raft_port: int, clien
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
+def log_tails(tmp_path: Path) -> str:
+    """Each node's last lines, for a failure message."""
+    return "\n".join(f"--- {path.name}:\n" + "\n".join(path.read_text(errors="replace").splitlines()[-15:])
+                     for path in sorted(tmp_path.glob("n*.log")))
+
+
 def wait_for_text(path: Path, text: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while text not in path.read_text(errors="replace"):
-        assert time.monotonic() < deadline, f"{path.name} never said {text!r}:\n{path.read_text(errors='replace')}"
+        assert time.monotonic() < deadline, f"{path.name} never said {text!r}:\n{log_tails(path.parent)}"
         time.sleep(0.05)
 
 
@@ -62,14 +68,14 @@ def test_three_nodes_found_through_srv_records_elect_a_leader_and_serve(tmp_path
             with Client(endpoints, retry=NO_RETRY) as client:
                 deadline = time.monotonic() + READY_TIMEOUT_S
                 while True:
-                    assert all(node.poll() is None for node in nodes), "a node exited"
+                    assert all(node.poll() is None for node in nodes), f"a node exited:\n{log_tails(tmp_path)}"
                     try:
                         statuses = client.status().nodes
                         if len(statuses) == 3 and all(s.ready and s.leader for s in statuses):
                             break
                     except Exception as error:  # not serving yet
-                        assert time.monotonic() < deadline, f"no leader after {READY_TIMEOUT_S} s: {error}"
-                    assert time.monotonic() < deadline, f"not ready after {READY_TIMEOUT_S} s"
+                        assert time.monotonic() < deadline, f"no leader: {error}\n{log_tails(tmp_path)}"
+                    assert time.monotonic() < deadline, f"not ready after {READY_TIMEOUT_S} s\n{log_tails(tmp_path)}"
                     time.sleep(0.1)
                 assert len({s.leader for s in statuses}) == 1
             with Client(endpoints) as client:
