@@ -127,9 +127,10 @@ def live_publishes(publisher: str = "p-n1", node: str = "n1", count: int = 5, to
 
 
 def got(numbers: list[int], publisher: str = "p-n1", topic: str = "live/0", node: str = "n1",
-        incarnation: int = 7) -> list[Event]:
-    return [Event(30.0, "message", topic, payload_of(publisher, n), stamp=(node, incarnation, 1, n))
-            for n in numbers]
+        incarnation: int = 7, delay_s: float = 0.2) -> list[Event]:
+    """Deliveries of `numbers`, each `delay_s` after `live_publishes` had it answered."""
+    return [Event(10.0 + n + 0.1 + delay_s, "message", topic, payload_of(publisher, n),
+                  stamp=(node, incarnation, 1, n)) for n in numbers]
 
 
 def live_segment(events: list[Event], node: str = "n2", drained: bool = False, prefixes: tuple = ()) -> Segment:
@@ -167,11 +168,27 @@ def test_a_loss_no_fault_explains_fails_and_one_a_fault_explains_is_counted():
     assert not check_best_effort(live_publishes(), [hole], [elsewhere, earlier]).ok
 
 
+def test_a_fault_explains_a_loss_only_while_the_message_was_in_flight():
+    # 3 (published 13-13.1 s) lost; 4 arrived at 14.3 s: the path was past 3 by then.
+    hole = live_segment(got([1, 2, 4, 5]))
+    after_the_path_moved_on = Fault("kill", ("n1",), 15.5, 17.0)
+    assert not check_best_effort(live_publishes(), [hole], [after_the_path_moved_on]).ok
+    # The same loss with the link stalled: 4 and 5 came only at 20 s, after the kill began.
+    stalled = live_segment(got([1, 2]) + [Event(20.0, "message", "live/0", payload_of("p-n1", n),
+                                                stamp=("n1", 7, 1, n)) for n in (4, 5)])
+    verdict = check_best_effort(live_publishes(), [stalled], [after_the_path_moved_on])
+    assert verdict.ok and verdict.counts["lost:kill"] == 1
+
+
 def test_a_lagged_notice_explains_as_many_losses_as_it_counts():
     events = got([1, 2]) + [Event(30.0, "lagged", missed=1)] + got([4, 5])
     assert check_best_effort(live_publishes(), [live_segment(events)], []).counts["lost:lagged"] == 1
     short = got([1]) + [Event(30.0, "lagged", missed=1)] + got([4, 5])  # two lost, one noticed
     assert violation_kinds(check_best_effort(live_publishes(), [live_segment(short)], [])) == {"unexplained-loss"}
+    # A notice elsewhere in the stream does not stand for a hole it is not in.
+    elsewhere = got([1, 2, 4, 5]) + [Event(30.0, "lagged", missed=1)]
+    assert violation_kinds(check_best_effort(live_publishes(), [live_segment(elsewhere)], [])) == \
+        {"unexplained-loss"}
 
 
 def test_a_drained_subscriber_missing_the_last_messages_is_a_loss():

@@ -31,8 +31,9 @@ import collections
 
 from .pubsub_history import Fault, Publish, Segment, Verdict, holds, parse_payload, payload_of
 
-# A message acknowledged up to this long before a fault began may still sit
-# in its node's relay queue or in a frame on the wire when it begins.
+# A message whose path was seen past it (a later message of its publisher
+# arrived) up to this long before a fault began may still have been in a
+# frame on the wire, or in a buffer, when it began.
 FAULT_EXPLAINS_BEFORE_S = 1.0
 # ...and one published this long after the heal may meet the connection the
 # fault broke before the relay notices and opens another.
@@ -207,17 +208,24 @@ def check_best_effort(publishes: list[Publish], segments: list[Segment], faults:
 def _check_losses(verdict: Verdict, segment: Segment, acked: list[Publish], delivered: dict[str, float],
                   faults: list[Fault]) -> None:
     """Every message of `acked` (sent while `segment` was open, to a topic
-    it holds, and acknowledged before it ended) that it did not get is a loss if the segment got a later message
-    of the same publisher (a hole) or was drained at the end of the run (it
-    had every chance); otherwise it was still in flight when the segment
-    ended, and is only counted. Each loss needs an explanation."""
-    latest: dict[str, int] = {}
-    for payload in delivered:
-        publisher, seq = parse_payload(payload) or ("", 0)
-        latest[publisher] = max(latest.get(publisher, 0), seq)
-    lagged = sum(event.missed for event in segment.events if event.kind == "lagged")
-    verdict.counts["lagged_notices"] += sum(event.kind == "lagged" for event in segment.events)
-    verdict.counts["lagged_missed"] += lagged
+    it holds, and acknowledged before it ended) that it did not get is a
+    loss if the segment got a later message of the same publisher (a hole)
+    or was drained at the end of the run (it had every chance); otherwise it
+    was still in flight when the segment ended, and is only counted. Each
+    loss needs an explanation."""
+    # Per publisher: (number, when it arrived, its place in the stream).
+    arrivals: dict[str, list[tuple[int, float, int]]] = collections.defaultdict(list)
+    notices: list[list[int]] = []  # [place in the stream, messages it still accounts for]
+    for place, event in enumerate(segment.events):
+        if event.kind == "lagged":
+            notices.append([place, event.missed])
+        elif event.kind == "message" and delivered.get(event.payload) == event.at_s:
+            publisher, seq = parse_payload(event.payload) or ("", 0)
+            arrivals[publisher].append((seq, event.at_s, place))
+    for publisher_arrivals in arrivals.values():
+        publisher_arrivals.sort()
+    verdict.counts["lagged_notices"] += len(notices)
+    verdict.counts["lagged_missed"] += sum(missed for _, missed in notices)
     for p in acked:
         verdict.counts["expected"] += 1
         if p.payload in delivered:
@@ -226,13 +234,25 @@ def _check_losses(verdict: Verdict, segment: Segment, acked: list[Publish], deli
                 verdict.counts["delivered_within_1s"] += delay <= 1.0
                 verdict.delays.append(delay)
             continue
-        if p.seq > latest.get(p.publisher, 0) and not segment.drained:
+        mine = arrivals.get(p.publisher, [])
+        index = bisect.bisect_left(mine, (p.seq,))
+        if index == len(mine) and not segment.drained:
             verdict.counts["in_flight_when_closed"] += 1
             continue
-        # The subscription's own Lagged notices first: they account for
-        # messages in the stream itself; a fault is only circumstance.
-        explanation = "lagged" if lagged > 0 else _explain(p, segment, faults)
-        lagged -= explanation == "lagged"
+        # It would have come between its publisher's previous and next
+        # message in the stream: a Lagged notice there accounts for it (the
+        # subscription's own word first; a fault is only circumstance).
+        after = mine[index - 1][2] if index > 0 else -1
+        before = mine[index][2] if index < len(mine) else len(segment.events)
+        notice = next((n for n in notices if after < n[0] < before and n[1] > 0), None)
+        if notice is not None:
+            notice[1] -= 1
+            explanation: str | None = "lagged"
+        else:
+            # Until its publisher's next message arrived (or the segment
+            # ended) the path was not past it: a fault from then on explains it.
+            passed_s = max(p.complete_s, mine[index][1] if index < len(mine) else segment.end_s)
+            explanation = _explain(p, passed_s, segment, faults)
         if explanation is None:
             verdict.violate("unexplained-loss", f"{p.payload} on {p.topic} (published on {p.node} at "
                                                 f"{p.invoke_s}-{p.complete_s} s) never reached "
@@ -282,12 +302,14 @@ def _check_order(verdict: Verdict, segment: Segment, by_payload: dict[str, Publi
     return delivered
 
 
-def _explain(p: Publish, segment: Segment, faults: list[Fault]) -> str | None:
+def _explain(p: Publish, passed_s: float, segment: Segment, faults: list[Fault]) -> str | None:
     """The kind of the first fault that touched the message's path while it
-    was in flight, or None."""
+    was in flight (from its publish until `passed_s`, when the path was
+    seen past it), or None. A message stalled behind a healed partition
+    that a kill then takes is so explained by the kill."""
     for fault in faults:
         end = float("inf") if fault.end_s is None else fault.end_s
-        if fault.start_s - FAULT_EXPLAINS_BEFORE_S <= p.complete_s and p.invoke_s <= end + FAULT_EXPLAINS_AFTER_S:
+        if fault.start_s - FAULT_EXPLAINS_BEFORE_S <= passed_s and p.invoke_s <= end + FAULT_EXPLAINS_AFTER_S:
             if touches(fault, p.node, segment.node):
                 return fault.kind
     return None
