@@ -34,9 +34,9 @@ def cmd_health(client: Client, args) -> Reply:
     names = _member_names(client, status.nodes)
     rows, problems = [], []
     for node in status.nodes:
+        if names and node.endpoint not in names:
+            continue  # an endpoint given on the command line that is no member (or was removed)
         name = node.name or names.get(node.endpoint, "?")
-        if name == "?" and names and node.error:
-            continue  # an endpoint given on the command line that is no member
         reason = _problem(node, status.leader)
         rows.append({"name": name, "endpoint": node.endpoint, "healthy": not reason, "reason": reason})
         if reason:
