@@ -5,7 +5,7 @@ Layout of the data directory (everything `up` needs to resume):
   cluster.secret   the Raft secret, mode 0600, made once
   nK.toml          node K's settings (`tandemkv serve --config nK.toml`)
   nK/              node K's data;  nK.log  its output
-  cluster.json     name, pid, client_address, raft_address, config per node
+  cluster.json     name, pid, client_address, raft_address, http_address, config per node
   up.lock          held (flock) by the running `up`
 Running `up` again on the same directory resumes the same data; while a
 cluster of that directory runs (its `up` holds up.lock, or a node listed
@@ -37,6 +37,8 @@ DEFAULT_NODES = 3
 DEFAULT_BASE_PORT = 7400
 # Node K's client port is base + K - 1, its Raft port that plus this.
 RAFT_PORT_OFFSET = 100
+# ... and its HTTP port (metrics, health, dashboard: docs/observability.md) that plus this.
+HTTP_PORT_OFFSET = 200
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 POLL_S = 0.2
@@ -52,8 +54,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                     help=f"where configs and data live (default ./{DEFAULT_DATA_DIR})")
     up.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
-                    help=f"first client port; Raft ports start {RAFT_PORT_OFFSET} higher "
-                         f"(default {DEFAULT_BASE_PORT})")
+                    help=f"first client port; Raft ports start {RAFT_PORT_OFFSET} higher, HTTP ports "
+                         f"(metrics, dashboard) {HTTP_PORT_OFFSET} higher (default {DEFAULT_BASE_PORT})")
     up.add_argument("--tls", action="store_true",
                     help="TLS with client certificates: make a local CA and certificates under "
                          "DATA_DIR/tls and start the nodes with them (kept for later `up`s)")
@@ -161,20 +163,22 @@ def existing_configs(data_dir: Path, nodes: int | None) -> list[Path]:
 def new_configs(data_dir: Path, nodes: int, base_port: int) -> list[Path]:
     if not 1 <= nodes <= limits.LOCAL_CLUSTER_NODES_MAX:
         raise ValueError(f"--nodes must be 1..{limits.LOCAL_CLUSTER_NODES_MAX}, got {nodes}")
-    if not 1024 <= base_port <= 65535 - RAFT_PORT_OFFSET - nodes:
-        raise ValueError(f"--base-port must leave room for {nodes} client and Raft ports, got {base_port}")
+    if not 1024 <= base_port <= 65535 - HTTP_PORT_OFFSET - nodes:
+        raise ValueError(f"--base-port must leave room for {nodes} client, Raft and HTTP ports, got {base_port}")
     data_dir.mkdir(parents=True, exist_ok=True)
     write_secret(data_dir / SECRET_FILE)
     members = [Member(f"n{k}", f"127.0.0.1:{base_port + RAFT_PORT_OFFSET + k - 1}",
                       f"127.0.0.1:{base_port + k - 1}") for k in range(1, nodes + 1)]
     paths = []
-    for member in members:
+    for k, member in enumerate(members, 1):
         # Paths in a config file are relative to the file: the directory can move.
         config = NodeConfig(name=member.name, data_dir=Path(member.name),
                             raft_address=member.raft_address, client_address=member.client_address,
                             peers=tuple(m for m in members if m != member))
         path = config_path(data_dir, member.name)
-        path.write_text(settings.to_toml(config, Path(SECRET_FILE)))
+        http_address = f"127.0.0.1:{base_port + HTTP_PORT_OFFSET + k - 1}"
+        # A top-level key: before the file's first table.
+        path.write_text(f'http_address = "{http_address}"\n' + settings.to_toml(config, Path(SECRET_FILE)))
         paths.append(path)
     return paths
 
@@ -197,6 +201,8 @@ class LocalCluster:
         self.data_dir = data_dir
         self.configs = {path.stem: settings.node_config(settings.from_file(path)) for path in config_paths}
         self.paths = {path.stem: path for path in config_paths}
+        # Each node's HTTP port ("" for a config written before `up` gave one).
+        self.http_addresses = {path.stem: settings.from_file(path).get("http_address", "") for path in config_paths}
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self) -> None:
@@ -234,6 +240,7 @@ class LocalCluster:
     def write_cluster_file(self, supervisor_pid: int | None) -> None:
         nodes = [{"name": name, "pid": self._pid(name),
                   "client_address": config.client_address, "raft_address": config.raft_address,
+                  "http_address": self.http_addresses[name],
                   "config": str(self.paths[name]), "log": str(self.data_dir / f"{name}.log")}
                  for name, config in self.configs.items()]
         document = {"supervisor_pid": supervisor_pid, "nodes": nodes}
@@ -252,8 +259,9 @@ class LocalCluster:
     def print_endpoints(self, leader: str) -> None:
         print(f"TandemKV local cluster: {len(self.configs)} nodes, data in {self.data_dir}")
         for name, config in self.configs.items():
+            http = self.http_addresses[name]
             print(f"  {name}  client {config.client_address}  raft {config.raft_address}  "
-                  f"pid {self.processes[name].pid}")
+                  f"pid {self.processes[name].pid}" + (f"  dashboard http://{http}/dashboard" if http else ""))
         endpoints = ",".join(c.client_address for c in self.configs.values())
         files = local_tls.client_files(self.data_dir, list(self.paths.values()))
         if files:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tandemkv.server.process.local_cluster import RAFT_PORT_OFFSET
+from tandemkv.server.process.local_cluster import HTTP_PORT_OFFSET, RAFT_PORT_OFFSET
 
 TANDEMKV = [sys.executable, "-m", "tandemkv.server.cli"]
 PORT_SEARCH_ATTEMPTS_MAX = 50
@@ -25,7 +25,7 @@ def free_base_port(nodes: int) -> int:
     """A base port whose client and Raft ports are all free right now."""
     for _ in range(PORT_SEARCH_ATTEMPTS_MAX):
         base = random.randrange(20_000, 40_000)
-        ports = [base + k for k in range(nodes)] + [base + RAFT_PORT_OFFSET + k for k in range(nodes)]
+        ports = [base + offset + k for offset in (0, RAFT_PORT_OFFSET, HTTP_PORT_OFFSET) for k in range(nodes)]
         if all(_bindable(port) for port in ports):
             return base
     raise AssertionError("no free port range found")
