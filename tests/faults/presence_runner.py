@@ -42,6 +42,8 @@ CLIENTS_PER_NODE = 2
 # After the heal: how long every node may take to answer again (a killed one restarts).
 NODES_BACK_TIMEOUT_S = 60.0
 CONVERGE_POLL_S = 0.5
+# Longest the nemesis may take to finish its fault in progress once asked to stop (a clean stop waits for an exit).
+NEMESIS_JOIN_TIMEOUT_S = STOP_TIMEOUT_S + 30.0
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR = 0, 1, 2
 
 
@@ -149,7 +151,9 @@ class PresenceRun:
         stop.wait(self.args.duration)
         stop.set()
         if nemesis is not None:
-            thread.join()
+            thread.join(NEMESIS_JOIN_TIMEOUT_S)
+            if thread.is_alive():
+                self.errors.append(f"the nemesis did not stop within {NEMESIS_JOIN_TIMEOUT_S} s")
             nemesis.heal()
             self.errors += nemesis.errors
         return nemesis
