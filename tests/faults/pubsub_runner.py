@@ -44,6 +44,10 @@ SUBSCRIBED_TIMEOUT_S = 20.0
 # long each node's final replay of the durable topics gets.
 DRAIN_S_MAX = 20.0
 FINAL_REPLAY_S_MAX = 20.0
+# ...and more for a long run: each replay reads a topic's whole log, one
+# message a response (about 250 messages/s each with six at once on 2
+# loaded cores), so it gets a second per this many messages on top.
+FINAL_REPLAY_MESSAGES_PER_S_MIN = 100
 # Seconds the runner waits for a client thread after asking it to stop.
 JOIN_TIMEOUT_S = 15.0
 DURABLE_TOPICS = ("durable/0", "durable/1")
@@ -173,7 +177,10 @@ class PubSubExperiment:
         loops = [SubscriberLoop(self.recorder, f"replay-{node.name}-{t}", [node.member.client_address], (topic,),
                                 durable=True, replays=False, moves=False, from_offset=lowest[topic]).start()
                  for node in self.nodes.nodes for t, topic in enumerate(DURABLE_TOPICS)]
-        wait_until(lambda: durable_caught_up(self.recorder, loops), FINAL_REPLAY_S_MAX)
+        longest = max((len([p for p in self.recorder.durable_publishes if p.topic == topic])
+                       for topic in DURABLE_TOPICS), default=0)
+        wait_until(lambda: durable_caught_up(self.recorder, loops),
+                   FINAL_REPLAY_S_MAX + longest / FINAL_REPLAY_MESSAGES_PER_S_MIN)
         self._stop(loops)
 
     def _summarize(self) -> dict[str, Any]:
