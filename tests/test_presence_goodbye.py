@@ -205,7 +205,10 @@ class NeverAnswers(presence_pb2_grpc.PresenceServicer):
         await asyncio.Event().wait()
 
 
-def test_a_goodbye_to_a_peer_that_never_answers_is_given_up_and_the_stop_ends():
+def test_a_goodbye_to_a_peer_that_never_answers_is_given_up_and_the_stop_ends(monkeypatch):
+    # Shorter than the call's own timeout (PRESENCE_EXCHANGE_TIMEOUT_MS), so it is the wait that gives up.
+    monkeypatch.setattr(limits, "PRESENCE_GOODBYE_WAIT_MS", limits.PRESENCE_EXCHANGE_TIMEOUT_MS // 4)
+
     async def scenario():
         stuck = grpc.aio.server()
         port = stuck.add_insecure_port("127.0.0.1:0")

@@ -304,8 +304,8 @@ PRESENCE_TICK_MS = 50
 PRESENCE_PEER_QUEUE_FRAMES_MAX = 1_024
 # Longest one Exchange call (a batch of frames to a peer) may take before it is given up.
 PRESENCE_EXCHANGE_TIMEOUT_MS = 2_000
-# Longest a node that stops cleanly waits for its goodbye frames to reach its peers; one that misses it drops the node's entries by PRESENCE_NODE_DOWN_MS.
-PRESENCE_GOODBYE_WAIT_MS = 1_000
+# Longest a node that stops cleanly waits for its goodbye frames to reach its peers (as long as one Exchange call may take); one that misses it drops the node's entries by PRESENCE_NODE_DOWN_MS.
+PRESENCE_GOODBYE_WAIT_MS = 2_000
 # Diffs a presence watch stream holds for a slow reader; past it they go and the reader gets the topic's state (resync).
 PRESENCE_WATCH_DIFFS_MAX = 1_024
 
