@@ -10,8 +10,9 @@ earlier incarnation's goodbye arriving late does not touch a later one;
 an engine that said goodbye sends nothing more and refuses new sessions
 and tracks with Unavailable; a replica that misses the goodbye still drops
 the owner by the down bound. Running: a plane that stops sends its goodbye
-to a peer served by gRPC, which lists nothing of it right after, and a
-goodbye to a peer that never answers is given up (the stop waits
+to a peer served by gRPC, which lists nothing of it right after; a
+goodbye whose call failed goes once more; and a goodbye to a peer that
+never answers is given up (the stop waits
 PRESENCE_GOODBYE_WAIT_MS for it, not the call's whole timeout).
 
 Method: the pure modules with explicit times (ms); two planes behind gRPC
@@ -33,6 +34,7 @@ from tandemkv.server.available.crdt import canonical
 from tandemkv.server.available.presence import OwnerId, PresenceEngine, Replica, wire
 from tandemkv.server.api.presence_servicers import PresenceServicer
 from tandemkv.server.api.streams import StreamStops
+from tandemkv.server.available.presence_link import PeerLink
 from tandemkv.server.available.presence_plane import PresencePlane
 from tandemkv.v1 import presence_pb2_grpc
 
@@ -194,6 +196,44 @@ def test_a_plane_that_stops_takes_its_entries_off_its_peer_at_once():
             for plane in planes.values():
                 await plane.stop()
             for server in servers.values():
+                await server.stop(None)
+    asyncio.run(scenario())
+
+
+class FailsTheFirstGoodbye(PresenceServicer):
+    """A peer whose first call carrying a goodbye fails (a connection reset), as a lost datagram would."""
+
+    failed = 0
+
+    async def Exchange(self, request, context):
+        if not self.failed and any(wire.open_frame(f, SECRET, "b").goodbye for f in request.frames):
+            self.failed += 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "connection reset")
+        return await super().Exchange(request, context)
+
+
+def test_a_goodbye_whose_call_failed_is_sent_once_more():
+    async def scenario():
+        servers, planes = await _served_planes(["a", "b"])
+        a, b = planes["a"], planes["b"]
+        flaky = grpc.aio.server()
+        port = flaky.add_insecure_port("127.0.0.1:0")
+        servicer = FailsTheFirstGoodbye(b, StreamStops())
+        presence_pb2_grpc.add_PresenceServicer_to_server(servicer, flaky)
+        await flaky.start()
+        await a.links["b"].stop()
+        a.links["b"] = PeerLink("b", f"127.0.0.1:{port}")   # a reaches b through the flaky server
+        a.links["b"].start()
+        try:
+            session = a.open_session(60_000)
+            a.track(session, b"room", b"ann", b"")
+            await _until(lambda: set(b.list(b"room")) == {b"ann"}, "b lists ann")
+            await a.stop()
+            assert servicer.failed == 1 and a.goodbye_delivered == ["b"] and b.list(b"room") == {}
+        finally:
+            for plane in planes.values():
+                await plane.stop()
+            for server in (*servers.values(), flaky):
                 await server.stop(None)
     asyncio.run(scenario())
 

@@ -53,6 +53,9 @@ from tandemkv.server.available.presence_link import PeerLink
 
 log = logging.getLogger(__name__)
 
+# Calls a goodbye to one peer gets within PRESENCE_GOODBYE_WAIT_MS: a failed one (a connection reset) once more.
+GOODBYE_TRIES = 2
+
 # `list` is a method of PresencePlane, so inside it the builtin's type goes by this name.
 Diffs = list[Diff]
 
@@ -227,18 +230,24 @@ class PresencePlane:
         return str(Ref(self.node, self.owner.incarnation, session, self.engine.log.version))
 
     async def _say_goodbye(self) -> None:
+        """The goodbye to every peer, waited for up to PRESENCE_GOODBYE_WAIT_MS;
+        a call that failed (a connection reset) is tried once more meanwhile."""
         output = self.engine.goodbye(self._clock())
-        for peer, frame in output.frames:
-            link = self.links.get(peer)
-            if link is not None:
-                link.put_last(frame)
+        frames = {peer: frame for peer, frame in output.frames if peer in self.links}
         self._dispatch((), output.diffs)
-        names = sorted(self.links)
-        delivered = await asyncio.gather(*(self.links[name].drain(limits.PRESENCE_GOODBYE_WAIT_MS / 1000)
-                                           for name in names))
-        self.goodbye_delivered = [name for name, done in zip(names, delivered)
-                                  if done and self.links[name].last_frame_sent]
-        missed = sorted(set(names) - set(self.goodbye_delivered))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.PRESENCE_GOODBYE_WAIT_MS / 1000
+        for _ in range(GOODBYE_TRIES):
+            waiting = sorted(peer for peer in frames if not self.links[peer].last_frame_sent)
+            for peer in waiting:
+                self.links[peer].put_last(frames[peer])
+            drained = await asyncio.gather(*(self.links[peer].drain(max(0.0, deadline - loop.time()))
+                                             for peer in waiting))
+            if all(drained):
+                continue  # every call ended: a failed one gets its second try
+            break         # a call still in flight at the deadline: no time for another
+        self.goodbye_delivered = sorted(peer for peer in frames if self.links[peer].last_frame_sent)
+        missed = sorted(set(self.links) - set(self.goodbye_delivered))
         if missed:
             log.info("presence goodbye of %s did not reach %s within %d ms: they drop its entries within "
                      "PRESENCE_NODE_DOWN_MS", self.node, ", ".join(missed), limits.PRESENCE_GOODBYE_WAIT_MS)
