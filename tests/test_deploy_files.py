@@ -26,6 +26,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from tandemkv.server.process import discovery, serve, settings
+from tests.support.system_needs import skip_needing
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "docs" / "deploy"
@@ -141,7 +142,7 @@ def test_the_unit_runs_a_serve_that_the_real_parser_and_settings_accept(tmp_path
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path):
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("systemd-analyze is not installed (Debian: systemd)")
+        skip_needing("systemd (apt-get install -y systemd)", "systemd-analyze verifies the unit")
     text = (DEPLOY / "tandemkv.service").read_text()
     # verify checks that ExecStart's program exists: point it at this venv's.
     tandemkv = Path(sys.executable).parent / "tandemkv"
