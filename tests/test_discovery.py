@@ -233,3 +233,17 @@ def test_discovery_settings_come_from_the_toml_file_and_the_environment(dns, tmp
     config = settings.node_config(discovery.peers_at_start(values, print))
     assert [(m.name, m.client_address) for m in config.members] == [
         (f"n{k}", f"127.0.0.1:{8000 + k}") for k in (1, 2, 3)]
+
+
+def test_a_client_port_question_that_times_out_fails_the_answer_instead_of_guessing_ports():
+    class ClientQuestionTimesOut:
+        def addresses(self, name):
+            return ["127.0.0.1"]
+
+        def services(self, name):
+            if name.startswith("_client."):
+                raise DiscoveryError(f"no SRV records of {name!r}: no reply within 2000 ms")
+            return [("kv-0.kv.test", 7000)]
+
+    with pytest.raises(DiscoveryError, match="no reply within"):
+        DnsServices("kv.test", 9000).members(ClientQuestionTimesOut())

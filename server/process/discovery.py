@@ -37,7 +37,7 @@ from typing import Any, Callable
 from tandemkv import limits
 from tandemkv.server.node.config import Member
 # The DNS questions themselves (dnspython) live in dns_lookup.py; their names are used from here too.
-from tandemkv.server.process.dns_lookup import DiscoveryError, DnsLookup, Lookup
+from tandemkv.server.process.dns_lookup import DiscoveryError, DnsLookup, Lookup, NoRecords, NoSuchName
 
 STATIC, DNS, DNS_SRV = "static", "dns", "dns-srv"
 SRV_TARGET_HOST, SRV_TARGET_IP = "host", "ip"
@@ -126,8 +126,9 @@ class DnsServices:
         raft = _bounded(lookup.services(RAFT_SERVICE + self.name), RAFT_SERVICE + self.name)
         try:
             client_ports = dict(lookup.services(CLIENT_SERVICE + self.name))
-        except DiscoveryError:
+        except (NoSuchName, NoRecords):
             client_ports = {}  # no client port records: every member uses this node's
+            # (a timeout is no answer, not an empty one: it fails this answer instead)
         found = []
         for host, raft_port in raft:
             client_port = client_ports.get(host, self.client_port)

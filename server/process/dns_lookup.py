@@ -20,6 +20,10 @@ class NoRecords(DiscoveryError):
     """The name exists but has no records of the kind asked for."""
 
 
+class NoSuchName(DiscoveryError):
+    """The name does not exist (NXDOMAIN)."""
+
+
 class Lookup(Protocol):
     def addresses(self, name: str) -> list[str]: ...
 
@@ -73,7 +77,7 @@ class DnsLookup:
         try:
             return self._resolver.resolve(name, kind, search=False)
         except dns.resolver.NXDOMAIN:
-            raise DiscoveryError(f"no {asked}: the name does not exist (NXDOMAIN)") from None
+            raise NoSuchName(f"no {asked}: the name does not exist (NXDOMAIN)") from None
         except dns.resolver.NoAnswer:
             raise NoRecords(f"no {asked}: the name exists but has none") from None
         except dns.resolver.LifetimeTimeout:
