@@ -188,9 +188,9 @@ def usable_start(members: tuple[Member, ...], name: str, raft_address: str, expe
         return (f"the answer ({', '.join(m.name for m in members)}) does not list this node "
                 f"({name} at {raft_address}) yet")
     if (me[0].name, me[0].raft_address) != (name, raft_address):
-        raise DiscoveryMismatch(f"DNS lists this node as {me[0].name} at {me[0].raft_address}, but its settings "
-                             f"say {name} at {raft_address}: Raft knows members by address, so set name "
-                             "and raft_address to what DNS lists")
+        raise DiscoveryMismatch(f"DNS lists this node as {me[0].name} at {me[0].raft_address}, but its "
+                                f"settings say {name} at {raft_address}: Raft knows members by address, "
+                                "so set name and raft_address to what DNS lists")
     if len(members) < expect:
         return f"the answer lists {len(members)} of the {expect} members expected (discovery_expect)"
     return None
