@@ -77,6 +77,16 @@ def samples(port: ObservePort) -> dict[tuple[str, tuple], float]:
     return found
 
 
+def settled(port: ObservePort, condition) -> dict:
+    """A scrape for which `condition` holds, or the last one after WAIT_S."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        scrape = samples(port)
+        if condition(scrape) or time.monotonic() > deadline:
+            return scrape
+        time.sleep(0.02)
+
+
 def value(scrape: dict, name: str, **labels) -> float:
     return scrape.get((name, tuple(sorted(labels.items()))), 0.0)
 
@@ -89,8 +99,10 @@ def test_a_scrape_after_n_puts_shows_n_more_kv_put_calls_and_their_raft_work(ser
         for k in range(puts):
             client.put(f"observed-{k}".encode(), b"v")
         assert client.get(b"observed-0") == b"v"
-    after = samples(port)
     put_ok = dict(service="tandemkv.v1.KV", method="Put", code="OK")
+    # A call is counted in its done callback, which may run after the client has its answer.
+    after = settled(port, lambda scrape: value(scrape, "tandemkv_grpc_server_handled_total", **put_ok) >=
+                    value(before, "tandemkv_grpc_server_handled_total", **put_ok) + puts)
     assert value(after, "tandemkv_grpc_server_handled_total", **put_ok) - \
         value(before, "tandemkv_grpc_server_handled_total", **put_ok) == puts
     latency = dict(service="tandemkv.v1.KV", method="Put")
@@ -119,7 +131,8 @@ def test_a_refused_call_is_counted_under_its_status_code(served):
         with pytest.raises(grpc.RpcError) as refused:
             kv_pb2_grpc.KVStub(channel).Get(kv_pb2.GetRequest(key=b""), timeout=HTTP_TIMEOUT_S)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert value(samples(port), "tandemkv_grpc_server_handled_total", **code) == before + 1
+    after = settled(port, lambda scrape: value(scrape, "tandemkv_grpc_server_handled_total", **code) > before)
+    assert value(after, "tandemkv_grpc_server_handled_total", **code) == before + 1
 
 
 def test_livez_and_readyz_answer_200_on_a_ready_node_and_the_dashboard_loads(served):

@@ -35,10 +35,10 @@ FSYNC_LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 
 # Commands proposed in one round of the tick thread (they arrive together).
 ROUND_COMMANDS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
-_CODE_NAMES = {}
+_CODE_NAMES: dict[int, str] = {}
 
 
-def _code_name(code: Any) -> str:
+def code_name(code: Any) -> str:
     """'OK', 'UNAVAILABLE', ... from what `context.code()` gives (None: OK)."""
     if code is None:
         return "OK"
@@ -79,7 +79,7 @@ class RpcMetrics:
 
         def done(finished_context: Any) -> None:
             try:
-                code = _code_name(finished_context.code())
+                code = code_name(finished_context.code())
             except Exception:  # noqa: BLE001 - a context that cannot say: counted as unknown
                 code = "UNKNOWN"
             if finished_context.cancelled() and code == "OK":

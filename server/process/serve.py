@@ -19,7 +19,7 @@ import sys
 import threading
 import traceback
 
-from tandemkv.server.observe import logs
+from tandemkv.server.observe import logs, tracing
 from tandemkv.server.process import discovery, join, settings
 from tandemkv.server.process.stop_signals import StopSignals
 
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         config = settings.node_config(values)
         # Re-resolves DNS while the node runs and hands each change to a callback (None: static peers).
         poller = discovery.poller_for(values, config.members)
+        tracer = _rpc_tracer(values.get("tracing", False))
     except ValueError as error:
         print(f"tandemkv serve: {error}", file=sys.stderr)
         return 2
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     # Python by the main thread: faulthandler's dump of running threads can
     # read a frame as it is freed and crash the process.)
     stop = StopSignals({signal.SIGUSR1: _log_thread_stacks})
-    code = serve(config, stop, poller, tls=tls, http_address=values.get("http_address", ""))
+    code = serve(config, stop, poller, tls=tls, http_address=values.get("http_address", ""), tracer=tracer)
     # An RPC handler still blocked inside the stopped node must not keep the
     # process alive: everything is stopped and flushed, so leave at once.
     logging.shutdown()
@@ -107,6 +108,17 @@ def _observe_port(node, http_address: str):
     return ObservePort(node, http_address)
 
 
+def _rpc_tracer(enabled: bool):
+    """Spans for every RPC (server/observe/tracing.py), or None; ValueError
+    when asked for without OpenTelemetry installed."""
+    if not enabled:
+        return None
+    missing = tracing.tracing_missing()
+    if missing:
+        raise ValueError(f"setting tracing: {missing}")
+    return tracing.RpcTracer()
+
+
 def _http_host(address: str) -> str:
     host = address.rpartition(":")[0]
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -120,7 +132,7 @@ def _log_thread_stacks() -> None:
 
 
 def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = None, *, tls=None,
-          http_address: str = "") -> int:
+          http_address: str = "", tracer=None) -> int:
     # Imported here, not at the top: every `tandemkv` command imports this
     # module to build its parser, and only `serve` needs the node,
     # pysyncobj, LMDB and the gRPC server (tests/test_purity.py).
@@ -132,8 +144,8 @@ def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = 
     try:
         if observe is not None:
             observe.bind()
-        server = build_server(node, config.client_address, tls=tls,
-                              observer=observe.rpc_observer if observe is not None else None)
+        server = build_server(node, config.client_address, tls=tls, observer=tracing.combined(
+            observe.rpc_observer if observe is not None else None, tracer.call_started if tracer is not None else None))
     except OSError as error:
         print(f"tandemkv serve: {error}", file=sys.stderr)
         return 1

@@ -95,6 +95,8 @@ SETTINGS = (
             "the node's name, term and request id (docs/observability.md)"),
     # Metrics, /livez, /readyz and the dashboard (docs/observability.md).
     Setting("http_address", http_address_setting, "host:port for /metrics, /livez, /readyz and /dashboard (off when empty)"),
+    Setting("tracing", parse_bool, "OpenTelemetry spans for every RPC, to the global tracer provider (needs the "
+            "otel extra; docs/observability.md)"),
     *(Setting(f.name, int if f.type == "int" else float, f"Raft timing {f.name}", timing=True)
       for f in dataclasses.fields(RaftTimings)),
 )
