@@ -30,8 +30,9 @@ PRESENCE_NODE_DOWN_MS. A peer it cannot reach in that time drops them by
 the down bound, as for a node that died.
 
 Nothing here waits on Raft: presence works without a quorum. Every method
-runs on the plane's asyncio loop (the gRPC server's); the engine is never
-shared with another thread. Time is the wall clock in ms: heartbeats
+runs on the plane's asyncio loop (the node's, which its gRPC server
+shares); the engine is never shared with another thread. Time is the wall
+clock in ms: heartbeats
 compare owners' clocks (docs/presence.md, "Liveness by the owner's clock").
 """
 
