@@ -38,7 +38,7 @@ DEFAULT_BASE_PORT = 7400
 # Node K's client port is base + K - 1, its Raft port that plus this.
 RAFT_PORT_OFFSET = 100
 # ... and its HTTP port (metrics, health, dashboard: docs/observability.md) that plus this.
-HTTP_PORT_OFFSET = 200
+HTTP_PORT_OFFSET = 300
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 POLL_S = 0.2
