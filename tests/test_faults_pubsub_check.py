@@ -178,6 +178,11 @@ def test_a_fault_explains_a_loss_only_while_the_message_was_in_flight():
                                                 stamp=("n1", 7, 1, n)) for n in (4, 5)])
     verdict = check_best_effort(live_publishes(), [stalled], [after_the_path_moved_on])
     assert verdict.ok and verdict.counts["lost:kill"] == 1
+    # A cut of the link that healed just before counts it only when no later fault took it.
+    healed_cut = Fault("partition-bridge", ("n1", "n2"), 10.0, 12.5)
+    both = check_best_effort(live_publishes(), [stalled], [healed_cut, after_the_path_moved_on])
+    assert both.counts["lost:kill"] == 1 and not both.counts["lost:partition-bridge"]
+    assert check_best_effort(live_publishes(), [stalled], [healed_cut]).counts["lost:partition-bridge"] == 1
 
 
 def test_a_lagged_notice_explains_as_many_losses_as_it_counts():

@@ -303,16 +303,17 @@ def _check_order(verdict: Verdict, segment: Segment, by_payload: dict[str, Publi
 
 
 def _explain(p: Publish, passed_s: float, segment: Segment, faults: list[Fault]) -> str | None:
-    """The kind of the first fault that touched the message's path while it
-    was in flight (from its publish until `passed_s`, when the path was
-    seen past it), or None. A message stalled behind a healed partition
-    that a kill then takes is so explained by the kill."""
-    for fault in faults:
-        end = float("inf") if fault.end_s is None else fault.end_s
-        if fault.start_s - FAULT_EXPLAINS_BEFORE_S <= passed_s and p.invoke_s <= end + FAULT_EXPLAINS_AFTER_S:
-            if touches(fault, p.node, segment.node):
-                return fault.kind
-    return None
+    """The kind of the fault that took the message, or None: of the faults
+    that touched its path while it was in flight (from its publish until
+    `passed_s`, when the path was seen past it), the first to begin after
+    it was published, else the one under way when it was. A message stalled
+    behind a healed partition that a kill then takes is the kill's."""
+    on_path = [fault for fault in sorted(faults, key=lambda f: f.start_s)
+               if fault.start_s - FAULT_EXPLAINS_BEFORE_S <= passed_s
+               and p.invoke_s <= (float("inf") if fault.end_s is None else fault.end_s) + FAULT_EXPLAINS_AFTER_S
+               and touches(fault, p.node, segment.node)]
+    later = [fault for fault in on_path if fault.start_s >= p.invoke_s - FAULT_EXPLAINS_BEFORE_S]
+    return (later[0] if later else on_path[-1]).kind if on_path else None
 
 
 def touches(fault: Fault, source: str, target: str) -> bool:
