@@ -163,7 +163,7 @@ class Dispatcher(grpc.GenericRpcHandler):
         self._admission = admission
         self._malformed = malformed
         # Told of every call as it starts: observer(path, context, streaming)
-        # (the node's metrics, server/observe/metrics.py); None: not observed.
+        # (the node's metrics and spans, server/observe/); None: not observed.
         self._observer = observer
         self._methods: dict[str, tuple[str, grpc.RpcMethodHandler]] = {}
         for service in services:
