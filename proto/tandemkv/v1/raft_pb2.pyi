@@ -4,6 +4,7 @@ from tandemkv.v1 import lease_pb2 as _lease_pb2
 from tandemkv.v1 import coordination_pb2 as _coordination_pb2
 from tandemkv.v1 import crdt_pb2 as _crdt_pb2
 from tandemkv.v1 import topics_pb2 as _topics_pb2
+from tandemkv.v1 import jobs_pb2 as _jobs_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -49,7 +50,7 @@ class LeaseTickResult(_message.Message):
     def __init__(self, lease_clock_ms: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("format_version", "request_id", "ts_ms", "space_quota_bytes", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign", "create_table", "drop_table", "batch", "topic_publish")
+    __slots__ = ("format_version", "request_id", "ts_ms", "space_quota_bytes", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign", "create_table", "drop_table", "batch", "topic_publish", "job_enqueue", "job_claim", "job_complete", "job_fail", "job_retry", "job_cancel", "job_discard")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TS_MS_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +78,13 @@ class Command(_message.Message):
     DROP_TABLE_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     TOPIC_PUBLISH_FIELD_NUMBER: _ClassVar[int]
+    JOB_ENQUEUE_FIELD_NUMBER: _ClassVar[int]
+    JOB_CLAIM_FIELD_NUMBER: _ClassVar[int]
+    JOB_COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    JOB_FAIL_FIELD_NUMBER: _ClassVar[int]
+    JOB_RETRY_FIELD_NUMBER: _ClassVar[int]
+    JOB_CANCEL_FIELD_NUMBER: _ClassVar[int]
+    JOB_DISCARD_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     request_id: bytes
     ts_ms: int
@@ -104,7 +112,14 @@ class Command(_message.Message):
     drop_table: _crdt_pb2.DropTableRequest
     batch: CommandBatch
     topic_publish: _topics_pb2.TopicPublishRequest
-    def __init__(self, format_version: _Optional[int] = ..., request_id: _Optional[bytes] = ..., ts_ms: _Optional[int] = ..., space_quota_bytes: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutRequest, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteRequest, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnRequest, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrRequest, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetRequest, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetRequest, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteRequest, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTick, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantRequest, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeRequest, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveRequest, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterRequest, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterRequest, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireRequest, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseRequest, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignRequest, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimRequest, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignRequest, _Mapping]] = ..., create_table: _Optional[_Union[_crdt_pb2.CreateTableRequest, _Mapping]] = ..., drop_table: _Optional[_Union[_crdt_pb2.DropTableRequest, _Mapping]] = ..., batch: _Optional[_Union[CommandBatch, _Mapping]] = ..., topic_publish: _Optional[_Union[_topics_pb2.TopicPublishRequest, _Mapping]] = ...) -> None: ...
+    job_enqueue: _jobs_pb2.JobEnqueueRequest
+    job_claim: _jobs_pb2.JobClaimRequest
+    job_complete: _jobs_pb2.JobCompleteRequest
+    job_fail: _jobs_pb2.JobFailRequest
+    job_retry: _jobs_pb2.JobRetryRequest
+    job_cancel: _jobs_pb2.JobCancelRequest
+    job_discard: _jobs_pb2.JobDiscardRequest
+    def __init__(self, format_version: _Optional[int] = ..., request_id: _Optional[bytes] = ..., ts_ms: _Optional[int] = ..., space_quota_bytes: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutRequest, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteRequest, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnRequest, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrRequest, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetRequest, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetRequest, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteRequest, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTick, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantRequest, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeRequest, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveRequest, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterRequest, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterRequest, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireRequest, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseRequest, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignRequest, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimRequest, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignRequest, _Mapping]] = ..., create_table: _Optional[_Union[_crdt_pb2.CreateTableRequest, _Mapping]] = ..., drop_table: _Optional[_Union[_crdt_pb2.DropTableRequest, _Mapping]] = ..., batch: _Optional[_Union[CommandBatch, _Mapping]] = ..., topic_publish: _Optional[_Union[_topics_pb2.TopicPublishRequest, _Mapping]] = ..., job_enqueue: _Optional[_Union[_jobs_pb2.JobEnqueueRequest, _Mapping]] = ..., job_claim: _Optional[_Union[_jobs_pb2.JobClaimRequest, _Mapping]] = ..., job_complete: _Optional[_Union[_jobs_pb2.JobCompleteRequest, _Mapping]] = ..., job_fail: _Optional[_Union[_jobs_pb2.JobFailRequest, _Mapping]] = ..., job_retry: _Optional[_Union[_jobs_pb2.JobRetryRequest, _Mapping]] = ..., job_cancel: _Optional[_Union[_jobs_pb2.JobCancelRequest, _Mapping]] = ..., job_discard: _Optional[_Union[_jobs_pb2.JobDiscardRequest, _Mapping]] = ...) -> None: ...
 
 class CommandBatch(_message.Message):
     __slots__ = ("commands",)
@@ -127,7 +142,7 @@ class CommandError(_message.Message):
     def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CommandResult(_message.Message):
-    __slots__ = ("revision", "error", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign", "create_table", "drop_table", "batch", "topic_publish")
+    __slots__ = ("revision", "error", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign", "create_table", "drop_table", "batch", "topic_publish", "job_enqueue", "job_claim", "job_complete", "job_fail", "job_retry", "job_cancel", "job_discard")
     REVISION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     NOOP_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +168,13 @@ class CommandResult(_message.Message):
     DROP_TABLE_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     TOPIC_PUBLISH_FIELD_NUMBER: _ClassVar[int]
+    JOB_ENQUEUE_FIELD_NUMBER: _ClassVar[int]
+    JOB_CLAIM_FIELD_NUMBER: _ClassVar[int]
+    JOB_COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    JOB_FAIL_FIELD_NUMBER: _ClassVar[int]
+    JOB_RETRY_FIELD_NUMBER: _ClassVar[int]
+    JOB_CANCEL_FIELD_NUMBER: _ClassVar[int]
+    JOB_DISCARD_FIELD_NUMBER: _ClassVar[int]
     revision: int
     error: CommandError
     noop: Noop
@@ -178,4 +200,11 @@ class CommandResult(_message.Message):
     drop_table: _crdt_pb2.DropTableResponse
     batch: CommandBatchResult
     topic_publish: _topics_pb2.TopicPublishResponse
-    def __init__(self, revision: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutResponse, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteResponse, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnResponse, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrResponse, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetResponse, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetResponse, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteResponse, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTickResult, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantResponse, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeResponse, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveResponse, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterResponse, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterResponse, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireResponse, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseResponse, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignResponse, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimResponse, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignResponse, _Mapping]] = ..., create_table: _Optional[_Union[_crdt_pb2.CreateTableResponse, _Mapping]] = ..., drop_table: _Optional[_Union[_crdt_pb2.DropTableResponse, _Mapping]] = ..., batch: _Optional[_Union[CommandBatchResult, _Mapping]] = ..., topic_publish: _Optional[_Union[_topics_pb2.TopicPublishResponse, _Mapping]] = ...) -> None: ...
+    job_enqueue: _jobs_pb2.JobEnqueueResponse
+    job_claim: _jobs_pb2.JobClaimResponse
+    job_complete: _jobs_pb2.JobResponse
+    job_fail: _jobs_pb2.JobResponse
+    job_retry: _jobs_pb2.JobResponse
+    job_cancel: _jobs_pb2.JobResponse
+    job_discard: _jobs_pb2.JobResponse
+    def __init__(self, revision: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutResponse, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteResponse, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnResponse, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrResponse, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetResponse, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetResponse, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteResponse, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTickResult, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantResponse, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeResponse, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveResponse, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterResponse, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterResponse, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireResponse, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseResponse, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignResponse, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimResponse, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignResponse, _Mapping]] = ..., create_table: _Optional[_Union[_crdt_pb2.CreateTableResponse, _Mapping]] = ..., drop_table: _Optional[_Union[_crdt_pb2.DropTableResponse, _Mapping]] = ..., batch: _Optional[_Union[CommandBatchResult, _Mapping]] = ..., topic_publish: _Optional[_Union[_topics_pb2.TopicPublishResponse, _Mapping]] = ..., job_enqueue: _Optional[_Union[_jobs_pb2.JobEnqueueResponse, _Mapping]] = ..., job_claim: _Optional[_Union[_jobs_pb2.JobClaimResponse, _Mapping]] = ..., job_complete: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_fail: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_retry: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_cancel: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_discard: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,256 @@
+from tandemkv.v1 import kv_pb2 as _kv_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    JOB_AVAILABLE: _ClassVar[JobState]
+    JOB_SCHEDULED: _ClassVar[JobState]
+    JOB_CLAIMED: _ClassVar[JobState]
+    JOB_COMPLETED: _ClassVar[JobState]
+    JOB_RETRYABLE: _ClassVar[JobState]
+    JOB_DEAD: _ClassVar[JobState]
+    JOB_CANCELLED: _ClassVar[JobState]
+JOB_STATE_UNSPECIFIED: JobState
+JOB_AVAILABLE: JobState
+JOB_SCHEDULED: JobState
+JOB_CLAIMED: JobState
+JOB_COMPLETED: JobState
+JOB_RETRYABLE: JobState
+JOB_DEAD: JobState
+JOB_CANCELLED: JobState
+
+class Job(_message.Message):
+    __slots__ = ("id", "queue", "args", "priority", "run_at_ms", "attempt", "max_attempts", "state", "last_error", "unique_key", "timeout_ms", "lease", "token", "inserted_ms", "finished_ms", "failures", "result", "deadline_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    UNIQUE_KEY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INSERTED_MS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_MS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    queue: bytes
+    args: bytes
+    priority: int
+    run_at_ms: int
+    attempt: int
+    max_attempts: int
+    state: JobState
+    last_error: str
+    unique_key: bytes
+    timeout_ms: int
+    lease: int
+    token: int
+    inserted_ms: int
+    finished_ms: int
+    failures: int
+    result: bytes
+    deadline_ms: int
+    def __init__(self, id: _Optional[int] = ..., queue: _Optional[bytes] = ..., args: _Optional[bytes] = ..., priority: _Optional[int] = ..., run_at_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., state: _Optional[_Union[JobState, str]] = ..., last_error: _Optional[str] = ..., unique_key: _Optional[bytes] = ..., timeout_ms: _Optional[int] = ..., lease: _Optional[int] = ..., token: _Optional[int] = ..., inserted_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ..., failures: _Optional[int] = ..., result: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ...) -> None: ...
+
+class JobEnqueueRequest(_message.Message):
+    __slots__ = ("queue", "args", "unique_key", "run_at_ms", "priority", "max_attempts", "timeout_ms", "request_id")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    UNIQUE_KEY_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    queue: bytes
+    args: bytes
+    unique_key: bytes
+    run_at_ms: int
+    priority: int
+    max_attempts: int
+    timeout_ms: int
+    request_id: bytes
+    def __init__(self, queue: _Optional[bytes] = ..., args: _Optional[bytes] = ..., unique_key: _Optional[bytes] = ..., run_at_ms: _Optional[int] = ..., priority: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobEnqueueResponse(_message.Message):
+    __slots__ = ("header", "id", "duplicate", "job")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    id: int
+    duplicate: bool
+    job: Job
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., id: _Optional[int] = ..., duplicate: bool = ..., job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class JobClaimRequest(_message.Message):
+    __slots__ = ("queue", "lease", "limit", "request_id")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    queue: bytes
+    lease: int
+    limit: int
+    request_id: bytes
+    def __init__(self, queue: _Optional[bytes] = ..., lease: _Optional[int] = ..., limit: _Optional[int] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobClaimResponse(_message.Message):
+    __slots__ = ("header", "jobs")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+
+class JobCompleteRequest(_message.Message):
+    __slots__ = ("id", "token", "result", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    token: int
+    result: bytes
+    request_id: bytes
+    def __init__(self, id: _Optional[int] = ..., token: _Optional[int] = ..., result: _Optional[bytes] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobFailRequest(_message.Message):
+    __slots__ = ("id", "token", "error", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    token: int
+    error: str
+    request_id: bytes
+    def __init__(self, id: _Optional[int] = ..., token: _Optional[int] = ..., error: _Optional[str] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobRetryRequest(_message.Message):
+    __slots__ = ("id", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    request_id: bytes
+    def __init__(self, id: _Optional[int] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobCancelRequest(_message.Message):
+    __slots__ = ("id", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    request_id: bytes
+    def __init__(self, id: _Optional[int] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobDiscardRequest(_message.Message):
+    __slots__ = ("id", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    request_id: bytes
+    def __init__(self, id: _Optional[int] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobResponse(_message.Message):
+    __slots__ = ("header", "job")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    job: Job
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class JobGetRequest(_message.Message):
+    __slots__ = ("id", "consistency")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    consistency: _kv_pb2.ReadConsistency
+    def __init__(self, id: _Optional[int] = ..., consistency: _Optional[_Union[_kv_pb2.ReadConsistency, str]] = ...) -> None: ...
+
+class JobGetResponse(_message.Message):
+    __slots__ = ("header", "found", "job")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    found: bool
+    job: Job
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., found: bool = ..., job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class JobListRequest(_message.Message):
+    __slots__ = ("queue", "state", "after_id", "limit", "consistency")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    queue: bytes
+    state: JobState
+    after_id: int
+    limit: int
+    consistency: _kv_pb2.ReadConsistency
+    def __init__(self, queue: _Optional[bytes] = ..., state: _Optional[_Union[JobState, str]] = ..., after_id: _Optional[int] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[_kv_pb2.ReadConsistency, str]] = ...) -> None: ...
+
+class JobListResponse(_message.Message):
+    __slots__ = ("header", "jobs", "more", "next_after_id")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    more: bool
+    next_after_id: int
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., more: bool = ..., next_after_id: _Optional[int] = ...) -> None: ...
+
+class JobQueueStats(_message.Message):
+    __slots__ = ("queue", "available", "scheduled", "claimed", "completed", "retryable", "dead", "cancelled")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    DEAD_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    queue: bytes
+    available: int
+    scheduled: int
+    claimed: int
+    completed: int
+    retryable: int
+    dead: int
+    cancelled: int
+    def __init__(self, queue: _Optional[bytes] = ..., available: _Optional[int] = ..., scheduled: _Optional[int] = ..., claimed: _Optional[int] = ..., completed: _Optional[int] = ..., retryable: _Optional[int] = ..., dead: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
+
+class JobStatsRequest(_message.Message):
+    __slots__ = ("queue", "consistency")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    queue: bytes
+    consistency: _kv_pb2.ReadConsistency
+    def __init__(self, queue: _Optional[bytes] = ..., consistency: _Optional[_Union[_kv_pb2.ReadConsistency, str]] = ...) -> None: ...
+
+class JobStatsResponse(_message.Message):
+    __slots__ = ("header", "queues")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    queues: _containers.RepeatedCompositeFieldContainer[JobQueueStats]
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., queues: _Optional[_Iterable[_Union[JobQueueStats, _Mapping]]] = ...) -> None: ...
