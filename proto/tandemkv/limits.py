@@ -326,6 +326,35 @@ TOPIC_CHANGES_REVISIONS_MAX = 100_000
 # Durable topic subscriptions open at once on one node; more get RESOURCE_EXHAUSTED.
 TOPIC_SUBSCRIPTIONS_MAX = 100_000
 
+# -- jobs (the durable job queue, docs/jobs.md) --
+# Bytes of a job queue's name.
+JOB_QUEUE_BYTES_MAX = 256
+# Bytes of a job's args, and of the result it is completed with.
+JOB_ARGS_BYTES_MAX = 256 * 1024
+# Bytes of the error a failed job keeps (longer errors are refused).
+JOB_ERROR_BYTES_MAX = 4 * 1024
+# Jobs one claim may take.
+JOB_CLAIM_JOBS_MAX = 256
+# Highest job priority (0 runs first).
+JOB_PRIORITY_MAX = 9
+# Failures a job may be allowed before it is dead, and the default.
+JOB_MAX_ATTEMPTS_MAX = 1_000
+JOB_MAX_ATTEMPTS_DEFAULT = 20
+# Longest a claimed job may run (its timeout_ms) on the lease clock.
+JOB_TIMEOUT_MS_MAX = 24 * 3600 * 1000
+# Backoff after a job's first failure; it doubles per failure up to the max.
+JOB_BACKOFF_MIN_MS = 1_000
+JOB_BACKOFF_MAX_MS = 3600 * 1000
+# How long a finished job (completed, dead, cancelled) is kept, on the log clock.
+JOB_RETENTION_MS = 7 * 24 * 3600 * 1000
+# Finished jobs kept at most; beyond it the oldest finished go first.
+JOB_RETAINED_FINISHED_MAX = 100_000
+# Jobs the per-entry sweep may promote, time out or prune in one log entry.
+JOB_SWEEP_PER_ENTRY_MAX = 256
+# Jobs (or queues) one List (or Stats) answer carries, and records one List may look at.
+JOB_LIST_MAX = 1_000
+JOB_LIST_SCAN_MAX = 10_000
+
 # -- storage (LMDB), per node --
 # Map size of the Raft log's environment, which holds only entries and meta:
 # the entries between two snapshots at the largest command size.
