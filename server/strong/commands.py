@@ -7,7 +7,7 @@ from google.protobuf.message import Message
 
 from tandemkv.errors import (FailedPrecondition, InvalidArgument, OutOfRange, ResourceExhausted,
                              TandemKVError)
-from tandemkv.v1 import coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, raft_pb2, topics_pb2
+from tandemkv.v1 import coordination_pb2, counter_pb2, crdt_pb2, jobs_pb2, kv_pb2, lease_pb2, raft_pb2, topics_pb2
 
 from tandemkv.server.strong.state_machine import COMMAND_FORMAT_VERSION
 
@@ -33,6 +33,13 @@ WRITE_FIELDS: dict[type[Message], str] = {
     crdt_pb2.CreateTableRequest: "create_table",
     crdt_pb2.DropTableRequest: "drop_table",
     topics_pb2.TopicPublishRequest: "topic_publish",
+    jobs_pb2.JobEnqueueRequest: "job_enqueue",
+    jobs_pb2.JobClaimRequest: "job_claim",
+    jobs_pb2.JobCompleteRequest: "job_complete",
+    jobs_pb2.JobFailRequest: "job_fail",
+    jobs_pb2.JobRetryRequest: "job_retry",
+    jobs_pb2.JobCancelRequest: "job_cancel",
+    jobs_pb2.JobDiscardRequest: "job_discard",
 }
 
 _ERRORS: dict[int, type[TandemKVError]] = {

@@ -49,6 +49,9 @@ TICK_PROPOSER_KEY = b"lease_tick_proposer"
 COMPACTED_THROUGH_KEY = b"events_compacted_through"
 # A lease renewed since the last tick: its deadline is set by the next one.
 DEADLINE_AT_NEXT_TICK = -1
+# Attachment kinds whose owner releases them when their lease ends:
+# kind -> releaser(context, name, lease_id) (jobs.py registers its claims).
+LEASE_ITEM_RELEASERS: dict = {}
 
 
 def lease_clock(view: StoreView) -> int:
@@ -109,6 +112,9 @@ def drop_lease(context: ApplyContext, lease_id: int) -> None:
     view = context.view
     for item in view.lease_items(lease_id):
         kind, name = item[:1], item[1:]
+        if kind in LEASE_ITEM_RELEASERS:
+            LEASE_ITEM_RELEASERS[kind](context, name, lease_id)
+            continue
         if kind == KEY_ITEM:
             record = view.kv_get(name)
             if record is not None and record.lease == lease_id:

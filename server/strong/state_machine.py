@@ -39,7 +39,7 @@ from tandemkv import limits
 from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2, watch_pb2
 
-from tandemkv.server.strong import catalog, coordination, reads, topics, validation
+from tandemkv.server.strong import catalog, coordination, jobs, reads, topics, validation
 from tandemkv.server.strong.context import ApplyContext, CommandFailed, ResultBudget
 from tandemkv.server.strong.coordination import COMPACTED_THROUGH_KEY
 from tandemkv.server.strong.view import KvRecord, StoreView
@@ -82,6 +82,7 @@ def apply_entry(view: StoreView, index: int, command_bytes: bytes) -> bytes | No
                        limits.DEDUP_GC_PER_COMMAND_MAX * context.commands)
     _trim_history(context)
     topics.expire(context)
+    jobs.sweep(context)
     return result
 
 
@@ -430,4 +431,5 @@ _OPS = {
     **coordination.OPS,
     **catalog.OPS,
     **topics.OPS,
+    **jobs.OPS,
 }

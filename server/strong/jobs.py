@@ -1,0 +1,464 @@
+"""The job queue: durable jobs whose claims are leases. Part of the pure
+state machine (see state_machine.py for its rules): deterministic; it reads
+no clock but the two the log keeps: the log clock (the time commands carry,
+the proposers' wall clocks) for run_at, backoff and retention, and the
+lease clock (which only leader ticks advance, see coordination.py) for
+claim timeouts, as leases age on it.
+
+Rules it keeps:
+- A job's id is the Raft index of its enqueue; a claim's fencing token is
+  the Raft index of the claim, so a job's tokens strictly increase across
+  workers and failovers.
+- An enqueue with a unique_key, while a job of the same queue with that key
+  is not finished, returns that job (duplicate) and adds nothing.
+- A claim takes up to `limit` available jobs of a queue, by priority (0
+  first), then run_at, then id, and attaches each to the worker's lease.
+  When the lease ends (expiry or revoke), each job it still holds becomes
+  available again with its attempt counted: no job is lost with a worker.
+- Complete and fail are fenced: they apply only while the job is claimed
+  under the token they carry; a stale token gets FAILED_PRECONDITION naming
+  the job's state and current token, and changes nothing.
+- A failure (a fail call, or a claim that outran its timeout_ms on the
+  lease clock) counts against max_attempts: below it the job is retryable
+  at now + backoff (doubling from JOB_BACKOFF_MIN_MS to JOB_BACKOFF_MAX_MS,
+  with a jitter derived from the job id and failure count, so every replica
+  agrees); at it the job is dead with its last error. A lost lease is not a
+  failure: only real failures make a job dead.
+- Scheduled and retryable jobs become available once the log clock passes
+  their run_at: at every applied entry (the per-entry sweep) and at every
+  claim of their queue, so a worker's claim always sees what is due.
+- Finished jobs (completed, dead, cancelled) are kept JOB_RETENTION_MS on
+  the log clock and at most JOB_RETAINED_FINISHED_MAX of them; the sweep
+  prunes the oldest first, at most JOB_SWEEP_PER_ENTRY_MAX jobs an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from tandemkv import limits
+from tandemkv.errors import InvalidArgument
+from tandemkv.v1 import jobs_pb2 as J
+from tandemkv.v1 import kv_pb2, raft_pb2
+
+from tandemkv.server.strong import coordination
+from tandemkv.server.strong.context import ApplyContext, CommandFailed
+from tandemkv.server.strong.job_store import (DEADLINES, FINISHED, JOB_ITEM, STATE_COUNTS, WAITING,
+                                              JobTables)
+from tandemkv.server.strong.view import StoreView
+
+UNFINISHED = frozenset({J.JOB_AVAILABLE, J.JOB_SCHEDULED, J.JOB_CLAIMED, J.JOB_RETRYABLE})
+FINISHED_STATES = frozenset({J.JOB_COMPLETED, J.JOB_DEAD, J.JOB_CANCELLED})
+
+
+def state_name(state: int) -> str:
+    return STATE_COUNTS.get(state, "unknown")
+
+
+def backoff_ms(job_id: int, failures: int) -> int:
+    """The wait after a job's `failures`-th failure: a ceiling doubling from
+    JOB_BACKOFF_MIN_MS per failure up to JOB_BACKOFF_MAX_MS, and a point in
+    its upper half (never under the minimum) drawn from a hash of the job id
+    and the count, so retries spread out and every replica agrees."""
+    assert failures >= 1, "a backoff follows a failure"
+    ceiling_ms = min(limits.JOB_BACKOFF_MAX_MS, limits.JOB_BACKOFF_MIN_MS << min(failures - 1, 40))
+    floor_ms = max(limits.JOB_BACKOFF_MIN_MS, ceiling_ms // 2)
+    seed = job_id.to_bytes(8, "big") + failures.to_bytes(4, "big")
+    draw = int.from_bytes(hashlib.blake2b(seed, digest_size=8).digest(), "big")
+    return floor_ms + draw % (ceiling_ms - floor_ms + 1)
+
+
+# -- validation (the API edge and apply both run it) --
+def _check_queue(queue: bytes, what: str = "queue") -> None:
+    if not 0 < len(queue) <= limits.JOB_QUEUE_BYTES_MAX:
+        raise InvalidArgument(f"{what} is {len(queue)} bytes; it must be 1 to JOB_QUEUE_BYTES_MAX="
+                              f"{limits.JOB_QUEUE_BYTES_MAX} bytes", limit="JOB_QUEUE_BYTES_MAX")
+
+
+def _check_bytes(value: bytes, what: str, limit_name: str) -> None:
+    limit = getattr(limits, limit_name)
+    if len(value) > limit:
+        raise InvalidArgument(f"{what} is {len(value)} bytes; the limit {limit_name} is {limit} bytes",
+                              limit=limit_name)
+
+
+def _check_consistency(consistency: int) -> None:
+    if consistency not in kv_pb2.ReadConsistency.values():
+        raise InvalidArgument(f"unknown consistency {consistency}; use 0 (LINEARIZABLE) or 1 (STALE)")
+
+
+def _check_id(job_id: int) -> None:
+    if job_id <= 0:
+        raise InvalidArgument("id must be a job id (a positive number that enqueue returned)")
+
+
+def check_enqueue(request: J.JobEnqueueRequest) -> None:
+    _check_queue(request.queue)
+    _check_bytes(request.args, "args", "JOB_ARGS_BYTES_MAX")
+    _check_bytes(request.unique_key, "unique_key", "JOB_UNIQUE_KEY_BYTES_MAX")
+    if request.priority > limits.JOB_PRIORITY_MAX:
+        raise InvalidArgument(f"priority {request.priority} is over JOB_PRIORITY_MAX="
+                              f"{limits.JOB_PRIORITY_MAX} (0 runs first)", limit="JOB_PRIORITY_MAX")
+    if request.max_attempts > limits.JOB_MAX_ATTEMPTS_MAX:
+        raise InvalidArgument(f"max_attempts {request.max_attempts} is over JOB_MAX_ATTEMPTS_MAX="
+                              f"{limits.JOB_MAX_ATTEMPTS_MAX}", limit="JOB_MAX_ATTEMPTS_MAX")
+    if request.timeout_ms > limits.JOB_TIMEOUT_MS_MAX:
+        raise InvalidArgument(f"timeout_ms {request.timeout_ms} is over JOB_TIMEOUT_MS_MAX="
+                              f"{limits.JOB_TIMEOUT_MS_MAX}", limit="JOB_TIMEOUT_MS_MAX")
+    if request.run_at_ms < 0:
+        raise InvalidArgument(f"run_at_ms {request.run_at_ms} is negative; give epoch ms, or 0 for now")
+
+
+def check_claim(request: J.JobClaimRequest) -> None:
+    _check_queue(request.queue)
+    if request.lease <= 0:
+        raise InvalidArgument("lease must be a lease id (grant one first); a claim ends with its lease")
+    if request.limit > limits.JOB_CLAIM_JOBS_MAX:
+        raise InvalidArgument(f"limit {request.limit} is over JOB_CLAIM_JOBS_MAX="
+                              f"{limits.JOB_CLAIM_JOBS_MAX}", limit="JOB_CLAIM_JOBS_MAX")
+
+
+def check_complete(request: J.JobCompleteRequest) -> None:
+    _check_id(request.id)
+    _check_bytes(request.result, "result", "JOB_ARGS_BYTES_MAX")
+
+
+def check_fail(request: J.JobFailRequest) -> None:
+    _check_id(request.id)
+    _check_bytes(request.error.encode(), "error", "JOB_ERROR_BYTES_MAX")
+
+
+def check_list(request: J.JobListRequest) -> None:
+    if request.queue:
+        _check_queue(request.queue)
+    if request.state not in J.JobState.values():
+        raise InvalidArgument(f"state {request.state} is unknown; use one of "
+                              + ", ".join(f"{v} ({state_name(v)})" for v in sorted(STATE_COUNTS)))
+
+
+def check_stats(request: J.JobStatsRequest) -> None:
+    if request.queue:
+        _check_queue(request.queue)
+
+
+CHECKS = {
+    J.JobEnqueueRequest: check_enqueue,
+    J.JobClaimRequest: check_claim,
+    J.JobCompleteRequest: check_complete,
+    J.JobFailRequest: check_fail,
+    J.JobRetryRequest: lambda r: _check_id(r.id),
+    J.JobCancelRequest: lambda r: _check_id(r.id),
+    J.JobDiscardRequest: lambda r: _check_id(r.id),
+    J.JobGetRequest: lambda r: (_check_id(r.id), _check_consistency(r.consistency)),
+    J.JobListRequest: lambda r: (check_list(r), _check_consistency(r.consistency)),
+    J.JobStatsRequest: lambda r: (check_stats(r), _check_consistency(r.consistency)),
+}
+
+
+# -- moving a job between states: its indexes and counts follow --
+def _leave(tables: JobTables, job: J.Job) -> None:
+    state = job.state
+    if state == J.JOB_AVAILABLE:
+        tables.available_remove(job)
+    elif state in (J.JOB_SCHEDULED, J.JOB_RETRYABLE):
+        tables.timed_remove(WAITING, job.run_at_ms, job.id)
+    elif state == J.JOB_CLAIMED:
+        tables.view.lease_detach(job.lease, JOB_ITEM + job.id.to_bytes(8, "big"))
+        if job.deadline_ms:
+            tables.timed_remove(DEADLINES, job.deadline_ms, job.id)
+        job.deadline_ms = 0
+    elif state in FINISHED_STATES:
+        tables.timed_remove(FINISHED, job.finished_ms, job.id)
+        tables.finished_count_add(-1)
+    _count(tables, job.queue, state, -1)
+
+
+def _enter(tables: JobTables, job: J.Job, state: int, clock_ms: int) -> None:
+    """Puts the job in `state` (its indexes, counts and unique key) and stores it."""
+    job.state = state
+    if state == J.JOB_AVAILABLE:
+        tables.available_add(job)
+    elif state in (J.JOB_SCHEDULED, J.JOB_RETRYABLE):
+        tables.timed_add(WAITING, job.run_at_ms, job.id)
+    elif state == J.JOB_CLAIMED:
+        tables.view.lease_attach(job.lease, JOB_ITEM + job.id.to_bytes(8, "big"))
+        if job.deadline_ms:
+            tables.timed_add(DEADLINES, job.deadline_ms, job.id)
+    elif state in FINISHED_STATES:
+        job.finished_ms = clock_ms
+        tables.timed_add(FINISHED, job.finished_ms, job.id)
+        tables.finished_count_add(1)
+        if job.unique_key and tables.unique_get(job.queue, job.unique_key) == job.id:
+            tables.unique_delete(job.queue, job.unique_key)
+    _count(tables, job.queue, state, 1)
+    tables.put(job)
+
+
+def _move(tables: JobTables, job: J.Job, state: int, clock_ms: int) -> None:
+    _leave(tables, job)
+    _enter(tables, job, state, clock_ms)
+
+
+def _count(tables: JobTables, queue: bytes, state: int, delta: int) -> None:
+    stats = tables.stats(queue)
+    name = STATE_COUNTS[state]
+    setattr(stats, name, getattr(stats, name) + delta)
+    tables.stats_put(stats)
+
+
+def _header(context: ApplyContext) -> kv_pb2.ResponseHeader:
+    return kv_pb2.ResponseHeader(revision=context.index)
+
+
+def _summary(job: J.Job) -> J.Job:
+    """The job without its args (the caller has them), to keep results small."""
+    copy = J.Job()
+    copy.CopyFrom(job)
+    copy.ClearField("args")
+    return copy
+
+
+def _require(tables: JobTables, job_id: int) -> J.Job:
+    job = tables.get(job_id)
+    if job is None:
+        raise CommandFailed(raft_pb2.FAILED_PRECONDITION,
+                            f"job {job_id} not found (never enqueued, or finished and pruned after "
+                            f"JOB_RETENTION_MS={limits.JOB_RETENTION_MS})")
+    return job
+
+
+# -- apply --
+def enqueue(context: ApplyContext, request: J.JobEnqueueRequest) -> J.JobEnqueueResponse:
+    tables = JobTables(context.view)
+    if request.unique_key:
+        first_id = tables.unique_get(request.queue, request.unique_key)
+        if first_id is not None:
+            first = _require(tables, first_id)
+            return J.JobEnqueueResponse(header=_header(context), id=first_id, duplicate=True,
+                                        job=_summary(first))
+    clock_ms = context.clock_ms
+    job = J.Job(id=context.index, queue=request.queue, args=request.args, priority=request.priority,
+                run_at_ms=max(request.run_at_ms, clock_ms),
+                max_attempts=request.max_attempts or limits.JOB_MAX_ATTEMPTS_DEFAULT,
+                unique_key=request.unique_key, timeout_ms=request.timeout_ms, inserted_ms=clock_ms)
+    if request.unique_key:
+        tables.unique_put(request.queue, request.unique_key, job.id)
+    _enter(tables, job, J.JOB_SCHEDULED if request.run_at_ms > clock_ms else J.JOB_AVAILABLE, clock_ms)
+    return J.JobEnqueueResponse(header=_header(context), id=job.id, job=_summary(job))
+
+
+def claim(context: ApplyContext, request: J.JobClaimRequest) -> J.JobClaimResponse:
+    view = context.view
+    tables = JobTables(view)
+    coordination.require_attachable(view, request.lease)  # before any change: a refusal changes nothing
+    _promote(context, tables, limits.JOB_CLAIM_JOBS_MAX)
+    room = limits.LEASE_ATTACHMENTS_MAX - len(view.lease_items(request.lease))
+    limit = min(request.limit or 1, room)
+    response = J.JobClaimResponse(header=_header(context))
+    # A deadline set from the lease clock, which lags real time by up to a
+    # tick interval here, plus one interval: a claim never times out early.
+    started_ms = coordination.lease_clock(view) + limits.LEASE_TICK_INTERVAL_MS
+    for job_id in tables.available_first(request.queue, limit):
+        job = tables.get(job_id)
+        assert job is not None and job.state == J.JOB_AVAILABLE, "the available index follows the jobs"
+        size_bytes = job.ByteSize() + 16
+        if response.jobs and size_bytes > context.budget.left_bytes:
+            break  # the result is full; the rest wait for the next claim
+        context.budget.spend(size_bytes, "the claimed jobs")
+        _leave(tables, job)
+        job.attempt += 1
+        job.lease, job.token = request.lease, context.index
+        job.deadline_ms = started_ms + job.timeout_ms if job.timeout_ms else 0
+        _enter(tables, job, J.JOB_CLAIMED, context.clock_ms)
+        response.jobs.append(job)
+    return response
+
+
+def _fenced(tables: JobTables, job_id: int, token: int) -> J.Job:
+    job = _require(tables, job_id)
+    if job.state != J.JOB_CLAIMED or job.token != token:
+        holder = f"claimed under token {job.token}" if job.state == J.JOB_CLAIMED else state_name(job.state)
+        raise CommandFailed(raft_pb2.FAILED_PRECONDITION,
+                            f"job {job_id} is {holder} (current token {job.token}); token {token} "
+                            "is stale: that claim ended (its lease expired, it timed out, or it "
+                            "was cancelled), so its outcome is not recorded")
+    return job
+
+
+def complete(context: ApplyContext, request: J.JobCompleteRequest) -> J.JobResponse:
+    tables = JobTables(context.view)
+    job = _fenced(tables, request.id, request.token)
+    _leave(tables, job)
+    job.result = request.result
+    _enter(tables, job, J.JOB_COMPLETED, context.clock_ms)
+    return J.JobResponse(header=_header(context), job=_summary(job))
+
+
+def _failed(context: ApplyContext, tables: JobTables, job: J.Job, error: str) -> None:
+    """A real failure of a claimed job: retryable after its backoff, or dead."""
+    _leave(tables, job)
+    job.failures += 1
+    job.last_error = error
+    if job.failures >= job.max_attempts:
+        _enter(tables, job, J.JOB_DEAD, context.clock_ms)
+        return
+    job.run_at_ms = context.clock_ms + backoff_ms(job.id, job.failures)
+    _enter(tables, job, J.JOB_RETRYABLE, context.clock_ms)
+
+
+def fail(context: ApplyContext, request: J.JobFailRequest) -> J.JobResponse:
+    tables = JobTables(context.view)
+    job = _fenced(tables, request.id, request.token)
+    _failed(context, tables, job, request.error)
+    return J.JobResponse(header=_header(context), job=_summary(job))
+
+
+def retry(context: ApplyContext, request: J.JobRetryRequest) -> J.JobResponse:
+    tables = JobTables(context.view)
+    job = _require(tables, request.id)
+    if job.state == J.JOB_CLAIMED:
+        raise CommandFailed(raft_pb2.FAILED_PRECONDITION,
+                            f"job {job.id} is claimed (token {job.token}); its worker completes or "
+                            "fails it, or cancel it first")
+    if job.state in FINISHED_STATES and job.unique_key:
+        holder = tables.unique_get(job.queue, job.unique_key)
+        if holder is not None and holder != job.id:
+            raise CommandFailed(raft_pb2.FAILED_PRECONDITION,
+                                f"job {holder} holds job {job.id}'s unique_key and is not finished; "
+                                "retry that one, or wait until it finishes")
+    if job.state != J.JOB_AVAILABLE:
+        _leave(tables, job)
+        if job.unique_key and job.state in FINISHED_STATES:
+            tables.unique_put(job.queue, job.unique_key, job.id)
+        job.finished_ms = 0
+        job.max_attempts = max(job.max_attempts, job.failures + 1)
+        job.run_at_ms = context.clock_ms
+        _enter(tables, job, J.JOB_AVAILABLE, context.clock_ms)
+    return J.JobResponse(header=_header(context), job=_summary(job))
+
+
+def _finish_by_request(context: ApplyContext, job_id: int, state: int, verb: str) -> J.JobResponse:
+    tables = JobTables(context.view)
+    job = _require(tables, job_id)
+    if job.state in FINISHED_STATES:
+        raise CommandFailed(raft_pb2.FAILED_PRECONDITION,
+                            f"job {job_id} is already {state_name(job.state)}; only an unfinished "
+                            f"job can be {verb} (retry runs a finished one again)")
+    _leave(tables, job)
+    if state == J.JOB_DEAD:
+        job.last_error = ("discarded by request; last error: " + job.last_error
+                          if job.last_error else "discarded by request")[:limits.JOB_ERROR_BYTES_MAX]
+    _enter(tables, job, state, context.clock_ms)
+    return J.JobResponse(header=_header(context), job=_summary(job))
+
+
+def cancel(context: ApplyContext, request: J.JobCancelRequest) -> J.JobResponse:
+    return _finish_by_request(context, request.id, J.JOB_CANCELLED, "cancelled")
+
+
+def discard(context: ApplyContext, request: J.JobDiscardRequest) -> J.JobResponse:
+    return _finish_by_request(context, request.id, J.JOB_DEAD, "discarded")
+
+
+def lease_ended(context: ApplyContext, name: bytes, lease_id: int) -> None:
+    """A lease holding a claim of this job ended: the job is available
+    again (its attempt stays counted), unless it moved on meanwhile."""
+    tables = JobTables(context.view)
+    job = tables.get(int.from_bytes(name, "big"))
+    if job is None or job.state != J.JOB_CLAIMED or job.lease != lease_id:
+        return
+    _move(tables, job, J.JOB_AVAILABLE, context.clock_ms)
+
+
+# -- the per-entry sweep --
+def _promote(context: ApplyContext, tables: JobTables, count_max: int) -> int:
+    due = tables.timed_due(WAITING, context.clock_ms, count_max)
+    for job_id in due:
+        job = tables.get(job_id)
+        assert job is not None and job.state in (J.JOB_SCHEDULED, J.JOB_RETRYABLE), "waiting follows jobs"
+        _move(tables, job, J.JOB_AVAILABLE, context.clock_ms)
+    return len(due)
+
+
+def sweep(context: ApplyContext) -> None:
+    """Run once per applied entry, within JOB_SWEEP_PER_ENTRY_MAX jobs:
+    promotes due jobs, fails claims past their timeout, prunes finished
+    jobs past retention."""
+    tables = JobTables(context.view)
+    left = limits.JOB_SWEEP_PER_ENTRY_MAX - _promote(context, tables, limits.JOB_SWEEP_PER_ENTRY_MAX)
+    if left > 0:
+        lease_now_ms = coordination.lease_clock(context.view)
+        for job_id in tables.timed_due(DEADLINES, lease_now_ms, left):
+            job = tables.get(job_id)
+            assert job is not None and job.state == J.JOB_CLAIMED, "deadlines follow claims"
+            _failed(context, tables, job, f"timed out: ran past its timeout_ms={job.timeout_ms}")
+            left -= 1
+    if left > 0:
+        over = tables.finished_count() - limits.JOB_RETAINED_FINISHED_MAX
+        aged_before_ms = context.clock_ms - limits.JOB_RETENTION_MS
+        for job_id in tables.timed_due(FINISHED, None, left):
+            job = tables.get(job_id)
+            assert job is not None and job.state in FINISHED_STATES, "finished follows jobs"
+            if over <= 0 and job.finished_ms > aged_before_ms:
+                break
+            _leave(tables, job)
+            tables.delete(job.id)
+            over -= 1
+
+
+# -- reads --
+def read_get(view: StoreView, request: J.JobGetRequest, revision: int) -> J.JobGetResponse:
+    response = J.JobGetResponse(header=kv_pb2.ResponseHeader(revision=revision))
+    job = JobTables(view).get(request.id)
+    if job is not None:
+        response.found = True
+        response.job.CopyFrom(job)
+    return response
+
+
+def read_list(view: StoreView, request: J.JobListRequest, revision: int) -> J.JobListResponse:
+    """Jobs by id after `after_id`, of a queue and a state if asked; looks at
+    up to JOB_LIST_SCAN_MAX jobs and answers up to `limit` and
+    RANGE_RESPONSE_BYTES_MAX bytes, with where to go on."""
+    response = J.JobListResponse(header=kv_pb2.ResponseHeader(revision=revision))
+    limit = min(request.limit or limits.JOB_LIST_MAX, limits.JOB_LIST_MAX)
+    size_bytes = 0
+    looked = JobTables(view).scan(request.after_id, limits.JOB_LIST_SCAN_MAX + 1)
+    response.next_after_id = request.after_id
+    for job in looked[:limits.JOB_LIST_SCAN_MAX]:
+        if request.queue and job.queue != request.queue or request.state and job.state != request.state:
+            response.next_after_id = job.id
+            continue
+        if len(response.jobs) >= limit or size_bytes + job.ByteSize() > limits.RANGE_RESPONSE_BYTES_MAX:
+            response.more = True
+            return response
+        response.jobs.append(job)
+        size_bytes += job.ByteSize()
+        response.next_after_id = job.id
+    response.more = len(looked) > limits.JOB_LIST_SCAN_MAX
+    return response
+
+
+def read_stats(view: StoreView, request: J.JobStatsRequest, revision: int) -> J.JobStatsResponse:
+    response = J.JobStatsResponse(header=kv_pb2.ResponseHeader(revision=revision))
+    tables = JobTables(view)
+    if request.queue:
+        response.queues.append(tables.stats(request.queue))
+    else:
+        response.queues.extend(tables.stats_scan(limits.JOB_LIST_MAX))
+    return response
+
+
+OPS = {
+    J.JobEnqueueRequest: enqueue,
+    J.JobClaimRequest: claim,
+    J.JobCompleteRequest: complete,
+    J.JobFailRequest: fail,
+    J.JobRetryRequest: retry,
+    J.JobCancelRequest: cancel,
+    J.JobDiscardRequest: discard,
+}
+READERS = {J.JobGetRequest: read_get, J.JobListRequest: read_list, J.JobStatsRequest: read_stats}
+
+# Ending a lease releases its jobs (coordination.drop_lease calls this).
+coordination.LEASE_ITEM_RELEASERS[JOB_ITEM] = lease_ended
