@@ -51,6 +51,7 @@ from tandemkv.server.node.kv import NodeOperations
 from tandemkv.server.node.membership import NodeMembership
 from tandemkv.server.node.presence import NodePresence
 from tandemkv.server.node.pubsub import NodePubSub
+from tandemkv.server.node.jobs import NodeJobs
 from tandemkv.server.node.topics import NodeTopics
 from tandemkv.server.node.watches import NodeWatches
 from tandemkv.server.storage import crash_marker, disk, snapshot
@@ -59,7 +60,7 @@ from tandemkv.limits import MAP_FILL_RATIO_WRITES_MAX
 from tandemkv.server.storage.state_store import StateStore
 from tandemkv.server.raft.read_barrier import ReadBarrier
 from tandemkv.server.raft.replica import NOT_APPLIED, Outcome, Replica
-from tandemkv.server.strong import batching, catalog, commands, coordination, reads, topics, validation
+from tandemkv.server.strong import batching, catalog, commands, coordination, jobs, reads, topics, validation
 from tandemkv.server.strong.state_machine import BATCHABLE_OPS
 from tandemkv.v1 import kv_pb2
 
@@ -75,7 +76,8 @@ READY_POLL_S = 0.02
 PLANE_STOP_WAIT_S = 5.0
 
 
-_READERS = {**reads.READERS, **coordination.READERS, **catalog.READERS, **topics.READERS}
+_READERS = {**reads.READERS, **coordination.READERS, **catalog.READERS, **topics.READERS,
+            **jobs.READERS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +115,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
         self.available: AvailablePlane | None = None
         self.crdt = NodeCrdt(self)  # the CRDT tables: create, update, read, subscribe
         self.topics = NodeTopics(self)  # durable topics: publish, read, subscribe from an offset
+        self.jobs = NodeJobs(self)  # the job queue: enqueue, claim under a lease, complete, fail
         # The loop the pub/sub and presence planes run on, and the gRPC
         # server that serves this node (event_loop.py); built in start().
         self.loop: NodeLoop | None = None

@@ -1,0 +1,55 @@
+"""The gRPC servicer of the job queue (tandemkv.v1.Jobs).
+
+Every RPC is unary and goes through `edge.handle` like the KV servicers:
+validate against the named limits, check the deadline, call the node
+(writes through `propose_async`, reads through `query_async`, neither
+holding a thread while it waits). A stale fencing token, a job not found
+and a claim under a missing lease are FAILED_PRECONDITION with a message
+naming what to do; the model is the pure core's (server/strong/jobs.py).
+"""
+
+from __future__ import annotations
+
+from tandemkv.server.api.edge import handle
+from tandemkv.v1 import jobs_pb2_grpc
+
+
+class JobsServicer(jobs_pb2_grpc.JobsServicer):
+    def __init__(self, node):
+        self._node = node
+
+    async def _write(self, request, context):
+        return await handle(context, request, self._node.propose_async)
+
+    async def _read(self, request, context):
+        return await handle(context, request, self._node.query_async)
+
+    async def Enqueue(self, request, context):
+        return await self._write(request, context)
+
+    async def Claim(self, request, context):
+        return await self._write(request, context)
+
+    async def Complete(self, request, context):
+        return await self._write(request, context)
+
+    async def Fail(self, request, context):
+        return await self._write(request, context)
+
+    async def Retry(self, request, context):
+        return await self._write(request, context)
+
+    async def Cancel(self, request, context):
+        return await self._write(request, context)
+
+    async def Discard(self, request, context):
+        return await self._write(request, context)
+
+    async def Get(self, request, context):
+        return await self._read(request, context)
+
+    async def List(self, request, context):
+        return await self._read(request, context)
+
+    async def Stats(self, request, context):
+        return await self._read(request, context)

@@ -1,0 +1,121 @@
+"""The job queue's half of the `Node` API, `node.jobs`: enqueue, claim,
+complete, fail, retry, cancel, discard through Raft; get, list and stats as
+reads. Each write is a write like any other (`node.propose`): linearizable,
+exactly once by request id; each read a read like any other (`node.query`,
+linearizable by default). The model (claims bound to leases, fencing
+tokens, backoff, dead jobs) is the pure core's
+(tandemkv.server.strong.jobs); this file only builds requests.
+
+Every method has an `_async` twin that holds no thread while it waits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tandemkv.v1 import jobs_pb2 as J
+from tandemkv.v1 import kv_pb2
+
+if TYPE_CHECKING:
+    from tandemkv.server.node.node import Node
+
+
+def enqueue_request(queue: bytes, args: bytes = b"", *, unique_key: bytes = b"", run_at_ms: int = 0,
+                    priority: int = 0, max_attempts: int = 0, timeout_ms: int = 0,
+                    request_id: bytes | None = None) -> J.JobEnqueueRequest:
+    return J.JobEnqueueRequest(queue=queue, args=args, unique_key=unique_key, run_at_ms=run_at_ms,
+                               priority=priority, max_attempts=max_attempts, timeout_ms=timeout_ms,
+                               request_id=request_id or b"")
+
+
+def _writes(queue_or_id, kind: str, **fields):
+    """The write request of one of the by-id or by-queue operations."""
+    builders = {
+        "claim": lambda: J.JobClaimRequest(queue=queue_or_id, **fields),
+        "complete": lambda: J.JobCompleteRequest(id=queue_or_id, **fields),
+        "fail": lambda: J.JobFailRequest(id=queue_or_id, **fields),
+        "retry": lambda: J.JobRetryRequest(id=queue_or_id, **fields),
+        "cancel": lambda: J.JobCancelRequest(id=queue_or_id, **fields),
+        "discard": lambda: J.JobDiscardRequest(id=queue_or_id, **fields),
+    }
+    return builders[kind]()
+
+
+def _consistency(stale: bool) -> int:
+    return kv_pb2.STALE if stale else kv_pb2.LINEARIZABLE
+
+
+class NodeJobs:
+    """`node.jobs`: the job queue of one embedded node."""
+
+    def __init__(self, node: "Node"):
+        self._node = node
+
+    # -- writes --
+    def enqueue(self, queue: bytes, args: bytes = b"", *, timeout_s: float | None = None,
+                **options) -> J.JobEnqueueResponse:
+        """Enqueues a job; returns its id (or, for a unique_key that an
+        unfinished job of the queue holds, that job's, with duplicate=True)."""
+        return self._node.propose(enqueue_request(queue, args, **options), timeout_s=timeout_s)
+
+    async def enqueue_async(self, queue: bytes, args: bytes = b"", *, timeout_s: float | None = None,
+                            **options) -> J.JobEnqueueResponse:
+        return await self._node.propose_async(enqueue_request(queue, args, **options),
+                                              timeout_s=timeout_s)
+
+    def claim(self, queue: bytes, lease: int, limit: int = 1, *, request_id: bytes = b"",
+              timeout_s: float | None = None) -> J.JobClaimResponse:
+        """Claims up to `limit` available jobs under `lease`; each job carries
+        the fencing token its complete or fail must give."""
+        request = _writes(queue, "claim", lease=lease, limit=limit, request_id=request_id)
+        return self._node.propose(request, timeout_s=timeout_s)
+
+    async def claim_async(self, queue: bytes, lease: int, limit: int = 1, *, request_id: bytes = b"",
+                          timeout_s: float | None = None) -> J.JobClaimResponse:
+        request = _writes(queue, "claim", lease=lease, limit=limit, request_id=request_id)
+        return await self._node.propose_async(request, timeout_s=timeout_s)
+
+    def complete(self, job_id: int, token: int, result: bytes = b"", *, request_id: bytes = b"",
+                 timeout_s: float | None = None) -> J.JobResponse:
+        request = _writes(job_id, "complete", token=token, result=result, request_id=request_id)
+        return self._node.propose(request, timeout_s=timeout_s)
+
+    async def complete_async(self, job_id: int, token: int, result: bytes = b"", *,
+                             request_id: bytes = b"", timeout_s: float | None = None) -> J.JobResponse:
+        request = _writes(job_id, "complete", token=token, result=result, request_id=request_id)
+        return await self._node.propose_async(request, timeout_s=timeout_s)
+
+    def fail(self, job_id: int, token: int, error: str, *, request_id: bytes = b"",
+             timeout_s: float | None = None) -> J.JobResponse:
+        request = _writes(job_id, "fail", token=token, error=error, request_id=request_id)
+        return self._node.propose(request, timeout_s=timeout_s)
+
+    async def fail_async(self, job_id: int, token: int, error: str, *, request_id: bytes = b"",
+                         timeout_s: float | None = None) -> J.JobResponse:
+        request = _writes(job_id, "fail", token=token, error=error, request_id=request_id)
+        return await self._node.propose_async(request, timeout_s=timeout_s)
+
+    def retry(self, job_id: int, *, timeout_s: float | None = None) -> J.JobResponse:
+        return self._node.propose(_writes(job_id, "retry"), timeout_s=timeout_s)
+
+    def cancel(self, job_id: int, *, timeout_s: float | None = None) -> J.JobResponse:
+        return self._node.propose(_writes(job_id, "cancel"), timeout_s=timeout_s)
+
+    def discard(self, job_id: int, *, timeout_s: float | None = None) -> J.JobResponse:
+        return self._node.propose(_writes(job_id, "discard"), timeout_s=timeout_s)
+
+    # -- reads --
+    def get(self, job_id: int, *, stale: bool = False, timeout_s: float | None = None) -> J.JobGetResponse:
+        request = J.JobGetRequest(id=job_id, consistency=_consistency(stale))
+        return self._node.query(request, timeout_s=timeout_s)
+
+    def list(self, queue: bytes = b"", state: int = 0, *, after_id: int = 0, limit: int = 0,
+             stale: bool = False, timeout_s: float | None = None) -> J.JobListResponse:
+        request = J.JobListRequest(queue=queue, state=state, after_id=after_id, limit=limit,
+                                   consistency=_consistency(stale))
+        return self._node.query(request, timeout_s=timeout_s)
+
+    def stats(self, queue: bytes = b"", *, stale: bool = False,
+              timeout_s: float | None = None) -> J.JobStatsResponse:
+        request = J.JobStatsRequest(queue=queue, consistency=_consistency(stale))
+        return self._node.query(request, timeout_s=timeout_s)
