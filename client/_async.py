@@ -15,6 +15,7 @@ from tandemkv.client import _core as core
 from tandemkv.client import _operations as ops
 from tandemkv.client._claims_async import AsyncElection, AsyncLock, AsyncRegistry
 from tandemkv.client._crdt_async import AsyncCrdtTables
+from tandemkv.client._jobs_async import AsyncJobs
 from tandemkv.client._leases import AsyncLease, lease_id
 from tandemkv.client._members import AsyncMembers
 from tandemkv.client._pipeline import batchable
@@ -151,6 +152,11 @@ class AsyncClient:
     def presence(self) -> AsyncPresence:
         """Presence; see `Client.presence`."""
         return AsyncPresence(self)
+
+    @cached_property
+    def jobs(self) -> AsyncJobs:
+        """The durable job queue; see `Client.jobs`."""
+        return AsyncJobs(self)
 
     @cached_property
     def maintenance(self) -> AsyncMaintenance:

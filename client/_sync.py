@@ -16,6 +16,7 @@ from tandemkv.client import _core as core
 from tandemkv.client import _operations as ops
 from tandemkv.client._claims import Election, Lock, Registry
 from tandemkv.client._crdt import CrdtTables
+from tandemkv.client._jobs import Jobs
 from tandemkv.client._leases import Lease, lease_id
 from tandemkv.client._members import Members
 from tandemkv.client._maintenance import Maintenance
@@ -32,6 +33,7 @@ from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
 from tandemkv.client._tls import ChannelFactory, TLSConfig, resolve_tls
 from tandemkv.errors import TandemKVError
 from tandemkv.v1 import batch_pb2_grpc, crdt_pb2_grpc, maintenance_pb2_grpc, presence_pb2_grpc, pubsub_pb2_grpc
+from tandemkv.v1 import jobs_pb2_grpc
 from tandemkv.v1 import (
     cluster_pb2_grpc, coordination_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc, lease_pb2_grpc, watch_pb2_grpc,
 )
@@ -49,6 +51,7 @@ STUBS["Batch"] = batch_pb2_grpc.BatchStub
 STUBS["PubSub"] = pubsub_pb2_grpc.PubSubStub
 STUBS["Presence"] = presence_pb2_grpc.PresenceStub
 STUBS["Maintenance"] = maintenance_pb2_grpc.MaintenanceStub
+STUBS["Jobs"] = jobs_pb2_grpc.JobsStub
 
 
 class Client:
@@ -242,6 +245,11 @@ class Client:
     def presence(self) -> Presence:
         """Presence: track who is here, list and watch (no Raft); see `Presence`."""
         return Presence(self)
+
+    @cached_property
+    def jobs(self) -> Jobs:
+        """The durable job queue: enqueue, claim under a lease, complete, fail; see `Jobs`."""
+        return Jobs(self)
 
     @cached_property
     def maintenance(self) -> Maintenance:

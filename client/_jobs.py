@@ -1,0 +1,84 @@
+"""`client.jobs` (`Jobs`): the durable job queue from the blocking client.
+Every call is one operation of `_jobs_ops` (shared with `AsyncJobs`), run
+with the client's routing and retries; writes carry a request id, so a
+retried call applies once.
+
+Claims are leases: a worker grants a lease (`client.lease(ttl_s)` keeps it
+alive), claims jobs under it, and completes or fails each with the job's
+`token`. If the worker dies, its lease expires and its jobs become
+available again; a late `complete` with an old token raises
+`FailedPrecondition` naming the current token.
+
+Example::
+
+    job_id = client.jobs.enqueue("emails", b'{"to": "a@example.com"}', unique_key="welcome:a")
+    with client.lease(ttl_s=10) as lease:
+        for job in client.jobs.claim("emails", lease.id, limit=8):
+            try:
+                send(job.args)
+                client.jobs.complete(job.id, job.token)
+            except Exception as error:
+                client.jobs.fail(job.id, job.token, repr(error))
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING
+
+from tandemkv.client import _jobs_ops as ops
+from tandemkv.client._jobs_ops import Job, JobPage, QueueStats
+from tandemkv.client._results import BytesLike
+
+if TYPE_CHECKING:
+    from tandemkv.client._sync import Client
+
+
+class Jobs:
+    def __init__(self, client: Client):
+        self._client = client
+
+    def enqueue(self, queue: BytesLike, args: BytesLike = b"", *, unique_key: BytesLike | None = None,
+                run_at: float | datetime.datetime | None = None, priority: int = 0, max_attempts: int = 0,
+                timeout_s: float | None = None, request_id: bytes | None = None) -> int:
+        """Enqueues a job and returns its id; with `unique_key`, while a job of
+        the queue with that key is unfinished, returns that job's id instead.
+        `run_at`: epoch seconds or an aware datetime (None: now); `priority`
+        0 (first) .. JOB_PRIORITY_MAX; `max_attempts`: failures before it is
+        dead (0: JOB_MAX_ATTEMPTS_DEFAULT); `timeout_s`: how long one claim
+        may run before it counts as a failure."""
+        return self._client.run(ops.enqueue(queue, args, unique_key=unique_key, run_at=run_at,
+                                            priority=priority, max_attempts=max_attempts,
+                                            timeout_s=timeout_s, request_id=request_id))
+
+    def claim(self, queue: BytesLike, lease: int, limit: int = 1) -> list[Job]:
+        """Up to `limit` available jobs of `queue`, by priority, then run_at,
+        then id, each now claimed under `lease` with its fencing `token`."""
+        return self._client.run(ops.claim(queue, lease, limit))
+
+    def complete(self, job_id: int, token: int, result: BytesLike = b"") -> Job:
+        return self._client.run(ops.complete(job_id, token, result))
+
+    def fail(self, job_id: int, token: int, error: str) -> Job:
+        """Records a failure: the job is retryable after its backoff, or dead
+        once it has failed max_attempts times."""
+        return self._client.run(ops.fail(job_id, token, error))
+
+    def retry(self, job_id: int) -> Job:
+        return self._client.run(ops.by_id("Retry", job_id))
+
+    def cancel(self, job_id: int) -> Job:
+        return self._client.run(ops.by_id("Cancel", job_id))
+
+    def discard(self, job_id: int) -> Job:
+        return self._client.run(ops.by_id("Discard", job_id))
+
+    def get(self, job_id: int, *, stale: bool = False) -> Job | None:
+        return self._client.run(ops.get(job_id, stale))
+
+    def list(self, queue: BytesLike | None = None, *, state: str | None = None, after_id: int = 0,
+             limit: int = 0, stale: bool = False) -> JobPage:
+        return self._client.run(ops.list_jobs(queue, state, after_id, limit, stale))
+
+    def stats(self, queue: BytesLike | None = None, *, stale: bool = False) -> list[QueueStats]:
+        return self._client.run(ops.stats(queue, stale))

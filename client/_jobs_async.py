@@ -1,0 +1,65 @@
+"""`AsyncClient.jobs` (`AsyncJobs`): the job queue from the asyncio client;
+the same operations (`_jobs_ops`) and semantics as `Client.jobs` (see
+`_jobs.Jobs`), awaited."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING
+
+from tandemkv.client import _jobs_ops as ops
+from tandemkv.client._jobs_ops import Job, JobPage, QueueStats
+from tandemkv.client._results import BytesLike
+
+if TYPE_CHECKING:
+    from tandemkv.client._async import AsyncClient
+
+
+class AsyncJobs:
+    def __init__(self, client: AsyncClient):
+        self._client = client
+
+    async def enqueue(self, queue: BytesLike, args: BytesLike = b"", *, unique_key: BytesLike | None = None,
+                run_at: float | datetime.datetime | None = None, priority: int = 0, max_attempts: int = 0,
+                timeout_s: float | None = None, request_id: bytes | None = None) -> int:
+        """Enqueues a job and returns its id; with `unique_key`, while a job of
+        the queue with that key is unfinished, returns that job's id instead.
+        `run_at`: epoch seconds or an aware datetime (None: now); `priority`
+        0 (first) .. JOB_PRIORITY_MAX; `max_attempts`: failures before it is
+        dead (0: JOB_MAX_ATTEMPTS_DEFAULT); `timeout_s`: how long one claim
+        may run before it counts as a failure."""
+        return await self._client.run(ops.enqueue(queue, args, unique_key=unique_key, run_at=run_at,
+                                            priority=priority, max_attempts=max_attempts,
+                                            timeout_s=timeout_s, request_id=request_id))
+
+    async def claim(self, queue: BytesLike, lease: int, limit: int = 1) -> list[Job]:
+        """Up to `limit` available jobs of `queue`, by priority, then run_at,
+        then id, each now claimed under `lease` with its fencing `token`."""
+        return await self._client.run(ops.claim(queue, lease, limit))
+
+    async def complete(self, job_id: int, token: int, result: BytesLike = b"") -> Job:
+        return await self._client.run(ops.complete(job_id, token, result))
+
+    async def fail(self, job_id: int, token: int, error: str) -> Job:
+        """Records a failure: the job is retryable after its backoff, or dead
+        once it has failed max_attempts times."""
+        return await self._client.run(ops.fail(job_id, token, error))
+
+    async def retry(self, job_id: int) -> Job:
+        return await self._client.run(ops.by_id("Retry", job_id))
+
+    async def cancel(self, job_id: int) -> Job:
+        return await self._client.run(ops.by_id("Cancel", job_id))
+
+    async def discard(self, job_id: int) -> Job:
+        return await self._client.run(ops.by_id("Discard", job_id))
+
+    async def get(self, job_id: int, *, stale: bool = False) -> Job | None:
+        return await self._client.run(ops.get(job_id, stale))
+
+    async def list(self, queue: BytesLike | None = None, *, state: str | None = None, after_id: int = 0,
+             limit: int = 0, stale: bool = False) -> JobPage:
+        return await self._client.run(ops.list_jobs(queue, state, after_id, limit, stale))
+
+    async def stats(self, queue: BytesLike | None = None, *, stale: bool = False) -> list[QueueStats]:
+        return await self._client.run(ops.stats(queue, stale))

@@ -1,0 +1,160 @@
+"""The job queue as `Operation`s (see `_operations`) and its result types,
+shared by `Client.jobs` (`_jobs.Jobs`) and `AsyncClient.jobs`
+(`_jobs_async.AsyncJobs`): what each call sends and how its answer
+decodes; the shells only run them."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+from tandemkv.client._operations import Operation, new_request_id
+from tandemkv.client._results import BytesLike, to_bytes
+from tandemkv.v1 import jobs_pb2 as J
+from tandemkv.v1 import kv_pb2
+
+# The state names the SDK and the CLI use, and their wire values.
+STATES = {"available": J.JOB_AVAILABLE, "scheduled": J.JOB_SCHEDULED, "claimed": J.JOB_CLAIMED,
+          "completed": J.JOB_COMPLETED, "retryable": J.JOB_RETRYABLE, "dead": J.JOB_DEAD,
+          "cancelled": J.JOB_CANCELLED}
+_STATE_NAMES = {value: name for name, value in STATES.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One job as the cluster holds it. `token` is the fencing token of its
+    latest claim (give it to complete or fail); `lease` the lease holding
+    that claim. Times are epoch ms on the cluster's log clock."""
+
+    id: int
+    queue: bytes
+    args: bytes
+    state: str
+    priority: int
+    run_at_ms: int
+    attempt: int
+    max_attempts: int
+    failures: int
+    last_error: str
+    unique_key: bytes
+    timeout_ms: int
+    lease: int
+    token: int
+    result: bytes
+    inserted_ms: int
+    finished_ms: int
+
+    @classmethod
+    def from_proto(cls, job: J.Job) -> Job:
+        return cls(job.id, job.queue, job.args, _STATE_NAMES.get(job.state, "unknown"), job.priority,
+                   job.run_at_ms, job.attempt, job.max_attempts, job.failures, job.last_error,
+                   job.unique_key, job.timeout_ms, job.lease, job.token, job.result, job.inserted_ms,
+                   job.finished_ms)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobPage:
+    """Jobs in id order; `more`: ask again with `after_id=next_after_id`."""
+
+    jobs: list[Job]
+    more: bool
+    next_after_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueStats:
+    queue: bytes
+    available: int
+    scheduled: int
+    claimed: int
+    completed: int
+    retryable: int
+    dead: int
+    cancelled: int
+
+
+def run_at_ms(run_at: float | datetime.datetime | None) -> int:
+    """Epoch seconds (a float) or an aware datetime, as epoch ms; None: now."""
+    if run_at is None:
+        return 0
+    if isinstance(run_at, datetime.datetime):
+        if run_at.tzinfo is None:
+            raise ValueError("run_at must be an aware datetime (give tzinfo), or epoch seconds")
+        run_at = run_at.timestamp()
+    return max(0, int(round(float(run_at) * 1000)))
+
+
+def state_value(state: str | None) -> int:
+    if state is None:
+        return J.JOB_STATE_UNSPECIFIED
+    if state not in STATES:
+        raise ValueError(f"state {state!r} is unknown; use one of {', '.join(STATES)}")
+    return STATES[state]
+
+
+def _consistency(stale: bool) -> int:
+    return kv_pb2.STALE if stale else kv_pb2.LINEARIZABLE
+
+
+def enqueue(queue: BytesLike, args: BytesLike = b"", *, unique_key: BytesLike | None = None,
+            run_at: float | datetime.datetime | None = None, priority: int = 0, max_attempts: int = 0,
+            timeout_s: float | None = None, request_id: bytes | None = None) -> Operation:
+    request = J.JobEnqueueRequest(
+        queue=to_bytes(queue, "queue"), args=to_bytes(args, "args"),
+        unique_key=b"" if unique_key is None else to_bytes(unique_key, "unique_key"),
+        run_at_ms=run_at_ms(run_at), priority=priority, max_attempts=max_attempts,
+        timeout_ms=0 if timeout_s is None else int(round(timeout_s * 1000)),
+        request_id=new_request_id(request_id))
+    return Operation("Jobs", "Enqueue", request, lambda r: r.id, write=True)
+
+
+def claim(queue: BytesLike, lease: int, limit: int = 1) -> Operation:
+    request = J.JobClaimRequest(queue=to_bytes(queue, "queue"), lease=lease, limit=limit,
+                                request_id=new_request_id())
+    return Operation("Jobs", "Claim", request, lambda r: [Job.from_proto(j) for j in r.jobs], write=True)
+
+
+def _decode_job(response) -> Job:
+    return Job.from_proto(response.job)
+
+
+def complete(job_id: int, token: int, result: BytesLike = b"") -> Operation:
+    request = J.JobCompleteRequest(id=job_id, token=token, result=to_bytes(result, "result"),
+                                   request_id=new_request_id())
+    return Operation("Jobs", "Complete", request, _decode_job, write=True)
+
+
+def fail(job_id: int, token: int, error: str) -> Operation:
+    request = J.JobFailRequest(id=job_id, token=token, error=error, request_id=new_request_id())
+    return Operation("Jobs", "Fail", request, _decode_job, write=True)
+
+
+def by_id(method: str, job_id: int) -> Operation:
+    """Retry, Cancel or Discard of one job."""
+    request_type = {"Retry": J.JobRetryRequest, "Cancel": J.JobCancelRequest,
+                    "Discard": J.JobDiscardRequest}[method]
+    request = request_type(id=job_id, request_id=new_request_id())
+    return Operation("Jobs", method, request, _decode_job, write=True)
+
+
+def get(job_id: int, stale: bool = False) -> Operation:
+    request = J.JobGetRequest(id=job_id, consistency=_consistency(stale))
+    return Operation("Jobs", "Get", request, lambda r: Job.from_proto(r.job) if r.found else None,
+                     write=False)
+
+
+def list_jobs(queue: BytesLike | None = None, state: str | None = None, after_id: int = 0, limit: int = 0,
+              stale: bool = False) -> Operation:
+    request = J.JobListRequest(queue=b"" if queue is None else to_bytes(queue, "queue"),
+                               state=state_value(state), after_id=after_id, limit=limit,
+                               consistency=_consistency(stale))
+    return Operation("Jobs", "List", request, lambda r: JobPage(
+        [Job.from_proto(j) for j in r.jobs], r.more, r.next_after_id), write=False)
+
+
+def stats(queue: BytesLike | None = None, stale: bool = False) -> Operation:
+    request = J.JobStatsRequest(queue=b"" if queue is None else to_bytes(queue, "queue"),
+                                consistency=_consistency(stale))
+    return Operation("Jobs", "Stats", request, lambda r: [QueueStats(
+        q.queue, q.available, q.scheduled, q.claimed, q.completed, q.retryable, q.dead, q.cancelled)
+        for q in r.queues], write=False)
