@@ -28,6 +28,7 @@ from tandemkv.server.cli import client as cli_client, coordination as cli_coordi
 from tandemkv.server.cli import hold as cli_hold, pubsub as cli_pubsub, txn as cli_txn
 from tandemkv.server.cli import health as cli_health, member as cli_member
 from tandemkv.server.cli import presence as cli_presence, snapshot as cli_snapshot
+from tandemkv.server.cli import jobs as cli_jobs
 from tandemkv.server.process import local_cluster, serve
 
 EPILOG = "exit codes: 0 ok, 1 not found / compare failed, 2 usage or invalid argument, " \
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_crdt.add_parsers(subparsers)
     cli_coordination.add_parsers(subparsers)
     cli_pubsub.add_parsers(subparsers)
+    cli_jobs.add_parsers(subparsers)
     cli_presence.add_parsers(subparsers)
     cli_member.add_parsers(subparsers)
     cli_health.add_parser(subparsers)

@@ -1,0 +1,119 @@
+"""`tandemkv jobs enqueue|list|show|retry|cancel|discard|stats`: the job
+queue on the command line, through the SDK's `client.jobs`
+(client/_jobs.py).
+
+Exit codes are the CLI's (server/cli/client.py): 0 done, 1 `show` of a job
+that does not exist, 2 bad input (a limit named), 3 unavailable, 4 an
+enqueue whose outcome is unknown, 5 refused (retrying a claimed job,
+cancelling a finished one: FAILED_PRECONDITION, with what to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+from tandemkv.client import Client
+from tandemkv.client._jobs_ops import STATES, Job, QueueStats
+from tandemkv.server.cli.client import EXIT_NO, EXIT_OK, Reply, _leaf, _text, bytes_json, value_argument
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    jobs = subparsers.add_parser(
+        "jobs", help="the durable job queue: enqueue, list, show, retry, cancel, discard, stats",
+        description="The durable job queue (docs/jobs.md): jobs whose claims are leases.",
+    ).add_subparsers(dest="op", required=True)
+    enqueue = _leaf(jobs, "enqueue", cmd_enqueue, "enqueue a job; prints its id", ("queue",))
+    enqueue.add_argument("args", nargs="?", default="", help="the job's args (text; - reads stdin)")
+    enqueue.add_argument("--unique-key", help="while a job of the queue with this key is unfinished, "
+                                              "answer its id instead of enqueueing another")
+    when = enqueue.add_mutually_exclusive_group()
+    when.add_argument("--run-at", type=float, metavar="EPOCH_S", help="run at or after this epoch time")
+    when.add_argument("--in", dest="run_in", type=float, metavar="SECONDS", help="run this many seconds from now")
+    enqueue.add_argument("--priority", type=int, default=0, help="0 (first) .. JOB_PRIORITY_MAX")
+    enqueue.add_argument("--max-attempts", type=int, default=0,
+                         help="failures before the job is dead (0: JOB_MAX_ATTEMPTS_DEFAULT)")
+    enqueue.add_argument("--job-timeout", type=float, metavar="SECONDS",
+                         help="how long one claim may run before it counts as a failure")
+    listing = _leaf(jobs, "list", cmd_list, "list jobs in id order (one page)", (), read=True)
+    listing.add_argument("--queue", help="only this queue's jobs")
+    listing.add_argument("--state", choices=list(STATES), help="only jobs in this state")
+    listing.add_argument("--after-id", type=int, default=0, help="jobs with ids above this")
+    listing.add_argument("--limit", type=int, default=0, help="at most this many (0: JOB_LIST_MAX)")
+    _leaf(jobs, "show", cmd_show, "print one job", ("id:int",), read=True)
+    _leaf(jobs, "retry", cmd_retry, "run a finished, scheduled or retryable job again now", ("id:int",))
+    _leaf(jobs, "cancel", cmd_cancel, "cancel an unfinished job (a claim ends)", ("id:int",))
+    _leaf(jobs, "discard", cmd_discard, "move an unfinished job to dead", ("id:int",))
+    stats = _leaf(jobs, "stats", cmd_stats, "count each queue's jobs by state", (), read=True)
+    stats.add_argument("queue", nargs="?", help="only this queue")
+
+
+def _positive(value: int | None, what: str) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{what} must not be negative (got {value})")
+
+
+def cmd_enqueue(client: Client, args) -> Reply:
+    for value, what in ((args.priority, "--priority"), (args.max_attempts, "--max-attempts"),
+                        (args.job_timeout, "--job-timeout"), (args.run_in, "--in"), (args.run_at, "--run-at")):
+        _positive(value, what)
+    run_at = time.time() + args.run_in if args.run_in is not None else args.run_at
+    job_id = client.jobs.enqueue(args.queue, value_argument(args.args), unique_key=args.unique_key,
+                                 run_at=run_at, priority=args.priority, max_attempts=args.max_attempts,
+                                 timeout_s=args.job_timeout)
+    return Reply(EXIT_OK, {"id": job_id}, str(job_id), "")
+
+
+def cmd_list(client: Client, args) -> Reply:
+    _positive(args.after_id, "--after-id")
+    _positive(args.limit, "--limit")
+    page = client.jobs.list(args.queue, state=args.state, after_id=args.after_id, limit=args.limit)
+    header = f"{'ID':>10} {'QUEUE':16} {'STATE':10} {'ATTEMPT':>7} {'PRI':>3} LAST_ERROR"
+    rows = [f"{j.id:>10} {_text(j.queue)[:16]:16} {j.state:10} {j.attempt:>7} {j.priority:>3} "
+            f"{j.last_error.splitlines()[0] if j.last_error else ''}" for j in page.jobs]
+    note = f"more: ask again with --after-id {page.next_after_id}" if page.more else ""
+    data = {"jobs": [_job_json(j) for j in page.jobs], "more": page.more, "next_after_id": page.next_after_id}
+    return Reply(EXIT_OK, data, "\n".join([header, *rows]), note)
+
+
+def cmd_show(client: Client, args) -> Reply:
+    job = client.jobs.get(args.id)
+    if job is None:
+        return Reply(EXIT_NO, None, "", f"job {args.id} not found")
+    return _job_reply(job)
+
+
+def cmd_retry(client: Client, args) -> Reply:
+    return _job_reply(client.jobs.retry(args.id))
+
+
+def cmd_cancel(client: Client, args) -> Reply:
+    return _job_reply(client.jobs.cancel(args.id))
+
+
+def cmd_discard(client: Client, args) -> Reply:
+    return _job_reply(client.jobs.discard(args.id))
+
+
+def cmd_stats(client: Client, args) -> Reply:
+    queues = client.jobs.stats(args.queue)
+    names = [f.name for f in dataclasses.fields(QueueStats)][1:]
+    header = f"{'QUEUE':16} " + " ".join(f"{name.upper():>9}" for name in names)
+    rows = [f"{_text(q.queue)[:16]:16} " + " ".join(f"{getattr(q, name):>9}" for name in names) for q in queues]
+    data = {"queues": [{**dataclasses.asdict(q), "queue": bytes_json(q.queue)} for q in queues]}
+    return Reply(EXIT_OK, data, "\n".join([header, *rows]), "")
+
+
+def _job_json(job: Job) -> dict:
+    data = dataclasses.asdict(job)
+    for name in ("queue", "args", "unique_key", "result"):
+        data[name] = bytes_json(data[name])
+    return data
+
+
+def _job_reply(job: Job) -> Reply:
+    data = _job_json(job)
+    text = "\n".join(f"{name}: {_text(value) if isinstance(value, bytes) else value}"
+                     for name, value in dataclasses.asdict(job).items())
+    return Reply(EXIT_OK, data, text, "")
