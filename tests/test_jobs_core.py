@@ -213,9 +213,23 @@ def test_list_filters_by_queue_and_state_and_pages(applier):
     assert [job.id for job in rest.jobs] == [ids[5]] and not rest.more
     none = jobs.read_list(applier.view, J.JobListRequest(state=J.JOB_DEAD), applier.index)
     assert list(none.jobs) == []
+    past_all = jobs.read_list(applier.view, J.JobListRequest(after_id=2**64 - 1), applier.index)
+    assert list(past_all.jobs) == [] and not past_all.more
+
+
+def test_a_job_at_every_limit_is_stored_claimed_and_finished(applier):
+    queue = b"q" * limits.JOB_QUEUE_BYTES_MAX
+    job_id = enqueue(applier, queue=queue, args=b"a" * limits.JOB_ARGS_BYTES_MAX,
+                     unique_key=b"u" * limits.JOB_UNIQUE_KEY_BYTES_MAX, priority=limits.JOB_PRIORITY_MAX,
+                     max_attempts=limits.JOB_MAX_ATTEMPTS_MAX, timeout_ms=limits.JOB_TIMEOUT_MS_MAX).id
+    (job,) = claim(applier, grant(applier), queue=queue, limit=limits.JOB_CLAIM_JOBS_MAX)
+    error = "e" * limits.JOB_ERROR_BYTES_MAX
+    assert applier.write(J.JobFailRequest(id=job_id, token=job.token, error=error)).job.failures == 1
+    assert applier.write(J.JobDiscardRequest(id=job_id)).job.state == J.JOB_DEAD
 
 
 @pytest.mark.parametrize("request_fields, limit_name", [
+    ({"queue": b"q", "unique_key": b"u" * (limits.JOB_UNIQUE_KEY_BYTES_MAX + 1)}, "JOB_UNIQUE_KEY_BYTES_MAX"),
     ({"queue": b""}, "JOB_QUEUE_BYTES_MAX"),
     ({"queue": b"x" * (limits.JOB_QUEUE_BYTES_MAX + 1)}, "JOB_QUEUE_BYTES_MAX"),
     ({"queue": b"q", "args": b"x" * (limits.JOB_ARGS_BYTES_MAX + 1)}, "JOB_ARGS_BYTES_MAX"),

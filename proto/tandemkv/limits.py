@@ -329,8 +329,9 @@ TOPIC_SUBSCRIPTIONS_MAX = 100_000
 # -- jobs (the durable job queue, docs/jobs.md) --
 # Bytes of a job queue's name.
 JOB_QUEUE_BYTES_MAX = 256
-# Bytes of a job's unique_key (unique within its queue while the job is unfinished).
-JOB_UNIQUE_KEY_BYTES_MAX = 256
+# Bytes of a job's unique_key (unique within its queue while the job is unfinished);
+# with the longest queue name its stored key stays within LMDB_KEY_BYTES_MAX.
+JOB_UNIQUE_KEY_BYTES_MAX = 128
 # Bytes of a job's args, and of the result it is completed with.
 JOB_ARGS_BYTES_MAX = 256 * 1024
 # Bytes of the error a failed job keeps (longer errors are refused).

@@ -90,6 +90,8 @@ class JobTables:
         self.view.claim_delete(JOBS, id_bytes(job_id))
 
     def scan(self, after_id: int, count_max: int) -> list[jobs_pb2.Job]:
+        if after_id >= 2 ** (8 * _ID_BYTES) - 1:
+            return []  # no id is above the largest
         found = self.view.claim_scan(JOBS, id_bytes(after_id + 1), None)
         return [jobs_pb2.Job.FromString(raw) for _, raw in islice(found, count_max)]
 
