@@ -13,8 +13,9 @@ from __future__ import annotations
 import pytest
 
 from tandemkv import limits
-from tandemkv.errors import FailedPrecondition, InvalidArgument
+from tandemkv.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from tandemkv.server.strong import jobs
+from tandemkv.server.strong.view import MemoryView
 from tandemkv.v1 import jobs_pb2 as J
 from tandemkv.v1 import lease_pb2
 from tests.support.applier import Applier, make_view
@@ -249,3 +250,14 @@ def test_a_claim_under_a_missing_lease_is_refused_and_changes_nothing(applier):
         claim(applier, 999)
     with pytest.raises(InvalidArgument, match="JOB_CLAIM_JOBS_MAX"):
         claim(applier, 1, limit=limits.JOB_CLAIM_JOBS_MAX + 1)
+
+
+def test_at_the_space_quota_enqueues_are_refused_and_the_queue_still_drains():
+    applier = Applier(MemoryView())
+    lease = grant(applier)
+    job_id = enqueue(applier).id
+    applier.space_quota_bytes = applier.view.space_used()  # now at the quota
+    with pytest.raises(ResourceExhausted):
+        enqueue(applier)
+    (job,) = claim(applier, lease)
+    assert applier.write(J.JobCompleteRequest(id=job_id, token=job.token)).job.state == J.JOB_COMPLETED

@@ -159,7 +159,10 @@ def _stored_answer(context: ApplyContext, command: raft_pb2.Command, stored: byt
 # lease holders keep their leases meanwhile.
 _FREEING_OPS = frozenset({"noop", "delete", "counter_delete", "lease_tick", "lease_revoke",
                           "lease_keepalive", "unregister", "lock_release", "resign",
-                          "drop_table"})
+                          "drop_table",
+                          # Jobs: a queue at the quota can still be drained (claim rewrites
+                          # jobs in place; finished jobs are pruned by retention).
+                          "job_claim", "job_complete", "job_fail", "job_cancel", "job_discard"})
 _READ_OPS = frozenset({"range", "counter_get"})
 # Transaction operations that add no data.
 _TXN_FREEING_OPS = _READ_OPS | {"delete", "counter_delete"}
