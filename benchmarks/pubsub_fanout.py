@@ -57,6 +57,8 @@ SUBSCRIBER_PROCESSES = 3
 WARMUP_S = 1.0
 # Time the subscriber processes get to acknowledge the measured window.
 WINDOW_ACK_S = 0.5
+# ... and this much more per subscriber (10,000 busy Redis connections took over 6 s).
+WINDOW_ACK_S_PER_SUBSCRIBER = 0.001
 # Warm-up messages are published this often until every subscriber saw one ...
 WARM_PUBLISH_S = 0.1
 # ... for at most this long (10,000 subscriptions take a while to open).
@@ -253,12 +255,15 @@ async def run_point(system: str, endpoints: list[str], publish, publish_until, p
             await asyncio.sleep(WARM_PUBLISH_S)
         await warm
         # The workers' acknowledgements take a moment: the load begins after them.
-        published_from = time.perf_counter() + WINDOW_ACK_S
+        published_from = time.perf_counter() + WINDOW_ACK_S + subscribers * WINDOW_ACK_S_PER_SUBSCRIBER
         begin, end = published_from + WARMUP_S, published_from + WARMUP_S + seconds
         for worker in workers:
             worker.write({"begin": begin, "end": end, "published_from": published_from})
         for worker in workers:
             await worker.read(WARM_S_MAX)  # windowed
+        late_s = time.perf_counter() - published_from
+        if late_s > 0:
+            raise RuntimeError(f"the subscribers acknowledged the window {late_s:.1f} s after it began")
         cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
         counts = Counts()
         await asyncio.sleep(max(0.0, published_from - time.perf_counter()))
