@@ -8,7 +8,7 @@ import datetime
 from typing import TYPE_CHECKING
 
 from tandemkv.client import _jobs_ops as ops
-from tandemkv.client._jobs_ops import Job, JobPage, QueueStats
+from tandemkv.client._jobs_ops import Job, JobCron, JobPage, QueueStats
 from tandemkv.client._results import BytesLike
 
 if TYPE_CHECKING:
@@ -63,3 +63,18 @@ class AsyncJobs:
 
     async def stats(self, queue: BytesLike | None = None, *, stale: bool = False) -> list[QueueStats]:
         return await self._client.run(ops.stats(queue, stale))
+
+    async def cron_put(self, name: BytesLike, expression: str, queue: BytesLike, args: BytesLike = b"", *,
+                       priority: int = 0, max_attempts: int = 0, timeout_s: float | None = None) -> JobCron:
+        """Creates or replaces the recurring job `name`: at each minute the
+        cron expression (UTC; five fields or @hourly, @daily, ...) matches,
+        a job of `queue` with `args`, skipped while the previous run's job is
+        unfinished."""
+        return await self._client.run(ops.cron_put(name, expression, queue, args, priority=priority,
+                                                   max_attempts=max_attempts, timeout_s=timeout_s))
+
+    async def cron_delete(self, name: BytesLike) -> bool:
+        return await self._client.run(ops.cron_delete(name))
+
+    async def cron_list(self, *, stale: bool = False) -> list[JobCron]:
+        return await self._client.run(ops.cron_list(stale))

@@ -158,3 +158,44 @@ def stats(queue: BytesLike | None = None, stale: bool = False) -> Operation:
     return Operation("Jobs", "Stats", request, lambda r: [QueueStats(
         q.queue, q.available, q.scheduled, q.claimed, q.completed, q.retryable, q.dead, q.cancelled)
         for q in r.queues], write=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobCron:
+    """A recurring job: a job of `queue` at each minute `expression` (UTC)
+    matches; `next_run_ms` on the log clock; `last_job_id` its last run's."""
+
+    name: bytes
+    expression: str
+    queue: bytes
+    args: bytes
+    priority: int
+    max_attempts: int
+    timeout_ms: int
+    next_run_ms: int
+    last_job_id: int
+
+    @classmethod
+    def from_proto(cls, job_cron: J.JobCron) -> JobCron:
+        return cls(job_cron.name, job_cron.expression, job_cron.queue, job_cron.args, job_cron.priority,
+                   job_cron.max_attempts, job_cron.timeout_ms, job_cron.next_run_ms, job_cron.last_job_id)
+
+
+def cron_put(name: BytesLike, expression: str, queue: BytesLike, args: BytesLike = b"", *, priority: int = 0,
+             max_attempts: int = 0, timeout_s: float | None = None) -> Operation:
+    job_cron = J.JobCron(name=to_bytes(name, "name"), expression=expression, queue=to_bytes(queue, "queue"),
+                         args=to_bytes(args, "args"), priority=priority, max_attempts=max_attempts,
+                         timeout_ms=0 if timeout_s is None else int(round(timeout_s * 1000)))
+    request = J.JobCronPutRequest(cron=job_cron, request_id=new_request_id())
+    return Operation("Jobs", "CronPut", request, lambda r: JobCron.from_proto(r.cron), write=True)
+
+
+def cron_delete(name: BytesLike) -> Operation:
+    request = J.JobCronDeleteRequest(name=to_bytes(name, "name"), request_id=new_request_id())
+    return Operation("Jobs", "CronDelete", request, lambda r: r.deleted, write=True)
+
+
+def cron_list(stale: bool = False) -> Operation:
+    request = J.JobCronListRequest(consistency=_consistency(stale))
+    return Operation("Jobs", "CronList", request, lambda r: [JobCron.from_proto(c) for c in r.crons],
+                     write=False)

@@ -78,3 +78,16 @@ def test_bad_input_exits_with_its_code_and_one_line(endpoints, args, code, says)
     result = cli(endpoints, *args)
     assert result.returncode == code, result.stderr
     assert says in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cron_put_list_and_delete(endpoints):
+    put = cli(endpoints, "jobs", "cron", "put", "nightly", "0 3 * * *", "reports", "full")
+    assert put.returncode == 0, put.stderr
+    assert put.stdout.startswith("nightly\t0 3 * * *\treports\tnext ") and "T03:00Z" in put.stdout
+    listed = json.loads(cli(endpoints, "jobs", "cron", "list", "--output", "json").stdout)
+    assert [(c["name"], c["args"]) for c in listed["crons"]] == [("nightly", "full")]
+    assert cli(endpoints, "jobs", "cron", "delete", "nightly").returncode == 0
+    gone = cli(endpoints, "jobs", "cron", "delete", "nightly")
+    assert gone.returncode == 1 and "not found" in gone.stderr
+    bad = cli(endpoints, "jobs", "cron", "put", "broken", "0 25 * * *", "reports")
+    assert bad.returncode == 2 and "hour field" in bad.stderr and "Traceback" not in bad.stderr

@@ -354,6 +354,12 @@ JOB_RETENTION_MS = 7 * 24 * 3600 * 1000
 JOB_RETAINED_FINISHED_MAX = 100_000
 # Jobs the per-entry sweep may promote, time out or prune in one log entry.
 JOB_SWEEP_PER_ENTRY_MAX = 256
+# Recurring (cron) jobs at most, the bytes of a name, and of a cron expression.
+JOB_CRONS_MAX = 1_000
+JOB_CRON_NAME_BYTES_MAX = 64
+JOB_CRON_EXPRESSION_BYTES_MAX = 256
+# Bytes of a recurring job's args (small, so one list of every cron fits an answer).
+JOB_CRON_ARGS_BYTES_MAX = 1024
 # Jobs (or queues) one List (or Stats) answer carries, and records one List may look at.
 JOB_LIST_MAX = 1_000
 JOB_LIST_SCAN_MAX = 10_000

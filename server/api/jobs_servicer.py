@@ -53,3 +53,12 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
 
     async def Stats(self, request, context):
         return await self._read(request, context)
+
+    async def CronPut(self, request, context):
+        return await self._write(request, context)
+
+    async def CronDelete(self, request, context):
+        return await self._write(request, context)
+
+    async def CronList(self, request, context):
+        return await self._read(request, context)

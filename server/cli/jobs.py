@@ -1,5 +1,5 @@
-"""`tandemkv jobs enqueue|list|show|retry|cancel|discard|stats`: the job
-queue on the command line, through the SDK's `client.jobs`
+"""`tandemkv jobs enqueue|list|show|retry|cancel|discard|stats|cron`: the
+job queue on the command line, through the SDK's `client.jobs`
 (client/_jobs.py).
 
 Exit codes are the CLI's (server/cli/client.py): 0 done, 1 `show` of a job
@@ -47,6 +47,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     _leaf(jobs, "discard", cmd_discard, "move an unfinished job to dead", ("id:int",))
     stats = _leaf(jobs, "stats", cmd_stats, "count each queue's jobs by state", (), read=True)
     stats.add_argument("queue", nargs="?", help="only this queue")
+    crons = jobs.add_parser("cron", help="recurring jobs: put, list, delete",
+                            description="Recurring jobs: a job of a queue at each minute a cron "
+                                        "expression (UTC) matches.").add_subparsers(dest="cron_op", required=True)
+    put = _leaf(crons, "put", cmd_cron_put, "create or replace a recurring job",
+                ("name", "expression", "queue"))
+    put.add_argument("args", nargs="?", default="", help="each run's args (text)")
+    put.add_argument("--priority", type=int, default=0, help="0 (first) .. JOB_PRIORITY_MAX")
+    put.add_argument("--max-attempts", type=int, default=0, help="failures before a run is dead")
+    _leaf(crons, "list", cmd_cron_list, "print the recurring jobs", (), read=True)
+    _leaf(crons, "delete", cmd_cron_delete, "delete a recurring job (its queued runs stay)", ("name",))
 
 
 def _positive(value: int | None, what: str) -> None:
@@ -117,3 +127,32 @@ def _job_reply(job: Job) -> Reply:
     text = "\n".join(f"{name}: {_text(value) if isinstance(value, bytes) else value}"
                      for name, value in dataclasses.asdict(job).items())
     return Reply(EXIT_OK, data, text, "")
+
+
+def cmd_cron_put(client: Client, args) -> Reply:
+    _positive(args.priority, "--priority")
+    _positive(args.max_attempts, "--max-attempts")
+    job_cron = client.jobs.cron_put(args.name, args.expression, args.queue, args.args, priority=args.priority,
+                                    max_attempts=args.max_attempts)
+    return _crons_reply([job_cron])
+
+
+def cmd_cron_list(client: Client, args) -> Reply:
+    return _crons_reply(client.jobs.cron_list())
+
+
+def cmd_cron_delete(client: Client, args) -> Reply:
+    if client.jobs.cron_delete(args.name):
+        return Reply(EXIT_OK, {"deleted": True}, "", "")
+    return Reply(EXIT_NO, {"deleted": False}, "", f"recurring job {args.name!r} not found")
+
+
+def _crons_reply(crons: list) -> Reply:
+    rows = [f"{_text(c.name)}\t{c.expression}\t{_text(c.queue)}\tnext {_utc(c.next_run_ms)}" for c in crons]
+    data = {"crons": [{**dataclasses.asdict(c), "name": bytes_json(c.name), "queue": bytes_json(c.queue),
+                       "args": bytes_json(c.args)} for c in crons]}
+    return Reply(EXIT_OK, data, "\n".join(rows), "")
+
+
+def _utc(epoch_ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(epoch_ms / 1000))

@@ -119,3 +119,19 @@ class NodeJobs:
               timeout_s: float | None = None) -> J.JobStatsResponse:
         request = J.JobStatsRequest(queue=queue, consistency=_consistency(stale))
         return self._node.query(request, timeout_s=timeout_s)
+
+    # -- recurring jobs --
+    def cron_put(self, name: bytes, expression: str, queue: bytes, args: bytes = b"", *, priority: int = 0,
+                 max_attempts: int = 0, timeout_ms: int = 0,
+                 timeout_s: float | None = None) -> J.JobCronResponse:
+        """Creates or replaces the recurring job `name`: a job of `queue` at
+        each minute the cron expression (UTC) matches."""
+        job_cron = J.JobCron(name=name, expression=expression, queue=queue, args=args, priority=priority,
+                             max_attempts=max_attempts, timeout_ms=timeout_ms)
+        return self._node.propose(J.JobCronPutRequest(cron=job_cron), timeout_s=timeout_s)
+
+    def cron_delete(self, name: bytes, *, timeout_s: float | None = None) -> J.JobCronDeleteResponse:
+        return self._node.propose(J.JobCronDeleteRequest(name=name), timeout_s=timeout_s)
+
+    def cron_list(self, *, stale: bool = False, timeout_s: float | None = None) -> J.JobCronListResponse:
+        return self._node.query(J.JobCronListRequest(consistency=_consistency(stale)), timeout_s=timeout_s)

@@ -40,6 +40,8 @@ WRITE_FIELDS: dict[type[Message], str] = {
     jobs_pb2.JobRetryRequest: "job_retry",
     jobs_pb2.JobCancelRequest: "job_cancel",
     jobs_pb2.JobDiscardRequest: "job_discard",
+    jobs_pb2.JobCronPutRequest: "job_cron_put",
+    jobs_pb2.JobCronDeleteRequest: "job_cron_delete",
 }
 
 _ERRORS: dict[int, type[TandemKVError]] = {

@@ -12,7 +12,9 @@ Tables (one-byte tags, distinct from coordination's and the catalogue's):
 - T deadlines: (deadline, id) of claimed jobs with a timeout (lease clock);
 - U unique: (queue, unique_key) -> id, while that job is not finished;
 - F finished: (finished_ms, id), the order retention prunes in;
-- Q queues: queue -> `JobQueueStats`, the counts per state.
+- Q queues: queue -> `JobQueueStats`, the counts per state;
+- C crons: name -> `JobCron`, the recurring jobs;
+- N cron runs: (next_run_ms, name), the order crons come due (log clock).
 
 Like the rest of the view, the tables decide nothing: jobs.py tells them
 what to store.
@@ -33,10 +35,15 @@ DEADLINES = b"T"
 UNIQUE = b"U"
 FINISHED = b"F"
 QUEUES = b"Q"
+CRONS = b"C"
+CRON_RUNS = b"N"
 # A claimed job's attachment to its lease: this kind + its id.
 JOB_ITEM = JOBS
 # How many jobs are finished (meta key), for the retention count bound.
 FINISHED_COUNT_KEY = b"jobs_finished_count"
+# The last job id given (meta key): ids are Raft indexes, or above them when
+# one entry adds several jobs (an enqueue and the crons that came due).
+LAST_ID_KEY = b"jobs_last_id"
 
 _ID_BYTES = 8
 _STAMP_BYTES = 8
@@ -135,6 +142,38 @@ class JobTables:
 
     def unique_delete(self, queue: bytes, unique_key: bytes) -> None:
         self.view.claim_delete(UNIQUE, queue_prefix(queue) + unique_key)
+
+    def new_id(self, index: int) -> int:
+        raw = self.view.meta_get(LAST_ID_KEY)
+        job_id = max(index, 0 if raw is None else int.from_bytes(raw, "big") + 1)
+        self.view.meta_put(LAST_ID_KEY, id_bytes(job_id))
+        return job_id
+
+    # -- recurring jobs --
+    def cron_get(self, name: bytes) -> jobs_pb2.JobCron | None:
+        raw = self.view.claim_get(CRONS, name)
+        return None if raw is None else jobs_pb2.JobCron.FromString(raw)
+
+    def cron_put(self, job_cron: jobs_pb2.JobCron) -> None:
+        self.view.claim_put(CRONS, job_cron.name, job_cron.SerializeToString())
+
+    def cron_delete(self, name: bytes) -> None:
+        self.view.claim_delete(CRONS, name)
+
+    def cron_scan(self, count_max: int) -> list[jobs_pb2.JobCron]:
+        found = self.view.claim_scan(CRONS, b"", None)
+        return [jobs_pb2.JobCron.FromString(raw) for _, raw in islice(found, count_max)]
+
+    def cron_run_add(self, run_ms: int, name: bytes) -> None:
+        self.view.claim_put(CRON_RUNS, _stamp(run_ms) + name, b"")
+
+    def cron_run_remove(self, run_ms: int, name: bytes) -> None:
+        self.view.claim_delete(CRON_RUNS, _stamp(run_ms) + name)
+
+    def cron_runs_due(self, now_ms: int, count_max: int) -> list[bytes]:
+        """Names of the crons due at or before now_ms, earliest first."""
+        found = self.view.claim_scan(CRON_RUNS, b"", _end_after(now_ms))
+        return [key[_STAMP_BYTES:] for key, _ in islice(found, count_max)]
 
     # -- counts --
     def stats(self, queue: bytes) -> jobs_pb2.JobQueueStats:

@@ -37,12 +37,12 @@ from __future__ import annotations
 import hashlib
 
 from tandemkv import limits
-from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import jobs_pb2 as J
 from tandemkv.v1 import kv_pb2, raft_pb2
 
-from tandemkv.server.strong import coordination
+from tandemkv.server.strong import coordination, job_crons
 from tandemkv.server.strong.context import ApplyContext, CommandFailed
+from tandemkv.server.strong.job_checks import CHECKS  # noqa: F401 - validation.py reads it here
 from tandemkv.server.strong.job_store import (DEADLINES, FINISHED, JOB_ITEM, STATE_COUNTS, WAITING,
                                               JobTables)
 from tandemkv.server.strong.view import StoreView
@@ -66,93 +66,6 @@ def backoff_ms(job_id: int, failures: int) -> int:
     seed = job_id.to_bytes(8, "big") + failures.to_bytes(4, "big")
     draw = int.from_bytes(hashlib.blake2b(seed, digest_size=8).digest(), "big")
     return floor_ms + draw % (ceiling_ms - floor_ms + 1)
-
-
-# -- validation (the API edge and apply both run it) --
-def _check_queue(queue: bytes, what: str = "queue") -> None:
-    if not 0 < len(queue) <= limits.JOB_QUEUE_BYTES_MAX:
-        raise InvalidArgument(f"{what} is {len(queue)} bytes; it must be 1 to JOB_QUEUE_BYTES_MAX="
-                              f"{limits.JOB_QUEUE_BYTES_MAX} bytes", limit="JOB_QUEUE_BYTES_MAX")
-
-
-def _check_bytes(value: bytes, what: str, limit_name: str) -> None:
-    limit = getattr(limits, limit_name)
-    if len(value) > limit:
-        raise InvalidArgument(f"{what} is {len(value)} bytes; the limit {limit_name} is {limit} bytes",
-                              limit=limit_name)
-
-
-def _check_consistency(consistency: int) -> None:
-    if consistency not in kv_pb2.ReadConsistency.values():
-        raise InvalidArgument(f"unknown consistency {consistency}; use 0 (LINEARIZABLE) or 1 (STALE)")
-
-
-def _check_id(job_id: int) -> None:
-    if job_id <= 0:
-        raise InvalidArgument("id must be a job id (a positive number that enqueue returned)")
-
-
-def check_enqueue(request: J.JobEnqueueRequest) -> None:
-    _check_queue(request.queue)
-    _check_bytes(request.args, "args", "JOB_ARGS_BYTES_MAX")
-    _check_bytes(request.unique_key, "unique_key", "JOB_UNIQUE_KEY_BYTES_MAX")
-    if request.priority > limits.JOB_PRIORITY_MAX:
-        raise InvalidArgument(f"priority {request.priority} is over JOB_PRIORITY_MAX="
-                              f"{limits.JOB_PRIORITY_MAX} (0 runs first)", limit="JOB_PRIORITY_MAX")
-    if request.max_attempts > limits.JOB_MAX_ATTEMPTS_MAX:
-        raise InvalidArgument(f"max_attempts {request.max_attempts} is over JOB_MAX_ATTEMPTS_MAX="
-                              f"{limits.JOB_MAX_ATTEMPTS_MAX}", limit="JOB_MAX_ATTEMPTS_MAX")
-    if request.timeout_ms > limits.JOB_TIMEOUT_MS_MAX:
-        raise InvalidArgument(f"timeout_ms {request.timeout_ms} is over JOB_TIMEOUT_MS_MAX="
-                              f"{limits.JOB_TIMEOUT_MS_MAX}", limit="JOB_TIMEOUT_MS_MAX")
-    if request.run_at_ms < 0:
-        raise InvalidArgument(f"run_at_ms {request.run_at_ms} is negative; give epoch ms, or 0 for now")
-
-
-def check_claim(request: J.JobClaimRequest) -> None:
-    _check_queue(request.queue)
-    if request.lease <= 0:
-        raise InvalidArgument("lease must be a lease id (grant one first); a claim ends with its lease")
-    if request.limit > limits.JOB_CLAIM_JOBS_MAX:
-        raise InvalidArgument(f"limit {request.limit} is over JOB_CLAIM_JOBS_MAX="
-                              f"{limits.JOB_CLAIM_JOBS_MAX}", limit="JOB_CLAIM_JOBS_MAX")
-
-
-def check_complete(request: J.JobCompleteRequest) -> None:
-    _check_id(request.id)
-    _check_bytes(request.result, "result", "JOB_ARGS_BYTES_MAX")
-
-
-def check_fail(request: J.JobFailRequest) -> None:
-    _check_id(request.id)
-    _check_bytes(request.error.encode(), "error", "JOB_ERROR_BYTES_MAX")
-
-
-def check_list(request: J.JobListRequest) -> None:
-    if request.queue:
-        _check_queue(request.queue)
-    if request.state not in J.JobState.values():
-        raise InvalidArgument(f"state {request.state} is unknown; use one of "
-                              + ", ".join(f"{v} ({state_name(v)})" for v in sorted(STATE_COUNTS)))
-
-
-def check_stats(request: J.JobStatsRequest) -> None:
-    if request.queue:
-        _check_queue(request.queue)
-
-
-CHECKS = {
-    J.JobEnqueueRequest: check_enqueue,
-    J.JobClaimRequest: check_claim,
-    J.JobCompleteRequest: check_complete,
-    J.JobFailRequest: check_fail,
-    J.JobRetryRequest: lambda r: _check_id(r.id),
-    J.JobCancelRequest: lambda r: _check_id(r.id),
-    J.JobDiscardRequest: lambda r: _check_id(r.id),
-    J.JobGetRequest: lambda r: (_check_id(r.id), _check_consistency(r.consistency)),
-    J.JobListRequest: lambda r: (check_list(r), _check_consistency(r.consistency)),
-    J.JobStatsRequest: lambda r: (check_stats(r), _check_consistency(r.consistency)),
-}
 
 
 # -- moving a job between states: its indexes and counts follow --
@@ -228,29 +141,36 @@ def _require(tables: JobTables, job_id: int) -> J.Job:
 
 
 # -- apply --
-def enqueue(context: ApplyContext, request: J.JobEnqueueRequest) -> J.JobEnqueueResponse:
-    tables = JobTables(context.view)
+def add_job(context: ApplyContext, tables: JobTables, request: J.JobEnqueueRequest
+            ) -> tuple[J.Job, bool]:
+    """(job, duplicate): a new job as the request asks, or the unfinished
+    job of the queue that holds its unique_key (then nothing is added)."""
     if request.unique_key:
         first_id = tables.unique_get(request.queue, request.unique_key)
         if first_id is not None:
-            first = _require(tables, first_id)
-            return J.JobEnqueueResponse(header=_header(context), id=first_id, duplicate=True,
-                                        job=_summary(first))
+            return _require(tables, first_id), True
     clock_ms = context.clock_ms
-    job = J.Job(id=context.index, queue=request.queue, args=request.args, priority=request.priority,
-                run_at_ms=max(request.run_at_ms, clock_ms),
+    job = J.Job(id=tables.new_id(context.index), queue=request.queue, args=request.args,
+                priority=request.priority, run_at_ms=max(request.run_at_ms, clock_ms),
                 max_attempts=request.max_attempts or limits.JOB_MAX_ATTEMPTS_DEFAULT,
                 unique_key=request.unique_key, timeout_ms=request.timeout_ms, inserted_ms=clock_ms)
     if request.unique_key:
         tables.unique_put(request.queue, request.unique_key, job.id)
     _enter(tables, job, J.JOB_SCHEDULED if request.run_at_ms > clock_ms else J.JOB_AVAILABLE, clock_ms)
-    return J.JobEnqueueResponse(header=_header(context), id=job.id, job=_summary(job))
+    return job, False
+
+
+def enqueue(context: ApplyContext, request: J.JobEnqueueRequest) -> J.JobEnqueueResponse:
+    job, duplicate = add_job(context, JobTables(context.view), request)
+    return J.JobEnqueueResponse(header=_header(context), id=job.id, duplicate=duplicate,
+                                job=_summary(job))
 
 
 def claim(context: ApplyContext, request: J.JobClaimRequest) -> J.JobClaimResponse:
     view = context.view
     tables = JobTables(view)
     coordination.require_attachable(view, request.lease)  # before any change: a refusal changes nothing
+    job_crons.fire(context, tables, add_job, limits.JOB_SWEEP_PER_ENTRY_MAX)
     _promote(context, tables, limits.JOB_CLAIM_JOBS_MAX)
     room = limits.LEASE_ATTACHMENTS_MAX - len(view.lease_items(request.lease))
     limit = min(request.limit or 1, room)
@@ -385,7 +305,9 @@ def sweep(context: ApplyContext) -> None:
     promotes due jobs, fails claims past their timeout, prunes finished
     jobs past retention."""
     tables = JobTables(context.view)
-    left = limits.JOB_SWEEP_PER_ENTRY_MAX - _promote(context, tables, limits.JOB_SWEEP_PER_ENTRY_MAX)
+    left = limits.JOB_SWEEP_PER_ENTRY_MAX - job_crons.fire(context, tables, add_job,
+                                                           limits.JOB_SWEEP_PER_ENTRY_MAX)
+    left -= _promote(context, tables, max(0, left))
     if left > 0:
         lease_now_ms = coordination.lease_clock(context.view)
         for job_id in tables.timed_due(DEADLINES, lease_now_ms, left):
@@ -450,6 +372,7 @@ def read_stats(view: StoreView, request: J.JobStatsRequest, revision: int) -> J.
 
 
 OPS = {
+    **job_crons.OPS,
     J.JobEnqueueRequest: enqueue,
     J.JobClaimRequest: claim,
     J.JobCompleteRequest: complete,
@@ -458,7 +381,8 @@ OPS = {
     J.JobCancelRequest: cancel,
     J.JobDiscardRequest: discard,
 }
-READERS = {J.JobGetRequest: read_get, J.JobListRequest: read_list, J.JobStatsRequest: read_stats}
+READERS = {J.JobGetRequest: read_get, J.JobListRequest: read_list, J.JobStatsRequest: read_stats,
+           **job_crons.READERS}
 
 # Ending a lease releases its jobs (coordination.drop_lease calls this).
 coordination.LEASE_ITEM_RELEASERS[JOB_ITEM] = lease_ended

@@ -162,7 +162,8 @@ _FREEING_OPS = frozenset({"noop", "delete", "counter_delete", "lease_tick", "lea
                           "drop_table",
                           # Jobs: a queue at the quota can still be drained (claim rewrites
                           # jobs in place; finished jobs are pruned by retention).
-                          "job_claim", "job_complete", "job_fail", "job_cancel", "job_discard"})
+                          "job_claim", "job_complete", "job_fail", "job_cancel", "job_discard",
+                          "job_cron_delete"})
 _READ_OPS = frozenset({"range", "counter_get"})
 # Transaction operations that add no data.
 _TXN_FREEING_OPS = _READ_OPS | {"delete", "counter_delete"}

@@ -254,3 +254,71 @@ class JobStatsResponse(_message.Message):
     header: _kv_pb2.ResponseHeader
     queues: _containers.RepeatedCompositeFieldContainer[JobQueueStats]
     def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., queues: _Optional[_Iterable[_Union[JobQueueStats, _Mapping]]] = ...) -> None: ...
+
+class JobCron(_message.Message):
+    __slots__ = ("name", "queue", "expression", "args", "priority", "max_attempts", "timeout_ms", "next_run_ms", "last_job_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    EXPRESSION_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RUN_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    name: bytes
+    queue: bytes
+    expression: str
+    args: bytes
+    priority: int
+    max_attempts: int
+    timeout_ms: int
+    next_run_ms: int
+    last_job_id: int
+    def __init__(self, name: _Optional[bytes] = ..., queue: _Optional[bytes] = ..., expression: _Optional[str] = ..., args: _Optional[bytes] = ..., priority: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., next_run_ms: _Optional[int] = ..., last_job_id: _Optional[int] = ...) -> None: ...
+
+class JobCronPutRequest(_message.Message):
+    __slots__ = ("cron", "request_id")
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    cron: JobCron
+    request_id: bytes
+    def __init__(self, cron: _Optional[_Union[JobCron, _Mapping]] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobCronResponse(_message.Message):
+    __slots__ = ("header", "cron")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    cron: JobCron
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., cron: _Optional[_Union[JobCron, _Mapping]] = ...) -> None: ...
+
+class JobCronDeleteRequest(_message.Message):
+    __slots__ = ("name", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: bytes
+    request_id: bytes
+    def __init__(self, name: _Optional[bytes] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobCronDeleteResponse(_message.Message):
+    __slots__ = ("header", "deleted")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    deleted: bool
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., deleted: bool = ...) -> None: ...
+
+class JobCronListRequest(_message.Message):
+    __slots__ = ("consistency",)
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    consistency: _kv_pb2.ReadConsistency
+    def __init__(self, consistency: _Optional[_Union[_kv_pb2.ReadConsistency, str]] = ...) -> None: ...
+
+class JobCronListResponse(_message.Message):
+    __slots__ = ("header", "crons")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CRONS_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    crons: _containers.RepeatedCompositeFieldContainer[JobCron]
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., crons: _Optional[_Iterable[_Union[JobCron, _Mapping]]] = ...) -> None: ...

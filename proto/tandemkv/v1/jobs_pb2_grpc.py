@@ -84,6 +84,21 @@ class JobsStub(object):
                 request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobStatsRequest.SerializeToString,
                 response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobStatsResponse.FromString,
                 _registered_method=True)
+        self.CronPut = channel.unary_unary(
+                '/tandemkv.v1.Jobs/CronPut',
+                request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronPutRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronResponse.FromString,
+                _registered_method=True)
+        self.CronDelete = channel.unary_unary(
+                '/tandemkv.v1.Jobs/CronDelete',
+                request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronDeleteRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronDeleteResponse.FromString,
+                _registered_method=True)
+        self.CronList = channel.unary_unary(
+                '/tandemkv.v1.Jobs/CronList',
+                request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronListRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronListResponse.FromString,
+                _registered_method=True)
 
 
 class JobsServicer(object):
@@ -149,6 +164,24 @@ class JobsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CronPut(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CronDelete(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CronList(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +234,21 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobStatsRequest.FromString,
                     response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobStatsResponse.SerializeToString,
+            ),
+            'CronPut': grpc.unary_unary_rpc_method_handler(
+                    servicer.CronPut,
+                    request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronPutRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronResponse.SerializeToString,
+            ),
+            'CronDelete': grpc.unary_unary_rpc_method_handler(
+                    servicer.CronDelete,
+                    request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronDeleteRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronDeleteResponse.SerializeToString,
+            ),
+            'CronList': grpc.unary_unary_rpc_method_handler(
+                    servicer.CronList,
+                    request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronListRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronListResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -473,6 +521,87 @@ class Jobs(object):
             '/tandemkv.v1.Jobs/Stats',
             tandemkv_dot_v1_dot_jobs__pb2.JobStatsRequest.SerializeToString,
             tandemkv_dot_v1_dot_jobs__pb2.JobStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CronPut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Jobs/CronPut',
+            tandemkv_dot_v1_dot_jobs__pb2.JobCronPutRequest.SerializeToString,
+            tandemkv_dot_v1_dot_jobs__pb2.JobCronResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CronDelete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Jobs/CronDelete',
+            tandemkv_dot_v1_dot_jobs__pb2.JobCronDeleteRequest.SerializeToString,
+            tandemkv_dot_v1_dot_jobs__pb2.JobCronDeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CronList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Jobs/CronList',
+            tandemkv_dot_v1_dot_jobs__pb2.JobCronListRequest.SerializeToString,
+            tandemkv_dot_v1_dot_jobs__pb2.JobCronListResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,122 @@
+"""Validation of the job queue's requests against the named limits (the
+API edge and apply both run it, through validation.check_request). Pure:
+bad input raises InvalidArgument with a message naming the limit or what
+to fix."""
+
+from __future__ import annotations
+
+from tandemkv import limits
+from tandemkv.errors import InvalidArgument
+from tandemkv.v1 import jobs_pb2 as J
+from tandemkv.v1 import kv_pb2
+
+from tandemkv.server.strong import cron
+from tandemkv.server.strong.job_store import STATE_COUNTS
+
+
+def _check_queue(queue: bytes, what: str = "queue") -> None:
+    if not 0 < len(queue) <= limits.JOB_QUEUE_BYTES_MAX:
+        raise InvalidArgument(f"{what} is {len(queue)} bytes; it must be 1 to JOB_QUEUE_BYTES_MAX="
+                              f"{limits.JOB_QUEUE_BYTES_MAX} bytes", limit="JOB_QUEUE_BYTES_MAX")
+
+
+def _check_bytes(value: bytes, what: str, limit_name: str) -> None:
+    limit = getattr(limits, limit_name)
+    if len(value) > limit:
+        raise InvalidArgument(f"{what} is {len(value)} bytes; the limit {limit_name} is {limit} bytes",
+                              limit=limit_name)
+
+
+def _check_consistency(consistency: int) -> None:
+    if consistency not in kv_pb2.ReadConsistency.values():
+        raise InvalidArgument(f"unknown consistency {consistency}; use 0 (LINEARIZABLE) or 1 (STALE)")
+
+
+def _check_id(job_id: int) -> None:
+    if job_id <= 0:
+        raise InvalidArgument("id must be a job id (a positive number that enqueue returned)")
+
+
+def check_enqueue(request: J.JobEnqueueRequest) -> None:
+    _check_queue(request.queue)
+    _check_bytes(request.args, "args", "JOB_ARGS_BYTES_MAX")
+    _check_bytes(request.unique_key, "unique_key", "JOB_UNIQUE_KEY_BYTES_MAX")
+    if request.priority > limits.JOB_PRIORITY_MAX:
+        raise InvalidArgument(f"priority {request.priority} is over JOB_PRIORITY_MAX="
+                              f"{limits.JOB_PRIORITY_MAX} (0 runs first)", limit="JOB_PRIORITY_MAX")
+    if request.max_attempts > limits.JOB_MAX_ATTEMPTS_MAX:
+        raise InvalidArgument(f"max_attempts {request.max_attempts} is over JOB_MAX_ATTEMPTS_MAX="
+                              f"{limits.JOB_MAX_ATTEMPTS_MAX}", limit="JOB_MAX_ATTEMPTS_MAX")
+    if request.timeout_ms > limits.JOB_TIMEOUT_MS_MAX:
+        raise InvalidArgument(f"timeout_ms {request.timeout_ms} is over JOB_TIMEOUT_MS_MAX="
+                              f"{limits.JOB_TIMEOUT_MS_MAX}", limit="JOB_TIMEOUT_MS_MAX")
+    if request.run_at_ms < 0:
+        raise InvalidArgument(f"run_at_ms {request.run_at_ms} is negative; give epoch ms, or 0 for now")
+
+
+def check_claim(request: J.JobClaimRequest) -> None:
+    _check_queue(request.queue)
+    if request.lease <= 0:
+        raise InvalidArgument("lease must be a lease id (grant one first); a claim ends with its lease")
+    if request.limit > limits.JOB_CLAIM_JOBS_MAX:
+        raise InvalidArgument(f"limit {request.limit} is over JOB_CLAIM_JOBS_MAX="
+                              f"{limits.JOB_CLAIM_JOBS_MAX}", limit="JOB_CLAIM_JOBS_MAX")
+
+
+def check_complete(request: J.JobCompleteRequest) -> None:
+    _check_id(request.id)
+    _check_bytes(request.result, "result", "JOB_ARGS_BYTES_MAX")
+
+
+def check_fail(request: J.JobFailRequest) -> None:
+    _check_id(request.id)
+    _check_bytes(request.error.encode(), "error", "JOB_ERROR_BYTES_MAX")
+
+
+def check_list(request: J.JobListRequest) -> None:
+    if request.queue:
+        _check_queue(request.queue)
+    if request.state not in J.JobState.values():
+        raise InvalidArgument(f"state {request.state} is unknown; use one of "
+                              + ", ".join(f"{v} ({STATE_COUNTS[v]})" for v in sorted(STATE_COUNTS)))
+
+
+def check_stats(request: J.JobStatsRequest) -> None:
+    if request.queue:
+        _check_queue(request.queue)
+
+
+def check_cron_put(request: J.JobCronPutRequest) -> None:
+    job_cron = request.cron
+    if not 0 < len(job_cron.name) <= limits.JOB_CRON_NAME_BYTES_MAX:
+        raise InvalidArgument(f"cron name is {len(job_cron.name)} bytes; it must be 1 to "
+                              f"JOB_CRON_NAME_BYTES_MAX={limits.JOB_CRON_NAME_BYTES_MAX} bytes",
+                              limit="JOB_CRON_NAME_BYTES_MAX")
+    _check_bytes(job_cron.args, "cron args", "JOB_CRON_ARGS_BYTES_MAX")
+    check_enqueue(J.JobEnqueueRequest(queue=job_cron.queue, args=job_cron.args, priority=job_cron.priority,
+                                      max_attempts=job_cron.max_attempts, timeout_ms=job_cron.timeout_ms))
+    cron.parse(job_cron.expression)
+
+
+def check_cron_delete(request: J.JobCronDeleteRequest) -> None:
+    if not 0 < len(request.name) <= limits.JOB_CRON_NAME_BYTES_MAX:
+        raise InvalidArgument(f"cron name is {len(request.name)} bytes; it must be 1 to "
+                              f"JOB_CRON_NAME_BYTES_MAX={limits.JOB_CRON_NAME_BYTES_MAX} bytes",
+                              limit="JOB_CRON_NAME_BYTES_MAX")
+
+
+CHECKS = {
+    J.JobEnqueueRequest: check_enqueue,
+    J.JobClaimRequest: check_claim,
+    J.JobCompleteRequest: check_complete,
+    J.JobFailRequest: check_fail,
+    J.JobRetryRequest: lambda r: _check_id(r.id),
+    J.JobCancelRequest: lambda r: _check_id(r.id),
+    J.JobDiscardRequest: lambda r: _check_id(r.id),
+    J.JobGetRequest: lambda r: (_check_id(r.id), _check_consistency(r.consistency)),
+    J.JobListRequest: lambda r: (check_list(r), _check_consistency(r.consistency)),
+    J.JobStatsRequest: lambda r: (check_stats(r), _check_consistency(r.consistency)),
+    J.JobCronPutRequest: check_cron_put,
+    J.JobCronDeleteRequest: check_cron_delete,
+    J.JobCronListRequest: lambda r: _check_consistency(r.consistency),
+}
