@@ -16,7 +16,7 @@ import pytest
 
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument
-from tandemkv.server.strong import cron, job_crons, jobs
+from tandemkv.server.strong import cron, job_crons, job_reads
 from tandemkv.v1 import jobs_pb2 as J
 from tandemkv.v1 import lease_pb2
 from tests.support.applier import Applier, make_view
@@ -78,7 +78,7 @@ def crons(applier) -> list[J.JobCron]:
 
 
 def queued(applier) -> list[J.Job]:
-    return list(jobs.read_list(applier.view, J.JobListRequest(queue=b"cq"), applier.index).jobs)
+    return list(job_reads.read_list(applier.view, J.JobListRequest(queue=b"cq"), applier.index).jobs)
 
 
 def test_a_due_cron_enqueues_once_per_run_and_skips_while_its_job_is_unfinished(applier):

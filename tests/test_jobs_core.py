@@ -14,7 +14,7 @@ import pytest
 
 from tandemkv import limits
 from tandemkv.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
-from tandemkv.server.strong import jobs
+from tandemkv.server.strong import job_reads, jobs
 from tandemkv.server.strong.view import MemoryView
 from tandemkv.v1 import jobs_pb2 as J
 from tandemkv.v1 import lease_pb2
@@ -43,13 +43,13 @@ def claim(applier: Applier, lease: int, queue: bytes = b"q", limit: int = 1, **k
 
 
 def get(applier: Applier, job_id: int) -> J.Job:
-    response = jobs.read_get(applier.view, J.JobGetRequest(id=job_id), applier.index)
+    response = job_reads.read_get(applier.view, J.JobGetRequest(id=job_id), applier.index)
     assert response.found
     return response.job
 
 
 def stats(applier: Applier, queue: bytes = b"q") -> J.JobQueueStats:
-    return jobs.read_stats(applier.view, J.JobStatsRequest(queue=queue), applier.index).queues[0]
+    return job_reads.read_stats(applier.view, J.JobStatsRequest(queue=queue), applier.index).queues[0]
 
 
 def advance(applier: Applier, elapsed_ms: int) -> None:
@@ -201,20 +201,20 @@ def test_finished_jobs_are_pruned_after_retention(applier):
     (job,) = claim(applier, grant(applier))
     applier.write(J.JobCompleteRequest(id=job.id, token=job.token))
     enqueue(applier, queue=b"later", ts_ms=applier.ts_ms + limits.JOB_RETENTION_MS)
-    assert not jobs.read_get(applier.view, J.JobGetRequest(id=job_id), applier.index).found
+    assert not job_reads.read_get(applier.view, J.JobGetRequest(id=job_id), applier.index).found
     assert stats(applier).completed == 0
 
 
 def test_list_filters_by_queue_and_state_and_pages(applier):
     ids = [enqueue(applier, queue=b"a" if k % 2 else b"b").id for k in range(6)]
-    page = jobs.read_list(applier.view, J.JobListRequest(queue=b"a", limit=2), applier.index)
+    page = job_reads.read_list(applier.view, J.JobListRequest(queue=b"a", limit=2), applier.index)
     assert [job.id for job in page.jobs] == ids[1:4:2] and page.more
-    rest = jobs.read_list(applier.view, J.JobListRequest(queue=b"a", after_id=page.next_after_id),
+    rest = job_reads.read_list(applier.view, J.JobListRequest(queue=b"a", after_id=page.next_after_id),
                           applier.index)
     assert [job.id for job in rest.jobs] == [ids[5]] and not rest.more
-    none = jobs.read_list(applier.view, J.JobListRequest(state=J.JOB_DEAD), applier.index)
+    none = job_reads.read_list(applier.view, J.JobListRequest(state=J.JOB_DEAD), applier.index)
     assert list(none.jobs) == []
-    past_all = jobs.read_list(applier.view, J.JobListRequest(after_id=2**64 - 1), applier.index)
+    past_all = job_reads.read_list(applier.view, J.JobListRequest(after_id=2**64 - 1), applier.index)
     assert list(past_all.jobs) == [] and not past_all.more
 
 

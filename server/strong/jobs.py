@@ -5,10 +5,15 @@ the proposers' wall clocks) for run_at, backoff and retention, and the
 lease clock (which only leader ticks advance, see coordination.py) for
 claim timeouts, as leases age on it.
 
+Its neighbours: job_store.py (the tables), job_checks.py (validation),
+job_reads.py (get, list, stats), job_crons.py (recurring jobs, fired from
+here), cron.py (the expression parser).
+
 Rules it keeps:
-- A job's id is the Raft index of its enqueue; a claim's fencing token is
-  the Raft index of the claim, so a job's tokens strictly increase across
-  workers and failovers.
+- A job's id is the Raft index of its enqueue, or the next free id above
+  it when crons added jobs in an entry before: ids are unique and
+  increase. A claim's fencing token is the Raft index of the claim, so a
+  job's tokens strictly increase across workers and failovers.
 - An enqueue with a unique_key, while a job of the same queue with that key
   is not finished, returns that job (duplicate) and adds nothing.
 - A claim takes up to `limit` available jobs of a queue, by priority (0
@@ -40,12 +45,11 @@ from tandemkv import limits
 from tandemkv.v1 import jobs_pb2 as J
 from tandemkv.v1 import kv_pb2, raft_pb2
 
-from tandemkv.server.strong import coordination, job_crons
+from tandemkv.server.strong import coordination, job_crons, job_reads
 from tandemkv.server.strong.context import ApplyContext, CommandFailed
 from tandemkv.server.strong.job_checks import CHECKS  # noqa: F401 - validation.py reads it here
 from tandemkv.server.strong.job_store import (DEADLINES, FINISHED, JOB_ITEM, STATE_COUNTS, WAITING,
                                               JobTables)
-from tandemkv.server.strong.view import StoreView
 
 UNFINISHED = frozenset({J.JOB_AVAILABLE, J.JOB_SCHEDULED, J.JOB_CLAIMED, J.JOB_RETRYABLE})
 FINISHED_STATES = frozenset({J.JOB_COMPLETED, J.JOB_DEAD, J.JOB_CANCELLED})
@@ -328,49 +332,6 @@ def sweep(context: ApplyContext) -> None:
             over -= 1
 
 
-# -- reads --
-def read_get(view: StoreView, request: J.JobGetRequest, revision: int) -> J.JobGetResponse:
-    response = J.JobGetResponse(header=kv_pb2.ResponseHeader(revision=revision))
-    job = JobTables(view).get(request.id)
-    if job is not None:
-        response.found = True
-        response.job.CopyFrom(job)
-    return response
-
-
-def read_list(view: StoreView, request: J.JobListRequest, revision: int) -> J.JobListResponse:
-    """Jobs by id after `after_id`, of a queue and a state if asked; looks at
-    up to JOB_LIST_SCAN_MAX jobs and answers up to `limit` and
-    RANGE_RESPONSE_BYTES_MAX bytes, with where to go on."""
-    response = J.JobListResponse(header=kv_pb2.ResponseHeader(revision=revision))
-    limit = min(request.limit or limits.JOB_LIST_MAX, limits.JOB_LIST_MAX)
-    size_bytes = 0
-    looked = JobTables(view).scan(request.after_id, limits.JOB_LIST_SCAN_MAX + 1)
-    response.next_after_id = request.after_id
-    for job in looked[:limits.JOB_LIST_SCAN_MAX]:
-        if request.queue and job.queue != request.queue or request.state and job.state != request.state:
-            response.next_after_id = job.id
-            continue
-        if len(response.jobs) >= limit or size_bytes + job.ByteSize() > limits.RANGE_RESPONSE_BYTES_MAX:
-            response.more = True
-            return response
-        response.jobs.append(job)
-        size_bytes += job.ByteSize()
-        response.next_after_id = job.id
-    response.more = len(looked) > limits.JOB_LIST_SCAN_MAX
-    return response
-
-
-def read_stats(view: StoreView, request: J.JobStatsRequest, revision: int) -> J.JobStatsResponse:
-    response = J.JobStatsResponse(header=kv_pb2.ResponseHeader(revision=revision))
-    tables = JobTables(view)
-    if request.queue:
-        response.queues.append(tables.stats(request.queue))
-    else:
-        response.queues.extend(tables.stats_scan(limits.JOB_LIST_MAX))
-    return response
-
-
 OPS = {
     **job_crons.OPS,
     J.JobEnqueueRequest: enqueue,
@@ -381,8 +342,7 @@ OPS = {
     J.JobCancelRequest: cancel,
     J.JobDiscardRequest: discard,
 }
-READERS = {J.JobGetRequest: read_get, J.JobListRequest: read_list, J.JobStatsRequest: read_stats,
-           **job_crons.READERS}
+READERS = {**job_reads.READERS, **job_crons.READERS}
 
 # Ending a lease releases its jobs (coordination.drop_lease calls this).
 coordination.LEASE_ITEM_RELEASERS[JOB_ITEM] = lease_ended
