@@ -2,8 +2,9 @@
 
 Covers the embedded front door the SDK does not: enqueue on a follower,
 claim and complete through another node, sync and asyncio calls, reads
-stale on a follower once it applied, and a request id that makes a retried
-enqueue apply once.
+stale on a follower once it applied, a request id that makes a retried
+enqueue apply once, and a scheduled job promoted on the leader's tick
+with no write at all.
 
 Method: the `Cluster` harness of test_embedded_node.py; every wait has a
 deadline.
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pytest
 
 from tandemkv import limits
 from tandemkv.errors import FailedPrecondition
 from tandemkv.v1 import jobs_pb2 as J
-from tests.test_embedded_node import Cluster
+from tests.test_embedded_node import READY_S, Cluster
 
 
 @pytest.fixture
@@ -67,3 +69,15 @@ def test_the_async_front_door_and_a_stale_token(cluster):
     listed = node.jobs.list(b"aq", J.JOB_RETRYABLE).jobs
     assert [j.id for j in listed] == [job.id]
     assert node.jobs.cancel(job.id).job.state == J.JOB_CANCELLED
+
+
+def test_a_scheduled_job_becomes_available_on_time_without_any_write(cluster):
+    node = cluster.leader()
+    job_id = node.jobs.enqueue(b"later", b"x", run_at_ms=int(time.time() * 1000) + 1_000).id
+    assert node.jobs.get(job_id).job.state == J.JOB_SCHEDULED
+    deadline = time.monotonic() + READY_S
+    # Stale reads propose nothing (a linearizable one's barrier may write).
+    while node.jobs.get(job_id, stale=True).job.state != J.JOB_AVAILABLE:
+        assert time.monotonic() < deadline, "the scheduled job was never promoted"
+        time.sleep(0.05)
+    assert node.jobs.stats(b"later", stale=True).queues[0].available == 1

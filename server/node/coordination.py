@@ -20,14 +20,16 @@ from tandemkv.server.feeds import Feed, follow
 from tandemkv.server.node.elections import ElectionObservers
 from tandemkv.server.raft.contract import ROLE_LEADER
 from tandemkv.server.strong import commands, coordination, validation
+from tandemkv.server.strong.job_store import JobTables
 from tandemkv.v1 import coordination_pb2 as co
 from tandemkv.v1 import kv_pb2, lease_pb2
 
 
 class LeaseTicker:
     """Proposes a lease tick every LEASE_TICK_INTERVAL_MS while this node
-    believes it leads and a tick has work: at least one lease exists, or a
-    durable topic holds messages (they age on the lease clock). Runs on its
+    believes it leads and a tick has work: at least one lease exists, a
+    durable topic holds messages (they age on the lease clock), or a job or
+    recurring job is due by this node's clock (the tick carries that time). Runs on its
     own thread (never the Raft tick thread).
 
     With no lease there is nothing to advance, renew or expire, so an idle
@@ -79,7 +81,8 @@ class LeaseTicker:
         leader includes every acknowledged grant; a grant applied just after
         this look gets its deadline one tick later (a longer lease)."""
         with self._node._state.read_view() as view:
-            return bool(view.leases_after(0, 1)) or view.topic_log().expiry_first() is not None
+            return (bool(view.leases_after(0, 1)) or view.topic_log().expiry_first() is not None
+                    or JobTables(view).due(int(time.time() * 1000)))  # a tick's time runs them
 
 
 class NodeCoordination:

@@ -175,6 +175,11 @@ class JobTables:
         found = self.view.claim_scan(CRON_RUNS, b"", _end_after(now_ms))
         return [key[_STAMP_BYTES:] for key, _ in islice(found, count_max)]
 
+    def due(self, now_ms: int) -> bool:
+        """Whether a scheduled or retryable job, or a recurring job's run, is
+        due at now_ms (so a leader's tick, which carries its time, has work)."""
+        return bool(self.timed_due(WAITING, now_ms, 1) or self.cron_runs_due(now_ms, 1))
+
     # -- counts --
     def stats(self, queue: bytes) -> jobs_pb2.JobQueueStats:
         raw = self.view.claim_get(QUEUES, queue)
