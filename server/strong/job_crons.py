@@ -8,8 +8,10 @@ Rules it keeps:
   so firing finds its work without a scan.
 - Due runs are enqueued by the first entry applied at or after their time
   (the per-entry sweep) and by every claim, at most JOB_SWEEP_PER_ENTRY_MAX
-  an entry. A run missed while nothing was applied is not caught up: one
-  run is enqueued, and the next is the first match after now.
+  an entry; a leader proposes a lease tick when a run is due by its clock
+  (server/node/coordination.py). A run missed while nothing was applied
+  is not caught up: one run is enqueued, and the next is the first match
+  after now.
 - Each run is a job with unique_key "cron:" + name: while the previous
   run's job is unfinished, a run enqueues nothing (no pile-up behind a slow
   or failing job).
