@@ -398,6 +398,31 @@ TLS_RELOAD_CHECK_INTERVAL_MS = 1_000
 # Bytes of one PEM file (certificate chain, key or CA bundle) a node or client reads.
 TLS_FILE_BYTES_MAX = 1 << 20
 
+# -- authentication and roles (server/strong/auth.py) --
+# scrypt's cost parameters for a stored password hash (n = 2**14 takes ~16 MiB and ~50 ms).
+AUTH_SCRYPT_N = 1 << 14
+# scrypt's block size and parallelism for a stored password hash.
+AUTH_SCRYPT_R = 8
+AUTH_SCRYPT_P = 1
+# Bytes of a password's random salt and of its scrypt hash.
+AUTH_SALT_BYTES = 16
+AUTH_HASH_BYTES = 32
+# Bytes of the HMAC key that signs tokens (kept in the strong plane).
+AUTH_TOKEN_KEY_BYTES = 32
+# How long a token from Authenticate is valid.
+AUTH_TOKEN_TTL_MS = 10 * 60 * 1_000
+# Bytes of a user or role name.
+AUTH_NAME_BYTES_MAX = 64
+# Bytes of a password.
+AUTH_PASSWORD_BYTES_MAX = 1_024
+# Bytes of one permission's name prefix.
+AUTH_PREFIX_BYTES_MAX = 512
+# Users, roles, roles per user and permissions per role the auth store holds.
+AUTH_USERS_MAX = 10_000
+AUTH_ROLES_MAX = 1_000
+AUTH_ROLES_PER_USER_MAX = 64
+AUTH_PERMISSIONS_PER_ROLE_MAX = 256
+
 # -- the command line --
 # Bytes of a transaction `tandemkv txn` reads from stdin (the cluster bounds
 # the ops and compares themselves: TXN_OPS_MAX, TXN_COMPARES_MAX).
