@@ -311,6 +311,30 @@ def authorize(state: AuthState, name: str | None, kind: str, resource: bytes, mo
     raise PermissionDenied(f"user {name!r} lacks {mode} on {kind} prefix {resource!r}")
 
 
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The first key after every key starting with prefix (None: no end)."""
+    stripped = prefix.rstrip(b"\xff")
+    return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else None
+
+
+def authorize_range(state: AuthState, name: str | None, kind: str, start: bytes, end: bytes | None,
+                    mode: str) -> None:
+    """Like `authorize` for the names [start, end) (end None: to the last):
+    allowed when one permission's prefix covers the whole range."""
+    if not state.enabled or (name is not None and is_root(state, name)):
+        return
+    for p in permissions_of(state, name or ""):
+        if p.kind != kind or not start.startswith(p.prefix):
+            continue
+        if not (p.mode == mode or p.mode == "write"):
+            continue
+        limit = _prefix_end(p.prefix)
+        if limit is None or (end is not None and end <= limit):
+            return
+    authorize(state, name, kind, start, mode)  # raises Unauthenticated when it should
+    raise PermissionDenied(f"user {name!r} lacks {mode} on {kind} range [{start!r}, {end!r})")
+
+
 def require_root(state: AuthState, name: str | None) -> None:
     """User and role administration: root only (while auth is enabled)."""
     if not state.enabled:

@@ -1,0 +1,129 @@
+"""Who a call comes from and whether it may run: the gate the Dispatcher asks
+before a handler (authentication from call metadata or the client
+certificate's CN, then authorization by method and request).
+
+- Credentials: `authorization: Bearer TOKEN` in the call's metadata (a token
+  from Auth.Authenticate), else the CN of a verified client certificate
+  (mTLS), which names a user. Neither: the call has no user, which is
+  enough only while auth is disabled.
+- Verifying a token costs one HMAC; the gate caches (token -> user) for the
+  auth revision it was verified at, so a change to any user or role (a new
+  revision) empties the cache and a revoked user is refused at its next call.
+- The rules: each method names its resource kind, the request field that
+  names the resource, and read or write. A method with no rule is for root
+  only while auth is on, so a new RPC is closed until someone opens it here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+from tandemkv import errors
+from tandemkv.server.strong import auth
+
+AUTHORIZATION_METADATA_KEY = "authorization"
+BEARER_PREFIX = "bearer "
+# Tokens whose user the gate remembers per auth revision.
+VERIFIED_TOKENS_MAX = 4_096
+# Methods anyone may call, signed in or not.
+OPEN_METHODS = frozenset({
+    "/tandemkv.v1.Auth/Authenticate", "/tandemkv.v1.Auth/AuthStatus", "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch", "/tandemkv.v1.Cluster/Status", "/tandemkv.v1.Cluster/Members",
+})
+
+
+class Rule(NamedTuple):
+    kind: str
+    mode: str
+    # The resource the request names: (start, end); end None is "to the last",
+    # end == start is one name.
+    names: Callable[[Any], tuple[bytes, bytes | None]]
+
+
+def _one(field: str) -> Callable[[Any], tuple[bytes, bytes | None]]:
+    def names(request: Any) -> tuple[bytes, bytes | None]:
+        value = getattr(request, field)
+        value = value.encode() if isinstance(value, str) else bytes(value)
+        return value, value
+    return names
+
+
+def _key_range(request: Any) -> tuple[bytes, bytes | None]:
+    r = request.range
+    if r.prefix:
+        return r.key, auth._prefix_end(r.key)
+    if not r.range_end:
+        return r.key, r.key
+    return r.key, (None if r.range_end == b"\0" else r.range_end)
+
+
+RULES: dict[str, Rule] = {
+    "/tandemkv.v1.KV/Put": Rule("key", "write", _one("key")),
+    "/tandemkv.v1.KV/Get": Rule("key", "read", _one("key")),
+    "/tandemkv.v1.KV/Range": Rule("key", "read", _key_range),
+    "/tandemkv.v1.KV/Delete": Rule("key", "write", _key_range),
+}
+ADMIN_PREFIX = "/tandemkv.v1.Auth/"
+
+
+def credentials(metadata: tuple[tuple[str, Any], ...] | None) -> str | None:
+    """The bearer token of a call's metadata, or None; a malformed header is
+    UNAUTHENTICATED with what to send instead."""
+    for key, value in metadata or ():
+        if key.lower() != AUTHORIZATION_METADATA_KEY:
+            continue
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        if not text.lower().startswith(BEARER_PREFIX) or not text[len(BEARER_PREFIX):].strip():
+            raise errors.Unauthenticated("the authorization header must be 'Bearer TOKEN'")
+        return text[len(BEARER_PREFIX):].strip()
+    return None
+
+
+class AuthGate:
+    """Decides one call. `state` returns the applied auth store; `now_ms` the
+    wall clock (token expiry)."""
+
+    def __init__(self, state: Callable[[], auth.AuthState], now_ms: Callable[[], int]) -> None:
+        self._state, self._now_ms = state, now_ms
+        self._revision = -1
+        self._verified: dict[str, tuple[str, int]] = {}  # token -> (user, expiry check time)
+
+    def caller(self, store: auth.AuthState, token: str | None, certificate_cn: str | None) -> str | None:
+        if store.revision != self._revision:
+            self._verified.clear()
+            self._revision = store.revision
+        if token is not None:
+            # Expiry is checked on every call; the HMAC only once per revision.
+            cached = self._verified.get(token)
+            if cached is None:
+                user = auth.verify_token(store, token, self._now_ms())
+                if len(self._verified) >= VERIFIED_TOKENS_MAX:
+                    self._verified.clear()
+                expiry_ms = int(token.split(".")[1])
+                self._verified[token] = (user, expiry_ms)
+                return user
+            user, expiry_ms = cached
+            if self._now_ms() >= expiry_ms:
+                raise errors.Unauthenticated("the token has expired; authenticate again")
+            return user
+        if certificate_cn is not None and certificate_cn in store.users:
+            return certificate_cn
+        return None
+
+    def check(self, path: str, request: Any, metadata, certificate_cn: str | None = None) -> str | None:
+        """The calling user (None while auth is off or for an open method),
+        or Unauthenticated / PermissionDenied naming what is missing."""
+        store = self._state()
+        if not store.enabled or path in OPEN_METHODS:
+            return None
+        user = self.caller(store, credentials(metadata), certificate_cn)
+        rule = RULES.get(path)
+        if rule is None:
+            auth.require_root(store, user)
+            return user
+        start, end = rule.names(request)
+        if end == start:
+            auth.authorize(store, user, rule.kind, start, rule.mode)
+        else:
+            auth.authorize_range(store, user, rule.kind, start, end, rule.mode)
+        return user

@@ -1,0 +1,89 @@
+"""The call gate (server/api/auth_calls.py) on the pure auth store: bearer
+metadata, certificate CNs, the KV rules with ranges, root-only methods, the
+per-revision cache refusing a revoked user at its next call, and expiry."""
+
+from __future__ import annotations
+
+import pytest
+
+from tandemkv import limits
+from tandemkv.errors import PermissionDenied, Unauthenticated
+from tandemkv.server.api.auth_calls import AuthGate, credentials
+from tandemkv.server.strong import auth
+from tandemkv.v1 import kv_pb2
+
+SALT = b"s" * limits.AUTH_SALT_BYTES
+
+
+@pytest.fixture(scope="module")
+def password_hash():
+    return auth.hash_password("pw", SALT)
+
+
+@pytest.fixture
+def world(password_hash):
+    store = auth.AuthState()
+    for name in ("root", "app"):
+        auth.add_user(store, name, SALT, password_hash)
+    auth.grant_role(store, "root", auth.ROOT_ROLE)
+    auth.add_role(store, "app-rw")
+    auth.grant_permission(store, "app-rw", auth.make_permission("key", b"app/", "write"))
+    auth.grant_role(store, "app", "app-rw")
+    auth.enable(store, b"k" * limits.AUTH_TOKEN_KEY_BYTES)
+    clock = {"now": 1_000}
+    gate = AuthGate(lambda: store, lambda: clock["now"])
+    return store, gate, clock
+
+
+def _bearer(token):
+    return (("authorization", f"Bearer {token}"),)
+
+
+def test_rules_by_method_and_request(world):
+    store, gate, _ = world
+    md = _bearer(auth.issue_token(store, "app", 1_000))
+    assert gate.check("/tandemkv.v1.KV/Put", kv_pb2.PutRequest(key=b"app/1"), md) == "app"
+    assert gate.check("/tandemkv.v1.KV/Range",
+                      kv_pb2.RangeRequest(range=kv_pb2.KeyRange(key=b"app/", prefix=True)), md) == "app"
+    with pytest.raises(PermissionDenied, match=r"write on key prefix b'other'"):
+        gate.check("/tandemkv.v1.KV/Put", kv_pb2.PutRequest(key=b"other"), md)
+    with pytest.raises(PermissionDenied, match="range"):
+        gate.check("/tandemkv.v1.KV/Range",
+                   kv_pb2.RangeRequest(range=kv_pb2.KeyRange(key=b"app/", range_end=b"\0")), md)
+    with pytest.raises(PermissionDenied, match="root role"):
+        gate.check("/tandemkv.v1.Auth/UserAdd", None, md)
+    with pytest.raises(Unauthenticated, match="Bearer TOKEN"):
+        gate.check("/tandemkv.v1.KV/Get", kv_pb2.GetRequest(key=b"app/1"), ())
+    assert gate.check("/tandemkv.v1.Auth/Authenticate", None, ()) is None
+
+
+def test_certificate_cn_names_a_user(world):
+    _, gate, _ = world
+    assert gate.check("/tandemkv.v1.KV/Get", kv_pb2.GetRequest(key=b"app/1"), (), "app") == "app"
+    with pytest.raises(Unauthenticated):
+        gate.check("/tandemkv.v1.KV/Get", kv_pb2.GetRequest(key=b"app/1"), (), "stranger")
+
+
+def test_revoked_user_refused_at_next_call_and_token_expiry(world):
+    store, gate, clock = world
+    md = _bearer(auth.issue_token(store, "app", 1_000))
+    put = kv_pb2.PutRequest(key=b"app/1")
+    assert gate.check("/tandemkv.v1.KV/Put", put, md) == "app"
+    auth.revoke_role(store, "app", "app-rw")
+    with pytest.raises(PermissionDenied):
+        gate.check("/tandemkv.v1.KV/Put", put, md)
+    auth.grant_role(store, "app", "app-rw")
+    auth.delete_user(store, "app")
+    with pytest.raises(Unauthenticated, match="deleted"):
+        gate.check("/tandemkv.v1.KV/Put", put, md)
+    md = _bearer(auth.issue_token(store, "root", 1_000))
+    assert gate.check("/tandemkv.v1.KV/Put", put, md) == "root"
+    clock["now"] = 1_000 + limits.AUTH_TOKEN_TTL_MS
+    with pytest.raises(Unauthenticated, match="expired"):
+        gate.check("/tandemkv.v1.KV/Put", put, md)
+
+
+def test_malformed_authorization_header():
+    with pytest.raises(Unauthenticated, match="Bearer TOKEN"):
+        credentials((("authorization", "Basic abc"),))
+    assert credentials((("other", "x"),)) is None
