@@ -87,3 +87,24 @@ def test_malformed_authorization_header():
     with pytest.raises(Unauthenticated, match="Bearer TOKEN"):
         credentials((("authorization", "Basic abc"),))
     assert credentials((("other", "x"),)) is None
+
+
+def test_every_rule_names_a_real_method_and_field(world):
+    """A rule for a renamed method or field would open or close the wrong call."""
+    import importlib
+    from tandemkv.server.api.auth_calls import RULES
+    store, gate, _ = world
+    md = _bearer(auth.issue_token(store, "root", 1_000))
+    for path, rule in RULES.items():
+        service, method = path.rsplit("/", 1)
+        name = service.split(".")[-1]
+        for module in ("kv", "coordination", "crdt", "pubsub", "jobs"):
+            pb = importlib.import_module(f"tandemkv.v1.{module}_pb2")
+            if name in pb.DESCRIPTOR.services_by_name:
+                descriptor = pb.DESCRIPTOR.services_by_name[name].methods_by_name[method]
+                request = pb.__dict__.get(descriptor.input_type.name)()
+                break
+        else:
+            raise AssertionError(f"no service for {path}")
+        assert gate.check(path, request, md) == "root"
+        rule.names(request)

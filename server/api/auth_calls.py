@@ -11,7 +11,9 @@ certificate's CN, then authorization by method and request).
   revision) empties the cache and a revoked user is refused at its next call.
 - The rules: each method names its resource kind, the request field that
   names the resource, and read or write. A method with no rule is for root
-  only while auth is on, so a new RPC is closed until someone opens it here.
+  only while auth is on, so a new RPC is closed until someone opens it here
+  (today: job calls by id, table and cron administration, streams of
+  publishes and subscriptions, maintenance).
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ def _one(field: str) -> Callable[[Any], tuple[bytes, bytes | None]]:
     return names
 
 
+def _prefix(field: str) -> Callable[[Any], tuple[bytes, bytes | None]]:
+    def names(request: Any) -> tuple[bytes, bytes | None]:
+        prefix = bytes(getattr(request, field))
+        return prefix, auth._prefix_end(prefix)
+    return names
+
+
 def _key_range(request: Any) -> tuple[bytes, bytes | None]:
     r = request.range
     if r.prefix:
@@ -62,6 +71,26 @@ RULES: dict[str, Rule] = {
     "/tandemkv.v1.KV/Get": Rule("key", "read", _one("key")),
     "/tandemkv.v1.KV/Range": Rule("key", "read", _key_range),
     "/tandemkv.v1.KV/Delete": Rule("key", "write", _key_range),
+    "/tandemkv.v1.Registry/Register": Rule("registry", "write", _one("name")),
+    "/tandemkv.v1.Registry/Unregister": Rule("registry", "write", _one("name")),
+    "/tandemkv.v1.Registry/Whereis": Rule("registry", "read", _one("name")),
+    "/tandemkv.v1.Registry/List": Rule("registry", "read", _prefix("prefix")),
+    "/tandemkv.v1.Lock/Acquire": Rule("lock", "write", _one("name")),
+    "/tandemkv.v1.Lock/Release": Rule("lock", "write", _one("name")),
+    "/tandemkv.v1.Election/Campaign": Rule("election", "write", _one("election")),
+    "/tandemkv.v1.Election/Proclaim": Rule("election", "write", _one("election")),
+    "/tandemkv.v1.Election/Resign": Rule("election", "write", _one("election")),
+    "/tandemkv.v1.Election/Leader": Rule("election", "read", _one("election")),
+    "/tandemkv.v1.Election/Observe": Rule("election", "read", _one("election")),
+    "/tandemkv.v1.Crdt/Update": Rule("crdt", "write", _one("table")),
+    "/tandemkv.v1.Crdt/Read": Rule("crdt", "read", _one("table")),
+    "/tandemkv.v1.Crdt/Scan": Rule("crdt", "read", _one("table")),
+    "/tandemkv.v1.Crdt/Subscribe": Rule("crdt", "read", _one("table")),
+    "/tandemkv.v1.PubSub/Publish": Rule("topic", "write", _one("topic")),
+    "/tandemkv.v1.Jobs/Enqueue": Rule("queue", "write", _one("queue")),
+    "/tandemkv.v1.Jobs/Claim": Rule("queue", "write", _one("queue")),
+    "/tandemkv.v1.Jobs/List": Rule("queue", "read", _one("queue")),
+    "/tandemkv.v1.Jobs/Stats": Rule("queue", "read", _one("queue")),
 }
 ADMIN_PREFIX = "/tandemkv.v1.Auth/"
 
