@@ -52,6 +52,11 @@ def test_adding_a_member_again_with_the_same_addresses_changes_nothing():
     (proto_member("n4", "127.0.0.1:97", "127.0.0.1:31"), "n3's"),
     (proto_member("", "127.0.0.1:97", "127.0.0.1:96"), "needs a name"),
     (proto_member("n4", "", "127.0.0.1:96"), "--raft"),
+    (proto_member("0", "0", "0"), "--raft takes HOST:PORT"),
+    (proto_member("n4", "127.0.0.1:97", "127.0.0.1:70000"), "--client takes HOST:PORT"),
+    (proto_member("n4", "127.0.0.1:", "127.0.0.1:96"), "--raft takes HOST:PORT"),
+    (proto_member("n 4", "127.0.0.1:97", "127.0.0.1:96"), "without spaces"),
+    (proto_member("n" * 129, "127.0.0.1:97", "127.0.0.1:96"), "at most 128 bytes"),
 ])
 def test_an_addition_that_clashes_or_lacks_an_address_is_refused_saying_what_to_fix(member, words):
     with pytest.raises(InvalidArgument) as refused:

@@ -37,6 +37,9 @@ RAFT_SNAPSHOT_CHUNK_BYTES = 1 << 16
 RAFT_SOCKET_BUFFER_BYTES = 1 << 20
 # Longest a leader keeps sending entries to a removed member so it learns its removal committed.
 MEMBER_RETIRE_WAIT_MS = 10_000
+# A member's name and each of its addresses ('host:port'), in UTF-8 bytes.
+MEMBER_NAME_BYTES_MAX = 128
+MEMBER_ADDRESS_BYTES_MAX = 256
 # Longest a leader asked to remove itself tries to hand leadership to a caught-up follower.
 LEADER_HANDOVER_WAIT_MS = 5_000
 # Longest `serve --join` tries to reach a member for the member set (and to be added) before it gives up.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError
 
+from tandemkv import limits
 from tandemkv.errors import FailedPrecondition, InvalidArgument
 from tandemkv.server.strong.view import StoreView
 from tandemkv.v1 import cluster_pb2
@@ -58,6 +59,16 @@ def initial_set(members) -> cluster_pb2.MemberSet:
                         for m in members], config_index=0)
 
 
+def check_address(address: str, flag: str) -> None:
+    """Refuses what cannot be a member's 'host:port' (a node would dial it)."""
+    host, _, port = address.rpartition(":")
+    if (len(address.encode()) > limits.MEMBER_ADDRESS_BYTES_MAX or not host or not port.isdigit()
+            or not 0 < int(port) < 65536 or any(c.isspace() for c in address) or not address.isprintable()):
+        raise InvalidArgument(f"{flag} takes HOST:PORT (port 1 to 65535, at most "
+                              f"{limits.MEMBER_ADDRESS_BYTES_MAX} bytes), not {address[:64]!r}",
+                              limit="MEMBER_ADDRESS_BYTES_MAX")
+
+
 def with_member(current: cluster_pb2.MemberSet, member: cluster_pb2.Member) -> cluster_pb2.MemberSet | None:
     """`current` with `member` added as a voter; None if it is there
     already with the same addresses (adding it again changes nothing).
@@ -65,9 +76,16 @@ def with_member(current: cluster_pb2.MemberSet, member: cluster_pb2.Member) -> c
     member has."""
     if not member.name:
         raise InvalidArgument("a member needs a name (NAME)")
+    if len(member.name.encode()) > limits.MEMBER_NAME_BYTES_MAX or not member.name.isprintable() \
+            or any(c.isspace() for c in member.name):
+        raise InvalidArgument(f"a member's name is printable, without spaces, at most "
+                              f"{limits.MEMBER_NAME_BYTES_MAX} bytes, not {member.name[:64]!r}",
+                              limit="MEMBER_NAME_BYTES_MAX")
     if not member.raft_address or not member.client_address:
         raise InvalidArgument(f"member {member.name}: both its Raft address (--raft HOST:PORT) and "
                               "its client address (--client HOST:PORT) are needed")
+    for flag, address in (("--raft", member.raft_address), ("--client", member.client_address)):
+        check_address(address, flag)
     for existing in current.members:
         if existing.name == member.name:
             if (existing.raft_address, existing.client_address) == (member.raft_address,
