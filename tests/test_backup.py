@@ -17,11 +17,11 @@ import os
 import shutil
 
 import pytest
-from pysyncobj.syncobj import _COMMAND_TYPE, _bchr
 
 from tandemkv.server import Member, Node, NodeConfig, RaftTimings
 from tandemkv.server.available.crdt.mutations import Increment
 from tandemkv.server.cli.main import main
+from tandemkv.server.raft.testing import no_op_command
 from tandemkv.server.storage import backup, snapshot
 from tests.support.ports import free_ports
 
@@ -168,7 +168,7 @@ def test_a_restored_node_starts_at_the_backups_revision_with_its_keys_and_crdt_t
 
 
 def test_the_restored_raft_entries_are_pysyncobjs_no_op():
-    assert backup.RAFT_NO_OP_COMMAND == _bchr(_COMMAND_TYPE.NO_OP)
+    assert backup.RAFT_NO_OP_COMMAND == no_op_command()
 
 
 def test_an_empty_node_backs_up_and_restores(tmp_path, capsys):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+from pysyncobj.syncobj import _COMMAND_TYPE, _bchr
+
 from tandemkv.server.raft.replica import Replica
 
 
@@ -77,3 +79,10 @@ def hold_commit(replica: Replica, release_wait_s: float) -> HeldCommit:
     held = HeldCommit(host, release_wait_s)
     host.apply, host.commit = held._apply, held._commit
     return held
+
+
+def no_op_command() -> bytes:
+    """The bytes of pysyncobj's no-op log command, which a restore writes
+    as its Raft entries (server/storage/backup.py keeps its own copy, and a
+    test compares the two)."""
+    return _bchr(_COMMAND_TYPE.NO_OP)
