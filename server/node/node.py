@@ -36,8 +36,8 @@ from google.protobuf.message import Message
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument, NodeRemoved, OutcomeUnknown, ResourceExhausted, Unavailable
 from tandemkv.server.available.node_plane import build_plane
-from tandemkv.server.available.presence_plane import PresencePlane, plane_for as presence_plane_for
-from tandemkv.server.available.pubsub_plane import PubSubPlane, plane_for as pubsub_plane_for
+from tandemkv.server.available.presence_plane import PresencePlane
+from tandemkv.server.available.pubsub_plane import PubSubPlane
 from tandemkv.server.available.runtime import AvailablePlane
 from tandemkv.server.node.backup import NodeBackup
 from tandemkv.server.node.batch import NodeBatches
@@ -46,7 +46,7 @@ from tandemkv.server.node.coordination import LeaseTicker, NodeCoordination
 from tandemkv.server.node.crdt import NodeCrdt
 from tandemkv.server.node.deadlines import deadline_of, read_timed_out
 from tandemkv.server.node.event_loop import NodeLoop
-from tandemkv.server.node.host import StateHost
+from tandemkv.server.node.loop_planes import NodeLoopPlanes
 from tandemkv.server.node.kv import NodeOperations
 from tandemkv.server.node.membership import NodeMembership
 from tandemkv.server.node.presence import NodePresence
@@ -72,8 +72,6 @@ STALE = kv_pb2.STALE
 MAP_FILL_CHECK_WRITES = 64
 # How often wait_ready() looks at the replica while it waits.
 READY_POLL_S = 0.02
-# Longest a stopping node waits for each loop plane (pub/sub, presence) to stop.
-PLANE_STOP_WAIT_S = 5.0
 
 
 _READERS = {**reads.READERS, **coordination.READERS, **catalog.READERS, **topics.READERS,
@@ -94,7 +92,8 @@ class NodeStatus:
     members: tuple[Member, ...]
 
 
-class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembership, NodeBackup):
+class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembership, NodeBackup,
+           NodeLoopPlanes):
     def __init__(self, config: NodeConfig):
         self.config = config
         self._init_membership()  # the committed member set: membership.py
@@ -165,36 +164,6 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
         self._start_loop_planes()
         log.info("node %s started: raft %s, data %s", config.name, config.raft_address,
                  config.data_dir)
-
-    def event_loop(self) -> NodeLoop:
-        """The node's event loop, made with its pub/sub and presence planes
-        (built, not started: `start()` starts them) on first use. The gRPC
-        server that serves the node runs on it, and may be built before
-        `start()` (serve.py binds the port first)."""
-        if self.loop is None:
-            self.loop = NodeLoop()
-            self.pubsub_plane, self.presence_plane = self.loop.run(_built_planes(self.config))
-        return self.loop
-
-    def _start_loop_planes(self) -> None:
-        # Started on the loop they run on: their relay streams and ticks
-        # are tasks of that loop.
-        self.event_loop().run(_started(self.pubsub_plane, self.presence_plane))
-
-    def _stop_loop_planes(self) -> None:
-        # Before the rest of the node: a presence plane that stops says
-        # goodbye to its peers, and the relays end their streams.
-        if self.loop is None:
-            return
-        for plane in (self.pubsub_plane, self.presence_plane):
-            if plane is not None and plane.started:
-                try:
-                    self.loop.run(plane.stop(), PLANE_STOP_WAIT_S)
-                except Exception:  # noqa: BLE001 - a plane that fails to stop must not keep the node up
-                    log.exception("stopping a plane of node %s failed", self.config.name)
-        self.loop.close()
-        self.loop = None
-        self.pubsub_plane = self.presence_plane = None
 
     def _recover_from_machine_crash(self, durable: bool) -> None:
         data_dir = self.config.data_dir
@@ -465,11 +434,3 @@ _new_request_id = _RequestIds()
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
-
-async def _built_planes(config: NodeConfig) -> tuple[PubSubPlane, PresencePlane]:
-    return pubsub_plane_for(config), presence_plane_for(config)
-
-
-async def _started(*planes) -> None:
-    for plane in planes:
-        plane.start()
