@@ -73,29 +73,29 @@ class NodeSubscription:
         """The events waiting now, oldest first, after waiting up to
         `timeout_s` for one (None: until there is one or it closes); []
         when the wait ran out or the subscription is closed."""
-        if self._pending:
-            events = list(self._pending)
-            self._pending.clear()
-            return events
-        if self.closed or self._loop.closed:
-            return []
+        if self._pending or self._ended():
+            return self._take_pending()
         return self._loop.run(self._subscription.next_events(timeout_s=timeout_s))
 
     async def poll_async(self, timeout_s: float | None = None) -> list[Event]:
-        if self._pending:
-            events = list(self._pending)
-            self._pending.clear()
-            return events
-        if self.closed or self._loop.closed:
-            return []
+        if self._pending or self._ended():
+            return self._take_pending()
         return await self._loop.run_async(self._subscription.next_events(timeout_s=timeout_s))
+
+    def _ended(self) -> bool:
+        return self.closed or self._loop.closed
+
+    def _take_pending(self) -> list[Event]:
+        events = list(self._pending)
+        self._pending.clear()
+        return events
 
     def __iter__(self) -> Iterator[Event]:
         return self
 
     def __next__(self) -> Event:
         while not self._pending:
-            if self.closed or self._loop.closed:
+            if self._ended():
                 raise StopIteration
             self._pending.extend(self._loop.run(
                 self._subscription.next_events(timeout_s=SUBSCRIPTION_WAIT_SLICE_S)))
@@ -106,7 +106,7 @@ class NodeSubscription:
 
     async def __anext__(self) -> Event:
         while not self._pending:
-            if self.closed or self._loop.closed:
+            if self._ended():
                 raise StopAsyncIteration
             # No slice needed: close() wakes the wait on the loop.
             self._pending.extend(await self._loop.run_async(self._subscription.next_events()))
