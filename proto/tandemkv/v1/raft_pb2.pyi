@@ -5,6 +5,7 @@ from tandemkv.v1 import coordination_pb2 as _coordination_pb2
 from tandemkv.v1 import crdt_pb2 as _crdt_pb2
 from tandemkv.v1 import topics_pb2 as _topics_pb2
 from tandemkv.v1 import jobs_pb2 as _jobs_pb2
+from tandemkv.v1 import auth_pb2 as _auth_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -22,12 +23,16 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUT_OF_RANGE: _ClassVar[ErrorCode]
     UNSUPPORTED_COMMAND: _ClassVar[ErrorCode]
     RESOURCE_EXHAUSTED: _ClassVar[ErrorCode]
+    ALREADY_EXISTS: _ClassVar[ErrorCode]
+    NOT_FOUND: _ClassVar[ErrorCode]
 ERROR_CODE_UNSPECIFIED: ErrorCode
 INVALID_ARGUMENT: ErrorCode
 FAILED_PRECONDITION: ErrorCode
 OUT_OF_RANGE: ErrorCode
 UNSUPPORTED_COMMAND: ErrorCode
 RESOURCE_EXHAUSTED: ErrorCode
+ALREADY_EXISTS: ErrorCode
+NOT_FOUND: ErrorCode
 
 class Noop(_message.Message):
     __slots__ = ()
@@ -50,7 +55,7 @@ class LeaseTickResult(_message.Message):
     def __init__(self, lease_clock_ms: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("format_version", "request_id", "ts_ms", "space_quota_bytes", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign", "create_table", "drop_table", "batch", "topic_publish", "job_enqueue", "job_claim", "job_complete", "job_fail", "job_retry", "job_cancel", "job_discard", "job_cron_put", "job_cron_delete")
+    __slots__ = ("format_version", "request_id", "ts_ms", "space_quota_bytes", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign", "create_table", "drop_table", "batch", "topic_publish", "job_enqueue", "job_claim", "job_complete", "job_fail", "job_retry", "job_cancel", "job_discard", "job_cron_put", "job_cron_delete", "auth_change")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TS_MS_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +92,7 @@ class Command(_message.Message):
     JOB_DISCARD_FIELD_NUMBER: _ClassVar[int]
     JOB_CRON_PUT_FIELD_NUMBER: _ClassVar[int]
     JOB_CRON_DELETE_FIELD_NUMBER: _ClassVar[int]
+    AUTH_CHANGE_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     request_id: bytes
     ts_ms: int
@@ -123,7 +129,60 @@ class Command(_message.Message):
     job_discard: _jobs_pb2.JobDiscardRequest
     job_cron_put: _jobs_pb2.JobCronPutRequest
     job_cron_delete: _jobs_pb2.JobCronDeleteRequest
-    def __init__(self, format_version: _Optional[int] = ..., request_id: _Optional[bytes] = ..., ts_ms: _Optional[int] = ..., space_quota_bytes: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutRequest, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteRequest, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnRequest, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrRequest, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetRequest, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetRequest, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteRequest, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTick, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantRequest, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeRequest, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveRequest, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterRequest, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterRequest, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireRequest, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseRequest, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignRequest, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimRequest, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignRequest, _Mapping]] = ..., create_table: _Optional[_Union[_crdt_pb2.CreateTableRequest, _Mapping]] = ..., drop_table: _Optional[_Union[_crdt_pb2.DropTableRequest, _Mapping]] = ..., batch: _Optional[_Union[CommandBatch, _Mapping]] = ..., topic_publish: _Optional[_Union[_topics_pb2.TopicPublishRequest, _Mapping]] = ..., job_enqueue: _Optional[_Union[_jobs_pb2.JobEnqueueRequest, _Mapping]] = ..., job_claim: _Optional[_Union[_jobs_pb2.JobClaimRequest, _Mapping]] = ..., job_complete: _Optional[_Union[_jobs_pb2.JobCompleteRequest, _Mapping]] = ..., job_fail: _Optional[_Union[_jobs_pb2.JobFailRequest, _Mapping]] = ..., job_retry: _Optional[_Union[_jobs_pb2.JobRetryRequest, _Mapping]] = ..., job_cancel: _Optional[_Union[_jobs_pb2.JobCancelRequest, _Mapping]] = ..., job_discard: _Optional[_Union[_jobs_pb2.JobDiscardRequest, _Mapping]] = ..., job_cron_put: _Optional[_Union[_jobs_pb2.JobCronPutRequest, _Mapping]] = ..., job_cron_delete: _Optional[_Union[_jobs_pb2.JobCronDeleteRequest, _Mapping]] = ...) -> None: ...
+    auth_change: AuthChange
+    def __init__(self, format_version: _Optional[int] = ..., request_id: _Optional[bytes] = ..., ts_ms: _Optional[int] = ..., space_quota_bytes: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutRequest, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteRequest, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnRequest, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrRequest, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetRequest, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetRequest, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteRequest, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTick, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantRequest, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeRequest, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveRequest, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterRequest, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterRequest, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireRequest, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseRequest, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignRequest, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimRequest, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignRequest, _Mapping]] = ..., create_table: _Optional[_Union[_crdt_pb2.CreateTableRequest, _Mapping]] = ..., drop_table: _Optional[_Union[_crdt_pb2.DropTableRequest, _Mapping]] = ..., batch: _Optional[_Union[CommandBatch, _Mapping]] = ..., topic_publish: _Optional[_Union[_topics_pb2.TopicPublishRequest, _Mapping]] = ..., job_enqueue: _Optional[_Union[_jobs_pb2.JobEnqueueRequest, _Mapping]] = ..., job_claim: _Optional[_Union[_jobs_pb2.JobClaimRequest, _Mapping]] = ..., job_complete: _Optional[_Union[_jobs_pb2.JobCompleteRequest, _Mapping]] = ..., job_fail: _Optional[_Union[_jobs_pb2.JobFailRequest, _Mapping]] = ..., job_retry: _Optional[_Union[_jobs_pb2.JobRetryRequest, _Mapping]] = ..., job_cancel: _Optional[_Union[_jobs_pb2.JobCancelRequest, _Mapping]] = ..., job_discard: _Optional[_Union[_jobs_pb2.JobDiscardRequest, _Mapping]] = ..., job_cron_put: _Optional[_Union[_jobs_pb2.JobCronPutRequest, _Mapping]] = ..., job_cron_delete: _Optional[_Union[_jobs_pb2.JobCronDeleteRequest, _Mapping]] = ..., auth_change: _Optional[_Union[AuthChange, _Mapping]] = ...) -> None: ...
+
+class AuthUserSecret(_message.Message):
+    __slots__ = ("user", "salt", "password_hash")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_HASH_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    salt: bytes
+    password_hash: bytes
+    def __init__(self, user: _Optional[str] = ..., salt: _Optional[bytes] = ..., password_hash: _Optional[bytes] = ...) -> None: ...
+
+class AuthEnableChange(_message.Message):
+    __slots__ = ("token_key",)
+    TOKEN_KEY_FIELD_NUMBER: _ClassVar[int]
+    token_key: bytes
+    def __init__(self, token_key: _Optional[bytes] = ...) -> None: ...
+
+class AuthChange(_message.Message):
+    __slots__ = ("request_id", "user_add", "user_delete", "user_password", "user_grant_role", "user_revoke_role", "role_add", "role_delete", "role_grant_permission", "role_revoke_permission", "enable", "disable")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ADD_FIELD_NUMBER: _ClassVar[int]
+    USER_DELETE_FIELD_NUMBER: _ClassVar[int]
+    USER_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    USER_GRANT_ROLE_FIELD_NUMBER: _ClassVar[int]
+    USER_REVOKE_ROLE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_ADD_FIELD_NUMBER: _ClassVar[int]
+    ROLE_DELETE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_GRANT_PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_REVOKE_PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_FIELD_NUMBER: _ClassVar[int]
+    request_id: bytes
+    user_add: AuthUserSecret
+    user_delete: _auth_pb2.UserDeleteRequest
+    user_password: AuthUserSecret
+    user_grant_role: _auth_pb2.UserRoleRequest
+    user_revoke_role: _auth_pb2.UserRoleRequest
+    role_add: _auth_pb2.RoleAddRequest
+    role_delete: _auth_pb2.RoleDeleteRequest
+    role_grant_permission: _auth_pb2.RolePermissionRequest
+    role_revoke_permission: _auth_pb2.RolePermissionRequest
+    enable: AuthEnableChange
+    disable: _auth_pb2.AuthDisableRequest
+    def __init__(self, request_id: _Optional[bytes] = ..., user_add: _Optional[_Union[AuthUserSecret, _Mapping]] = ..., user_delete: _Optional[_Union[_auth_pb2.UserDeleteRequest, _Mapping]] = ..., user_password: _Optional[_Union[AuthUserSecret, _Mapping]] = ..., user_grant_role: _Optional[_Union[_auth_pb2.UserRoleRequest, _Mapping]] = ..., user_revoke_role: _Optional[_Union[_auth_pb2.UserRoleRequest, _Mapping]] = ..., role_add: _Optional[_Union[_auth_pb2.RoleAddRequest, _Mapping]] = ..., role_delete: _Optional[_Union[_auth_pb2.RoleDeleteRequest, _Mapping]] = ..., role_grant_permission: _Optional[_Union[_auth_pb2.RolePermissionRequest, _Mapping]] = ..., role_revoke_permission: _Optional[_Union[_auth_pb2.RolePermissionRequest, _Mapping]] = ..., enable: _Optional[_Union[AuthEnableChange, _Mapping]] = ..., disable: _Optional[_Union[_auth_pb2.AuthDisableRequest, _Mapping]] = ...) -> None: ...
+
+class AuthChangeResult(_message.Message):
+    __slots__ = ("header", "auth_revision")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    AUTH_REVISION_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    auth_revision: int
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., auth_revision: _Optional[int] = ...) -> None: ...
 
 class CommandBatch(_message.Message):
     __slots__ = ("commands",)
@@ -146,7 +205,7 @@ class CommandError(_message.Message):
     def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CommandResult(_message.Message):
-    __slots__ = ("revision", "error", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign", "create_table", "drop_table", "batch", "topic_publish", "job_enqueue", "job_claim", "job_complete", "job_fail", "job_retry", "job_cancel", "job_discard", "job_cron_put", "job_cron_delete")
+    __slots__ = ("revision", "error", "noop", "put", "delete", "txn", "counter_incr", "counter_set", "counter_cas", "counter_delete", "lease_tick", "lease_grant", "lease_revoke", "lease_keepalive", "register", "unregister", "lock_acquire", "lock_release", "campaign", "proclaim", "resign", "create_table", "drop_table", "batch", "topic_publish", "job_enqueue", "job_claim", "job_complete", "job_fail", "job_retry", "job_cancel", "job_discard", "job_cron_put", "job_cron_delete", "auth_change")
     REVISION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     NOOP_FIELD_NUMBER: _ClassVar[int]
@@ -181,6 +240,7 @@ class CommandResult(_message.Message):
     JOB_DISCARD_FIELD_NUMBER: _ClassVar[int]
     JOB_CRON_PUT_FIELD_NUMBER: _ClassVar[int]
     JOB_CRON_DELETE_FIELD_NUMBER: _ClassVar[int]
+    AUTH_CHANGE_FIELD_NUMBER: _ClassVar[int]
     revision: int
     error: CommandError
     noop: Noop
@@ -215,4 +275,5 @@ class CommandResult(_message.Message):
     job_discard: _jobs_pb2.JobResponse
     job_cron_put: _jobs_pb2.JobCronResponse
     job_cron_delete: _jobs_pb2.JobCronDeleteResponse
-    def __init__(self, revision: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutResponse, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteResponse, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnResponse, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrResponse, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetResponse, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetResponse, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteResponse, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTickResult, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantResponse, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeResponse, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveResponse, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterResponse, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterResponse, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireResponse, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseResponse, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignResponse, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimResponse, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignResponse, _Mapping]] = ..., create_table: _Optional[_Union[_crdt_pb2.CreateTableResponse, _Mapping]] = ..., drop_table: _Optional[_Union[_crdt_pb2.DropTableResponse, _Mapping]] = ..., batch: _Optional[_Union[CommandBatchResult, _Mapping]] = ..., topic_publish: _Optional[_Union[_topics_pb2.TopicPublishResponse, _Mapping]] = ..., job_enqueue: _Optional[_Union[_jobs_pb2.JobEnqueueResponse, _Mapping]] = ..., job_claim: _Optional[_Union[_jobs_pb2.JobClaimResponse, _Mapping]] = ..., job_complete: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_fail: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_retry: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_cancel: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_discard: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_cron_put: _Optional[_Union[_jobs_pb2.JobCronResponse, _Mapping]] = ..., job_cron_delete: _Optional[_Union[_jobs_pb2.JobCronDeleteResponse, _Mapping]] = ...) -> None: ...
+    auth_change: AuthChangeResult
+    def __init__(self, revision: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., put: _Optional[_Union[_kv_pb2.PutResponse, _Mapping]] = ..., delete: _Optional[_Union[_kv_pb2.DeleteResponse, _Mapping]] = ..., txn: _Optional[_Union[_kv_pb2.TxnResponse, _Mapping]] = ..., counter_incr: _Optional[_Union[_counter_pb2.CounterIncrResponse, _Mapping]] = ..., counter_set: _Optional[_Union[_counter_pb2.CounterSetResponse, _Mapping]] = ..., counter_cas: _Optional[_Union[_counter_pb2.CounterCompareAndSetResponse, _Mapping]] = ..., counter_delete: _Optional[_Union[_counter_pb2.CounterDeleteResponse, _Mapping]] = ..., lease_tick: _Optional[_Union[LeaseTickResult, _Mapping]] = ..., lease_grant: _Optional[_Union[_lease_pb2.LeaseGrantResponse, _Mapping]] = ..., lease_revoke: _Optional[_Union[_lease_pb2.LeaseRevokeResponse, _Mapping]] = ..., lease_keepalive: _Optional[_Union[_lease_pb2.LeaseKeepAliveResponse, _Mapping]] = ..., register: _Optional[_Union[_coordination_pb2.RegisterResponse, _Mapping]] = ..., unregister: _Optional[_Union[_coordination_pb2.UnregisterResponse, _Mapping]] = ..., lock_acquire: _Optional[_Union[_coordination_pb2.LockAcquireResponse, _Mapping]] = ..., lock_release: _Optional[_Union[_coordination_pb2.LockReleaseResponse, _Mapping]] = ..., campaign: _Optional[_Union[_coordination_pb2.CampaignResponse, _Mapping]] = ..., proclaim: _Optional[_Union[_coordination_pb2.ProclaimResponse, _Mapping]] = ..., resign: _Optional[_Union[_coordination_pb2.ResignResponse, _Mapping]] = ..., create_table: _Optional[_Union[_crdt_pb2.CreateTableResponse, _Mapping]] = ..., drop_table: _Optional[_Union[_crdt_pb2.DropTableResponse, _Mapping]] = ..., batch: _Optional[_Union[CommandBatchResult, _Mapping]] = ..., topic_publish: _Optional[_Union[_topics_pb2.TopicPublishResponse, _Mapping]] = ..., job_enqueue: _Optional[_Union[_jobs_pb2.JobEnqueueResponse, _Mapping]] = ..., job_claim: _Optional[_Union[_jobs_pb2.JobClaimResponse, _Mapping]] = ..., job_complete: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_fail: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_retry: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_cancel: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_discard: _Optional[_Union[_jobs_pb2.JobResponse, _Mapping]] = ..., job_cron_put: _Optional[_Union[_jobs_pb2.JobCronResponse, _Mapping]] = ..., job_cron_delete: _Optional[_Union[_jobs_pb2.JobCronDeleteResponse, _Mapping]] = ..., auth_change: _Optional[_Union[AuthChangeResult, _Mapping]] = ...) -> None: ...
