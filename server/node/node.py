@@ -39,7 +39,7 @@ from tandemkv.server.available.node_plane import build_plane
 from tandemkv.server.available.presence_plane import PresencePlane
 from tandemkv.server.available.pubsub_plane import PubSubPlane
 from tandemkv.server.available.runtime import AvailablePlane
-from tandemkv.server.node.backup import NodeBackup
+from tandemkv.server.node.backup import BackupCopies, NodeBackup
 from tandemkv.server.node.batch import NodeBatches
 from tandemkv.server.node.config import DURABILITY_DURABLE, Member, NodeConfig
 from tandemkv.server.node.coordination import LeaseTicker, NodeCoordination
@@ -101,6 +101,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
         self._replica: Replica | None = None
         self._barrier: ReadBarrier | None = None
         self._stopping = threading.Event()
+        self._backup_copies = BackupCopies(config.name)
         self._writes_since_fill_check = MAP_FILL_CHECK_WRITES
         self._map_full = False
         # Carried in every write so that every node refuses the same writes
@@ -181,6 +182,8 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
         shutil.rmtree(data_dir / "state", ignore_errors=True)
 
     def stop(self) -> None:
+        # First: a backup copy under way reads LMDB and the CRDT store.
+        self._backup_copies.close_and_wait()
         self._stop_loop_planes()
         if self.available is not None:
             self.available.stop()
