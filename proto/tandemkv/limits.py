@@ -44,6 +44,12 @@ MEMBER_ADDRESS_BYTES_MAX = 256
 LEADER_HANDOVER_WAIT_MS = 5_000
 # Longest `serve --join` tries to reach a member for the member set (and to be added) before it gives up.
 JOIN_WAIT_MS = 30_000
+# Log entries a learner may lag the leader's commit index by and still be promoted to voter.
+LEARNER_PROMOTE_LAG_ENTRIES_MAX = 1_000
+# How long a Raft peer's host name resolves to the same addresses before it is looked up again (a moved pod is found).
+RAFT_DNS_CACHE_MS = 5_000
+# How long a failed lookup of a Raft peer's host name stands before it is tried again.
+RAFT_DNS_FAIL_CACHE_MS = 1_000
 # Keys one Range returns; a larger or zero `limit` is clamped to this.
 RANGE_KEYS_MAX = 10_000
 # Encoded bytes one Range or RegistryList response holds at most; it stops
@@ -366,6 +372,23 @@ JOB_CRON_ARGS_BYTES_MAX = 1024
 # Jobs (or queues) one List (or Stats) answer carries, and records one List may look at.
 JOB_LIST_MAX = 1_000
 JOB_LIST_SCAN_MAX = 10_000
+# Claims a job may lose (its lease ended while it ran: the worker crashed or stalled) before it is dead, and the default.
+JOB_MAX_LOST_CLAIMS_MAX = 1_000
+JOB_MAX_LOST_CLAIMS_DEFAULT = 10
+# Bytes of the note a job's progress report carries (available plane, docs/jobs.md).
+JOB_PROGRESS_NOTE_BYTES_MAX = 256
+# How long a job's progress entry stays without a new report before any node removes it.
+JOB_PROGRESS_STALE_MS = 3600 * 1000
+# Bytes of a worker's id in its heartbeat.
+JOB_WORKER_ID_BYTES_MAX = 128
+# How long a worker stays listed after its last heartbeat; past it any node removes it.
+JOB_WORKER_STALE_MS = 30 * 1000
+# Least time between two sweeps of stale progress and worker entries on one node.
+JOB_BOARD_SWEEP_INTERVAL_MS = 5 * 1000
+# Progress or worker entries one sweep looks at (it goes on from there the next time).
+JOB_BOARD_SWEEP_KEYS_MAX = 256
+# Workers one Workers answer carries.
+JOB_WORKERS_LIST_MAX = 1_000
 
 # -- storage (LMDB), per node --
 # Map size of the Raft log's environment, which holds only entries and meta:
@@ -425,6 +448,8 @@ AUTH_USERS_MAX = 10_000
 AUTH_ROLES_MAX = 1_000
 AUTH_ROLES_PER_USER_MAX = 64
 AUTH_PERMISSIONS_PER_ROLE_MAX = 256
+# Password hashings (Authenticate, user add, password change) a node runs at once; beyond: RESOURCE_EXHAUSTED.
+AUTH_HASHINGS_IN_FLIGHT_MAX = 4
 
 # -- the command line --
 # Bytes of a transaction `tandemkv txn` reads from stdin (the cluster bounds
