@@ -39,6 +39,7 @@ from tandemkv.server.available.node_plane import build_plane
 from tandemkv.server.available.presence_plane import PresencePlane
 from tandemkv.server.available.pubsub_plane import PubSubPlane
 from tandemkv.server.available.runtime import AvailablePlane
+from tandemkv.server.node.auth import NodeAuth
 from tandemkv.server.node.backup import BackupCopies, NodeBackup
 from tandemkv.server.node.batch import NodeBatches
 from tandemkv.server.node.config import DURABILITY_DURABLE, Member, NodeConfig
@@ -116,6 +117,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
         self.crdt = NodeCrdt(self)  # the CRDT tables: create, update, read, subscribe
         self.topics = NodeTopics(self)  # durable topics: publish, read, subscribe from an offset
         self.jobs = NodeJobs(self)  # the job queue: enqueue, claim under a lease, complete, fail
+        self.auth = NodeAuth(self)  # users, roles, tokens; `auth.gate` decides each gRPC call
         # The loop the pub/sub and presence planes run on, and the gRPC
         # server that serves this node (event_loop.py); built in start().
         self.loop: NodeLoop | None = None

@@ -78,7 +78,7 @@ class AuthState:
 
 # -- checks on input --
 
-def _check_name(what: str, name: str) -> None:
+def check_name(what: str, name: str) -> None:
     if not name or len(name.encode()) > limits.AUTH_NAME_BYTES_MAX or not name.isprintable():
         raise InvalidArgument(f"{what} name must be 1 to {limits.AUTH_NAME_BYTES_MAX} printable bytes",
                               "AUTH_NAME_BYTES_MAX")
@@ -129,7 +129,7 @@ def _bump(state: AuthState) -> None:
 
 
 def add_user(state: AuthState, name: str, salt: bytes = b"", password_hash: bytes = b"") -> None:
-    _check_name("user", name)
+    check_name("user", name)
     if name in state.users:
         raise AlreadyExists(f"user {name!r} already exists")
     if len(state.users) >= limits.AUTH_USERS_MAX:
@@ -162,7 +162,7 @@ def set_password(state: AuthState, name: str, salt: bytes, password_hash: bytes)
 
 
 def add_role(state: AuthState, role: str) -> None:
-    _check_name("role", role)
+    check_name("role", role)
     if role in state.roles or role == ROOT_ROLE:
         raise AlreadyExists(f"role {role!r} already exists")
     if len(state.roles) >= limits.AUTH_ROLES_MAX:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
-from tandemkv.errors import (FailedPrecondition, InvalidArgument, OutOfRange, ResourceExhausted,
-                             TandemKVError)
+from tandemkv.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, OutOfRange,
+                             ResourceExhausted, TandemKVError)
 from tandemkv.v1 import coordination_pb2, counter_pb2, crdt_pb2, jobs_pb2, kv_pb2, lease_pb2, raft_pb2, topics_pb2
 
 from tandemkv.server.strong.state_machine import COMMAND_FORMAT_VERSION
@@ -42,6 +42,7 @@ WRITE_FIELDS: dict[type[Message], str] = {
     jobs_pb2.JobDiscardRequest: "job_discard",
     jobs_pb2.JobCronPutRequest: "job_cron_put",
     jobs_pb2.JobCronDeleteRequest: "job_cron_delete",
+    raft_pb2.AuthChange: "auth_change",
 }
 
 _ERRORS: dict[int, type[TandemKVError]] = {
@@ -50,6 +51,8 @@ _ERRORS: dict[int, type[TandemKVError]] = {
     raft_pb2.OUT_OF_RANGE: OutOfRange,
     raft_pb2.UNSUPPORTED_COMMAND: FailedPrecondition,
     raft_pb2.RESOURCE_EXHAUSTED: ResourceExhausted,
+    raft_pb2.ALREADY_EXISTS: AlreadyExists,
+    raft_pb2.NOT_FOUND: NotFound,
 }
 
 

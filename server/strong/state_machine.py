@@ -39,7 +39,7 @@ from tandemkv import limits
 from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2, watch_pb2
 
-from tandemkv.server.strong import catalog, coordination, jobs, reads, topics, validation
+from tandemkv.server.strong import auth_store, catalog, coordination, jobs, reads, topics, validation
 from tandemkv.server.strong.context import ApplyContext, CommandFailed, ResultBudget
 from tandemkv.server.strong.coordination import COMPACTED_THROUGH_KEY
 from tandemkv.server.strong.view import KvRecord, StoreView
@@ -163,7 +163,10 @@ _FREEING_OPS = frozenset({"noop", "delete", "counter_delete", "lease_tick", "lea
                           # Jobs: a queue at the quota can still be drained (claim rewrites
                           # jobs in place; finished jobs are pruned by retention).
                           "job_claim", "job_complete", "job_fail", "job_cancel", "job_discard",
-                          "job_cron_delete"})
+                          "job_cron_delete",
+                          # The auth store is bounded by its own limits (AUTH_*_MAX), and
+                          # revoking a user's access must work at the quota too.
+                          "auth_change"})
 _READ_OPS = frozenset({"range", "counter_get"})
 # Transaction operations that add no data.
 _TXN_FREEING_OPS = _READ_OPS | {"delete", "counter_delete"}
@@ -436,4 +439,5 @@ _OPS = {
     **catalog.OPS,
     **topics.OPS,
     **jobs.OPS,
+    **auth_store.OPS,
 }

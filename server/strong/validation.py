@@ -13,7 +13,7 @@ from tandemkv import limits
 from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, raft_pb2, topics_pb2, watch_pb2
 
-from tandemkv.server.strong import jobs, topics
+from tandemkv.server.strong import auth_store, jobs, topics
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -218,6 +218,7 @@ _CHECKS = {
     topics_pb2.TopicPublishRequest: topics.check_publish,
     topics_pb2.TopicReadRequest: lambda r: (topics.check_read(r), check_consistency(r.consistency)),
     **jobs.CHECKS,
+    **auth_store.CHECKS,
 }
 
 
