@@ -19,6 +19,7 @@ its own request id, retries and exception. `Client(pipeline=False)` and
 """
 
 from tandemkv.client._async import AsyncClient
+from tandemkv.client._auth import AsyncAuth, Auth, AuthStatus, AuthToken, Permission, RoleInfo, UserInfo
 from tandemkv.client._claims import Election, Hold, Lock, Registry
 from tandemkv.client._claims_async import AsyncElection, AsyncHold, AsyncLock, AsyncRegistry
 from tandemkv.client._coordination_ops import LeaseInfo, Registration
@@ -69,4 +70,5 @@ __all__ = [
     "TxnOp", "TxnResult", "Unauthenticated", "Unavailable", "WatchEvent", "Watcher", "WatchOverflow",
     "AsyncPresence", "AsyncPresenceWatch", "AsyncTracked", "Presence", "PresenceDiff", "PresenceMeta",
     "PresenceWatch", "Tracked", "AsyncMembers", "MemberInfo", "MemberList", "Members", "TLSConfig",
+    "AsyncAuth", "Auth", "AuthStatus", "AuthToken", "Permission", "RoleInfo", "UserInfo",
 ]

@@ -13,6 +13,9 @@ import grpc.aio
 from tandemkv.client import _coordination_ops as cops
 from tandemkv.client import _core as core
 from tandemkv.client import _operations as ops
+from tandemkv.client._auth import AsyncAuth
+from tandemkv.client._auth_core import resolve_credentials
+from tandemkv.client._auth_session import AsyncAuthSession, async_interceptors, tracing_configured
 from tandemkv.client._claims_async import AsyncElection, AsyncLock, AsyncRegistry
 from tandemkv.client._crdt_async import AsyncCrdtTables
 from tandemkv.client._jobs_async import AsyncJobs
@@ -38,7 +41,8 @@ class AsyncClient:
     """A TandemKV client for asyncio; see `Client` for endpoints, routing,
     retries, errors and `pipeline` (concurrent calls from many tasks
     coalesce into batched calls; `pipeline=False` sends one RPC per call).
-    Create and use it inside one event loop.
+    Create and use it inside one event loop. `user`/`password`, `token`
+    and `tls` as for `Client`.
 
     Example::
 
@@ -51,12 +55,18 @@ class AsyncClient:
     """
 
     def __init__(self, endpoints: Iterable[str] | str | None = None, *, retry: Retry | None = None,
-                 pipeline: bool = True, tls: TLSConfig | bool | None = None):
+                 pipeline: bool = True, tls: TLSConfig | bool | None = None, user: str | None = None,
+                 password: str | None = None, token: str | None = None):
         self.retry = retry or Retry()
         self._router = Router(resolve_endpoints(endpoints))
         # TLS as passed, else from TANDEMKV_CA/_CERT/_KEY or `tandemkv up --tls` (client/_tls.py).
         self.tls = resolve_tls(tls, endpoints)
-        self._channel_factory = ChannelFactory(self.tls)
+        # Credentials as passed, else from TANDEMKV_TOKEN or _USER/_PASSWORD (client/_auth_core.py).
+        self.credentials = resolve_credentials(user, password, token)
+        self._auth_session = None if self.credentials is None else AsyncAuthSession(
+            self.credentials, lambda operation: self._call(operation, self.retry))
+        self._channel_factory = ChannelFactory(self.tls, async_interceptors(self._auth_session,
+                                                                            tracing_configured()))
         self._local = LocalEndpoints(self._router.endpoints)
         self._channels: dict[str, grpc.aio.Channel] = {}
         # Concurrent calls coalesce into Batch.Call (see `_pipeline`); off: one RPC per call.
@@ -159,6 +169,11 @@ class AsyncClient:
         return AsyncJobs(self)
 
     @cached_property
+    def auth(self) -> AsyncAuth:
+        """Users, roles, enable/disable/status; see `Client.auth`."""
+        return AsyncAuth(self)
+
+    @cached_property
     def maintenance(self) -> AsyncMaintenance:
         """Operator calls; see `Client.maintenance`."""
         return AsyncMaintenance(self)
@@ -201,9 +216,11 @@ class AsyncClient:
                 walk.failure = error
         return walk.result
 
-    async def _perform(self, action: core.Send | core.Call | core.Invoke) -> Any:
+    async def _perform(self, action: core.Send | core.Call | core.Invoke | core.Renew) -> Any:
         if isinstance(action, core.Send):
             return await self._send(action.endpoint, action.operation, action.timeout_s)
+        if isinstance(action, core.Renew):  # a new token, then the call once more
+            return self._auth_session is not None and await self._auth_session.renew_after_refusal()
         if isinstance(action, core.Call):
             return await self._call(action.operation, action.retry or self.retry)
         return await action.function()

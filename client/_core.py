@@ -19,6 +19,9 @@ what each action says and sends the outcome back in:
   answer back, or throws the `tandemkv.errors` exception into the plan.
 - `Invoke(function)`: a step given as a function (`CrdtTables.ensure`'s
   `call`); the shell calls it, and awaits what it returns in asyncio.
+- `Renew()`: the call was refused because its token no longer works; the
+  shell authenticates again (`_auth_session`) and sends back whether the
+  call may be repeated with the new token (at most once per call).
 
 When the plan returns, its value is the call's result; what it raises is
 the call's error. Streams are no plan (their items reach the user while
@@ -38,6 +41,7 @@ import grpc
 
 from tandemkv import errors
 from tandemkv.client import _operations as ops
+from tandemkv.client._auth_core import renewable_refusal
 from tandemkv.client._results import NodeInfo
 from tandemkv.client._retry import RETRYABLE_ERRORS, Attempts, Retry, error_from_rpc
 from tandemkv.client._routing import LocalEndpoints, Router
@@ -78,7 +82,13 @@ class Invoke:
     function: Callable[[], Any]
 
 
-Action = Union[Send, Sleep, Call, Invoke]
+@dataclasses.dataclass(frozen=True)
+class Renew:
+    """Get a new token (the last one was refused as expired or ended);
+    the shell answers True when the call may be repeated with it."""
+
+
+Action = Union[Send, Sleep, Call, Invoke, Renew]
 Plan = Generator[Action, Any, Any]
 
 
@@ -189,7 +199,10 @@ def attempts_for(operation: ops.Operation, retry: Retry, router: Router,
 def unary(operation: ops.Operation, attempts: LeaderAttempts | SweepAttempts) -> Plan:
     """The one retry loop: attempts of `operation` until one answers
     (returns the decoded answer) or `attempts` gives up (raises its
-    final error). Every attempt carries the same request."""
+    final error). Every attempt carries the same request. A refusal a new
+    token may fix is followed by one `Renew` and, if it renewed, the same
+    attempt again (once per call: no loop on a server that refuses)."""
+    renewed = False
     while (timeout_s := attempts.timeout_s()) is not None:
         yield from attempts.prepare(timeout_s)
         endpoint = attempts.pick()
@@ -200,6 +213,10 @@ def unary(operation: ops.Operation, attempts: LeaderAttempts | SweepAttempts) ->
         else:
             attempts.answered(endpoint)
             return operation.decode(response)
+        if not renewed and renewable_refusal(error, operation):
+            renewed = True
+            if (yield Renew()):
+                continue
         delay_s = attempts.failed_at(endpoint, error)
         if delay_s is None:
             break

@@ -14,6 +14,9 @@ from tandemkv import limits
 from tandemkv.client import _coordination_ops as cops
 from tandemkv.client import _core as core
 from tandemkv.client import _operations as ops
+from tandemkv.client._auth import Auth
+from tandemkv.client._auth_core import resolve_credentials
+from tandemkv.client._auth_session import AuthSession, sync_interceptors, tracing_configured
 from tandemkv.client._claims import Election, Lock, Registry
 from tandemkv.client._crdt import CrdtTables
 from tandemkv.client._jobs import Jobs
@@ -33,7 +36,7 @@ from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
 from tandemkv.client._tls import ChannelFactory, TLSConfig, resolve_tls
 from tandemkv.errors import TandemKVError
 from tandemkv.v1 import batch_pb2_grpc, crdt_pb2_grpc, maintenance_pb2_grpc, presence_pb2_grpc, pubsub_pb2_grpc
-from tandemkv.v1 import jobs_pb2_grpc
+from tandemkv.v1 import auth_pb2_grpc, jobs_pb2_grpc
 from tandemkv.v1 import (
     cluster_pb2_grpc, coordination_pb2_grpc, counter_pb2_grpc, kv_pb2_grpc, lease_pb2_grpc, watch_pb2_grpc,
 )
@@ -52,6 +55,7 @@ STUBS["PubSub"] = pubsub_pb2_grpc.PubSubStub
 STUBS["Presence"] = presence_pb2_grpc.PresenceStub
 STUBS["Maintenance"] = maintenance_pb2_grpc.MaintenanceStub
 STUBS["Jobs"] = jobs_pb2_grpc.JobsStub
+STUBS["Auth"] = auth_pb2_grpc.AuthStub
 
 
 class Client:
@@ -81,6 +85,16 @@ class Client:
     up --tls` wrote into cluster.json, else plaintext; `tls=False` forces
     plaintext, `tls=True` TLS with the system's roots.
 
+    `user` and `password`, or `token`: the credentials sent when the
+    cluster has auth enabled (docs/security.md); by default
+    `$TANDEMKV_TOKEN`, else `$TANDEMKV_USER` with `$TANDEMKV_PASSWORD`,
+    else none (a client certificate's CN may name the user). With a
+    password the client authenticates at its first call and renews the
+    token before it expires; the password is kept in memory for that
+    (client/_auth_core.py). `client.auth` manages users and roles.
+    When OpenTelemetry is installed and a tracer provider is set, every
+    call carries the current span's `traceparent`.
+
     Example::
 
         from tandemkv.client import Client
@@ -91,12 +105,18 @@ class Client:
     """
 
     def __init__(self, endpoints: Iterable[str] | str | None = None, *, retry: Retry | None = None,
-                 pipeline: bool = True, tls: TLSConfig | bool | None = None):
+                 pipeline: bool = True, tls: TLSConfig | bool | None = None, user: str | None = None,
+                 password: str | None = None, token: str | None = None):
         self.retry = retry or Retry()
         self._router = Router(resolve_endpoints(endpoints))
         # TLS as passed, else from TANDEMKV_CA/_CERT/_KEY or `tandemkv up --tls` (client/_tls.py).
         self.tls = resolve_tls(tls, endpoints)
-        self._channel_factory = ChannelFactory(self.tls)
+        # Credentials as passed, else from TANDEMKV_TOKEN or _USER/_PASSWORD (client/_auth_core.py).
+        self.credentials = resolve_credentials(user, password, token)
+        self._auth_session = None if self.credentials is None else AuthSession(
+            self.credentials, lambda operation: self._call(operation, self.retry))
+        self._channel_factory = ChannelFactory(self.tls, sync_interceptors(self._auth_session,
+                                                                           tracing_configured()))
         self._local = LocalEndpoints(self._router.endpoints)
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
@@ -252,6 +272,11 @@ class Client:
         return Jobs(self)
 
     @cached_property
+    def auth(self) -> Auth:
+        """Users, roles, enable/disable/status; see `Auth` (client/_auth.py)."""
+        return Auth(self)
+
+    @cached_property
     def maintenance(self) -> Maintenance:
         """Operator calls: `snapshot(path)` writes a backup; see `Maintenance`."""
         return Maintenance(self)
@@ -308,9 +333,13 @@ class Client:
                 walk.failure = error
         return walk.result
 
-    def _perform(self, action: core.Send | core.Call | core.Invoke) -> Any:
+    def _perform(self, action: core.Send | core.Call | core.Invoke | core.Renew) -> Any:
         if isinstance(action, core.Send):
+            if self._auth_session is not None and action.operation.service != "Auth":
+                self._auth_session.refresh_if_due()  # here, in the caller's thread (client/_auth_session.py)
             return self._send(action.endpoint, action.operation, action.timeout_s)
+        if isinstance(action, core.Renew):  # a new token, then the call once more
+            return self._auth_session is not None and self._auth_session.renew_after_refusal()
         if isinstance(action, core.Call):
             return self._call(action.operation, action.retry or self.retry)
         return action.function()

@@ -106,22 +106,29 @@ def resolve_tls(tls: TLSConfig | bool | None, endpoints: object) -> TLSConfig | 
 
 class ChannelFactory:
     """Opens a client's channels: plaintext, or TLS with credentials read
-    once, when the client is made (so a missing file fails there)."""
+    once, when the client is made (so a missing file fails there); with
+    `interceptors` (the token and trace context, `_auth_session`) when
+    there is metadata to add."""
 
-    def __init__(self, tls: TLSConfig | None):
+    def __init__(self, tls: TLSConfig | None, interceptors: Sequence[object] = ()):
         self.tls = tls
         self._credentials = tls.channel_credentials() if tls is not None else None
         self._options = tls.channel_options() if tls is not None else []
+        self.interceptors = list(interceptors)
 
     def open(self, endpoint: str, options: Sequence[tuple[str, object]]) -> grpc.Channel:
         if self._credentials is None:
-            return grpc.insecure_channel(endpoint, options=list(options))
-        return grpc.secure_channel(endpoint, self._credentials, options=[*options, *self._options])
+            channel = grpc.insecure_channel(endpoint, options=list(options))
+        else:
+            channel = grpc.secure_channel(endpoint, self._credentials, options=[*options, *self._options])
+        return grpc.intercept_channel(channel, *self.interceptors) if self.interceptors else channel
 
     def open_aio(self, endpoint: str, options: Sequence[tuple[str, object]]) -> grpc.aio.Channel:
+        interceptors = self.interceptors or None
         if self._credentials is None:
-            return grpc.aio.insecure_channel(endpoint, options=list(options))
-        return grpc.aio.secure_channel(endpoint, self._credentials, options=[*options, *self._options])
+            return grpc.aio.insecure_channel(endpoint, options=list(options), interceptors=interceptors)
+        return grpc.aio.secure_channel(endpoint, self._credentials, options=[*options, *self._options],
+                                       interceptors=interceptors)
 
 
 def _pem(source: PemSource | None, what: str) -> bytes | None:
