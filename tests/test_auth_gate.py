@@ -98,7 +98,7 @@ def test_every_rule_names_a_real_method_and_field(world):
     for path, rule in RULES.items():
         service, method = path.rsplit("/", 1)
         name = service.split(".")[-1]
-        for module in ("kv", "coordination", "crdt", "pubsub", "jobs"):
+        for module in ("kv", "coordination", "crdt", "pubsub", "jobs", "watch"):
             pb = importlib.import_module(f"tandemkv.v1.{module}_pb2")
             if name in pb.DESCRIPTOR.services_by_name:
                 descriptor = pb.DESCRIPTOR.services_by_name[name].methods_by_name[method]

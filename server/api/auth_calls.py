@@ -12,8 +12,17 @@ certificate's CN, then authorization by method and request).
 - The rules: each method names its resource kind, the request field that
   names the resource, and read or write. A method with no rule is for root
   only while auth is on, so a new RPC is closed until someone opens it here
-  (today: job calls by id, table and cron administration, streams of
-  publishes and subscriptions, maintenance).
+  (today: job calls by id, table and cron administration, counters,
+  presence, streams of publishes and subscriptions, maintenance).
+- Any signed-in user may use leases (grant, keep alive, revoke, look up):
+  a lock or an election needs one, and a lease names no resource.
+- Batch.Call is checked op by op, each against its own method's rule; the
+  first op refused refuses the whole call, naming the op.
+- Member calls (the pub/sub relay's streams, presence exchanges, gossip
+  frames) carry no user: they pass the gate, and each frame or stream
+  hello is authenticated by the cluster secret where it is received (an
+  HMAC keyed by the secret), so a caller without the secret is refused
+  there.
 """
 
 from __future__ import annotations
@@ -32,6 +41,24 @@ OPEN_METHODS = frozenset({
     "/tandemkv.v1.Auth/Authenticate", "/tandemkv.v1.Auth/AuthStatus", "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch", "/tandemkv.v1.Cluster/Status", "/tandemkv.v1.Cluster/Members",
 })
+# Members' calls, authenticated by the cluster secret inside their frames.
+MEMBER_METHODS = frozenset({
+    "/tandemkv.v1.PubSub/Relay", "/tandemkv.v1.Presence/Exchange", "/tandemkv.v1.Gossip/Deliver",
+})
+# Methods any signed-in user may call.
+SIGNED_IN_METHODS = frozenset({
+    "/tandemkv.v1.Lease/Grant", "/tandemkv.v1.Lease/KeepAlive", "/tandemkv.v1.Lease/Revoke",
+    "/tandemkv.v1.Lease/TimeToLive",
+})
+BATCH_METHOD = "/tandemkv.v1.Batch/Call"
+# A batch op's field -> the method whose rule it follows.
+BATCH_OP_METHODS = {
+    "put": "/tandemkv.v1.KV/Put", "get": "/tandemkv.v1.KV/Get", "delete": "/tandemkv.v1.KV/Delete",
+    "range": "/tandemkv.v1.KV/Range", "counter_incr": "/tandemkv.v1.Counter/Incr",
+    "counter_get": "/tandemkv.v1.Counter/Get", "counter_set": "/tandemkv.v1.Counter/Set",
+    "counter_compare_and_set": "/tandemkv.v1.Counter/CompareAndSet",
+    "counter_delete": "/tandemkv.v1.Counter/Delete", "whereis": "/tandemkv.v1.Registry/Whereis",
+}
 
 
 class Rule(NamedTuple):
@@ -71,6 +98,7 @@ RULES: dict[str, Rule] = {
     "/tandemkv.v1.KV/Get": Rule("key", "read", _one("key")),
     "/tandemkv.v1.KV/Range": Rule("key", "read", _key_range),
     "/tandemkv.v1.KV/Delete": Rule("key", "write", _key_range),
+    "/tandemkv.v1.Watch/Watch": Rule("key", "read", _key_range),
     "/tandemkv.v1.Registry/Register": Rule("registry", "write", _one("name")),
     "/tandemkv.v1.Registry/Unregister": Rule("registry", "write", _one("name")),
     "/tandemkv.v1.Registry/Whereis": Rule("registry", "read", _one("name")),
@@ -108,6 +136,14 @@ def credentials(metadata: tuple[tuple[str, Any], ...] | None) -> str | None:
     return None
 
 
+def certificate_cn(context: Any) -> str | None:
+    """The CN of the call's client certificate: present only when the
+    client port requires client certificates (tls_client_auth), where gRPC
+    has verified it against tls_ca before the call reached us."""
+    names = context.auth_context().get("x509_common_name")
+    return names[0].decode() if names else None
+
+
 class AuthGate:
     """Decides one call. `state` returns the applied auth store; `now_ms` the
     wall clock (token expiry)."""
@@ -139,20 +175,51 @@ class AuthGate:
             return certificate_cn
         return None
 
+    def check_call(self, path: str, request: Any, context: Any) -> str | None:
+        """`check` for a gRPC call: its metadata and client certificate."""
+        store = self._state()
+        if not store.enabled or path in OPEN_METHODS or path in MEMBER_METHODS:
+            return None
+        return self.check(path, request, context.invocation_metadata(), certificate_cn(context))
+
     def check(self, path: str, request: Any, metadata, certificate_cn: str | None = None) -> str | None:
         """The calling user (None while auth is off or for an open method),
-        or Unauthenticated / PermissionDenied naming what is missing."""
+        or Unauthenticated / PermissionDenied naming what is missing.
+        `request` is None for a client-streaming call (its rule, if any,
+        cannot see its messages: root only)."""
         store = self._state()
-        if not store.enabled or path in OPEN_METHODS:
+        if not store.enabled or path in OPEN_METHODS or path in MEMBER_METHODS:
             return None
         user = self.caller(store, credentials(metadata), certificate_cn)
-        rule = RULES.get(path)
+        if path in SIGNED_IN_METHODS:
+            auth.require_signed_in(store, user)
+            return user
+        if path == BATCH_METHOD and request is not None:
+            for number, op in enumerate(request.ops):
+                field = op.WhichOneof("op")
+                if field is not None:
+                    self._check_rule(store, user, BATCH_OP_METHODS[field], getattr(op, field), f"batch op {number}: ")
+            return user
+        self._check_rule(store, user, path, request)
+        return user
+
+    def _check_rule(self, store: auth.AuthState, user: str | None, path: str, request: Any,
+                    where: str = "") -> None:
+        rule = RULES.get(path) if request is not None else None
+        try:
+            self._check_one(store, user, path, rule, request)
+        except (errors.PermissionDenied, errors.Unauthenticated) as refusal:
+            if not where:
+                raise
+            raise type(refusal)(where + refusal.message) from None
+
+    @staticmethod
+    def _check_one(store: auth.AuthState, user: str | None, path: str, rule: Rule | None, request: Any) -> None:
         if rule is None:
             auth.require_root(store, user)
-            return user
+            return
         start, end = rule.names(request)
         if end == start:
             auth.authorize(store, user, rule.kind, start, rule.mode)
         else:
             auth.authorize_range(store, user, rule.kind, start, end, rule.mode)
-        return user

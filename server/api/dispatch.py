@@ -32,6 +32,12 @@ Lanes, each held to a named limit and counted when the call is looked up
 - calls: every other RPC, held to CONCURRENT_RPCS_MAX.
 A call over its lane's limit is answered RESOURCE_EXHAUSTED: a stream by a
 refusal that reads nothing, a unary call once its message is read.
+
+Auth: once admitted and decoded, every call asks the gate (the node's
+`auth.gate.check_call`, server/api/auth_calls.py) before its handler runs:
+UNAUTHENTICATED without credentials, PERMISSION_DENIED naming the
+permission missing. A client-streaming call is asked with no request (its
+messages are not read yet); a server-streaming one with its request.
 """
 
 from __future__ import annotations
@@ -159,8 +165,12 @@ class Dispatcher(grpc.GenericRpcHandler):
     the call to its lane or refuses it, and wraps the servicer's method."""
 
     def __init__(self, services: Iterable[Service], admission: Admission,
-                 malformed: MalformedRequests, observer: Callable | None = None) -> None:
+                 malformed: MalformedRequests, observer: Callable | None = None,
+                 gate: Callable[[str, Any, Any], Any] | None = None) -> None:
         self._admission = admission
+        # Asked before every handler: gate(path, request, context) raises
+        # Unauthenticated or PermissionDenied; None: every call is allowed.
+        self._gate = gate
         self._malformed = malformed
         # Told of every call as it starts: observer(path, context, streaming)
         # (the node's metrics and spans, server/observe/); None: not observed.
@@ -203,8 +213,16 @@ class Dispatcher(grpc.GenericRpcHandler):
 
     def _wrap(self, path: str, lane: str, method: MethodDescriptor, call: Callable):
         request_class = message_factory.GetMessageClass(method.input_type)
-        admission, malformed, observer = self._admission, self._malformed, self._observer
+        admission, malformed, observer, gate = self._admission, self._malformed, self._observer, self._gate
         streaming = method.client_streaming or method.server_streaming
+
+        async def admitted(request, context) -> None:
+            if gate is None:
+                return
+            try:
+                gate(path, None if method.client_streaming else request, context)
+            except (errors.Unauthenticated, errors.PermissionDenied) as refusal:
+                await abort(context, refusal)
 
         def decoded(raw: bytes):
             try:
@@ -240,6 +258,7 @@ class Dispatcher(grpc.GenericRpcHandler):
             try:
                 request = decoded(raw)
                 bind_request(request)  # its log lines carry its request id
+                await admitted(request, context)
                 return await call(request, context)
             except errors.InvalidArgument as error:  # a malformed request
                 await abort(context, error)
@@ -250,7 +269,9 @@ class Dispatcher(grpc.GenericRpcHandler):
             if observer is not None:
                 observer(path, context, streaming)
             try:
-                return await call(await argument(raw_requests, context), context)
+                request = await argument(raw_requests, context)
+                await admitted(request, context)
+                return await call(request, context)
             except errors.InvalidArgument as error:  # a malformed request among them
                 await abort(context, error)
             finally:
@@ -267,7 +288,9 @@ class Dispatcher(grpc.GenericRpcHandler):
             release = _once(lambda: admission.leave(lane))
             context.add_done_callback(lambda _context: release())
             try:
-                responses = call(await argument(raw_requests, context), context)
+                request = await argument(raw_requests, context)
+                await admitted(request, context)
+                responses = call(request, context)
                 context.add_done_callback(lambda _context: _close_soon(responses))
                 async for response in responses:
                     yield response
@@ -284,7 +307,9 @@ class Dispatcher(grpc.GenericRpcHandler):
             release = _once(lambda: admission.leave(lane))
             context.add_done_callback(lambda _context: release())
             try:
-                await call(await argument(raw_requests, context), context)
+                request = await argument(raw_requests, context)
+                await admitted(request, context)
+                await call(request, context)
             except errors.InvalidArgument as error:
                 await abort(context, error)
             finally:

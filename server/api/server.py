@@ -34,6 +34,7 @@ from tandemkv.server.api.crdt_servicers import CrdtServicer, GossipServicer
 from tandemkv.server.api.dispatch import LANE_STREAMS, Admission, Dispatcher, MalformedRequests, Service
 from tandemkv.server.api.edge import NodeCalls
 from tandemkv.server.api.health_follower import HealthFollower
+from tandemkv.server.api.auth_servicer import AuthServicer
 from tandemkv.server.api.jobs_servicer import JobsServicer
 from tandemkv.server.api.maintenance_servicer import MaintenanceServicer
 from tandemkv.server.api.presence_servicers import PresenceServicer
@@ -45,7 +46,7 @@ from tandemkv.server.api.servicers import ClusterServicer, CounterServicer, KVSe
 from tandemkv.v1 import (
     batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, pubsub_pb2, watch_pb2,
 )
-from tandemkv.v1 import jobs_pb2, maintenance_pb2, presence_pb2
+from tandemkv.v1 import auth_pb2, jobs_pb2, maintenance_pb2, presence_pb2
 
 # Grace a stopping server gives calls in flight before cancelling them.
 STOP_GRACE_S = 5.0
@@ -62,6 +63,7 @@ _STRONG_SERVICES = (
     watch_pb2.DESCRIPTOR.services_by_name["Watch"],
     maintenance_pb2.DESCRIPTOR.services_by_name["Maintenance"],
     jobs_pb2.DESCRIPTOR.services_by_name["Jobs"],
+    auth_pb2.DESCRIPTOR.services_by_name["Auth"],
 )
 _AVAILABLE_SERVICES = (
     crdt_pb2.DESCRIPTOR.services_by_name["Crdt"],
@@ -169,14 +171,18 @@ async def _build(node: NodeCalls, address: str, loop: NodeLoop, owns_loop: bool,
         ("Election", ElectionServicer(node, streams)), ("Watch", WatchServicer(node, streams)),
         ("Crdt", CrdtServicer(node, streams)), ("Gossip", GossipServicer(node)),
         ("PubSub", PubSubServicer(node, pubsub, streams)),
-        ("Presence", PresenceServicer(presence, streams)), ("Jobs", JobsServicer(node)))]
+        ("Presence", PresenceServicer(presence, streams)), ("Jobs", JobsServicer(node)),
+        ("Auth", AuthServicer(node)))]
     assert len(services) == len(descriptors), "a service of the node has no servicer"
     services.append(Service(health_pb2.DESCRIPTOR.services_by_name["Health"], health_servicer))
     services.append(Service(reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
                             reflection.aio.ReflectionServicer(reflection_names)))
     admission = Admission(concurrent_rpcs_max, streams_open_max, operator_rpcs_max)
     malformed = MalformedRequests()
-    dispatcher = Dispatcher(services, admission, malformed, observer)
+    # The node's auth gate (a test's fake node has none: every call allowed).
+    auth = getattr(node, "auth", None)
+    dispatcher = Dispatcher(services, admission, malformed, observer,
+                            gate=auth.gate.check_call if auth is not None else None)
     server.add_generic_rpc_handlers((dispatcher,))
     follower = HealthFollower(node, lambda service, value: loop.run(health_servicer.set(service, value)),
                               [s.full_name for s in _STRONG_SERVICES],

@@ -42,6 +42,8 @@ KINDS = ("key", "registry", "lock", "election", "crdt", "topic", "queue")
 MODES = ("read", "write")
 # One message for an unknown user and a wrong password, so neither is revealed.
 BAD_CREDENTIALS = "authentication failed: unknown user or wrong password"
+SIGN_IN_HINT = ("auth is enabled: send 'authorization: Bearer TOKEN' (from Auth.Authenticate) "
+                "or a client certificate whose CN names a user")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,16 +296,22 @@ def is_root(state: AuthState, name: str) -> bool:
     return user is not None and ROOT_ROLE in user.roles
 
 
+def require_signed_in(state: AuthState, name: str | None) -> None:
+    """Unauthenticated unless a known user makes the call (auth enabled)."""
+    if not state.enabled:
+        return
+    if name is None:
+        raise Unauthenticated(SIGN_IN_HINT)
+    if name not in state.users:
+        raise Unauthenticated(f"user {name!r} no longer exists; authenticate again")
+
+
 def authorize(state: AuthState, name: str | None, kind: str, resource: bytes, mode: str) -> None:
     """Nothing when allowed (or auth is off); Unauthenticated without a user;
     PermissionDenied naming the missing permission otherwise."""
     if not state.enabled:
         return
-    if name is None:
-        raise Unauthenticated("auth is enabled: send 'authorization: Bearer TOKEN' (from Auth.Authenticate) "
-                              "or a client certificate whose CN names a user")
-    if name not in state.users:
-        raise Unauthenticated(f"user {name!r} no longer exists; authenticate again")
+    require_signed_in(state, name)
     if is_root(state, name):
         return
     if any(p.covers(kind, resource, mode) for p in permissions_of(state, name)):

@@ -28,11 +28,11 @@ from hypothesis import strategies as st
 from tandemkv import limits
 from tandemkv.v1 import (
     batch_pb2, cluster_pb2, coordination_pb2, counter_pb2, crdt_pb2, kv_pb2, lease_pb2, maintenance_pb2, presence_pb2,
-    pubsub_pb2, watch_pb2, jobs_pb2,
+    pubsub_pb2, watch_pb2, jobs_pb2, auth_pb2,
 )
 
 PROTO_MODULES = (kv_pb2, counter_pb2, batch_pb2, cluster_pb2, crdt_pb2, lease_pb2, coordination_pb2, watch_pb2,
-                 pubsub_pb2, presence_pb2, maintenance_pb2, jobs_pb2)
+                 pubsub_pb2, presence_pb2, maintenance_pb2, jobs_pb2, auth_pb2)
 # Codes a fuzzed request must never get: each means a bug on the server.
 FORBIDDEN_CODES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
                              grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.DATA_LOSS})
