@@ -1,6 +1,12 @@
 """`tandemkv serve`: runs one node in this process, the `Node` and its
 gRPC server on `client_address`, until SIGTERM or SIGINT.
 
+A node whose client address is beyond loopback refuses to start (exit
+status 2, saying what to pass) unless its stored state has auth enabled,
+or client certificates are required (tls_client_auth), or
+`--insecure-allow-unauthenticated` says to serve it open anyway: an open
+port reachable from the network lets anyone read and write everything.
+
 Signals: SIGTERM or SIGINT stops the node, SIGUSR1 logs every thread's
 stack (see stop_signals.py). Order matters: the node is built and started
 in the main thread (its Raft tick thread dies with the thread that created
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import ipaddress
 import logging
 import os
 import signal
@@ -28,6 +35,8 @@ from tandemkv.server.process.stop_signals import StopSignals
 STOP_POLL_S = 1.0
 # Exit status of a node that was removed from the cluster (its data dir says so).
 EXIT_REMOVED = 3
+# Exit status of a setting to fix (and of an open client port beyond loopback).
+EXIT_SETTINGS = 2
 
 log = logging.getLogger("tandemkv.serve")
 
@@ -62,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         tracer = _rpc_tracer(values.get("tracing", False))
     except ValueError as error:
         print(f"tandemkv serve: {error}", file=sys.stderr)
-        return 2
+        return EXIT_SETTINGS
     # One event per line, tagged with the node's name (and term, request id): server/observe/logs.py.
     logs.configure(str(values.get("log_level", "INFO")), values.get("log_format", "text"), config.name, sys.stderr)
     # A fatal signal (a crash in a C extension) leaves every thread's Python
@@ -73,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     # Python by the main thread: faulthandler's dump of running threads can
     # read a frame as it is freed and crash the process.)
     stop = StopSignals({signal.SIGUSR1: _log_thread_stacks})
-    code = serve(config, stop, poller, tls=tls, http_address=values.get("http_address", ""), tracer=tracer)
+    code = serve(config, stop, poller, tls=tls, http_address=values.get("http_address", ""), tracer=tracer,
+                 allow_unauthenticated=values.get("insecure_allow_unauthenticated", False))
     # An RPC handler still blocked inside the stopped node must not keep the
     # process alive: everything is stopped and flushed, so leave at once.
     logging.shutdown()
@@ -124,6 +134,32 @@ def _http_host(address: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def beyond_loopback(address: str) -> bool:
+    """Whether clients beyond this machine may reach `address` ('host:port'):
+    any address but a loopback one (127.0.0.0/8, ::1, localhost)."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return True
+
+
+def open_port_refusal(config, auth_enabled: bool, tls, allow_unauthenticated: bool) -> str | None:
+    """Why this node must not serve its client port as it is, or None."""
+    if allow_unauthenticated or auth_enabled or not beyond_loopback(config.client_address):
+        return None
+    if tls is not None and tls.tls.client_auth:
+        return None
+    return (f"client address {config.client_address} is beyond loopback, and neither is auth enabled in this "
+            "node's state nor are client certificates required: anyone who reaches it could read and write "
+            "everything. Enable auth (serve on 127.0.0.1 first, then `tandemkv user add root`, `tandemkv user "
+            "grant-role root root`, `tandemkv auth enable`), or require client certificates (--tls-client-auth "
+            "with --tls-ca), or pass --insecure-allow-unauthenticated (TANDEMKV_INSECURE_ALLOW_UNAUTHENTICATED=true, "
+            "TOML insecure_allow_unauthenticated = true) to serve it open anyway")
+
+
 def _log_thread_stacks() -> None:
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     stacks = [f"thread {names.get(ident, ident)}:\n" + "".join(traceback.format_stack(frame))
@@ -132,7 +168,7 @@ def _log_thread_stacks() -> None:
 
 
 def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = None, *, tls=None,
-          http_address: str = "", tracer=None) -> int:
+          http_address: str = "", tracer=None, allow_unauthenticated: bool = False) -> int:
     # Imported here, not at the top: every `tandemkv` command imports this
     # module to build its parser, and only `serve` needs the node,
     # pysyncobj, LMDB and the gRPC server (tests/test_purity.py).
@@ -156,6 +192,12 @@ def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = 
         server.stop()
         node.stop()
         return EXIT_REMOVED
+    refusal = open_port_refusal(config, node.auth.enabled(), tls, allow_unauthenticated)
+    if refusal is not None:
+        print(f"tandemkv serve: {refusal}", file=sys.stderr, flush=True)
+        server.stop()
+        node.stop()
+        return EXIT_SETTINGS
     try:
         server.start()
         if observe is not None:

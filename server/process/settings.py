@@ -89,6 +89,9 @@ SETTINGS = (
     Setting("tls_key", Path, "PEM private key of tls_cert"),
     Setting("tls_ca", Path, "PEM CA bundle: checks client certificates, and members trust it"),
     Setting("tls_client_auth", parse_bool, "require client certificates signed by tls_ca (mTLS)"),
+    # Auth (docs/security.md): a client port beyond loopback needs auth or client certificates.
+    Setting("insecure_allow_unauthenticated", parse_bool, "serve a client address beyond loopback with "
+            "neither auth enabled nor client certificates required (anyone reaching it reads and writes all)"),
     Setting("map_size_bytes", int, "LMDB map size in bytes; equal on every member"),
     Setting("log_level", str, "DEBUG, INFO (default), WARNING or ERROR"),
     Setting("log_format", parse_log_format, "'text' (default) or 'json': one event per line, tagged with "
