@@ -27,7 +27,7 @@ import datetime
 from typing import TYPE_CHECKING
 
 from tandemkv.client import _jobs_ops as ops
-from tandemkv.client._jobs_ops import Job, JobCron, JobPage, QueueStats
+from tandemkv.client._jobs_ops import Job, JobCron, JobPage, QueueStats, WorkerBeat
 from tandemkv.client._results import BytesLike
 
 if TYPE_CHECKING:
@@ -40,16 +40,20 @@ class Jobs:
 
     def enqueue(self, queue: BytesLike, args: BytesLike = b"", *, unique_key: BytesLike | None = None,
                 run_at: float | datetime.datetime | None = None, priority: int = 0, max_attempts: int = 0,
-                timeout_s: float | None = None, request_id: bytes | None = None) -> int:
+                timeout_s: float | None = None, request_id: bytes | None = None,
+                max_lost_claims: int = 0) -> int:
         """Enqueues a job and returns its id; with `unique_key`, while a job of
         the queue with that key is unfinished, returns that job's id instead.
         `run_at`: epoch seconds or an aware datetime (None: now); `priority`
         0 (first) .. JOB_PRIORITY_MAX; `max_attempts`: failures before it is
         dead (0: JOB_MAX_ATTEMPTS_DEFAULT); `timeout_s`: how long one claim
-        may run before it counts as a failure."""
+        may run before it counts as a failure; `max_lost_claims`: claims it
+        may lose with their lease (its worker crashed or stalled) before it
+        is dead (0: JOB_MAX_LOST_CLAIMS_DEFAULT)."""
         return self._client.run(ops.enqueue(queue, args, unique_key=unique_key, run_at=run_at,
                                             priority=priority, max_attempts=max_attempts,
-                                            timeout_s=timeout_s, request_id=request_id))
+                                            timeout_s=timeout_s, request_id=request_id,
+                                            max_lost_claims=max_lost_claims))
 
     def claim(self, queue: BytesLike, lease: int, limit: int = 1) -> list[Job]:
         """Up to `limit` available jobs of `queue`, by priority, then run_at,
@@ -97,3 +101,22 @@ class Jobs:
 
     def cron_list(self, *, stale: bool = False) -> list[JobCron]:
         return self._client.run(ops.cron_list(stale))
+
+    # -- progress and heartbeats: the available plane (any node, never a Raft write) --
+    def progress(self, job_id: int, token: int, progress: int, note: str = "") -> str:
+        """Reports how far the claim `token` of a job is (0-100, a note of up
+        to JOB_PROGRESS_NOTE_BYTES_MAX bytes); `get` on any node shows it once
+        gossip brings it there. FailedPrecondition when the claim has ended
+        (stop working on the job). Returns the node that took it."""
+        return self._client.run(ops.progress(job_id, token, progress, note))
+
+    def heartbeat(self, queue: BytesLike, worker: str, running: int = 0, *, stopping: bool = False) -> str:
+        """A worker's beat: `workers(queue)` on any node lists it until
+        JOB_WORKER_STALE_MS after its last beat; `stopping=True` removes it
+        now. Beat every few seconds (well within JOB_WORKER_STALE_MS)."""
+        return self._client.run(ops.heartbeat(queue, worker, running, stopping))
+
+    def workers(self, queue: BytesLike | None = None) -> list[WorkerBeat]:
+        """The workers of `queue` (every queue: None) that beat recently, as
+        the answering node has them."""
+        return self._client.run(ops.workers(queue))

@@ -21,6 +21,39 @@ _STATE_NAMES = {value: name for name, value in STATES.items()}
 
 
 @dataclasses.dataclass(frozen=True)
+class JobProgress:
+    """The last progress a claim reported (0-100, a note), as the answering
+    node's available plane has it: `token` the claim's, `at_ms` the wall
+    clock of `node`, the node that took the report."""
+
+    progress: int
+    note: str
+    token: int
+    at_ms: int
+    node: str
+
+    @classmethod
+    def from_proto(cls, progress: J.JobProgress) -> JobProgress:
+        return cls(progress.progress, progress.note, progress.token, progress.at_ms, progress.node)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerBeat:
+    """A worker's last heartbeat: `running` jobs, `beat_ms` on the wall
+    clock of `node`, the node that took it."""
+
+    queue: bytes
+    worker: str
+    running: int
+    beat_ms: int
+    node: str
+
+    @classmethod
+    def from_proto(cls, worker: J.JobWorker) -> WorkerBeat:
+        return cls(worker.queue, worker.worker, worker.running, worker.beat_ms, worker.node)
+
+
+@dataclasses.dataclass(frozen=True)
 class Job:
     """One job as the cluster holds it. `token` is the fencing token of its
     latest claim (give it to complete or fail); `lease` the lease holding
@@ -43,13 +76,19 @@ class Job:
     result: bytes
     inserted_ms: int
     finished_ms: int
+    # Claims lost with their lease (the worker crashed or stalled), and how many make it dead.
+    lost_claims: int = 0
+    max_lost_claims: int = 0
+    # From get: the current claim's last progress, if it reported any.
+    progress: JobProgress | None = None
 
     @classmethod
-    def from_proto(cls, job: J.Job) -> Job:
+    def from_proto(cls, job: J.Job, progress: J.JobProgress | None = None) -> Job:
         return cls(job.id, job.queue, job.args, _STATE_NAMES.get(job.state, "unknown"), job.priority,
                    job.run_at_ms, job.attempt, job.max_attempts, job.failures, job.last_error,
                    job.unique_key, job.timeout_ms, job.lease, job.token, job.result, job.inserted_ms,
-                   job.finished_ms)
+                   job.finished_ms, job.lost_claims, job.max_lost_claims,
+                   None if progress is None else JobProgress.from_proto(progress))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,13 +137,14 @@ def _consistency(stale: bool) -> int:
 
 def enqueue(queue: BytesLike, args: BytesLike = b"", *, unique_key: BytesLike | None = None,
             run_at: float | datetime.datetime | None = None, priority: int = 0, max_attempts: int = 0,
-            timeout_s: float | None = None, request_id: bytes | None = None) -> Operation:
+            timeout_s: float | None = None, request_id: bytes | None = None,
+            max_lost_claims: int = 0) -> Operation:
     request = J.JobEnqueueRequest(
         queue=to_bytes(queue, "queue"), args=to_bytes(args, "args"),
         unique_key=b"" if unique_key is None else to_bytes(unique_key, "unique_key"),
         run_at_ms=run_at_ms(run_at), priority=priority, max_attempts=max_attempts,
         timeout_ms=0 if timeout_s is None else int(round(timeout_s * 1000)),
-        request_id=new_request_id(request_id))
+        max_lost_claims=max_lost_claims, request_id=new_request_id(request_id))
     return Operation("Jobs", "Enqueue", request, lambda r: r.id, write=True)
 
 
@@ -139,8 +179,8 @@ def by_id(method: str, job_id: int) -> Operation:
 
 def get(job_id: int, stale: bool = False) -> Operation:
     request = J.JobGetRequest(id=job_id, consistency=_consistency(stale))
-    return Operation("Jobs", "Get", request, lambda r: Job.from_proto(r.job) if r.found else None,
-                     write=False)
+    return Operation("Jobs", "Get", request, lambda r: Job.from_proto(
+        r.job, r.progress if r.HasField("progress") else None) if r.found else None, write=False)
 
 
 def list_jobs(queue: BytesLike | None = None, state: str | None = None, after_id: int = 0, limit: int = 0,
@@ -199,3 +239,21 @@ def cron_list(stale: bool = False) -> Operation:
     request = J.JobCronListRequest(consistency=_consistency(stale))
     return Operation("Jobs", "CronList", request, lambda r: [JobCron.from_proto(c) for c in r.crons],
                      write=False)
+
+
+# -- progress and heartbeats: the available plane, any node answers, no Raft write --
+def progress(job_id: int, token: int, progress: int, note: str = "") -> Operation:
+    request = J.JobProgressRequest(id=job_id, token=token, progress=progress, note=note)
+    return Operation("Jobs", "Progress", request, lambda r: r.node, write=True, local=True)
+
+
+def heartbeat(queue: BytesLike, worker: str, running: int = 0, stopping: bool = False) -> Operation:
+    request = J.JobHeartbeatRequest(queue=to_bytes(queue, "queue"), worker=worker, running=running,
+                                    stopping=stopping)
+    return Operation("Jobs", "Heartbeat", request, lambda r: r.node, write=True, local=True)
+
+
+def workers(queue: BytesLike | None = None) -> Operation:
+    request = J.JobWorkersRequest(queue=b"" if queue is None else to_bytes(queue, "queue"))
+    return Operation("Jobs", "Workers", request, lambda r: [WorkerBeat.from_proto(w) for w in r.workers],
+                     write=False, local=True)

@@ -6,9 +6,17 @@ validate against the named limits, check the deadline, call the node
 holding a thread while it waits). A stale fencing token, a job not found
 and a claim under a missing lease are FAILED_PRECONDITION with a message
 naming what to do; the model is the pure core's (server/strong/jobs.py).
+
+Progress, Heartbeat and Workers are the available plane's (node.jobs.board,
+server/node/job_board.py): served by this node's replica on the executor,
+never a Raft write. A write that ends a claim (complete, fail, retry,
+cancel, discard) removes the job's progress here, and Get carries the
+current claim's last progress.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from tandemkv.server.api.edge import handle
 from tandemkv.v1 import jobs_pb2_grpc
@@ -24,6 +32,15 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
     async def _read(self, request, context):
         return await handle(context, request, self._node.query_async)
 
+    async def _ending(self, request, context):
+        """A write that ends the job's claim; its progress goes here too."""
+        response = await self._write(request, context)
+        await asyncio.get_running_loop().run_in_executor(None, self._node.jobs.board.forget, response.job.id)
+        return response
+
+    async def _board(self, request, context, call):
+        return await handle(context, request, call)
+
     async def Enqueue(self, request, context):
         return await self._write(request, context)
 
@@ -31,22 +48,23 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         return await self._write(request, context)
 
     async def Complete(self, request, context):
-        return await self._write(request, context)
+        return await self._ending(request, context)
 
     async def Fail(self, request, context):
-        return await self._write(request, context)
+        return await self._ending(request, context)
 
     async def Retry(self, request, context):
-        return await self._write(request, context)
+        return await self._ending(request, context)
 
     async def Cancel(self, request, context):
-        return await self._write(request, context)
+        return await self._ending(request, context)
 
     async def Discard(self, request, context):
-        return await self._write(request, context)
+        return await self._ending(request, context)
 
     async def Get(self, request, context):
-        return await self._read(request, context)
+        response = await self._read(request, context)
+        return await asyncio.get_running_loop().run_in_executor(None, self._node.jobs.with_progress, response)
 
     async def List(self, request, context):
         return await self._read(request, context)
@@ -62,3 +80,12 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
 
     async def CronList(self, request, context):
         return await self._read(request, context)
+
+    async def Progress(self, request, context):
+        return await self._board(request, context, self._node.jobs.board.progress)
+
+    async def Heartbeat(self, request, context):
+        return await self._board(request, context, self._node.jobs.board.heartbeat)
+
+    async def Workers(self, request, context):
+        return await self._board(request, context, self._node.jobs.board.workers)

@@ -6,13 +6,22 @@ linearizable by default). The model (claims bound to leases, fencing
 tokens, backoff, dead jobs) is the pure core's
 (tandemkv.server.strong.jobs); this file only builds requests.
 
-Every method has an `_async` twin that holds no thread while it waits.
+Every Raft write and read has an `_async` twin that holds no thread while
+it waits. Progress and worker heartbeats (`progress`, `heartbeat`,
+`workers`) are the available plane's, on `node.jobs.board`
+(server/node/job_board.py): local writes, gossiped, never a Raft write; a
+write that ends a claim removes the job's progress here, and `get` carries
+the current claim's last progress.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
+from tandemkv.errors import TandemKVError
+from tandemkv.server.node.job_board import NodeJobBoard
+from tandemkv.server.strong import validation
 from tandemkv.v1 import jobs_pb2 as J
 from tandemkv.v1 import kv_pb2
 
@@ -21,11 +30,11 @@ if TYPE_CHECKING:
 
 
 def enqueue_request(queue: bytes, args: bytes = b"", *, unique_key: bytes = b"", run_at_ms: int = 0,
-                    priority: int = 0, max_attempts: int = 0, timeout_ms: int = 0,
+                    priority: int = 0, max_attempts: int = 0, timeout_ms: int = 0, max_lost_claims: int = 0,
                     request_id: bytes | None = None) -> J.JobEnqueueRequest:
     return J.JobEnqueueRequest(queue=queue, args=args, unique_key=unique_key, run_at_ms=run_at_ms,
                                priority=priority, max_attempts=max_attempts, timeout_ms=timeout_ms,
-                               request_id=request_id or b"")
+                               max_lost_claims=max_lost_claims, request_id=request_id or b"")
 
 
 def _writes(queue_or_id, kind: str, **fields):
@@ -50,6 +59,17 @@ class NodeJobs:
 
     def __init__(self, node: "Node"):
         self._node = node
+        self.board = NodeJobBoard(node)
+
+    def _ended(self, response: J.JobResponse) -> J.JobResponse:
+        """A write that ended a claim: its job's progress goes now."""
+        self.board.forget(response.job.id)
+        return response
+
+    async def _ended_async(self, response: J.JobResponse) -> J.JobResponse:
+        # The removal waits on this node's disk: off the event loop.
+        await asyncio.get_running_loop().run_in_executor(None, self.board.forget, response.job.id)
+        return response
 
     # -- writes --
     def enqueue(self, queue: bytes, args: bytes = b"", *, timeout_s: float | None = None,
@@ -78,36 +98,49 @@ class NodeJobs:
     def complete(self, job_id: int, token: int, result: bytes = b"", *, request_id: bytes = b"",
                  timeout_s: float | None = None) -> J.JobResponse:
         request = _writes(job_id, "complete", token=token, result=result, request_id=request_id)
-        return self._node.propose(request, timeout_s=timeout_s)
+        return self._ended(self._node.propose(request, timeout_s=timeout_s))
 
     async def complete_async(self, job_id: int, token: int, result: bytes = b"", *,
                              request_id: bytes = b"", timeout_s: float | None = None) -> J.JobResponse:
         request = _writes(job_id, "complete", token=token, result=result, request_id=request_id)
-        return await self._node.propose_async(request, timeout_s=timeout_s)
+        return await self._ended_async(await self._node.propose_async(request, timeout_s=timeout_s))
 
     def fail(self, job_id: int, token: int, error: str, *, request_id: bytes = b"",
              timeout_s: float | None = None) -> J.JobResponse:
         request = _writes(job_id, "fail", token=token, error=error, request_id=request_id)
-        return self._node.propose(request, timeout_s=timeout_s)
+        return self._ended(self._node.propose(request, timeout_s=timeout_s))
 
     async def fail_async(self, job_id: int, token: int, error: str, *, request_id: bytes = b"",
                          timeout_s: float | None = None) -> J.JobResponse:
         request = _writes(job_id, "fail", token=token, error=error, request_id=request_id)
-        return await self._node.propose_async(request, timeout_s=timeout_s)
+        return await self._ended_async(await self._node.propose_async(request, timeout_s=timeout_s))
 
     def retry(self, job_id: int, *, timeout_s: float | None = None) -> J.JobResponse:
-        return self._node.propose(_writes(job_id, "retry"), timeout_s=timeout_s)
+        return self._ended(self._node.propose(_writes(job_id, "retry"), timeout_s=timeout_s))
 
     def cancel(self, job_id: int, *, timeout_s: float | None = None) -> J.JobResponse:
-        return self._node.propose(_writes(job_id, "cancel"), timeout_s=timeout_s)
+        return self._ended(self._node.propose(_writes(job_id, "cancel"), timeout_s=timeout_s))
 
     def discard(self, job_id: int, *, timeout_s: float | None = None) -> J.JobResponse:
-        return self._node.propose(_writes(job_id, "discard"), timeout_s=timeout_s)
+        return self._ended(self._node.propose(_writes(job_id, "discard"), timeout_s=timeout_s))
 
     # -- reads --
     def get(self, job_id: int, *, stale: bool = False, timeout_s: float | None = None) -> J.JobGetResponse:
         request = J.JobGetRequest(id=job_id, consistency=_consistency(stale))
-        return self._node.query(request, timeout_s=timeout_s)
+        return self.with_progress(self._node.query(request, timeout_s=timeout_s))
+
+    def with_progress(self, response: J.JobGetResponse) -> J.JobGetResponse:
+        """The answer of a Get, with the current claim's last progress as
+        this node's available plane has it."""
+        if not response.found or self._node.available is None:
+            return response
+        try:
+            progress = self.board.progress_of(response.job)
+        except TandemKVError:  # the plane is stopping: the job, without its progress
+            return response
+        if progress is not None:
+            response.progress.CopyFrom(progress)
+        return response
 
     def list(self, queue: bytes = b"", state: int = 0, *, after_id: int = 0, limit: int = 0,
              stale: bool = False, timeout_s: float | None = None) -> J.JobListResponse:
@@ -135,3 +168,26 @@ class NodeJobs:
 
     def cron_list(self, *, stale: bool = False, timeout_s: float | None = None) -> J.JobCronListResponse:
         return self._node.query(J.JobCronListRequest(consistency=_consistency(stale)), timeout_s=timeout_s)
+
+    # -- progress and heartbeats (the available plane: no Raft write) --
+    def progress(self, job_id: int, token: int, progress: int, note: str = "", *,
+                 timeout_s: float | None = None) -> J.JobProgressResponse:
+        """Records the progress (0-100) of the claim `token` of a job."""
+        request = J.JobProgressRequest(id=job_id, token=token, progress=progress, note=note)
+        validation.check_request(request)
+        return self.board.progress(request, timeout_s=timeout_s)
+
+    def heartbeat(self, queue: bytes, worker: str, running: int = 0, *, stopping: bool = False,
+                  timeout_s: float | None = None) -> J.JobHeartbeatResponse:
+        """A worker's beat: listed by `workers` until JOB_WORKER_STALE_MS
+        after it (`stopping`: removed now)."""
+        request = J.JobHeartbeatRequest(queue=queue, worker=worker, running=running, stopping=stopping)
+        validation.check_request(request)
+        return self.board.heartbeat(request, timeout_s=timeout_s)
+
+    def workers(self, queue: bytes = b"", *, timeout_s: float | None = None) -> J.JobWorkersResponse:
+        """The workers of `queue` (every queue when empty) that beat within
+        JOB_WORKER_STALE_MS, as this node has them."""
+        request = J.JobWorkersRequest(queue=queue)
+        validation.check_request(request)
+        return self.board.workers(request, timeout_s=timeout_s)

@@ -47,6 +47,9 @@ def check_enqueue(request: J.JobEnqueueRequest) -> None:
     if request.max_attempts > limits.JOB_MAX_ATTEMPTS_MAX:
         raise InvalidArgument(f"max_attempts {request.max_attempts} is over JOB_MAX_ATTEMPTS_MAX="
                               f"{limits.JOB_MAX_ATTEMPTS_MAX}", limit="JOB_MAX_ATTEMPTS_MAX")
+    if request.max_lost_claims > limits.JOB_MAX_LOST_CLAIMS_MAX:
+        raise InvalidArgument(f"max_lost_claims {request.max_lost_claims} is over JOB_MAX_LOST_CLAIMS_MAX="
+                              f"{limits.JOB_MAX_LOST_CLAIMS_MAX}", limit="JOB_MAX_LOST_CLAIMS_MAX")
     if request.timeout_ms > limits.JOB_TIMEOUT_MS_MAX:
         raise InvalidArgument(f"timeout_ms {request.timeout_ms} is over JOB_TIMEOUT_MS_MAX="
                               f"{limits.JOB_TIMEOUT_MS_MAX}", limit="JOB_TIMEOUT_MS_MAX")
@@ -105,6 +108,40 @@ def check_cron_delete(request: J.JobCronDeleteRequest) -> None:
                               limit="JOB_CRON_NAME_BYTES_MAX")
 
 
+# -- progress and heartbeats (the available plane's job board, server/available/job_board.py) --
+def _check_id_and_token(job_id: int, token: int) -> None:
+    if job_id <= 0:
+        raise InvalidArgument("id must be a job id (a positive number that enqueue returned)")
+    if token <= 0:
+        raise InvalidArgument("token must be the fencing token of the job's claim (claim returned it)")
+
+
+def check_progress(request: J.JobProgressRequest) -> None:
+    _check_id_and_token(request.id, request.token)
+    if request.progress > 100:
+        raise InvalidArgument(f"progress {request.progress} is over 100; give a percentage 0 to 100")
+    note_bytes = len(request.note.encode())
+    if note_bytes > limits.JOB_PROGRESS_NOTE_BYTES_MAX:
+        raise InvalidArgument(f"note is {note_bytes} bytes; the limit JOB_PROGRESS_NOTE_BYTES_MAX is "
+                              f"{limits.JOB_PROGRESS_NOTE_BYTES_MAX} bytes", limit="JOB_PROGRESS_NOTE_BYTES_MAX")
+
+
+def check_heartbeat(request: J.JobHeartbeatRequest) -> None:
+    _check_queue(request.queue)
+    worker_bytes = len(request.worker.encode())
+    if not 0 < worker_bytes <= limits.JOB_WORKER_ID_BYTES_MAX:
+        raise InvalidArgument(f"worker is {worker_bytes} bytes; give a worker id of 1 to "
+                              f"JOB_WORKER_ID_BYTES_MAX={limits.JOB_WORKER_ID_BYTES_MAX} bytes",
+                              limit="JOB_WORKER_ID_BYTES_MAX")
+    if not request.worker.isprintable():
+        raise InvalidArgument("worker must be printable text (a host name and pid, say)")
+
+
+def check_workers(request: J.JobWorkersRequest) -> None:
+    if request.queue:
+        _check_queue(request.queue)
+
+
 CHECKS = {
     J.JobEnqueueRequest: check_enqueue,
     J.JobClaimRequest: check_claim,
@@ -119,4 +156,7 @@ CHECKS = {
     J.JobCronPutRequest: check_cron_put,
     J.JobCronDeleteRequest: check_cron_delete,
     J.JobCronListRequest: lambda r: _check_consistency(r.consistency),
+    J.JobProgressRequest: check_progress,
+    J.JobHeartbeatRequest: check_heartbeat,
+    J.JobWorkersRequest: check_workers,
 }

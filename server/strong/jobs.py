@@ -5,7 +5,8 @@ the proposers' wall clocks) for run_at, backoff and retention, and the
 lease clock (which only leader ticks advance, see coordination.py) for
 claim timeouts, as leases age on it.
 
-Its neighbours: job_store.py (the tables), job_checks.py (validation),
+Its neighbours: job_store.py (the tables), job_moves.py (moving a job
+between states, the backoff), job_checks.py (validation),
 job_reads.py (get, list, stats), job_crons.py (recurring jobs, fired from
 here), cron.py (the expression parser).
 
@@ -28,7 +29,9 @@ Rules it keeps:
   at now + backoff (doubling from JOB_BACKOFF_MIN_MS to JOB_BACKOFF_MAX_MS,
   with a jitter derived from the job id and failure count, so every replica
   agrees); at it the job is dead with its last error. A lost lease is not a
-  failure: only real failures make a job dead.
+  failure: it is counted apart (lost_claims), and only at max_lost_claims
+  lost claims (default JOB_MAX_LOST_CLAIMS_DEFAULT) is the job dead, with
+  an error saying so; failures alone make it dead only at max_attempts.
 - Scheduled and retryable jobs become available once the log clock passes
   their run_at: at every applied entry (the per-entry sweep) and at every
   claim of their queue, so a worker's claim always sees what is due.
@@ -39,8 +42,6 @@ Rules it keeps:
 
 from __future__ import annotations
 
-import hashlib
-
 from tandemkv import limits
 from tandemkv.v1 import jobs_pb2 as J
 from tandemkv.v1 import kv_pb2, raft_pb2
@@ -48,80 +49,9 @@ from tandemkv.v1 import kv_pb2, raft_pb2
 from tandemkv.server.strong import coordination, job_crons, job_reads
 from tandemkv.server.strong.context import ApplyContext, CommandFailed
 from tandemkv.server.strong.job_checks import CHECKS  # noqa: F401 - validation.py reads it here
-from tandemkv.server.strong.job_store import (DEADLINES, FINISHED, JOB_ITEM, STATE_COUNTS, WAITING,
-                                              JobTables)
-
-UNFINISHED = frozenset({J.JOB_AVAILABLE, J.JOB_SCHEDULED, J.JOB_CLAIMED, J.JOB_RETRYABLE})
-FINISHED_STATES = frozenset({J.JOB_COMPLETED, J.JOB_DEAD, J.JOB_CANCELLED})
-
-
-def state_name(state: int) -> str:
-    return STATE_COUNTS.get(state, "unknown")
-
-
-def backoff_ms(job_id: int, failures: int) -> int:
-    """The wait after a job's `failures`-th failure: a ceiling doubling from
-    JOB_BACKOFF_MIN_MS per failure up to JOB_BACKOFF_MAX_MS, and a point in
-    its upper half (never under the minimum) drawn from a hash of the job id
-    and the count, so retries spread out and every replica agrees."""
-    assert failures >= 1, "a backoff follows a failure"
-    ceiling_ms = min(limits.JOB_BACKOFF_MAX_MS, limits.JOB_BACKOFF_MIN_MS << min(failures - 1, 40))
-    floor_ms = max(limits.JOB_BACKOFF_MIN_MS, ceiling_ms // 2)
-    seed = job_id.to_bytes(8, "big") + failures.to_bytes(4, "big")
-    draw = int.from_bytes(hashlib.blake2b(seed, digest_size=8).digest(), "big")
-    return floor_ms + draw % (ceiling_ms - floor_ms + 1)
-
-
-# -- moving a job between states: its indexes and counts follow --
-def _leave(tables: JobTables, job: J.Job) -> None:
-    state = job.state
-    if state == J.JOB_AVAILABLE:
-        tables.available_remove(job)
-    elif state in (J.JOB_SCHEDULED, J.JOB_RETRYABLE):
-        tables.timed_remove(WAITING, job.run_at_ms, job.id)
-    elif state == J.JOB_CLAIMED:
-        tables.view.lease_detach(job.lease, JOB_ITEM + job.id.to_bytes(8, "big"))
-        if job.deadline_ms:
-            tables.timed_remove(DEADLINES, job.deadline_ms, job.id)
-        job.deadline_ms = 0
-    elif state in FINISHED_STATES:
-        tables.timed_remove(FINISHED, job.finished_ms, job.id)
-        tables.finished_count_add(-1)
-    _count(tables, job.queue, state, -1)
-
-
-def _enter(tables: JobTables, job: J.Job, state: int, clock_ms: int) -> None:
-    """Puts the job in `state` (its indexes, counts and unique key) and stores it."""
-    job.state = state
-    if state == J.JOB_AVAILABLE:
-        tables.available_add(job)
-    elif state in (J.JOB_SCHEDULED, J.JOB_RETRYABLE):
-        tables.timed_add(WAITING, job.run_at_ms, job.id)
-    elif state == J.JOB_CLAIMED:
-        tables.view.lease_attach(job.lease, JOB_ITEM + job.id.to_bytes(8, "big"))
-        if job.deadline_ms:
-            tables.timed_add(DEADLINES, job.deadline_ms, job.id)
-    elif state in FINISHED_STATES:
-        job.finished_ms = clock_ms
-        tables.timed_add(FINISHED, job.finished_ms, job.id)
-        tables.finished_count_add(1)
-        if job.unique_key and tables.unique_get(job.queue, job.unique_key) == job.id:
-            tables.unique_delete(job.queue, job.unique_key)
-    _count(tables, job.queue, state, 1)
-    tables.put(job)
-
-
-def _move(tables: JobTables, job: J.Job, state: int, clock_ms: int) -> None:
-    _leave(tables, job)
-    _enter(tables, job, state, clock_ms)
-
-
-def _count(tables: JobTables, queue: bytes, state: int, delta: int) -> None:
-    stats = tables.stats(queue)
-    name = STATE_COUNTS[state]
-    setattr(stats, name, getattr(stats, name) + delta)
-    tables.stats_put(stats)
-
+from tandemkv.server.strong.job_moves import (FINISHED_STATES, UNFINISHED, backoff_ms, enter,  # noqa: F401
+                                              leave, move, state_name)
+from tandemkv.server.strong.job_store import DEADLINES, FINISHED, JOB_ITEM, WAITING, JobTables
 
 def _header(context: ApplyContext) -> kv_pb2.ResponseHeader:
     return kv_pb2.ResponseHeader(revision=context.index)
@@ -157,10 +87,11 @@ def add_job(context: ApplyContext, tables: JobTables, request: J.JobEnqueueReque
     job = J.Job(id=tables.new_id(context.index), queue=request.queue, args=request.args,
                 priority=request.priority, run_at_ms=max(request.run_at_ms, clock_ms),
                 max_attempts=request.max_attempts or limits.JOB_MAX_ATTEMPTS_DEFAULT,
-                unique_key=request.unique_key, timeout_ms=request.timeout_ms, inserted_ms=clock_ms)
+                unique_key=request.unique_key, timeout_ms=request.timeout_ms, inserted_ms=clock_ms,
+                max_lost_claims=request.max_lost_claims or limits.JOB_MAX_LOST_CLAIMS_DEFAULT)
     if request.unique_key:
         tables.unique_put(request.queue, request.unique_key, job.id)
-    _enter(tables, job, J.JOB_SCHEDULED if request.run_at_ms > clock_ms else J.JOB_AVAILABLE, clock_ms)
+    enter(tables, job, J.JOB_SCHEDULED if request.run_at_ms > clock_ms else J.JOB_AVAILABLE, clock_ms)
     return job, False
 
 
@@ -189,11 +120,11 @@ def claim(context: ApplyContext, request: J.JobClaimRequest) -> J.JobClaimRespon
         if response.jobs and size_bytes > context.budget.left_bytes:
             break  # the result is full; the rest wait for the next claim
         context.budget.spend(size_bytes, "the claimed jobs")
-        _leave(tables, job)
+        leave(tables, job)
         job.attempt += 1
         job.lease, job.token = request.lease, context.index
         job.deadline_ms = started_ms + job.timeout_ms if job.timeout_ms else 0
-        _enter(tables, job, J.JOB_CLAIMED, context.clock_ms)
+        enter(tables, job, J.JOB_CLAIMED, context.clock_ms)
         response.jobs.append(job)
     return response
 
@@ -212,22 +143,22 @@ def _fenced(tables: JobTables, job_id: int, token: int) -> J.Job:
 def complete(context: ApplyContext, request: J.JobCompleteRequest) -> J.JobResponse:
     tables = JobTables(context.view)
     job = _fenced(tables, request.id, request.token)
-    _leave(tables, job)
+    leave(tables, job)
     job.result = request.result
-    _enter(tables, job, J.JOB_COMPLETED, context.clock_ms)
+    enter(tables, job, J.JOB_COMPLETED, context.clock_ms)
     return J.JobResponse(header=_header(context), job=_summary(job))
 
 
 def _failed(context: ApplyContext, tables: JobTables, job: J.Job, error: str) -> None:
     """A real failure of a claimed job: retryable after its backoff, or dead."""
-    _leave(tables, job)
+    leave(tables, job)
     job.failures += 1
     job.last_error = error
     if job.failures >= job.max_attempts:
-        _enter(tables, job, J.JOB_DEAD, context.clock_ms)
+        enter(tables, job, J.JOB_DEAD, context.clock_ms)
         return
     job.run_at_ms = context.clock_ms + backoff_ms(job.id, job.failures)
-    _enter(tables, job, J.JOB_RETRYABLE, context.clock_ms)
+    enter(tables, job, J.JOB_RETRYABLE, context.clock_ms)
 
 
 def fail(context: ApplyContext, request: J.JobFailRequest) -> J.JobResponse:
@@ -251,13 +182,14 @@ def retry(context: ApplyContext, request: J.JobRetryRequest) -> J.JobResponse:
                                 f"job {holder} holds job {job.id}'s unique_key and is not finished; "
                                 "retry that one, or wait until it finishes")
     if job.state != J.JOB_AVAILABLE:
-        _leave(tables, job)
+        leave(tables, job)
         if job.unique_key and job.state in FINISHED_STATES:
             tables.unique_put(job.queue, job.unique_key, job.id)
         job.finished_ms = 0
         job.max_attempts = max(job.max_attempts, job.failures + 1)
+        job.lost_claims = 0  # a retry by request starts the lost-claim count afresh
         job.run_at_ms = context.clock_ms
-        _enter(tables, job, J.JOB_AVAILABLE, context.clock_ms)
+        enter(tables, job, J.JOB_AVAILABLE, context.clock_ms)
     return J.JobResponse(header=_header(context), job=_summary(job))
 
 
@@ -268,11 +200,11 @@ def _finish_by_request(context: ApplyContext, job_id: int, state: int, verb: str
         raise CommandFailed(raft_pb2.FAILED_PRECONDITION,
                             f"job {job_id} is already {state_name(job.state)}; only an unfinished "
                             f"job can be {verb} (retry runs a finished one again)")
-    _leave(tables, job)
+    leave(tables, job)
     if state == J.JOB_DEAD:
         job.last_error = ("discarded by request; last error: " + job.last_error
                           if job.last_error else "discarded by request")[:limits.JOB_ERROR_BYTES_MAX]
-    _enter(tables, job, state, context.clock_ms)
+    enter(tables, job, state, context.clock_ms)
     return J.JobResponse(header=_header(context), job=_summary(job))
 
 
@@ -285,13 +217,24 @@ def discard(context: ApplyContext, request: J.JobDiscardRequest) -> J.JobRespons
 
 
 def lease_ended(context: ApplyContext, name: bytes, lease_id: int) -> None:
-    """A lease holding a claim of this job ended: the job is available
-    again (its attempt stays counted), unless it moved on meanwhile."""
+    """A lease holding a claim of this job ended: a lost claim. The job is
+    available again (its attempt stays counted), unless it moved on
+    meanwhile; at its max_lost_claims-th lost claim it is dead instead (a
+    job that crashes or stalls every worker must not loop forever)."""
     tables = JobTables(context.view)
     job = tables.get(int.from_bytes(name, "big"))
     if job is None or job.state != J.JOB_CLAIMED or job.lease != lease_id:
         return
-    _move(tables, job, J.JOB_AVAILABLE, context.clock_ms)
+    leave(tables, job)
+    job.lost_claims += 1
+    bound = job.max_lost_claims or limits.JOB_MAX_LOST_CLAIMS_DEFAULT
+    if job.lost_claims < bound:
+        enter(tables, job, J.JOB_AVAILABLE, context.clock_ms)
+        return
+    job.last_error = (f"lost its claim {job.lost_claims} times (max_lost_claims={bound}): its worker "
+                      "crashed or stalled past its lease each time"
+                      + (f"; last error: {job.last_error}" if job.last_error else ""))[:limits.JOB_ERROR_BYTES_MAX]
+    enter(tables, job, J.JOB_DEAD, context.clock_ms)
 
 
 # -- the per-entry sweep --
@@ -300,7 +243,7 @@ def _promote(context: ApplyContext, tables: JobTables, count_max: int) -> int:
     for job_id in due:
         job = tables.get(job_id)
         assert job is not None and job.state in (J.JOB_SCHEDULED, J.JOB_RETRYABLE), "waiting follows jobs"
-        _move(tables, job, J.JOB_AVAILABLE, context.clock_ms)
+        move(tables, job, J.JOB_AVAILABLE, context.clock_ms)
     return len(due)
 
 
@@ -327,7 +270,7 @@ def sweep(context: ApplyContext) -> None:
             assert job is not None and job.state in FINISHED_STATES, "finished follows jobs"
             if over <= 0 and job.finished_ms > aged_before_ms:
                 break
-            _leave(tables, job)
+            leave(tables, job)
             tables.delete(job.id)
             over -= 1
 

@@ -28,7 +28,7 @@ JOB_DEAD: JobState
 JOB_CANCELLED: JobState
 
 class Job(_message.Message):
-    __slots__ = ("id", "queue", "args", "priority", "run_at_ms", "attempt", "max_attempts", "state", "last_error", "unique_key", "timeout_ms", "lease", "token", "inserted_ms", "finished_ms", "failures", "result", "deadline_ms")
+    __slots__ = ("id", "queue", "args", "priority", "run_at_ms", "attempt", "max_attempts", "state", "last_error", "unique_key", "timeout_ms", "lease", "token", "inserted_ms", "finished_ms", "failures", "result", "deadline_ms", "lost_claims", "max_lost_claims")
     ID_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     ARGS_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,8 @@ class Job(_message.Message):
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    LOST_CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    MAX_LOST_CLAIMS_FIELD_NUMBER: _ClassVar[int]
     id: int
     queue: bytes
     args: bytes
@@ -65,10 +67,12 @@ class Job(_message.Message):
     failures: int
     result: bytes
     deadline_ms: int
-    def __init__(self, id: _Optional[int] = ..., queue: _Optional[bytes] = ..., args: _Optional[bytes] = ..., priority: _Optional[int] = ..., run_at_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., state: _Optional[_Union[JobState, str]] = ..., last_error: _Optional[str] = ..., unique_key: _Optional[bytes] = ..., timeout_ms: _Optional[int] = ..., lease: _Optional[int] = ..., token: _Optional[int] = ..., inserted_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ..., failures: _Optional[int] = ..., result: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ...) -> None: ...
+    lost_claims: int
+    max_lost_claims: int
+    def __init__(self, id: _Optional[int] = ..., queue: _Optional[bytes] = ..., args: _Optional[bytes] = ..., priority: _Optional[int] = ..., run_at_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., state: _Optional[_Union[JobState, str]] = ..., last_error: _Optional[str] = ..., unique_key: _Optional[bytes] = ..., timeout_ms: _Optional[int] = ..., lease: _Optional[int] = ..., token: _Optional[int] = ..., inserted_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ..., failures: _Optional[int] = ..., result: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ..., lost_claims: _Optional[int] = ..., max_lost_claims: _Optional[int] = ...) -> None: ...
 
 class JobEnqueueRequest(_message.Message):
-    __slots__ = ("queue", "args", "unique_key", "run_at_ms", "priority", "max_attempts", "timeout_ms", "request_id")
+    __slots__ = ("queue", "args", "unique_key", "run_at_ms", "priority", "max_attempts", "timeout_ms", "request_id", "max_lost_claims")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     ARGS_FIELD_NUMBER: _ClassVar[int]
     UNIQUE_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +81,7 @@ class JobEnqueueRequest(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_LOST_CLAIMS_FIELD_NUMBER: _ClassVar[int]
     queue: bytes
     args: bytes
     unique_key: bytes
@@ -85,7 +90,8 @@ class JobEnqueueRequest(_message.Message):
     max_attempts: int
     timeout_ms: int
     request_id: bytes
-    def __init__(self, queue: _Optional[bytes] = ..., args: _Optional[bytes] = ..., unique_key: _Optional[bytes] = ..., run_at_ms: _Optional[int] = ..., priority: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+    max_lost_claims: int
+    def __init__(self, queue: _Optional[bytes] = ..., args: _Optional[bytes] = ..., unique_key: _Optional[bytes] = ..., run_at_ms: _Optional[int] = ..., priority: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., request_id: _Optional[bytes] = ..., max_lost_claims: _Optional[int] = ...) -> None: ...
 
 class JobEnqueueResponse(_message.Message):
     __slots__ = ("header", "id", "duplicate", "job")
@@ -184,14 +190,16 @@ class JobGetRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., consistency: _Optional[_Union[_kv_pb2.ReadConsistency, str]] = ...) -> None: ...
 
 class JobGetResponse(_message.Message):
-    __slots__ = ("header", "found", "job")
+    __slots__ = ("header", "found", "job", "progress")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     FOUND_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     header: _kv_pb2.ResponseHeader
     found: bool
     job: Job
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., found: bool = ..., job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+    progress: JobProgress
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., found: bool = ..., job: _Optional[_Union[Job, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ...) -> None: ...
 
 class JobListRequest(_message.Message):
     __slots__ = ("queue", "state", "after_id", "limit", "consistency")
@@ -322,3 +330,81 @@ class JobCronListResponse(_message.Message):
     header: _kv_pb2.ResponseHeader
     crons: _containers.RepeatedCompositeFieldContainer[JobCron]
     def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., crons: _Optional[_Iterable[_Union[JobCron, _Mapping]]] = ...) -> None: ...
+
+class JobProgress(_message.Message):
+    __slots__ = ("id", "token", "progress", "note", "at_ms", "node")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    token: int
+    progress: int
+    note: str
+    at_ms: int
+    node: str
+    def __init__(self, id: _Optional[int] = ..., token: _Optional[int] = ..., progress: _Optional[int] = ..., note: _Optional[str] = ..., at_ms: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
+
+class JobProgressRequest(_message.Message):
+    __slots__ = ("id", "token", "progress", "note")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    token: int
+    progress: int
+    note: str
+    def __init__(self, id: _Optional[int] = ..., token: _Optional[int] = ..., progress: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+
+class JobProgressResponse(_message.Message):
+    __slots__ = ("node",)
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    def __init__(self, node: _Optional[str] = ...) -> None: ...
+
+class JobWorker(_message.Message):
+    __slots__ = ("queue", "worker", "running", "beat_ms", "node")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    BEAT_MS_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    queue: bytes
+    worker: str
+    running: int
+    beat_ms: int
+    node: str
+    def __init__(self, queue: _Optional[bytes] = ..., worker: _Optional[str] = ..., running: _Optional[int] = ..., beat_ms: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
+
+class JobHeartbeatRequest(_message.Message):
+    __slots__ = ("queue", "worker", "running", "stopping")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    STOPPING_FIELD_NUMBER: _ClassVar[int]
+    queue: bytes
+    worker: str
+    running: int
+    stopping: bool
+    def __init__(self, queue: _Optional[bytes] = ..., worker: _Optional[str] = ..., running: _Optional[int] = ..., stopping: bool = ...) -> None: ...
+
+class JobHeartbeatResponse(_message.Message):
+    __slots__ = ("node",)
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    def __init__(self, node: _Optional[str] = ...) -> None: ...
+
+class JobWorkersRequest(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: bytes
+    def __init__(self, queue: _Optional[bytes] = ...) -> None: ...
+
+class JobWorkersResponse(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[JobWorker]
+    def __init__(self, workers: _Optional[_Iterable[_Union[JobWorker, _Mapping]]] = ...) -> None: ...

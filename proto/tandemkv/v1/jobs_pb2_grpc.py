@@ -99,6 +99,21 @@ class JobsStub(object):
                 request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronListRequest.SerializeToString,
                 response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronListResponse.FromString,
                 _registered_method=True)
+        self.Progress = channel.unary_unary(
+                '/tandemkv.v1.Jobs/Progress',
+                request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobProgressRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobProgressResponse.FromString,
+                _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/tandemkv.v1.Jobs/Heartbeat',
+                request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobHeartbeatRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobHeartbeatResponse.FromString,
+                _registered_method=True)
+        self.Workers = channel.unary_unary(
+                '/tandemkv.v1.Jobs/Workers',
+                request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobWorkersRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobWorkersResponse.FromString,
+                _registered_method=True)
 
 
 class JobsServicer(object):
@@ -182,6 +197,24 @@ class JobsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Progress(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeat(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Workers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -249,6 +282,21 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.CronList,
                     request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronListRequest.FromString,
                     response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronListResponse.SerializeToString,
+            ),
+            'Progress': grpc.unary_unary_rpc_method_handler(
+                    servicer.Progress,
+                    request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobProgressRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobProgressResponse.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobHeartbeatRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobHeartbeatResponse.SerializeToString,
+            ),
+            'Workers': grpc.unary_unary_rpc_method_handler(
+                    servicer.Workers,
+                    request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobWorkersRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobWorkersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -602,6 +650,87 @@ class Jobs(object):
             '/tandemkv.v1.Jobs/CronList',
             tandemkv_dot_v1_dot_jobs__pb2.JobCronListRequest.SerializeToString,
             tandemkv_dot_v1_dot_jobs__pb2.JobCronListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Progress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Jobs/Progress',
+            tandemkv_dot_v1_dot_jobs__pb2.JobProgressRequest.SerializeToString,
+            tandemkv_dot_v1_dot_jobs__pb2.JobProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Jobs/Heartbeat',
+            tandemkv_dot_v1_dot_jobs__pb2.JobHeartbeatRequest.SerializeToString,
+            tandemkv_dot_v1_dot_jobs__pb2.JobHeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Workers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Jobs/Workers',
+            tandemkv_dot_v1_dot_jobs__pb2.JobWorkersRequest.SerializeToString,
+            tandemkv_dot_v1_dot_jobs__pb2.JobWorkersResponse.FromString,
             options,
             channel_credentials,
             insecure,
