@@ -43,11 +43,11 @@ import collections
 import logging
 import random
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from tandemkv import limits
 
-from tandemkv.server.available.node_plane import gossip_key
+from tandemkv.server.available.node_plane import gossip_key, peer_addresses
 from tandemkv.server.available.presence import Diff, Listing, OwnerId, PresenceEngine, Ref
 from tandemkv.server.available.presence.model import ID_LIMIT, check_topic
 from tandemkv.server.available.presence_link import PeerLink
@@ -169,6 +169,25 @@ class PresencePlane:
             for watch in list(watches):
                 watch.close()
 
+    async def set_peers(self, peers: dict[str, str], secret: bytes) -> None:
+        """Follows the committed member set (`peers`: the other members'
+        client addresses; none when this node is not a member). A member
+        removed has its entries leave this node's view now (watchers get
+        the leaves) and its link closed; a member added gets a link and the
+        full state once its heartbeat shows it has nothing; a peer whose
+        address changed gets a new link."""
+        assert self.node not in peers, "a node is not its own peer"
+        for name, link in list(self.links.items()):
+            if peers.get(name) != link.address:
+                del self.links[name]
+                await link.stop()
+        for name, address in peers.items():
+            if name not in self.links:
+                self.links[name] = link = PeerLink(name, address)
+                if self.started:
+                    link.start()
+        self._dispatch((), self.engine.set_peers(peers, self._clock(), secret))
+
     # -- the calls of the Presence service (errors: tandemkv.errors) -------
 
     def open_session(self, ttl_ms: int) -> int:
@@ -283,9 +302,10 @@ class PresencePlane:
                 del self._watches[watch.topic]
 
 
-def plane_for(config: Any) -> PresencePlane:
-    """The plane of the node `config` (a NodeConfig) describes: its peers
-    are the other members, reached on their client addresses; its secret
-    is the gossip key (node_plane.py); its incarnation rises per start."""
-    peers = {member.name: member.client_address for member in config.members if member.name != config.name}
-    return PresencePlane(config.name, peers, gossip_key(config))
+def plane_for(config: Any, members: Sequence[Any]) -> PresencePlane:
+    """The plane of the node `config` (a NodeConfig) describes, with the
+    committed `members`: its peers are the other members, reached on their
+    client addresses, and follow the set as it changes (`set_peers`); its
+    secret is the gossip key (node_plane.py); its incarnation rises per
+    start."""
+    return PresencePlane(config.name, peer_addresses(config.name, members), gossip_key(config, members))

@@ -34,11 +34,11 @@ from __future__ import annotations
 import asyncio
 import random
 
-from typing import Any
+from typing import Any, Sequence
 
 from tandemkv import limits
 
-from tandemkv.server.available.node_plane import gossip_key
+from tandemkv.server.available.node_plane import gossip_key, peer_addresses
 from tandemkv.server.available.pubsub import (Hub, InboundStreams, Lagged, Message, OutboundQueue, Published,
                                               Publisher)
 from tandemkv.server.available.pubsub_relay import PeerSender, RelayReceiver
@@ -117,9 +117,9 @@ class PubSubPlane:
         self.hub = hub if hub is not None else Hub(node, self.incarnation)
         assert (self.hub.node, self.hub.incarnation) == (node, self.incarnation)
         self.publisher = self.hub.open_publisher()
-        self.senders = {name: PeerSender(node, self.incarnation, name, address, secret,
-                                         queue=OutboundQueue(queue_messages_max, queue_bytes_max))
-                        for name, address in peers.items()}
+        self._secret = secret
+        self._queue_bounds = (queue_messages_max, queue_bytes_max)
+        self.senders = {name: self._sender(name, address) for name, address in peers.items()}
         self.receiver = RelayReceiver(node, secret, self._deliver_from_peer, InboundStreams())
         self._subscriptions: dict[int, Subscription] = {}
         self.started = False
@@ -141,11 +141,36 @@ class PubSubPlane:
     async def stop(self) -> None:
         for sender in self.senders.values():
             await sender.stop()
+        self.senders = {}
         for subscription in list(self._subscriptions.values()):
             subscription.close()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+
+    async def set_peers(self, peers: dict[str, str], secret: bytes) -> None:
+        """Follows the committed member set (`peers`: the other members'
+        client addresses; none when this node is not a member): a stream
+        opens to each member added, the stream to each member removed ends
+        (what was still queued for it is dropped), a peer whose address changed
+        gets a new stream, and the streams of nodes no longer members are
+        refused from now on (their cursors forgotten)."""
+        assert self.node not in peers, "a node is not its own peer"
+        self._secret = secret
+        self.receiver.set_members(frozenset(peers) | {self.node}, secret)
+        for name, sender in list(self.senders.items()):
+            if peers.get(name) != sender.address or sender.secret != secret:
+                del self.senders[name]
+                await sender.stop()
+        for name, address in peers.items():
+            if name not in self.senders:
+                self.senders[name] = sender = self._sender(name, address)
+                if self.started:
+                    sender.start()
+
+    def _sender(self, name: str, address: str) -> PeerSender:
+        return PeerSender(self.node, self.incarnation, name, address, self._secret,
+                          queue=OutboundQueue(*self._queue_bounds))
 
     def publish(self, topic: bytes, payload: bytes, *, publisher: Publisher | None = None, skip: int | None = None,
                 local_only: bool = False) -> Published:
@@ -224,11 +249,14 @@ class PubSubPlane:
         self.hub.unsubscribe(subscription.id)
 
 
-def plane_for(config: Any) -> PubSubPlane:
-    """The plane of the node `config` (a NodeConfig) describes: its peers
-    are the other members, reached on their client addresses (the relay is
-    a gRPC stream to the peer's client server); its secret is the gossip
-    key (node_plane.py), so the relay's tokens need no setting of their
-    own; its incarnation is drawn at random, once per start."""
-    peers = {member.name: member.client_address for member in config.members if member.name != config.name}
-    return PubSubPlane(config.name, peers, gossip_key(config))
+def plane_for(config: Any, members: Sequence[Any]) -> PubSubPlane:
+    """The plane of the node `config` (a NodeConfig) describes, with the
+    committed `members`: its peers are the other members, reached on their
+    client addresses (the relay is a gRPC stream to the peer's client
+    server), and it follows the set as it changes (`set_peers`); its secret
+    is the gossip key (node_plane.py), so the relay's tokens need no
+    setting of their own; its incarnation is drawn at random, once per
+    start."""
+    plane = PubSubPlane(config.name, peer_addresses(config.name, members), gossip_key(config, members))
+    plane.receiver.members = frozenset(member.name for member in members)
+    return plane

@@ -109,7 +109,7 @@ class PeerSender:
                  hello_ms_max: int = limits.PUBSUB_RELAY_HELLO_MS_MAX):
         self.origin, self.incarnation, self.target, self.address = origin, incarnation, target, address
         self.queue = queue if queue is not None else OutboundQueue()
-        self._secret = secret
+        self.secret = secret
         self._rng = rng or random.Random()
         self._hello_ms_max = hello_ms_max
         self._wake = asyncio.Event()
@@ -193,7 +193,7 @@ class PeerSender:
     async def _send(self, call) -> None:
         hello = pubsub_pb2.RelayHello(origin=self.origin, incarnation=self.incarnation, target=self.target,
                                       from_start=self._from_start,
-                                      token=relay_token(self._secret, self.origin, self.incarnation, self.target))
+                                      token=relay_token(self.secret, self.origin, self.incarnation, self.target))
         # The receiver replies once it has accepted the hello; no frame goes
         # before, so a refused or absent peer costs no message, and a silent
         # one (the write waits for a connection, the read for the reply) is
@@ -258,6 +258,15 @@ class RelayReceiver(pubsub_pb2_grpc.PubSubServicer):
         self.streams = streams if streams is not None else InboundStreams()
         # Streams and frames refused, by reason.
         self.refused: collections.Counter[str] = collections.Counter()
+        # The nodes whose streams are taken (the committed members); None: any holder of the secret.
+        self.members: frozenset[str] | None = None
+
+    def set_members(self, members: frozenset[str], secret: bytes) -> None:
+        """Follows the committed member set: streams from other nodes are
+        refused from now on (an open one ends at its next frame), and their
+        cursors are forgotten."""
+        self.members, self._secret = members, secret
+        self.streams.keep_origins(set(members))
 
     async def Relay(self, request_iterator, context):
         hello = None
@@ -268,6 +277,10 @@ class RelayReceiver(pubsub_pb2_grpc.PubSubServicer):
                 state = await self._open(hello, frame, context)
                 yield pubsub_pb2.RelayReply(accepted=True)
                 continue
+            if self.members is not None and hello.origin not in self.members:
+                self._refuse("not_member")
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                    f"node {hello.origin!r} is no longer a member of the cluster")
             try:
                 decoded = decode_frame(frame, hello.origin, hello.incarnation)
             except InvalidArgument as error:
@@ -299,6 +312,11 @@ class RelayReceiver(pubsub_pb2_grpc.PubSubServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"this is node {self._node!r}; the relay stream from {hello.origin!r} was meant "
                                 f"for {hello.target!r}: check the peer addresses")
+        if self.members is not None and hello.origin not in self.members:
+            self._refuse("not_member")
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"node {hello.origin!r} is not a member of the cluster (as of the member set "
+                                f"{self._node!r} applied): its relay stream is refused")
         try:
             check_publisher(PublisherId(hello.origin, hello.incarnation, 0))
         except InvalidArgument as error:

@@ -87,6 +87,10 @@ class AvailablePlane(PlaneCalls):
         self._durable = durable
         self._config = config
         self._peers = peers
+        # The last member set handed over by `set_members` (numbered), and
+        # the number of the one the thread took up: one atomic read each.
+        self._handed_members: tuple[int, dict[str, str], bytes] = (0, peers, secret)
+        self._members_taken = 0
         self._transport: GossipTransport | None = None
         self._lock = threading.Lock()
         self._committed = threading.Condition()
@@ -152,6 +156,36 @@ class AvailablePlane(PlaneCalls):
             self._store.close()
             self._store = None
 
+    def set_members(self, peers: dict[str, str], secret: bytes) -> None:
+        """Follows the committed member set: `peers` as in the constructor
+        (this node's own entry included; only it when this node is not a
+        member), `secret` the gossip key that goes with it. Returns at once
+        (the Raft tick thread calls it); the gossip thread takes it up on
+        its next step: both protocols gossip with exactly these members
+        from then on, frames of the others are refused (`not_member`), and
+        the transport sends to nobody else."""
+        self._handed_members = (self._handed_members[0] + 1, dict(peers), secret)
+        self._wake.set()
+
+    def members(self) -> list[str]:
+        """The members the plane gossips with, this node among them."""
+        return list(self._members)
+
+    def _follow_members(self) -> None:
+        """Takes up the member set `set_members` left, if any (the thread)."""
+        number, peers, secret = self._handed_members
+        if number == self._members_taken:
+            return
+        self._members_taken = number
+        members = sorted(peers)
+        with self._lock:
+            self._gossip.set_members(members, secret)
+            self._keyed.sync.set_members(members, secret)
+            self._members, self._peers, self._secret = members, peers, secret
+        if self._transport is not None:
+            self._transport.set_addresses({n: a for n, a in peers.items() if n != self.node_name and a})
+        log.info("available plane %s: gossip members now %s", self.node_name, ", ".join(members))
+
     def write_store_image(self, fd: int) -> None:
         """Appends a compacted copy of the plane's store, as committed, to
         fd (a backup of the node)."""
@@ -195,6 +229,7 @@ class AvailablePlane(PlaneCalls):
         return min(max(0, due_ms - now_ms), self._config.round_interval_ms) / 1000
 
     def _step(self) -> None:
+        self._follow_members()
         self._maybe_follow_catalog()
         deliveries = self._inbox.take()
         with self._lock:

@@ -64,6 +64,15 @@ class GossipTransport:
                                           daemon=True)
         self._receiver.start()
 
+    def set_addresses(self, addresses: dict[str, str]) -> None:
+        """Replaces the peers frames go to (the committed members but this
+        node): a peer left out is sent nothing more."""
+        self._peers = {peer: _resolve(address)[1] for peer, address in addresses.items()}
+
+    def peers(self) -> list[str]:
+        """The peers frames go to."""
+        return sorted(self._peers)
+
     def send(self, outgoing: Iterable[Outgoing]) -> None:
         for peer, frame in outgoing:
             address = self._peers.get(peer)

@@ -6,12 +6,25 @@ The loop and the planes are made together on first use of
 `start()`), started by `start()` and stopped first thing in `stop()`:
 a presence plane that stops says goodbye to its peers, and the relays
 end their streams, while the rest of the node still runs.
+
+All three available planes (these two and the CRDT plane,
+`node.available`) follow the committed member set: `start()` gives them
+the set the node applied (not the config file's list), and every set the
+node applies after (`on_members_changed`) is handed on, so a member added
+at runtime is gossiped, relayed and heard from, and a member removed is
+dropped (links closed, its entries and cursors forgotten) everywhere at
+once, with no timer. A node that is no longer a member has no peers: its
+planes dial nobody (it refuses client calls besides: membership.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any, Sequence
 
+from tandemkv.server.available.node_plane import gossip_key, peer_addresses
+from tandemkv.server.available.runtime import AvailablePlane
 from tandemkv.server.available.presence_plane import PresencePlane, plane_for as presence_plane_for
 from tandemkv.server.available.pubsub_plane import PubSubPlane, plane_for as pubsub_plane_for
 from tandemkv.server.node.config import NodeConfig
@@ -24,13 +37,19 @@ PLANE_STOP_WAIT_S = 5.0
 
 
 class NodeLoopPlanes:
-    """Mixed into `Node`, which sets `loop`, `pubsub_plane` and
-    `presence_plane` to None and has `config`."""
+    """Mixed into `Node`, which sets `loop`, `pubsub_plane`,
+    `presence_plane` and `available` to None and has `config`; the member
+    set comes from NodeMembership (`member_set`, `on_members_changed`)."""
 
     config: NodeConfig
     loop: NodeLoop | None
     pubsub_plane: PubSubPlane | None
     presence_plane: PresencePlane | None
+    available: AvailablePlane | None
+    # Set once `start()` subscribed the planes to the member set (membership.py's hook).
+    _planes_follow_members = False
+    # Orders the loop planes' member changes (made on first use, on the loop).
+    _loop_members_lock: asyncio.Lock | None = None
 
     def event_loop(self) -> NodeLoop:
         """The node's event loop, made with its pub/sub and presence planes
@@ -39,13 +58,50 @@ class NodeLoopPlanes:
         `start()` (serve.py binds the port first)."""
         if self.loop is None:
             self.loop = NodeLoop()
-            self.pubsub_plane, self.presence_plane = self.loop.run(_built_planes(self.config))
+            self.pubsub_plane, self.presence_plane = self.loop.run(
+                _built_planes(self.config, self.member_set().members))
         return self.loop
 
     def _start_loop_planes(self) -> None:
-        # Started on the loop they run on: their relay streams and ticks
-        # are tasks of that loop.
-        self.event_loop().run(_started(self.pubsub_plane, self.presence_plane))
+        # The planes may have been built before start() loaded the stored
+        # member set: they take it up before they start, on the loop they
+        # run on (their relay streams and ticks are tasks of that loop).
+        loop = self.event_loop()
+        loop.run(self._loop_planes_follow())
+        loop.run(_started(self.pubsub_plane, self.presence_plane))
+        if not self._planes_follow_members:
+            self._planes_follow_members = True
+            self.on_members_changed(self._planes_follow)
+        # Once more, now that the hook is in place: a set applied since the
+        # planes were built is not missed.
+        self._planes_follow(self.member_set())
+
+    def _planes_follow(self, member_set: Any) -> None:
+        """Hands a newly applied member set to every available plane; on the
+        Raft tick thread, so it only hands over and returns."""
+        members = tuple(member_set.members)
+        available = self.available
+        if available is not None:
+            peers = {**peer_addresses(self.config.name, members), self.config.name: self.config.client_address}
+            available.set_members(peers, gossip_key(self.config, members))
+        node_loop = self.loop
+        if node_loop is not None and not node_loop.closed:
+            try:
+                asyncio.run_coroutine_threadsafe(self._loop_planes_follow(), node_loop.loop)
+            except RuntimeError:  # the loop closed meanwhile: the node is stopping
+                pass
+
+    async def _loop_planes_follow(self) -> None:
+        """The pub/sub and presence planes take up the member set the node
+        applied last (in order: one change at a time, the latest wins)."""
+        if self._loop_members_lock is None:
+            self._loop_members_lock = asyncio.Lock()
+        async with self._loop_members_lock:
+            members = tuple(self.member_set().members)
+            peers, key = peer_addresses(self.config.name, members), gossip_key(self.config, members)
+            for plane in (self.pubsub_plane, self.presence_plane):
+                if plane is not None:
+                    await plane.set_peers(peers, key)
 
     def _stop_loop_planes(self) -> None:
         # Before the rest of the node: a presence plane that stops says
@@ -60,11 +116,12 @@ class NodeLoopPlanes:
                     log.exception("stopping a plane of node %s failed", self.config.name)
         self.loop.close()
         self.loop = None
+        self._loop_members_lock = None
         self.pubsub_plane = self.presence_plane = None
 
 
-async def _built_planes(config: NodeConfig) -> tuple[PubSubPlane, PresencePlane]:
-    return pubsub_plane_for(config), presence_plane_for(config)
+async def _built_planes(config: NodeConfig, members: Sequence[Any]) -> tuple[PubSubPlane, PresencePlane]:
+    return pubsub_plane_for(config, members), presence_plane_for(config, members)
 
 
 async def _started(*planes) -> None:

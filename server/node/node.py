@@ -162,7 +162,7 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
         self._barrier = ReadBarrier(lambda: self._replica.submit(commands.encode_noop(_now_ms())))
         self._ticker = LeaseTicker(self)
         self._ticker.start()
-        self.available = build_plane(config, lambda request: self.query(request))
+        self.available = build_plane(config, lambda request: self.query(request), self.member_set().members)
         self.available.start()
         self._start_loop_planes()
         log.info("node %s started: raft %s, data %s", config.name, config.raft_address,

@@ -155,11 +155,19 @@ class KeyedSync:
 
     # Membership and tables.
 
-    def set_members(self, members: Iterable[str]) -> None:
+    def set_members(self, members: Iterable[str], secret: bytes | None = None) -> None:
+        """The committed member set (this node may be listed), at start and
+        after every change: a removed member is no longer exchanged with
+        and its frames are rejected as `not_member`. `secret`, when given,
+        keys frames from now on."""
         peers = sorted(set(members) - {self.node_id})
         if len(peers) + 1 > limits.GOSSIP_MEMBERS_MAX:
             raise InvalidArgument(f"more than {limits.GOSSIP_MEMBERS_MAX} members", limit="GOSSIP_MEMBERS_MAX")
+        if secret is not None:
+            assert secret
+            self._secret = secret
         self._peers = peers
+        self._dead &= set(peers)
 
     def set_dead(self, dead: Iterable[str]) -> None:
         """Members to leave out of exchanges (but one per round), from the

@@ -165,14 +165,21 @@ class GossipNode:
 
     # Membership and tables, set from outside (cluster configuration, Raft).
 
-    def set_members(self, members: Iterable[str]) -> None:
-        """The nodes that replicate the tables (this one may be listed).
-        What this node knows of a removed node is dropped, and its frames
-        are rejected from now on."""
+    def set_members(self, members: Iterable[str], secret: bytes | None = None) -> None:
+        """The nodes that replicate the tables (this one may be listed): the
+        committed member set, at start and after every change. What this
+        node knows of a removed node (its links, acknowledgements, open
+        transfers, liveness record) is dropped, and its frames are rejected
+        as `not_member` from now on; a node added is pushed to from the next
+        round. `secret`, when given, keys frames from now on (a key derived
+        from the member set changes with it)."""
         peers = set(members) - {self.node_id}
         if len(peers) + 1 > limits.GOSSIP_MEMBERS_MAX:
             raise InvalidArgument(f"more than {limits.GOSSIP_MEMBERS_MAX} members",
                                   limit="GOSSIP_MEMBERS_MAX")
+        if secret is not None:
+            assert secret
+            self._secret = secret
         for peer in self._peers - peers:
             self._links.pop(peer, None)
             self._reassembly.forget_peer(peer)

@@ -109,10 +109,22 @@ class PresenceEngine:
 
     # -- time and frames --------------------------------------------------
 
-    def set_peers(self, peers: Iterable[str]) -> None:
-        """Follows the membership; a peer added gets the full state when
-        its heartbeat shows it has nothing."""
+    def set_peers(self, peers: Iterable[str], now_ms: int, secret: bytes | None = None) -> Diffs:
+        """Follows the committed member set (`peers`: the other members; none
+        when this node is not a member). A peer added gets the full state
+        when its heartbeat shows it has nothing; a peer removed has its
+        entries dropped from this view now (the diffs say so) and its
+        frames refused from now on. `secret`, when given, keys frames from
+        now on."""
         self._peers = set(peers) - {self.owner.node}
+        if secret is not None:
+            assert secret
+            self._secret = secret
+        kept = self._peers | {self.owner.node}
+        for owner in [owner for owner in self._wanted_ms if owner.node not in kept]:
+            del self._wanted_ms[owner]
+        self._reassembly.keep_only({owner for owner in self.replica.owners() if owner.node in kept})
+        return self.replica.keep_nodes(kept, now_ms)
 
     def advance(self, now_ms: int) -> Diffs:
         """Lets time pass without sending anything: sessions past their

@@ -91,7 +91,7 @@ class Replica:
         self._view: dict[bytes, dict[bytes, dict[tuple[OwnerId, int], Meta]]] = {}
         self.counters = {"refused_lapsed": 0, "refused_incarnation": 0, "refused_owners_max": 0,
                          "owners_lapsed": 0, "owners_replaced": 0, "stale": 0, "needs_base": 0,
-                         "owners_departed": 0, "refused_departed": 0}
+                         "owners_departed": 0, "refused_departed": 0, "owners_removed": 0}
 
     # -- reading ----------------------------------------------------------
 
@@ -199,6 +199,22 @@ class Replica:
             # The oldest goodbye is forgotten first; its owner's frames are older still, soon refused by age.
             del self._departed[min(self._departed, key=self._departed.__getitem__)]
         return True, diffs + self._settle(touched)
+
+    def keep_nodes(self, nodes: set[str], now_ms: int) -> Diffs:
+        """Follows the committed member set: every copy, incarnation and
+        goodbye of a node not in `nodes` is forgotten now, so its entries
+        leave this view at once. No timer is needed, and none could be
+        wrong: the set is committed through Raft, a removed node refuses
+        every call (it cannot track anything any more), and its frames are
+        refused by the engine from now on, so nothing of it comes back."""
+        diffs = self.advance(now_ms)
+        gone = {node for node in self._incarnations if node not in nodes and node != self.local.node}
+        touched: set[tuple[OwnerId, EntryId]] = set()
+        for node in sorted(gone):
+            touched |= self._drop_node(node, "owners_removed")
+            del self._incarnations[node]
+        self._departed = {owner: said for owner, said in self._departed.items() if owner.node not in gone}
+        return diffs + self._settle(touched)
 
     # -- transfers --------------------------------------------------------
 

@@ -161,6 +161,16 @@ class InboundStreams:
         state.next_seq = end_seq
         return fresh
 
+    def keep_origins(self, nodes: set[str]) -> int:
+        """Follows the committed member set: forgets the cursors of every
+        origin not in `nodes` (a removed member never publishes again: it
+        refuses every call, and its streams are refused from now on);
+        returns how many went."""
+        gone = [key for key in self._origins if key[0] not in nodes]
+        for key in gone:
+            del self._origins[key]
+        return len(gone)
+
     def status(self) -> dict[str, dict[str, int]]:
         return {f"{origin}/{incarnation:016x}": {"next_seq": state.next_seq, "received": state.received,
                                                  "overflowed": state.overflowed,
