@@ -1,4 +1,4 @@
-"""`tandemkv jobs enqueue|list|show|retry|cancel|discard|stats|cron`: the
+"""`tandemkv jobs enqueue|list|show|retry|cancel|discard|stats|workers|cron`: the
 job queue on the command line, through the SDK's `client.jobs`
 (client/_jobs.py).
 
@@ -36,6 +36,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                          help="failures before the job is dead (0: JOB_MAX_ATTEMPTS_DEFAULT)")
     enqueue.add_argument("--job-timeout", type=float, metavar="SECONDS",
                          help="how long one claim may run before it counts as a failure")
+    enqueue.add_argument("--max-lost-claims", type=int, default=0,
+                         help="claims it may lose with their lease (its worker crashed or stalled) before "
+                              "it is dead (0: JOB_MAX_LOST_CLAIMS_DEFAULT)")
     listing = _leaf(jobs, "list", cmd_list, "list jobs in id order (one page)", (), read=True)
     listing.add_argument("--queue", help="only this queue's jobs")
     listing.add_argument("--state", choices=list(STATES), help="only jobs in this state")
@@ -47,6 +50,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     _leaf(jobs, "discard", cmd_discard, "move an unfinished job to dead", ("id:int",))
     stats = _leaf(jobs, "stats", cmd_stats, "count each queue's jobs by state", (), read=True)
     stats.add_argument("queue", nargs="?", help="only this queue")
+    workers = _leaf(jobs, "workers", cmd_workers, "list the workers that beat recently (any node answers)", (),
+                    read=True)
+    workers.add_argument("queue", nargs="?", help="only this queue's workers")
     crons = jobs.add_parser("cron", help="recurring jobs: put, list, delete",
                             description="Recurring jobs: a job of a queue at each minute a cron "
                                         "expression (UTC) matches.").add_subparsers(dest="cron_op", required=True)
@@ -66,12 +72,13 @@ def _positive(value: int | None, what: str) -> None:
 
 def cmd_enqueue(client: Client, args) -> Reply:
     for value, what in ((args.priority, "--priority"), (args.max_attempts, "--max-attempts"),
+                        (args.max_lost_claims, "--max-lost-claims"),
                         (args.job_timeout, "--job-timeout"), (args.run_in, "--in"), (args.run_at, "--run-at")):
         _positive(value, what)
     run_at = time.time() + args.run_in if args.run_in is not None else args.run_at
     job_id = client.jobs.enqueue(args.queue, value_argument(args.args), unique_key=args.unique_key,
                                  run_at=run_at, priority=args.priority, max_attempts=args.max_attempts,
-                                 timeout_s=args.job_timeout)
+                                 timeout_s=args.job_timeout, max_lost_claims=args.max_lost_claims)
     return Reply(EXIT_OK, {"id": job_id}, str(job_id), "")
 
 
@@ -115,6 +122,16 @@ def cmd_stats(client: Client, args) -> Reply:
     return Reply(EXIT_OK, data, "\n".join([header, *rows]), "")
 
 
+def cmd_workers(client: Client, args) -> Reply:
+    beats = client.jobs.workers(args.queue)
+    now_ms = time.time() * 1000
+    header = f"{'QUEUE':16} {'WORKER':32} {'RUNNING':>7} {'BEAT':>8} NODE"
+    rows = [f"{_text(w.queue)[:16]:16} {w.worker[:32]:32} {w.running:>7} "
+            f"{max(0.0, (now_ms - w.beat_ms) / 1000):>7.1f}s {w.node}" for w in beats]
+    data = {"workers": [{**dataclasses.asdict(w), "queue": bytes_json(w.queue)} for w in beats]}
+    return Reply(EXIT_OK, data, "\n".join([header, *rows]), "")
+
+
 def _job_json(job: Job) -> dict:
     data = dataclasses.asdict(job)
     for name in ("queue", "args", "unique_key", "result"):
@@ -125,7 +142,9 @@ def _job_json(job: Job) -> dict:
 def _job_reply(job: Job) -> Reply:
     data = _job_json(job)
     text = "\n".join(f"{name}: {_text(value) if isinstance(value, bytes) else value}"
-                     for name, value in dataclasses.asdict(job).items())
+                     for name, value in dataclasses.asdict(job).items() if name != "progress")
+    if job.progress is not None:
+        text += f"\nprogress: {job.progress.progress}% {job.progress.note}".rstrip()
     return Reply(EXIT_OK, data, text, "")
 
 
