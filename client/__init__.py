@@ -26,6 +26,10 @@ from tandemkv.client._coordination_ops import LeaseInfo, Registration
 from tandemkv.client._crdt import CrdtCounter, CrdtMap, CrdtRegister, CrdtSet, CrdtTables
 from tandemkv.client._crdt_async import (AsyncCrdtCounter, AsyncCrdtMap, AsyncCrdtRegister, AsyncCrdtSet,
                                          AsyncCrdtTables)
+from tandemkv.client._job_run_many import RunManyFailed
+from tandemkv.client._job_worker import Worker
+from tandemkv.client._job_worker_async import AsyncWorker
+from tandemkv.client._job_worker_core import WorkerStats
 from tandemkv.client._leases import AsyncLease, Lease
 from tandemkv.client._members import AsyncMembers, MemberInfo, MemberList, Members
 from tandemkv.client._presence import Presence, PresenceWatch, Tracked
@@ -71,4 +75,5 @@ __all__ = [
     "AsyncPresence", "AsyncPresenceWatch", "AsyncTracked", "Presence", "PresenceDiff", "PresenceMeta",
     "PresenceWatch", "Tracked", "AsyncMembers", "MemberInfo", "MemberList", "Members", "TLSConfig",
     "AsyncAuth", "Auth", "AuthStatus", "AuthToken", "Permission", "RoleInfo", "UserInfo",
+    "AsyncWorker", "RunManyFailed", "Worker", "WorkerStats",
 ]

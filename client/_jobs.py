@@ -27,6 +27,7 @@ import datetime
 from typing import TYPE_CHECKING
 
 from tandemkv.client import _jobs_ops as ops
+from tandemkv.client._job_worker import WorkerMethods
 from tandemkv.client._jobs_ops import Job, JobCron, JobPage, QueueStats, WorkerBeat
 from tandemkv.client._results import BytesLike
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from tandemkv.client._sync import Client
 
 
-class Jobs:
+class Jobs(WorkerMethods):
     def __init__(self, client: Client):
         self._client = client
 

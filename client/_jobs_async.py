@@ -8,6 +8,7 @@ import datetime
 from typing import TYPE_CHECKING
 
 from tandemkv.client import _jobs_ops as ops
+from tandemkv.client._job_worker_async import AsyncWorkerMethods
 from tandemkv.client._jobs_ops import Job, JobCron, JobPage, QueueStats, WorkerBeat
 from tandemkv.client._results import BytesLike
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from tandemkv.client._async import AsyncClient
 
 
-class AsyncJobs:
+class AsyncJobs(AsyncWorkerMethods):
     def __init__(self, client: AsyncClient):
         self._client = client
 

@@ -1,0 +1,239 @@
+"""`WorkerCore`: the job worker's decisions, one object both shells drive
+(the rules are in `_job_worker_core`'s docstring). Pure: time comes in as
+`now_s`, answers come in through `on_done` and `handler_returned`, and
+what to do next goes out as an action (`Wait`, `Send`, `TimedOut`,
+`Done`) from `next_action`. The shells call it from one loop; the sync
+shell's handler threads call `handler_returned` under its lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from tandemkv import errors, limits
+from tandemkv.client import _coordination_ops as cops
+from tandemkv.client import _jobs_ops as ops
+from tandemkv.client._job_worker_core import (
+    CALL_RETRY_S, IDLE_POLL_S_MAX, IDLE_POLL_S_MIN, KEEPALIVE_PER_TTL, KEEPALIVE_RETRY_S, LOOP_WAIT_S_MAX,
+    RATE_BURST_S, Done, Running, Send, TimedOut, TokenBucket, Wait, WorkerSettings, WorkerStats,
+    encode_result, error_text, log,
+)
+from tandemkv.client._jobs_ops import Job
+from tandemkv.client._retry import Retry
+
+# Errors after which a claim or settlement may have applied: sent again as the same request.
+UNKNOWN_OUTCOMES = (errors.OutcomeUnknown, errors.Unavailable)
+
+
+class WorkerCore:
+    def __init__(self, settings: WorkerSettings, retry: Retry, now_s: float):
+        self.settings = settings
+        ttl_s = settings.lease_ttl_s
+        # Every call of the loop ends within half a renewal interval, so a
+        # slow claim never delays the lease's renewal past its TTL.
+        budget_s = min(retry.deadline_s, ttl_s / (2 * KEEPALIVE_PER_TTL))
+        self.loop_retry = dataclasses.replace(retry, deadline_s=budget_s,
+                                              attempt_timeout_s=min(retry.attempt_timeout_s, budget_s))
+        self.settle_retry = retry
+        rate = settings.rate_limit
+        self.bucket = None if rate is None else TokenBucket(rate, max(1.0, rate * RATE_BURST_S), now_s)
+        self.lease_id = 0
+        self.lease_ok_s = now_s  # the last grant or renewal that succeeded
+        self.grant_at_s = now_s
+        self.renew_at_s = math.inf
+        self.running: dict[int, Running] = {}
+        self.unsettled: dict[int, Send] = {}  # settlements to send again (outcome unknown)
+        self.settle_at_s = math.inf
+        self.pending_claim: Send | None = None  # a claim to send again as the same request
+        self.next_claim_s = now_s
+        self.empty_claims = 0
+        self.stopping = False
+        self.stop_deadline_s = math.inf
+        self.done = False
+        self.stats = WorkerStats()
+
+    # -- decisions -----------------------------------------------------------
+    def claim_size(self, now_s: float) -> int:
+        """How many jobs a claim sent now should ask for (0: none now)."""
+        if self.stopping or not self.lease_id or now_s < self.next_claim_s:
+            return 0
+        free = self.settings.concurrency - len(self.running)
+        tokens = self.bucket.whole(now_s) if self.bucket is not None else free
+        return max(0, min(free, tokens, limits.JOB_CLAIM_JOBS_MAX))
+
+    def next_action(self, now_s: float) -> Wait | Send | TimedOut | Done:
+        if self.done:
+            return Done()
+        ttl_s = self.settings.lease_ttl_s
+        if self.lease_id and now_s - self.lease_ok_s >= ttl_s:
+            self._lose_lease(f"no renewal succeeded for a whole TTL ({ttl_s:g} s)")
+        for running in self.running.values():
+            if not running.abandoned and now_s >= running.deadline_s:
+                running.abandoned = "timed out"
+                seconds = running.job.timeout_ms / 1000
+                error = f"timed out: the handler ran past the job's timeout of {seconds:g} s"
+                fail = Send(ops.fail(running.job.id, running.job.token, error), self.loop_retry, "settle",
+                            running.job.id)
+                return TimedOut(running.job, fail)
+        if self.unsettled and now_s >= self.settle_at_s:
+            self.settle_at_s = now_s + CALL_RETRY_S
+            return next(iter(self.unsettled.values()))
+        if self.stopping:
+            return self._stop_step(now_s)
+        if not self.lease_id:
+            if now_s >= self.grant_at_s:
+                return Send(cops.lease_grant(ttl_s), self.loop_retry, "grant")
+        elif now_s >= self.renew_at_s:
+            return Send(cops.lease_keepalive(self.lease_id), self.loop_retry, "renew")
+        elif self.pending_claim is not None and now_s >= self.next_claim_s:
+            return self.pending_claim
+        elif (size := self.claim_size(now_s)) > 0:
+            return Send(ops.claim(self.settings.queue, self.lease_id, size), self.loop_retry, "claim")
+        return Wait(self._wait_s(now_s))
+
+    def _stop_step(self, now_s: float) -> Wait | Send | Done:
+        """Claims nothing more; once nothing runs (or the grace is over),
+        revokes the lease, releasing whatever it still holds."""
+        if (self.running or self.unsettled) and now_s < self.stop_deadline_s:
+            return Wait(self._wait_s(now_s))
+        for job_id in self.unsettled:
+            log.warning("job %d: its outcome was not recorded before the stop's grace ended", job_id)
+            self.stats.lost += 1
+        self.unsettled.clear()
+        for running in self.running.values():
+            if not running.abandoned:
+                running.abandoned = "released at stop"
+                self.stats.released += 1
+                log.warning("job %d still ran when the worker stopped: released to other workers",
+                            running.job.id)
+        if self.lease_id:
+            lease_id, self.lease_id = self.lease_id, 0
+            return Send(cops.lease_revoke(lease_id), self.loop_retry, "release")
+        self.done = True
+        return Done()
+
+    def _wait_s(self, now_s: float) -> float:
+        wakes = [now_s + LOOP_WAIT_S_MAX, self.settle_at_s if self.unsettled else math.inf]
+        if self.lease_id:
+            wakes += [self.renew_at_s, self.lease_ok_s + self.settings.lease_ttl_s]
+        wakes += [r.deadline_s for r in self.running.values() if not r.abandoned]
+        if self.stopping:
+            wakes.append(self.stop_deadline_s)
+        elif not self.lease_id:
+            wakes.append(self.grant_at_s)
+        elif len(self.running) < self.settings.concurrency:
+            wake_s = self.next_claim_s
+            if self.bucket is not None:
+                wake_s = max(wake_s, now_s + self.bucket.wait_s(now_s))
+            wakes.append(wake_s)
+        return max(0.0, min(wakes) - now_s)
+
+    # -- what happened ---------------------------------------------------------
+    def on_done(self, send: Send, answer: Any, error: errors.TandemKVError | None, now_s: float) -> list[Job]:
+        """The answer (or error) of a `Send`; returns the jobs to start."""
+        if send.purpose == "grant":
+            if error is not None:
+                log.warning("could not grant the worker's lease (trying again): %s", error.message)
+                self.grant_at_s = now_s + CALL_RETRY_S
+            else:
+                self.lease_id, self.lease_ok_s = answer, now_s
+                self.renew_at_s = now_s + self.settings.lease_ttl_s / KEEPALIVE_PER_TTL
+        elif send.purpose == "renew":
+            self._renewed(answer, error, now_s)
+        elif send.purpose == "claim":
+            return self._claimed(send, answer, error, now_s)
+        elif send.purpose == "settle":
+            self.settled(send, answer, error, now_s)
+        elif send.purpose == "release" and error is not None:
+            log.warning("could not revoke the worker's lease (its jobs return when it expires): %s",
+                        error.message)
+        return []
+
+    def _renewed(self, ttl_s: float | None, error: errors.TandemKVError | None, now_s: float) -> None:
+        if error is not None:
+            self.renew_at_s = now_s + KEEPALIVE_RETRY_S  # lost once a whole TTL passes without success
+        elif ttl_s is None:
+            self._lose_lease("the cluster says it is gone (expired or revoked)")
+        else:
+            self.lease_ok_s = now_s
+            self.renew_at_s = now_s + self.settings.lease_ttl_s / KEEPALIVE_PER_TTL
+
+    def _claimed(self, send: Send, jobs: list[Job] | None, error: errors.TandemKVError | None,
+                 now_s: float) -> list[Job]:
+        asked = send.operation.request.limit
+        if send.operation.request.lease != self.lease_id:
+            return []  # an answer about a lease given up meanwhile: its jobs went with it
+        if isinstance(error, errors.FailedPrecondition):
+            self._lose_lease(error.message)
+            return []
+        if error is not None:
+            log.warning("claim from queue %r failed (trying again): %s", self.settings.queue, error.message)
+            self.pending_claim = send if isinstance(error, UNKNOWN_OUTCOMES) else None
+            self.next_claim_s = now_s + CALL_RETRY_S
+            return []
+        assert jobs is not None and len(jobs) <= asked
+        self.pending_claim = None
+        for job in jobs:
+            deadline_s = now_s + job.timeout_ms / 1000 if job.timeout_ms else math.inf
+            self.running[job.id] = Running(job, deadline_s)
+        if self.bucket is not None:
+            self.bucket.take(len(jobs), now_s)
+        self.stats.claimed += len(jobs)
+        self.stats.running = len(self.running)
+        self.empty_claims = 0 if len(jobs) >= asked else self.empty_claims + 1
+        pause_s = min(IDLE_POLL_S_MAX, IDLE_POLL_S_MIN * 2 ** (self.empty_claims - 1)) if self.empty_claims else 0
+        self.next_claim_s = now_s + pause_s
+        return jobs
+
+    def _lose_lease(self, why: str) -> None:
+        log.warning("the worker's lease %d is lost (%s); its jobs go back to the queue", self.lease_id, why)
+        self.lease_id, self.renew_at_s, self.pending_claim = 0, math.inf, None
+        for job_id in list(self.unsettled):
+            log.warning("job %d: its outcome was not recorded before the lease was lost", job_id)
+            self.stats.lost += 1
+        self.unsettled.clear()
+
+    def handler_returned(self, job_id: int, value: object = None, error: BaseException | None = None
+                         ) -> Send | None:
+        """A handler ended with `value` or `error`: frees its slot and says how
+        to settle the job (None: its outcome no longer counts)."""
+        running = self.running.pop(job_id)
+        self.stats.running = len(self.running)
+        if running.abandoned:
+            log.info("job %d ended after it was %s; its outcome is dropped", job_id, running.abandoned)
+            return None
+        job = running.job
+        if error is None:
+            try:
+                return Send(ops.complete(job.id, job.token, encode_result(value)), self.settle_retry,
+                            "settle", job.id)
+            except (TypeError, ValueError) as refused:
+                error = refused
+        return Send(ops.fail(job.id, job.token, error_text(error)), self.settle_retry, "settle", job.id)
+
+    def settled(self, send: Send, answer: Job | None, error: errors.TandemKVError | None, now_s: float) -> None:
+        """A complete or fail was answered (or refused, or lost in flight)."""
+        self.unsettled.pop(send.job_id, None)
+        if error is None:
+            if send.operation.method == "Complete":
+                self.stats.completed += 1
+            else:
+                self.stats.failed += 1
+        elif isinstance(error, (errors.FailedPrecondition, errors.NotFound)):
+            self.stats.lost += 1
+            log.warning("job %d: its claim had ended, so this outcome is dropped: %s", send.job_id, error.message)
+        else:
+            log.warning("job %d: recording its outcome failed (trying again): %s", send.job_id, error.message)
+            if not self.unsettled:
+                self.settle_at_s = now_s + CALL_RETRY_S
+            self.unsettled[send.job_id] = dataclasses.replace(send, retry=self.loop_retry)
+
+    def stop(self, graceful: bool, now_s: float) -> None:
+        """Claims nothing more; `graceful`: running handlers get `grace_s`."""
+        if not self.stopping:
+            self.stopping = True
+            self.stop_deadline_s = now_s + (self.settings.grace_s if graceful else 0.0)
+        elif not graceful:
+            self.stop_deadline_s = min(self.stop_deadline_s, now_s)
