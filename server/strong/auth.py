@@ -339,18 +339,21 @@ def authorize_range(state: AuthState, name: str | None, kind: str, start: bytes,
         limit = _prefix_end(p.prefix)
         if limit is None or (end is not None and end <= limit):
             return
-    authorize(state, name, kind, start, mode)  # raises Unauthenticated when it should
-    raise PermissionDenied(f"user {name!r} lacks {mode} on {kind} range [{start!r}, {end!r})")
+    require_signed_in(state, name)
+    upto = "the last" if end is None else repr(end)
+    raise PermissionDenied(f"user {name!r} lacks {mode} on {kind} range [{start!r}, {upto})")
 
 
-def require_root(state: AuthState, name: str | None) -> None:
-    """User and role administration: root only (while auth is enabled)."""
+def require_root(state: AuthState, name: str | None, what: str = "user and role changes") -> None:
+    """User and role administration, and every call no permission names:
+    root only (while auth is enabled). `what` says what needs it."""
     if not state.enabled:
         return
     if name is None:
-        raise Unauthenticated("auth is enabled: user and role changes need the root user's token")
+        raise Unauthenticated(f"auth is enabled: {what} need the root user's token")
+    require_signed_in(state, name)
     if not is_root(state, name):
-        raise PermissionDenied(f"user {name!r} lacks the root role, which user and role changes need")
+        raise PermissionDenied(f"user {name!r} lacks the root role, which {what} need")
 
 
 # -- the stored form (one record in the view, the same bytes on every member) --
