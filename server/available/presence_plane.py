@@ -46,6 +46,7 @@ import time
 from typing import Any, Callable, Iterable, Sequence
 
 from tandemkv import limits
+from tandemkv.errors import NodeRemoved
 
 from tandemkv.server.available.node_plane import gossip_key, peer_addresses
 from tandemkv.server.available.presence import Diff, Listing, OwnerId, PresenceEngine, Ref
@@ -145,6 +146,8 @@ class PresencePlane:
         self.started = False
         # Peers the goodbye reached within PRESENCE_GOODBYE_WAIT_MS (None: not said yet).
         self.goodbye_delivered: list[str] | None = None
+        # Why every call is refused, once this node was removed from the cluster (`retire`).
+        self.retired: str | None = None
 
     def start(self) -> None:
         """Starts ticking and the peer links; call on the loop the plane runs on."""
@@ -188,6 +191,17 @@ class PresencePlane:
                     link.start()
         self._dispatch((), self.engine.set_peers(peers, self._clock(), secret))
 
+    async def retire(self, reason: str) -> None:
+        """This node was removed from the cluster: the plane stops (its
+        peers dropped its entries already) and refuses every call from now
+        on with NodeRemoved(`reason`)."""
+        self.retired = reason
+        await self.stop()
+
+    def _check_member(self) -> None:
+        if self.retired is not None:
+            raise NodeRemoved(self.retired)
+
     # -- the calls of the Presence service (errors: tandemkv.errors) -------
 
     def open_session(self, ttl_ms: int) -> int:
@@ -220,6 +234,7 @@ class PresencePlane:
         return self.engine.list(topic)
 
     def watch(self, topic: bytes, diffs_max: int = limits.PRESENCE_WATCH_DIFFS_MAX) -> PresenceWatch:
+        self._check_member()
         watch = PresenceWatch(self, check_topic(topic), diffs_max)
         self._watches.setdefault(watch.topic, set()).add(watch)
         return watch
@@ -273,6 +288,7 @@ class PresencePlane:
                      "PRESENCE_NODE_DOWN_MS", self.node, ", ".join(missed), limits.PRESENCE_GOODBYE_WAIT_MS)
 
     def _run(self, change: Callable[[int], Diffs]) -> None:
+        self._check_member()
         diffs = change(self._clock())
         self._dispatch((), diffs)
 

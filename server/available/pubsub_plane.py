@@ -37,6 +37,7 @@ import random
 from typing import Any, Sequence
 
 from tandemkv import limits
+from tandemkv.errors import NodeRemoved
 
 from tandemkv.server.available.node_plane import gossip_key, peer_addresses
 from tandemkv.server.available.pubsub import (Hub, InboundStreams, Lagged, Message, OutboundQueue, Published,
@@ -130,6 +131,8 @@ class PubSubPlane:
         self._wake_delay_s = 0.0
         self._wake_delay_s_max = wake_delay_ms_max / 1000
         self.wake_rounds = 0
+        # Why every call is refused, once this node was removed from the cluster (`retire`).
+        self.retired: str | None = None
 
     def start(self) -> None:
         """Starts the relay streams; call on the loop the plane runs on."""
@@ -168,6 +171,17 @@ class PubSubPlane:
                 if self.started:
                     sender.start()
 
+    async def retire(self, reason: str) -> None:
+        """This node was removed from the cluster: the relay streams end,
+        local subscriptions end, and every call is refused from now on with
+        NodeRemoved(`reason`)."""
+        self.retired = reason
+        await self.stop()
+
+    def _check_member(self) -> None:
+        if self.retired is not None:
+            raise NodeRemoved(self.retired)
+
     def _sender(self, name: str, address: str) -> PeerSender:
         return PeerSender(self.node, self.incarnation, name, address, self._secret,
                           queue=OutboundQueue(*self._queue_bounds))
@@ -177,6 +191,7 @@ class PubSubPlane:
         """Buffers the message for every local subscriber of `topic` (but
         `skip`), and unless `local_only` queues it once for each peer.
         `publisher`: a session from `open_publisher` (default: the node's)."""
+        self._check_member()
         published = self.hub.publish(publisher or self.publisher, topic, payload, skip=skip,
                                      local_only=local_only)
         self._wake(published)
@@ -187,9 +202,11 @@ class PubSubPlane:
 
     def open_publisher(self) -> Publisher:
         """A publisher session of its own: its messages keep their order for every subscriber."""
+        self._check_member()
         return self.hub.open_publisher()
 
     def subscribe(self, topics: tuple[bytes, ...] = (), prefixes: tuple[bytes, ...] = ()) -> Subscription:
+        self._check_member()
         subscription = Subscription(self, self.hub.subscribe(topics, prefixes))
         self._subscriptions[subscription.id] = subscription
         return subscription

@@ -96,6 +96,8 @@ class AvailablePlane(PlaneCalls):
         self._committed = threading.Condition()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._stopped = False
         self._inbox = GossipInbox(node_name, self._wake.set)
         self._revisions: dict[str, int] = {}
         self._dropped: set[str] = set()
@@ -139,6 +141,12 @@ class AvailablePlane(PlaneCalls):
                  keys_loaded)
 
     def stop(self) -> None:
+        """Stops the thread and closes the transport and the store. Safe
+        from any thread, and again (the node stops a plane it retired)."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:

@@ -33,7 +33,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from tandemkv import limits
-from tandemkv.errors import FailedPrecondition, InvalidArgument, TandemKVError, Unavailable
+from tandemkv.errors import FailedPrecondition, InvalidArgument, NodeRemoved, TandemKVError, Unavailable
 from tandemkv.server.available.crdt import mutations
 from tandemkv.server.available.crdt.base import TableKind, check_value_size
 from tandemkv.server.available.crdt.mutations import (Add, Assign, Clear, Decrement, Increment, Mutation, Put,
@@ -261,6 +261,9 @@ class NodeCrdt:
         return self._plane().status()
 
     def _plane(self) -> AvailablePlane:
+        removed = self._node.removed_reason()
+        if removed is not None:
+            raise NodeRemoved(removed)  # its plane stopped: it is no replica any more
         plane = self._node.available
         if plane is None:
             raise Unavailable("the available plane of this node is not running")

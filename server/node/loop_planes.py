@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any, Sequence
 
+from tandemkv.errors import Unavailable
 from tandemkv.server.available.node_plane import gossip_key, peer_addresses
 from tandemkv.server.available.runtime import AvailablePlane
 from tandemkv.server.available.presence_plane import PresencePlane, plane_for as presence_plane_for
@@ -48,6 +50,8 @@ class NodeLoopPlanes:
     available: AvailablePlane | None
     # Set once `start()` subscribed the planes to the member set (membership.py's hook).
     _planes_follow_members = False
+    # Set once a member set without this node retired its planes.
+    _planes_retired = False
     # Orders the loop planes' member changes (made on first use, on the loop).
     _loop_members_lock: asyncio.Lock | None = None
 
@@ -78,8 +82,14 @@ class NodeLoopPlanes:
 
     def _planes_follow(self, member_set: Any) -> None:
         """Hands a newly applied member set to every available plane; on the
-        Raft tick thread, so it only hands over and returns."""
+        Raft tick thread, so it only hands over and returns. A node the set
+        removed retires its planes, in a thread of its own."""
         members = tuple(member_set.members)
+        removed = self.removed_reason()
+        if removed is not None and not self._planes_retired:
+            self._planes_retired = True
+            threading.Thread(target=self._retire_planes, args=(removed,), name="tandemkv-retire-planes",
+                             daemon=True).start()
         available = self.available
         if available is not None:
             peers = {**peer_addresses(self.config.name, members), self.config.name: self.config.client_address}
@@ -90,6 +100,26 @@ class NodeLoopPlanes:
                 asyncio.run_coroutine_threadsafe(self._loop_planes_follow(), node_loop.loop)
             except RuntimeError:  # the loop closed meanwhile: the node is stopping
                 pass
+
+    def _retire_planes(self, reason: str) -> None:
+        """This node was removed: its planes stop, and refuse calls saying why.
+        The others dropped it already; its CRDT replica is no replica any
+        more (node.crdt refuses its calls), its relay and presence links
+        close."""
+        log.warning("node %s: stopping its available planes: %s", self.config.name, reason)
+        available, node_loop = self.available, self.loop
+        if available is not None:
+            available.stop()
+        if node_loop is None or node_loop.closed:
+            return
+        for plane in (self.pubsub_plane, self.presence_plane):
+            if plane is not None and plane.started:
+                try:
+                    node_loop.run(plane.retire(reason), PLANE_STOP_WAIT_S)
+                except Unavailable:
+                    return  # the node stopped meanwhile, and its planes with it
+                except Exception:  # noqa: BLE001 - the node keeps refusing calls whatever this does
+                    log.exception("retiring a plane of node %s failed", self.config.name)
 
     async def _loop_planes_follow(self) -> None:
         """The pub/sub and presence planes take up the member set the node
