@@ -3,7 +3,9 @@ Chromium: a 3-node cluster of `tandemkv serve` processes with their
 observability ports; the page, opened on a follower, shows the three
 members with one leader and the CRDT table made before; after the leader
 is SIGKILLed, it shows that member unreachable and another one leading
-within LEADER_KILL_SHOWN_S, and itself ready again. A screenshot of the page is saved under the
+within LEADER_KILL_SHOWN_S, and itself ready again. Before that, a job
+queue's counts on the page follow an enqueue, a claim and a worker's
+heartbeat. A screenshot of the page is saved under the
 test's tmp dir, and copied to $TANDEMKV_ARTIFACTS_DIR when that is set.
 
 Needs Debian's chromium and chromium-driver; without them the test skips
@@ -89,6 +91,35 @@ def save_screenshot(driver, tmp_path: Path) -> Path:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(artifacts) / path.name)
     return path
+
+
+def queue_counts_shown(driver, queue: str) -> dict[str, str]:
+    """The job queue's row as the page shows it now: column class -> text."""
+    return driver.execute_script(
+        "const row = [...document.querySelectorAll('#jobs tbody tr')].find((r) => r.dataset.queue === arguments[0]);"
+        "return row ? Object.fromEntries([...row.cells].slice(1).map((c) => [c.classList[1], c.textContent])) : {};",
+        queue)
+
+
+def test_the_dashboard_counts_a_queues_jobs_and_workers_as_they_change(cluster, browser):
+    leader = cluster.wait_for_leader(START_TIMEOUT_S)
+    follower = next(m.name for m in cluster.members if m.name != leader)
+    browser.get(cluster.urls[follower] + "/dashboard")
+    with Client(cluster.endpoints) as client:
+        client.jobs.enqueue("dashboard-mail", b"first")
+        wait(browser, lambda: queue_counts_shown(browser, "dashboard-mail").get("available") == "1",
+             "the queue with one available job")
+        client.jobs.enqueue("dashboard-mail", b"second")
+        wait(browser, lambda: queue_counts_shown(browser, "dashboard-mail").get("available") == "2",
+             "the available count moving to 2 after an enqueue")
+        with client.lease(ttl_s=30) as lease:
+            client.jobs.claim("dashboard-mail", lease.id)
+            client.jobs.heartbeat("dashboard-mail", "dash-worker", running=1)
+            wait(browser, lambda: queue_counts_shown(browser, "dashboard-mail") == {
+                "available": "1", "scheduled": "0", "claimed": "1", "retryable": "0", "dead": "0",
+                "completed": "0", "cancelled": "0", "workers": "1", "running": "1"},
+                 "one claimed job and its worker")
+            client.jobs.heartbeat("dashboard-mail", "dash-worker", stopping=True)
 
 
 def test_the_dashboard_shows_the_members_and_a_leader_kill(cluster, browser, tmp_path):

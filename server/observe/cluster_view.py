@@ -2,7 +2,9 @@
 member as this node sees it (its own status, and each other member's
 `Cluster.Status` asked over the member channels, OBSERVE_PEER_STATUS_TIMEOUT_MS
 each, all at once), this node's operations per second and latency, its
-gossip view, CRDT tables, pub/sub and presence counts, and its readiness.
+gossip view, CRDT tables, pub/sub and presence counts, the job queues'
+counts (jobs by state from this node's replica, a stale read, and the
+workers that beat recently per queue), and its readiness.
 
 A view is reused for OBSERVE_CLUSTER_VIEW_REUSE_MS, so many open dashboards
 ask the other members no more often than one. Runs on the node's event
@@ -22,11 +24,13 @@ from tandemkv import limits
 from tandemkv.server.observe.readiness import not_ready_reason
 from tandemkv.server.observe.sampler import Sampler
 from tandemkv.server.security.member_channels import open_member_channel
-from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc
+from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, jobs_pb2, kv_pb2
 
 _ROLE_NAMES = {cluster_pb2.LEADER: "leader", cluster_pb2.FOLLOWER: "follower", cluster_pb2.CANDIDATE: "candidate"}
 # Samples of the rates the page draws (the newest).
 SERIES_SAMPLES = 60
+# The job counts the page shows per queue, in its column order.
+JOB_COUNTS = ("available", "scheduled", "claimed", "retryable", "dead", "completed", "cancelled")
 
 
 class ClusterView:
@@ -75,6 +79,7 @@ class ClusterView:
             "gossip": self._gossip(),
             "pubsub": self._pubsub(),
             "presence": self._presence(),
+            "jobs": await self._jobs(),
         }
 
     async def _peer_status(self, address: str) -> cluster_pb2.StatusResponse | str:
@@ -114,6 +119,23 @@ class ClusterView:
         return {"subscribers": hub["subscribers"], "subscriptions": hub["subscriptions"],
                 "published": hub["published"], "missed_by_slow_subscribers": hub["missed_by_slow_subscribers"],
                 "relay_peers": len(status["peers"])}
+
+    async def _jobs(self) -> list[dict]:
+        """Per queue: jobs by state (this node's replica, a stale read: no
+        Raft round per page view) and the workers that beat recently."""
+        try:
+            stats = await self._node.query_async(
+                jobs_pb2.JobStatsRequest(consistency=kv_pb2.STALE),
+                timeout_s=limits.OBSERVE_PEER_STATUS_TIMEOUT_MS / 1000)
+            workers = await asyncio.get_running_loop().run_in_executor(
+                None, self._node.jobs.board.workers_per_queue)
+        except Exception:  # noqa: BLE001 - stopping, or no jobs plane to read
+            return []
+        queues = {q.queue: {name: getattr(q, name) for name in JOB_COUNTS} for q in stats.queues}
+        for queue in workers:
+            queues.setdefault(queue, dict.fromkeys(JOB_COUNTS, 0))
+        return [{"queue": queue.decode(errors="replace"), **counts, "workers": workers.get(queue, (0, 0))[0],
+                 "running": workers.get(queue, (0, 0))[1]} for queue, counts in sorted(queues.items())]
 
     def _presence(self) -> dict:
         try:
