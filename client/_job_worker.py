@@ -21,7 +21,8 @@ from tandemkv.client import _jobs_ops as ops
 from tandemkv.client._job_run_many import (RUN_MANY_ENQUEUES_IN_FLIGHT, RUN_MANY_MAX_ATTEMPTS_DEFAULT,
                                            RUN_MANY_TIMEOUT_S_DEFAULT, RunMany)
 from tandemkv.client._job_worker_core import (WORKER_GRACE_S_DEFAULT, WORKER_LEASE_TTL_S_DEFAULT, Done, Send,
-                                              TimedOut, Wait, WorkerSettings, WorkerStats, log)
+                                              TimedOut, Wait, WorkerSettings, WorkerStats, log,
+                                              worker_name)
 from tandemkv.client._job_worker_policy import WorkerCore
 from tandemkv.client._jobs_ops import Job
 from tandemkv.client._results import BytesLike, to_bytes
@@ -193,11 +194,13 @@ class WorkerMethods:
 
     def worker(self, queue: BytesLike, handler: Callable[[Job], Any], *, concurrency: int = 8,
                lease_ttl_s: float = WORKER_LEASE_TTL_S_DEFAULT, rate_limit: float | None = None,
-               grace_s: float = WORKER_GRACE_S_DEFAULT) -> Worker:
+               grace_s: float = WORKER_GRACE_S_DEFAULT, name: str | None = None) -> Worker:
         """A `Worker` running `handler(job)` for the jobs of `queue` in up to
         `concurrency` threads (`rate_limit`: jobs/s at most); see `Worker`.
-        Not started: use `with`, `start()` or `run()`."""
-        settings = WorkerSettings(to_bytes(queue, "queue"), concurrency, lease_ttl_s, rate_limit, grace_s)
+        `name`: its id in the heartbeats `client.jobs.workers(queue)` lists
+        (default host:pid:n). Not started: use `with`, `start()` or `run()`."""
+        settings = WorkerSettings(to_bytes(queue, "queue"), concurrency, lease_ttl_s, rate_limit, grace_s,
+                                  name or worker_name())
         return Worker(self._client, settings, handler)
 
     def run_many(self, queue: BytesLike, items: Iterable[BytesLike], *,

@@ -19,7 +19,8 @@ from tandemkv.client import _jobs_ops as ops
 from tandemkv.client._job_run_many import (RUN_MANY_ENQUEUES_IN_FLIGHT, RUN_MANY_MAX_ATTEMPTS_DEFAULT,
                                            RUN_MANY_TIMEOUT_S_DEFAULT, RunMany)
 from tandemkv.client._job_worker_core import (WORKER_GRACE_S_DEFAULT, WORKER_LEASE_TTL_S_DEFAULT, Done, Send,
-                                              TimedOut, Wait, WorkerSettings, WorkerStats, log)
+                                              TimedOut, Wait, WorkerSettings, WorkerStats, log,
+                                              worker_name)
 from tandemkv.client._job_worker_policy import WorkerCore
 from tandemkv.client._jobs_ops import Job
 from tandemkv.client._results import BytesLike, to_bytes
@@ -166,11 +167,13 @@ class AsyncWorkerMethods:
 
     def worker(self, queue: BytesLike, handler: Callable[[Job], Awaitable[Any]], *, concurrency: int = 8,
                lease_ttl_s: float = WORKER_LEASE_TTL_S_DEFAULT, rate_limit: float | None = None,
-               grace_s: float = WORKER_GRACE_S_DEFAULT) -> AsyncWorker:
+               grace_s: float = WORKER_GRACE_S_DEFAULT, name: str | None = None) -> AsyncWorker:
         """An `AsyncWorker` running `await handler(job)` for the jobs of
-        `queue` as up to `concurrency` tasks; see `Worker`. Not started: use
-        `async with`, `await start()` or `await run()`."""
-        settings = WorkerSettings(to_bytes(queue, "queue"), concurrency, lease_ttl_s, rate_limit, grace_s)
+        `queue` as up to `concurrency` tasks; see `Worker` (and `name` in
+        `Jobs.worker`). Not started: use `async with`, `await start()` or
+        `await run()`."""
+        settings = WorkerSettings(to_bytes(queue, "queue"), concurrency, lease_ttl_s, rate_limit, grace_s,
+                                  name or worker_name())
         return AsyncWorker(self._client, settings, handler)
 
     async def run_many(self, queue: BytesLike, items: Iterable[BytesLike], *,

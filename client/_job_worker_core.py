@@ -28,8 +28,11 @@ once by revoking it. Rules the core keeps:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
+import os
+import socket
 
 from tandemkv import limits
 from tandemkv.client._jobs_ops import Job
@@ -55,6 +58,9 @@ IDLE_POLL_S_MIN = 0.02
 IDLE_POLL_S_MAX = 0.5
 # After a claim or settlement that failed (cluster unreachable), the next try comes this soon.
 CALL_RETRY_S = 0.5
+# A worker's heartbeat (available plane, listed by `client.jobs.workers`) comes this often: six beats
+# a JOB_WORKER_STALE_MS, so a live worker stays listed through a few lost beats.
+WORKER_BEAT_S = limits.JOB_WORKER_STALE_MS / 1000 / 6
 # The longest the worker's loop sleeps between looking at its state.
 LOOP_WAIT_S_MAX = 1.0
 # The rate limit's bucket holds this many seconds of tokens (at least one token).
@@ -70,8 +76,11 @@ class WorkerSettings:
     lease_ttl_s: float = WORKER_LEASE_TTL_S_DEFAULT
     rate_limit: float | None = None  # jobs per second, per worker; None: unlimited
     grace_s: float = WORKER_GRACE_S_DEFAULT
+    name: str = "worker"  # its id in heartbeats (the faces make it host:pid:n)
 
     def __post_init__(self) -> None:
+        if not 1 <= len(self.name.encode()) <= limits.JOB_WORKER_ID_BYTES_MAX:
+            raise ValueError(f"name must be 1..JOB_WORKER_ID_BYTES_MAX={limits.JOB_WORKER_ID_BYTES_MAX} bytes")
         if not 1 <= len(self.queue) <= limits.JOB_QUEUE_BYTES_MAX:
             raise ValueError(f"queue must be 1..JOB_QUEUE_BYTES_MAX={limits.JOB_QUEUE_BYTES_MAX} bytes")
         if not 1 <= self.concurrency <= WORKER_CONCURRENCY_MAX:
@@ -102,7 +111,7 @@ class TokenBucket:
 
     def whole(self, now_s: float) -> int:
         self._refill(now_s)
-        return int(self.tokens + 1e-9)
+        return max(0, math.floor(self.tokens + 1e-9))
 
     def take(self, count: int, now_s: float) -> None:
         """Spends `count` tokens; a claim sent again after an unknown outcome
@@ -116,6 +125,14 @@ class TokenBucket:
         return max(0.0, (1.0 - self.tokens) / self.rate_per_s)
 
 
+_worker_numbers = itertools.count(1)
+
+
+def worker_name() -> str:
+    """A worker's id in heartbeats: host:pid:n, unique on the cluster."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{next(_worker_numbers)}"
+
+
 # -- what the core asks of its shell ------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Wait:
@@ -127,7 +144,7 @@ class Wait:
 @dataclasses.dataclass(frozen=True)
 class Send:
     """Run `operation` with `retry` and report back through `on_done`:
-    "grant", "renew", "claim", "settle" (with `job_id`) or "release"."""
+    "grant", "renew", "claim", "settle" (with `job_id`), "beat" or "release"."""
 
     operation: Operation
     retry: Retry

@@ -16,7 +16,7 @@ from tandemkv import errors, limits
 from tandemkv.client import _coordination_ops as cops
 from tandemkv.client import _jobs_ops as ops
 from tandemkv.client._job_worker_core import (
-    CALL_RETRY_S, IDLE_POLL_S_MAX, IDLE_POLL_S_MIN, KEEPALIVE_PER_TTL, KEEPALIVE_RETRY_S, LOOP_WAIT_S_MAX,
+    CALL_RETRY_S, IDLE_POLL_S_MAX, WORKER_BEAT_S, IDLE_POLL_S_MIN, KEEPALIVE_PER_TTL, KEEPALIVE_RETRY_S, LOOP_WAIT_S_MAX,
     RATE_BURST_S, Done, Running, Send, TimedOut, TokenBucket, Wait, WorkerSettings, WorkerStats,
     encode_result, error_text, log,
 )
@@ -49,6 +49,7 @@ class WorkerCore:
         self.pending_claim: Send | None = None  # a claim to send again as the same request
         self.next_claim_s = now_s
         self.empty_claims = 0
+        self.beat_at_s = now_s
         self.stopping = False
         self.stop_deadline_s = math.inf
         self.done = False
@@ -87,6 +88,8 @@ class WorkerCore:
                 return Send(cops.lease_grant(ttl_s), self.loop_retry, "grant")
         elif now_s >= self.renew_at_s:
             return Send(cops.lease_keepalive(self.lease_id), self.loop_retry, "renew")
+        elif now_s >= self.beat_at_s:
+            return self._beat(now_s)
         elif self.pending_claim is not None and now_s >= self.next_claim_s:
             return self.pending_claim
         elif (size := self.claim_size(now_s)) > 0:
@@ -111,13 +114,22 @@ class WorkerCore:
         if self.lease_id:
             lease_id, self.lease_id = self.lease_id, 0
             return Send(cops.lease_revoke(lease_id), self.loop_retry, "release")
+        if self.beat_at_s < math.inf:  # the last beat takes the worker off the list
+            self.beat_at_s = math.inf
+            return Send(ops.heartbeat(self.settings.queue, self.settings.name, 0, stopping=True),
+                        self.loop_retry, "beat")
         self.done = True
         return Done()
+
+    def _beat(self, now_s: float) -> Send:
+        self.beat_at_s = now_s + WORKER_BEAT_S
+        return Send(ops.heartbeat(self.settings.queue, self.settings.name, len(self.running)),
+                    self.loop_retry, "beat")
 
     def _wait_s(self, now_s: float) -> float:
         wakes = [now_s + LOOP_WAIT_S_MAX, self.settle_at_s if self.unsettled else math.inf]
         if self.lease_id:
-            wakes += [self.renew_at_s, self.lease_ok_s + self.settings.lease_ttl_s]
+            wakes += [self.renew_at_s, self.lease_ok_s + self.settings.lease_ttl_s, self.beat_at_s]
         wakes += [r.deadline_s for r in self.running.values() if not r.abandoned]
         if self.stopping:
             wakes.append(self.stop_deadline_s)
@@ -146,6 +158,9 @@ class WorkerCore:
             return self._claimed(send, answer, error, now_s)
         elif send.purpose == "settle":
             self.settled(send, answer, error, now_s)
+        elif send.purpose == "beat" and error is not None:
+            log.info("a heartbeat of the worker failed (the next one comes in %g s): %s", WORKER_BEAT_S,
+                     error.message)
         elif send.purpose == "release" and error is not None:
             log.warning("could not revoke the worker's lease (its jobs return when it expires): %s",
                         error.message)
