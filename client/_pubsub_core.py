@@ -294,9 +294,19 @@ def stream_error(error: grpc.RpcError, endpoint: str, closed: bool) -> errors.Ta
         return None
     if error.code() == grpc.StatusCode.CANCELLED:
         return errors.Unavailable(f"{endpoint} ended the subscription (stopping?): subscribe again")
-    return error_from_rpc(error, b"")
+    return _read_failed(error, endpoint)
 
 
-def opening_failed(error: grpc.RpcError) -> errors.TandemKVError:
+def opening_failed(error: grpc.RpcError, endpoint: str = "the node") -> errors.TandemKVError:
     """An error opening a subscription; Unavailable: try the next node."""
-    return error_from_rpc(error, b"")
+    return _read_failed(error, endpoint)
+
+
+def _read_failed(error: grpc.RpcError, endpoint: str) -> errors.TandemKVError:
+    failure = error_from_rpc(error, b"")
+    if isinstance(failure, errors.OutcomeUnknown):
+        # A subscription changes nothing on the node, so a lost connection
+        # leaves no outcome in doubt: the node went away.
+        return errors.Unavailable(f"{endpoint}: the subscription's connection was lost ({error.details()}); "
+                                  "subscribe again")
+    return failure

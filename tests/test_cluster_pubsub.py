@@ -307,3 +307,29 @@ def test_with_a_majority_down_the_remaining_nodes_still_publish_to_each_other(cl
         for k in range(20):
             on_n2.pubsub.publish("room:9", f"{k}")
         assert [m.payload for m in reader.wait()] == [f"{k}".encode() for k in range(20)]
+
+
+def test_a_subscription_whose_node_is_killed_ends_with_unavailable_sync_and_async(cluster):
+    # Runs after the no-quorum test: n1 and n2 remain, and n2 is killed here.
+    with Client(cluster.endpoint("n2"), retry=NO_RETRY) as on_n2:
+        reader = Reader(on_n2.pubsub.subscribe("room:killed"), 1)
+
+        async def subscribe_async():
+            async with AsyncClient(cluster.endpoint("n2"), retry=NO_RETRY) as client:
+                subscription = await client.pubsub.subscribe("room:killed")
+                opened.set()
+                with pytest.raises(errors.Unavailable, match="subscribe again"):
+                    async for _ in subscription:
+                        pass
+
+        opened = threading.Event()
+        outcome: list = []
+        waiter = threading.Thread(target=lambda: outcome.append(asyncio.run(subscribe_async())), daemon=True)
+        waiter.start()
+        assert opened.wait(DELIVERY_TIMEOUT_S)
+        cluster.kill("n2")
+        reader._thread.join(DELIVERY_TIMEOUT_S)
+        assert not reader._thread.is_alive()
+        waiter.join(DELIVERY_TIMEOUT_S)
+        assert not waiter.is_alive() and outcome == [None]
+        assert isinstance(reader.error, errors.Unavailable), reader.error
