@@ -4,8 +4,8 @@ Each RPC is one line: hand the request to `edge.handle` with the node call
 it maps to (writes: `node.propose`, reads: `node.query`). No business logic
 lives here; the node's state machine decides every answer. Cluster.Status
 adds the available plane's gossip view (`node.available.status()`) to the
-node's Raft status. MemberList/MemberAdd/MemberRemove serve the committed
-member set and its changes (server/node/membership.py).
+node's Raft status. MemberList/MemberAdd/MemberRemove/MemberPromote serve
+the committed member set and its changes (server/node/membership.py).
 """
 
 from __future__ import annotations
@@ -112,10 +112,14 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServicer):
     # Changes wait for a Raft commit: on a call thread (edge.node_timeout_s
     # bounds the wait by the caller's deadline).
     async def MemberAdd(self, request, context: grpc.aio.ServicerContext):
-        return await _change(context, functools.partial(self._node.add_member, request.member))
+        return await _change(context, functools.partial(self._node.add_member, request.member,
+                                                        learner=request.learner))
 
     async def MemberRemove(self, request, context: grpc.aio.ServicerContext):
         return await _change(context, functools.partial(self._node.remove_member, request.name))
+
+    async def MemberPromote(self, request, context: grpc.aio.ServicerContext):
+        return await _change(context, functools.partial(self._node.promote_member, request.name))
 
 
 async def _change(context: grpc.aio.ServicerContext, change) -> cluster_pb2.MemberListResponse:

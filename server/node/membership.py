@@ -1,7 +1,9 @@
 """The node's side of runtime membership: the committed member set it
 serves (`member_set`, `members`), the changes it proposes as leader
-(`add_member`, `remove_member`), whether it was removed, and the hook
-other planes follow (`on_members_changed`).
+(`add_member` of a voter or a learner, `remove_member`, `promote_member`
+of a caught-up learner), whether it was removed, and the hook other
+planes follow (`on_members_changed`: the set, each member's role in its
+`voter` field).
 
 The set itself is strong state (server/strong/members.py), applied by the
 `MembershipHost` on the Raft tick thread, which also keeps the node's copy
@@ -50,32 +52,53 @@ class MembershipHost(StateHost):
         super().__init__(state, applied)
         self._on_set = on_set
         self._config_index = 0
+        self._set = cluster_pb2.MemberSet()
+        # Whether this node's role is known from `_set` (not so for a node
+        # that joined and holds no committed set yet: the configured set
+        # would call it a voter).
+        self._role_known = True
 
-    def load(self, configured) -> cluster_pb2.MemberSet:
-        """The set in the store, else the configured one; remembered as current."""
+    def load(self, configured, joined: bool = False) -> cluster_pb2.MemberSet:
+        """The set in the store, else the configured one; remembered as
+        current. A node that `joined` without a stored set does not know
+        its role yet."""
         with self._state.read_view() as view:
             stored = members.stored_set(view)
         member_set = stored if stored is not None else members.initial_set(configured)
-        self._config_index = member_set.config_index
+        self._role_known = stored is not None or not joined
+        self._remember(member_set)
         return member_set
+
+    def _remember(self, member_set: cluster_pb2.MemberSet) -> None:
+        self._set = member_set
+        self._config_index = member_set.config_index
 
     def apply_members(self, index: int, member_set: bytes) -> bytes | None:
         result = members.apply_member_set(self._state.batch_view(), index, member_set)
         if result:
             applied = cluster_pb2.MemberSet.FromString(result)
-            self._config_index = applied.config_index
+            self._role_known = True
+            self._remember(applied)
             self._on_set(applied)
         return result
 
     def members_config_index(self) -> int:
         return self._config_index
 
+    def learner_addresses(self) -> list[str]:
+        return [m.raft_address for m in members.learners(self._set)]
+
+    def self_role(self, raft_address: str) -> bool | None:
+        me = next((m for m in self._set.members if m.raft_address == raft_address), None)
+        return None if me is None or not self._role_known else me.voter
+
     def read_snapshot(self, path: str):
         installed = super().read_snapshot(path)
         with self._state.read_view() as view:
             stored = members.stored_set(view)
         if stored is not None:
-            self._config_index = stored.config_index
+            self._role_known = True
+            self._remember(stored)
             self._on_set(stored)
         return installed
 
@@ -94,7 +117,7 @@ class NodeMembership:
         """Builds the host and loads the committed set (before the replica starts)."""
         self._member_since = _read_member_since(self.config)
         host = MembershipHost(state, applied, self._set_applied)
-        self._set_applied(host.load(self.config.members))
+        self._set_applied(host.load(self.config.members, joined=self._member_since > 0))
         return host
 
     def _set_applied(self, member_set: cluster_pb2.MemberSet) -> None:
@@ -119,7 +142,7 @@ class NodeMembership:
         return self._member_set
 
     def members(self) -> tuple[Member, ...]:
-        """The committed members, sorted by name."""
+        """The committed members, voters and learners, sorted by name."""
         return tuple(Member(m.name, m.raft_address, m.client_address) for m in self._member_set.members)
 
     def member_at(self, raft_address: str | None) -> Member | None:
@@ -145,25 +168,68 @@ class NodeMembership:
         self._member_callbacks.append(callback)
 
     # -- changing (the leader) --
-    def add_member(self, member: cluster_pb2.Member, *, timeout_s: float | None = None
-                   ) -> cluster_pb2.MemberSet:
-        """Adds `member` as a voter; returns the committed set."""
-        return self._change_members(lambda current: members.with_member(current, member),
-                                    True, member.raft_address, timeout_s)
+    def add_member(self, member: cluster_pb2.Member, *, learner: bool = False,
+                   timeout_s: float | None = None) -> cluster_pb2.MemberSet:
+        """Adds `member` as a voter (a learner if `learner`: it replicates
+        the log without voting until promoted); returns the committed set."""
+        return self._change_members(
+            lambda current: members.with_member(current, member, learner=learner),
+            lambda replica, new_set, based_on: replica.change_members(
+                True, member.raft_address, new_set, based_on, learner=learner), timeout_s)
 
     def remove_member(self, name: str, *, timeout_s: float | None = None) -> cluster_pb2.MemberSet:
-        """Removes member `name`; returns the committed set. Removing this
-        node while it leads hands leadership over first and raises
-        Unavailable naming the new leader (retry there)."""
+        """Removes member `name` (a voter or a learner); returns the
+        committed set. Removing this node while it leads hands leadership
+        over first and raises Unavailable naming the new leader (retry
+        there)."""
         if name == self.config.name and self._require_replica().status().role == ROLE_LEADER:
             self._hand_over(timeout_s)
         gone = members.member_named(self.member_set(), name)
         address = gone.raft_address if gone is not None else ""
-        return self._change_members(lambda current: members.without_member(current, name),
-                                    False, address, timeout_s)
+        learner = gone is not None and not gone.voter
+        return self._change_members(
+            lambda current: members.without_member(current, name),
+            lambda replica, new_set, based_on: replica.change_members(
+                False, address, new_set, based_on, learner=learner), timeout_s)
 
-    def _change_members(self, change, adding: bool, raft_address: str,
-                        timeout_s: float | None) -> cluster_pb2.MemberSet:
+    def promote_member(self, name: str, *, timeout_s: float | None = None) -> cluster_pb2.MemberSet:
+        """Makes learner `name` a voter once it is caught up (the leader's
+        copy of its log within LEARNER_PROMOTE_LAG_ENTRIES_MAX entries of
+        the commit index, and connected); returns the committed set.
+        Raises FailedPrecondition for a learner that is behind (saying how
+        far), a voter, or a name that is not a member."""
+        learner = cluster_pb2.Member()
+
+        def promoted(current: cluster_pb2.MemberSet) -> cluster_pb2.MemberSet:
+            changed = members.with_promoted(current, name)
+            learner.CopyFrom(members.member_named(current, name))
+            self._refuse_if_behind(learner)
+            return changed
+
+        return self._change_members(
+            promoted, lambda replica, new_set, based_on: replica.promote_learner(
+                learner.raft_address, new_set, based_on), timeout_s)
+
+    def _refuse_if_behind(self, learner: cluster_pb2.Member) -> None:
+        replica = self._require_replica()
+        matched, connected = replica.learner_progress(learner.raft_address)
+        commit = replica.status().commit_index
+        lag_max = limits.LEARNER_PROMOTE_LAG_ENTRIES_MAX
+        if not connected:
+            raise FailedPrecondition(
+                f"learner {learner.name} is not connected to the leader (its log holds entries through "
+                f"{matched}, the commit index is {commit}); start it (`tandemkv serve ... --join`) and "
+                "promote it once it caught up")
+        if commit - matched > lag_max:
+            raise FailedPrecondition(
+                f"learner {learner.name} is {commit - matched} entries behind the leader's commit index "
+                f"{commit} (its log holds entries through {matched}); a learner is promoted within "
+                f"{lag_max} entries (LEARNER_PROMOTE_LAG_ENTRIES_MAX): retry once it caught up")
+
+    def _change_members(self, change, propose, timeout_s: float | None) -> cluster_pb2.MemberSet:
+        """Runs `change(current set) -> new set` (None: already so) and
+        `propose(replica, encoded new set, based on index) -> future` on the
+        leader, again if the set changed in between."""
         deadline = deadline_of(timeout_s)
         for _ in range(CHANGE_ATTEMPTS_MAX):
             replica = self._require_replica()
@@ -174,8 +240,7 @@ class NodeMembership:
             changed = change(current)
             if changed is None:
                 return current  # already so
-            future = replica.change_members(adding, raft_address, changed.SerializeToString(),
-                                            current.config_index)
+            future = propose(replica, changed.SerializeToString(), current.config_index)
             try:
                 result, outcome = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except concurrent.futures.TimeoutError:

@@ -79,6 +79,15 @@ class ReplicaHost(Protocol):
         """The index of the membership entry the host's member set came
         from (0: the configured set)."""
 
+    def learner_addresses(self) -> list[str]:
+        """The Raft addresses of the members of the host's set that do not
+        vote (learners)."""
+
+    def self_role(self, raft_address: str) -> bool | None:
+        """Whether the member at `raft_address` (this node) votes in the
+        host's set: True a voter, False a learner, None not known (a node
+        that joined and holds no committed set naming it yet)."""
+
     def write_snapshot(self, path: str, last_entry: tuple, prev_entry: tuple,
                        members: list[str]) -> None:
         """Writes the whole applied state to `path`, with the Raft position

@@ -34,7 +34,10 @@ What it changes in pysyncobj, and why:
   connections by class name in two modules, so this guard is the one change
   made to pysyncobj itself, once, when this module is imported.
 - Membership changes (pysyncobj's dynamic membership, one at a time, a
-  removed node told of its removal): membership.py.
+  removed node told of its removal, learners): membership.py.
+- Raft peers' host names are looked up again after limits.RAFT_DNS_CACHE_MS
+  (pysyncobj caches them 600 s), so a member whose name moved to another
+  address (a Kubernetes pod restarted) is reached at its new one.
 `pinned.check_pinned_internals()` fails loudly if any of this no longer
 matches.
 """
@@ -123,7 +126,11 @@ class RaftMember(ReplicationProgress, MembershipChanges, SyncObj):
         # batch commits). Entry 1 is pysyncobj's placeholder, applied at once.
         self._applied_committed = 1
         self._init_progress()
-        self._init_membership()
+        learners = set(host.learner_addresses())
+        self._init_membership(learners, host.self_role(self_address))
+        # SyncObj starts with the voters; the learners join as read-only
+        # peers on its first tick (membership.py).
+        voters = [address for address in peer_addresses if address not in learners]
         self._append_period_s = timings.append_entries_period_s
         conf = SyncObjConf(
             bindAddress=self_address,
@@ -151,10 +158,12 @@ class RaftMember(ReplicationProgress, MembershipChanges, SyncObj):
             logCompactionSplit=False,
             dynamicMembershipChange=True,  # changes one at a time: membership.py
             maxBindRetries=20,
+            dnsCacheTime=limits.RAFT_DNS_CACHE_MS / 1000,
+            dnsFailCacheTime=limits.RAFT_DNS_FAIL_CACHE_MS / 1000,
         )
         raft_log.set_callbacks(on_durable=self._wake, on_failure=_log_write_failed)
         init = _syncobj_init_with_journal(raft_log)
-        init(self, self_address, peer_addresses, conf, transportClass=FlushingTransport)
+        init(self, self_address, voters, conf, transportClass=FlushingTransport)
         self.addOnTickCallback(self._release_held)
         self.addOnTickCallback(self._drop_retired)
 
@@ -285,7 +294,10 @@ class RaftMember(ReplicationProgress, MembershipChanges, SyncObj):
     # -- snapshots (pysyncobj's serializer hooks, tick thread) --
     def _serialize(self, path: str, data) -> None:
         last_entry, prev_entry, cluster = data
-        self._host.write_snapshot(path, last_entry, prev_entry, sorted(n.address for n in cluster))
+        # Its members are the voters: learners come from the member set it holds.
+        learners = set(self._learners)
+        self._host.write_snapshot(path, last_entry, prev_entry,
+                                  sorted(n.address for n in cluster if n not in learners))
 
     def _deserialize(self, path: str):
         try:

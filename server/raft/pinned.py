@@ -38,6 +38,11 @@ _REQUIRED_INTERNALS = (
     "_SyncObj__otherNodes",
     "_SyncObj__readonlyNodes",
     "_SyncObj__connectedNodes",
+    "_SyncObj__selfNode",
+    "_SyncObj__raftElectionDeadline",
+    "_SyncObj__lastResponseTime",
+    "_SyncObj__updateClusterConfiguration",
+    "_onTick",
     "raftLastApplied",
     "raftCommitIndex",
     "raftCurrentTerm",
@@ -45,7 +50,8 @@ _REQUIRED_INTERNALS = (
 _INSTANCE_ATTRIBUTES = frozenset({"_SyncObj__raftState", "_SyncObj__raftNextIndex",
                                   "_SyncObj__raftMatchIndex", "_SyncObj__serializer",
                                   "_SyncObj__otherNodes", "_SyncObj__readonlyNodes",
-                                  "_SyncObj__connectedNodes"})
+                                  "_SyncObj__connectedNodes", "_SyncObj__selfNode",
+                                  "_SyncObj__raftElectionDeadline", "_SyncObj__lastResponseTime"})
 
 
 def check_pinned_internals() -> None:

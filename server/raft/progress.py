@@ -83,7 +83,7 @@ class ReplicationProgress:
     def _SyncObj__deleteEntriesFrom(self, from_index):  # noqa: N802
         if self._keep_log_from is not None and from_index >= self._keep_log_from:
             return  # nothing there conflicts with the leader's log (trim_append)
-        SyncObj._SyncObj__deleteEntriesFrom(self, from_index)
+        super()._SyncObj__deleteEntriesFrom(from_index)
 
     def _on_progress_reply(self, node, message) -> None:
         """A follower's reply to an append, on the leader (module docstring)."""

@@ -34,7 +34,7 @@ import concurrent.futures
 from tandemkv.server.raft.contract import (NOT_APPLIED, ROLE_CANDIDATE, ROLE_FOLLOWER, ROLE_LEADER,
                                            Outcome, RaftStatus, ReplicaHost, Timings)
 from tandemkv.server.raft.member import _OUTCOMES, EXIT_STORAGE_FAILURE, GroupEntries, RaftMember
-from tandemkv.server.raft.membership import ADD, REMOVE
+from tandemkv.server.raft.membership import ADD, ADD_LEARNER, PROMOTE, REMOVE, REMOVE_LEARNER
 from tandemkv.server.storage.raft_log import DurableRaftLog
 
 __all__ = ["EXIT_STORAGE_FAILURE", "NOT_APPLIED", "ROLE_CANDIDATE", "ROLE_FOLLOWER", "ROLE_LEADER",
@@ -67,8 +67,9 @@ class Replica:
         return self._member.submit_async(command, loop, batchable)
 
     def change_members(self, adding: bool, raft_address: str, member_set: bytes,
-                       based_on_index: int) -> concurrent.futures.Future:
-        """Proposes adding (or removing) the voter at `raft_address`; the
+                       based_on_index: int, *, learner: bool = False) -> concurrent.futures.Future:
+        """Proposes adding (or removing) the voter (`learner`: the learner)
+        at `raft_address`; the
         entry carries the encoded new `member_set` for the host, computed
         from the host's set of `based_on_index`. The future resolves to
         (result, Outcome) as `submit`'s does; REQUEST_DENIED means another
@@ -76,16 +77,43 @@ class Replica:
         no longer the one of `based_on_index`, or this leader has not
         committed an entry of its term yet. Only the
         leader accepts changes: a follower forwards it to the leader."""
-        member = self._member
+        if learner:
+            kind = ADD_LEARNER if adding else REMOVE_LEARNER
+        else:
+            kind = ADD if adding else REMOVE
+        return self._change(kind, raft_address, member_set, based_on_index)
+
+    def promote_learner(self, raft_address: str, member_set: bytes,
+                        based_on_index: int) -> concurrent.futures.Future:
+        """Proposes making the learner at `raft_address` a voter; as
+        `change_members` otherwise. The caller checks it is caught up
+        (`learner_progress`) first."""
+        return self._change(PROMOTE, raft_address, member_set, based_on_index)
+
+    def _change(self, kind: str, raft_address: str, member_set: bytes,
+                based_on_index: int) -> concurrent.futures.Future:
         future: concurrent.futures.Future = concurrent.futures.Future()
 
         def resolve(result, failure_code):
             if not future.done():
                 future.set_result((result, _OUTCOMES.get(failure_code, Outcome.UNKNOWN_OUTCOME)))
 
-        member.submit_change(ADD if adding else REMOVE, raft_address, member_set, based_on_index,
-                             resolve)
+        self._member.submit_change(kind, raft_address, member_set, based_on_index, resolve)
         return future
+
+    def learner_progress(self, raft_address: str) -> tuple[int, bool]:
+        """On the leader: (the index through which the learner at
+        `raft_address` holds the log, whether it is connected now)."""
+        return self._member.learner_progress(raft_address)
+
+    def learner_addresses(self) -> list[str]:
+        """The learners' Raft addresses in this member's configuration."""
+        return self._member.learner_addresses()
+
+    def is_learner(self) -> bool:
+        """Whether this member does not vote (a learner, or a node that
+        joined and has not seen its role yet): it never starts an election."""
+        return self._member.is_learner()
 
     def change_in_progress(self) -> bytes | None:
         """The member set of a change this leader has not committed yet."""

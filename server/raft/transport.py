@@ -31,6 +31,13 @@ class FlushingTransport(TCPTransport):
         self.wakeup = PipeNotifier(syncObj._poller)
         self._held: dict = {}  # peer -> [(durable seq needed, message)]
 
+    def addNode(self, node):  # noqa: N802 (pysyncobj's name)
+        """Adds a peer once: a second call (a learner promoted, a snapshot's
+        members) would replace its connection and leave the old one open."""
+        if node in self._nodes:
+            return
+        super().addNode(node)
+
     def send(self, node, message):
         if message.get("type") == "next_node_idx":
             message = self._syncObj._stamped_reply(message)

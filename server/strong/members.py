@@ -1,11 +1,13 @@
 """The member set as strong-plane state: who the members are (name, Raft
-address, client address, voter), kept in the store so that every node, a
-restarted node and a node bootstrapped from a snapshot agree on it.
+address, client address, and role: a voter, or a learner that replicates
+the log without voting), kept in the store so that every node, a restarted
+node and a node bootstrapped from a snapshot agree on it.
 
 A membership change is one Raft entry (server/raft/membership.py) carrying
 the whole new set, encoded here (`encode_set`); `apply_member_set` stores it
 when the entry commits, stamped with the entry's index (`config_index`).
-The functions that build a new set (`with_member`, `without_member`) check
+The functions that build a new set (`with_member`, `without_member`,
+`with_promoted`) check
 the change against the current set and raise `InvalidArgument` or
 `FailedPrecondition` on the proposing node; apply itself never raises for
 bad input (an undecodable set is kept out of the store and answered as an
@@ -69,11 +71,13 @@ def check_address(address: str, flag: str) -> None:
                               limit="MEMBER_ADDRESS_BYTES_MAX")
 
 
-def with_member(current: cluster_pb2.MemberSet, member: cluster_pb2.Member) -> cluster_pb2.MemberSet | None:
-    """`current` with `member` added as a voter; None if it is there
-    already with the same addresses (adding it again changes nothing).
-    Raises InvalidArgument for a member whose name or an address another
-    member has."""
+def with_member(current: cluster_pb2.MemberSet, member: cluster_pb2.Member, *,
+                learner: bool = False) -> cluster_pb2.MemberSet | None:
+    """`current` with `member` added as a voter (a learner if `learner`);
+    None if it is there already with the same addresses and role (adding it
+    again changes nothing). Raises InvalidArgument for a member whose name
+    or an address another member has, FailedPrecondition for one that is
+    there in the other role."""
     if not member.name:
         raise InvalidArgument("a member needs a name (NAME)")
     if len(member.name.encode()) > limits.MEMBER_NAME_BYTES_MAX or not member.name.isprintable() \
@@ -90,7 +94,13 @@ def with_member(current: cluster_pb2.MemberSet, member: cluster_pb2.Member) -> c
         if existing.name == member.name:
             if (existing.raft_address, existing.client_address) == (member.raft_address,
                                                                     member.client_address):
-                return None
+                if existing.voter != learner:
+                    return None
+                if learner:
+                    raise FailedPrecondition(f"member {member.name} is a voter already; a voter "
+                                             "cannot become a learner (remove it and add it again)")
+                raise FailedPrecondition(f"member {member.name} is a learner; promote it "
+                                         f"(`tandemkv member promote {member.name}`) to make it a voter")
             raise InvalidArgument(
                 f"member {member.name} is already in the cluster with raft {existing.raft_address}, "
                 f"client {existing.client_address}; remove it first to change its addresses")
@@ -100,20 +110,51 @@ def with_member(current: cluster_pb2.MemberSet, member: cluster_pb2.Member) -> c
                                       f"{existing.name}'s; each member needs its own")
     added = cluster_pb2.Member()
     added.CopyFrom(member)
-    added.voter = True
+    added.voter = not learner
     return _sorted_set([*current.members, added], current.config_index)
 
 
 def without_member(current: cluster_pb2.MemberSet, name: str) -> cluster_pb2.MemberSet:
-    """`current` without member `name`. Raises FailedPrecondition if it is
-    not a member, or is the last one (a cluster of no members cannot
-    commit anything again)."""
-    names = [m.name for m in current.members]
-    if name not in names:
-        raise FailedPrecondition(f"{name!r} is not a member; the members are {', '.join(names)}")
-    if len(names) == 1:
-        raise FailedPrecondition(f"{name} is the only member; a cluster needs at least one")
+    """`current` without member `name` (a voter or a learner). Raises
+    FailedPrecondition if it is not a member, or is the last voter (a
+    cluster without voters cannot commit anything again)."""
+    gone = _known(current, name)
+    if gone.voter and sum(m.voter for m in current.members) == 1:
+        raise FailedPrecondition(f"{name} is the only voter; a cluster needs at least one "
+                                 "(promote a learner first)" if len(current.members) > 1 else
+                                 f"{name} is the only member; a cluster needs at least one")
     return _sorted_set([m for m in current.members if m.name != name], current.config_index)
+
+
+def with_promoted(current: cluster_pb2.MemberSet, name: str) -> cluster_pb2.MemberSet:
+    """`current` with learner `name` made a voter. Raises FailedPrecondition
+    if it is not a member or is a voter already."""
+    if _known(current, name).voter:
+        raise FailedPrecondition(f"member {name} is a voter already; only a learner can be promoted")
+    promoted = cluster_pb2.MemberSet()
+    promoted.CopyFrom(current)
+    for member in promoted.members:
+        if member.name == name:
+            member.voter = True
+    return promoted
+
+
+def learners(member_set: cluster_pb2.MemberSet) -> list[cluster_pb2.Member]:
+    """The members of `member_set` that do not vote."""
+    return [m for m in member_set.members if not m.voter]
+
+
+def role(member: cluster_pb2.Member) -> str:
+    """'voter' or 'learner', for messages and listings."""
+    return "voter" if member.voter else "learner"
+
+
+def _known(current: cluster_pb2.MemberSet, name: str) -> cluster_pb2.Member:
+    member = member_named(current, name)
+    if member is None:
+        names = [m.name for m in current.members]
+        raise FailedPrecondition(f"{name!r} is not a member; the members are {', '.join(names)}")
+    return member
 
 
 def member_named(member_set: cluster_pb2.MemberSet, name: str) -> cluster_pb2.Member | None:
@@ -121,12 +162,17 @@ def member_named(member_set: cluster_pb2.MemberSet, name: str) -> cluster_pb2.Me
 
 
 def describe_change(before: cluster_pb2.MemberSet, after: cluster_pb2.MemberSet) -> str:
-    """'add n4 (raft ..., client ...)' or 'remove n2', for messages."""
+    """'add n4 (raft ..., client ...)', 'add learner n5 (...)', 'promote
+    n5' or 'remove n2', for messages."""
     names_before = {m.name for m in before.members}
     names_after = {m.name for m in after.members}
     for member in after.members:
         if member.name not in names_before:
-            return f"add {member.name} (raft {member.raft_address}, client {member.client_address})"
+            kind = "add" if member.voter else "add learner"
+            return f"{kind} {member.name} (raft {member.raft_address}, client {member.client_address})"
+        previous = member_named(before, member.name)
+        if member.voter and not previous.voter:
+            return f"promote {member.name}"
     removed = sorted(names_before - names_after)
     return f"remove {removed[0]}" if removed else "no change"
 

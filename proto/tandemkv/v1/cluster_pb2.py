@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tandemkv/v1/cluster.proto\x12\x0btandemkv.v1\"S\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0craft_address\x18\x02 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x03 \x01(\t\x12\r\n\x05voter\x18\x04 \x01(\x08\"G\n\tMemberSet\x12$\n\x07members\x18\x01 \x03(\x0b\x32\x13.tandemkv.v1.Member\x12\x14\n\x0c\x63onfig_index\x18\x02 \x01(\x04\"\x0f\n\rStatusRequest\"t\n\nGossipPeer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.tandemkv.v1.GossipPeerState\x12\x15\n\rrounds_silent\x18\x03 \x01(\x04\x12\x14\n\x0cheartbeat_ms\x18\x04 \x01(\x04\"\xd0\x03\n\x0eStatusResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.tandemkv.v1.Role\x12\x0e\n\x06leader\x18\x03 \x01(\t\x12\x1d\n\x15leader_client_address\x18\x04 \x01(\t\x12\x0c\n\x04term\x18\x05 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x12\n\nhas_quorum\x18\x08 \x01(\x08\x12\r\n\x05ready\x18\t \x01(\x08\x12$\n\x07members\x18\n \x03(\x0b\x32\x13.tandemkv.v1.Member\x12\x16\n\x0egossip_running\x18\x0b \x01(\x08\x12\x14\n\x0cgossip_round\x18\x0c \x01(\x04\x12-\n\x0cgossip_peers\x18\r \x03(\x0b\x32\x17.tandemkv.v1.GossipPeer\x12H\n\x0fgossip_rejected\x18\x0e \x03(\x0b\x32/.tandemkv.v1.StatusResponse.GossipRejectedEntry\x1a\x35\n\x13GossipRejectedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x10\n\x0eMembersRequest\"7\n\x0fMembersResponse\x12$\n\x07members\x18\x01 \x03(\x0b\x32\x13.tandemkv.v1.Member\"\x13\n\x11MemberListRequest\"|\n\x12MemberListResponse\x12$\n\x07members\x18\x01 \x03(\x0b\x32\x13.tandemkv.v1.Member\x12\x14\n\x0c\x63onfig_index\x18\x02 \x01(\x04\x12\x0e\n\x06leader\x18\x03 \x01(\t\x12\x1a\n\x12\x63hange_in_progress\x18\x04 \x01(\t\"7\n\x10MemberAddRequest\x12#\n\x06member\x18\x01 \x01(\x0b\x32\x13.tandemkv.v1.Member\"#\n\x13MemberRemoveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t*/\n\x04Role\x12\x0c\n\x08\x46OLLOWER\x10\x00\x12\r\n\tCANDIDATE\x10\x01\x12\n\n\x06LEADER\x10\x02*z\n\x0fGossipPeerState\x12!\n\x1dGOSSIP_PEER_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11GOSSIP_PEER_ALIVE\x10\x01\x12\x17\n\x13GOSSIP_PEER_SUSPECT\x10\x02\x12\x14\n\x10GOSSIP_PEER_DEAD\x10\x03\x32\x81\x03\n\x07\x43luster\x12\x41\n\x06Status\x12\x1a.tandemkv.v1.StatusRequest\x1a\x1b.tandemkv.v1.StatusResponse\x12\x44\n\x07Members\x12\x1b.tandemkv.v1.MembersRequest\x1a\x1c.tandemkv.v1.MembersResponse\x12M\n\nMemberList\x12\x1e.tandemkv.v1.MemberListRequest\x1a\x1f.tandemkv.v1.MemberListResponse\x12K\n\tMemberAdd\x12\x1d.tandemkv.v1.MemberAddRequest\x1a\x1f.tandemkv.v1.MemberListResponse\x12Q\n\x0cMemberRemove\x12 .tandemkv.v1.MemberRemoveRequest\x1a\x1f.tandemkv.v1.MemberListResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tandemkv/v1/cluster.proto\x12\x0btandemkv.v1\"S\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0craft_address\x18\x02 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x03 \x01(\t\x12\r\n\x05voter\x18\x04 \x01(\x08\"G\n\tMemberSet\x12$\n\x07members\x18\x01 \x03(\x0b\x32\x13.tandemkv.v1.Member\x12\x14\n\x0c\x63onfig_index\x18\x02 \x01(\x04\"\x0f\n\rStatusRequest\"t\n\nGossipPeer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.tandemkv.v1.GossipPeerState\x12\x15\n\rrounds_silent\x18\x03 \x01(\x04\x12\x14\n\x0cheartbeat_ms\x18\x04 \x01(\x04\"\xd0\x03\n\x0eStatusResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.tandemkv.v1.Role\x12\x0e\n\x06leader\x18\x03 \x01(\t\x12\x1d\n\x15leader_client_address\x18\x04 \x01(\t\x12\x0c\n\x04term\x18\x05 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x12\n\nhas_quorum\x18\x08 \x01(\x08\x12\r\n\x05ready\x18\t \x01(\x08\x12$\n\x07members\x18\n \x03(\x0b\x32\x13.tandemkv.v1.Member\x12\x16\n\x0egossip_running\x18\x0b \x01(\x08\x12\x14\n\x0cgossip_round\x18\x0c \x01(\x04\x12-\n\x0cgossip_peers\x18\r \x03(\x0b\x32\x17.tandemkv.v1.GossipPeer\x12H\n\x0fgossip_rejected\x18\x0e \x03(\x0b\x32/.tandemkv.v1.StatusResponse.GossipRejectedEntry\x1a\x35\n\x13GossipRejectedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x10\n\x0eMembersRequest\"7\n\x0fMembersResponse\x12$\n\x07members\x18\x01 \x03(\x0b\x32\x13.tandemkv.v1.Member\"\x13\n\x11MemberListRequest\"|\n\x12MemberListResponse\x12$\n\x07members\x18\x01 \x03(\x0b\x32\x13.tandemkv.v1.Member\x12\x14\n\x0c\x63onfig_index\x18\x02 \x01(\x04\x12\x0e\n\x06leader\x18\x03 \x01(\t\x12\x1a\n\x12\x63hange_in_progress\x18\x04 \x01(\t\"H\n\x10MemberAddRequest\x12#\n\x06member\x18\x01 \x01(\x0b\x32\x13.tandemkv.v1.Member\x12\x0f\n\x07learner\x18\x02 \x01(\x08\"$\n\x14MemberPromoteRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"#\n\x13MemberRemoveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t*/\n\x04Role\x12\x0c\n\x08\x46OLLOWER\x10\x00\x12\r\n\tCANDIDATE\x10\x01\x12\n\n\x06LEADER\x10\x02*z\n\x0fGossipPeerState\x12!\n\x1dGOSSIP_PEER_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11GOSSIP_PEER_ALIVE\x10\x01\x12\x17\n\x13GOSSIP_PEER_SUSPECT\x10\x02\x12\x14\n\x10GOSSIP_PEER_DEAD\x10\x03\x32\xd6\x03\n\x07\x43luster\x12\x41\n\x06Status\x12\x1a.tandemkv.v1.StatusRequest\x1a\x1b.tandemkv.v1.StatusResponse\x12\x44\n\x07Members\x12\x1b.tandemkv.v1.MembersRequest\x1a\x1c.tandemkv.v1.MembersResponse\x12M\n\nMemberList\x12\x1e.tandemkv.v1.MemberListRequest\x1a\x1f.tandemkv.v1.MemberListResponse\x12K\n\tMemberAdd\x12\x1d.tandemkv.v1.MemberAddRequest\x1a\x1f.tandemkv.v1.MemberListResponse\x12Q\n\x0cMemberRemove\x12 .tandemkv.v1.MemberRemoveRequest\x1a\x1f.tandemkv.v1.MemberListResponse\x12S\n\rMemberPromote\x12!.tandemkv.v1.MemberPromoteRequest\x1a\x1f.tandemkv.v1.MemberListResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STATUSRESPONSE_GOSSIPREJECTEDENTRY']._loaded_options = None
   _globals['_STATUSRESPONSE_GOSSIPREJECTEDENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=1118
-  _globals['_ROLE']._serialized_end=1165
-  _globals['_GOSSIPPEERSTATE']._serialized_start=1167
-  _globals['_GOSSIPPEERSTATE']._serialized_end=1289
+  _globals['_ROLE']._serialized_start=1173
+  _globals['_ROLE']._serialized_end=1220
+  _globals['_GOSSIPPEERSTATE']._serialized_start=1222
+  _globals['_GOSSIPPEERSTATE']._serialized_end=1344
   _globals['_MEMBER']._serialized_start=42
   _globals['_MEMBER']._serialized_end=125
   _globals['_MEMBERSET']._serialized_start=127
@@ -58,9 +58,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMBERLISTRESPONSE']._serialized_start=898
   _globals['_MEMBERLISTRESPONSE']._serialized_end=1022
   _globals['_MEMBERADDREQUEST']._serialized_start=1024
-  _globals['_MEMBERADDREQUEST']._serialized_end=1079
-  _globals['_MEMBERREMOVEREQUEST']._serialized_start=1081
-  _globals['_MEMBERREMOVEREQUEST']._serialized_end=1116
-  _globals['_CLUSTER']._serialized_start=1292
-  _globals['_CLUSTER']._serialized_end=1677
+  _globals['_MEMBERADDREQUEST']._serialized_end=1096
+  _globals['_MEMBERPROMOTEREQUEST']._serialized_start=1098
+  _globals['_MEMBERPROMOTEREQUEST']._serialized_end=1134
+  _globals['_MEMBERREMOVEREQUEST']._serialized_start=1136
+  _globals['_MEMBERREMOVEREQUEST']._serialized_end=1171
+  _globals['_CLUSTER']._serialized_start=1347
+  _globals['_CLUSTER']._serialized_end=1817
 # @@protoc_insertion_point(module_scope)

@@ -129,10 +129,18 @@ class MemberListResponse(_message.Message):
     def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., config_index: _Optional[int] = ..., leader: _Optional[str] = ..., change_in_progress: _Optional[str] = ...) -> None: ...
 
 class MemberAddRequest(_message.Message):
-    __slots__ = ("member",)
+    __slots__ = ("member", "learner")
     MEMBER_FIELD_NUMBER: _ClassVar[int]
+    LEARNER_FIELD_NUMBER: _ClassVar[int]
     member: Member
-    def __init__(self, member: _Optional[_Union[Member, _Mapping]] = ...) -> None: ...
+    learner: bool
+    def __init__(self, member: _Optional[_Union[Member, _Mapping]] = ..., learner: bool = ...) -> None: ...
+
+class MemberPromoteRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class MemberRemoveRequest(_message.Message):
     __slots__ = ("name",)

@@ -59,6 +59,11 @@ class ClusterStub(object):
                 request_serializer=tandemkv_dot_v1_dot_cluster__pb2.MemberRemoveRequest.SerializeToString,
                 response_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.FromString,
                 _registered_method=True)
+        self.MemberPromote = channel.unary_unary(
+                '/tandemkv.v1.Cluster/MemberPromote',
+                request_serializer=tandemkv_dot_v1_dot_cluster__pb2.MemberPromoteRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer(object):
@@ -94,6 +99,12 @@ class ClusterServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MemberPromote(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +131,11 @@ def add_ClusterServicer_to_server(servicer, server):
             'MemberRemove': grpc.unary_unary_rpc_method_handler(
                     servicer.MemberRemove,
                     request_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MemberRemoveRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.SerializeToString,
+            ),
+            'MemberPromote': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberPromote,
+                    request_deserializer=tandemkv_dot_v1_dot_cluster__pb2.MemberPromoteRequest.FromString,
                     response_serializer=tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.SerializeToString,
             ),
     }
@@ -257,6 +273,33 @@ class Cluster(object):
             target,
             '/tandemkv.v1.Cluster/MemberRemove',
             tandemkv_dot_v1_dot_cluster__pb2.MemberRemoveRequest.SerializeToString,
+            tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberPromote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Cluster/MemberPromote',
+            tandemkv_dot_v1_dot_cluster__pb2.MemberPromoteRequest.SerializeToString,
             tandemkv_dot_v1_dot_cluster__pb2.MemberListResponse.FromString,
             options,
             channel_credentials,
