@@ -70,11 +70,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
-    """`tandemkv [flags] lock ... -- COMMAND...`: (tandemkv's words, the command's)."""
+    """`tandemkv [flags] lock ... -- COMMAND...` (and `jobs worker ... --
+    COMMAND...`): (tandemkv's words, the command's)."""
     position = 0
     while position < len(argv) and argv[position].startswith("-"):
         position += 2 if argv[position] in GLOBAL_FLAGS_WITH_VALUE else 1
-    if argv[position:position + 1] == ["lock"] and "--" in argv[position:]:
+    takes_command = argv[position:position + 1] == ["lock"] or argv[position:position + 2] == ["jobs", "worker"]
+    if takes_command and "--" in argv[position:]:
         cut = argv.index("--", position)
         return argv[:cut], argv[cut + 1:]
     return argv, []

@@ -1,4 +1,4 @@
-"""`tandemkv jobs enqueue|list|show|retry|cancel|discard|stats|workers|cron`: the
+"""`tandemkv jobs enqueue|list|show|retry|cancel|discard|stats|workers|cron|worker`: the
 job queue on the command line, through the SDK's `client.jobs`
 (client/_jobs.py).
 
@@ -16,12 +16,13 @@ import time
 
 from tandemkv.client import Client
 from tandemkv.client._jobs_ops import STATES, Job, QueueStats
+from tandemkv.server.cli import job_worker as cli_job_worker
 from tandemkv.server.cli.client import EXIT_NO, EXIT_OK, Reply, _leaf, _text, bytes_json, value_argument
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     jobs = subparsers.add_parser(
-        "jobs", help="the durable job queue: enqueue, list, show, retry, cancel, discard, stats",
+        "jobs", help="the durable job queue: enqueue, list, show, retry, cancel, discard, stats, worker",
         description="The durable job queue (docs/jobs.md): jobs whose claims are leases.",
     ).add_subparsers(dest="op", required=True)
     enqueue = _leaf(jobs, "enqueue", cmd_enqueue, "enqueue a job; prints its id", ("queue",))
@@ -63,6 +64,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     put.add_argument("--max-attempts", type=int, default=0, help="failures before a run is dead")
     _leaf(crons, "list", cmd_cron_list, "print the recurring jobs", (), read=True)
     _leaf(crons, "delete", cmd_cron_delete, "delete a recurring job (its queued runs stay)", ("name",))
+    cli_job_worker.add_parser(jobs)
 
 
 def _positive(value: int | None, what: str) -> None:
