@@ -35,8 +35,8 @@ from tandemkv.client._members import AsyncMembers, MemberInfo, MemberList, Membe
 from tandemkv.client._presence import Presence, PresenceWatch, Tracked
 from tandemkv.client._presence_async import AsyncPresence, AsyncPresenceWatch, AsyncTracked
 from tandemkv.client._presence_core import PresenceDiff, PresenceMeta
-from tandemkv.client._pubsub import PubSub, Subscription
-from tandemkv.client._pubsub_async import AsyncPubSub, AsyncSubscription
+from tandemkv.client._pubsub import PublishStream, PubSub, Subscription
+from tandemkv.client._pubsub_async import AsyncPublishStream, AsyncPubSub, AsyncSubscription
 from tandemkv.client._pubsub_core import Gap, Lagged, Message, Published, Publisher
 from tandemkv.client._recipes import AsyncCounter, AsyncTxn, Counter, Op, Txn, TxnOp
 from tandemkv.client._results import (ClusterStatus, GossipPeer, GossipView, KeyValue, NodeInfo, PutResult,
@@ -76,4 +76,5 @@ __all__ = [
     "PresenceWatch", "Tracked", "AsyncMembers", "MemberInfo", "MemberList", "Members", "TLSConfig",
     "AsyncAuth", "Auth", "AuthStatus", "AuthToken", "Permission", "RoleInfo", "UserInfo",
     "AsyncWorker", "RunManyFailed", "Worker", "WorkerStats",
+    "AsyncPublishStream", "PublishStream",
 ]
