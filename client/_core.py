@@ -43,7 +43,7 @@ from tandemkv import errors
 from tandemkv.client import _operations as ops
 from tandemkv.client._auth_core import renewable_refusal
 from tandemkv.client._results import NodeInfo
-from tandemkv.client._retry import RETRYABLE_ERRORS, Attempts, Retry, error_from_rpc
+from tandemkv.client._retry import Attempts, Retry, error_from_rpc, retryable
 from tandemkv.client._routing import LocalEndpoints, Router
 from tandemkv.limits import STATUS_NODES_MAX, STATUS_TIMEOUT_S_MAX
 
@@ -290,7 +290,7 @@ class Reconnects:
         """The wait before the stream is opened again; raises `error`
         when the stream ends here."""
         self.failures += 1
-        if not isinstance(error, RETRYABLE_ERRORS) or self.failures >= self.retry.attempts_max:
+        if not retryable(error) or self.failures >= self.retry.attempts_max:
             raise error
         self.router.failed(endpoint, error)
         return self.retry.backoff_s(self.failures - 1)

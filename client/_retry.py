@@ -20,11 +20,18 @@ from typing import Awaitable, Callable
 import grpc
 
 from tandemkv import errors
-from tandemkv.client._tls import explain_handshake
+from tandemkv.client._tls import explain_handshake, handshake_refused
 from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY
 
 # A removed node applied nothing: another endpoint may serve the call.
 RETRYABLE_ERRORS = (errors.Unavailable, errors.OutcomeUnknown, errors.NodeRemoved)
+
+
+def retryable(error: errors.TandemKVError) -> bool:
+    """Whether another attempt may succeed: a refused TLS handshake is an
+    Unavailable that every attempt would meet again, so it is raised at
+    once with what to change rather than at the retry deadline."""
+    return isinstance(error, RETRYABLE_ERRORS) and not getattr(error, "handshake_refused", False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +118,8 @@ def error_from_rpc(error: grpc.RpcError, request_id: bytes) -> errors.TandemKVEr
             f"connection lost during the call ({message}); it may have applied: retry with "
             "the same request id", request_id=request_id or None)
     exception = ERROR_BY_STATUS_CODE.get(code, errors.TandemKVError)(message)
+    if code == grpc.StatusCode.UNAVAILABLE and handshake_refused(message):
+        exception.handshake_refused = True
     if code == grpc.StatusCode.FAILED_PRECONDITION and _trailing(error, ERROR_METADATA_KEY) == "NodeRemoved":
         exception = errors.NodeRemoved(message)
     if isinstance(exception, errors.Unavailable):
@@ -173,7 +182,7 @@ class Attempts:
         to give up (then raise `final_error()`)."""
         self.count += 1
         self.last_error = error
-        if not isinstance(error, RETRYABLE_ERRORS):
+        if not retryable(error):
             return None
         if isinstance(error, errors.OutcomeUnknown) and self.write:
             self.ambiguous = True

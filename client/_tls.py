@@ -170,6 +170,18 @@ _HANDSHAKE_HINTS = (
 )
 
 
+# Handshake failures no retry can mend (the other side's configuration or
+# this client's must change); "Socket closed" is not one: a node that is
+# stopping closes connections too.
+_HANDSHAKE_REFUSALS = ("WRONG_VERSION_NUMBER", "CERTIFICATE_VERIFY_FAILED", "Hostname Verification Check failed")
+
+
+def handshake_refused(message: str) -> bool:
+    """Whether gRPC's `message` says the TLS handshake was refused for a
+    reason only a change of configuration mends."""
+    return "failed to connect" in message and any(marker in message for marker in _HANDSHAKE_REFUSALS)
+
+
 def explain_handshake(message: str) -> str:
     """`message` (a gRPC error's details) with what to do appended when it
     reads like a failed TLS handshake, or a TLS mismatch; else unchanged."""

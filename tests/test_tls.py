@@ -25,7 +25,7 @@ from tandemkv.server.security import dev_certs, member_channels
 from tandemkv.server.security.server_tls import ReloadingCredentials, load
 from tests.support.tls_files import make_pki, served_serial, server_answers, tls_server
 
-# Each refused call gives up after this: a handshake failure is retried like any connection failure.
+# Each refused call gives up after this ("Socket closed" is retried like any connection failure).
 REFUSED_RETRY = Retry(deadline_s=2.0, attempt_timeout_s=1.0)
 
 
@@ -181,3 +181,23 @@ def test_tls_config_refuses_half_a_client_identity_and_names_an_unreadable_file(
         Client("127.0.0.1:1", tls=TLSConfig(ca=pki.path("nowhere.pem")))
     with pytest.raises(ValueError, match="holds no PEM block"):
         TLSConfig(ca=b"not pem").channel_credentials()
+
+
+def test_a_refused_handshake_is_raised_at_the_first_attempt_not_retried_to_the_deadline(pki):
+    # A wrong CA and a TLS client to a plaintext node fail every attempt
+    # alike; "Socket closed" (a plaintext client to a TLS node) may be a
+    # node stopping, so it stays retried.
+    waits: list[float] = []
+    patient = Retry(deadline_s=60.0, attempt_timeout_s=5.0, sleep=waits.append)
+    with tls_server(ReloadingCredentials(pki.server_tls())) as address:
+        for pipeline in (False, True):
+            with Client(address, tls=TLSConfig(ca=pki.path("rogue-ca.pem")), retry=patient,
+                        pipeline=pipeline) as client:
+                with pytest.raises(errors.Unavailable, match="CERTIFICATE_VERIFY_FAILED") as refused:
+                    client.get("k")
+            assert "gave up after" not in refused.value.message
+    with tls_server(None) as address:
+        with Client(address, tls=TLSConfig(ca=pki.path("ca.pem")), retry=patient, pipeline=False) as client:
+            with pytest.raises(errors.Unavailable, match="WRONG_VERSION_NUMBER"):
+                client.get("k")
+    assert waits == []
