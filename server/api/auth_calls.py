@@ -27,6 +27,7 @@ certificate's CN, then authorization by method and request).
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, NamedTuple
 
 from tandemkv import errors
@@ -144,11 +145,15 @@ def certificate_cn(context: Any) -> str | None:
     return names[0].decode() if names else None
 
 
-class AuthGate:
-    """Decides one call. `state` returns the applied auth store; `now_ms` the
-    wall clock (token expiry)."""
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
 
-    def __init__(self, state: Callable[[], auth.AuthState], now_ms: Callable[[], int]) -> None:
+
+class AuthGate:
+    """Decides one call. `state` returns the applied auth store (the node's
+    `auth.state`); `now_ms` the wall clock (token expiry)."""
+
+    def __init__(self, state: Callable[[], auth.AuthState], now_ms: Callable[[], int] = wall_clock_ms) -> None:
         self._state, self._now_ms = state, now_ms
         self._revision = -1
         self._verified: dict[str, tuple[str, int]] = {}  # token -> (user, expiry check time)
@@ -216,7 +221,8 @@ class AuthGate:
     @staticmethod
     def _check_one(store: auth.AuthState, user: str | None, path: str, rule: Rule | None, request: Any) -> None:
         if rule is None:
-            auth.require_root(store, user)
+            what = "user and role changes" if path.startswith(ADMIN_PREFIX) else f"calls of {path}"
+            auth.require_root(store, user, what)
             return
         start, end = rule.names(request)
         if end == start:

@@ -18,14 +18,15 @@ from typing import Any, Awaitable, Callable
 import grpc
 
 from tandemkv import errors
-from tandemkv.server.api.auth_calls import certificate_cn, credentials
+from tandemkv.server.api.auth_calls import AuthGate, certificate_cn, credentials
 from tandemkv.server.api.edge import abort, node_timeout_s
 from tandemkv.v1 import auth_pb2_grpc
 
 
 class AuthServicer(auth_pb2_grpc.AuthServicer):
-    def __init__(self, node):
+    def __init__(self, node, gate: AuthGate | None):
         self._node = node
+        self._gate = gate  # the server's gate: who AuthStatus's credentials name
 
     def _auth(self):
         auth = getattr(self._node, "auth", None)
@@ -94,8 +95,8 @@ class AuthServicer(auth_pb2_grpc.AuthServicer):
             auth = self._auth()
             store = auth.state()
             caller = None
-            if store.enabled:  # who the credentials name (open method: the gate did not ask)
-                caller = auth.gate.caller(store, credentials(context.invocation_metadata()),
+            if store.enabled and self._gate is not None:  # an open method: the gate did not ask
+                caller = self._gate.caller(store, credentials(context.invocation_metadata()),
                                           certificate_cn(context))
             return auth.status(caller)
         except Exception as error:  # noqa: BLE001 - every error becomes a status

@@ -34,6 +34,7 @@ from tandemkv.server.api.crdt_servicers import CrdtServicer, GossipServicer
 from tandemkv.server.api.dispatch import LANE_STREAMS, Admission, Dispatcher, MalformedRequests, Service
 from tandemkv.server.api.edge import NodeCalls
 from tandemkv.server.api.health_follower import HealthFollower
+from tandemkv.server.api.auth_calls import AuthGate
 from tandemkv.server.api.auth_servicer import AuthServicer
 from tandemkv.server.api.jobs_servicer import JobsServicer
 from tandemkv.server.api.maintenance_servicer import MaintenanceServicer
@@ -163,6 +164,10 @@ async def _build(node: NodeCalls, address: str, loop: NodeLoop, owns_loop: bool,
     descriptors = {d.name: d for d in (*_STRONG_SERVICES, *_AVAILABLE_SERVICES)}
     # "Gossip" is the frame-injection hook for tests and operators; nodes
     # gossip over UDP (available/transport.py), never through this server.
+    # The gate every call passes, on the node's applied auth store (a
+    # test's fake node has none: every call is allowed).
+    auth = getattr(node, "auth", None)
+    gate = AuthGate(auth.state) if auth is not None else None
     services = [Service(descriptors[name], servicer) for name, servicer in (
         ("KV", KVServicer(node)), ("Counter", CounterServicer(node)),
         ("Batch", BatchServicer(node)), ("Maintenance", MaintenanceServicer(node)),
@@ -172,17 +177,15 @@ async def _build(node: NodeCalls, address: str, loop: NodeLoop, owns_loop: bool,
         ("Crdt", CrdtServicer(node, streams)), ("Gossip", GossipServicer(node)),
         ("PubSub", PubSubServicer(node, pubsub, streams)),
         ("Presence", PresenceServicer(presence, streams)), ("Jobs", JobsServicer(node)),
-        ("Auth", AuthServicer(node)))]
+        ("Auth", AuthServicer(node, gate)))]
     assert len(services) == len(descriptors), "a service of the node has no servicer"
     services.append(Service(health_pb2.DESCRIPTOR.services_by_name["Health"], health_servicer))
     services.append(Service(reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
                             reflection.aio.ReflectionServicer(reflection_names)))
     admission = Admission(concurrent_rpcs_max, streams_open_max, operator_rpcs_max)
     malformed = MalformedRequests()
-    # The node's auth gate (a test's fake node has none: every call allowed).
-    auth = getattr(node, "auth", None)
     dispatcher = Dispatcher(services, admission, malformed, observer,
-                            gate=auth.gate.check_call if auth is not None else None)
+                            gate=gate.check_call if gate is not None else None)
     server.add_generic_rpc_handlers((dispatcher,))
     follower = HealthFollower(node, lambda service, value: loop.run(health_servicer.set(service, value)),
                               [s.full_name for s in _STRONG_SERVICES],

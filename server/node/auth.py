@@ -1,6 +1,7 @@
 """The auth half of the `Node` API, `node.auth`: authenticate, change users
-and roles, enable and disable auth, list them; and `gate`, the AuthGate the
-gRPC dispatcher asks before every call (server/api/auth_calls.py).
+and roles, enable and disable auth, list them; and `state()`, the applied
+auth store that the gRPC server's gate (server/api/auth_calls.py) reads
+before every call.
 
 Changes are writes like any other (`node.propose`): linearizable, exactly
 once by request id. What is random or costly is done here, on the
@@ -31,7 +32,6 @@ import lmdb
 
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument, ResourceExhausted
-from tandemkv.server.api.auth_calls import AuthGate
 from tandemkv.server.node.deadlines import deadline_of, read_timed_out
 from tandemkv.server.strong import auth, auth_store
 from tandemkv.v1 import auth_pb2, raft_pb2
@@ -51,7 +51,6 @@ class NodeAuth:
         self._node = node
         self._cached: tuple[int, auth.AuthState] = (-1, auth.AuthState())
         self._hashings = threading.BoundedSemaphore(limits.AUTH_HASHINGS_IN_FLIGHT_MAX)
-        self.gate = AuthGate(self.state, _now_ms)
 
     # -- the applied store --
     def state(self) -> auth.AuthState:
