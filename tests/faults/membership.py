@@ -1,0 +1,368 @@
+"""The membership nemesis: members added and removed at runtime while the
+workloads run, alone or alongside the process and network faults.
+
+`MemberNodeSet` is a `NodeSet` of fixed slots (loopback addresses, ports,
+group ids): the first three hold the founding members, the others are
+free until a member is added there. A member added takes a fresh name
+(`n4`, `n5`, ... never reused) in a free slot, with an empty data dir and
+a config that runs `serve --join` through a running member; a member
+removed is killed once its removal is committed, and its data dir is
+deleted, so its slot (same addresses) can take a new member later.
+
+`MembershipNemesis` is the shared nemesis plus one change every
+`interval_s`: an addition (a fresh node started with --join, waited for
+until the committed set lists it and it applied the leader's commit
+index) or a removal (of the leader one time in LEADER_REMOVAL_SHARE, never
+below VOTERS_MIN members, never of a node a fault holds). With fault
+kinds asked for, a change runs in its own thread while a fault is on
+about half the time, and between faults otherwise; the next fault waits
+for it. Removals are retried until the committed set says so (the SDK
+does not retry one after an unknown outcome). Every change is a
+FaultRecord of kind `member-add` or `member-remove`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+from tandemkv import errors
+from tandemkv.client import NO_RETRY, Client, MemberList, Retry
+from tandemkv.server.node.config import NodeConfig
+from tandemkv.server.process import settings
+
+from .nemesis import CYCLES_MAX, FAULT_S_RANGE, PROCESS_KINDS, QUIET_S_RANGE, FaultRecord, Nemesis
+from .network import Network
+from .nodes import FAULT_TIMINGS, NodeProcess, NodeSet, _last_line
+
+VOTERS_MIN = 3
+FOUNDERS = 3
+# One removal in this many takes the leader (when no fault holds it).
+LEADER_REMOVAL_SHARE = 3
+# A change, from its start to the committed set (and, for an addition, the
+# new node's applied index at the leader's commit index), at most.
+CHANGE_S_MAX = 45.0
+# The SDK's budget for one removal call, and for one look at the members.
+REMOVE_RETRY = Retry(deadline_s=10.0, attempt_timeout_s=3.0)
+LIST_RETRY = Retry(attempts_max=3, deadline_s=3.0, attempt_timeout_s=1.0)
+CHANGE_POLL_S = 0.2
+# Faults that take one node out (the others cut pairs or every link for a moment).
+NODE_FAULT_KINDS = ("kill", "pause", "partition-minority", "partition-leader")
+
+
+class MemberNodeSet(NodeSet):
+    """`slots` node slots under `root`; the first FOUNDERS are members."""
+
+    def __init__(self, root: Path, slots: int, *, isolated: bool, separate_groups: bool):
+        assert slots >= FOUNDERS
+        super().__init__(root, slots, isolated=isolated, separate_groups=separate_groups)
+        self.member_slots = set(range(FOUNDERS))
+        self._names_used = FOUNDERS
+        for node in self.nodes[FOUNDERS:]:
+            # A free slot gets a name and a config when a member is added there.
+            self.config_path(node.name).unlink()
+            node.name = f"free-slot-{node.index}"
+
+    def _write_config(self, node: NodeProcess, join: str = "") -> None:
+        founders = self.nodes[:FOUNDERS] if len(self.nodes) >= FOUNDERS else []
+        peers = () if join else tuple(other.member for other in founders if other is not node)
+        config = NodeConfig(name=node.name, data_dir=self.data_root / node.name,
+                            raft_address=node.member.raft_address, client_address=node.member.client_address,
+                            peers=peers, timings=FAULT_TIMINGS, map_size_bytes=256 << 20)
+        text = settings.to_toml(config, None)
+        self.config_path(node.name).write_text((f'join = "{join}"\n' if join else "") + text)
+
+    def members(self) -> list[NodeProcess]:
+        return [self.nodes[slot] for slot in sorted(self.member_slots)]
+
+    def member_endpoints(self) -> list[str]:
+        return [node.member.client_address for node in self.members()]
+
+    def free_slots(self) -> list[int]:
+        return [slot for slot in range(len(self.nodes)) if slot not in self.member_slots]
+
+    def occupy(self, slot: int, join_through: str) -> NodeProcess:
+        """A fresh name in free `slot`, configured to join through `join_through`."""
+        assert slot not in self.member_slots
+        node = self.nodes[slot]
+        assert not node.running, f"slot {slot} still runs {node.name}"
+        self._names_used += 1
+        node.name = f"n{self._names_used}"
+        node.member = dataclasses.replace(node.member, name=node.name)
+        node.process, node.starts, node.killed, node.paused = None, 0, False, False
+        self._write_config(node, join=join_through)
+        self.member_slots.add(slot)
+        return node
+
+    def vacate(self, name: str) -> None:
+        """Kills `name` if it runs, deletes its data, frees its slot."""
+        node = self.node(name)
+        if node.running:
+            node.process.send_signal(signal.SIGKILL)
+            node.killed = True
+            node.process.wait(timeout=30)
+        node.killed = True  # an exit of a vacated node is never a crash
+        shutil.rmtree(self.data_root / name, ignore_errors=True)
+        self.member_slots.discard(node.index)
+
+
+class MembershipNemesis(Nemesis):
+    """The shared nemesis (`kinds` may be empty) plus a membership change every `interval_s`."""
+
+    def __init__(self, nodes: MemberNodeSet, network: Network | None, kinds: list[str], seed: int,
+                 started_at: float, interval_s: float, changes_min: int = 0):
+        # The base class wants a fault kind; with none asked for, only changes run.
+        super().__init__(nodes, network, kinds or list(PROCESS_KINDS), seed, started_at)
+        self.kinds = list(kinds)
+        self.nodes: MemberNodeSet = nodes
+        self.interval_s = interval_s
+        self.change_rng = random.Random(f"{seed}/membership")
+        self._faulted: set[str] = set()
+        self._changing: set[str] = set()  # nodes a change is starting or stopping
+        self._removals = 0
+        # Changes made (whatever their outcome); the schedule goes on past
+        # its deadline with changes alone until it made `changes_min`.
+        self.changes_done = 0
+        self.changes_min = changes_min
+
+    # -- the schedule --------------------------------------------------------
+    def run(self, stop: threading.Event, deadline: float) -> None:
+        self._run_until(stop, deadline)
+        while self.changes_done < self.changes_min and not stop.is_set():
+            self._change(stop)
+
+    def _run_until(self, stop: threading.Event, deadline: float) -> None:
+        next_change = time.monotonic() + self.interval_s / 2
+        round_order: list[str] = []
+        for cycle in range(CYCLES_MAX):
+            if stop.is_set() or time.monotonic() >= deadline:
+                break
+            due = time.monotonic() >= next_change
+            if not self.kinds:
+                stop.wait(max(0.0, min(next_change, deadline) - time.monotonic()))
+                if not stop.is_set() and time.monotonic() < deadline:
+                    self._change(stop)
+                    next_change = time.monotonic() + self.interval_s
+                continue
+            fault_s = self.rng.uniform(*FAULT_S_RANGE)
+            if time.monotonic() + fault_s >= deadline:
+                break
+            if not round_order:
+                round_order = self.rng.sample(self.kinds, len(self.kinds))
+            kind = round_order.pop()
+            during = due and self.change_rng.random() < 0.5
+            record = FaultRecord(kind, [], self._now())
+            self.records.append(record)
+            changer = None
+            try:
+                self._apply(kind, record, leader_turn=cycle % 2 == 0)
+                # A node that is down or cut off is neither removed nor joined through.
+                self._faulted = set(record.targets) if kind in NODE_FAULT_KINDS else set()
+                if during:
+                    changer = threading.Thread(target=self._change, args=(stop,), name="membership")
+                    changer.start()
+                stop.wait(fault_s)
+            except Exception as error:  # noqa: BLE001 - recorded; the run then fails
+                self.errors.append(f"{kind}: {type(error).__name__}: {error}")
+            finally:
+                self.heal()
+                self._faulted = set()
+                record.end_s = self._now()
+            if changer is not None:
+                changer.join(CHANGE_S_MAX * 2)
+                if changer.is_alive():
+                    self.errors.append(f"a membership change outlived {CHANGE_S_MAX * 2} s")
+                    return
+            elif due:
+                self._change(stop)
+            if due:
+                next_change = time.monotonic() + self.interval_s
+            stop.wait(self.rng.uniform(*QUIET_S_RANGE))
+
+    def heal(self) -> None:
+        """The shared heal, except that a node a change is starting or
+        stopping is the change's to handle, not a crash to restart."""
+        if self.network is not None:
+            self.network.heal()
+        for node in self.nodes.nodes:
+            if node.paused:
+                self.nodes.resume(node.name)
+        while self._killed:
+            name = self._killed.pop()
+            if self.nodes.node(name).index in self.nodes.member_slots:
+                self.nodes.start(name)
+        for name, code in self.nodes.crashed():
+            if name in self._changing or self.nodes.node(name).index not in self.nodes.member_slots:
+                continue
+            self.errors.append(f"node {name} exited by itself with code {code} (log: {self.nodes.log_path(name)})")
+            self.nodes.start(name)
+
+    # -- faults over the current members -----------------------------------
+    def _apply(self, kind: str, record: FaultRecord, leader_turn: bool) -> None:
+        members = [node.index for node in self.nodes.members()]
+        if kind == "partition-minority":
+            self._isolate(self.rng.choice(members), record)
+        elif kind == "partition-leader":
+            self._isolate(self._leader_index(record), record)
+        elif kind == "partition-bridge":
+            first, second = self.rng.sample(members, 2)
+            self.network.cut(first, second)
+            record.targets = [self._name(first), self._name(second)]
+        elif kind == "partition-one-way":
+            source, target = self.rng.sample(members, 2)
+            self.network.drop(source, target)
+            record.targets = [self._name(source), self._name(target)]
+        elif kind == "partition-ring":
+            for position, index in enumerate(members):
+                self.network.drop(members[(position + 1) % len(members)], index)
+            record.targets = [self._name(index) for index in members]
+        else:
+            index = self._leader_index(record) if leader_turn else self.rng.choice(members)
+            name = self._name(index)
+            record.targets = [name]
+            if kind == "kill":
+                self.nodes.kill(name)
+                self._killed.append(name)
+            else:
+                self.nodes.pause(name)
+
+    def _isolate(self, index: int, record: FaultRecord) -> None:
+        others = [node.index for node in self.nodes.members() if node.index != index]
+        self.network.isolate_groups([[index], others])
+        record.targets = [self._name(index)]
+
+    def _leader_index(self, record: FaultRecord) -> int:
+        members = [node.index for node in self.nodes.members()]
+        fallback = self.rng.choice(members)
+        leader = self._leader_name()
+        if leader is None:
+            record.note = "no agreed leader; random target"
+            return fallback
+        record.note = "leader"
+        return self.nodes.node(leader).index
+
+    def _leader_name(self) -> str | None:
+        """The leader the running members agree on (waiting up to a few seconds), or None."""
+        try:
+            return self.nodes.wait_for_leader(3.0, among=[n.name for n in self.nodes.members()
+                                                          if n.running and not n.paused])
+        except TimeoutError:
+            return None
+
+    # -- membership changes --------------------------------------------------
+    def _change(self, stop: threading.Event) -> None:
+        """An addition first, a removal (of the leader) second, then either."""
+        members = self.nodes.members()
+        free = self.nodes.free_slots()
+        grow = len(members) <= VOTERS_MIN or (self.changes_done != 1 and self.change_rng.random() < 0.5)
+        self.changes_done += 1
+        if grow and free:
+            self._add(self.change_rng.choice(free))
+        elif len(members) > VOTERS_MIN:
+            self._remove(members)
+
+    def _add(self, slot: int) -> None:
+        through = self.change_rng.choice([n for n in self.nodes.members() if n.running and not n.paused
+                                          and n.name not in self._faulted])
+        node = self.nodes.occupy(slot, through.member.client_address)
+        record = FaultRecord("member-add", [node.name], self._now(), note=f"slot {slot}, through {through.name}")
+        self.records.append(record)
+        self._changing.add(node.name)
+        try:
+            self.nodes.start(node.name)
+            deadline = time.monotonic() + CHANGE_S_MAX
+            while time.monotonic() < deadline:
+                if not node.running:
+                    if not self._joined_after_exit(node, record):
+                        return
+                listing = self._members_list()
+                if listing is not None and node.name in listing.names and self._caught_up(node.name):
+                    record.note += "; added and caught up"
+                    return
+                time.sleep(CHANGE_POLL_S)
+            self.errors.append(f"member-add {node.name}: not added and caught up within {CHANGE_S_MAX} s "
+                               f"(log: {self.nodes.log_path(node.name)}: {_last_line(self.nodes.log_path(node.name))!r})")
+        finally:
+            record.end_s = self._now()
+            self._changing.discard(node.name)
+
+    def _joined_after_exit(self, node: NodeProcess, record: FaultRecord) -> bool:
+        """A joining node exited by itself (its --join gave up): started
+        again if the committed set lists it, its slot freed if not."""
+        line = _last_line(self.nodes.log_path(node.name))
+        listing = self._members_list()
+        if listing is not None and node.name in listing.names:
+            record.note += f"; restarted after its join exited ({line!r})"
+            self.nodes.start(node.name)
+            return True
+        record.note += f"; join refused ({line!r})"
+        node.killed = True
+        self.nodes.vacate(node.name)
+        return False
+
+    def _remove(self, members: list[NodeProcess]) -> None:
+        leader = self._leader_name()
+        candidates = [n for n in members if n.name not in self._faulted]
+        self._removals += 1
+        if leader in [n.name for n in candidates] and self._removals % LEADER_REMOVAL_SHARE == 1:
+            target = leader
+        else:
+            target = self.change_rng.choice(sorted(n.name for n in candidates))
+        record = FaultRecord("member-remove", [target], self._now(), note="leader" if target == leader else "")
+        self.records.append(record)
+        self._changing.add(target)
+        try:
+            deadline = time.monotonic() + CHANGE_S_MAX
+            attempts = 0
+            while time.monotonic() < deadline:
+                listing = self._members_list()
+                if listing is not None and target not in listing.names:
+                    record.note += f"; committed after {attempts} call(s)"
+                    self.nodes.vacate(target)
+                    return
+                if listing is not None and not listing.change_in_progress:
+                    attempts += 1
+                    self._try_remove(target, record)
+                time.sleep(CHANGE_POLL_S)
+            self.errors.append(f"member-remove {target}: not committed within {CHANGE_S_MAX} s ({record.note})")
+        finally:
+            record.end_s = self._now()
+            self._changing.discard(target)
+
+    def _try_remove(self, target: str, record: FaultRecord) -> None:
+        endpoints = [e for e in self.nodes.member_endpoints() if e != self.nodes.node(target).member.client_address]
+        try:
+            with Client(endpoints, retry=REMOVE_RETRY) as client:
+                client.members.remove(target)
+        except errors.TandemKVError as error:
+            record.note += f"; {type(error).__name__}"
+
+    def _members_list(self) -> MemberList | None:
+        """The committed set as the leader sees it (through any member), or None."""
+        try:
+            with Client(self.nodes.member_endpoints(), retry=LIST_RETRY) as client:
+                return client.members.list()
+        except errors.TandemKVError:
+            return None
+
+    def _caught_up(self, name: str) -> bool:
+        """Whether `name` applied the commit index its leader reports."""
+        try:
+            mine = _own_status(self.nodes.node(name).member.client_address)
+            if mine.error or not mine.leader_endpoint:
+                return False
+            leader = _own_status(mine.leader_endpoint)
+        except errors.TandemKVError:
+            return False
+        return not leader.error and mine.applied_index >= leader.commit_index > 0
+
+
+def _own_status(endpoint: str):
+    """What `endpoint` itself reports (status() asks every member it learns of too)."""
+    with Client([endpoint], retry=NO_RETRY) as client:
+        return next(n for n in client.status().nodes if n.endpoint == endpoint)
