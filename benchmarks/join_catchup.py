@@ -179,7 +179,8 @@ def status_of(endpoint: str):
     """The node's own status line, or None if it does not answer yet."""
     try:
         with Client([endpoint], retry=NO_RETRY) as client:
-            node = client.status().nodes[0]
+            # status() asks every member it learns of too: pick the one asked.
+            node = next(n for n in client.status().nodes if n.endpoint == endpoint)
     except TandemKVError:
         return None
     return None if node.error else node
