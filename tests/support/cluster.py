@@ -149,7 +149,8 @@ class ServeCluster:
         deadline = time.monotonic() + timeout_s
         with Client([self.endpoint(name)], retry=NO_RETRY) as client:
             while time.monotonic() < deadline:
-                node = client.status().nodes[0]
+                # status() asks every member it learns of too, sorted by name: pick the one asked.
+                node = next(n for n in client.status().nodes if n.endpoint == self.endpoint(name))
                 if not node.error and node.applied_index >= index:
                     return node.applied_index
                 time.sleep(POLL_S)
