@@ -1,6 +1,7 @@
 """The only package that knows pysyncobj. The node uses `replica.Replica`
 (the façade) and the types of `contract.py`; behind them `member.py` (the
-SyncObj subclass and its apply path), `progress.py` (how replies and appends
+SyncObj subclass and its apply path), `membership.py` and `learners.py`
+(runtime member changes; learners), `progress.py` (how replies and appends
 are read), `transport.py` (messages wait for the disk), `pinned.py` (the
 internals relied on, checked at import), `port_guard.py` (the bound on the
 Raft port's frames) and `read_barrier.py` (coalesced read barriers).

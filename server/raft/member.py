@@ -34,7 +34,7 @@ What it changes in pysyncobj, and why:
   connections by class name in two modules, so this guard is the one change
   made to pysyncobj itself, once, when this module is imported.
 - Membership changes (pysyncobj's dynamic membership, one at a time, a
-  removed node told of its removal, learners): membership.py.
+  removed node told of its removal): membership.py; learners: learners.py.
 - Raft peers' host names are looked up again after limits.RAFT_DNS_CACHE_MS
   (pysyncobj caches them 600 s), so a member whose name moved to another
   address (a Kubernetes pod restarted) is reached at its new one.
@@ -64,6 +64,7 @@ from tandemkv import limits
 from tandemkv.server.raft import port_guard as raft_port_guard
 from tandemkv.server.raft.contract import (ROLE_CANDIDATE, ROLE_FOLLOWER, ROLE_LEADER, Outcome,
                                            RaftStatus, ReplicaHost, Timings)
+from tandemkv.server.raft.learners import Learners
 from tandemkv.server.raft.membership import MembershipChanges
 from tandemkv.server.raft.pinned import check_pinned_internals
 from tandemkv.server.raft import snapshot_transfer
@@ -100,7 +101,7 @@ raft_port_guard.bound_frame_reads(TcpConnection, limits.RAFT_FRAME_BYTES_MAX,
                                   clock=pysyncobj.tcp_connection.monotonicTime)
 
 
-class RaftMember(ReplicationProgress, MembershipChanges, SyncObj):
+class RaftMember(ReplicationProgress, MembershipChanges, Learners, SyncObj):
     """One Raft member. Create it in the main thread and keep a reference;
     its tick thread applies committed commands to `host`."""
 
@@ -127,7 +128,8 @@ class RaftMember(ReplicationProgress, MembershipChanges, SyncObj):
         self._applied_committed = 1
         self._init_progress()
         learners = set(host.learner_addresses())
-        self._init_membership(learners, host.self_role(self_address))
+        self._init_membership()
+        self._init_learners(learners, host.self_role(self_address))
         # SyncObj starts with the voters; the learners join as read-only
         # peers on its first tick (membership.py).
         voters = [address for address in peer_addresses if address not in learners]

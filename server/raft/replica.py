@@ -34,7 +34,8 @@ import concurrent.futures
 from tandemkv.server.raft.contract import (NOT_APPLIED, ROLE_CANDIDATE, ROLE_FOLLOWER, ROLE_LEADER,
                                            Outcome, RaftStatus, ReplicaHost, Timings)
 from tandemkv.server.raft.member import _OUTCOMES, EXIT_STORAGE_FAILURE, GroupEntries, RaftMember
-from tandemkv.server.raft.membership import ADD, ADD_LEARNER, PROMOTE, REMOVE, REMOVE_LEARNER
+from tandemkv.server.raft.learners import ADD_LEARNER, PROMOTE, REMOVE_LEARNER
+from tandemkv.server.raft.membership import ADD, REMOVE
 from tandemkv.server.storage.raft_log import DurableRaftLog
 
 __all__ = ["EXIT_STORAGE_FAILURE", "NOT_APPLIED", "ROLE_CANDIDATE", "ROLE_FOLLOWER", "ROLE_LEADER",
