@@ -5,7 +5,10 @@ tests/test_raft_facade.py); nothing in the running server calls them."""
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
+import pysyncobj.dns_resolver
+from pysyncobj.dns_resolver import globalDnsResolver
 from pysyncobj.syncobj import _COMMAND_TYPE, _bchr
 
 from tandemkv.server.raft.replica import Replica
@@ -86,3 +89,18 @@ def no_op_command() -> bytes:
     as its Raft entries (server/storage/backup.py keeps its own copy, and a
     test compares the two)."""
     return _bchr(_COMMAND_TYPE.NO_OP)
+
+
+def raft_host_lookup(host: str) -> str | None:
+    """The address the Raft layer dials now for a peer whose address names
+    `host` (pysyncobj's lookup cache, one per process; its cache times are
+    set by the last replica built)."""
+    return globalDnsResolver().resolve(host)
+
+
+def raft_dns_clock(clock) -> Callable[[], None]:
+    """Makes the Raft layer's host name cache read `clock()` (seconds) for
+    its ages; returns the function that puts its own clock back."""
+    previous = pysyncobj.dns_resolver.monotonicTime
+    pysyncobj.dns_resolver.monotonicTime = clock
+    return lambda: setattr(pysyncobj.dns_resolver, "monotonicTime", previous)
