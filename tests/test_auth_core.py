@@ -76,7 +76,7 @@ def test_everything_is_allowed_until_auth_is_enabled():
 
 def test_enabling_requires_a_root_user_with_the_root_role(hashed):
     s = auth.AuthState()
-    with pytest.raises(FailedPrecondition, match="root-password-file"):
+    with pytest.raises(FailedPrecondition, match="user grant-role root root"):
         auth.enable(s, KEY)
     auth.add_user(s, "root", b"s" * 16, hashed["rootpw"])
     with pytest.raises(FailedPrecondition):

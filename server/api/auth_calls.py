@@ -6,9 +6,10 @@ certificate's CN, then authorization by method and request).
   from Auth.Authenticate), else the CN of a verified client certificate
   (mTLS), which names a user. Neither: the call has no user, which is
   enough only while auth is disabled.
-- Verifying a token costs one HMAC; the gate caches (token -> user) for the
-  auth revision it was verified at, so a change to any user or role (a new
-  revision) empties the cache and a revoked user is refused at its next call.
+- Verifying a token costs one HMAC; the gate caches (token -> user), and
+  the decisions it allowed, for the auth revision they were made at, so a
+  change to any user or role (a new revision) empties both and a revoked
+  user is refused at its next call.
 - The rules: each method names its resource kind, the request field that
   names the resource, and read or write. A method with no rule is for root
   only while auth is on, so a new RPC is closed until someone opens it here
@@ -37,6 +38,8 @@ AUTHORIZATION_METADATA_KEY = "authorization"
 BEARER_PREFIX = "bearer "
 # Tokens whose user the gate remembers per auth revision.
 VERIFIED_TOKENS_MAX = 4_096
+# Decisions (user, kind, mode, names) the gate remembers as allowed per auth revision.
+ALLOWED_DECISIONS_MAX = 4_096
 # Methods anyone may call, signed in or not.
 OPEN_METHODS = frozenset({
     "/tandemkv.v1.Auth/Authenticate", "/tandemkv.v1.Auth/AuthStatus", "/grpc.health.v1.Health/Check",
@@ -157,11 +160,17 @@ class AuthGate:
         self._state, self._now_ms = state, now_ms
         self._revision = -1
         self._verified: dict[str, tuple[str, int]] = {}  # token -> (user, expiry check time)
+        self._allowed: set[tuple] = set()  # (user, kind, mode, start, end) allowed at _revision
 
-    def caller(self, store: auth.AuthState, token: str | None, certificate_cn: str | None) -> str | None:
+    def _follow(self, store: auth.AuthState) -> None:
+        """Forgets what was decided at an older revision of the store."""
         if store.revision != self._revision:
             self._verified.clear()
+            self._allowed.clear()
             self._revision = store.revision
+
+    def caller(self, store: auth.AuthState, token: str | None, certificate_cn: str | None) -> str | None:
+        self._follow(store)
         if token is not None:
             # Expiry is checked on every call; the HMAC only once per revision.
             cached = self._verified.get(token)
@@ -185,7 +194,7 @@ class AuthGate:
         store = self._state()
         if not store.enabled or path in OPEN_METHODS or path in MEMBER_METHODS:
             return None
-        return self.check(path, request, context.invocation_metadata(), certificate_cn(context))
+        return self._decide(store, path, request, context.invocation_metadata(), certificate_cn(context))
 
     def check(self, path: str, request: Any, metadata, certificate_cn: str | None = None) -> str | None:
         """The calling user (None while auth is off or for an open method),
@@ -195,6 +204,10 @@ class AuthGate:
         store = self._state()
         if not store.enabled or path in OPEN_METHODS or path in MEMBER_METHODS:
             return None
+        return self._decide(store, path, request, metadata, certificate_cn)
+
+    def _decide(self, store: auth.AuthState, path: str, request: Any, metadata,
+                certificate_cn: str | None) -> str | None:
         user = self.caller(store, credentials(metadata), certificate_cn)
         if path in SIGNED_IN_METHODS:
             auth.require_signed_in(store, user)
@@ -218,14 +231,20 @@ class AuthGate:
                 raise
             raise type(refusal)(where + refusal.message) from None
 
-    @staticmethod
-    def _check_one(store: auth.AuthState, user: str | None, path: str, rule: Rule | None, request: Any) -> None:
+    def _check_one(self, store: auth.AuthState, user: str | None, path: str, rule: Rule | None,
+                   request: Any) -> None:
         if rule is None:
             what = "user and role changes" if path.startswith(ADMIN_PREFIX) else f"calls of {path}"
             auth.require_root(store, user, what)
             return
         start, end = rule.names(request)
+        decision = (user, rule.kind, rule.mode, start, end)
+        if decision in self._allowed:
+            return
         if end == start:
             auth.authorize(store, user, rule.kind, start, rule.mode)
         else:
             auth.authorize_range(store, user, rule.kind, start, end, rule.mode)
+        if len(self._allowed) >= ALLOWED_DECISIONS_MAX:
+            self._allowed.clear()
+        self._allowed.add(decision)

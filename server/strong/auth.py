@@ -232,7 +232,7 @@ def enable(state: AuthState, token_key: bytes) -> None:
     root = state.users.get(ROOT_USER)
     if root is None or ROOT_ROLE not in root.roles or not root.password_hash:
         raise FailedPrecondition("auth needs a user 'root' with a password and the role 'root' first: "
-                                 "tandemkv auth enable --root-password-file FILE creates it")
+                                 "`tandemkv user add root`, then `tandemkv user grant-role root root`")
     if len(token_key) != limits.AUTH_TOKEN_KEY_BYTES:
         raise InvalidArgument(f"the token key must be {limits.AUTH_TOKEN_KEY_BYTES} bytes")
     state.enabled, state.token_key = True, bytes(token_key)
