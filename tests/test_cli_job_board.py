@@ -22,11 +22,15 @@ from tests.support.cluster import ServeCluster
 from tests.support.local_up import TANDEMKV
 
 LEADER_TIMEOUT_S = 60.0
+# Workers stay listed this long after a beat here: on a loaded machine one
+# command can take longer than the default JOB_WORKER_STALE_MS to start.
+WORKER_STALE_MS = 10 * 60 * 1000
 
 
 @pytest.fixture(scope="module")
 def endpoints(tmp_path_factory):
-    with ServeCluster(tmp_path_factory.mktemp("cli-job-board"), nodes=1) as cluster:
+    with ServeCluster(tmp_path_factory.mktemp("cli-job-board"), nodes=1,
+                      limits={"JOB_WORKER_STALE_MS": WORKER_STALE_MS}) as cluster:
         cluster.wait_for_leader(LEADER_TIMEOUT_S)
         yield ",".join(cluster.endpoints)
 

@@ -37,6 +37,9 @@ PAGE_TIMEOUT_S = 60.0
 LEADER_KILL_SHOWN_S = 60.0
 POLL_S = 0.2
 ARTIFACTS_ENV = "TANDEMKV_ARTIFACTS_DIR"
+# A worker stays on the page this long after its beat: on a loaded machine
+# the page may take longer than the default JOB_WORKER_STALE_MS to show it.
+WORKER_STALE_MS = 10 * 60 * 1000
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,8 @@ def cluster(tmp_path_factory):
     missing = chromium_missing()
     if missing:
         skip_needing(CHROMIUM, missing)
-    cluster = ServeCluster(tmp_path_factory.mktemp("dashboard"), nodes=3)
+    cluster = ServeCluster(tmp_path_factory.mktemp("dashboard"), nodes=3,
+                           limits={"JOB_WORKER_STALE_MS": WORKER_STALE_MS})
     cluster.urls = observe(cluster)
     with cluster:
         cluster.wait_for_leader(START_TIMEOUT_S)
