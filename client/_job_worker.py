@@ -155,6 +155,9 @@ class Worker:
                     jobs = core.on_done(action, answer, error, time.monotonic())
                 for job in jobs:
                     self._jobs.put(job)
+        except Exception:  # a bug, not the cluster's answer: say so; the lease ends by itself
+            log.exception("the loop of worker %s failed; its jobs return when its lease expires",
+                          self.settings.name)
         finally:
             self._stopped.set()
             for _ in range(self.settings.concurrency):

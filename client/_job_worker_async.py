@@ -121,6 +121,9 @@ class AsyncWorker:
                 answer, error = await self._send(action)
                 for job in core.on_done(action, answer, error, time.monotonic()):
                     self._tasks[job.id] = asyncio.get_running_loop().create_task(self._run_handler(job))
+        except Exception:  # a bug, not the cluster's answer: say so; the lease ends by itself
+            log.exception("the loop of worker %s failed; its jobs return when its lease expires",
+                          self.settings.name)
         finally:
             for job_id in list(self._tasks):
                 self._cancel(job_id)  # released at stop: their jobs are other workers' now
