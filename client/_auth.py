@@ -168,6 +168,16 @@ class _AuthOperations:
         """A token for `user` (`AuthToken`), e.g. to hand to `Client(token=...)`."""
         return self._client.run(authenticate(user, password))
 
+    def token(self) -> Any:
+        """A fresh token of this client's own user and password (`AuthToken`),
+        for a process that should hold a token and no password."""
+        session = getattr(self._client, "_auth_session", None)
+        if session is None or not session.keeper.renewable:
+            raise ValueError("auth: a token needs a client made with user= and password=")
+        operation = session.keeper.authenticate()
+        return self._client.run(dataclasses.replace(
+            operation, decode=lambda r: AuthToken(r.token, int(r.expires_at_ms))))
+
     def user_add(self, user: str, password: str | None = None) -> Any:
         """Adds `user`; without a password it signs in only by a client certificate's CN."""
         return self._client.run(user_add(user, password))

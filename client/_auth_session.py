@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import threading
 import time
 from typing import Any, Awaitable, Callable
@@ -33,6 +34,10 @@ from tandemkv.client import _operations as ops
 from tandemkv.client._auth_core import AUTHENTICATE_METHOD, Credentials, TokenKeeper
 
 Metadata = tuple[tuple[str, str], ...]
+# Set while this thread or task authenticates: the calls that authentication
+# makes (a leader lookup, Authenticate itself) go with what is held, or
+# they would wait for the authentication they are part of.
+_AUTHENTICATING: contextvars.ContextVar[bool] = contextvars.ContextVar("tandemkv_authenticating", default=False)
 
 
 def _now_ms() -> float:
@@ -55,6 +60,8 @@ class AuthSession:
     def metadata(self) -> Metadata:
         """For an interceptor: the current token, authenticating first only
         when none usable is held."""
+        if _AUTHENTICATING.get():
+            return self.keeper.metadata()
         if self.keeper.due(_now_ms()) and not self.keeper.usable(_now_ms()):
             with self._lock:
                 if not self.keeper.usable(_now_ms()) and self.keeper.due(_now_ms()):
@@ -65,7 +72,7 @@ class AuthSession:
         """Before an attempt, in the caller's thread: authenticates when a
         renewal is due; a renewal that fails while the token still works
         is left to the next call (callers carry on with the token)."""
-        if not self.keeper.due(_now_ms()):
+        if _AUTHENTICATING.get() or not self.keeper.due(_now_ms()):
             return
         if self.keeper.usable(_now_ms()):
             if not self._lock.acquire(blocking=False):
@@ -92,7 +99,11 @@ class AuthSession:
             return decision != "give up"
 
     def _renew(self) -> None:
-        response = self._authenticate(self.keeper.authenticate())
+        reset = _AUTHENTICATING.set(True)
+        try:
+            response = self._authenticate(self.keeper.authenticate())
+        finally:
+            _AUTHENTICATING.reset(reset)
         self.keeper.took(response, _now_ms(), _wall_ms())
 
 
@@ -106,7 +117,7 @@ class AsyncAuthSession:
 
     async def metadata(self) -> Metadata:
         now_ms = _now_ms()
-        if self.keeper.due(now_ms):
+        if self.keeper.due(now_ms) and not _AUTHENTICATING.get():
             if self.keeper.usable(now_ms):
                 self._renewal()  # in the background; this token still works
             else:
@@ -129,6 +140,7 @@ class AsyncAuthSession:
         return self._renewing
 
     async def _renew(self) -> None:
+        _AUTHENTICATING.set(True)  # this task's own context: the calls it makes
         response = await self._authenticate(self.keeper.authenticate())
         self.keeper.took(response, _now_ms(), _wall_ms())
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
+import getpass
 import json
 import os
 import sys
@@ -24,10 +25,14 @@ from tandemkv import errors, limits
 from tandemkv.client import Client, KeyValue, NodeInfo, Retry, TLSConfig
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3, 4, 5
+# Refused by auth: no or wrong credentials (UNAUTHENTICATED), or a permission missing (PERMISSION_DENIED).
+EXIT_DENIED = 6
 EXIT_CODES = (
     (errors.InvalidArgument, EXIT_USAGE),
     (errors.Unavailable, EXIT_UNAVAILABLE),
     (errors.OutcomeUnknown, EXIT_UNKNOWN),
+    (errors.Unauthenticated, EXIT_DENIED),
+    (errors.PermissionDenied, EXIT_DENIED),
 )
 # `kv put KEY -` reads the value from stdin: one byte more than a value may
 # hold is read, so a longer input is refused rather than cut.
@@ -71,6 +76,14 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help="PEM client certificate, for nodes that require one (env TANDEMKV_CERT)")
     parser.add_argument("--key", dest="tls_key", default=argparse.SUPPRESS, metavar="FILE",
                         help="PEM private key of --cert (env TANDEMKV_KEY)")
+    # Credentials (docs/security.md): each flag beats its environment variable.
+    parser.add_argument("--user", dest="auth_user", default=argparse.SUPPRESS, metavar="NAME",
+                        help="authenticate as NAME; the password is asked for unless given (env TANDEMKV_USER)")
+    parser.add_argument("--password", dest="auth_password", default=argparse.SUPPRESS, metavar="PASSWORD",
+                        help="--user's password (env TANDEMKV_PASSWORD; visible to other local users in ps: "
+                             "prefer the prompt or the environment)")
+    parser.add_argument("--token", dest="auth_token", default=argparse.SUPPRESS, metavar="TOKEN",
+                        help="a token from `tandemkv auth token` instead of --user (env TANDEMKV_TOKEN)")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -112,7 +125,7 @@ def run(args: argparse.Namespace, handler: Callable[[Client, argparse.Namespace]
     json_output = getattr(args, "output", "text") == "json"
     retry = Retry(deadline_s=getattr(args, "timeout", Retry.deadline_s))
     try:
-        with Client(getattr(args, "endpoints", None), retry=retry, tls=tls_of(args)) as client:
+        with Client(getattr(args, "endpoints", None), retry=retry, tls=tls_of(args), **auth_of(args)) as client:
             reply = Reply(*handler(client, args))
     except ValueError as error:
         return fail(EXIT_USAGE, str(error))
@@ -125,6 +138,8 @@ def run(args: argparse.Namespace, handler: Callable[[Client, argparse.Namespace]
     except errors.TandemKVError as error:
         code = next((c for cls, c in EXIT_CODES if isinstance(error, cls)), EXIT_ERROR)
         hint = " (is the cluster running? check --endpoints)" if code == EXIT_UNAVAILABLE else ""
+        if isinstance(error, errors.Unauthenticated) and not auth_of_given(args):
+            hint = " (pass --user NAME or --token TOKEN, or set TANDEMKV_USER)"
         return fail(code, f"{type(error).__name__}: {error.message}{hint}")
     if reply.text is not None:  # None: the command printed as it went
         if json_output:
@@ -146,6 +161,47 @@ def tls_of(args: argparse.Namespace) -> TLSConfig | None:
     found = TLSConfig.from_environment(os.environ) or TLSConfig()
     return TLSConfig(ca=flags["ca"] or found.ca, cert=flags["cert"] or found.cert, key=flags["key"] or found.key,
                      server_name=found.server_name)
+
+
+def auth_of(args: argparse.Namespace) -> dict[str, str]:
+    """The credentials the command's flags ask for, each missing one from
+    its environment variable; the password is asked for (without echo on
+    a terminal, else one line of stdin) when a user has none. Empty: the
+    SDK's default (TANDEMKV_TOKEN, TANDEMKV_USER/_PASSWORD)."""
+    token = getattr(args, "auth_token", None) or os.environ.get("TANDEMKV_TOKEN")
+    user = getattr(args, "auth_user", None)
+    password = getattr(args, "auth_password", None)
+    if token and (user or password):
+        raise ValueError("pass --token or --user (with --password), not both")
+    if token:
+        return {"token": token}
+    user = user or os.environ.get("TANDEMKV_USER")
+    password = password or os.environ.get("TANDEMKV_PASSWORD")
+    if password and not user:
+        raise ValueError("--password needs --user (or TANDEMKV_USER)")
+    if not user:
+        return {}
+    return {"user": user, "password": password if password is not None else ask_password(f"password for {user}")}
+
+
+def auth_of_given(args: argparse.Namespace) -> bool:
+    """Whether the command was given credentials (flags or environment)."""
+    return any(getattr(args, f"auth_{name}", None) for name in ("user", "token")) or any(
+        os.environ.get(name) for name in ("TANDEMKV_USER", "TANDEMKV_TOKEN"))
+
+
+def ask_password(prompt: str) -> str:
+    """A password from the terminal without echo, or one line of stdin
+    when it is not a terminal (a script piping it in)."""
+    if sys.stdin.isatty():
+        try:
+            return getpass.getpass(f"tandemkv: {prompt}: ")
+        except EOFError:
+            raise ValueError(f"no {prompt} given") from None
+    line = sys.stdin.readline(limits.AUTH_PASSWORD_BYTES_MAX + 2).rstrip("\r\n")
+    if not line:
+        raise ValueError(f"no {prompt} on stdin (pipe it in, or use --password / TANDEMKV_PASSWORD)")
+    return line
 
 
 def fail(code: int, message: str) -> int:

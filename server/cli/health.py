@@ -15,6 +15,7 @@ member (or JSON with --output json).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from tandemkv import errors
 from tandemkv.client import Client, NodeInfo
@@ -77,7 +78,8 @@ def _member_names(client: Client, nodes: tuple[NodeInfo, ...]) -> dict[str, str]
         if node.error:
             continue
         try:
-            with Client([node.endpoint], retry=client.retry, tls=client.tls or False) as one:
+            given = dataclasses.asdict(client.credentials) if client.credentials else {}
+            with Client([node.endpoint], retry=client.retry, tls=client.tls or False, **given) as one:
                 return {m.client_address: m.name for m in one.members.list().members}
         except errors.TandemKVError:
             continue

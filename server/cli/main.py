@@ -14,6 +14,7 @@ Exit codes (shared by every command):
      `health`: no leader
   4  outcome unknown: a write may or may not have applied
   5  any other error reported by the cluster
+  6  refused by auth: no or wrong credentials, or a permission missing
   128+N  stopped by signal N before it finished
 """
 
@@ -29,10 +30,11 @@ from tandemkv.server.cli import hold as cli_hold, pubsub as cli_pubsub, txn as c
 from tandemkv.server.cli import health as cli_health, member as cli_member
 from tandemkv.server.cli import presence as cli_presence, snapshot as cli_snapshot
 from tandemkv.server.cli import jobs as cli_jobs
+from tandemkv.server.cli import auth as cli_auth
 from tandemkv.server.process import local_cluster, serve
 
 EPILOG = "exit codes: 0 ok, 1 not found / compare failed, 2 usage or invalid argument, " \
-         "3 unavailable, 4 outcome unknown, 5 other error, 128+N stopped by signal N"
+         "3 unavailable, 4 outcome unknown, 5 other error, 6 refused by auth, 128+N stopped by signal N"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_member.add_parsers(subparsers)
     cli_health.add_parser(subparsers)
     cli_snapshot.add_parsers(subparsers)
+    cli_auth.add_parsers(subparsers)
     return parser
 
 
