@@ -3,8 +3,10 @@ nodes in this process (127.0.0.1, each served by `build_server` on its
 client address, so gossip datagrams, relay streams and presence exchanges
 travel between real ports).
 
-Three members start; a fourth is added at runtime (its config lists the
-set it joined with, as `serve --join` writes it). Then: a CRDT write made
+Three members start; a fourth is added at runtime, as a voter and (in a
+second run) as a learner, which is a member of the available plane like
+any other (its config lists the set it joined with, as `serve --join`
+writes it). Then: a CRDT write made
 on the fourth reaches the other three and a write on them reaches it;
 pub/sub published on the fourth reaches a subscriber on n1 and the other
 way round; presence tracked on the fourth is listed on the others. The
@@ -141,12 +143,15 @@ def members(tmp_path):
         started.stop()
 
 
-def test_a_member_added_at_runtime_joins_every_plane_and_a_removed_one_leaves_them_all(members):
+@pytest.mark.parametrize("learner", [False, True], ids=["voter", "learner"])
+def test_a_member_added_at_runtime_joins_every_plane_and_a_removed_one_leaves_them_all(members, learner):
     leader = members.leader()
     leader.crdt.create_table("carts", "or_set")
     n4 = members.addresses["n4"]
     added = leader.add_member(cluster_pb2.Member(name="n4", raft_address=n4.raft_address,
-                                                 client_address=n4.client_address), timeout_s=CHANGE_TIMEOUT_S)
+                                                 client_address=n4.client_address),
+                              learner=learner, timeout_s=CHANGE_TIMEOUT_S)
+    assert [m.voter for m in added.members if m.name == "n4"] == [not learner]
     fourth = members.start("n4", added.members, since=added.config_index)
     fourth.wait_ready(READY_TIMEOUT_S)
     everyone = ["n1", "n2", "n3", "n4"]
