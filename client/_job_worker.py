@@ -76,6 +76,7 @@ class Worker:
         self._jobs: queue_module.SimpleQueue[Job | None] = queue_module.SimpleQueue()
         self._core: WorkerCore | None = None
         self._loop_thread: threading.Thread | None = None
+        self._stop_graceful: bool | None = None  # a stop asked for, graceful or not
 
     # -- the user's verbs ------------------------------------------------------
     def start(self) -> Worker:
@@ -90,11 +91,11 @@ class Worker:
         return self
 
     def request_stop(self, graceful: bool = True) -> None:
-        """Asks the worker to stop and returns at once (see `stop`)."""
-        if self._core is not None:
-            with self._lock:
-                self._core.stop(graceful, time.monotonic())
-            self._wake.set()
+        """Asks the worker to stop and returns at once (see `stop`). Takes no
+        lock, so a signal handler may call it; a later `graceful=False`
+        overrides an earlier graceful request."""
+        self._stop_graceful = graceful and self._stop_graceful is not False
+        self._wake.set()
 
     def stop(self, graceful: bool = True) -> None:
         """Stops claiming, lets running handlers finish within `grace_s`
@@ -141,6 +142,8 @@ class Worker:
             while True:
                 self._wake.clear()
                 with self._lock:
+                    if self._stop_graceful is not None:
+                        core.stop(self._stop_graceful, time.monotonic())
                     action = core.next_action(time.monotonic())
                 if isinstance(action, Done):
                     return
