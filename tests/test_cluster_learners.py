@@ -19,10 +19,12 @@ import subprocess
 import sys
 import time
 
+import grpc
 import pytest
 
 from tandemkv import errors
 from tandemkv.client import NO_RETRY, AsyncClient, Client, Retry
+from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc
 from tests.support.fuzz import rpc_methods
 from tests.support.growing_cluster import GrowingCluster
 
@@ -65,6 +67,7 @@ def test_a_learner_added_from_the_cli_joins_serves_stale_reads_and_is_promoted_o
         cluster.wait_caught_up("n4", CHANGE_TIMEOUT_S)
         with Client([cluster.endpoint("n4")], retry=NO_RETRY) as client:
             assert client.get("via-learner", stale=True) == b"yes"
+        assert _voters_in_status(cluster.endpoint("n1")) == {"n1": True, "n2": True, "n3": True, "n4": False}
         listed = tandemkv("member", "list", "--endpoints", cluster.endpoint("n4"))
         assert listed.returncode == 0, listed.stderr
         assert any(line.split()[0] == "n4" and line.split()[-1] == "learner"
@@ -76,6 +79,7 @@ def test_a_learner_added_from_the_cli_joins_serves_stale_reads_and_is_promoted_o
         assert stranger.returncode == EXIT_REFUSED and "not a member" in stranger.stderr, stranger.stderr
         promoted = _promote_from_cli(endpoints, "n4")
         assert set(roles(json.loads(promoted.stdout)).values()) == {"voter"}
+        assert all(_voters_in_status(cluster.endpoint("n4")).values())
 
         with Client(cluster.endpoints, retry=Retry(deadline_s=CHANGE_TIMEOUT_S)) as client:
             listing = client.members.list()
@@ -84,6 +88,13 @@ def test_a_learner_added_from_the_cli_joins_serves_stale_reads_and_is_promoted_o
             with pytest.raises(errors.FailedPrecondition, match="voter already"):
                 client.members.promote("n4")
         asyncio.run(_async_sdk(cluster.endpoints))
+
+
+def _voters_in_status(endpoint: str) -> dict[str, bool]:
+    """Each member's `voter` as Cluster.Status on `endpoint` reports it."""
+    with grpc.insecure_channel(endpoint) as channel:
+        status = cluster_pb2_grpc.ClusterStub(channel).Status(cluster_pb2.StatusRequest(), timeout=10)
+    return {m.name: m.voter for m in status.members}
 
 
 async def _async_sdk(endpoints: list[str]) -> None:

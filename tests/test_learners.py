@@ -3,7 +3,8 @@ replicates the log without voting, then is promoted to voter.
 
 Three voters and a learner on 127.0.0.1: the learner holds every
 acknowledged key and serves stale reads, a write sent to it is forwarded
-to the leader, and it does not count for the quorum (with two voters
+to the leader, CRDT writes cross between it and the voters, and it does
+not count for the quorum (with two voters
 stopped, writes stop although the learner runs, and it never starts an
 election). Promotion is refused while the learner is not with the leader
 and for a voter or a stranger; once it caught up it is accepted, and the
@@ -19,6 +20,7 @@ import pytest
 
 from tandemkv import errors, limits
 from tandemkv.errors import FailedPrecondition
+from tandemkv.server.node.crdt import Add
 from tandemkv.server.raft.contract import ROLE_LEADER
 from tandemkv.server.strong import members
 from tandemkv.v1 import cluster_pb2, kv_pb2
@@ -131,6 +133,7 @@ def caught_up(learner, leader) -> bool:
 def test_a_learner_holds_every_acknowledged_key_and_does_not_count_for_the_quorum(cluster):
     leader = cluster.leader()
     learner = cluster.nodes["n4"]
+    leader.crdt.create_table("carts", "or_set")
     for k in range(KEYS):
         put(leader, f"k{k}")
     put(learner, "through-the-learner")  # forwarded to the leader
@@ -139,6 +142,13 @@ def test_a_learner_holds_every_acknowledged_key_and_does_not_count_for_the_quoru
     assert stale_get(leader, "through-the-learner") == b"v"
     assert learner._replica.is_learner() and not leader._replica.is_learner()
     assert learner.member_set() == leader.member_set()
+    # The available plane counts the learner as a replica: CRDT writes cross both ways.
+    wait_until(lambda: "carts" in learner.available.status().gossip.tables, "the learner never saw the table")
+    learner.crdt.update("carts", Add(b"from-learner"))
+    leader.crdt.update("carts", Add(b"from-leader"))
+    for node in (learner, leader):
+        wait_until(lambda: node.crdt.read("carts").value == [b"from-leader", b"from-learner"],
+                   f"both adds on {node.config.name}")
     # The learner and one voter stopped: two of three voters still commit
     # (were the learner a voter, two of four would not).
     first, second = [n for n in ("n1", "n2", "n3") if cluster.nodes[n] is not leader]

@@ -86,6 +86,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServicer):
     async def Status(self, request, context: grpc.aio.ServicerContext):
         try:
             response = status_to_proto(self._node.status())
+            add_roles(response.members, self._node)
             add_gossip(response, getattr(self._node, "available", None))
             return response
         except Exception as error:  # noqa: BLE001 - reported as a status
@@ -94,7 +95,9 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServicer):
     async def Members(self, request, context: grpc.aio.ServicerContext):
         try:
             members = self._node.status().members
-            return cluster_pb2.MembersResponse(members=[member_to_proto(m) for m in members])
+            response = cluster_pb2.MembersResponse(members=[member_to_proto(m) for m in members])
+            add_roles(response.members, self._node)
+            return response
         except Exception as error:  # noqa: BLE001 - reported as a status
             await abort(context, error)
 
@@ -145,6 +148,17 @@ def member_to_proto(member) -> cluster_pb2.Member:
         raft_address=member.raft_address,
         client_address=member.client_address,
     )
+
+
+def add_roles(members, node) -> None:
+    """Sets each member's `voter` from the node's committed member set
+    (learners are not voters); a node without one leaves them as they are."""
+    member_set = getattr(node, "member_set", None)
+    if member_set is None:
+        return
+    voters = {m.name: m.voter for m in member_set().members}
+    for member in members:
+        member.voter = voters.get(member.name, member.voter)
 
 
 def status_to_proto(status) -> cluster_pb2.StatusResponse:
