@@ -215,3 +215,27 @@ def test_the_cli_worker_runs_a_command_per_job_and_stops_on_sigterm(cluster, cli
     assert client.jobs.get(ok_id).result == f"job {ok_id} attempt 1: hello\n".encode()
     assert client.jobs.get(fail_id).last_error == "CommandFailed: exit 3; stderr: no good: fail"
     assert '"completed": 1, "failed": 1' in out and "stopping" in err
+
+
+def test_an_async_handler_past_its_jobs_timeout_is_cancelled_and_the_job_failed(cluster):
+    async def scenario():
+        async with AsyncClient(cluster.endpoints, retry=FAILOVER_RETRY) as client:
+            cancelled = asyncio.Event()
+
+            async def handler(job):
+                try:
+                    await asyncio.Event().wait()  # never set: only the timeout ends it
+                except asyncio.CancelledError:
+                    cancelled.set()
+                    raise
+
+            job_id = await client.jobs.enqueue("async-timeout", b"", max_attempts=1, timeout_s=1.0)
+            async with client.jobs.worker("async-timeout", handler, lease_ttl_s=LONG_TTL_S):
+                await cancelled.wait()
+                while (await client.jobs.get(job_id)).state != "dead":
+                    await asyncio.sleep(POLL_S)
+            return await client.jobs.get(job_id)
+
+    job = asyncio.run(asyncio.wait_for(scenario(), WAIT_S))
+    # The worker's fail or the cluster's own timeout, whichever came first: one failure either way.
+    assert job.failures == 1 and job.last_error.startswith("timed out")
