@@ -22,6 +22,7 @@ from tandemkv import errors, limits
 from tandemkv.errors import FailedPrecondition
 from tandemkv.server.node.crdt import Add
 from tandemkv.server.raft.contract import ROLE_LEADER
+from tandemkv.server.raft.testing import log_first_index
 from tandemkv.server.strong import members
 from tandemkv.v1 import cluster_pb2, kv_pb2
 from tests.test_membership_node import (CHANGE_TIMEOUT_S, READY_TIMEOUT_S, THREE, Nodes, proto_member,
@@ -225,3 +226,36 @@ def _promote_when_caught_up(leader, name: str) -> cluster_pb2.MemberSet:
         except FailedPrecondition as refused:
             assert "learner" in refused.message and time.monotonic() < deadline, refused.message
         time.sleep(0.05)
+
+
+def test_a_learner_joining_after_compaction_installs_a_snapshot_and_follows_a_new_leader(tmp_path):
+    nodes = Nodes(tmp_path)
+    try:
+        first = [nodes.members[n] for n in ("n1", "n2", "n3")]
+        for name in ("n1", "n2", "n3"):
+            nodes.start(name, first)
+        leader = nodes.leader()
+        n4 = nodes.members["n4"]
+        after = _retried(lambda: leader.add_member(proto_member("n4", n4.raft_address, n4.client_address),
+                                                   learner=True, timeout_s=CHANGE_TIMEOUT_S))
+        for k in range(KEYS):
+            put(leader, f"k{k}")
+        leader.compact()
+        wait_until(lambda: log_first_index(leader._replica) > after.config_index,
+                   "the leader never compacted past the learner's addition")
+        learner = nodes.start("n4", list(leader.members()), since=after.config_index)
+        learner.wait_ready(READY_TIMEOUT_S)
+        wait_until(lambda: caught_up(learner, leader), "the learner never caught up from the snapshot")
+        assert stale_get(learner, f"k{KEYS - 1}") == b"v"
+        assert learner._replica.is_learner()
+        assert learner._replica.learner_addresses() == [n4.raft_address]
+        # The leader goes: one of the two voters left leads, and the learner follows it.
+        nodes.nodes.pop(leader.config.name).stop()
+        new_leader = nodes.leader()
+        assert new_leader is not learner and new_leader._replica.learner_addresses() == [n4.raft_address]
+        _retried(lambda: put(new_leader, "after-the-leader", timeout_s=CHANGE_TIMEOUT_S))
+        wait_until(lambda: caught_up(learner, new_leader), "the learner never followed the new leader")
+        assert stale_get(learner, "after-the-leader") == b"v"
+        assert learner.status().role != ROLE_LEADER
+    finally:
+        nodes.stop()
