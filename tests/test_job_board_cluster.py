@@ -75,7 +75,8 @@ def test_heartbeats_reach_every_node_without_a_raft_write(cluster):
     b_workers = eventually(lambda: list(b.jobs.workers(b"mail").workers),
                            lambda seen: [w.running for w in seen] == [20], "the last beat on another node")
     assert b_workers[0].node == a.config.name and b_workers[0].queue == b"mail"
-    assert [w.running for w in c.jobs.workers().workers if w.queue == b"mail"] in ([20], [])
+    eventually(lambda: [w.running for w in c.jobs.workers().workers if w.queue == b"mail"],
+               lambda seen: seen == [20], "the last beat on a third node")
     assert commit_indexes(cluster) == before, "a heartbeat was written through Raft"
     assert leader.status().commit_index == before[leader.config.name]
 
