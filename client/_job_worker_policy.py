@@ -81,15 +81,15 @@ class WorkerCore:
         if self.unsettled and now_s >= self.settle_at_s:
             self.settle_at_s = now_s + CALL_RETRY_S
             return next(iter(self.unsettled.values()))
+        if self.lease_id and now_s >= self.renew_at_s:  # while stopping too: handlers still run under it
+            return Send(cops.lease_keepalive(self.lease_id), self.loop_retry, "renew")
+        if self.lease_id and now_s >= self.beat_at_s:
+            return self._beat(now_s)
         if self.stopping:
             return self._stop_step(now_s)
         if not self.lease_id:
             if now_s >= self.grant_at_s:
                 return Send(cops.lease_grant(ttl_s), self.loop_retry, "grant")
-        elif now_s >= self.renew_at_s:
-            return Send(cops.lease_keepalive(self.lease_id), self.loop_retry, "renew")
-        elif now_s >= self.beat_at_s:
-            return self._beat(now_s)
         elif self.pending_claim is not None and now_s >= self.next_claim_s:
             return self.pending_claim
         elif (size := self.claim_size(now_s)) > 0:

@@ -233,6 +233,31 @@ def test_a_graceful_stop_claims_nothing_waits_for_running_handlers_then_revokes_
     assert core.stats.released == 0 and core.stats.completed == 1
 
 
+def test_the_lease_is_renewed_while_a_graceful_stop_waits_for_handlers():
+    core = with_lease(grace_s=60.0)
+    claim_now(core, 0.0, [make_job(1)])
+    core.stop(graceful=True, now_s=1.0)
+    now_s = 0.0
+    for _ in range(6):  # two TTLs of waiting for the handler
+        now_s = core.renew_at_s
+        renew = core.next_action(now_s)
+        assert isinstance(renew, Send) and renew.purpose == "renew", renew
+        core.on_done(renew, TTL_S, None, now_s)
+    assert core.lease_id == LEASE and core.running
+    core.handler_returned(1, b"ok")
+    assert finish(core, now_s) == ["beat", "release", "beat"]  # a beat was due; the last one says stopping
+
+
+def finish(core: WorkerCore, now_s: float) -> list[str]:
+    """Answers every Send of a stopping core until it is done: their purposes."""
+    purposes = []
+    while not isinstance(action := core.next_action(now_s), Done):
+        assert isinstance(action, Send) and len(purposes) < 10, action
+        purposes.append(action.purpose)
+        core.on_done(action, TTL_S if action.purpose == "renew" else True, None, now_s)
+    return purposes
+
+
 def test_a_stop_whose_grace_ends_releases_what_still_runs_and_drops_its_outcome():
     core = with_lease(grace_s=5.0)
     claim_now(core, 0.0, [make_job(1), make_job(2)])
@@ -240,9 +265,8 @@ def test_a_stop_whose_grace_ends_releases_what_still_runs_and_drops_its_outcome(
     core.handler_returned(1, b"ok")
     wait = core.next_action(1.0)
     assert isinstance(wait, Wait) and wait.seconds <= 5.0
-    release = core.next_action(6.0)
-    assert release.purpose == "release" and core.stats.released == 1
-    assert core.handler_returned(2, b"too late") is None
+    assert finish(core, 6.0) == ["renew", "beat", "release", "beat"]  # renewed up to the release
+    assert core.stats.released == 1 and core.handler_returned(2, b"too late") is None
 
 
 def test_a_stop_that_is_not_graceful_releases_at_once():
