@@ -38,7 +38,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from tandemkv.errors import Unavailable
+from tandemkv.errors import InvalidArgument, Unavailable
 from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.available.gossip.liveness import PeerState
 from tandemkv.server.available.gossip.protocol import GossipConfig, GossipNode
@@ -187,8 +187,13 @@ class AvailablePlane(PlaneCalls):
         self._members_taken = number
         members = sorted(peers)
         with self._lock:
-            self._gossip.set_members(members, secret)
-            self._keyed.sync.set_members(members, secret)
+            try:
+                self._gossip.set_members(members, secret)
+                self._keyed.sync.set_members(members, secret)
+            except InvalidArgument as error:  # past GOSSIP_MEMBERS_MAX: both refuse before changing
+                log.error("available plane %s keeps gossiping with %s: %s", self.node_name,
+                          ", ".join(self._members), error.message)
+                return
             self._members, self._peers, self._secret = members, peers, secret
         if self._transport is not None:
             self._transport.set_addresses({n: a for n, a in peers.items() if n != self.node_name and a})

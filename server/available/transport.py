@@ -66,8 +66,19 @@ class GossipTransport:
 
     def set_addresses(self, addresses: dict[str, str]) -> None:
         """Replaces the peers frames go to (the committed members but this
-        node): a peer left out is sent nothing more."""
-        self._peers = {peer: _resolve(address)[1] for peer, address in addresses.items()}
+        node): a peer left out is sent nothing more. An address that does
+        not resolve keeps the peer's last one, if it had one, and is
+        counted (`addresses_unresolved`)."""
+        resolved = {}
+        for peer, address in addresses.items():
+            try:
+                resolved[peer] = _resolve(address)[1]
+            except (OSError, ValueError):
+                self.counters["addresses_unresolved"] += 1
+                log.warning("gossip peer %s at %r does not resolve; keeping its last address", peer, address)
+                if peer in self._peers:
+                    resolved[peer] = self._peers[peer]
+        self._peers = resolved
 
     def peers(self) -> list[str]:
         """The peers frames go to."""
