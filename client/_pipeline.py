@@ -67,6 +67,8 @@ BATCH_FIELDS = {
     ("Counter", "Delete"): "counter_delete", ("Registry", "Whereis"): "whereis",
 }
 _STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+# How the auth gate names the op it refused a Batch.Call for ("batch op 2: user ...").
+BATCH_REFUSAL_PREFIX = "batch op "
 
 
 def batchable(operation: ops.Operation) -> bool:
@@ -112,6 +114,25 @@ def not_sent(endpoint: str, why: str) -> PipelineRpcError:
     """The error of an operation that never left: nothing applied, retry."""
     return PipelineRpcError(grpc.StatusCode.UNAVAILABLE, f"not sent to {endpoint}: {why}; retry",
                             ((ERROR_METADATA_KEY, "Unavailable"),))
+
+
+def _refused_number(error: grpc.RpcError) -> int | None:
+    """N of a Batch.Call refused with PERMISSION_DENIED "batch op N: ..."."""
+    details = error.details() or ""
+    if error.code() != grpc.StatusCode.PERMISSION_DENIED or not details.startswith(BATCH_REFUSAL_PREFIX):
+        return None
+    number = details[len(BATCH_REFUSAL_PREFIX):].partition(":")[0]
+    return int(number) if number.isdigit() else None
+
+
+def _refused_op(flight: Flight, error: grpc.RpcError) -> PipelineRpcError | None:
+    """The refusal of one op of a batched flight, as its own call would
+    have been refused; None for any other failure."""
+    number = _refused_number(error) if flight.batched else None
+    if number is None or number >= len(flight.pendings):
+        return None
+    message = (error.details() or "").partition(": ")[2]
+    return PipelineRpcError(grpc.StatusCode.PERMISSION_DENIED, message)
 
 
 @dataclasses.dataclass(eq=False)
@@ -286,6 +307,14 @@ class Coalescer:
             self.batches_refused = True
             for pending in flight.pendings:
                 pending.waiter.reject(not_sent(flight.endpoint, "the server has no Batch.Call"))
+            return
+        refused = _refused_op(flight, error)
+        if refused is not None:
+            # The auth gate refused the batch for one op, before anything
+            # applied: that op's caller gets the refusal, the others go again.
+            for number, pending in enumerate(flight.pendings):
+                pending.waiter.reject(refused if number == _refused_number(error) else not_sent(
+                    flight.endpoint, "another operation in its batch was refused by auth"))
             return
         flight.fail(error)
 

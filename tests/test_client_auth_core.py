@@ -217,3 +217,31 @@ def test_the_current_spans_trace_context_is_sent_as_traceparent():
         headers = dict(trace_metadata())
     trace_id = format(span.get_span_context().trace_id, "032x")
     assert headers["traceparent"].split("-")[1] == trace_id
+
+
+class Waiter:
+    def __init__(self):
+        self.error = None
+
+    def claim(self) -> bool:
+        return True
+
+    def resolve(self, response) -> None:
+        raise AssertionError("no answer expected")
+
+    def reject(self, error) -> None:
+        self.error = error
+
+
+def test_a_batch_refused_for_one_op_refuses_that_callers_op_and_sends_the_others_again():
+    from tandemkv.client._pipeline import Coalescer, Flight, Pending
+
+    pendings = [Pending("a:1", operation, 1.0, Waiter()) for operation in
+                (ops.get("app/1"), ops.put("other/k", "v"), ops.get("app/2"))]
+    refusal = FakeRpcError(grpc.StatusCode.PERMISSION_DENIED,
+                           "batch op 1: user 'app' lacks write on key prefix b'other/k'")
+    Coalescer().batch_failed(Flight("a:1", pendings), refusal)
+    codes = [p.waiter.error.code() for p in pendings]
+    assert codes == [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAVAILABLE]
+    assert pendings[1].waiter.error.details() == "user 'app' lacks write on key prefix b'other/k'"
+    assert "refused by auth" in pendings[0].waiter.error.details()
