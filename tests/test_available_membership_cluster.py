@@ -53,7 +53,7 @@ class Members:
         self.addresses = {f"n{k + 1}": Member(f"n{k + 1}", f"127.0.0.1:{ports[2 * k]}",
                                               f"127.0.0.1:{ports[2 * k + 1]}") for k in range(4)}
         self.nodes: dict[str, Node] = {}
-        self._servers = []
+        self._servers: dict[str, object] = {}
 
     def start(self, name: str, peers, since: int = 0) -> Node:
         me = self.addresses[name]
@@ -65,8 +65,12 @@ class Members:
         node.start()
         server.start()
         self.nodes[name] = node
-        self._servers.append(server)
+        self._servers[name] = server
         return node
+
+    def stop_node(self, name: str) -> None:
+        self._servers.pop(name).stop(grace_s=0)
+        self.nodes.pop(name).stop()
 
     def leader(self) -> Node:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -78,10 +82,8 @@ class Members:
         raise AssertionError("no leader")
 
     def stop(self) -> None:
-        for server in self._servers:
-            server.stop(grace_s=0)
-        for node in self.nodes.values():
-            node.stop()
+        for name in list(self.nodes):
+            self.stop_node(name)
 
 
 def wait_until(condition, what: str):
@@ -209,3 +211,20 @@ def test_a_member_added_at_runtime_joins_every_plane_and_a_removed_one_leaves_th
     for name in FIRST:
         node = members.nodes[name]
         wait_until(lambda: b"from-n2" in node.crdt.read("carts").value, f"n2's add on {name}")
+
+
+def test_a_restarted_member_takes_its_peers_from_the_committed_set_not_its_config(members):
+    n4 = members.addresses["n4"]
+    added = members.leader().add_member(cluster_pb2.Member(name="n4", raft_address=n4.raft_address,
+                                                           client_address=n4.client_address),
+                                        learner=True, timeout_s=CHANGE_TIMEOUT_S)
+    fourth = members.start("n4", added.members, since=added.config_index)
+    fourth.wait_ready(READY_TIMEOUT_S)
+    wait_until(lambda: members.nodes["n1"].member_set().config_index >= added.config_index, "n1 applied the add")
+    members.stop_node("n1")
+    restarted = members.start("n1", [members.addresses[name] for name in FIRST])  # its config lists three
+    restarted.wait_ready(READY_TIMEOUT_S)
+    assert [m.name for m in restarted.member_set().members] == ["n1", "n2", "n3", "n4"]
+    wait_until(lambda: all(peers == {"n2", "n3", "n4"} for kind, peers in dialled_by(restarted).items()
+                           if kind in ("gossip", "udp", "relay senders", "presence links")),
+               f"n1 restarted without n4 among its peers: {dialled_by(restarted)}")
