@@ -10,7 +10,8 @@ For each system and worker count N (N jobs may run at once):
   (the SDK worker claims as many jobs as it has free threads);
 - arq: ceil(N / 16) worker processes sharing N as `max_jobs`
   (poll_delay 0.05 s, ten times quicker than arq's default 0.5 s);
-- RQ: N `SimpleWorker` processes (RQ runs one job at a time per worker).
+- RQ: N `SimpleWorker` processes forked by one `WorkerPool` (RQ runs one
+  job at a time per worker process).
 Workers start, a warm-up batch runs, then the driver enqueues `--jobs`
 jobs with ENQUEUES_IN_FLIGHT enqueues at once (TandemKV: an AsyncClient;
 arq: its asyncio pool; RQ: `enqueue_many` pipelines of that many) and
@@ -99,9 +100,10 @@ class Redis:
 
 
 def layout(system: str, workers: int) -> list[int]:
-    """Handler slots of each worker process for N = `workers`."""
+    """Handler slots of each worker process started for N = `workers` (RQ:
+    one pool process, which forks N single-job workers)."""
     if system == "rq":
-        return [1] * workers
+        return [workers]
     processes = math.ceil(workers / SLOTS_PER_PROCESS_MAX)
     return [workers // processes + (1 if k < workers % processes else 0) for k in range(processes)]
 
@@ -238,7 +240,7 @@ async def run_point(system: str, queue: Any, where: str, queue_name: str, worker
                     redis_mode: str) -> dict[str, Any]:
     processes = start_workers(system, where, queue_name, workers)
     row: dict[str, Any] = {"system": system, "redis": redis_mode, "workers": workers,
-                           "processes": len(processes), "jobs": jobs}
+                           "processes": workers if system == "rq" else len(processes), "jobs": jobs}
     try:
         await queue.enqueue(WARM_UP_JOBS)
         if not await wait_completed(queue, WARM_UP_JOBS, POINT_TIMEOUT_S):

@@ -2,13 +2,13 @@
 each running the same no-op job until SIGTERM:
 
     python -m benchmarks.jobs_throughput_worker tandemkv ENDPOINTS QUEUE CONCURRENCY
-    python -m benchmarks.jobs_throughput_worker rq       REDIS     QUEUE 1
+    python -m benchmarks.jobs_throughput_worker rq       REDIS     QUEUE WORKERS
     python -m benchmarks.jobs_throughput_worker arq      REDIS     QUEUE MAX_JOBS
 
 TandemKV: the SDK's `client.jobs.worker` with CONCURRENCY handler threads.
-RQ: a `SimpleWorker` (runs each job in its own process, no fork per job;
-RQ runs one job at a time per worker). arq: one asyncio worker with
-`max_jobs` = MAX_JOBS.
+RQ: a `WorkerPool` forking WORKERS `SimpleWorker`s (RQ runs one job at a
+time per worker process; a SimpleWorker runs it in place, with no fork per
+job). arq: one asyncio worker with `max_jobs` = MAX_JOBS.
 """
 
 from __future__ import annotations
@@ -41,13 +41,14 @@ def run_tandemkv(endpoints: str, queue: str, concurrency: int) -> None:
                 pass
 
 
-def run_rq(redis_url: str, queue: str) -> None:
+def run_rq(redis_url: str, queue: str, workers: int) -> None:
     from redis import Redis
-    from rq import Queue, SimpleWorker
+    from rq import SimpleWorker
+    from rq.worker_pool import WorkerPool
 
-    connection = Redis.from_url(redis_url)
-    worker = SimpleWorker([Queue(queue, connection=connection)], connection=connection)
-    worker.work(logging_level="WARNING")  # RQ's own SIGTERM handling ends it (a warm shutdown)
+    pool = WorkerPool([queue], connection=Redis.from_url(redis_url), num_workers=workers,
+                      worker_class=SimpleWorker)
+    pool.start(logging_level="WARNING")  # RQ's own SIGTERM handling stops the pool and its workers
 
 
 def run_arq(redis_url: str, queue: str, max_jobs: int) -> None:
@@ -71,7 +72,7 @@ def main(argv: list[str]) -> int:
     if system == "tandemkv":
         run_tandemkv(where, queue, concurrency)
     elif system == "rq":
-        run_rq(where, queue)
+        run_rq(where, queue, concurrency)
     elif system == "arq":
         run_arq(where, queue, concurrency)
     else:

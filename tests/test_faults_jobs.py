@@ -37,7 +37,7 @@ from tests.faults.nemesis import PROCESS_KINDS
 from tests.support.system_needs import NETWORK_FAULTS, skip_needing
 from tests.test_faults_cluster import run_harness, seed
 
-JOBS = 300
+JOBS = 200
 FAULT_DURATION_S = 20.0
 # Every kind comes once in each round of the schedule; three kinds of at
 # most ~7 s a cycle (fault, quiet, a leader lookup) fit in the 20 s.

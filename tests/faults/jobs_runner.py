@@ -47,14 +47,18 @@ PACED_SHARE = 0.6
 # so the restart has unfinished jobs to carry (and the faults' jobs may all
 # be done by then).
 RESTART_BATCH = 40
-# After the faults: how long the producers get to finish their jobs.
+# After the faults: how long the producers get to finish their jobs, plus a
+# second per this many jobs (a long run's enqueues may lag far behind).
 PRODUCERS_FINISH_S_MAX = 60.0
+PRODUCERS_FINISH_JOBS_PER_S_MIN = 5
 # After the restart: how long the workers get to finish the queue, plus a
 # second per this many jobs (a long run's queue may still be deep).
 DRAIN_S_MIN = 30.0
-DRAIN_JOBS_PER_S_MIN = 50
-# Seconds between two worker kills (drawn from the seed).
-WORKER_KILL_EVERY_S = (1.5, 4.0)
+DRAIN_JOBS_PER_S_MIN = 10
+# Seconds between two worker faults (drawn from the seed), unless
+# --worker-fault-every-s says otherwise: a worker process needs seconds to
+# start on a loaded machine, so a long run spaces them more.
+WORKER_FAULT_EVERY_S = (1.5, 4.0)
 JOIN_TIMEOUT_S = 15.0
 # Reads after the run: a patient retry (the cluster has just restarted).
 READ_RETRY = Retry(attempts_max=40, deadline_s=30.0, attempt_timeout_s=5.0, backoff_max_s=0.5)
@@ -68,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of workload under faults")
     parser.add_argument("--workers", type=int, default=3, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=4, help="jobs each worker runs at once")
+    parser.add_argument("--worker-fault-every-s", type=lambda t: tuple(float(x) for x in t.split(",")),
+                        default=WORKER_FAULT_EVERY_S, help="MIN,MAX seconds between two worker faults")
     parser.add_argument("--seed", type=int, default=None, help="seed of the schedule (default: random, printed)")
     parser.add_argument("--nemesis", default="all", help="kinds or groups, as tests.faults.runner takes them")
     parser.add_argument("--out", type=Path, default=Path("faults-jobs-out"), help="logs and results")
@@ -135,8 +141,9 @@ class JobsExperiment:
         gap_s = PACED_SHARE * self.args.duration * PRODUCERS / max(1, self.args.jobs - RESTART_BATCH)
         client = producer_client(endpoints)
         producers = [threading.Thread(target=producer, name=f"producer {k}", args=(
-            self.enqueues, client, shared, self.args.seed, gap_s, stop_producers)) for k in range(PRODUCERS)]
-        helpers = [threading.Thread(target=self.workers.killer, args=(stop, WORKER_KILL_EVERY_S),
+            self.enqueues, client, shared, self.args.seed, gap_s, stop_producers), daemon=True)
+            for k in range(PRODUCERS)]
+        helpers = [threading.Thread(target=self.workers.killer, args=(stop, self.args.worker_fault_every_s),
                                     name="worker killer")]
         if self.kinds:
             self.nemesis = Nemesis(self.nodes, self.network, self.kinds, self.args.seed, self.started_at)
@@ -146,23 +153,31 @@ class JobsExperiment:
             thread.start()
         try:
             stop.wait(self.args.duration)
-        finally:
-            stop.set()
-            for thread in helpers:
-                thread.join(JOIN_TIMEOUT_S)
-            if self.nemesis is not None:
-                self.nemesis.heal()
-                self.errors += self.nemesis.errors
-            deadline = time.monotonic() + PRODUCERS_FINISH_S_MAX
+            self._end_faults(stop, helpers)
+            finish_s = PRODUCERS_FINISH_S_MAX + self.args.jobs / PRODUCERS_FINISH_JOBS_PER_S_MIN
+            deadline = time.monotonic() + finish_s
             for thread in producers:
                 thread.join(max(0.0, deadline - time.monotonic()))
             if any(thread.is_alive() for thread in producers):
-                self.errors.append(f"producers did not finish within {PRODUCERS_FINISH_S_MAX} s of the heal")
-                stop_producers.set()
-                for thread in producers:
-                    thread.join(JOIN_TIMEOUT_S)
+                self.errors.append(f"producers did not finish within {finish_s:g} s of the heal")
+        finally:
+            self._end_faults(stop, helpers)
+            stop_producers.set()  # also when interrupted: no producer outlives the run
+            for thread in producers:
+                thread.join(JOIN_TIMEOUT_S)
             client.close()
             self.errors += self.enqueues.errors
+
+    def _end_faults(self, stop: threading.Event, helpers: list[threading.Thread]) -> None:
+        """Stops the nemesis and the worker faults and heals; once."""
+        if stop.is_set():
+            return
+        stop.set()
+        for thread in helpers:
+            thread.join(JOIN_TIMEOUT_S)
+        if self.nemesis is not None:
+            self.nemesis.heal()
+            self.errors += self.nemesis.errors
 
     def _full_restart(self) -> None:
         """Workers killed, a last batch enqueued, every node killed at once
@@ -173,7 +188,8 @@ class JobsExperiment:
         with producer_client(self.nodes.endpoints) as client:
             shared = SharedNumbers(last)
             batch = [threading.Thread(target=producer, args=(self.enqueues, client, shared, self.args.seed, 0.0,
-                                                             threading.Event())) for _ in range(PRODUCERS)]
+                                                             threading.Event()), daemon=True)
+                     for _ in range(PRODUCERS)]
             for thread in batch:
                 thread.start()
             for thread in batch:
@@ -253,6 +269,7 @@ class SharedNumbers:
 def replay_command(args: argparse.Namespace) -> str:
     return (f"unshare --net -- python -m tests.faults.jobs_runner --seed {args.seed} --jobs {args.jobs} "
             f"--duration {args.duration:g} --workers {args.workers} --concurrency {args.concurrency} "
+            f"--worker-fault-every-s {','.join(f'{s:g}' for s in args.worker_fault_every_s)} "
             f"--nemesis {args.nemesis} --out {args.out}")
 
 
