@@ -50,6 +50,13 @@ def test_progress_of_an_ended_claim_leaves_and_of_the_current_one_stays():
     assert rules.progress_leaves(entry(), None, NOW_MS)  # pruned
 
 
+def test_a_replica_that_has_not_applied_the_claim_keeps_its_progress():
+    assert not rules.progress_leaves(entry(token=9), job(J.JOB_COMPLETED, token=5), NOW_MS)  # retried, claimed
+    assert not rules.progress_leaves(entry(token=9), None, NOW_MS, applied_index=8)
+    assert rules.progress_leaves(entry(token=9), None, NOW_MS, applied_index=9)  # applied: pruned since
+    assert rules.progress_shown(entry(token=9), job(J.JOB_CLAIMED, token=5), NOW_MS) is None
+
+
 def test_progress_goes_stale():
     old = entry(at_ms=NOW_MS - limits.JOB_PROGRESS_STALE_MS - 1)
     assert rules.progress_leaves(old, job(J.JOB_CLAIMED), NOW_MS)

@@ -65,15 +65,21 @@ def stale_token_reason(job: J.Job | None, token: int) -> str | None:
     return None
 
 
-def progress_leaves(entry: J.JobProgress, job: J.Job | None, now_ms: int) -> bool:
+def progress_leaves(entry: J.JobProgress, job: J.Job | None, now_ms: int, applied_index: int | None = None
+                    ) -> bool:
     """Whether a progress entry goes: its job is gone, finished, or no
     longer claimed under the entry's token, or it is stale. `job` None:
-    the job is not in this replica (pruned, or never enqueued)."""
+    the job is not in this replica (pruned, or never enqueued). A replica
+    that has not applied the entry's claim yet (its `applied_index`, or the
+    job's token, below the entry's token) keeps it until it has: it cannot
+    tell."""
     if now_ms - entry.at_ms > limits.JOB_PROGRESS_STALE_MS:
         return True
-    if job is None or job.state in _FINISHED:
-        return True
-    return job.token > entry.token or (job.token == entry.token and job.state != J.JOB_CLAIMED)
+    if job is None:
+        return applied_index is None or applied_index >= entry.token
+    if entry.token > job.token:
+        return False
+    return job.state in _FINISHED or job.token > entry.token or job.state != J.JOB_CLAIMED
 
 
 def progress_shown(entry: J.JobProgress | None, job: J.Job, now_ms: int) -> J.JobProgress | None:

@@ -142,6 +142,7 @@ class NodeJobBoard:
         """One bounded pass over each table: removes what leaves by the
         rules. Returns how many entries it removed."""
         now_ms = _now_ms()
+        applied_index = self._node.status().applied_index
         removed = 0
         for table in (rules.PROGRESS_TABLE, rules.WORKERS_TABLE):
             if not self._known(table):
@@ -150,17 +151,17 @@ class NodeJobBoard:
                                              limit=limits.JOB_BOARD_SWEEP_KEYS_MAX)
             self._resume[table] = page.resume_after
             for value in page.values:
-                if value.value is None or not self._leaves(table, value.value, now_ms):
+                if value.value is None or not self._leaves(table, value.value, now_ms, applied_index):
                     continue
                 self._node.crdt.remove_entry(table, value.key)
                 removed += 1
         return removed
 
-    def _leaves(self, table: str, raw: bytes, now_ms: int) -> bool:
+    def _leaves(self, table: str, raw: bytes, now_ms: int, applied_index: int) -> bool:
         if table == rules.WORKERS_TABLE:
             return rules.worker_stale(J.JobWorker.FromString(raw), now_ms)
         entry = J.JobProgress.FromString(raw)
-        return rules.progress_leaves(entry, self._job(entry.id), now_ms)
+        return rules.progress_leaves(entry, self._job(entry.id), now_ms, applied_index)
 
     # -- helpers --
     def _job(self, job_id: int) -> J.Job | None:
