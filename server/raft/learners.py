@@ -36,8 +36,6 @@ PROMOTE = "promote"
 REMOVE_LEARNER = "rem_learner"  # ours: pysyncobj's __doChangeCluster ignores them
 LEARNER_KINDS = (ADD_LEARNER, PROMOTE, REMOVE_LEARNER)
 _ADD = "add"  # pysyncobj's word (membership.ADD)
-# How far ahead a learner's election deadline is pushed on each tick.
-LEARNER_ELECTION_HOLD_S = 3600.0
 
 
 class Learners:
@@ -88,7 +86,9 @@ class Learners:
         if not self._learners_started:
             self._start_learners()
         if self._self_voter is not True:
-            self._SyncObj__raftElectionDeadline = time.monotonic() + LEARNER_ELECTION_HOLD_S
+            # A full election timeout ahead on every tick: never reached while
+            # it does not vote, and a normal timeout once it is promoted.
+            self._SyncObj__raftElectionDeadline = time.monotonic() + self.conf.raftMaxTimeout
         return SyncObj._onTick(self, timeToWait)
 
     def _change_own_role(self, kind: str, reverse: bool) -> None:
