@@ -85,15 +85,11 @@ class Client:
     up --tls` wrote into cluster.json, else plaintext; `tls=False` forces
     plaintext, `tls=True` TLS with the system's roots.
 
-    `user` and `password`, or `token`: the credentials sent when the
-    cluster has auth enabled (docs/security.md); by default
-    `$TANDEMKV_TOKEN`, else `$TANDEMKV_USER` with `$TANDEMKV_PASSWORD`,
-    else none (a client certificate's CN may name the user). With a
-    password the client authenticates at its first call and renews the
-    token before it expires; the password is kept in memory for that
-    (client/_auth_core.py). `client.auth` manages users and roles.
-    When OpenTelemetry is installed and a tracer provider is set, every
-    call carries the current span's `traceparent`.
+    `user` and `password`, or `token` (default: `$TANDEMKV_TOKEN`, else
+    `$TANDEMKV_USER`/`$TANDEMKV_PASSWORD`): credentials for a cluster with
+    auth enabled; tokens are fetched and renewed by the client
+    (client/_auth_core.py, docs/security.md). Calls carry the current
+    OpenTelemetry span's `traceparent` when a tracer provider is set.
 
     Example::
 
