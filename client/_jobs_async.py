@@ -70,13 +70,15 @@ class AsyncJobs(AsyncWorkerMethods):
         return await self._client.run(ops.stats(queue, stale))
 
     async def cron_put(self, name: BytesLike, expression: str, queue: BytesLike, args: BytesLike = b"", *,
-                       priority: int = 0, max_attempts: int = 0, timeout_s: float | None = None) -> JobCron:
+                       priority: int = 0, max_attempts: int = 0, timeout_s: float | None = None,
+                       max_lost_claims: int = 0) -> JobCron:
         """Creates or replaces the recurring job `name`: at each minute the
         cron expression (UTC; five fields or @hourly, @daily, ...) matches,
         a job of `queue` with `args`, skipped while the previous run's job is
         unfinished."""
         return await self._client.run(ops.cron_put(name, expression, queue, args, priority=priority,
-                                                   max_attempts=max_attempts, timeout_s=timeout_s))
+                                                   max_attempts=max_attempts, timeout_s=timeout_s,
+                                                   max_lost_claims=max_lost_claims))
 
     async def cron_delete(self, name: BytesLike) -> bool:
         return await self._client.run(ops.cron_delete(name))

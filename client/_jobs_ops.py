@@ -214,17 +214,20 @@ class JobCron:
     timeout_ms: int
     next_run_ms: int
     last_job_id: int
+    max_lost_claims: int = 0
 
     @classmethod
     def from_proto(cls, job_cron: J.JobCron) -> JobCron:
         return cls(job_cron.name, job_cron.expression, job_cron.queue, job_cron.args, job_cron.priority,
-                   job_cron.max_attempts, job_cron.timeout_ms, job_cron.next_run_ms, job_cron.last_job_id)
+                   job_cron.max_attempts, job_cron.timeout_ms, job_cron.next_run_ms, job_cron.last_job_id,
+                   job_cron.max_lost_claims)
 
 
 def cron_put(name: BytesLike, expression: str, queue: BytesLike, args: BytesLike = b"", *, priority: int = 0,
-             max_attempts: int = 0, timeout_s: float | None = None) -> Operation:
+             max_attempts: int = 0, timeout_s: float | None = None, max_lost_claims: int = 0) -> Operation:
     job_cron = J.JobCron(name=to_bytes(name, "name"), expression=expression, queue=to_bytes(queue, "queue"),
                          args=to_bytes(args, "args"), priority=priority, max_attempts=max_attempts,
+                         max_lost_claims=max_lost_claims,
                          timeout_ms=0 if timeout_s is None else int(round(timeout_s * 1000)))
     request = J.JobCronPutRequest(cron=job_cron, request_id=new_request_id())
     return Operation("Jobs", "CronPut", request, lambda r: JobCron.from_proto(r.cron), write=True)

@@ -2,8 +2,8 @@
 is lost (its lease expires or is revoked while it runs) again and again is
 dead at its max_lost_claims-th lost claim, with an error saying so; lost
 claims never count as failures, failures never as lost claims; the bound
-is settable at enqueue, defaults to JOB_MAX_LOST_CLAIMS_DEFAULT and is
-checked against JOB_MAX_LOST_CLAIMS_MAX; a retry by request starts the
+is settable at enqueue (and on a recurring job, for its runs), defaults to
+JOB_MAX_LOST_CLAIMS_DEFAULT and is checked against JOB_MAX_LOST_CLAIMS_MAX; a retry by request starts the
 count afresh; a retried enqueue still applies once.
 
 Method: commands applied at increasing indexes through the node's codec
@@ -22,6 +22,7 @@ from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import jobs_pb2 as J
 from tandemkv.v1 import lease_pb2
 from tests.support.applier import Applier, make_view
+from tests.test_job_crons import ms, put_cron, queued
 from tests.test_jobs_core import advance, claim, enqueue, get, grant, stats
 
 
@@ -110,3 +111,13 @@ def test_a_retried_enqueue_with_a_bound_applies_once(applier):
 def test_a_bound_over_the_limit_is_refused_naming_it(applier):
     with pytest.raises(InvalidArgument, match="JOB_MAX_LOST_CLAIMS_MAX"):
         enqueue(applier, max_lost_claims=limits.JOB_MAX_LOST_CLAIMS_MAX + 1)
+
+
+def test_a_recurring_jobs_runs_take_its_bound(applier):
+    applier.ts_ms = ms(2026, 1, 1, 10, 0)
+    assert put_cron(applier, max_lost_claims=2).max_lost_claims == 2
+    applier.write(lease_pb2.LeaseGrantRequest(ttl_ms=60_000), ts_ms=ms(2026, 1, 1, 10, 5))  # the run is due
+    (run,) = queued(applier)
+    assert run.max_lost_claims == 2
+    with pytest.raises(InvalidArgument, match="JOB_MAX_LOST_CLAIMS_MAX"):
+        put_cron(applier, name=b"too-many", max_lost_claims=limits.JOB_MAX_LOST_CLAIMS_MAX + 1)

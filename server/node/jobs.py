@@ -155,12 +155,12 @@ class NodeJobs:
 
     # -- recurring jobs --
     def cron_put(self, name: bytes, expression: str, queue: bytes, args: bytes = b"", *, priority: int = 0,
-                 max_attempts: int = 0, timeout_ms: int = 0,
+                 max_attempts: int = 0, timeout_ms: int = 0, max_lost_claims: int = 0,
                  timeout_s: float | None = None) -> J.JobCronResponse:
         """Creates or replaces the recurring job `name`: a job of `queue` at
         each minute the cron expression (UTC) matches."""
         job_cron = J.JobCron(name=name, expression=expression, queue=queue, args=args, priority=priority,
-                             max_attempts=max_attempts, timeout_ms=timeout_ms)
+                             max_attempts=max_attempts, timeout_ms=timeout_ms, max_lost_claims=max_lost_claims)
         return self._node.propose(J.JobCronPutRequest(cron=job_cron), timeout_s=timeout_s)
 
     def cron_delete(self, name: bytes, *, timeout_s: float | None = None) -> J.JobCronDeleteResponse:

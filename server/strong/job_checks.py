@@ -97,7 +97,8 @@ def check_cron_put(request: J.JobCronPutRequest) -> None:
                               limit="JOB_CRON_NAME_BYTES_MAX")
     _check_bytes(job_cron.args, "cron args", "JOB_CRON_ARGS_BYTES_MAX")
     check_enqueue(J.JobEnqueueRequest(queue=job_cron.queue, args=job_cron.args, priority=job_cron.priority,
-                                      max_attempts=job_cron.max_attempts, timeout_ms=job_cron.timeout_ms))
+                                      max_attempts=job_cron.max_attempts, timeout_ms=job_cron.timeout_ms,
+                                      max_lost_claims=job_cron.max_lost_claims))
     cron.parse(job_cron.expression)
 
 

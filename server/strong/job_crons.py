@@ -85,7 +85,7 @@ def fire(context: ApplyContext, tables: JobTables, add_job: AddJob, count_max: i
         job, _ = add_job(context, tables, J.JobEnqueueRequest(
             queue=job_cron.queue, args=job_cron.args, priority=job_cron.priority,
             max_attempts=job_cron.max_attempts, timeout_ms=job_cron.timeout_ms,
-            unique_key=CRON_UNIQUE_PREFIX + name))
+            max_lost_claims=job_cron.max_lost_claims, unique_key=CRON_UNIQUE_PREFIX + name))
         job_cron.last_job_id = job.id
         next_run_ms = cron.next_run_ms(cron.parse(job_cron.expression), context.clock_ms)
         if next_run_ms is None:

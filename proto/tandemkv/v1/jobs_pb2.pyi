@@ -264,7 +264,7 @@ class JobStatsResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., queues: _Optional[_Iterable[_Union[JobQueueStats, _Mapping]]] = ...) -> None: ...
 
 class JobCron(_message.Message):
-    __slots__ = ("name", "queue", "expression", "args", "priority", "max_attempts", "timeout_ms", "next_run_ms", "last_job_id")
+    __slots__ = ("name", "queue", "expression", "args", "priority", "max_attempts", "timeout_ms", "next_run_ms", "last_job_id", "max_lost_claims")
     NAME_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     EXPRESSION_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +274,7 @@ class JobCron(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     NEXT_RUN_MS_FIELD_NUMBER: _ClassVar[int]
     LAST_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_LOST_CLAIMS_FIELD_NUMBER: _ClassVar[int]
     name: bytes
     queue: bytes
     expression: str
@@ -283,7 +284,8 @@ class JobCron(_message.Message):
     timeout_ms: int
     next_run_ms: int
     last_job_id: int
-    def __init__(self, name: _Optional[bytes] = ..., queue: _Optional[bytes] = ..., expression: _Optional[str] = ..., args: _Optional[bytes] = ..., priority: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., next_run_ms: _Optional[int] = ..., last_job_id: _Optional[int] = ...) -> None: ...
+    max_lost_claims: int
+    def __init__(self, name: _Optional[bytes] = ..., queue: _Optional[bytes] = ..., expression: _Optional[str] = ..., args: _Optional[bytes] = ..., priority: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., next_run_ms: _Optional[int] = ..., last_job_id: _Optional[int] = ..., max_lost_claims: _Optional[int] = ...) -> None: ...
 
 class JobCronPutRequest(_message.Message):
     __slots__ = ("cron", "request_id")
