@@ -186,6 +186,8 @@ class AvailablePlane(PlaneCalls):
             return
         self._members_taken = number
         members = sorted(peers)
+        if (peers, secret) == (self._peers, self._secret):
+            return  # the same set again (the node hands its set over once more as it starts)
         with self._lock:
             try:
                 self._gossip.set_members(members, secret)
