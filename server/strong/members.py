@@ -144,11 +144,6 @@ def learners(member_set: cluster_pb2.MemberSet) -> list[cluster_pb2.Member]:
     return [m for m in member_set.members if not m.voter]
 
 
-def role(member: cluster_pb2.Member) -> str:
-    """'voter' or 'learner', for messages and listings."""
-    return "voter" if member.voter else "learner"
-
-
 def _known(current: cluster_pb2.MemberSet, name: str) -> cluster_pb2.Member:
     member = member_named(current, name)
     if member is None:
