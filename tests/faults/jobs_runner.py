@@ -29,7 +29,7 @@ from typing import Any
 from tandemkv.client import Client, Retry
 
 from .jobs_check import FINISHED, check_jobs
-from .jobs_worker import WorkerPool
+from .jobs_worker import LEASE_TTL_S, WorkerPool
 from .jobs_workload import QUEUE, Enqueues, parse_job_args, producer, producer_client, read_records
 from .nemesis import PROCESS_KINDS, Nemesis, expand_kinds
 from .network import enter_own_namespace
@@ -72,6 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of workload under faults")
     parser.add_argument("--workers", type=int, default=3, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=4, help="jobs each worker runs at once")
+    parser.add_argument("--lease-ttl-s", type=float, default=LEASE_TTL_S, help="the workers' lease TTL")
     parser.add_argument("--worker-fault-every-s", type=lambda t: tuple(float(x) for x in t.split(",")),
                         default=WORKER_FAULT_EVERY_S, help="MIN,MAX seconds between two worker faults")
     parser.add_argument("--seed", type=int, default=None, help="seed of the schedule (default: random, printed)")
@@ -96,7 +97,7 @@ class JobsExperiment:
         self.started_at = time.monotonic()
         self.enqueues = Enqueues(self.started_at)
         self.workers = WorkerPool(self.nodes.endpoints, args.out / "workers", args.workers, args.concurrency,
-                                  args.seed)
+                                  args.seed, args.lease_ttl_s)
         self.errors: list[str] = []
         self.nemesis: Nemesis | None = None
         self.phases: dict[str, float] = {}
@@ -270,6 +271,7 @@ def replay_command(args: argparse.Namespace) -> str:
     return (f"unshare --net -- python -m tests.faults.jobs_runner --seed {args.seed} --jobs {args.jobs} "
             f"--duration {args.duration:g} --workers {args.workers} --concurrency {args.concurrency} "
             f"--worker-fault-every-s {','.join(f'{s:g}' for s in args.worker_fault_every_s)} "
+            f"--lease-ttl-s {args.lease_ttl_s:g} "
             f"--nemesis {args.nemesis} --out {args.out}")
 
 

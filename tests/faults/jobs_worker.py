@@ -27,15 +27,17 @@ from tandemkv.client import Client, Retry
 
 from .jobs_workload import QUEUE, ExecutionLog, run_handler
 
+# The workers' lease TTL unless --lease-ttl-s says otherwise (a loaded
+# machine's renewals may not get through within 2 s; a long run may want more).
 LEASE_TTL_S = 2.0
 WORKER_RETRY = Retry(attempts_max=20, deadline_s=10.0, attempt_timeout_s=2.0, backoff_initial_s=0.05,
                      backoff_max_s=0.5)
 # How often the main thread looks whether SIGTERM came.
 STOP_POLL_S = 0.2
 # The share of worker faults that pause a worker (SIGSTOP) instead of
-# killing it, and how long: past LEASE_TTL_S, so its lease ends meanwhile.
+# killing it, and how long past its lease TTL (so the lease ends meanwhile).
 WORKER_PAUSE_SHARE = 0.3
-WORKER_PAUSE_S_RANGE = (LEASE_TTL_S + 1.0, LEASE_TTL_S + 2.5)
+WORKER_PAUSE_PAST_TTL_S_RANGE = (1.0, 2.5)
 # Seconds a worker gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 10.0
 # The calls whose answers are recorded, by the name the record uses.
@@ -48,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", required=True)
     parser.add_argument("--record", required=True, type=Path)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--lease-ttl-s", type=float, default=LEASE_TTL_S)
     return parser.parse_args(argv)
 
 
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     log = ExecutionLog(args.record, args.name)
     with RecordingClient(args.endpoints, log) as client:
         worker = client.jobs.worker(QUEUE, lambda job: run_handler(log, job), concurrency=args.concurrency,
-                                    lease_ttl_s=LEASE_TTL_S, name=args.name)
+                                    lease_ttl_s=args.lease_ttl_s, name=args.name)
         worker.start()
         while not stop.wait(STOP_POLL_S):
             pass
@@ -95,8 +98,10 @@ class WorkerPool:
     """The worker processes of a run: `count` of them, each restarted with a
     new record file after a kill."""
 
-    def __init__(self, endpoints: list[str], directory: Path, count: int, concurrency: int, seed: int):
+    def __init__(self, endpoints: list[str], directory: Path, count: int, concurrency: int, seed: int,
+                 lease_ttl_s: float = LEASE_TTL_S):
         self.endpoints = endpoints
+        self.lease_ttl_s = lease_ttl_s
         self.directory = directory
         self.concurrency = concurrency
         self.rng = random.Random(f"{seed}/workers")
@@ -115,7 +120,7 @@ class WorkerPool:
             self.processes[index] = subprocess.Popen(
                 [sys.executable, "-m", "tests.faults.jobs_worker", "--endpoints", ",".join(self.endpoints),
                  "--name", f"{name}.{self.starts[index]}", "--record", str(record),
-                 "--concurrency", str(self.concurrency)],
+                 "--concurrency", str(self.concurrency), "--lease-ttl-s", str(self.lease_ttl_s)],
                 stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def start_all(self) -> None:
@@ -141,7 +146,7 @@ class WorkerPool:
         process.send_signal(signal.SIGSTOP)
         self.pauses += 1
         try:
-            stop.wait(self.rng.uniform(*WORKER_PAUSE_S_RANGE))
+            stop.wait(self.lease_ttl_s + self.rng.uniform(*WORKER_PAUSE_PAST_TTL_S_RANGE))
         finally:
             process.send_signal(signal.SIGCONT)
 
