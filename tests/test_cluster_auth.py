@@ -26,8 +26,9 @@ from tandemkv.v1 import (
 )
 from tests.support.cluster import ServeCluster
 
-LEADER_TIMEOUT_S = 60
-CALL_TIMEOUT_S = 10
+# Generous: under a heavily loaded machine the nodes alone take most of a minute to start.
+LEADER_TIMEOUT_S = 120
+CALL_TIMEOUT_S = 20
 # How long a change made through one node may take to reach the others.
 SPREAD_TIMEOUT_S = 20
 OK = "OK"
@@ -69,6 +70,23 @@ class Caller:
             return error.code().name, error.details() or ""
         return OK, ""
 
+    def settled(self, service: str, method: str, request, token: str | None = None):
+        """A setup call, tried again while the cluster settles (no leader yet,
+        a deadline under load); a change a lost answer had applied counts."""
+        deadline = time.monotonic() + LEADER_TIMEOUT_S
+        retried = False
+        while True:
+            try:
+                return self.call(service, method, request, token)
+            except grpc.RpcError as error:
+                if retried and error.code() == grpc.StatusCode.ALREADY_EXISTS:
+                    return None
+                if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+                        or time.monotonic() > deadline:
+                    raise
+                retried = True
+                time.sleep(0.2)
+
     def token(self, user: str, password: str = PASSWORD) -> str:
         return self.call("Auth", "Authenticate", auth_pb2.AuthenticateRequest(user=user, password=password)).token
 
@@ -80,19 +98,20 @@ def cluster(tmp_path_factory):
         callers = {m.name: Caller(m.client_address) for m in c.members}
         admin = callers["n1"]
         for name in ("root", *USERS):
-            admin.call("Auth", "UserAdd", auth_pb2.UserAddRequest(user=name, password=PASSWORD))
-        admin.call("Auth", "UserGrantRole", auth_pb2.UserRoleRequest(user="root", role="root"))
+            admin.settled("Auth", "UserAdd", auth_pb2.UserAddRequest(user=name, password=PASSWORD))
+        admin.settled("Auth", "UserGrantRole", auth_pb2.UserRoleRequest(user="root", role="root"))
         for role, permissions in ROLES.items():
-            admin.call("Auth", "RoleAdd", auth_pb2.RoleAddRequest(role=role))
+            admin.settled("Auth", "RoleAdd", auth_pb2.RoleAddRequest(role=role))
             for kind, prefix, mode in permissions:
-                admin.call("Auth", "RoleGrantPermission", auth_pb2.RolePermissionRequest(
+                admin.settled("Auth", "RoleGrantPermission", auth_pb2.RolePermissionRequest(
                     role=role, permission=auth_pb2.Permission(kind=kind, prefix=prefix, mode=mode)))
         for user, roles in USERS.items():
             for role in roles:
-                admin.call("Auth", "UserGrantRole", auth_pb2.UserRoleRequest(user=user, role=role))
-        admin.call("Crdt", "CreateTable", crdt_pb2.CreateTableRequest(name="tbl", type=crdt_pb2.G_COUNTER))
-        admin.call("KV", "Put", kv_pb2.PutRequest(key=b"app/seed", value=b"v"))
-        assert admin.call("Auth", "AuthEnable", auth_pb2.AuthEnableRequest()).auth_revision > 0
+                admin.settled("Auth", "UserGrantRole", auth_pb2.UserRoleRequest(user=user, role=role))
+        admin.settled("Crdt", "CreateTable", crdt_pb2.CreateTableRequest(name="tbl", type=crdt_pb2.G_COUNTER))
+        admin.settled("KV", "Put", kv_pb2.PutRequest(key=b"app/seed", value=b"v"))
+        admin.settled("Auth", "AuthEnable", auth_pb2.AuthEnableRequest())
+        assert admin.call("Auth", "AuthStatus", auth_pb2.AuthStatusRequest()).enabled
         yield c, callers
 
 
