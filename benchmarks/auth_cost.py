@@ -14,6 +14,11 @@ leader, the auth one carrying `authorization: Bearer TOKEN` through the
 SDK's interceptor; SDK workloads go through one AsyncClient, made with
 `user=`/`password=` on the auth cluster. Writes auth_cost.json and
 auth_cost.md to --out.
+
+Beside throughput, each run records the CPU time per operation of the
+client (this process) and of the leader (from /proc): on a shared machine
+throughput mostly measures how long the processes waited for a core, while
+CPU per operation still shows what auth adds to each side.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import asyncio
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 from benchmarks import clusters, loadgen, report
@@ -90,8 +96,28 @@ def token_channel(endpoint: str):
     return keeper._channel_factory.open_aio(endpoint, ()), keeper
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured_run(op, concurrency: int, seconds: float, leader_pid: int) -> dict:
+    """One closed-loop run, with the CPU time per operation of this
+    process (the client) and of the leader: figures a loaded machine
+    disturbs far less than throughput, which waits for the CPU."""
+    client_start, leader_start = time.process_time(), process_cpu_s(leader_pid)
+    result = await loadgen.run(op, concurrency, seconds, "closed", None)
+    record = report.run_record(result)
+    operations = max(1, result.operations)
+    record["client_cpu_us_per_op"] = (time.process_time() - client_start) / operations * 1e6
+    record["leader_cpu_us_per_op"] = (process_cpu_s(leader_pid) - leader_start) / operations * 1e6
+    return record
+
+
 async def measure(args: argparse.Namespace, open_cluster, auth_cluster) -> list[dict]:
     rows = []
+    leaders = {"open": open_cluster.leader_pid, "auth": auth_cluster.leader_pid}
     await enable_auth(auth_cluster, Options())
     auth_channel, keeper = token_channel(auth_cluster.leader_endpoint)
     async with open_cluster.channel() as open_channel, auth_channel, keeper:
@@ -108,8 +134,8 @@ async def measure(args: argparse.Namespace, open_cluster, auth_cluster) -> list[
                     await loadgen.run(built[system].op, concurrency, args.warmup, "closed", None)
                 for pair in range(args.pairs):
                     for system in SYSTEMS if pair % 2 == 0 else reversed(SYSTEMS):
-                        result = await loadgen.run(built[system].op, concurrency, args.seconds, "closed", None)
-                        runs[system].append(report.run_record(result))
+                        runs[system].append(await measured_run(built[system].op, concurrency, args.seconds,
+                                                               leaders[system]))
                 rows.append(summarise(name, concurrency, runs))
                 print_row(rows[-1])
         for builder in builders.values():
@@ -125,7 +151,7 @@ def summarise(name: str, concurrency: int, runs: dict[str, list[dict]]) -> dict:
            "ratio_min": min(ratios, default=float("nan")), "ratio_max": max(ratios, default=float("nan")),
            "errors": sum(run["errors"] for system in SYSTEMS for run in runs[system])}
     for system in SYSTEMS:
-        for measure_name in ("ops_per_s", "p50_ms", "p99_ms"):
+        for measure_name in ("ops_per_s", "p50_ms", "p99_ms", "client_cpu_us_per_op", "leader_cpu_us_per_op"):
             row[f"{system}_{measure_name}"] = statistics.median(run[measure_name] for run in runs[system])
     return row
 
@@ -133,7 +159,9 @@ def summarise(name: str, concurrency: int, runs: dict[str, list[dict]]) -> dict:
 def print_row(row: dict) -> None:
     print(f"{row['workload']:8} {row['concurrency']:4} in flight: no auth {row['open_ops_per_s']:9,.0f} ops/s, "
           f"auth {row['auth_ops_per_s']:9,.0f} ops/s, auth/no auth {row['ratio_median']:.2f}x "
-          f"({row['ratio_min']:.2f}-{row['ratio_max']:.2f}), errors {row['errors']}", flush=True)
+          f"({row['ratio_min']:.2f}-{row['ratio_max']:.2f}), CPU us/op client {row['open_client_cpu_us_per_op']:.0f} -> "
+          f"{row['auth_client_cpu_us_per_op']:.0f}, leader {row['open_leader_cpu_us_per_op']:.0f} -> "
+          f"{row['auth_leader_cpu_us_per_op']:.0f}, errors {row['errors']}", flush=True)
 
 
 def render(document: dict) -> str:
@@ -147,13 +175,15 @@ def render(document: dict) -> str:
              f"{args['warmup']} s warm-up on each cluster; figures are medians of the runs; the ratio is the "
              "median (min–max) of the pairs' auth/no-auth throughput ratios.", "",
              "| workload | in flight | no auth ops/s | auth ops/s | auth / no auth (pairs' min–max) | "
-             "p50 ms → with auth | p99 ms → with auth | errors |",
-             "|---|---|---|---|---|---|---|---|"]
+             "p50 ms → with auth | client CPU µs/op → with auth | leader CPU µs/op → with auth | errors |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in document["rows"]:
         lines.append(f"| {row['workload']} | {row['concurrency']} | {row['open_ops_per_s']:,.0f} | "
                      f"{row['auth_ops_per_s']:,.0f} | {row['ratio_median']:.2f}x ({row['ratio_min']:.2f}–"
                      f"{row['ratio_max']:.2f}) | {row['open_p50_ms']:.2f} → {row['auth_p50_ms']:.2f} | "
-                     f"{row['open_p99_ms']:.2f} → {row['auth_p99_ms']:.2f} | {row['errors']} |")
+                     f"{row['open_client_cpu_us_per_op']:.0f} → {row['auth_client_cpu_us_per_op']:.0f} | "
+                     f"{row['open_leader_cpu_us_per_op']:.0f} → {row['auth_leader_cpu_us_per_op']:.0f} | "
+                     f"{row['errors']} |")
     return "\n".join(lines) + "\n"
 
 
