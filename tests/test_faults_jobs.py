@@ -5,9 +5,10 @@ executions checked against what the queue ends with.
 Method: one seeded run of tests/faults/jobs_runner.py as a subprocess (it
 re-starts itself in a network namespace of its own, where iptables rules
 cut links between the nodes): producers enqueue JOBS jobs through the SDK
-over FAULT_DURATION_S of node faults (kill -9, SIGSTOP, a minority cut
-off, each once at the least) while three worker processes run them, one of
-them killed -9 (and restarted) or paused past its lease every few seconds;
+over FAULT_DURATION_S of node faults (SIGSTOP, a minority cut off, each
+once at the least; every node is killed -9 at the restart below) while
+three worker processes run them, one of them killed -9 (and restarted)
+or paused past its lease every few seconds;
 each job's handler records its execution, fsync'd, before acting, and some
 jobs fail on purpose (once, or max_attempts times). Then the workers are
 killed, a last batch is enqueued, every node is killed at once and
@@ -38,13 +39,15 @@ from tests.support.system_needs import NETWORK_FAULTS, skip_needing
 from tests.test_faults_cluster import run_harness, seed
 
 JOBS = 200
-FAULT_DURATION_S = 20.0
-# Every kind comes once in each round of the schedule; three kinds of at
-# most ~7 s a cycle (fault, quiet, a leader lookup) fit in the 20 s.
-NEMESIS_KINDS = ("kill", "pause", "partition-minority")
+FAULT_DURATION_S = 16.0
+# Every kind comes once in each round of the schedule; two kinds of at
+# most ~7 s a cycle (fault, quiet, a leader lookup) fit in the 16 s. Node
+# kills come at the full restart (all three at once).
+NEMESIS_KINDS = ("pause", "partition-minority")
 # The run's own bound: start-up, the faults, the full restart, the drain
-# (83 s measured with 400 jobs over 24 s of faults at load average 45 on
-# 2 cores; this run is smaller).
+# (55 s measured with 400 jobs over 20 s of faults on 2 idle cores; 83 s
+# with 400 over 24 s at a load average of 45; at 65 start-up alone took
+# 27 s and the bound was passed).
 RUN_TIMEOUT_S = 88.0
 # Executions superseded by a later claim of their job (their worker was
 # killed or paused mid-job): a run where no worker fault met a job would
@@ -98,7 +101,7 @@ def test_workers_and_nodes_met_every_fault_kind_asked_for(jobs_run):
     assert jobs_run["worker_kills"] + jobs_run["worker_pauses"] >= 3, f"{context}: few worker faults"
     injected = jobs_run["faults_by_kind"]
     network = "DISABLED" not in jobs_run["network"]
-    expected = NEMESIS_KINDS if network else PROCESS_KINDS
+    expected = NEMESIS_KINDS if network else tuple(k for k in NEMESIS_KINDS if k in PROCESS_KINDS)
     missing = [kind for kind in expected if not injected.get(kind)]
     assert not missing, f"{context}: never injected {missing}; injected {injected}"
     if not network:

@@ -200,8 +200,8 @@ class JobsExperiment:
         self._phase("nodes_stopped_s")
         self.nodes.stop_all()
         self.nodes.start_all()
-        self.workers.start_all()  # they wait for a leader as any client does
-        self.nodes.wait_for_leader(STARTUP_LEADER_TIMEOUT_S)
+        self.nodes.wait_for_leader(STARTUP_LEADER_TIMEOUT_S)  # before the workers' start-up competes for the CPU
+        self.workers.start_all()
 
     def _drain(self) -> None:
         timeout_s = DRAIN_S_MIN + self.args.jobs / DRAIN_JOBS_PER_S_MIN
