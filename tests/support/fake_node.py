@@ -158,6 +158,10 @@ class FakeNode:
     def status(self):
         return self.status_value
 
+    def removed_reason(self):
+        """A fake node is never removed from its cluster."""
+        return None
+
     def _serve(self, kind, request, timeout_s):
         self.calls.append(Call(kind, request, timeout_s))
         self.entered.release()
