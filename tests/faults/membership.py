@@ -46,11 +46,13 @@ FOUNDERS = 3
 LEADER_REMOVAL_SHARE = 3
 # A change, from its start to the committed set (and, for an addition, the
 # new node's applied index at the leader's commit index), at most.
-CHANGE_S_MAX = 45.0
+CHANGE_S_MAX = 60.0
 # The SDK's budget for one removal call, and for one look at the members.
 REMOVE_RETRY = Retry(deadline_s=10.0, attempt_timeout_s=3.0)
 LIST_RETRY = Retry(attempts_max=3, deadline_s=3.0, attempt_timeout_s=1.0)
 CHANGE_POLL_S = 0.2
+# How long a leader-targeted fault or removal looks for the leader before picking another node.
+LEADER_LOOKUP_S = 3.0
 # Faults that take one node out (the others cut pairs or every link for a moment).
 NODE_FAULT_KINDS = ("kill", "pause", "partition-minority", "partition-leader")
 
@@ -248,11 +250,16 @@ class MembershipNemesis(Nemesis):
 
     def _leader_name(self) -> str | None:
         """The leader the running members agree on (waiting up to a few seconds), or None."""
-        try:
-            return self.nodes.wait_for_leader(3.0, among=[n.name for n in self.nodes.members()
-                                                          if n.running and not n.paused])
-        except TimeoutError:
-            return None
+        # Polled here rather than with NodeSet.wait_for_leader, whose timeout
+        # sends SIGUSR1 for stacks: a node still starting (a restart at heal)
+        # has no handler yet, and the signal's default action ends it.
+        deadline = time.monotonic() + LEADER_LOOKUP_S
+        while time.monotonic() < deadline:
+            leader = self.nodes.leader([n.name for n in self.nodes.members() if n.running and not n.paused])
+            if leader:
+                return leader
+            time.sleep(CHANGE_POLL_S)
+        return None
 
     # -- membership changes --------------------------------------------------
     def _change(self, stop: threading.Event) -> None:
@@ -276,13 +283,19 @@ class MembershipNemesis(Nemesis):
         try:
             self.nodes.start(node.name)
             deadline = time.monotonic() + CHANGE_S_MAX
+            # The leader's commit index when the set first lists the node: the
+            # writes go on, so its current commit index is a moving target.
+            target = None
             while time.monotonic() < deadline:
                 if not node.running:
                     if not self._joined_after_exit(node, record):
                         return
-                listing = self._members_list()
-                if listing is not None and node.name in listing.names and self._caught_up(node.name):
-                    record.note += "; added and caught up"
+                if target is None:
+                    listing = self._members_list()
+                    if listing is not None and node.name in listing.names:
+                        target = self._leader_commit_index()
+                elif self._applied_index(node.name) >= target:
+                    record.note += f"; added and caught up (index {target})"
                     return
                 time.sleep(CHANGE_POLL_S)
             self.errors.append(f"member-add {node.name}: not added and caught up within {CHANGE_S_MAX} s "
@@ -350,16 +363,22 @@ class MembershipNemesis(Nemesis):
         except errors.TandemKVError:
             return None
 
-    def _caught_up(self, name: str) -> bool:
-        """Whether `name` applied the commit index its leader reports."""
+    def _leader_commit_index(self) -> int | None:
+        """The commit index the leader reports, or None without an agreed leader."""
+        try:
+            with Client(self.nodes.member_endpoints(), retry=NO_RETRY) as client:
+                status = client.status()
+        except errors.TandemKVError:
+            return None
+        leader = next((n for n in status.nodes if n.name == status.leader and not n.error), None)
+        return None if leader is None else leader.commit_index
+
+    def _applied_index(self, name: str) -> int:
         try:
             mine = _own_status(self.nodes.node(name).member.client_address)
-            if mine.error or not mine.leader_endpoint:
-                return False
-            leader = _own_status(mine.leader_endpoint)
         except errors.TandemKVError:
-            return False
-        return not leader.error and mine.applied_index >= leader.commit_index > 0
+            return 0
+        return 0 if mine.error else mine.applied_index
 
 
 def _own_status(endpoint: str):
