@@ -25,7 +25,7 @@ from typing import Any
 from tandemkv import errors
 from tandemkv.client import Client, Retry
 
-from .jobs_workload import QUEUE, ExecutionLog, run_handler
+from .jobs_workload import QUEUE, ExecutionLog, read_record, run_handler
 
 # The workers' lease TTL unless --lease-ttl-s says otherwise (a loaded
 # machine's renewals may not get through within 2 s; a long run may want more).
@@ -115,7 +115,7 @@ class WorkerPool:
     def start(self, index: int) -> None:
         self.starts[index] += 1
         name = f"w{index + 1}"
-        record = self.directory / f"{name}-{self.starts[index]}.jsonl"
+        record = self.record_path(index)
         with open(self.directory / f"{name}.log", "ab") as output:
             self.processes[index] = subprocess.Popen(
                 [sys.executable, "-m", "tests.faults.jobs_worker", "--endpoints", ",".join(self.endpoints),
@@ -127,9 +127,22 @@ class WorkerPool:
         for index in range(len(self.processes)):
             self.start(index)
 
+    def record_path(self, index: int) -> Path:
+        return self.directory / f"w{index + 1}-{self.starts[index]}.jsonl"
+
+    def pick(self) -> int:
+        """A worker to fault: one caught mid-job if there is one (its record
+        shows an execution it has not yet heard the answer for), else any."""
+        busy = []
+        for index in range(len(self.processes)):
+            executions, outcomes = read_record(self.record_path(index))
+            if {(e["job"], e["token"]) for e in executions} - {(o["job"], o["token"]) for o in outcomes}:
+                busy.append(index)
+        return self.rng.choice(busy) if busy else self.rng.randrange(len(self.processes))
+
     def kill_one(self) -> None:
-        """kill -9 a random worker, and start it again."""
-        index = self.rng.randrange(len(self.processes))
+        """kill -9 a worker, and start it again."""
+        index = self.pick()
         process = self.processes[index]
         if process is not None and process.poll() is None:
             process.kill()
@@ -138,9 +151,9 @@ class WorkerPool:
         self.start(index)
 
     def pause_one(self, stop: threading.Event) -> None:
-        """SIGSTOP a random worker past its lease's TTL, then SIGCONT: its
-        claims are taken by others meanwhile, and its completes come late."""
-        process = self.processes[self.rng.randrange(len(self.processes))]
+        """SIGSTOP a worker past its lease's TTL, then SIGCONT: its claims
+        are taken by others meanwhile, and its completes come late."""
+        process = self.processes[self.pick()]
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGSTOP)

@@ -174,10 +174,23 @@ def read_records(directory: Path) -> tuple[list[dict[str, Any]], list[dict[str, 
     """(executions, outcomes) from every `*.jsonl` record file in `directory`."""
     executions, outcomes = [], []
     for path in sorted(directory.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the line a kill tore
-            (executions if record.pop("kind") == "execution" else outcomes).append(record)
+        more_executions, more_outcomes = read_record(path)
+        executions += more_executions
+        outcomes += more_outcomes
+    return executions, outcomes
+
+
+def read_record(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(executions, outcomes) of one record file; none if it is not there yet."""
+    executions, outcomes = [], []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return executions, outcomes
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the line a kill tore (or one being written)
+        (executions if record.pop("kind") == "execution" else outcomes).append(record)
     return executions, outcomes
