@@ -47,6 +47,14 @@ LEADER_REMOVAL_SHARE = 3
 # A change, from its start to the committed set (and, for an addition, the
 # new node's applied index at the leader's commit index), at most.
 CHANGE_S_MAX = 60.0
+# An added node's catch-up, from the set listing it to its applied index at
+# the leader's commit index then (a snapshot and the entries after it).
+CATCH_UP_S_MAX = 120.0
+# Entries after which every node snapshots and compacts its log, so a node
+# added late in a long run is sent a snapshot instead of the whole history.
+SNAPSHOT_ENTRIES = 1_000
+# One change at the longest (an addition: listed, then caught up).
+CHANGE_WALL_S_MAX = CHANGE_S_MAX + CATCH_UP_S_MAX + 10.0
 # The SDK's budget for one removal call, and for one look at the members.
 REMOVE_RETRY = Retry(deadline_s=10.0, attempt_timeout_s=3.0)
 LIST_RETRY = Retry(attempts_max=3, deadline_s=3.0, attempt_timeout_s=1.0)
@@ -75,7 +83,8 @@ class MemberNodeSet(NodeSet):
         peers = () if join else tuple(other.member for other in founders if other is not node)
         config = NodeConfig(name=node.name, data_dir=self.data_root / node.name,
                             raft_address=node.member.raft_address, client_address=node.member.client_address,
-                            peers=peers, timings=FAULT_TIMINGS, map_size_bytes=256 << 20)
+                            peers=peers, map_size_bytes=256 << 20,
+                            timings=dataclasses.replace(FAULT_TIMINGS, snapshot_entries_min=SNAPSHOT_ENTRIES))
         text = settings.to_toml(config, None)
         self.config_path(node.name).write_text((f'join = "{join}"\n' if join else "") + text)
 
@@ -176,9 +185,9 @@ class MembershipNemesis(Nemesis):
                 self._faulted = set()
                 record.end_s = self._now()
             if changer is not None:
-                changer.join(CHANGE_S_MAX * 2)
+                changer.join(CHANGE_WALL_S_MAX)
                 if changer.is_alive():
-                    self.errors.append(f"a membership change outlived {CHANGE_S_MAX * 2} s")
+                    self.errors.append(f"a membership change outlived {CHANGE_WALL_S_MAX} s")
                     return
             elif due:
                 self._change(stop)
@@ -294,11 +303,14 @@ class MembershipNemesis(Nemesis):
                     listing = self._members_list()
                     if listing is not None and node.name in listing.names:
                         target = self._leader_commit_index()
+                        if target is not None:
+                            deadline = time.monotonic() + CATCH_UP_S_MAX
                 elif self._applied_index(node.name) >= target:
                     record.note += f"; added and caught up (index {target})"
                     return
                 time.sleep(CHANGE_POLL_S)
-            self.errors.append(f"member-add {node.name}: not added and caught up within {CHANGE_S_MAX} s "
+            self.errors.append(f"member-add {node.name}: not added within {CHANGE_S_MAX} s, or not caught up "
+                               f"with index {target} within {CATCH_UP_S_MAX} s "
                                f"(log: {self.nodes.log_path(node.name)}: {_last_line(self.nodes.log_path(node.name))!r})")
         finally:
             record.end_s = self._now()

@@ -35,7 +35,7 @@ from tandemkv.client import Client
 
 from . import runner
 from .history import save_history
-from .membership import LIST_RETRY, MemberNodeSet, MembershipNemesis
+from .membership import CHANGE_WALL_S_MAX, LIST_RETRY, MemberNodeSet, MembershipNemesis
 from .nemesis import PROCESS_KINDS, expand_kinds
 from .network import enter_own_namespace
 from .tracking import TrackingClient
@@ -146,8 +146,8 @@ class MembershipExperiment(runner.Experiment):
         finally:
             stop.set()
             for thread in threads:
-                # The nemesis may be in a change; it ends within CHANGE_S_MAX.
-                thread.join(runner.JOIN_TIMEOUT_S * (3 if thread.name == "nemesis" else 1))
+                # The nemesis may be in a change; it ends within CHANGE_WALL_S_MAX.
+                thread.join(CHANGE_WALL_S_MAX if thread.name == "nemesis" else runner.JOIN_TIMEOUT_S)
                 if thread.is_alive():
                     self.errors.append(f"thread {thread.name} did not stop in time")
             for client in self.worker_clients:
