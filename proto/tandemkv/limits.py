@@ -450,6 +450,10 @@ AUTH_ROLES_PER_USER_MAX = 64
 AUTH_PERMISSIONS_PER_ROLE_MAX = 256
 # Password hashings (Authenticate, user add, password change) a node runs at once; beyond: RESOURCE_EXHAUSTED.
 AUTH_HASHINGS_IN_FLIGHT_MAX = 4
+# Bytes `serve` reads of root_password_file (the password on its first line).
+ROOT_PASSWORD_FILE_BYTES_MAX = 4_096
+# How long one auth bootstrap change (add root, grant, enable) may wait to commit before the next try.
+AUTH_BOOTSTRAP_STEP_TIMEOUT_MS = 10_000
 
 # -- the command line --
 # Bytes of a transaction `tandemkv txn` reads from stdin (the cluster bounds

@@ -52,6 +52,8 @@ class ObservePort:
         self.metrics = NodeMetrics(node, lambda: self._streams_open())
         self.sampler = Sampler(node, self.metrics)
         self.stopping = False
+        # Set while `serve` holds the client port closed on purpose (auth bootstrap): /readyz says why.
+        self.not_serving_reason: str | None = None
         self.view = ClusterView(node, self.sampler, lambda: self.stopping)
         self._socket: socket.socket | None = None
         self._server: Any = None
@@ -147,7 +149,7 @@ class ObservePort:
             status = self.node.status()
         except Exception:  # noqa: BLE001 - a node that cannot say is stopping
             status = None
-        reason = not_ready_reason(status, self.stopping)
+        reason = (None if self.stopping else self.not_serving_reason) or not_ready_reason(status, self.stopping)
         if reason is None:
             return PlainTextResponse("ok\n")
         return PlainTextResponse(f"not ready: {reason}\n", status_code=503)

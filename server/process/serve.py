@@ -6,6 +6,9 @@ status 2, saying what to pass) unless its stored state has auth enabled,
 or client certificates are required (tls_client_auth), or
 `--insecure-allow-unauthenticated` says to serve it open anyway: an open
 port reachable from the network lets anyone read and write everything.
+With `--root-password-file` it starts instead, holds its client port
+closed until auth is enabled (the leader enables it: auth_bootstrap.py),
+and /readyz says why meanwhile.
 
 Signals: SIGTERM or SIGINT stops the node, SIGUSR1 logs every thread's
 stack (see stop_signals.py). Order matters: the node is built and started
@@ -27,12 +30,14 @@ import threading
 import traceback
 
 from tandemkv.server.observe import logs, tracing
-from tandemkv.server.process import discovery, join, settings
+from tandemkv.server.process import auth_bootstrap, discovery, join, settings
 from tandemkv.server.process.stop_signals import StopSignals
 
 # The longest the main thread sleeps between looks at the stop flag; a
 # signal wakes it at once (stop_signals.py), so this is only a backstop.
 STOP_POLL_S = 1.0
+# How often a node holding its client port closed for the auth bootstrap looks again.
+BOOTSTRAP_POLL_S = 0.25
 # Exit status of a node that was removed from the cluster (its data dir says so).
 EXIT_REMOVED = 3
 # Exit status of a setting to fix (and of an open client port beyond loopback).
@@ -69,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         # Re-resolves DNS while the node runs and hands each change to a callback (None: static peers).
         poller = discovery.poller_for(values, config.members)
         tracer = _rpc_tracer(values.get("tracing", False))
+        root_password = (auth_bootstrap.read_root_password(values["root_password_file"])
+                         if values.get("root_password_file") else None)
     except ValueError as error:
         print(f"tandemkv serve: {error}", file=sys.stderr)
         return EXIT_SETTINGS
@@ -83,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     # read a frame as it is freed and crash the process.)
     stop = StopSignals({signal.SIGUSR1: _log_thread_stacks})
     code = serve(config, stop, poller, tls=tls, http_address=values.get("http_address", ""), tracer=tracer,
-                 allow_unauthenticated=values.get("insecure_allow_unauthenticated", False))
+                 allow_unauthenticated=values.get("insecure_allow_unauthenticated", False),
+                 root_password=root_password)
     # An RPC handler still blocked inside the stopped node must not keep the
     # process alive: everything is stopped and flushed, so leave at once.
     logging.shutdown()
@@ -160,6 +168,29 @@ def open_port_refusal(config, auth_enabled: bool, tls, allow_unauthenticated: bo
             "TOML insecure_allow_unauthenticated = true) to serve it open anyway")
 
 
+def _await_auth(config, bootstrap: auth_bootstrap.AuthBootstrap, stop: StopSignals) -> int | None:
+    """Takes the bootstrap's steps until auth is enabled (None: serve now);
+    0 when told to stop first; EXIT_SETTINGS when the store is not the
+    bootstrap's to change (auth was set up by hand, or disabled later)."""
+    print(f"tandemkv: node {config.name} waits for auth to be enabled (root_password_file) before serving "
+          f"clients on {config.client_address}", flush=True)
+    while True:
+        step = bootstrap.step()
+        if step == auth_bootstrap.DONE:
+            return None
+        if step == auth_bootstrap.LEAVE_ALONE:
+            revision = bootstrap.revision()
+            print(f"tandemkv serve: client address {config.client_address} is beyond loopback and auth is not "
+                  f"enabled, and the auth store was changed by hand (auth revision {revision}): "
+                  "root_password_file bootstraps a cluster whose auth was never set up, never one an operator "
+                  "changed or disabled. Enable auth (`tandemkv auth enable --user root` through a member on "
+                  "loopback), or pass --insecure-allow-unauthenticated to serve it open anyway",
+                  file=sys.stderr, flush=True)
+            return EXIT_SETTINGS
+        if stop.wait(BOOTSTRAP_POLL_S):
+            return 0
+
+
 def _log_thread_stacks() -> None:
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     stacks = [f"thread {names.get(ident, ident)}:\n" + "".join(traceback.format_stack(frame))
@@ -168,7 +199,8 @@ def _log_thread_stacks() -> None:
 
 
 def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = None, *, tls=None,
-          http_address: str = "", tracer=None, allow_unauthenticated: bool = False) -> int:
+          http_address: str = "", tracer=None, allow_unauthenticated: bool = False,
+          root_password: str | None = None) -> int:
     # Imported here, not at the top: every `tandemkv` command imports this
     # module to build its parser, and only `serve` needs the node,
     # pysyncobj, LMDB and the gRPC server (tests/test_purity.py).
@@ -192,25 +224,41 @@ def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = 
         server.stop()
         node.stop()
         return EXIT_REMOVED
+    bootstrap = auth_bootstrap.AuthBootstrap(node, root_password) if root_password else None
     refusal = open_port_refusal(config, node.auth.enabled(), tls, allow_unauthenticated)
-    if refusal is not None:
+    if refusal is not None and bootstrap is None:
         print(f"tandemkv serve: {refusal}", file=sys.stderr, flush=True)
         server.stop()
         node.stop()
         return EXIT_SETTINGS
+    bootstrapping = bootstrap is not None
     try:
-        server.start()
         if observe is not None:
             observe.follow_server(lambda: {lane: server.admission.open_count(lane) for lane in ("streams", "peers")})
+            if refusal is not None:
+                observe.not_serving_reason = bootstrap.waiting_reason()
             observe.start()
             print(f"tandemkv: node {config.name} metrics, health and dashboard on "
                   f"http://{_http_host(http_address)}:{observe.port}/", flush=True)
+        if refusal is not None:
+            # Beyond loopback with auth not on yet: clients are served once the bootstrap enabled it.
+            code = _await_auth(config, bootstrap, stop)
+            if code is not None:
+                if observe is not None:
+                    observe.stop()
+                server.stop()
+                return code
+            bootstrapping = False
+            if observe is not None:
+                observe.not_serving_reason = None
+        server.start()
         if poller is not None:
             poller.start()
         print(f"tandemkv: node {config.name} serving clients on {config.client_address} "
               f"(raft {config.raft_address}, data {config.data_dir}){_tls_words(tls)}", flush=True)
         while not stop.wait(STOP_POLL_S):
-            pass
+            if bootstrapping:  # on loopback, or opened anyway: the bootstrap runs beside the clients
+                bootstrapping = bootstrap.step() not in (auth_bootstrap.DONE, auth_bootstrap.LEAVE_ALONE)
         log.info("stopping: gRPC first, then the node")
         if poller is not None:
             poller.stop()

@@ -92,6 +92,9 @@ SETTINGS = (
     # Auth (docs/security.md): a client port beyond loopback needs auth or client certificates.
     Setting("insecure_allow_unauthenticated", parse_bool, "serve a client address beyond loopback with "
             "neither auth enabled nor client certificates required (anyone reaching it reads and writes all)"),
+    Setting("root_password_file", Path, "file holding root's password (first line, mode 0400): the leader "
+            "adds user root with it and enables auth at the cluster's first start; clients are served once auth "
+            "is on (docs/security.md)"),
     Setting("map_size_bytes", int, "LMDB map size in bytes; equal on every member"),
     Setting("log_level", str, "DEBUG, INFO (default), WARNING or ERROR"),
     Setting("log_format", parse_log_format, "'text' (default) or 'json': one event per line, tagged with "
@@ -144,7 +147,7 @@ def from_file(path: Path) -> dict[str, Any]:
     unknown = sorted(set(values) - set(_BY_KEY))
     if unknown:
         raise ValueError(f"{path}: unknown settings {unknown}; known: {sorted(_BY_KEY)}")
-    for key in ("data_dir", "cluster_secret_file", "tls_cert", "tls_key", "tls_ca"):
+    for key in ("data_dir", "cluster_secret_file", "tls_cert", "tls_key", "tls_ca", "root_password_file"):
         if key in values:
             values[key] = path.parent / Path(values[key]).expanduser()
     values["peers"] = tuple(Member(**peer) for peer in table.get("peers", ()))
