@@ -49,6 +49,41 @@ def test_every_kubernetes_object_validates_strictly_against_the_api_schema(kube,
         kubernetes_validate.validate(document, version, strict=True)
 
 
+@pytest.fixture(scope="module")
+def example_secrets() -> dict[str, dict]:
+    documents = [d for d in yaml.safe_load_all((DEPLOY / "kubernetes-secrets.example.yaml").read_text()) if d]
+    return {d["metadata"]["name"]: d for d in documents}
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_example_secrets_validate_strictly_and_start_nothing_unedited(example_secrets, version):
+    assert set(example_secrets) == {"tandemkv-root-password", "tandemkv-cluster-secret"}
+    for document in example_secrets.values():
+        assert document["kind"] == "Secret"
+        kubernetes_validate.validate(document, version, strict=True)
+        assert set(document["stringData"].values()) == {""}, "no usable password or secret in the docs"
+
+
+def test_the_statefulset_passes_the_root_password_file_from_the_secret_mode_0400(kube, example_secrets):
+    pod = kube[("StatefulSet", "tandemkv")]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    serve.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["serve", *container["args"]])  # the image's entrypoint is `tandemkv serve`
+    path = Path(args.root_password_file)
+    volume = next(v for v in pod["volumes"] if v["name"] == "root-password")
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "root-password")
+    assert mount["readOnly"] is True and path.parent == Path(mount["mountPath"])
+    secret = volume["secret"]
+    assert secret["defaultMode"] == 0o400
+    assert [item["path"] for item in secret["items"]] == [path.name]
+    key = secret["items"][0]["key"]
+    assert key in example_secrets[secret["secretName"]]["stringData"]
+    # The kubelet gives a Secret's files to root with fsGroup's group and adds group read for it: the node
+    # accepts exactly that (a root-owned file, group-readable) and nothing wider.
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+
+
 def test_the_validation_would_catch_a_misspelt_field(kube):
     statefulset = yaml.safe_load(yaml.safe_dump(kube[("StatefulSet", "tandemkv")]))
     statefulset["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
@@ -125,6 +160,7 @@ def test_the_unit_runs_a_serve_that_the_real_parser_and_settings_accept(tmp_path
     args = parser.parse_args(argv[1:])  # an unknown flag would exit here
     assert args.run is serve.run
     assert unit["Service"]["EnvironmentFile"] == "/etc/tandemkv/tandemkv.env"
+    assert args.root_password_file == "/etc/tandemkv/root-password", "auth from the first start"
 
     environ = {}
     for line in (DEPLOY / "tandemkv.env").read_text().splitlines():
