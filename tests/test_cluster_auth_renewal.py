@@ -45,9 +45,9 @@ def test_a_token_is_renewed_before_it_expires(cluster):
 
 def test_an_expired_token_is_renewed_once_and_the_call_repeated_and_a_given_token_is_refused(cluster):
     with Client(cluster.endpoints, user="app", password=APP_PASSWORD) as app:
-        token = app.auth.token().token
         app.get("app/greeting")
         keeper = app._auth_session.keeper
+        token = keeper.token  # the same token: the given client's refusal says the app's has expired too
         keeper.renew_at_ms = float("inf")  # no renewal before expiry: the server will refuse the token
         seen = counted(app)
         with Client(cluster.endpoints, token=token, retry=Retry(deadline_s=5)) as given:
