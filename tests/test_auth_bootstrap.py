@@ -15,12 +15,14 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tandemkv.client import NO_RETRY, Client
-from tandemkv.errors import Unauthenticated
+from tandemkv.errors import Unauthenticated, Unavailable
 from tandemkv.server.process.auth_bootstrap import (ADD_ROOT, DONE, ENABLE, GRANT_ROOT, LEAVE_ALONE, next_step,
                                                     read_root_password)
 from tandemkv.server.process.serve import EXIT_SETTINGS
@@ -168,3 +170,74 @@ def test_a_cluster_beyond_loopback_enables_auth_from_the_file_once(tmp_path):
         _wait_serving(cluster, runs=2)
         cluster.wait_for_leader(timeout_s=START_WAIT_S)
         assert _revisions(cluster) == {m.name: (True, 3) for m in cluster.members}
+
+
+def _wait_for(condition, what: str):
+    deadline = time.monotonic() + START_WAIT_S
+    while time.monotonic() < deadline:
+        answer = condition()
+        if answer:
+            return answer
+        time.sleep(POLL_S)
+    raise AssertionError(f"{what} within {START_WAIT_S} s")
+
+
+def _auth_enabled(endpoint: str) -> bool:
+    with Client([endpoint], retry=NO_RETRY) as client:
+        try:
+            return client.auth.status().enabled
+        except Unavailable:
+            return False
+
+
+def test_on_loopback_it_bootstraps_beside_clients_and_leaves_a_disabled_store_alone(tmp_path):
+    """On loopback the node serves at once and the bootstrap runs beside it; once an operator
+    disabled auth, the file no longer opens the node beyond loopback: it exits 2 saying why."""
+    cluster = ServeCluster(tmp_path, nodes=1)
+    secret = _password_file(tmp_path / "root-password", PASSWORD)
+    config = cluster.config_path("n1")
+    config.write_text(f'root_password_file = "{secret}"\n' + config.read_text())
+    endpoint = cluster.endpoint("n1")
+    with cluster:
+        _wait_serving(cluster, runs=1)
+        _wait_for(lambda: _auth_enabled(endpoint), "auth was not enabled")
+        with Client([endpoint], user="root", password=PASSWORD) as root:
+            assert root.auth.disable() == 4
+        assert cluster.stop_node("n1") == 0
+    port = endpoint.rpartition(":")[2]
+    config.write_text(config.read_text().replace(f'client_address = "{endpoint}"',
+                                                 f'client_address = "0.0.0.0:{port}"', 1))
+    process = subprocess.run([sys.executable, "-m", "tandemkv.server.cli", "serve", "--config", str(config)],
+                             capture_output=True, text=True, timeout=START_WAIT_S)
+    assert process.returncode == EXIT_SETTINGS, process.stderr
+    assert "changed by hand (auth revision 4)" in process.stderr and "Traceback" not in process.stderr
+    assert PASSWORD not in process.stderr + process.stdout
+
+
+def test_until_auth_is_on_the_client_port_stays_closed_and_readyz_says_why(tmp_path):
+    """One member of three alone has no quorum, so no leader enables auth: it waits, saying so."""
+    cluster = _open_cluster(tmp_path)
+    (http_port,) = free_ports(1)
+    config = cluster.config_path("n1")
+    config.write_text(f'http_address = "127.0.0.1:{http_port}"\n' + config.read_text())
+    try:
+        cluster.restart("n1")
+
+        def readyz() -> str | None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=START_WAIT_S)
+                return "200"
+            except urllib.error.HTTPError as error:
+                return error.read().decode()
+            except urllib.error.URLError:
+                return None  # not listening yet
+
+        answer = _wait_for(readyz, "/readyz did not answer")
+        assert answer.startswith("not ready: auth bootstrap:") and "root_password_file" in answer
+        assert "waits for auth to be enabled" in cluster.log_path("n1").read_text()
+        with Client([cluster.endpoint("n1")], retry=NO_RETRY) as client:
+            with pytest.raises(Unavailable):
+                client.auth.status()
+    finally:
+        cluster.stop_all()
+    assert SERVING_LINE not in cluster.log_path("n1").read_text()

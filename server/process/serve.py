@@ -172,8 +172,8 @@ def _await_auth(config, bootstrap: auth_bootstrap.AuthBootstrap, stop: StopSigna
     """Takes the bootstrap's steps until auth is enabled (None: serve now);
     0 when told to stop first; EXIT_SETTINGS when the store is not the
     bootstrap's to change (auth was set up by hand, or disabled later)."""
-    print(f"tandemkv: node {config.name} waits for auth to be enabled (root_password_file) before serving "
-          f"clients on {config.client_address}", flush=True)
+    print(f"tandemkv: node {config.name} waits for auth to be enabled (root_password_file); its client "
+          f"address {config.client_address} opens once it is", flush=True)
     while True:
         step = bootstrap.step()
         if step == auth_bootstrap.DONE:
