@@ -162,8 +162,9 @@ def open_port_refusal(config, auth_enabled: bool, tls, allow_unauthenticated: bo
         return None
     return (f"client address {config.client_address} is beyond loopback, and neither is auth enabled in this "
             "node's state nor are client certificates required: anyone who reaches it could read and write "
-            "everything. Enable auth (serve on 127.0.0.1 first, then `tandemkv user add root`, `tandemkv user "
-            "grant-role root root`, `tandemkv auth enable`), or require client certificates (--tls-client-auth "
+            "everything. Give root's password in a file (--root-password-file FILE, mode 0400: the leader enables "
+            "auth at the first start), or enable auth by hand (serve on 127.0.0.1 first, then `tandemkv user add "
+            "root`, `tandemkv user grant-role root root`, `tandemkv auth enable`), or require client certificates (--tls-client-auth "
             "with --tls-ca), or pass --insecure-allow-unauthenticated (TANDEMKV_INSECURE_ALLOW_UNAUTHENTICATED=true, "
             "TOML insecure_allow_unauthenticated = true) to serve it open anyway")
 
