@@ -92,7 +92,7 @@ def test_malformed_authorization_header():
 def test_every_rule_names_a_real_method_and_field(world):
     """A rule for a renamed method or field would open or close the wrong call."""
     import importlib
-    from tandemkv.server.api.auth_calls import RULES
+    from tandemkv.server.api.auth_calls import RULES, _by_job_id
     store, gate, _ = world
     md = _bearer(auth.issue_token(store, "root", 1_000))
     for path, rule in RULES.items():
@@ -107,4 +107,40 @@ def test_every_rule_names_a_real_method_and_field(world):
         else:
             raise AssertionError(f"no service for {path}")
         assert gate.check(path, request, md) == "root"
-        rule.names(request)
+        if rule.names is _by_job_id:
+            job_id = request.DESCRIPTOR.fields_by_name["id"]
+            assert job_id.type == job_id.TYPE_UINT64
+        else:
+            rule.names(request)
+
+
+def test_job_calls_by_id_are_checked_against_the_queue_the_job_belongs_to(password_hash):
+    from tandemkv.v1 import jobs_pb2
+    store = auth.AuthState()
+    for name in ("root", "worker"):
+        auth.add_user(store, name, SALT, password_hash)
+    auth.grant_role(store, "root", auth.ROOT_ROLE)
+    auth.add_role(store, "mailer")
+    auth.grant_permission(store, "mailer", auth.make_permission("queue", b"emails", "write"))
+    auth.grant_role(store, "worker", "mailer")
+    auth.enable(store, b"k" * limits.AUTH_TOKEN_KEY_BYTES)
+    queues = {1: b"emails", 2: b"payroll"}
+    gate = AuthGate(lambda: store, lambda: 1_000, job_queue=queues.get)
+    worker = _bearer(auth.issue_token(store, "worker", 1_000))
+    root = _bearer(auth.issue_token(store, "root", 1_000))
+    for method, request in (("Complete", jobs_pb2.JobCompleteRequest(id=1, token=7)),
+                            ("Fail", jobs_pb2.JobFailRequest(id=1, token=7)),
+                            ("Progress", jobs_pb2.JobProgressRequest(id=1, token=7, progress=50)),
+                            ("Get", jobs_pb2.JobGetRequest(id=1))):
+        assert gate.check(f"/tandemkv.v1.Jobs/{method}", request, worker) == "worker"
+    assert gate.check("/tandemkv.v1.Jobs/Heartbeat", jobs_pb2.JobHeartbeatRequest(queue=b"emails"),
+                      worker) == "worker"
+    with pytest.raises(PermissionDenied, match=r"write on queue prefix b'payroll'"):
+        gate.check("/tandemkv.v1.Jobs/Complete", jobs_pb2.JobCompleteRequest(id=2, token=7), worker)
+    with pytest.raises(PermissionDenied, match="job 3, which this node does not know"):
+        gate.check("/tandemkv.v1.Jobs/Cancel", jobs_pb2.JobCancelRequest(id=3), worker)
+    assert gate.check("/tandemkv.v1.Jobs/Cancel", jobs_pb2.JobCancelRequest(id=3), root) == "root"
+    # Without a way to look jobs up, calls by id stay root's.
+    blind = AuthGate(lambda: store, lambda: 1_000)
+    with pytest.raises(PermissionDenied, match="root role"):
+        blind.check("/tandemkv.v1.Jobs/Complete", jobs_pb2.JobCompleteRequest(id=1, token=7), worker)

@@ -262,6 +262,28 @@ def test_tokens_outlive_a_leader_kill_and_auth_a_restart_of_every_node(cluster):
     assert {"root", "app", "reader", "nobody"} <= {u.user for u in users.users}
 
 
+def test_a_worker_with_write_on_a_queue_settles_its_jobs_by_id_and_no_other_queues(cluster):
+    _, callers = cluster
+    n1, n2 = callers["n1"], callers["n2"]
+    app, root = n1.token("app"), n1.token("root")
+    mine = n1.settled("Jobs", "Enqueue", jobs_pb2.JobEnqueueRequest(queue=b"q/settle", args=b"a"), app).id
+    theirs = n1.settled("Jobs", "Enqueue", jobs_pb2.JobEnqueueRequest(queue=b"payroll", args=b"b"), root).id
+    lease = _lease(n1, app)
+    claimed = n1.settled("Jobs", "Claim", jobs_pb2.JobClaimRequest(queue=b"q/settle", lease=lease, limit=1), app)
+    assert [job.id for job in claimed.jobs] == [mine]
+    # Another member checks the job's queue as it applied it.
+    _wait(lambda: n2.status("Jobs", "Get", jobs_pb2.JobGetRequest(id=mine), app) == (OK, ""),
+          "n2 answered app's Get of its job")
+    n2.call("Jobs", "Progress", jobs_pb2.JobProgressRequest(id=mine, token=claimed.jobs[0].token, progress=50), app)
+    done = n2.call("Jobs", "Complete", jobs_pb2.JobCompleteRequest(id=mine, token=claimed.jobs[0].token), app)
+    assert done.job.state == jobs_pb2.JOB_COMPLETED
+    for method, request in (("Cancel", jobs_pb2.JobCancelRequest(id=theirs)),
+                            ("Get", jobs_pb2.JobGetRequest(id=theirs))):
+        code, details = n1.status("Jobs", method, request, app)
+        assert code == "PERMISSION_DENIED" and "on queue prefix b'payroll'" in details, (method, details)
+    assert n1.status("Jobs", "Cancel", jobs_pb2.JobCancelRequest(id=theirs), root) == (OK, "")
+
+
 def test_disabling_auth_opens_every_call_again(cluster):
     _, callers = cluster
     admin = callers["n1"]
@@ -273,3 +295,4 @@ def test_disabling_auth_opens_every_call_again(cluster):
           == (OK, ""), "an anonymous call on n3 after disabling")
     code, details = admin.status("Auth", "Authenticate", auth_pb2.AuthenticateRequest(user="app", password=PASSWORD))
     assert code == "FAILED_PRECONDITION" and "not enabled" in details
+

@@ -13,8 +13,12 @@ certificate's CN, then authorization by method and request).
 - The rules: each method names its resource kind, the request field that
   names the resource, and read or write. A method with no rule is for root
   only while auth is on, so a new RPC is closed until someone opens it here
-  (today: job calls by id, table and cron administration, counters,
-  presence, streams of publishes and subscriptions, maintenance).
+  (today: table and cron administration, counters, presence, streams of
+  publishes and subscriptions, maintenance).
+- Job calls that name a job by id (complete, fail, progress, get, retry,
+  cancel, discard) are checked against the queue the job belongs to, as
+  this node has applied it (a local read: the gate never waits on Raft);
+  a job this node does not know is for root only.
 - Any signed-in user may use leases (grant, keep alive, revoke, look up):
   a lock or an election needs one, and a lease names no resource.
 - Batch.Call is checked op by op, each against its own method's rule; the
@@ -97,6 +101,12 @@ def _key_range(request: Any) -> tuple[bytes, bytes | None]:
     return r.key, (None if r.range_end == b"\0" else r.range_end)
 
 
+def _by_job_id(request: Any) -> tuple[bytes, bytes | None]:
+    """A marker the gate recognises: it checks the queue of the job
+    `request.id` names (`AuthGate._check_one`), never this answer."""
+    raise LookupError("a job's queue is named by the gate, which looks the job up")
+
+
 RULES: dict[str, Rule] = {
     "/tandemkv.v1.KV/Put": Rule("key", "write", _one("key")),
     "/tandemkv.v1.KV/Get": Rule("key", "read", _one("key")),
@@ -123,6 +133,15 @@ RULES: dict[str, Rule] = {
     "/tandemkv.v1.Jobs/Claim": Rule("queue", "write", _one("queue")),
     "/tandemkv.v1.Jobs/List": Rule("queue", "read", _one("queue")),
     "/tandemkv.v1.Jobs/Stats": Rule("queue", "read", _one("queue")),
+    "/tandemkv.v1.Jobs/Heartbeat": Rule("queue", "write", _one("queue")),
+    "/tandemkv.v1.Jobs/Workers": Rule("queue", "read", _one("queue")),
+    "/tandemkv.v1.Jobs/Complete": Rule("queue", "write", _by_job_id),
+    "/tandemkv.v1.Jobs/Fail": Rule("queue", "write", _by_job_id),
+    "/tandemkv.v1.Jobs/Progress": Rule("queue", "write", _by_job_id),
+    "/tandemkv.v1.Jobs/Retry": Rule("queue", "write", _by_job_id),
+    "/tandemkv.v1.Jobs/Cancel": Rule("queue", "write", _by_job_id),
+    "/tandemkv.v1.Jobs/Discard": Rule("queue", "write", _by_job_id),
+    "/tandemkv.v1.Jobs/Get": Rule("queue", "read", _by_job_id),
 }
 ADMIN_PREFIX = "/tandemkv.v1.Auth/"
 
@@ -156,8 +175,11 @@ class AuthGate:
     """Decides one call. `state` returns the applied auth store (the node's
     `auth.state`); `now_ms` the wall clock (token expiry)."""
 
-    def __init__(self, state: Callable[[], auth.AuthState], now_ms: Callable[[], int] = wall_clock_ms) -> None:
+    def __init__(self, state: Callable[[], auth.AuthState], now_ms: Callable[[], int] = wall_clock_ms,
+                 job_queue: Callable[[int], bytes | None] | None = None) -> None:
         self._state, self._now_ms = state, now_ms
+        # The queue of a job by id as this node applied it (None: unknown).
+        self._job_queue = job_queue
         self._revision = -1
         self._verified: dict[str, tuple[str, int]] = {}  # token -> (user, expiry check time)
         self._allowed: set[tuple] = set()  # (user, kind, mode, start, end) allowed at _revision
@@ -237,7 +259,15 @@ class AuthGate:
             what = "user and role changes" if path.startswith(ADMIN_PREFIX) else f"calls of {path}"
             auth.require_root(store, user, what)
             return
-        start, end = rule.names(request)
+        if rule.names is _by_job_id:
+            queue = self._job_queue(request.id) if self._job_queue is not None else None
+            if queue is None:
+                auth.require_root(store, user, f"calls naming job {request.id}, which this node does not "
+                                               "know (nor so its queue),")
+                return
+            start, end = queue, queue
+        else:
+            start, end = rule.names(request)
         decision = (user, rule.kind, rule.mode, start, end)
         if decision in self._allowed:
             return
@@ -248,3 +278,16 @@ class AuthGate:
         if len(self._allowed) >= ALLOWED_DECISIONS_MAX:
             self._allowed.clear()
         self._allowed.add(decision)
+
+
+def applied_job_queue(node: Any) -> Callable[[int], bytes | None] | None:
+    """The queue of a job as `node` has applied it, for the gate (a stale
+    read of local state), or None for a node without jobs."""
+    jobs = getattr(node, "jobs", None)
+    if jobs is None:
+        return None
+
+    def queue_of(job_id: int) -> bytes | None:
+        answer = jobs.get(job_id, stale=True)
+        return bytes(answer.job.queue) if answer.found else None
+    return queue_of

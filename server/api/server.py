@@ -34,7 +34,7 @@ from tandemkv.server.api.crdt_servicers import CrdtServicer, GossipServicer
 from tandemkv.server.api.dispatch import LANE_STREAMS, Admission, Dispatcher, MalformedRequests, Service
 from tandemkv.server.api.edge import NodeCalls
 from tandemkv.server.api.health_follower import HealthFollower
-from tandemkv.server.api.auth_calls import AuthGate
+from tandemkv.server.api.auth_calls import AuthGate, applied_job_queue
 from tandemkv.server.api.auth_servicer import AuthServicer
 from tandemkv.server.api.jobs_servicer import JobsServicer
 from tandemkv.server.api.maintenance_servicer import MaintenanceServicer
@@ -167,7 +167,7 @@ async def _build(node: NodeCalls, address: str, loop: NodeLoop, owns_loop: bool,
     # The gate every call passes, on the node's applied auth store (a
     # test's fake node has none: every call is allowed).
     auth = getattr(node, "auth", None)
-    gate = AuthGate(auth.state) if auth is not None else None
+    gate = AuthGate(auth.state, job_queue=applied_job_queue(node)) if auth is not None else None
     services = [Service(descriptors[name], servicer) for name, servicer in (
         ("KV", KVServicer(node)), ("Counter", CounterServicer(node)),
         ("Batch", BatchServicer(node)), ("Maintenance", MaintenanceServicer(node)),
