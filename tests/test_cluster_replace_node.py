@@ -26,7 +26,7 @@ import pytest
 from tandemkv import errors
 from tandemkv.client import NO_RETRY, Client, Retry
 from tests.support.growing_cluster import SNAPSHOT_ENTRIES, GrowingCluster
-from tests.test_cluster_membership import Writers, _all_keys, tandemkv
+from tests.test_cluster_membership import Writers, tandemkv
 
 pytestmark = pytest.mark.skipif(os.environ.get("TANDEMKV_SKIP_CLUSTER") == "1", reason="cluster tests off")
 

@@ -1,47 +1,35 @@
 """The membership nemesis: members added and removed at runtime while the
-workloads run, alone or alongside the process and network faults.
-
-`MemberNodeSet` is a `NodeSet` of fixed slots (loopback addresses, ports,
-group ids): the first three hold the founding members, the others are
-free until a member is added there. A member added takes a fresh name
-(`n4`, `n5`, ... never reused) in a free slot, with an empty data dir and
-a config that runs `serve --join` through a running member; a member
-removed is killed once its removal is committed, and its data dir is
-deleted, so its slot (same addresses) can take a new member later.
+workloads run, alone or alongside the process and network faults, on the
+node slots of member_slots.py.
 
 `MembershipNemesis` is the shared nemesis plus one change every
-`interval_s`: an addition (a fresh node started with --join, waited for
-until the committed set lists it and it applied the leader's commit
-index) or a removal (of the leader one time in LEADER_REMOVAL_SHARE, never
-below VOTERS_MIN members, never of a node a fault holds). With fault
-kinds asked for, a change runs in its own thread while a fault is on
-about half the time, and between faults otherwise; the next fault waits
-for it. Removals are retried until the committed set says so (the SDK
-does not retry one after an unknown outcome). Every change is a
+`interval_s`: an addition (a fresh node started with --join in a free
+slot, waited for until the committed set lists it and it applied the
+leader's commit index then) or a removal (of the leader one time in
+LEADER_REMOVAL_SHARE, never below VOTERS_MIN members, never of a node a
+fault holds; the removed node is then killed and its slot vacated). With
+fault kinds asked for, a change runs in its own thread while a fault is
+on about half the time, and between faults otherwise; the next fault
+waits for it. Removals are retried until the committed set says so (the
+SDK does not retry one after an unknown outcome). Every change is a
 FaultRecord of kind `member-add` or `member-remove`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import random
-import shutil
-import signal
 import threading
 import time
-from pathlib import Path
 
 from tandemkv import errors
 from tandemkv.client import NO_RETRY, Client, MemberList, Retry
-from tandemkv.server.node.config import NodeConfig
-from tandemkv.server.process import settings
 
 from .nemesis import CYCLES_MAX, FAULT_S_RANGE, PROCESS_KINDS, QUIET_S_RANGE, FaultRecord, Nemesis
+from .member_slots import MemberNodeSet
 from .network import Network
-from .nodes import FAULT_TIMINGS, NodeProcess, NodeSet, _last_line
+from .nodes import NodeProcess, _last_line
 
 VOTERS_MIN = 3
-FOUNDERS = 3
 # One removal in this many takes the leader (when no fault holds it).
 LEADER_REMOVAL_SHARE = 3
 # A change, from its start to the committed set (and, for an addition, the
@@ -50,9 +38,6 @@ CHANGE_S_MAX = 60.0
 # An added node's catch-up, from the set listing it to its applied index at
 # the leader's commit index then (a snapshot and the entries after it).
 CATCH_UP_S_MAX = 120.0
-# Entries after which every node snapshots and compacts its log, so a node
-# added late in a long run is sent a snapshot instead of the whole history.
-SNAPSHOT_ENTRIES = 1_000
 # One change at the longest (an addition: listed, then caught up).
 CHANGE_WALL_S_MAX = CHANGE_S_MAX + CATCH_UP_S_MAX + 10.0
 # The SDK's budget for one removal call, and for one look at the members.
@@ -63,63 +48,6 @@ CHANGE_POLL_S = 0.2
 LEADER_LOOKUP_S = 3.0
 # Faults that take one node out (the others cut pairs or every link for a moment).
 NODE_FAULT_KINDS = ("kill", "pause", "partition-minority", "partition-leader")
-
-
-class MemberNodeSet(NodeSet):
-    """`slots` node slots under `root`; the first FOUNDERS are members."""
-
-    def __init__(self, root: Path, slots: int, *, isolated: bool, separate_groups: bool):
-        assert slots >= FOUNDERS
-        super().__init__(root, slots, isolated=isolated, separate_groups=separate_groups)
-        self.member_slots = set(range(FOUNDERS))
-        self._names_used = FOUNDERS
-        for node in self.nodes[FOUNDERS:]:
-            # A free slot gets a name and a config when a member is added there.
-            self.config_path(node.name).unlink()
-            node.name = f"free-slot-{node.index}"
-
-    def _write_config(self, node: NodeProcess, join: str = "") -> None:
-        founders = self.nodes[:FOUNDERS] if len(self.nodes) >= FOUNDERS else []
-        peers = () if join else tuple(other.member for other in founders if other is not node)
-        config = NodeConfig(name=node.name, data_dir=self.data_root / node.name,
-                            raft_address=node.member.raft_address, client_address=node.member.client_address,
-                            peers=peers, map_size_bytes=256 << 20,
-                            timings=dataclasses.replace(FAULT_TIMINGS, snapshot_entries_min=SNAPSHOT_ENTRIES))
-        text = settings.to_toml(config, None)
-        self.config_path(node.name).write_text((f'join = "{join}"\n' if join else "") + text)
-
-    def members(self) -> list[NodeProcess]:
-        return [self.nodes[slot] for slot in sorted(self.member_slots)]
-
-    def member_endpoints(self) -> list[str]:
-        return [node.member.client_address for node in self.members()]
-
-    def free_slots(self) -> list[int]:
-        return [slot for slot in range(len(self.nodes)) if slot not in self.member_slots]
-
-    def occupy(self, slot: int, join_through: str) -> NodeProcess:
-        """A fresh name in free `slot`, configured to join through `join_through`."""
-        assert slot not in self.member_slots
-        node = self.nodes[slot]
-        assert not node.running, f"slot {slot} still runs {node.name}"
-        self._names_used += 1
-        node.name = f"n{self._names_used}"
-        node.member = dataclasses.replace(node.member, name=node.name)
-        node.process, node.starts, node.killed, node.paused = None, 0, False, False
-        self._write_config(node, join=join_through)
-        self.member_slots.add(slot)
-        return node
-
-    def vacate(self, name: str) -> None:
-        """Kills `name` if it runs, deletes its data, frees its slot."""
-        node = self.node(name)
-        if node.running:
-            node.process.send_signal(signal.SIGKILL)
-            node.killed = True
-            node.process.wait(timeout=30)
-        node.killed = True  # an exit of a vacated node is never a crash
-        shutil.rmtree(self.data_root / name, ignore_errors=True)
-        self.member_slots.discard(node.index)
 
 
 class MembershipNemesis(Nemesis):
