@@ -39,11 +39,6 @@ WRITES_TIMEOUT_S = 180.0
 REFUSAL_TIMEOUT_S = 60.0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "server/raft/membership.py: a member removed while down is retired MEMBER_RETIRE_WAIT_MS later by "
-    "_drop_retired, which pops the leader's match and next index of its address even though the same address "
-    "was added again meanwhile; the leader's tick then raises KeyError: TCPNode(...) on every tick and commits "
-    "stop. Passes when the addition comes after the retirement (a slow machine); remove this mark with the fix"))
 def test_a_wiped_member_removed_and_added_again_catches_up_and_holds_every_acknowledged_key(tmp_path):
     with GrowingCluster(tmp_path, nodes=3) as cluster:
         leader = cluster.wait_for_leader(LEADER_TIMEOUT_S)

@@ -50,7 +50,7 @@ from pysyncobj.node import TCPNode
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from tandemkv import limits
-from tandemkv.server.raft.learners import LEARNER_KINDS
+from tandemkv.server.raft.learners import ADD_LEARNER, LEARNER_KINDS
 
 ADD = "add"
 REMOVE = "rem"  # pysyncobj's words for the two changes
@@ -160,6 +160,10 @@ class MembershipChanges:
     def _SyncObj__doChangeCluster(self, request, reverse=False):  # noqa: N802
         node = request[2] if len(request) >= 3 else TCPNode(request[1])
         kind = request[0]
+        if kind in (ADD, ADD_LEARNER) and not reverse and self._retiring.pop(node, None) is not None:
+            # Added back before its retirement ended: a member again, so its
+            # replication state stays (the add below sets it up afresh).
+            self._SyncObj__readonlyNodes.discard(node)
         if node == self._SyncObj__selfNode:
             self._change_own_role(kind, reverse)
         if kind in LEARNER_KINDS:
@@ -219,6 +223,8 @@ class MembershipChanges:
                 if now - settled_at < RETIRE_LINGER_APPENDS * self._append_period_s:
                     continue
             del self._retiring[node]
+            if node in self._SyncObj__otherNodes or node in self._learners:
+                continue  # a member again: it keeps its replication state
             self._SyncObj__readonlyNodes.discard(node)
             self._SyncObj__raftNextIndex.pop(node, None)
             self._SyncObj__raftMatchIndex.pop(node, None)
