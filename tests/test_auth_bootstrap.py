@@ -234,7 +234,8 @@ def test_until_auth_is_on_the_client_port_stays_closed_and_readyz_says_why(tmp_p
 
         answer = _wait_for(readyz, "/readyz did not answer")
         assert answer.startswith("not ready: auth bootstrap:") and "root_password_file" in answer
-        assert "waits for auth to be enabled" in cluster.log_path("n1").read_text()
+        _wait_for(lambda: "waits for auth to be enabled" in cluster.log_path("n1").read_text(),
+                  "the node did not say it waits for auth")
         with Client([cluster.endpoint("n1")], retry=NO_RETRY) as client:
             with pytest.raises(Unavailable):
                 client.auth.status()

@@ -169,6 +169,13 @@ def open_port_refusal(config, auth_enabled: bool, tls, allow_unauthenticated: bo
             "TOML insecure_allow_unauthenticated = true) to serve it open anyway")
 
 
+def _start_observe(observe, server, config, http_address: str) -> None:
+    observe.follow_server(lambda: {lane: server.admission.open_count(lane) for lane in ("streams", "peers")})
+    observe.start()
+    print(f"tandemkv: node {config.name} metrics, health and dashboard on "
+          f"http://{_http_host(http_address)}:{observe.port}/", flush=True)
+
+
 def _await_auth(config, bootstrap: auth_bootstrap.AuthBootstrap, stop: StopSignals) -> int | None:
     """Takes the bootstrap's steps until auth is enabled (None: serve now);
     0 when told to stop first; EXIT_SETTINGS when the store is not the
@@ -234,15 +241,12 @@ def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = 
         return EXIT_SETTINGS
     bootstrapping = bootstrap is not None
     try:
-        if observe is not None:
-            observe.follow_server(lambda: {lane: server.admission.open_count(lane) for lane in ("streams", "peers")})
-            if refusal is not None:
-                observe.not_serving_reason = bootstrap.waiting_reason()
-            observe.start()
-            print(f"tandemkv: node {config.name} metrics, health and dashboard on "
-                  f"http://{_http_host(http_address)}:{observe.port}/", flush=True)
         if refusal is not None:
-            # Beyond loopback with auth not on yet: clients are served once the bootstrap enabled it.
+            # Beyond loopback with auth not on yet: clients are served once the bootstrap enabled it,
+            # and /readyz says so meanwhile.
+            if observe is not None:
+                observe.not_serving_reason = bootstrap.waiting_reason()
+                _start_observe(observe, server, config, http_address)
             code = _await_auth(config, bootstrap, stop)
             if code is not None:
                 if observe is not None:
@@ -253,6 +257,8 @@ def serve(config, stop: StopSignals, poller: discovery.DiscoveryPoller | None = 
             if observe is not None:
                 observe.not_serving_reason = None
         server.start()
+        if observe is not None and refusal is None:
+            _start_observe(observe, server, config, http_address)
         if poller is not None:
             poller.start()
         print(f"tandemkv: node {config.name} serving clients on {config.client_address} "
