@@ -35,6 +35,8 @@ What it changes in pysyncobj, and why:
   made to pysyncobj itself, once, when this module is imported.
 - Membership changes (pysyncobj's dynamic membership, one at a time, a
   removed node told of its removal): membership.py; learners: learners.py.
+- A member that started on an empty disk votes for no candidate with a
+  history until a leader reached it (vote_guard.py).
 - Raft peers' host names are looked up again after limits.RAFT_DNS_CACHE_MS
   (pysyncobj caches them 600 s), so a member whose name moved to another
   address (a Kubernetes pod restarted) is reached at its new one.
@@ -70,6 +72,7 @@ from tandemkv.server.raft.pinned import check_pinned_internals
 from tandemkv.server.raft import snapshot_transfer
 from tandemkv.server.raft.progress import ReplicationProgress
 from tandemkv.server.raft.transport import FlushingTransport
+from tandemkv.server.raft.vote_guard import VoteGuard
 from tandemkv.server.storage.raft_log import DurableRaftLog
 from tandemkv.server.storage.snapshot_check import SnapshotInvalid
 
@@ -101,7 +104,7 @@ raft_port_guard.bound_frame_reads(TcpConnection, limits.RAFT_FRAME_BYTES_MAX,
                                   clock=pysyncobj.tcp_connection.monotonicTime)
 
 
-class RaftMember(ReplicationProgress, MembershipChanges, Learners, SyncObj):
+class RaftMember(VoteGuard, ReplicationProgress, MembershipChanges, Learners, SyncObj):
     """One Raft member. Create it in the main thread and keep a reference;
     its tick thread applies committed commands to `host`."""
 
@@ -127,6 +130,7 @@ class RaftMember(ReplicationProgress, MembershipChanges, Learners, SyncObj):
         # batch commits). Entry 1 is pysyncobj's placeholder, applied at once.
         self._applied_committed = 1
         self._init_progress()
+        self._init_vote_guard(empty_disk=len(raft_log) == 0 and not os.path.exists(snapshot_path))
         learners = set(host.learner_addresses())
         self._init_membership()
         self._init_learners(learners, host.self_role(self_address))
