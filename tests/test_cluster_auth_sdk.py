@@ -83,19 +83,23 @@ def test_pipelined_calls_from_many_threads_carry_the_token(cluster):
         assert len(seen) == 1, "one authentication for every thread"
 
 
-def test_a_watch_stream_carries_the_token(cluster):
-    # Watch.Watches (the SDK's multiplexed stream) is root-only on the server
-    # so far; the reader is refused by name, which shows its token went along.
+def test_a_watch_stream_carries_the_token_and_each_watch_is_checked_against_its_keys(cluster):
+    # Watch.Watches (the SDK's multiplexed stream) is opened by any signed-in
+    # user; each watch on it needs read on its keys, as Watch.Watch does.
     with Client(cluster.endpoints, user="root", password=ROOT_PASSWORD) as root, \
             Client(cluster.endpoints, user="root", password=ROOT_PASSWORD) as watching:
         with watching.watch("app/", prefix=True) as events:  # the first call of this client: a stream
             root.put("app/watched", "1")
             event = next(iter(events))
         assert (event.key, event.value) == (b"app/watched", b"1")
-    with Client(cluster.endpoints, user="app", password=APP_PASSWORD) as app:
-        with pytest.raises(errors.PermissionDenied, match="user 'app'"):
+        with Client(cluster.endpoints, user="app", password=APP_PASSWORD) as app:
             with app.watch("app/", prefix=True) as events:
-                next(iter(events))
+                root.put("app/watched", "2")
+                event = next(iter(events))
+            assert (event.key, event.value) == (b"app/watched", b"2")
+            with pytest.raises(errors.PermissionDenied, match="user 'app' lacks read on key"):
+                with app.watch("other/", prefix=True) as events:
+                    next(iter(events))
 
 
 def test_a_password_changed_elsewhere_ends_the_token_and_ones_own_change_keeps_working(cluster):
@@ -134,7 +138,7 @@ def test_the_async_client_authenticates_streams_and_calls(cluster):
             assert all(isinstance(refusal, errors.PermissionDenied) for refusal in refusals), refusals
             denied = refusals[0]
             written = await root.put("app/async", "yes")
-            # The first call of `watching` is a stream (Watch.Watches: root-only on the server so far).
+            # The first call of `watching` is a stream (Watch.Watches).
             watcher = watching.watch("app/async", start_revision=written.revision)
             event = await asyncio.wait_for(watcher.__aiter__().__anext__(), WAIT_S)
             watcher.close()

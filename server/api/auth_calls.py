@@ -57,6 +57,9 @@ MEMBER_METHODS = frozenset({
 SIGNED_IN_METHODS = frozenset({
     "/tandemkv.v1.Lease/Grant", "/tandemkv.v1.Lease/KeepAlive", "/tandemkv.v1.Lease/Revoke",
     "/tandemkv.v1.Lease/TimeToLive",
+    # Opened by any signed-in caller; each watch it creates is checked as a
+    # Watch.Watch (server/api/coordination_servicers.py).
+    "/tandemkv.v1.Watch/Watches",
 })
 BATCH_METHOD = "/tandemkv.v1.Batch/Call"
 # A batch op's field -> the method whose rule it follows.

@@ -142,10 +142,16 @@ class ElectionServicer(coordination_pb2_grpc.ElectionServicer):
             yield response
 
 
+WATCH_METHOD = "/tandemkv.v1.Watch/Watch"
+
+
 class WatchServicer(watch_pb2_grpc.WatchServicer):
-    def __init__(self, node, stops: StreamStops):
+    def __init__(self, node, stops: StreamStops, gate=None):
         self._node = node
         self._stops = stops
+        # The auth gate (None: every watch allowed): Watches is opened by any
+        # signed-in caller and each watch it creates is checked as a Watch.
+        self._gate = gate
 
     async def Watch(self, request: watch_pb2.WatchRequest, context) -> AsyncIterator[watch_pb2.WatchResponse]:
         async for response in self._stops.serve(
@@ -153,6 +159,9 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
             yield response
 
     async def Watches(self, requests, context) -> AsyncIterator[watch_pb2.WatchStreamResponse]:
+        gate = self._gate
+        authorize = None if gate is None else (
+            lambda create: gate.check_call(WATCH_METHOD, create, context))
         async for response in self._stops.serve(
-                context, None, lambda stop: serve_watch_stream(self._node, requests, stop)):
+                context, None, lambda stop: serve_watch_stream(self._node, requests, stop, authorize)):
             yield response

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from typing import AsyncIterable, AsyncIterator
+from typing import AsyncIterable, AsyncIterator, Callable
 
 import grpc
 
@@ -72,9 +72,12 @@ async def serve_watch(node, request: watch_pb2.WatchRequest,
 
 
 async def serve_watch_stream(node, requests: AsyncIterable[watch_pb2.WatchStreamRequest],
-                             stop: StreamStop) -> AsyncIterator[watch_pb2.WatchStreamResponse]:
+                             stop: StreamStop, authorize: Callable[[watch_pb2.WatchRequest], object] | None = None,
+                             ) -> AsyncIterator[watch_pb2.WatchStreamResponse]:
     """The responses of one Watch.Watches stream until `stop` is set;
-    raises the InvalidArgument of a malformed request."""
+    raises the InvalidArgument of a malformed request. `authorize(create)`
+    raises the refusal of one watch (auth: the stream's caller lacks read
+    on its keys), which cancels that watch only."""
     woken = _Woken()
     stop.add_callback(woken.wake)
     session = node.watch_session(woken.wake)
@@ -85,7 +88,7 @@ async def serve_watch_stream(node, requests: AsyncIterable[watch_pb2.WatchStream
     async def read_requests() -> None:
         try:
             async for request in requests:
-                control.extend(_apply_request(session, request))
+                control.extend(_apply_request(session, request, authorize))
                 woken.event.set()
         except errors.InvalidArgument as error:  # a malformed request ends the stream
             failure.append(error)
@@ -123,11 +126,15 @@ async def serve_watch_stream(node, requests: AsyncIterable[watch_pb2.WatchStream
         session.close()
 
 
-def _apply_request(session, request: watch_pb2.WatchStreamRequest) -> list[watch_pb2.WatchStreamResponse]:
+def _apply_request(session, request: watch_pb2.WatchStreamRequest,
+                   authorize: Callable[[watch_pb2.WatchRequest], object] | None = None,
+                   ) -> list[watch_pb2.WatchStreamResponse]:
     kind = request.WhichOneof("kind")
     if kind == "create":
         watch_id = request.create.watch_id
         try:
+            if authorize is not None:
+                authorize(request.create.request)
             session.create(watch_id, request.create.request)
         except errors.TandemKVError as error:
             code, message, _ = status_for_error(error)
