@@ -24,7 +24,9 @@ entries that match the leader's, committed and applied ones included (its
 could shrink a log below entries the leader had counted as stored. Raft's
 rule is kept instead: entries the follower already holds are skipped, the
 log is cut only where an entry conflicts, and the commit index never runs
-past what the append showed to match the leader's log.
+past what the append showed to match the leader's log. A snapshot chunk
+shows nothing to match, so it moves no commit index (`cap_snapshot_commit`):
+pysyncobj let it commit and apply a deposed leader's own unreplicated tail.
 
 `ReplicationProgress` is a mixin of the replica's SyncObj subclass
 (member.py); it keeps its own fields, set up by `_init_progress()`.
@@ -35,6 +37,7 @@ from __future__ import annotations
 import os
 
 from pysyncobj import SyncObj
+from pysyncobj.config import FAIL_REASON
 
 from tandemkv.server.storage import disk
 
@@ -73,12 +76,29 @@ class ReplicationProgress:
             os.close(disk.open_private(self._snapshot_path + INCOMING_SNAPSHOT_SUFFIX))
         if kind == "append_entries" and "prevLogIdx" in message and "transmission" not in message:
             message, self._keep_log_from = trim_append(self._raft_log, message)
+        elif serialized is not None:
+            message = cap_snapshot_commit(message, self.raftCommitIndex)
         self._answering = message if kind == "append_entries" else None
         try:
             SyncObj._SyncObj__onMessageReceived(self, node, message)
         finally:
             self._answering = None
             self._keep_log_from = None
+        if serialized is not None and self.raftLastApplied > self.raftCommitIndex:
+            self._on_snapshot_installed()
+
+    def _on_snapshot_installed(self) -> None:
+        """Every entry the snapshot covers is committed; a command this node
+        proposed at one of those indexes cannot learn whether its entry is
+        the one there (the log that held it is gone): its caller is told the
+        outcome is unknown now rather than at its deadline."""
+        installed = self.raftLastApplied
+        self._SyncObj__raftCommitIndex = installed
+        self._raft_log.setRaftCommitIndex(installed)
+        waiting = self._SyncObj__commandsWaitingCommit
+        for index in [index for index in waiting if index <= installed]:
+            for _term, callback in waiting.pop(index):
+                callback(None, FAIL_REASON.UNKNOWN_OUTCOME)
 
     def _SyncObj__deleteEntriesFrom(self, from_index):  # noqa: N802
         if self._keep_log_from is not None and from_index >= self._keep_log_from:
@@ -160,6 +180,24 @@ def trim_append(raft_log, message: dict) -> tuple[dict, int | None]:
     trimmed = dict(message, prevLogIdx=prev_index, prevLogTerm=prev_term, entries=entries,
                    commit_index=min(message["commit_index"], matched_through))
     return trimmed, keep_from
+
+
+def cap_snapshot_commit(message: dict, commit_index: int) -> dict:
+    """A snapshot chunk as pysyncobj should see it on a follower: carrying
+    no commit index above the follower's own.
+
+    pysyncobj raised a follower's commit index to the leader's (capped at
+    the follower's log end) on every append, a snapshot chunk too, though
+    a chunk shows nothing of the follower's log to match the leader's. A
+    deposed leader being sent a snapshot thus committed its own unreplicated
+    tail at the first chunk and applied it: its clients were told "done"
+    for writes the snapshot then erased (seen as a member whose addition
+    was acknowledged to it and is in no other member's set). Until the
+    snapshot is installed the follower's commit index stays where it was;
+    installed, it is the snapshot's last index."""
+    if "commit_index" not in message or message["commit_index"] <= commit_index:
+        return message
+    return dict(message, commit_index=commit_index)
 
 
 def backtrack_hint(raft_log, mismatch_index: int, commit_index: int) -> int:

@@ -20,6 +20,11 @@ def log_first_index(replica: Replica) -> int:
     return replica._member._raft_log.first_index()
 
 
+def last_log_index(replica: Replica) -> int:
+    """The index of the last entry in the replica's log (committed or not)."""
+    return replica._member._raft_log.last_index()
+
+
 def cut_off(replica: Replica) -> None:
     """Cuts the replica off from its peers from now on, both ways: nothing
     it sends arrives, nothing they send reaches it (a partition inside one
@@ -27,6 +32,19 @@ def cut_off(replica: Replica) -> None:
     transport = replica._member._transport()
     transport.send = lambda peer, message: False
     transport._onMessageReceivedCallback = lambda peer, message: None
+
+
+def isolate(replica: Replica) -> Callable[[], None]:
+    """As `cut_off`, until the returned call heals it: the connections stay
+    up meanwhile, so what is sent after the heal arrives at once."""
+    transport = replica._member._transport()
+    receive = transport._onMessageReceivedCallback
+    cut_off(replica)
+
+    def heal() -> None:
+        del transport.send  # the class's own again
+        transport._onMessageReceivedCallback = receive
+    return heal
 
 
 def snapshot_serializer(replica: Replica):

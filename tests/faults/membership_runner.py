@@ -104,6 +104,7 @@ class MembershipExperiment(runner.Experiment):
         self.errors: list[str] = []
         self.members_final: dict[str, list[str]] = {}
         self.started_at = time.monotonic()
+        self.nemesis: MembershipNemesis | None = None
 
     def run(self) -> dict[str, Any]:
         try:
@@ -135,6 +136,7 @@ class MembershipExperiment(runner.Experiment):
                    for kind in self.workloads for index in range(self.args.clients)]
         nemesis = MembershipNemesis(self.nodes, self.network, self.kinds, self.args.seed, self.started_at,
                                     self.args.member_interval, self.args.changes_min)
+        self.nemesis = nemesis
         scheduler = threading.Thread(target=nemesis.run, args=(stop, deadline), name="nemesis")
         threads.append(scheduler)
         for thread in threads:
@@ -186,12 +188,18 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"membership fault run: seed {args.seed}, {args.duration:g} s, a change every "
           f"{args.member_interval:g} s, out {args.out}", flush=True)
+    experiment = None
     try:
         experiment = MembershipExperiment(args)
         summary = experiment.run()
     except (TimeoutError, AssertionError, ValueError, OSError) as error:
         summary = {"seed": args.seed, "ok": False, "errors": [f"{type(error).__name__}: {error}"],
                    "replay": replay_command(args)}
+        nemesis = experiment.nemesis if experiment is not None else None
+        if nemesis is not None:
+            # What the nemesis did before the harness gave up is what a reader needs first.
+            summary["errors"] += nemesis.errors
+            summary["faults"] = nemesis.summary()
         (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
         print(json.dumps(summary, indent=2), flush=True)
         return runner.EXIT_HARNESS_ERROR
