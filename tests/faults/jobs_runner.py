@@ -28,14 +28,14 @@ from typing import Any
 
 from tandemkv.client import Client, Retry
 
+from .experiment_main import run_experiment_main
 from .jobs_check import FINISHED, check_jobs
 from .jobs_worker import LEASE_TTL_S, WorkerPool
 from .jobs_workload import QUEUE, Enqueues, parse_job_args, producer, producer_client, read_records
 from .nemesis import PROCESS_KINDS, Nemesis, expand_kinds
-from .network import enter_own_namespace
 from .nodes import NodeSet
 from .pubsub_runner import wait_until
-from .runner import open_network, stop_on_sigterm
+from .runner import open_network
 
 STARTUP_LEADER_TIMEOUT_S = 60.0
 SETTLE_LEADER_TIMEOUT_S = 30.0
@@ -62,7 +62,6 @@ WORKER_FAULT_EVERY_S = (1.5, 4.0)
 JOIN_TIMEOUT_S = 15.0
 # Reads after the run: a patient retry (the cluster has just restarted).
 READ_RETRY = Retry(attempts_max=40, deadline_s=30.0, attempt_timeout_s=5.0, backoff_max_s=0.5)
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR = 0, 1, 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -275,31 +274,18 @@ def replay_command(args: argparse.Namespace) -> str:
             f"--nemesis {args.nemesis} --out {args.out}")
 
 
+def recheck(path: Path) -> tuple[dict[str, Any], bool]:
+    """Checks a saved history.json again: the verdict, and whether it passed."""
+    verdict = check_jobs(json.loads(path.read_text()))
+    return verdict.as_dict(), verdict.ok
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.check is not None:
-        verdict = check_jobs(json.loads(args.check.read_text()))
-        print(json.dumps(verdict.as_dict(), indent=2))
-        return EXIT_OK if verdict.ok else EXIT_CHECK_FAILED
-    if (args.out / "cluster").exists():
-        print(f"{args.out / 'cluster'} holds an earlier run's nodes; pass a new --out or delete that directory",
-              file=sys.stderr)
-        return EXIT_HARNESS_ERROR
-    stop_on_sigterm()
-    enter_own_namespace([sys.executable, "-m", "tests.faults.jobs_runner", *(sys.argv[1:] if argv is None else argv)])
-    args.out.mkdir(parents=True, exist_ok=True)
-    print(f"jobs fault run: seed {args.seed}, {args.jobs} jobs, {args.duration:g} s, out {args.out}", flush=True)
-    try:
-        summary = JobsExperiment(args).run()
-    except (TimeoutError, AssertionError, ValueError, OSError) as error:
-        summary = {"seed": args.seed, "ok": False, "errors": [f"{type(error).__name__}: {error}"],
-                   "replay": replay_command(args)}
-        (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-        print(json.dumps(summary, indent=2), flush=True)
-        return EXIT_HARNESS_ERROR
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    print(json.dumps(summary, indent=2, sort_keys=True), flush=True)
-    return EXIT_OK if summary["ok"] else EXIT_CHECK_FAILED
+    return run_experiment_main(
+        args, argv, module="tests.faults.jobs_runner", experiment=JobsExperiment, replay=replay_command(args),
+        banner=f"jobs fault run: seed {args.seed}, {args.jobs} jobs, {args.duration:g} s, out {args.out}",
+        recheck=recheck)
 
 
 if __name__ == "__main__":

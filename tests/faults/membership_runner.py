@@ -22,7 +22,6 @@ Exit status as the runner's.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import threading
@@ -34,10 +33,9 @@ from tandemkv import errors
 from tandemkv.client import Client
 
 from . import runner
-from .history import save_history
+from .experiment_main import run_experiment_main
 from .membership import CHANGE_WALL_S_MAX, LIST_RETRY, MemberNodeSet, MembershipNemesis
 from .nemesis import PROCESS_KINDS, expand_kinds
-from .network import enter_own_namespace
 from .tracking import TrackingClient
 from .workloads import WORKLOAD_KINDS, WORKLOAD_RETRY
 
@@ -178,40 +176,11 @@ class MembershipExperiment(runner.Experiment):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if (args.out / "cluster").exists():
-        print(f"{args.out / 'cluster'} holds an earlier run's nodes; pass a new --out or delete that directory",
-              file=sys.stderr)
-        return runner.EXIT_HARNESS_ERROR
-    runner.stop_on_sigterm()
-    enter_own_namespace([sys.executable, "-m", "tests.faults.membership_runner",
-                         *(sys.argv[1:] if argv is None else argv)])
-    args.out.mkdir(parents=True, exist_ok=True)
-    print(f"membership fault run: seed {args.seed}, {args.duration:g} s, a change every "
-          f"{args.member_interval:g} s, out {args.out}", flush=True)
-    experiment = None
-    try:
-        experiment = MembershipExperiment(args)
-        summary = experiment.run()
-    except (TimeoutError, AssertionError, ValueError, OSError) as error:
-        summary = {"seed": args.seed, "ok": False, "errors": [f"{type(error).__name__}: {error}"],
-                   "replay": replay_command(args)}
-        nemesis = experiment.nemesis if experiment is not None else None
-        if nemesis is not None:
-            # What the nemesis did before the harness gave up is what a reader needs first.
-            summary["errors"] += nemesis.errors
-            summary["faults"] = nemesis.summary()
-        (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-        print(json.dumps(summary, indent=2), flush=True)
-        return runner.EXIT_HARNESS_ERROR
-    if not summary["ok"]:
-        history_path = args.out / "history.jsonl"
-        save_history(history_path, experiment.history.operations(), seed=args.seed,
-                     metadata={"replay": summary["replay"]})
-        summary["history_file"] = str(history_path)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    brief = {k: v for k, v in summary.items() if k != "faults"}
-    print(json.dumps(brief, indent=2, sort_keys=True), flush=True)
-    return runner.EXIT_OK if summary["ok"] else runner.EXIT_CHECK_FAILED
+    return run_experiment_main(
+        args, argv, module="tests.faults.membership_runner", experiment=MembershipExperiment,
+        replay=replay_command(args), keep_history=runner.keep_history,
+        banner=f"membership fault run: seed {args.seed}, {args.duration:g} s, a change every "
+               f"{args.member_interval:g} s, out {args.out}")
 
 
 if __name__ == "__main__":

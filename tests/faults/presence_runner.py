@@ -17,7 +17,6 @@ check failed, 2 the run could not be made.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import signal
 import subprocess
@@ -27,12 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .experiment_main import run_experiment_main
 from .nemesis import Nemesis, expand_kinds
-from .network import enter_own_namespace
 from .nodes import NodeSet
 from .presence_check import (HELD, Fault, check_bounds, convergence_deadline, differences, model)
 from .presence_workload import TOPICS, PresenceClient, Record, Sampler
-from .runner import open_network, stop_on_sigterm
+from .runner import open_network
 
 STARTUP_LEADER_TIMEOUT_S = 60.0
 # The nemesis kind this run adds: a clean stop (SIGTERM), and how long a node may take to exit on it.
@@ -44,7 +43,6 @@ NODES_BACK_TIMEOUT_S = 60.0
 CONVERGE_POLL_S = 0.5
 # Longest the nemesis may take to finish its fault in progress once asked to stop (a clean stop waits for an exit).
 NEMESIS_JOIN_TIMEOUT_S = STOP_TIMEOUT_S + 30.0
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR = 0, 1, 2
 
 
 class TimedNemesis(Nemesis):
@@ -110,6 +108,8 @@ class PresenceRun:
         self.started_at = time.monotonic()
         self.record = Record(self.started_at)
         self.errors: list[str] = []
+        # The nemesis once started (a harness error's summary carries its record).
+        self.nemesis: TimedNemesis | None = None
 
     def run(self) -> dict[str, Any]:
         endpoints = {node.name: node.member.client_address for node in self.nodes.nodes}
@@ -145,7 +145,8 @@ class PresenceRun:
         deadline = time.monotonic() + self.args.duration
         nemesis = None
         if self.kinds:
-            nemesis = TimedNemesis(self.nodes, self.network, self.kinds, self.args.seed, self.started_at)
+            nemesis = self.nemesis = TimedNemesis(self.nodes, self.network, self.kinds, self.args.seed,
+                                                  self.started_at)
             thread = threading.Thread(target=nemesis.run, args=(stop, deadline), name="nemesis")
             thread.start()
         stop.wait(self.args.duration)
@@ -207,34 +208,23 @@ class PresenceRun:
             "bound_violations": verdict.violations, "bound_violations_shown": verdict.shown,
             **final, "unexpected": record.unexpected, "errors": self.errors + [
                 f"node {name} exited by itself with code {code}" for name, code in self.nodes.crashed()],
-            "replay": (f"python -m tests.faults.presence_runner --seed {self.args.seed} --duration "
-                       f"{self.args.duration:g} --nemesis {self.args.nemesis} --out {self.args.out}"),
+            "replay": replay_command(self.args),
         }
         summary["ok"] = (not verdict.violations and final["converged"] and not record.unexpected
                          and not summary["errors"] and HELD in ends)
         return summary
 
 
+def replay_command(args: argparse.Namespace) -> str:
+    return (f"python -m tests.faults.presence_runner --seed {args.seed} --duration {args.duration:g} "
+            f"--nemesis {args.nemesis} --out {args.out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if (args.out / "cluster").exists():
-        print(f"{args.out / 'cluster'} holds an earlier run's nodes; pass a new --out or delete it", file=sys.stderr)
-        return EXIT_HARNESS_ERROR
-    stop_on_sigterm()
-    enter_own_namespace([sys.executable, "-m", "tests.faults.presence_runner",
-                         *(sys.argv[1:] if argv is None else argv)])
-    args.out.mkdir(parents=True, exist_ok=True)
-    print(f"presence fault run: seed {args.seed}, {args.duration:g} s, out {args.out}", flush=True)
-    try:
-        summary = PresenceRun(args).run()
-    except (TimeoutError, AssertionError, ValueError, OSError) as error:
-        summary = {"seed": args.seed, "ok": False, "errors": [f"{type(error).__name__}: {error}"]}
-        (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-        print(json.dumps(summary, indent=2), flush=True)
-        return EXIT_HARNESS_ERROR
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    print(json.dumps({k: v for k, v in summary.items() if k != "faults"}, indent=2, sort_keys=True), flush=True)
-    return EXIT_OK if summary["ok"] else EXIT_CHECK_FAILED
+    return run_experiment_main(
+        args, argv, module="tests.faults.presence_runner", experiment=PresenceRun, replay=replay_command(args),
+        banner=f"presence fault run: seed {args.seed}, {args.duration:g} s, out {args.out}")
 
 
 if __name__ == "__main__":

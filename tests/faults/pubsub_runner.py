@@ -26,14 +26,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from .experiment_main import run_experiment_main
 from .nemesis import PROCESS_KINDS, Nemesis, expand_kinds
-from .network import enter_own_namespace
 from .nodes import NodeSet
 from .pubsub_check import check_best_effort, check_durable
 from .pubsub_history import Event, Fault, Publish, Segment, faults_from_nemesis, holds
 from .pubsub_subscriber import SubscriberLoop
 from .pubsub_workload import Recorder, best_effort_publisher, burst_publisher, durable_publisher, home_first
-from .runner import open_network, stop_on_sigterm
+from .runner import open_network
 
 STARTUP_LEADER_TIMEOUT_S = 60.0
 SETTLE_LEADER_TIMEOUT_S = 30.0
@@ -56,7 +56,6 @@ BEST_EFFORT_TOPICS = ("live/0", "live/1")
 BEST_EFFORT_PREFIX = "live/"
 # Bursts on a topic of their own, read by a subscriber that stalls (Lagged).
 BURST_TOPIC = "burst/0"
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR = 0, 1, 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -273,31 +272,17 @@ def replay_command(args: argparse.Namespace) -> str:
             f"--duration {args.duration:g} --nemesis {args.nemesis} --out {args.out}")
 
 
+def recheck(path: Path) -> tuple[dict[str, Any], bool]:
+    """Checks a saved history.json again: the checks' summary, and whether both passed."""
+    summary = check_history(json.loads(path.read_text()))
+    return summary, summary["checks_ok"]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.check is not None:
-        summary = check_history(json.loads(args.check.read_text()))
-        print(json.dumps(summary, indent=2))
-        return EXIT_OK if summary["checks_ok"] else EXIT_CHECK_FAILED
-    if (args.out / "cluster").exists():
-        print(f"{args.out / 'cluster'} holds an earlier run's nodes; pass a new --out or delete that directory",
-              file=sys.stderr)
-        return EXIT_HARNESS_ERROR
-    stop_on_sigterm()
-    enter_own_namespace([sys.executable, "-m", "tests.faults.pubsub_runner", *(sys.argv[1:] if argv is None else argv)])
-    args.out.mkdir(parents=True, exist_ok=True)
-    print(f"pub/sub fault run: seed {args.seed}, {args.duration:g} s, out {args.out}", flush=True)
-    try:
-        summary = PubSubExperiment(args).run()
-    except (TimeoutError, AssertionError, ValueError, OSError) as error:
-        summary = {"seed": args.seed, "ok": False, "errors": [f"{type(error).__name__}: {error}"],
-                   "replay": replay_command(args)}
-        (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-        print(json.dumps(summary, indent=2), flush=True)
-        return EXIT_HARNESS_ERROR
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    print(json.dumps({k: v for k, v in summary.items() if k != "faults"}, indent=2, sort_keys=True), flush=True)
-    return EXIT_OK if summary["ok"] else EXIT_CHECK_FAILED
+    return run_experiment_main(
+        args, argv, module="tests.faults.pubsub_runner", experiment=PubSubExperiment, replay=replay_command(args),
+        banner=f"pub/sub fault run: seed {args.seed}, {args.duration:g} s, out {args.out}", recheck=recheck)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ next to the summary, with the seed); 2 the experiment could not run.
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import signal
 import sys
 import threading
 import time
@@ -36,11 +34,13 @@ from typing import Any
 from tandemkv import errors
 
 from .final_state import check_counter_final, check_crdt_converged, check_set_final
+# The exit statuses are the shared main's, named here too for the runners and tests that read them.
+from .experiment_main import EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR, EXIT_OK, run_experiment_main  # noqa: F401
 from .history import History, Operation, load_history, save_history
 from .linearizability import check_linearizable
 from .models import CLAIM, COUNTER, GROW_ONLY_SET, REGISTER, Model
 from .nemesis import PROCESS_KINDS, Nemesis, expand_kinds
-from .network import Network, NetworkUnavailable, bring_loopback_up, enter_own_namespace, in_own_namespace
+from .network import Network, NetworkUnavailable, bring_loopback_up, in_own_namespace
 from .nodes import NodeSet
 from .tokens import check_claim_tokens
 from .tracking import TrackingClient
@@ -63,7 +63,6 @@ FINAL_PROCESS = "final"
 # its replicas answer without coordination; it is checked for convergence).
 MODELS: dict[str, Model] = {"register": REGISTER, "counter": COUNTER, "set": GROW_ONLY_SET,
                             "registry": CLAIM, "lock": CLAIM}
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR = 0, 1, 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -131,6 +130,8 @@ class Experiment:
         self.shared_client: TrackingClient | None = None
         self.worker_clients: list[TrackingClient] = []
         self.errors: list[str] = []
+        # The nemesis once started (a harness error's summary carries its record).
+        self.nemesis: Nemesis | None = None
         self.started_at = time.monotonic()
 
     def run(self) -> dict[str, Any]:
@@ -156,7 +157,7 @@ class Experiment:
                    for kind in self.workloads for index in range(self.args.clients)]
         nemesis = None
         if self.kinds:
-            nemesis = Nemesis(self.nodes, self.network, self.kinds, self.args.seed, self.started_at)
+            nemesis = self.nemesis = Nemesis(self.nodes, self.network, self.kinds, self.args.seed, self.started_at)
             threads.append(threading.Thread(target=nemesis.run, args=(stop, deadline), name="nemesis"))
         for thread in threads:
             thread.start()
@@ -354,55 +355,31 @@ def replay_command(args: argparse.Namespace) -> str:
             + (" --trust-unavailable" if args.trust_unavailable else ""))
 
 
-def recheck(path: Path) -> dict[str, Any]:
-    """Checks a saved history again; final values are its 'final' reads."""
+def recheck(path: Path) -> tuple[dict[str, Any], bool]:
+    """Checks a saved history again (final values are its 'final' reads):
+    the summary of the checks, and whether every one passed."""
     saved = load_history(path)
     final_values = {op.key: op.output for op in saved.operations
                     if op.process == FINAL_PROCESS and op.outcome == "ok"}
-    return {"seed": saved.seed, **summarize_checks(saved.operations, final_values)}
+    summary = {"seed": saved.seed, **summarize_checks(saved.operations, final_values)}
+    return summary, summary["checks_ok"]
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C, so every finally block stops its nodes."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, handler)
+def keep_history(experiment: Experiment, summary: dict[str, Any]) -> None:
+    """Saves a failed run's history next to its summary, with the replay
+    command, so `--check` can look at it again."""
+    history_path = experiment.out / "history.jsonl"
+    save_history(history_path, experiment.history.operations(), seed=experiment.args.seed,
+                 metadata={"replay": summary["replay"]})
+    summary["history_file"] = str(history_path)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.check is None and (args.out / "cluster").exists():
-        # Nodes started on an earlier run's data would begin from its state,
-        # and the checks would count its writes as never attempted.
-        print(f"{args.out / 'cluster'} holds an earlier run's nodes; pass a new --out or "
-              "delete that directory", file=sys.stderr)
-        return EXIT_HARNESS_ERROR
-    stop_on_sigterm()
-    if args.check is not None:
-        summary = recheck(args.check)
-        print(json.dumps(summary, indent=2))
-        return EXIT_OK if summary["checks_ok"] else EXIT_CHECK_FAILED
-    enter_own_namespace([sys.executable, "-m", "tests.faults.runner", *(sys.argv[1:] if argv is None else argv)])
-    args.out.mkdir(parents=True, exist_ok=True)
-    print(f"fault run: seed {args.seed}, {args.duration:g} s, out {args.out}", flush=True)
-    try:
-        experiment = Experiment(args)
-        summary = experiment.run()
-    except (TimeoutError, AssertionError, ValueError, OSError) as error:
-        summary = {"seed": args.seed, "ok": False, "errors": [f"{type(error).__name__}: {error}"],
-                   "replay": replay_command(args)}
-        (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-        print(json.dumps(summary, indent=2), flush=True)
-        return EXIT_HARNESS_ERROR
-    if not summary["ok"]:
-        history_path = args.out / "history.jsonl"
-        save_history(history_path, experiment.history.operations(), seed=args.seed,
-                     metadata={"replay": summary["replay"]})
-        summary["history_file"] = str(history_path)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    brief = {k: v for k, v in summary.items() if k != "faults"}
-    print(json.dumps(brief, indent=2, sort_keys=True), flush=True)
-    return EXIT_OK if summary["ok"] else EXIT_CHECK_FAILED
+    return run_experiment_main(
+        args, argv, module="tests.faults.runner", experiment=Experiment, replay=replay_command(args),
+        banner=f"fault run: seed {args.seed}, {args.duration:g} s, out {args.out}",
+        recheck=recheck, keep_history=keep_history)
 
 
 if __name__ == "__main__":
