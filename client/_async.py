@@ -31,6 +31,7 @@ from tandemkv.client._watch import AsyncWatcher
 from tandemkv.client._watch_mux_async import AsyncWatchStreams
 from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, PutResult, RangeResult
 from tandemkv.client._retry import Retry
+from tandemkv.client._stubs import StubCache
 from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
 from tandemkv.client._sync import CHANNEL_OPTIONS, STUBS
 from tandemkv.client._tls import ChannelFactory, TLSConfig, resolve_tls
@@ -69,6 +70,7 @@ class AsyncClient:
                                                                             tracing_configured()))
         self._local = LocalEndpoints(self._router.endpoints)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs = StubCache(STUBS)  # one stub per (service, channel): building one per call is dear
         # Concurrent calls coalesce into Batch.Call (see `_pipeline`); off: one RPC per call.
         self._pipeline = AsyncPipeline(self.stub, self._send_plain) if pipeline else None
 
@@ -85,6 +87,7 @@ class AsyncClient:
             self._pipeline.closing()
         await self._watch_streams().close()
         channels, self._channels = list(self._channels.values()), {}
+        self._stubs.clear()
         for channel in channels:
             await channel.close()
         if self._pipeline is not None:
@@ -226,12 +229,13 @@ class AsyncClient:
         return await action.function()
 
     def stub(self, service: str, endpoint: str) -> Any:
-        """The generated stub of `service` on `endpoint`'s channel."""
+        """The generated stub of `service` on `endpoint`'s channel (one per
+        service and channel, `_stubs.StubCache`)."""
         channel = self._channels.get(endpoint)
         if channel is None:
             channel = self._channel_factory.open_aio(endpoint, CHANNEL_OPTIONS)
             self._channels[endpoint] = channel
-        return STUBS[service](channel)
+        return self._stubs.get(service, channel)
 
     async def _send(self, endpoint: str, operation: ops.Operation, timeout_s: float) -> Any:
         """One attempt: through the pipeline when `Batch.Call` carries it."""

@@ -32,6 +32,7 @@ from tandemkv.client._watch import Watcher
 from tandemkv.client._watch_mux import WatchStreams
 from tandemkv.client._results import BytesLike, ClusterStatus, KeyValue, PutResult, RangeResult
 from tandemkv.client._retry import Retry
+from tandemkv.client._stubs import StubCache
 from tandemkv.client._routing import LocalEndpoints, Router, resolve_endpoints
 from tandemkv.client._tls import ChannelFactory, TLSConfig, resolve_tls
 from tandemkv.errors import TandemKVError
@@ -116,6 +117,7 @@ class Client:
         self._local = LocalEndpoints(self._router.endpoints)
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
+        self._stubs = StubCache(STUBS)  # one stub per (service, channel): building one per call is dear
         # Concurrent calls coalesce into Batch.Call (see `_pipeline`); off: one RPC per call.
         self._pipeline = ThreadPipeline(self.stub, self._send_plain) if pipeline else None
 
@@ -134,6 +136,7 @@ class Client:
         self._watch_streams().close()
         with self._lock:
             channels, self._channels = list(self._channels.values()), {}
+        self._stubs.clear()
         for channel in channels:
             channel.close()
 
@@ -341,8 +344,9 @@ class Client:
         return action.function()
 
     def stub(self, service: str, endpoint: str) -> Any:
-        """The generated stub of `service` on `endpoint`'s channel."""
-        return STUBS[service](self._channel(endpoint))
+        """The generated stub of `service` on `endpoint`'s channel (one per
+        service and channel, `_stubs.StubCache`)."""
+        return self._stubs.get(service, self._channel(endpoint))
 
     def _send(self, endpoint: str, operation: ops.Operation, timeout_s: float) -> Any:
         """One attempt: through the pipeline when `Batch.Call` carries it."""
