@@ -18,21 +18,15 @@ keep the minute-long run's logs and history in a directory of your own.
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
-import subprocess
-import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.faults.nemesis import ALL_KINDS, PROCESS_KINDS
+from tests.support.fault_run import assert_every_kind_injected, fault_run_summary, run_harness
 from tests.support.system_needs import NETWORK_FAULTS, skip_needing
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 FAULT_DURATION_S = 60.0
 # The run's own bound: start-up, faults, settle, final reads and the check.
 RUN_TIMEOUT_S = FAULT_DURATION_S + 120.0
@@ -51,43 +45,12 @@ WORKLOAD_OK_MIN = 100
 BATCHED_OPS_MIN = 100
 
 
-def seed() -> int:
-    value = os.environ.get("TANDEMKV_FAULTS_SEED")
-    return int(value) if value else random.SystemRandom().randrange(1 << 31)
-
-
-def run_harness(module: str, args: list[str], timeout_s: float) -> subprocess.CompletedProcess:
-    """Runs `python -m <module> <args>` in its own session; on timeout the
-    whole group (the harness and every node it started) is killed."""
-    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO_ROOT, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        output, _ = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        raise AssertionError(f"{module} {' '.join(args)} ran over {timeout_s} s:\n{output[-4000:]}") from None
-    return subprocess.CompletedProcess(process.args, process.returncode, output, "")
-
-
 @pytest.fixture(scope="module")
 def fault_run(tmp_path_factory) -> dict[str, Any]:
     """One minute of every nemesis against every workload; its summary."""
-    chosen = os.environ.get("TANDEMKV_FAULTS_OUT")
-    out = Path(chosen) if chosen else tmp_path_factory.mktemp("faults")
-    run_seed = seed()
-    done = run_harness("tests.faults.runner", ["--duration", str(FAULT_DURATION_S), "--seed", str(run_seed),
-                                               "--nemesis", "all", "--workload", ",".join(WORKLOADS),
-                                               "--out", str(out)], RUN_TIMEOUT_S)
-    summary_path = out / "summary.json"
-    assert summary_path.exists(), f"seed {run_seed}: no summary; output:\n{done.stdout[-4000:]}"
-    summary = json.loads(summary_path.read_text())
-    summary["_context"] = f"seed {run_seed}; replay: {summary.get('replay')}; results in {out}"
-    assert done.returncode in (0, 1), f"{summary['_context']}: harness error {summary.get('errors')}\n" \
-                                      f"{done.stdout[-4000:]}"
-    if "DISABLED" in summary["network"]:
-        warnings.warn(f"partitions not tested: {summary['network']}")
-    return summary
+    return fault_run_summary("tests.faults.runner", ["--duration", str(FAULT_DURATION_S), "--nemesis", "all",
+                                                     "--workload", ",".join(WORKLOADS)],
+                             tmp_path_factory, "faults", RUN_TIMEOUT_S)
 
 
 def test_histories_under_partitions_kills_and_pauses_are_linearizable(fault_run):
@@ -128,12 +91,7 @@ def test_tokens_order_and_crdt_replicas_converge(fault_run):
 
 
 def test_every_nemesis_kind_was_injected(fault_run):
-    context = fault_run["_context"]
-    expected = ALL_KINDS if "DISABLED" not in fault_run["network"] else PROCESS_KINDS
-    missing = [kind for kind in expected if not fault_run["faults_by_kind"].get(kind)]
-    assert not missing, f"{context}: never injected {missing}; injected {fault_run['faults_by_kind']}"
-    if "DISABLED" in fault_run["network"]:
-        skip_needing(NETWORK_FAULTS, f"partitions were not injected: {fault_run['network']}")
+    assert_every_kind_injected(fault_run, ALL_KINDS, PROCESS_KINDS)
 
 
 def test_no_acknowledged_add_is_lost_and_no_value_appears_from_nowhere(fault_run):

@@ -26,17 +26,12 @@ keeps the run's logs, summary and history.json (re-check it with
 
 from __future__ import annotations
 
-import json
-import os
-import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.faults.nemesis import PROCESS_KINDS
-from tests.support.system_needs import NETWORK_FAULTS, skip_needing
-from tests.test_faults_cluster import run_harness, seed
+from tests.support.fault_run import assert_every_kind_injected, fault_run_summary
 
 JOBS = 200
 FAULT_DURATION_S = 16.0
@@ -57,22 +52,9 @@ SUPERSEDED_MIN = 1
 
 @pytest.fixture(scope="module")
 def jobs_run(tmp_path_factory) -> dict[str, Any]:
-    chosen = os.environ.get("TANDEMKV_FAULTS_OUT")
-    out = Path(chosen) if chosen else tmp_path_factory.mktemp("faults-jobs")
-    run_seed = seed()
-    print(f"jobs fault run: seed {run_seed}, out {out}")
-    done = run_harness("tests.faults.jobs_runner",
-                       ["--jobs", str(JOBS), "--duration", str(FAULT_DURATION_S), "--seed", str(run_seed),
-                        "--nemesis", ",".join(NEMESIS_KINDS), "--out", str(out)], RUN_TIMEOUT_S)
-    summary_path = out / "summary.json"
-    assert summary_path.exists(), f"seed {run_seed}: no summary; output:\n{done.stdout[-4000:]}"
-    summary = json.loads(summary_path.read_text())
-    summary["_context"] = f"seed {run_seed}; replay: {summary.get('replay')}; results in {out}"
-    assert done.returncode in (0, 1), f"{summary['_context']}: harness error {summary.get('errors')}\n" \
-                                      f"{done.stdout[-4000:]}"
-    if "DISABLED" in summary["network"]:
-        warnings.warn(f"partitions not tested: {summary['network']}")
-    return summary
+    return fault_run_summary("tests.faults.jobs_runner", ["--jobs", str(JOBS), "--duration", str(FAULT_DURATION_S),
+                                                          "--nemesis", ",".join(NEMESIS_KINDS)],
+                             tmp_path_factory, "faults-jobs", RUN_TIMEOUT_S)
 
 
 def test_every_job_finished_once_in_effect_none_lost_none_dead_early(jobs_run):
@@ -99,10 +81,4 @@ def test_the_queue_survived_a_full_cluster_restart(jobs_run):
 def test_workers_and_nodes_met_every_fault_kind_asked_for(jobs_run):
     context = jobs_run["_context"]
     assert jobs_run["worker_kills"] + jobs_run["worker_pauses"] >= 3, f"{context}: few worker faults"
-    injected = jobs_run["faults_by_kind"]
-    network = "DISABLED" not in jobs_run["network"]
-    expected = NEMESIS_KINDS if network else tuple(k for k in NEMESIS_KINDS if k in PROCESS_KINDS)
-    missing = [kind for kind in expected if not injected.get(kind)]
-    assert not missing, f"{context}: never injected {missing}; injected {injected}"
-    if not network:
-        skip_needing(NETWORK_FAULTS, f"partitions were not injected: {jobs_run['network']}")
+    assert_every_kind_injected(jobs_run, NEMESIS_KINDS, tuple(k for k in NEMESIS_KINDS if k in PROCESS_KINDS))

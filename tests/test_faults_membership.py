@@ -17,15 +17,11 @@ it, TANDEMKV_FAULTS_OUT=DIR keeps the run's files.
 
 from __future__ import annotations
 
-import json
-import os
-import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_faults_cluster import run_harness, seed
+from tests.support.fault_run import fault_run_summary
 
 FAULT_DURATION_S = 30.0
 MEMBER_INTERVAL_S = 5.0
@@ -38,22 +34,9 @@ OPERATIONS_MIN = 500
 
 @pytest.fixture(scope="module")
 def membership_run(tmp_path_factory) -> dict[str, Any]:
-    chosen = os.environ.get("TANDEMKV_FAULTS_OUT")
-    out = Path(chosen) if chosen else tmp_path_factory.mktemp("members")
-    run_seed = seed()
-    print(f"membership fault run: seed {run_seed}, out {out}")
-    done = run_harness("tests.faults.membership_runner",
-                       ["--duration", str(FAULT_DURATION_S), "--member-interval", str(MEMBER_INTERVAL_S),
-                        "--seed", str(run_seed), "--nemesis", "all", "--out", str(out)], RUN_TIMEOUT_S)
-    summary_path = out / "summary.json"
-    assert summary_path.exists(), f"seed {run_seed}: no summary; output:\n{done.stdout[-4000:]}"
-    summary = json.loads(summary_path.read_text())
-    summary["_context"] = f"seed {run_seed}; replay: {summary.get('replay')}; results in {out}"
-    assert done.returncode in (0, 1), f"{summary['_context']}: harness error {summary.get('errors')}\n" \
-                                      f"{done.stdout[-4000:]}"
-    if "DISABLED" in summary["network"]:
-        warnings.warn(f"partitions not tested: {summary['network']}")
-    return summary
+    return fault_run_summary("tests.faults.membership_runner",
+                             ["--duration", str(FAULT_DURATION_S), "--member-interval", str(MEMBER_INTERVAL_S),
+                              "--nemesis", "all"], tmp_path_factory, "members", RUN_TIMEOUT_S)
 
 
 def test_histories_stay_linearizable_while_members_come_and_go(membership_run):

@@ -20,17 +20,12 @@ run's files.
 
 from __future__ import annotations
 
-import json
-import os
-import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.faults.nemesis import PROCESS_KINDS
-from tests.support.system_needs import NETWORK_FAULTS, skip_needing
-from tests.test_faults_cluster import run_harness, seed
+from tests.support.fault_run import assert_every_kind_injected, fault_run_summary
 
 PRESENCE_FAULT_DURATION_S = 35.0
 # One of each kind comes within the first four faults (the nemesis draws every kind once per round), and
@@ -48,21 +43,9 @@ ENTRIES_CHECKED_MIN = 500
 
 @pytest.fixture(scope="module")
 def presence_run(tmp_path_factory) -> dict[str, Any]:
-    chosen = os.environ.get("TANDEMKV_FAULTS_OUT")
-    out = Path(chosen) if chosen else tmp_path_factory.mktemp("presence-faults")
-    run_seed = seed()
-    done = run_harness("tests.faults.presence_runner", ["--duration", str(PRESENCE_FAULT_DURATION_S), "--seed",
-                                                       str(run_seed), "--nemesis", ",".join(NEMESIS), "--out", str(out)],
-                       RUN_TIMEOUT_S)
-    summary_path = out / "summary.json"
-    assert summary_path.exists(), f"seed {run_seed}: no summary; output:\n{done.stdout[-4000:]}"
-    summary = json.loads(summary_path.read_text())
-    summary["_context"] = f"seed {run_seed}; replay: {summary.get('replay')}; results in {out}"
-    assert done.returncode in (0, 1), f"{summary['_context']}: harness error {summary.get('errors')}\n" \
-                                      f"{done.stdout[-4000:]}"
-    if "DISABLED" in summary["network"]:
-        warnings.warn(f"partitions not tested: {summary['network']}")
-    return summary
+    return fault_run_summary("tests.faults.presence_runner", ["--duration", str(PRESENCE_FAULT_DURATION_S),
+                                                              "--nemesis", ",".join(NEMESIS)],
+                             tmp_path_factory, "presence-faults", RUN_TIMEOUT_S)
 
 
 def test_no_presence_entry_outlives_its_bound_under_kills_pauses_and_partitions(presence_run):
@@ -89,9 +72,4 @@ def test_the_clients_got_through_crashed_and_met_every_nemesis(presence_run):
     writes = sum(calls.get(f"{kind}_ok", 0) for kind in ("track", "update", "untrack"))
     assert writes >= WRITES_OK_MIN, f"{context}: only {writes} acknowledged writes: {calls}"
     assert calls.get("crashes", 0) > 0 and calls.get("keepalive_ok", 0) > 0, f"{context}: {calls}"
-    kinds = (*PROCESS_KINDS, "stop") if "DISABLED" in presence_run["network"] else NEMESIS
-    injected = presence_run["faults_by_kind"]
-    missing = [kind for kind in kinds if not injected.get(kind)]
-    assert not missing, f"{context}: never injected {missing}: {injected}"
-    if "DISABLED" in presence_run["network"]:
-        skip_needing(NETWORK_FAULTS, f"partitions were not injected: {presence_run['network']}")
+    assert_every_kind_injected(presence_run, NEMESIS, (*PROCESS_KINDS, "stop"))

@@ -23,17 +23,12 @@ keeps the run's logs, summary and history.json (re-check it with
 
 from __future__ import annotations
 
-import json
-import os
-import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.faults.nemesis import PROCESS_KINDS
-from tests.support.system_needs import NETWORK_FAULTS, skip_needing
-from tests.test_faults_cluster import run_harness, seed
+from tests.support.fault_run import assert_every_kind_injected, fault_run_summary
 
 FAULT_DURATION_S = 40.0
 # Every kind comes once in each round of the schedule; five kinds of at most
@@ -55,22 +50,9 @@ READERS_PER_TOPIC = 6
 
 @pytest.fixture(scope="module")
 def pubsub_run(tmp_path_factory) -> dict[str, Any]:
-    chosen = os.environ.get("TANDEMKV_FAULTS_OUT")
-    out = Path(chosen) if chosen else tmp_path_factory.mktemp("faults-pubsub")
-    run_seed = seed()
-    print(f"pub/sub fault run: seed {run_seed}, out {out}")
-    done = run_harness("tests.faults.pubsub_runner",
-                       ["--duration", str(FAULT_DURATION_S), "--seed", str(run_seed),
-                        "--nemesis", ",".join(NEMESIS_KINDS), "--out", str(out)], RUN_TIMEOUT_S)
-    summary_path = out / "summary.json"
-    assert summary_path.exists(), f"seed {run_seed}: no summary; output:\n{done.stdout[-4000:]}"
-    summary = json.loads(summary_path.read_text())
-    summary["_context"] = f"seed {run_seed}; replay: {summary.get('replay')}; results in {out}"
-    assert done.returncode in (0, 1), f"{summary['_context']}: harness error {summary.get('errors')}\n" \
-                                      f"{done.stdout[-4000:]}"
-    if "DISABLED" in summary["network"]:
-        warnings.warn(f"partitions not tested: {summary['network']}")
-    return summary
+    return fault_run_summary("tests.faults.pubsub_runner", ["--duration", str(FAULT_DURATION_S),
+                                                            "--nemesis", ",".join(NEMESIS_KINDS)],
+                             tmp_path_factory, "faults-pubsub", RUN_TIMEOUT_S)
 
 
 def test_no_acknowledged_durable_message_is_lost_reordered_repeated_or_replayed_differently(pubsub_run):
@@ -100,11 +82,4 @@ def test_best_effort_order_holds_and_every_loss_is_explained_and_counted(pubsub_
 
 
 def test_every_fault_kind_asked_for_was_injected(pubsub_run):
-    context = pubsub_run["_context"]
-    injected = pubsub_run["faults_by_kind"]
-    network = "DISABLED" not in pubsub_run["network"]
-    expected = NEMESIS_KINDS if network else PROCESS_KINDS
-    missing = [kind for kind in expected if not injected.get(kind)]
-    assert not missing, f"{context}: never injected {missing}; injected {injected}"
-    if not network:
-        skip_needing(NETWORK_FAULTS, f"partitions were not injected: {pubsub_run['network']}")
+    assert_every_kind_injected(pubsub_run, NEMESIS_KINDS, PROCESS_KINDS)
