@@ -214,15 +214,27 @@ class NodeSet:
                 return leader
             time.sleep(POLL_S)
         described = self.describe()  # before the stacks become every log's last lines
-        self.dump_stacks()
-        raise TimeoutError(f"no agreed leader within {timeout_s} s ({described}); logs in {self.root}")
+        unsignalled = self.dump_stacks()
+        stacks = (f"; not signalled for stacks (no SIGUSR1 handler yet): {', '.join(unsignalled)}"
+                  if unsignalled else "")
+        raise TimeoutError(f"no agreed leader within {timeout_s} s ({described}){stacks}; logs in {self.root}")
 
-    def dump_stacks(self) -> None:
-        """Every running node writes its threads' stacks to its log
-        (`tandemkv serve` handles SIGUSR1 so), for a post-mortem."""
+    def dump_stacks(self) -> list[str]:
+        """Every running node whose SIGUSR1 handler is installed writes its
+        threads' stacks to its log (`tandemkv serve` installs it once its
+        settings are read, before it starts the node), for a post-mortem;
+        returns the running, unpaused nodes not signalled. One still
+        starting has no handler yet, and the signal's default action would
+        end it."""
+        unsignalled = []
         for node in self.nodes:
-            if node.running and not node.paused:
+            if not node.running or node.paused:
+                continue
+            if catches_signal(node.process.pid, signal.SIGUSR1):
                 node.process.send_signal(signal.SIGUSR1)
+            else:
+                unsignalled.append(node.name)
+        return unsignalled
 
     def describe(self) -> str:
         """Each node's state in a line: running or its exit code, what it
@@ -238,6 +250,18 @@ class NodeSet:
                 state = _status_line(node.member.client_address)
             parts.append(f"{node.name}: {state}, log: {_last_line(self.log_path(node.name))!r}")
         return "; ".join(parts)
+
+
+def catches_signal(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler of its own for `signum` (the
+    kernel's SigCgt mask in /proc/<pid>/status); False when it cannot be
+    read (the process is gone, or this is not Linux)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            caught = next((line.split()[1] for line in status if line.startswith("SigCgt:")), None)
+    except OSError:
+        return False
+    return caught is not None and bool(int(caught, 16) >> (signum - 1) & 1)
 
 
 def _last_line(path: Path, tail_bytes: int = 400) -> str:
