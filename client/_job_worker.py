@@ -184,12 +184,14 @@ class Worker:
                 error = raised
                 log.warning("job %d of queue %r failed", job.id, job.queue, exc_info=raised)
             with self._lock:
-                send = core.handler_returned(job.id, value, error)
+                send = core.handler_returned(job.id, value, error, time.monotonic())
             self._wake.set()  # a slot is free
-            if send is not None:
+            if send is not None:  # the settlement, carrying the claim of the next jobs when a slot is free
                 answer, failure = self._send(send)
                 with self._lock:
-                    core.settled(send, answer, failure, time.monotonic())
+                    jobs = core.settled(send, answer, failure, time.monotonic())
+                for claimed in jobs:
+                    self._jobs.put(claimed)
                 self._wake.set()
 
 

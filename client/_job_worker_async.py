@@ -119,14 +119,17 @@ class AsyncWorker:
                     self._cancel(action.job.id)
                     action = action.fail
                 answer, error = await self._send(action)
-                for job in core.on_done(action, answer, error, time.monotonic()):
-                    self._tasks[job.id] = asyncio.get_running_loop().create_task(self._run_handler(job))
+                self._start(core.on_done(action, answer, error, time.monotonic()))
         except Exception:  # a bug, not the cluster's answer: say so; the lease ends by itself
             log.exception("the loop of worker %s failed; its jobs return when its lease expires",
                           self.settings.name)
         finally:
             for job_id in list(self._tasks):
                 self._cancel(job_id)  # released at stop: their jobs are other workers' now
+
+    def _start(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self._tasks[job.id] = asyncio.get_running_loop().create_task(self._run_handler(job))
 
     def _cancel(self, job_id: int) -> None:
         task = self._tasks.get(job_id)
@@ -155,11 +158,11 @@ class AsyncWorker:
             log.warning("job %d of queue %r failed", job.id, job.queue, exc_info=raised)
         finally:
             self._tasks.pop(job.id, None)
-        send = core.handler_returned(job.id, value, error)
+        send = core.handler_returned(job.id, value, error, time.monotonic())
         self._wake.set()  # a slot is free
-        if send is not None:
+        if send is not None:  # the settlement, carrying the claim of the next jobs when a slot is free
             answer, failure = await self._send(send)
-            core.settled(send, answer, failure, time.monotonic())
+            self._start(core.settled(send, answer, failure, time.monotonic()))
             self._wake.set()
 
 

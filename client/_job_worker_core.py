@@ -11,8 +11,13 @@ the cluster when the lease expires, and one that stops releases them at
 once by revoking it. Rules the core keeps:
 
 - A claim asks for at most the free slots (`concurrency` minus the jobs
-  whose handlers still run) and the rate limit's whole tokens: a worker
-  never holds a job it is not running (no prefetch hoarding).
+  whose handlers still run and those asked for by claims in flight) and
+  the rate limit's whole tokens: a worker never holds a job it is not
+  running (no prefetch hoarding).
+- A settlement carries the claim of the next jobs when a slot is free
+  (one request, one Raft entry), so a busy slot waits for one commit per
+  job; the loop's own claims fill the slots at the start and after an
+  empty queue.
 - A claim, a renewal and a settlement (complete or fail) are each one
   operation with a request id; one whose outcome is unknown is sent again
   as the same request (the cluster applies it once), so a claim lost in
@@ -114,10 +119,15 @@ class TokenBucket:
         return max(0, math.floor(self.tokens + 1e-9))
 
     def take(self, count: int, now_s: float) -> None:
-        """Spends `count` tokens; a claim sent again after an unknown outcome
-        may spend more than there are, and the debt delays the next claim."""
+        """Spends `count` tokens (a claim reserves them when it is sent; one
+        that spends more than there are leaves a debt that delays the next)."""
         self._refill(now_s)
         self.tokens -= count
+
+    def give_back(self, count: int, now_s: float) -> None:
+        """Returns `count` tokens taken for jobs a claim did not bring."""
+        self._refill(now_s)
+        self.tokens = min(self.capacity, self.tokens + count)
 
     def wait_s(self, now_s: float) -> float:
         """Seconds until one whole token is there."""

@@ -3,7 +3,16 @@
 `now_s`, answers come in through `on_done` and `handler_returned`, and
 what to do next goes out as an action (`Wait`, `Send`, `TimedOut`,
 `Done`) from `next_action`. The shells call it from one loop; the sync
-shell's handler threads call `handler_returned` under its lock.
+shell's handler threads call `handler_returned` and `settled` under its
+lock.
+
+A slot that frees settles its job and claims the next ones in the same
+request (`ops.settle_and_claim`: one Raft entry), so it waits for one
+commit per job, not two (settle, then claim). Claims may therefore be in
+flight from several places at once (the loop's claim, each settlement's):
+each reserves its slots and rate tokens when it is sent
+(`claims_in_flight`), and gives back what it did not get when answered, so
+the worker never asks for more jobs than it has free slots and tokens.
 """
 
 from __future__ import annotations
@@ -45,8 +54,12 @@ class WorkerCore:
         self.renew_at_s = math.inf
         self.running: dict[int, Running] = {}
         self.unsettled: dict[int, Send] = {}  # settlements to send again (outcome unknown)
+        self.settling: set[int] = set()  # jobs whose settlement is in flight from a handler's slot
         self.settle_at_s = math.inf
         self.pending_claim: Send | None = None  # a claim to send again as the same request
+        # Jobs asked for by claims sent and not answered yet (the loop's, and
+        # those riding on settlements): their slots and tokens are reserved.
+        self.claims_in_flight = 0
         self.next_claim_s = now_s
         self.empty_claims = 0
         self.beat_at_s = now_s
@@ -60,7 +73,7 @@ class WorkerCore:
         """How many jobs a claim sent now should ask for (0: none now)."""
         if self.stopping or not self.lease_id or now_s < self.next_claim_s:
             return 0
-        free = self.settings.concurrency - len(self.running)
+        free = self.settings.concurrency - len(self.running) - self.claims_in_flight
         tokens = self.bucket.whole(now_s) if self.bucket is not None else free
         return max(0, min(free, tokens, limits.JOB_CLAIM_JOBS_MAX))
 
@@ -93,17 +106,22 @@ class WorkerCore:
         elif self.pending_claim is not None and now_s >= self.next_claim_s:
             return self.pending_claim
         elif (size := self.claim_size(now_s)) > 0:
+            self._reserve(size, now_s)
             return Send(ops.claim(self.settings.queue, self.lease_id, size), self.loop_retry, "claim")
         return Wait(self._wait_s(now_s))
 
     def _stop_step(self, now_s: float) -> Wait | Send | Done:
         """Claims nothing more; once nothing runs (or the grace is over),
         revokes the lease, releasing whatever it still holds."""
-        if (self.running or self.unsettled) and now_s < self.stop_deadline_s:
+        # A settlement in flight is waited for too: revoking the lease under it
+        # would refuse it and hand its job, done already, to another worker.
+        if (self.running or self.unsettled or self.settling or self.claims_in_flight) \
+                and now_s < self.stop_deadline_s:
             return Wait(self._wait_s(now_s))
-        for job_id in self.unsettled:
+        for job_id, send in self.unsettled.items():
             log.warning("job %d: its outcome was not recorded before the stop's grace ended", job_id)
             self.stats.lost += 1
+            self._unreserve(send, 0, now_s)
         self.unsettled.clear()
         for running in self.running.values():
             if not running.abandoned:
@@ -135,7 +153,7 @@ class WorkerCore:
             wakes.append(self.stop_deadline_s)
         elif not self.lease_id:
             wakes.append(self.grant_at_s)
-        elif len(self.running) < self.settings.concurrency:
+        elif len(self.running) + self.claims_in_flight < self.settings.concurrency:
             wake_s = self.next_claim_s
             if self.bucket is not None:
                 wake_s = max(wake_s, now_s + self.bucket.wait_s(now_s))
@@ -157,7 +175,7 @@ class WorkerCore:
         elif send.purpose == "claim":
             return self._claimed(send, answer, error, now_s)
         elif send.purpose == "settle":
-            self.settled(send, answer, error, now_s)
+            return self.settled(send, answer, error, now_s)
         elif send.purpose == "beat" and error is not None:
             log.info("a heartbeat of the worker failed (the next one comes in %g s): %s", WORKER_BEAT_S,
                      error.message)
@@ -177,24 +195,32 @@ class WorkerCore:
 
     def _claimed(self, send: Send, jobs: list[Job] | None, error: errors.TandemKVError | None,
                  now_s: float) -> list[Job]:
-        asked = send.operation.request.limit
         if send.operation.request.lease != self.lease_id:
+            self._unreserve(send, 0, now_s)
             return []  # an answer about a lease given up meanwhile: its jobs went with it
         if isinstance(error, errors.FailedPrecondition):
+            self._unreserve(send, 0, now_s)
             self._lose_lease(error.message)
             return []
         if error is not None:
             log.warning("claim from queue %r failed (trying again): %s", self.settings.queue, error.message)
             self.pending_claim = send if isinstance(error, UNKNOWN_OUTCOMES) else None
+            if self.pending_claim is None:
+                self._unreserve(send, 0, now_s)
             self.next_claim_s = now_s + CALL_RETRY_S
             return []
-        assert jobs is not None and len(jobs) <= asked
+        assert jobs is not None
         self.pending_claim = None
+        return self._took(send, jobs, now_s)
+
+    def _took(self, send: Send, jobs: list[Job], now_s: float) -> list[Job]:
+        """The jobs a claim (alone or on a settlement) brought: they run now."""
+        asked = _asked(send)
+        assert len(jobs) <= asked
+        self._unreserve(send, len(jobs), now_s)
         for job in jobs:
             deadline_s = now_s + job.timeout_ms / 1000 if job.timeout_ms else math.inf
             self.running[job.id] = Running(job, deadline_s)
-        if self.bucket is not None:
-            self.bucket.take(len(jobs), now_s)
         self.stats.claimed += len(jobs)
         self.stats.running = len(self.running)
         self.empty_claims = 0 if len(jobs) >= asked else self.empty_claims + 1
@@ -202,48 +228,88 @@ class WorkerCore:
         self.next_claim_s = now_s + pause_s
         return jobs
 
+    def _reserve(self, size: int, now_s: float) -> None:
+        """A claim of `size` jobs is being sent: its slots and tokens are taken now."""
+        self.claims_in_flight += size
+        if self.bucket is not None:
+            self.bucket.take(size, now_s)
+
+    def _unreserve(self, send: Send, got: int, now_s: float) -> None:
+        """The claim of `send` is answered (or given up): its slots are
+        released, and the tokens of the jobs it did not bring given back."""
+        asked = _asked(send)
+        self.claims_in_flight -= asked
+        assert self.claims_in_flight >= 0, "every reservation is released once"
+        if self.bucket is not None and asked > got:
+            self.bucket.give_back(asked - got, now_s)
+
     def _lose_lease(self, why: str) -> None:
         log.warning("the worker's lease %d is lost (%s); its jobs go back to the queue", self.lease_id, why)
+        if self.pending_claim is not None:
+            self._unreserve(self.pending_claim, 0, self.lease_ok_s)
         self.lease_id, self.renew_at_s, self.pending_claim = 0, math.inf, None
-        for job_id in list(self.unsettled):
+        for job_id, send in self.unsettled.items():
             log.warning("job %d: its outcome was not recorded before the lease was lost", job_id)
             self.stats.lost += 1
+            self._unreserve(send, 0, self.lease_ok_s)
         self.unsettled.clear()
 
-    def handler_returned(self, job_id: int, value: object = None, error: BaseException | None = None
-                         ) -> Send | None:
+    def handler_returned(self, job_id: int, value: object = None, error: BaseException | None = None,
+                         now_s: float | None = None) -> Send | None:
         """A handler ended with `value` or `error`: frees its slot and says how
-        to settle the job (None: its outcome no longer counts)."""
+        to settle the job (None: its outcome no longer counts). Given `now_s`,
+        the settlement also claims the next jobs, as many as there are free
+        slots and tokens then (the answer's jobs come back from `settled`)."""
         running = self.running.pop(job_id)
         self.stats.running = len(self.running)
         if running.abandoned:
             log.info("job %d ended after it was %s; its outcome is dropped", job_id, running.abandoned)
             return None
         job = running.job
+        settlement = None
         if error is None:
             try:
-                return Send(ops.complete(job.id, job.token, encode_result(value)), self.settle_retry,
-                            "settle", job.id)
+                settlement = ops.complete(job.id, job.token, encode_result(value))
             except (TypeError, ValueError) as refused:
                 error = refused
-        return Send(ops.fail(job.id, job.token, error_text(error)), self.settle_retry, "settle", job.id)
+        if settlement is None:
+            settlement = ops.fail(job.id, job.token, error_text(error))
+        # Only under the lease the job was claimed with: a settlement of a job
+        # of a lost lease is refused, and would claim nothing.
+        size = self.claim_size(now_s) if now_s is not None and job.lease == self.lease_id else 0
+        if size > 0:
+            self._reserve(size, now_s)
+            settlement = ops.settle_and_claim(settlement, self.lease_id, size)
+        self.settling.add(job.id)
+        return Send(settlement, self.settle_retry, "settle", job.id)
 
-    def settled(self, send: Send, answer: Job | None, error: errors.TandemKVError | None, now_s: float) -> None:
-        """A complete or fail was answered (or refused, or lost in flight)."""
+    def settled(self, send: Send, answer: Job | ops.Settled | None, error: errors.TandemKVError | None,
+                now_s: float) -> list[Job]:
+        """A complete or fail was answered (or refused, or lost in flight);
+        returns the jobs it claimed, to start."""
         self.unsettled.pop(send.job_id, None)
+        self.settling.discard(send.job_id)
         if error is None:
             if send.operation.method == "Complete":
                 self.stats.completed += 1
             else:
                 self.stats.failed += 1
-        elif isinstance(error, (errors.FailedPrecondition, errors.NotFound)):
+            if not isinstance(answer, ops.Settled):
+                return []
+            if send.operation.request.claim_next.lease != self.lease_id:
+                self._unreserve(send, 0, now_s)
+                return []  # claimed under a lease given up meanwhile: its jobs went with it
+            return self._took(send, answer.claimed, now_s)
+        if isinstance(error, (errors.FailedPrecondition, errors.NotFound)):
             self.stats.lost += 1
+            self._unreserve(send, 0, now_s)
             log.warning("job %d: its claim had ended, so this outcome is dropped: %s", send.job_id, error.message)
-        else:
+        else:  # sent again as the same request (its claim too): the reservation stays
             log.warning("job %d: recording its outcome failed (trying again): %s", send.job_id, error.message)
             if not self.unsettled:
                 self.settle_at_s = now_s + CALL_RETRY_S
             self.unsettled[send.job_id] = dataclasses.replace(send, retry=self.loop_retry)
+        return []
 
     def stop(self, graceful: bool, now_s: float) -> None:
         """Claims nothing more; `graceful`: running handlers get `grace_s`."""
@@ -252,3 +318,12 @@ class WorkerCore:
             self.stop_deadline_s = now_s + (self.settings.grace_s if graceful else 0.0)
         elif not graceful:
             self.stop_deadline_s = min(self.stop_deadline_s, now_s)
+
+
+def _asked(send: Send) -> int:
+    """How many jobs `send` claims: a claim's limit, a settlement's claim_next
+    limit (0 when it claims nothing)."""
+    request = send.operation.request
+    if send.purpose == "claim":
+        return request.limit
+    return request.claim_next.limit if request.HasField("claim_next") else 0

@@ -169,6 +169,32 @@ def fail(job_id: int, token: int, error: str) -> Operation:
     return Operation("Jobs", "Fail", request, _decode_job, write=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class Settled:
+    """A settlement that claimed the next jobs in the same entry: the settled
+    `job` and the jobs `claimed` (each with its fencing token)."""
+
+    job: Job
+    claimed: list[Job]
+
+
+def _decode_settled(response) -> Settled:
+    return Settled(Job.from_proto(response.job), [Job.from_proto(j) for j in response.claimed])
+
+
+def settle_and_claim(settlement: Operation, lease: int, limit: int) -> Operation:
+    """`settlement` (a `complete` or `fail`) that also claims up to `limit`
+    jobs of the settled job's queue under `lease`, in the same Raft entry;
+    answers a `Settled`. The same request id as `settlement` is not kept: it
+    is a different request."""
+    assert settlement.method in ("Complete", "Fail") and lease > 0 and limit > 0
+    request = type(settlement.request)()
+    request.CopyFrom(settlement.request)
+    request.claim_next.lease, request.claim_next.limit = lease, limit
+    request.request_id = new_request_id()
+    return dataclasses.replace(settlement, request=request, decode=_decode_settled)
+
+
 def by_id(method: str, job_id: int) -> Operation:
     """Retry, Cancel or Discard of one job."""
     request_type = {"Retry": J.JobRetryRequest, "Cancel": J.JobCancelRequest,

@@ -244,8 +244,10 @@ def test_the_lease_is_renewed_while_a_graceful_stop_waits_for_handlers():
         assert isinstance(renew, Send) and renew.purpose == "renew", renew
         core.on_done(renew, TTL_S, None, now_s)
     assert core.lease_id == LEASE and core.running
-    core.handler_returned(1, b"ok")
-    assert finish(core, now_s) == ["beat", "release", "beat"]  # a beat was due; the last one says stopping
+    settlement = core.handler_returned(1, b"ok")
+    assert isinstance(core.next_action(now_s), Send)  # the beat that was due; the release waits for the settlement
+    core.settled(settlement, make_job(1, state="completed"), None, now_s)
+    assert finish(core, now_s) == ["release", "beat"]  # the last beat says stopping  # a beat was due; the last one says stopping
 
 
 def finish(core: WorkerCore, now_s: float) -> list[str]:

@@ -50,6 +50,12 @@ def _writes(queue_or_id, kind: str, **fields):
     return builders[kind]()
 
 
+def _claim_next(lease: int, limit: int) -> dict:
+    """The claim_next field of a complete or fail: claim up to `limit` jobs of
+    the settled job's queue under `lease` in the same entry (no lease: none)."""
+    return {"claim_next": J.JobClaimNext(lease=lease, limit=limit)} if lease else {}
+
+
 def _consistency(stale: bool) -> int:
     return kv_pb2.STALE if stale else kv_pb2.LINEARIZABLE
 
@@ -96,23 +102,34 @@ class NodeJobs:
         return await self._node.propose_async(request, timeout_s=timeout_s)
 
     def complete(self, job_id: int, token: int, result: bytes = b"", *, request_id: bytes = b"",
-                 timeout_s: float | None = None) -> J.JobResponse:
-        request = _writes(job_id, "complete", token=token, result=result, request_id=request_id)
+                 timeout_s: float | None = None, claim_lease: int = 0, claim_limit: int = 0) -> J.JobResponse:
+        """Completes the claim `token` of a job; with `claim_lease`, also claims
+        up to `claim_limit` (0: one) jobs of its queue under that lease in the
+        same entry (the answer's `claimed`)."""
+        request = _writes(job_id, "complete", token=token, result=result, request_id=request_id,
+                          **_claim_next(claim_lease, claim_limit))
         return self._ended(self._node.propose(request, timeout_s=timeout_s))
 
     async def complete_async(self, job_id: int, token: int, result: bytes = b"", *,
-                             request_id: bytes = b"", timeout_s: float | None = None) -> J.JobResponse:
-        request = _writes(job_id, "complete", token=token, result=result, request_id=request_id)
+                             request_id: bytes = b"", timeout_s: float | None = None, claim_lease: int = 0,
+                             claim_limit: int = 0) -> J.JobResponse:
+        request = _writes(job_id, "complete", token=token, result=result, request_id=request_id,
+                          **_claim_next(claim_lease, claim_limit))
         return await self._ended_async(await self._node.propose_async(request, timeout_s=timeout_s))
 
     def fail(self, job_id: int, token: int, error: str, *, request_id: bytes = b"",
-             timeout_s: float | None = None) -> J.JobResponse:
-        request = _writes(job_id, "fail", token=token, error=error, request_id=request_id)
+             timeout_s: float | None = None, claim_lease: int = 0, claim_limit: int = 0) -> J.JobResponse:
+        """Fails the claim `token` of a job; `claim_lease`, `claim_limit` as
+        for `complete`."""
+        request = _writes(job_id, "fail", token=token, error=error, request_id=request_id,
+                          **_claim_next(claim_lease, claim_limit))
         return self._ended(self._node.propose(request, timeout_s=timeout_s))
 
     async def fail_async(self, job_id: int, token: int, error: str, *, request_id: bytes = b"",
-                         timeout_s: float | None = None) -> J.JobResponse:
-        request = _writes(job_id, "fail", token=token, error=error, request_id=request_id)
+                         timeout_s: float | None = None, claim_lease: int = 0,
+                         claim_limit: int = 0) -> J.JobResponse:
+        request = _writes(job_id, "fail", token=token, error=error, request_id=request_id,
+                          **_claim_next(claim_lease, claim_limit))
         return await self._ended_async(await self._node.propose_async(request, timeout_s=timeout_s))
 
     def retry(self, job_id: int, *, timeout_s: float | None = None) -> J.JobResponse:

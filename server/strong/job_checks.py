@@ -66,14 +66,29 @@ def check_claim(request: J.JobClaimRequest) -> None:
                               f"{limits.JOB_CLAIM_JOBS_MAX}", limit="JOB_CLAIM_JOBS_MAX")
 
 
+def _check_claim_next(request: J.JobCompleteRequest | J.JobFailRequest) -> None:
+    """A settlement's claim of the next jobs, when it carries one."""
+    if not request.HasField("claim_next"):
+        return
+    claim_next = request.claim_next
+    if claim_next.lease <= 0:
+        raise InvalidArgument("claim_next.lease must be a lease id (the worker's, which the new claims "
+                              "are attached to); leave claim_next out to settle only")
+    if claim_next.limit > limits.JOB_CLAIM_JOBS_MAX:
+        raise InvalidArgument(f"claim_next.limit {claim_next.limit} is over JOB_CLAIM_JOBS_MAX="
+                              f"{limits.JOB_CLAIM_JOBS_MAX}", limit="JOB_CLAIM_JOBS_MAX")
+
+
 def check_complete(request: J.JobCompleteRequest) -> None:
     _check_id(request.id)
     _check_bytes(request.result, "result", "JOB_ARGS_BYTES_MAX")
+    _check_claim_next(request)
 
 
 def check_fail(request: J.JobFailRequest) -> None:
     _check_id(request.id)
     _check_bytes(request.error.encode(), "error", "JOB_ERROR_BYTES_MAX")
+    _check_claim_next(request)
 
 
 def check_list(request: J.JobListRequest) -> None:

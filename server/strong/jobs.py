@@ -24,6 +24,10 @@ Rules it keeps:
 - Complete and fail are fenced: they apply only while the job is claimed
   under the token they carry; a stale token gets FAILED_PRECONDITION naming
   the job's state and current token, and changes nothing.
+- A complete or fail may carry claim_next (lease, limit): after settling,
+  it claims up to `limit` jobs of the settled job's queue under that lease
+  in the same entry, as a claim would; a refusal (stale token, missing
+  lease) settles nothing and claims nothing.
 - A failure (a fail call, or a claim that outran its timeout_ms on the
   lease clock) counts against max_attempts: below it the job is retryable
   at now + backoff (doubling from JOB_BACKOFF_MIN_MS to JOB_BACKOFF_MAX_MS,
@@ -102,31 +106,37 @@ def enqueue(context: ApplyContext, request: J.JobEnqueueRequest) -> J.JobEnqueue
 
 
 def claim(context: ApplyContext, request: J.JobClaimRequest) -> J.JobClaimResponse:
+    coordination.require_attachable(context.view, request.lease)  # before any change: a refusal changes nothing
+    response = J.JobClaimResponse(header=_header(context))
+    _claim_into(context, JobTables(context.view), request.queue, request.lease, request.limit, response.jobs)
+    return response
+
+
+def _claim_into(context: ApplyContext, tables: JobTables, queue: bytes, lease: int, limit: int,
+                claimed) -> None:
+    """Claims up to `limit` (0: one) available jobs of `queue` under `lease`
+    (which the caller made sure exists) and appends them to `claimed`."""
     view = context.view
-    tables = JobTables(view)
-    coordination.require_attachable(view, request.lease)  # before any change: a refusal changes nothing
     job_crons.fire(context, tables, add_job, limits.JOB_SWEEP_PER_ENTRY_MAX)
     _promote(context, tables, limits.JOB_CLAIM_JOBS_MAX)
-    room = limits.LEASE_ATTACHMENTS_MAX - len(view.lease_items(request.lease))
-    limit = min(request.limit or 1, room)
-    response = J.JobClaimResponse(header=_header(context))
+    room = limits.LEASE_ATTACHMENTS_MAX - len(view.lease_items(lease))
+    limit = min(limit or 1, room)
     # A deadline set from the lease clock, which lags real time by up to a
     # tick interval here, plus one interval: a claim never times out early.
     started_ms = coordination.lease_clock(view) + limits.LEASE_TICK_INTERVAL_MS
-    for job_id in tables.available_first(request.queue, limit):
+    for job_id in tables.available_first(queue, limit):
         job = tables.get(job_id)
         assert job is not None and job.state == J.JOB_AVAILABLE, "the available index follows the jobs"
         size_bytes = job.ByteSize() + 16
-        if response.jobs and size_bytes > context.budget.left_bytes:
+        if claimed and size_bytes > context.budget.left_bytes:
             break  # the result is full; the rest wait for the next claim
         context.budget.spend(size_bytes, "the claimed jobs")
         leave(tables, job)
         job.attempt += 1
-        job.lease, job.token = request.lease, context.index
+        job.lease, job.token = lease, context.index
         job.deadline_ms = started_ms + job.timeout_ms if job.timeout_ms else 0
         enter(tables, job, J.JOB_CLAIMED, context.clock_ms)
-        response.jobs.append(job)
-    return response
+        claimed.append(job)
 
 
 def _fenced(tables: JobTables, job_id: int, token: int) -> J.Job:
@@ -140,13 +150,36 @@ def _fenced(tables: JobTables, job_id: int, token: int) -> J.Job:
     return job
 
 
+def _require_claim_lease(context: ApplyContext, request: J.JobCompleteRequest | J.JobFailRequest) -> None:
+    """A settlement that claims the next jobs needs their lease; checked
+    before any change, so a refusal settles nothing and claims nothing."""
+    if request.HasField("claim_next") and context.view.lease_get(request.claim_next.lease) is None:
+        raise CommandFailed(raft_pb2.FAILED_PRECONDITION,
+                            f"lease {request.claim_next.lease} of claim_next not found (expired or revoked): "
+                            f"job {request.id} is not settled and nothing is claimed; grant a new lease")
+
+
+def _settled(context: ApplyContext, tables: JobTables, job: J.Job,
+             request: J.JobCompleteRequest | J.JobFailRequest) -> J.JobResponse:
+    """The answer to a settlement of `job`, with the next jobs of its queue
+    claimed in the same entry when the request asks (claim_next)."""
+    response = J.JobResponse(header=_header(context), job=_summary(job))
+    if request.HasField("claim_next"):
+        # The settled job (its result within JOB_ARGS_BYTES_MAX) shares the result with the claims.
+        context.budget.spend(response.job.ByteSize(), "the settled job")
+        _claim_into(context, tables, job.queue, request.claim_next.lease, request.claim_next.limit,
+                    response.claimed)
+    return response
+
+
 def complete(context: ApplyContext, request: J.JobCompleteRequest) -> J.JobResponse:
     tables = JobTables(context.view)
     job = _fenced(tables, request.id, request.token)
+    _require_claim_lease(context, request)
     leave(tables, job)
     job.result = request.result
     enter(tables, job, J.JOB_COMPLETED, context.clock_ms)
-    return J.JobResponse(header=_header(context), job=_summary(job))
+    return _settled(context, tables, job, request)
 
 
 def _failed(context: ApplyContext, tables: JobTables, job: J.Job, error: str) -> None:
@@ -164,8 +197,9 @@ def _failed(context: ApplyContext, tables: JobTables, job: J.Job, error: str) ->
 def fail(context: ApplyContext, request: J.JobFailRequest) -> J.JobResponse:
     tables = JobTables(context.view)
     job = _fenced(tables, request.id, request.token)
+    _require_claim_lease(context, request)
     _failed(context, tables, job, request.error)
-    return J.JobResponse(header=_header(context), job=_summary(job))
+    return _settled(context, tables, job, request)
 
 
 def retry(context: ApplyContext, request: J.JobRetryRequest) -> J.JobResponse:

@@ -125,29 +125,41 @@ class JobClaimResponse(_message.Message):
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
     def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
 
+class JobClaimNext(_message.Message):
+    __slots__ = ("lease", "limit")
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    lease: int
+    limit: int
+    def __init__(self, lease: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
 class JobCompleteRequest(_message.Message):
-    __slots__ = ("id", "token", "result", "request_id")
+    __slots__ = ("id", "token", "result", "request_id", "claim_next")
     ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_NEXT_FIELD_NUMBER: _ClassVar[int]
     id: int
     token: int
     result: bytes
     request_id: bytes
-    def __init__(self, id: _Optional[int] = ..., token: _Optional[int] = ..., result: _Optional[bytes] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+    claim_next: JobClaimNext
+    def __init__(self, id: _Optional[int] = ..., token: _Optional[int] = ..., result: _Optional[bytes] = ..., request_id: _Optional[bytes] = ..., claim_next: _Optional[_Union[JobClaimNext, _Mapping]] = ...) -> None: ...
 
 class JobFailRequest(_message.Message):
-    __slots__ = ("id", "token", "error", "request_id")
+    __slots__ = ("id", "token", "error", "request_id", "claim_next")
     ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_NEXT_FIELD_NUMBER: _ClassVar[int]
     id: int
     token: int
     error: str
     request_id: bytes
-    def __init__(self, id: _Optional[int] = ..., token: _Optional[int] = ..., error: _Optional[str] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+    claim_next: JobClaimNext
+    def __init__(self, id: _Optional[int] = ..., token: _Optional[int] = ..., error: _Optional[str] = ..., request_id: _Optional[bytes] = ..., claim_next: _Optional[_Union[JobClaimNext, _Mapping]] = ...) -> None: ...
 
 class JobRetryRequest(_message.Message):
     __slots__ = ("id", "request_id")
@@ -174,12 +186,14 @@ class JobDiscardRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., request_id: _Optional[bytes] = ...) -> None: ...
 
 class JobResponse(_message.Message):
-    __slots__ = ("header", "job")
+    __slots__ = ("header", "job", "claimed")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_FIELD_NUMBER: _ClassVar[int]
     header: _kv_pb2.ResponseHeader
     job: Job
-    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+    claimed: _containers.RepeatedCompositeFieldContainer[Job]
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., claimed: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
 
 class JobGetRequest(_message.Message):
     __slots__ = ("id", "consistency")

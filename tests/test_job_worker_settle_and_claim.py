@@ -1,0 +1,100 @@
+"""The job worker's policy with settle-and-claim: a slot that frees settles
+its job and claims the next ones in the same request, so it waits for one
+commit per job; every claim in flight (the loop's, each settlement's)
+reserves its slots and rate tokens when sent and gives back what it did not
+get, so the worker never asks for more jobs than it has free slots.
+
+Method: a `WorkerCore` driven as the shells drive it, with time a number the
+test moves and answers it makes up (tests/test_job_worker_core.py's helpers).
+"""
+
+from __future__ import annotations
+
+from tandemkv import errors
+from tandemkv.client._job_worker_core import CALL_RETRY_S, Send, Wait
+from tandemkv.client._jobs_ops import Settled
+from tests.test_job_worker_core import LEASE, claim_now, make_job, with_lease
+
+
+def test_a_freed_slot_settles_and_claims_its_next_job_in_one_request():
+    core = with_lease(concurrency=2)
+    claim_now(core, 0.0, [make_job(1), make_job(2)])
+    settle = core.handler_returned(1, b"ok", now_s=1.0)
+    request = settle.operation.request
+    assert settle.operation.method == "Complete" and request.result == b"ok"
+    assert request.claim_next.lease == LEASE and request.claim_next.limit == 1
+    assert core.claim_size(1.0) == 0 and isinstance(core.next_action(1.0), Wait)  # reserved: no loop claim
+    started = core.settled(settle, Settled(make_job(1, state="completed"), [make_job(3, token=600)]), None, 1.1)
+    assert [job.id for job in started] == [3] and sorted(core.running) == [2, 3]
+    assert core.claims_in_flight == 0 and core.stats.completed == 1 and core.stats.claimed == 3
+
+
+def test_a_failing_handler_fails_its_job_and_claims_the_next_one():
+    core = with_lease(concurrency=1)
+    claim_now(core, 0.0, [make_job(1)])
+    settle = core.handler_returned(1, error=ValueError("bad"), now_s=1.0)
+    assert settle.operation.method == "Fail" and settle.operation.request.claim_next.limit == 1
+    assert core.settled(settle, Settled(make_job(1, state="retryable"), []), None, 1.0) == []
+    assert core.stats.failed == 1 and core.claims_in_flight == 0
+    assert core.next_claim_s > 1.0  # the queue was empty: the next claim waits the idle pause
+
+
+def test_a_refused_settlement_claims_nothing_and_gives_its_slot_and_tokens_back():
+    core = with_lease(concurrency=1, rate_limit=1.0)
+    claim_now(core, 0.0, [make_job(1)])
+    core.bucket.give_back(1, 0.0)  # a token for the next claim
+    settle = core.handler_returned(1, b"ok", now_s=0.0)
+    assert settle.operation.request.claim_next.limit == 1 and core.bucket.whole(0.0) == 0
+    core.settled(settle, None, errors.FailedPrecondition("job 1 is claimed under token 900"), 0.0)
+    assert core.stats.lost == 1 and core.claims_in_flight == 0 and core.bucket.whole(0.0) == 1
+    assert core.claim_size(0.0) == 1
+
+
+def test_a_settlement_of_unknown_outcome_is_sent_again_with_its_claim_and_keeps_its_reservation():
+    core = with_lease(concurrency=1)
+    claim_now(core, 0.0, [make_job(1)])
+    settle = core.handler_returned(1, b"ok", now_s=0.0)
+    core.settled(settle, None, errors.OutcomeUnknown("the leader changed"), 0.0)
+    assert core.claims_in_flight == 1 and core.claim_size(0.0) == 0
+    again = core.next_action(CALL_RETRY_S)
+    assert isinstance(again, Send) and again.operation.request == settle.operation.request  # same request id
+    started = core.on_done(again, Settled(make_job(1, state="completed"), [make_job(2, token=700)]), None,
+                           CALL_RETRY_S)
+    assert [job.id for job in started] == [2] and core.claims_in_flight == 0 and core.stats.completed == 1
+
+
+def test_a_lost_lease_drops_the_unsent_settlements_and_their_reservations():
+    core = with_lease(concurrency=1)
+    claim_now(core, 0.0, [make_job(1)])
+    settle = core.handler_returned(1, b"ok", now_s=0.0)
+    core.settled(settle, None, errors.Unavailable("no leader"), 0.0)
+    core._lose_lease("test")
+    assert core.claims_in_flight == 0 and core.unsettled == {} and core.stats.lost == 1
+
+
+def test_jobs_claimed_under_a_lease_given_up_meanwhile_are_not_started():
+    core = with_lease(concurrency=1)
+    claim_now(core, 0.0, [make_job(1)])
+    settle = core.handler_returned(1, b"ok", now_s=0.0)
+    core._lose_lease("test")
+    assert core.settled(settle, Settled(make_job(1, state="completed"), [make_job(2)]), None, 0.0) == []
+    assert core.running == {} and core.claims_in_flight == 0
+
+
+def test_a_graceful_stop_waits_for_a_settlement_in_flight_before_it_revokes_the_lease():
+    core = with_lease(concurrency=1, grace_s=30.0)
+    claim_now(core, 0.0, [make_job(1)])
+    settle = core.handler_returned(1, b"ok", now_s=0.0)
+    core.stop(graceful=True, now_s=0.0)
+    assert isinstance(core.next_action(0.0), Wait)  # revoking now would refuse the settlement
+    core.settled(settle, Settled(make_job(1, state="completed"), []), None, 0.1)
+    release = core.next_action(0.1)
+    assert isinstance(release, Send) and release.purpose == "release"
+
+
+def test_a_stopping_worker_settles_without_claiming():
+    core = with_lease(concurrency=2)
+    claim_now(core, 0.0, [make_job(1), make_job(2)])
+    core.stop(graceful=True, now_s=0.5)
+    settle = core.handler_returned(1, b"ok", now_s=1.0)
+    assert not settle.operation.request.HasField("claim_next")
