@@ -16,26 +16,20 @@ Two paths, as delta-state CRDTs and Phoenix.Tracker pair them:
 2. Anti-entropy, with no per-peer state. Each round, for each table, this
    node sends `fanout` random live members (and one the owner holds dead,
    `set_dead`, so a heal is found) the root of its bucket digest tree
-   (`keyed_digest`). A node that receives digests compares them with its
-   own; where they differ it answers with its digests one level down (the
-   children of at most KEYED_SYNC_FRAME_DIGESTS_MAX / fanout differing
-   nodes, chosen at random when there are more), and the two descend in
-   turn. A differing bucket, or a differing node with few keys below it
-   here (LIST_KEYS_BELOW_MAX), is listed instead: KEYS, the (key, entry
-   hash) of every key below it. The other side answers ENTRIES: its states
-   of the keys that differ or that only it holds, and `want`, the keys
-   whose states it lacks or holds differently; the lister merges them and
-   answers ENTRIES with the wanted keys' states (skipping those the other
-   already sent as they are). Each step sends at most
-   KEYED_SYNC_STEP_KEYS_MAX keys, in frames of at most
-   KEYED_SYNC_FRAME_KEYS_MAX keys and frame_bytes_max bytes; what a step
-   leaves out still differs next round, so a million keys converge in
-   bounded frames, a bounded number of keys at a time.
+   (`keyed_digest`). The two descend the trees where they differ, down
+   to lists of keys and then the states of the keys that differ, a
+   bounded number of keys per step and per frame (keyed_steps.py says
+   each step); what a step leaves out still differs next round, so a
+   million keys converge in bounded frames.
 
 Equal tables cost one frame of one digest per exchange. A frame is
 independent of every other (see `keyed_wire`): a lost one loses only its
 work. Received states are checked (canonical encoding of the table's kind,
 timestamps within the clock drift bound) before any is merged.
+
+This file owns the node's tables, its calls and its round (the pushes,
+and the exchanges begun); keyed_steps.py, the exchange's steps after its
+first frame; keyed_records.py, its configuration and status.
 
 Rejected frames are counted by reason in `status()`: too_large,
 bad_version, bad_mac, malformed, wrong_recipient, not_member, clock_drift,
@@ -47,88 +41,29 @@ from __future__ import annotations
 
 import collections
 import random
-from dataclasses import dataclass
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable
 
 from tandemkv import limits
 from tandemkv.errors import AlreadyExists, InvalidArgument, NotFound
 
-from tandemkv.server.available.crdt.hlc import ClockDriftExceeded, Hlc, HybridClock
+from tandemkv.server.available.crdt.hlc import HybridClock
 from tandemkv.server.available.crdt.keyed import KeyedTable, ScanPage
 from tandemkv.server.available.crdt.kinds import Origin, TableKind
-from tandemkv.server.available.gossip.keyed_digest import (DIGEST_BYTES, KEYED_DIGEST_DEPTH, KEYED_DIGEST_FANOUT,
-                                                           BucketDigests, pack_digests, unpack_digests)
-from tandemkv.server.available.gossip.keyed_exchange import answer_keys, check_entries, descend, groups, key_items
+from tandemkv.server.available.gossip.keyed_digest import BucketDigests, pack_digests
 from tandemkv.server.available.gossip.keyed_outbox import PushOutbox
-from tandemkv.server.available.gossip.keyed_wire import (KeyedMessage, KeyedMessageKind as Kind,
-                                                         open_frame, seal)
+# Its callers import these from here.
+from tandemkv.server.available.gossip.keyed_records import (FRAME_FIXED_BYTES_MAX, KEYED_ROUND_INTERVAL_MS,
+                                                            KEYED_SYNC_FANOUT, KeyedReplica, KeyedSyncConfig,
+                                                            KeyedSyncStatus, KeyedTableStatus, Outgoing)
+from tandemkv.server.available.gossip.keyed_steps import KeyedSteps
+from tandemkv.server.available.gossip.keyed_wire import KeyedMessageKind as Kind, open_frame
 from tandemkv.server.available.gossip.wire import Rejected
 
-# Milliseconds between two rounds, and members one round's exchange asks.
-KEYED_ROUND_INTERVAL_MS = 1_000
-KEYED_SYNC_FANOUT = 2
-# Bytes of a frame left for its fixed fields (names, stamp, MAC); items get the rest.
-FRAME_FIXED_BYTES_MAX = 1_024
+__all__ = ["FRAME_FIXED_BYTES_MAX", "KEYED_ROUND_INTERVAL_MS", "KEYED_SYNC_FANOUT", "KeyedSync", "KeyedSyncConfig",
+           "KeyedSyncStatus", "KeyedTableStatus", "Outgoing"]
 
 
-@dataclass(frozen=True)
-class KeyedSyncConfig:
-    round_interval_ms: int = KEYED_ROUND_INTERVAL_MS
-    fanout: int = KEYED_SYNC_FANOUT
-    frame_bytes_max: int = limits.UDP_FRAME_BYTES_MAX
-    frame_keys_max: int = limits.KEYED_SYNC_FRAME_KEYS_MAX
-    frame_digests_max: int = limits.KEYED_SYNC_FRAME_DIGESTS_MAX
-    step_keys_max: int = limits.KEYED_SYNC_STEP_KEYS_MAX
-    push_keys_max: int = limits.KEYED_PUSH_KEYS_MAX
-    push_bytes_max: int = limits.KEYED_PUSH_BYTES_MAX
-    digest_fanout: int = KEYED_DIGEST_FANOUT
-    digest_depth: int = KEYED_DIGEST_DEPTH
-
-    def __post_init__(self) -> None:
-        assert self.round_interval_ms >= 1 and self.fanout >= 1
-        assert self.frame_bytes_max >= limits.GOSSIP_MESSAGE_BYTES_MIN
-        assert self.frame_digests_max >= self.digest_fanout and self.step_keys_max >= 1
-
-
-class Outgoing(NamedTuple):
-    peer: str
-    frame: bytes
-
-
-@dataclass(frozen=True)
-class KeyedTableStatus:
-    kind: TableKind
-    keys: int          # held, removed ones included
-    root: str          # the digest tree's root, hex: equal tables, equal roots
-    outbox_keys: int
-    outbox_bytes: int
-    pushes_dropped: int
-
-
-@dataclass(frozen=True)
-class KeyedSyncStatus:
-    node_id: str
-    round: int
-    tables: dict[str, KeyedTableStatus]
-    rejected: dict[str, int]
-    ignored: dict[str, int]
-    counters: dict[str, int]
-
-
-class _Replica:
-    """One keyed table here: its state, its digests, its outbox."""
-
-    def __init__(self, name: str, kind: TableKind, digests: BucketDigests, outbox: PushOutbox,
-                 changed: set[tuple[str, bytes]]) -> None:
-        def on_change(key: bytes, before: bytes | None, after: bytes) -> None:
-            digests.change(key, before, after)
-            changed.add((name, key))
-        self.table = KeyedTable(kind, on_change)
-        self.digests = digests
-        self.outbox = outbox
-
-
-class KeyedSync:
+class KeyedSync(KeyedSteps):
     """Not thread-safe: one owner feeds it."""
 
     def __init__(self, node_id: str, secret: bytes, rng: random.Random, clock: HybridClock,
@@ -147,7 +82,7 @@ class KeyedSync:
         # Members the owner knows to be down (its liveness view): a round's
         # exchanges go to live members, plus one of these so a heal is seen.
         self._dead: set[str] = set()
-        self._replicas: dict[str, _Replica] = {}
+        self._replicas: dict[str, KeyedReplica] = {}
         self._changed: set[tuple[str, bytes]] = set()
         self._rejected: collections.Counter[str] = collections.Counter()
         self._ignored: collections.Counter[str] = collections.Counter()
@@ -190,7 +125,7 @@ class KeyedSync:
             raise InvalidArgument(f"more than {limits.CRDT_TABLES_MAX} tables", limit="CRDT_TABLES_MAX")
         digests = BucketDigests(self.config.digest_fanout, self.config.digest_depth)
         outbox = PushOutbox(kind, self.config.push_keys_max, self.config.push_bytes_max)
-        replica = self._replicas[name] = _Replica(name, kind, digests, outbox, self._changed)
+        replica = self._replicas[name] = KeyedReplica(name, kind, digests, outbox, self._changed)
         for key, data in entries:
             replica.table.merge_encoded(key, data)
         self._changed -= {(name, key) for key, _ in replica.table.items_encoded()}
@@ -291,120 +226,16 @@ class KeyedSync:
         return KeyedSyncStatus(self.node_id, self._round, tables, dict(self._rejected),
                                dict(self._ignored), dict(self._counters))
 
-    # Receiving.
-
-    def _admit(self, now_ms: int, message: KeyedMessage) -> None:
-        if message.recipient != self.node_id:
-            raise Rejected("wrong_recipient")
-        if message.sender not in self._peers:
-            raise Rejected("not_member", message.sender)
-        self._check_stamp(now_ms, message.stamp)
-        self._clock.observe(now_ms, message.stamp)
-
-    def _handle(self, now_ms: int, replica: _Replica, message: KeyedMessage) -> list[Outgoing]:
-        if message.kind == Kind.DIGESTS:
-            return self._on_digests(replica, message)
-        if message.kind == Kind.KEYS:
-            return self._on_keys(replica, message)
-        self._merge_entries(now_ms, replica, message.entries)
-        if message.kind == Kind.DELTAS or not message.want:
-            return []
-        sent = dict(message.entries)
-        wanted = [(key, data) for key in message.want
-                  if (data := replica.table.encoded(key)) is not None and data != sent.get(key)]
-        return self._entry_frames(message.sender, message.table, Kind.ENTRIES, wanted, [])
-
-    def _on_digests(self, replica: _Replica, message: KeyedMessage) -> list[Outgoing]:
-        digests, level = replica.digests, message.level
-        # Parents whose children fit one frame, by count and by bytes
-        # (8 per digest, up to 5 for the parent's number).
-        parents_max = min(self.config.frame_digests_max // digests.fanout,
-                          self._room_bytes() // (DIGEST_BYTES * digests.fanout + 5))
-        differing = descend(digests, level, message.parents, unpack_digests(message.digests),
-                            parents_max, self._rng)
-        out = self._key_frames(message.sender, message.table, replica, level, differing.listed)
-        if differing.descend:
-            children = [digest for parent in differing.descend for digest in digests.children(level, parent)]
-            out.append(self._out(message.sender, message.table, Kind.DIGESTS, level=level + 1,
-                                 parents=tuple(differing.descend), digests=pack_digests(children)))
-        return out
-
-    def _on_keys(self, replica: _Replica, message: KeyedMessage) -> list[Outgoing]:
-        send, want = answer_keys(replica.table, replica.digests, message.level, message.hashes,
-                                 message.nodes, self.config.step_keys_max)
-        return self._entry_frames(message.sender, message.table, Kind.ENTRIES, send, want)
-
-    def _merge_entries(self, now_ms: int, replica: _Replica, entries: Iterable[tuple[bytes, bytes]]) -> None:
-        """Checks every entry, then merges them all (or none)."""
-        latest = check_entries(replica.table.kind, entries, self._clock, now_ms)
-        if latest is not None:
-            self._clock.observe(now_ms, latest)
-        for key, data in entries:
-            if replica.table.merge_encoded(key, data):
-                self._counters["keys_merged"] += 1
-
-    def _check_stamp(self, now_ms: int, stamp: Hlc) -> None:
-        try:
-            self._clock.check(now_ms, stamp)
-        except ClockDriftExceeded as error:
-            raise Rejected("clock_drift", str(error)) from error
-
-    # Sending.
-
-    def _key_frames(self, peer: str, name: str, replica: _Replica, level: int,
-                    nodes: list[int]) -> list[Outgoing]:
-        """KEYS frames for the differing `nodes` at `level`; a node is listed
-        as complete in the frame of its last key (the empty ones in the first)."""
-        if not nodes:
-            return []
-        # Nodes whose numbers (up to 6 bytes each) fit in half a frame.
-        items, empty = key_items(replica.table, replica.digests, level, nodes, self.config.step_keys_max,
-                                 self._room_bytes() // 12, self._rng)
-        frames: list[Outgoing] = []
-        for group in groups(items, lambda item: len(item.key) + 24, self.config.frame_keys_max,
-                            self._room_bytes(), len(empty) * 6):
-            complete = [item.node for item in group if item.last_of_node] + (empty if not frames else [])
-            frames.append(self._out(peer, name, Kind.KEYS, level=level, nodes=tuple(complete),
-                                    hashes=tuple((item.key, item.hash) for item in group)))
-        return frames
-
-    def _entry_frames(self, peer: str, name: str, kind: Kind, entries: list[tuple[bytes, bytes]],
-                      want: list[bytes]) -> list[Outgoing]:
-        """ENTRIES or DELTAS frames holding `entries`, then `want`."""
-        room = self._room_bytes()
-        fitting = [entry for entry in entries if len(entry[0]) + len(entry[1]) + 16 <= room]
-        self._counters["entries_too_large"] += len(entries) - len(fitting)
-        items: list[tuple[bytes, bytes | None]] = [*fitting, *((key, None) for key in want)]
-        size = lambda item: len(item[0]) + (16 if item[1] is None else len(item[1]) + 16)  # noqa: E731
-        frames = []
-        for group in groups(items, size, self.config.frame_keys_max, room):
-            frames.append(self._out(peer, name, kind,
-                                    entries=tuple((k, v) for k, v in group if v is not None),
-                                    want=tuple(k for k, v in group if v is None)))
-        self._counters["keys_sent"] += len(items)
-        return frames
-
-    def _room_bytes(self) -> int:
-        return self.config.frame_bytes_max - FRAME_FIXED_BYTES_MAX
-
-    def _out(self, peer: str, name: str, kind: Kind, **fields: Any) -> Outgoing:
-        message = KeyedMessage(kind, self.node_id, peer, self._clock.last(), name,
-                               self._replicas[name].table.kind, **fields)
-        frame = seal(message, self._secret)
-        assert len(frame) <= self.config.frame_bytes_max, "frames stay within the limit"
-        self._counters["frames_sent"] += 1
-        return Outgoing(peer, frame)
-
     # Bookkeeping.
 
-    def _queue_push(self, replica: _Replica, delta: KeyedTable) -> None:
+    def _queue_push(self, replica: KeyedReplica, delta: KeyedTable) -> None:
         for key, data in delta.items_encoded():
             replica.outbox.add(key, data)
 
     def _origin(self, now_ms: int) -> Origin:
         return Origin(self.replica_id, self._clock.now(now_ms))
 
-    def _replica(self, name: str) -> _Replica:
+    def _replica(self, name: str) -> KeyedReplica:
         replica = self._replicas.get(name)
         if replica is None:
             raise NotFound(f"no keyed CRDT table {name!r} on this node")
