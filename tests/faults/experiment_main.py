@@ -58,7 +58,12 @@ def run_experiment_main(args: argparse.Namespace, argv: list[str] | None, *, mod
     saves the history of a run whose checks failed and notes where in the
     summary (runners that write it in every run do without)."""
     if recheck is not None and getattr(args, "check", None) is not None:
-        printed, ok = recheck(args.check)
+        try:
+            printed, ok = recheck(args.check)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            print(f"cannot re-check {args.check}: {type(error).__name__}: {error}; pass a history file a run "
+                  "of this runner saved", file=sys.stderr)
+            return EXIT_HARNESS_ERROR
         print(json.dumps(printed, indent=2))
         return EXIT_OK if ok else EXIT_CHECK_FAILED
     out: Path = args.out
