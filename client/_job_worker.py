@@ -74,6 +74,9 @@ class Worker:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._jobs: queue_module.SimpleQueue[Job | None] = queue_module.SimpleQueue()
+        # Handlers running at once; a thread per job held (`capacity`) waits
+        # here, so a settlement in flight never holds a handler's turn.
+        self._turns = threading.BoundedSemaphore(settings.concurrency)
         self._core: WorkerCore | None = None
         self._loop_thread: threading.Thread | None = None
         self._stop_graceful: bool | None = None  # a stop asked for, graceful or not
@@ -84,7 +87,7 @@ class Worker:
         if self._loop_thread is None:
             self._core = WorkerCore(self.settings, self._client.retry, time.monotonic())
             name = f"tandemkv-worker-{self.settings.queue.decode('utf-8', 'replace')}"
-            for number in range(self.settings.concurrency):
+            for number in range(self.settings.capacity):
                 threading.Thread(target=self._run_handlers, daemon=True, name=f"{name}-{number}").start()
             self._loop_thread = threading.Thread(target=self._loop, daemon=True, name=name)
             self._loop_thread.start()
@@ -163,7 +166,7 @@ class Worker:
                           self.settings.name)
         finally:
             self._stopped.set()
-            for _ in range(self.settings.concurrency):
+            for _ in range(self.settings.capacity):
                 self._jobs.put(None)
 
     def _send(self, send: Send) -> tuple[Any, TandemKVError | None]:
@@ -178,11 +181,15 @@ class Worker:
         while (job := self._jobs.get()) is not None:
             value: Any = None
             error: BaseException | None = None
-            try:
-                value = self._handler(job)
-            except BaseException as raised:  # noqa: B036 - whatever a handler raises fails its job
-                error = raised
-                log.warning("job %d of queue %r failed", job.id, job.queue, exc_info=raised)
+            with self._turns:
+                with self._lock:  # claimed ahead, it may have timed out while it waited for a turn
+                    waited_out = core.running[job.id].abandoned
+                try:
+                    if not waited_out:
+                        value = self._handler(job)
+                except BaseException as raised:  # noqa: B036 - whatever a handler raises fails its job
+                    error = raised
+                    log.warning("job %d of queue %r failed", job.id, job.queue, exc_info=raised)
             with self._lock:
                 send = core.handler_returned(job.id, value, error, time.monotonic())
             self._wake.set()  # a slot is free
@@ -202,13 +209,15 @@ class WorkerMethods:
 
     def worker(self, queue: BytesLike, handler: Callable[[Job], Any], *, concurrency: int = 8,
                lease_ttl_s: float = WORKER_LEASE_TTL_S_DEFAULT, rate_limit: float | None = None,
-               grace_s: float = WORKER_GRACE_S_DEFAULT, name: str | None = None) -> Worker:
+               grace_s: float = WORKER_GRACE_S_DEFAULT, name: str | None = None, prefetch: int = 0) -> Worker:
         """A `Worker` running `handler(job)` for the jobs of `queue` in up to
         `concurrency` threads (`rate_limit`: jobs/s at most); see `Worker`.
         `name`: its id in the heartbeats `client.jobs.workers(queue)` lists
-        (default host:pid:n). Not started: use `with`, `start()` or `run()`."""
+        (default host:pid:n). `prefetch`: jobs claimed ahead of free slots
+        (0..WORKER_PREFETCH_JOBS_MAX; docs/jobs.md, "Workers"). Not
+        started: use `with`, `start()` or `run()`."""
         settings = WorkerSettings(to_bytes(queue, "queue"), concurrency, lease_ttl_s, rate_limit, grace_s,
-                                  name or worker_name())
+                                  name or worker_name(), prefetch)
         return Worker(self._client, settings, handler)
 
     def run_many(self, queue: BytesLike, items: Iterable[BytesLike], *,

@@ -54,6 +54,8 @@ class AsyncWorker:
         self._core: WorkerCore | None = None
         self._loop_task: asyncio.Task | None = None
         self._tasks: dict[int, asyncio.Task] = {}
+        # Handlers running at once; a job claimed ahead (`prefetch`) waits here.
+        self._turns = asyncio.Semaphore(settings.concurrency)
 
     async def start(self) -> AsyncWorker:
         """Starts claiming in a task; returns at once."""
@@ -148,7 +150,9 @@ class AsyncWorker:
         value: Any = None
         error: BaseException | None = None
         try:
-            value = await self._handler(job)
+            async with self._turns:
+                if not core.running[job.id].abandoned:  # claimed ahead, it may have timed out waiting
+                    value = await self._handler(job)
         except asyncio.CancelledError:
             if not core.running[job.id].abandoned:
                 self._tasks.pop(job.id, None)
@@ -173,13 +177,14 @@ class AsyncWorkerMethods:
 
     def worker(self, queue: BytesLike, handler: Callable[[Job], Awaitable[Any]], *, concurrency: int = 8,
                lease_ttl_s: float = WORKER_LEASE_TTL_S_DEFAULT, rate_limit: float | None = None,
-               grace_s: float = WORKER_GRACE_S_DEFAULT, name: str | None = None) -> AsyncWorker:
+               grace_s: float = WORKER_GRACE_S_DEFAULT, name: str | None = None,
+               prefetch: int = 0) -> AsyncWorker:
         """An `AsyncWorker` running `await handler(job)` for the jobs of
         `queue` as up to `concurrency` tasks; see `Worker` (and `name` in
         `Jobs.worker`). Not started: use `async with`, `await start()` or
-        `await run()`."""
+        `await run()`; `prefetch` as in `Jobs.worker`."""
         settings = WorkerSettings(to_bytes(queue, "queue"), concurrency, lease_ttl_s, rate_limit, grace_s,
-                                  name or worker_name())
+                                  name or worker_name(), prefetch)
         return AsyncWorker(self._client, settings, handler)
 
     async def run_many(self, queue: BytesLike, items: Iterable[BytesLike], *,

@@ -13,7 +13,10 @@ once by revoking it. Rules the core keeps:
 - A claim asks for at most the free slots (`concurrency` minus the jobs
   whose handlers still run and those asked for by claims in flight) and
   the rate limit's whole tokens: a worker never holds a job it is not
-  running (no prefetch hoarding).
+  running (no prefetch hoarding), unless asked to claim ahead: with
+  `prefetch` P it holds up to P jobs more, waiting for a slot (bounded
+  by WORKER_PREFETCH_JOBS_MAX; their claim, and their timeout, run from
+  the claim).
 - A settlement carries the claim of the next jobs when a slot is free
   (one request, one Raft entry), so a busy slot waits for one commit per
   job; the loop's own claims fill the slots at the start and after an
@@ -50,6 +53,10 @@ log = logging.getLogger("tandemkv.client.jobs")
 # worker's one lease, which holds at most LEASE_ATTACHMENTS_MAX items).
 WORKER_CONCURRENCY_MAX = 1_000
 assert WORKER_CONCURRENCY_MAX <= limits.LEASE_ATTACHMENTS_MAX
+# Jobs a worker may hold beyond `concurrency`, claimed ahead so a slot that
+# frees starts its next job at once while the settlement (and its claim) is
+# in flight; 0 by default: a worker holds no job it is not running.
+WORKER_PREFETCH_JOBS_MAX = 256
 # The worker's lease TTL by default: a dead worker's jobs return this long after its last renewal.
 WORKER_LEASE_TTL_S_DEFAULT = 10.0
 # How long a graceful stop waits for running handlers by default, and at most.
@@ -82,6 +89,12 @@ class WorkerSettings:
     rate_limit: float | None = None  # jobs per second, per worker; None: unlimited
     grace_s: float = WORKER_GRACE_S_DEFAULT
     name: str = "worker"  # its id in heartbeats (the faces make it host:pid:n)
+    prefetch: int = 0  # jobs held beyond `concurrency`, claimed ahead of free slots
+
+    @property
+    def capacity(self) -> int:
+        """Jobs the worker holds at most: running, or claimed ahead and waiting for a slot."""
+        return self.concurrency + self.prefetch
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.name.encode()) <= limits.JOB_WORKER_ID_BYTES_MAX:
@@ -91,6 +104,12 @@ class WorkerSettings:
         if not 1 <= self.concurrency <= WORKER_CONCURRENCY_MAX:
             raise ValueError(f"concurrency must be 1..WORKER_CONCURRENCY_MAX={WORKER_CONCURRENCY_MAX}, "
                              f"got {self.concurrency}")
+        if not 0 <= self.prefetch <= WORKER_PREFETCH_JOBS_MAX:
+            raise ValueError(f"prefetch must be 0..WORKER_PREFETCH_JOBS_MAX={WORKER_PREFETCH_JOBS_MAX}, "
+                             f"got {self.prefetch}")
+        if self.capacity > WORKER_CONCURRENCY_MAX:
+            raise ValueError(f"concurrency + prefetch must be at most WORKER_CONCURRENCY_MAX="
+                             f"{WORKER_CONCURRENCY_MAX} (the jobs one lease holds), got {self.capacity}")
         ttl_min_s, ttl_max_s = limits.LEASE_TTL_MS_MIN / 1000, limits.LEASE_TTL_MS_MAX / 1000
         if not ttl_min_s <= self.lease_ttl_s <= ttl_max_s:
             raise ValueError(f"lease_ttl_s must be {ttl_min_s:g}..{ttl_max_s:g} s (LEASE_TTL_MS_MIN.."

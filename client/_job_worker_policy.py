@@ -73,7 +73,7 @@ class WorkerCore:
         """How many jobs a claim sent now should ask for (0: none now)."""
         if self.stopping or not self.lease_id or now_s < self.next_claim_s:
             return 0
-        free = self.settings.concurrency - len(self.running) - self.claims_in_flight
+        free = self.settings.capacity - len(self.running) - self.claims_in_flight
         tokens = self.bucket.whole(now_s) if self.bucket is not None else free
         return max(0, min(free, tokens, limits.JOB_CLAIM_JOBS_MAX))
 
@@ -153,7 +153,7 @@ class WorkerCore:
             wakes.append(self.stop_deadline_s)
         elif not self.lease_id:
             wakes.append(self.grant_at_s)
-        elif len(self.running) + self.claims_in_flight < self.settings.concurrency:
+        elif len(self.running) + self.claims_in_flight < self.settings.capacity:
             wake_s = self.next_claim_s
             if self.bucket is not None:
                 wake_s = max(wake_s, now_s + self.bucket.wait_s(now_s))

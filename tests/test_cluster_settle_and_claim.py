@@ -72,3 +72,55 @@ def test_the_sdk_worker_completes_every_job_once_through_settle_and_claim(cluste
         for job_id in ids:
             job = client.jobs.get(job_id)
             assert job.state == "completed" and job.attempt == 1 and job.result == b"x%d" % job_id
+
+
+@pytest.mark.parametrize("face", ["threads", "asyncio"])
+def test_a_worker_that_claims_ahead_runs_no_more_handlers_at_once_than_its_concurrency(cluster, face):
+    queue = f"sc-ahead-{face}"
+    concurrency, prefetch = 2, 6
+    with Client(cluster.endpoints) as client:
+        ids = [client.jobs.enqueue(queue, b"") for _ in range(JOBS)]
+    book = {"now": 0, "most": 0, "runs": []}
+
+    def enter(job):
+        book["now"] += 1
+        book["most"] = max(book["most"], book["now"])
+        book["runs"].append(job.id)
+
+    if face == "threads":
+        import threading
+        lock = threading.Lock()
+
+        def handler(job):
+            with lock:
+                enter(job)
+            time.sleep(0.002)  # a handler that takes a moment, so turns overlap
+            with lock:
+                book["now"] -= 1
+        with Client(cluster.endpoints) as client:
+            with client.jobs.worker(queue, handler, concurrency=concurrency, prefetch=prefetch) as worker:
+                deadline = time.monotonic() + WAIT_S
+                while worker.stats().completed < JOBS and time.monotonic() < deadline:
+                    time.sleep(POLL_S)
+            stats = worker.stats()
+    else:
+        import asyncio
+
+        from tandemkv.client import AsyncClient
+
+        async def handler(job):
+            enter(job)
+            await asyncio.sleep(0.002)
+            book["now"] -= 1
+
+        async def scenario():
+            async with AsyncClient(cluster.endpoints) as client:
+                async with client.jobs.worker(queue, handler, concurrency=concurrency,
+                                              prefetch=prefetch) as worker:
+                    deadline = time.monotonic() + WAIT_S
+                    while worker.stats().completed < JOBS and time.monotonic() < deadline:
+                        await asyncio.sleep(POLL_S)
+                return worker.stats()
+        stats = asyncio.run(scenario())
+    assert stats.completed == JOBS and stats.lost == 0 and sorted(book["runs"]) == ids
+    assert 1 <= book["most"] <= concurrency

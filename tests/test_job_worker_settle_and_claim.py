@@ -2,7 +2,8 @@
 its job and claims the next ones in the same request, so it waits for one
 commit per job; every claim in flight (the loop's, each settlement's)
 reserves its slots and rate tokens when sent and gives back what it did not
-get, so the worker never asks for more jobs than it has free slots.
+get, so the worker never asks for more jobs than it has free slots (plus
+`prefetch`, the jobs it may claim ahead, when asked to).
 
 Method: a `WorkerCore` driven as the shells drive it, with time a number the
 test moves and answers it makes up (tests/test_job_worker_core.py's helpers).
@@ -10,8 +11,11 @@ test moves and answers it makes up (tests/test_job_worker_core.py's helpers).
 
 from __future__ import annotations
 
+import pytest
+
 from tandemkv import errors
-from tandemkv.client._job_worker_core import CALL_RETRY_S, Send, Wait
+from tandemkv.client._job_worker_core import (CALL_RETRY_S, WORKER_CONCURRENCY_MAX, WORKER_PREFETCH_JOBS_MAX, Send,
+                                              Wait, WorkerSettings)
 from tandemkv.client._jobs_ops import Settled
 from tests.test_job_worker_core import LEASE, claim_now, make_job, with_lease
 
@@ -98,3 +102,22 @@ def test_a_stopping_worker_settles_without_claiming():
     core.stop(graceful=True, now_s=0.5)
     settle = core.handler_returned(1, b"ok", now_s=1.0)
     assert not settle.operation.request.HasField("claim_next")
+
+
+def test_prefetch_claims_ahead_of_free_slots_within_its_bound():
+    core = with_lease(concurrency=2, prefetch=3)
+    assert core.claim_size(0.0) == 5  # two slots and three jobs ahead
+    claim_now(core, 0.0, [make_job(n) for n in range(1, 6)])
+    assert core.claim_size(0.0) == 0
+    settle = core.handler_returned(1, b"ok", now_s=0.1)
+    assert settle.operation.request.claim_next.limit == 1  # the worker holds four: one more to five
+
+
+@pytest.mark.parametrize("settings, named", [
+    ({"prefetch": WORKER_PREFETCH_JOBS_MAX + 1}, "WORKER_PREFETCH_JOBS_MAX"),
+    ({"prefetch": -1}, "WORKER_PREFETCH_JOBS_MAX"),
+    ({"concurrency": WORKER_CONCURRENCY_MAX, "prefetch": 1}, "concurrency \\+ prefetch"),
+])
+def test_a_prefetch_out_of_bounds_is_refused_naming_the_limit(settings, named):
+    with pytest.raises(ValueError, match=named):
+        WorkerSettings(b"q", **settings)
