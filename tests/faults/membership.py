@@ -187,9 +187,8 @@ class MembershipNemesis(Nemesis):
 
     def _leader_name(self) -> str | None:
         """The leader the running members agree on (waiting up to a few seconds), or None."""
-        # Polled here rather than with NodeSet.wait_for_leader, whose timeout
-        # sends SIGUSR1 for stacks: a node still starting (a restart at heal)
-        # has no handler yet, and the signal's default action ends it.
+        # Polled here rather than with NodeSet.wait_for_leader: no leader is
+        # an answer here (a random target), not a failure to dump stacks for.
         deadline = time.monotonic() + LEADER_LOOKUP_S
         while time.monotonic() < deadline:
             leader = self.nodes.leader([n.name for n in self.nodes.members() if n.running and not n.paused])
