@@ -1,7 +1,9 @@
 """The Raft member: pysyncobj's SyncObj with TandemKV's overrides. Private
 to this package; the node holds the façade (replica.py) instead.
 
-What it changes in pysyncobj, and why:
+This file builds the member (SyncObj's configuration, its journal) and
+owns how committed entries are applied; each other change to pysyncobj
+lives in a mixin of its own. What changes, and why:
 - The journal is the `DurableRaftLog` it is given (fsynced, group-committed;
   pysyncobj's own never fsyncs). SyncObj builds its journal through its
   module's `createJournal`; this class runs SyncObj's constructor with its
@@ -16,19 +18,17 @@ What it changes in pysyncobj, and why:
   moves at that commit too, not per entry as pysyncobj's does, so a node
   never reports an entry applied that a local read cannot see yet. A
   leader sends the new commit index at once instead of waiting a heartbeat
-  period.
-- `_checkCommandsToApply` first turns the writes queued since the last tick
-  into log entries (`group_entries`, which packs runs of KV and counter
-  writes into one entry each), hands them to the log's flusher and sends
-  them at once (the leader's fsync overlaps the followers'); a pipe wakes
-  the tick thread when a command is queued: adaptive batching, i.e. low
-  latency when idle and large batches when busy.
+  period. A failure to apply stops the node (fatal.py).
+- `_checkCommandsToApply` first proposes the writes queued since the last
+  tick (submission.py: batched into log entries, a pipe waking the tick
+  thread), hands them to the log's flusher and sends them at once (the
+  leader's fsync overlaps the followers').
 - Messages wait for durability in the transport (transport.py); replies and
   appends are read as progress.py says.
-- A follower answers each snapshot chunk (the leader's connection would
-  otherwise time out during a long transfer), a snapshot transfer restarts
-  from its first byte after a lost connection, and a received snapshot that
-  is not whole is refused before it is installed (snapshot_transfer.py).
+- Snapshots: written and read through the host, a received one refused
+  before it is installed unless it is whole, each chunk answered, a
+  transfer restarted after a lost connection (snapshot_hooks.py,
+  snapshot_transfer.py).
 - The Raft port reads a frame only while its declared length is within
   limits.RAFT_FRAME_BYTES_MAX (port_guard.py). pysyncobj builds its
   connections by class name in two modules, so this guard is the one change
@@ -46,10 +46,6 @@ matches.
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import concurrent.futures
-import logging
 import os
 import threading
 import types
@@ -58,30 +54,28 @@ from typing import Callable
 import pysyncobj.syncobj as _syncobj_module
 import pysyncobj.tcp_connection
 from pysyncobj import SyncObj, SyncObjConf, replicated
-from pysyncobj.config import FAIL_REASON
-from pysyncobj.node import TCPNode
 from pysyncobj.tcp_connection import TcpConnection
 
 from tandemkv import limits
 from tandemkv.server.raft import port_guard as raft_port_guard
-from tandemkv.server.raft.contract import (ROLE_CANDIDATE, ROLE_FOLLOWER, ROLE_LEADER, Outcome,
-                                           RaftStatus, ReplicaHost, Timings)
+from tandemkv.server.raft import snapshot_transfer
+from tandemkv.server.raft.contract import (ROLE_CANDIDATE, ROLE_FOLLOWER, ROLE_LEADER, RaftStatus, ReplicaHost,
+                                           Timings)
+# EXIT_STORAGE_FAILURE, _OUTCOMES and GroupEntries: replica.py imports them from here.
+from tandemkv.server.raft.fatal import EXIT_STORAGE_FAILURE, crash, log_write_failed
 from tandemkv.server.raft.learners import Learners
 from tandemkv.server.raft.membership import MembershipChanges
 from tandemkv.server.raft.pinned import check_pinned_internals
-from tandemkv.server.raft import snapshot_transfer
 from tandemkv.server.raft.progress import ReplicationProgress
+from tandemkv.server.raft.snapshot_hooks import SnapshotHooks
+from tandemkv.server.raft.submission import _OUTCOMES, CommandSubmission, GroupEntries
 from tandemkv.server.raft.transport import FlushingTransport
 from tandemkv.server.raft.vote_guard import VoteGuard
 from tandemkv.server.storage.raft_log import DurableRaftLog
-from tandemkv.server.storage.snapshot_check import SnapshotInvalid
 
-log = logging.getLogger(__name__)
+__all__ = ["APPEND_ENTRIES_BATCH_BYTES", "EXIT_STORAGE_FAILURE", "SNAPSHOT_CHUNK_BYTES", "SOCKET_BUFFER_BYTES",
+           "_OUTCOMES", "GroupEntries", "RaftMember"]
 
-# Exit status when applying an entry fails (storage: map full, I/O; or an
-# entry written by a newer version): skipping the entry would diverge this
-# node, so it stops instead.
-EXIT_STORAGE_FAILURE = 70
 # pysyncobj's append-entries batch; far above the largest command, which
 # avoids its chunking bug for commands near a multiple of this size.
 APPEND_ENTRIES_BATCH_BYTES = limits.RAFT_APPEND_BATCH_BYTES
@@ -89,22 +83,15 @@ APPEND_ENTRIES_BATCH_BYTES = limits.RAFT_APPEND_BATCH_BYTES
 SNAPSHOT_CHUNK_BYTES = limits.RAFT_SNAPSHOT_CHUNK_BYTES
 SOCKET_BUFFER_BYTES = limits.RAFT_SOCKET_BUFFER_BYTES
 
-# pysyncobj's failure codes as Outcomes (a code it might add is an unknown outcome).
-_OUTCOMES = {getattr(FAIL_REASON, outcome.name): outcome for outcome in Outcome}
-_UNKNOWN = Outcome.UNKNOWN_OUTCOME
 _ROLES = {0: ROLE_FOLLOWER, 1: ROLE_CANDIDATE, 2: ROLE_LEADER}  # pysyncobj's _RAFT_STATE
-
-# What pysyncobj calls back with (result, failure code) once it is done with a command.
-Callback = Callable[[object, int], None]
-# (encoded command, callback, batchable) -> [(log entry, callback)], in order
-GroupEntries = Callable[[list[tuple[bytes, Callback, bool]]], list[tuple[bytes, Callback]]]
 
 check_pinned_internals()
 raft_port_guard.bound_frame_reads(TcpConnection, limits.RAFT_FRAME_BYTES_MAX,
                                   clock=pysyncobj.tcp_connection.monotonicTime)
 
 
-class RaftMember(VoteGuard, ReplicationProgress, MembershipChanges, Learners, SyncObj):
+class RaftMember(SnapshotHooks, CommandSubmission, VoteGuard, ReplicationProgress, MembershipChanges, Learners,
+                 SyncObj):
     """One Raft member. Create it in the main thread and keep a reference;
     its tick thread applies committed commands to `host`."""
 
@@ -114,16 +101,7 @@ class RaftMember(VoteGuard, ReplicationProgress, MembershipChanges, Learners, Sy
         # Attributes set before SyncObj.__init__ are not replicated state.
         self._raft_log = raft_log
         self._host = host
-        self._group_entries = group_entries
-        # Told of each round of proposals, (commands, log entries), on the
-        # tick thread: the node's metrics (Replica.observe); None: not told.
-        self.on_proposed: Callable[[int, int], None] | None = None
-        # Commands queued by callers for the tick thread (deque: thread-safe).
-        self._pending: collections.deque = collections.deque()
-        self._batch_thread_id: int | None = None
-        self._deferred: list[tuple[Callback, object, int]] = []
-        self._deferred_async: dict[asyncio.AbstractEventLoop, list] = {}
-        self._wakeup_pending = False
+        self._init_submission(group_entries)
         self._snapshot_path = snapshot_path
         # Through this index the host's state holds every entry, committed
         # (status's applied index; pysyncobj's counts entries before their
@@ -167,7 +145,7 @@ class RaftMember(VoteGuard, ReplicationProgress, MembershipChanges, Learners, Sy
             dnsCacheTime=limits.RAFT_DNS_CACHE_MS / 1000,
             dnsFailCacheTime=limits.RAFT_DNS_FAIL_CACHE_MS / 1000,
         )
-        raft_log.set_callbacks(on_durable=self._wake, on_failure=_log_write_failed)
+        raft_log.set_callbacks(on_durable=self._wake, on_failure=log_write_failed)
         init = _syncobj_init_with_journal(raft_log)
         init(self, self_address, voters, conf, transportClass=FlushingTransport)
         self.addOnTickCallback(self._release_held)
@@ -190,82 +168,14 @@ class RaftMember(VoteGuard, ReplicationProgress, MembershipChanges, Learners, Sy
         try:
             return self._host.apply(self.raftLastApplied + 1, command)
         except Exception:
-            _crash("applying a committed entry failed in storage")
+            crash("applying a committed entry failed in storage")
 
     def _apply_members(self, index: int, member_set: bytes):
         """A committed membership entry's member set, to the host (tick thread)."""
         try:
             return self._host.apply_members(index, member_set)
         except Exception:
-            _crash("applying a committed membership entry failed in storage")
-
-    # -- submitting (any thread) --
-    def submit(self, command: bytes, batchable: bool) -> concurrent.futures.Future:
-        future: concurrent.futures.Future = concurrent.futures.Future()
-
-        def resolve(result, failure_code):
-            try:
-                future.set_result((result, _OUTCOMES.get(failure_code, _UNKNOWN)))
-            except concurrent.futures.InvalidStateError:
-                pass  # the waiter gave up (timeout); the outcome is dropped
-
-        self._queue(command, self._after_commit(resolve), batchable)
-        return future
-
-    def submit_async(self, command: bytes, loop: asyncio.AbstractEventLoop,
-                     batchable: bool) -> asyncio.Future:
-        future = loop.create_future()
-
-        def resolve(result, failure_code):
-            outcome = (result, _OUTCOMES.get(failure_code, _UNKNOWN))
-            if self._batch_thread_id == threading.get_ident():
-                self._deferred_async.setdefault(loop, []).append((future, outcome))
-            else:
-                loop.call_soon_threadsafe(_resolve_many, [(future, outcome)])
-
-        self._queue(command, resolve, batchable)
-        return future
-
-    def _queue(self, command: bytes, callback: Callback, batchable: bool) -> None:
-        if len(self._pending) >= limits.RAFT_QUEUE_COMMANDS_MAX:
-            callback(None, FAIL_REASON.QUEUE_FULL)
-            return
-        self._pending.append((command, callback, batchable))
-        # One wake-up is enough while the tick thread has not drained the
-        # queue yet; a pipe write per command costs a syscall each.
-        if not self._wakeup_pending:
-            self._wakeup_pending = True
-            self._transport().wakeup.notify()
-
-    def _propose_pending(self) -> None:
-        """Hands the queued commands to pysyncobj as log entries (tick thread)."""
-        pending = self._pending
-        taken = [pending.popleft() for _ in range(len(pending))]
-        if taken:
-            entries = self._group_entries(taken)
-            for entry, callback in entries:
-                self.apply(entry, callback=callback)
-            if self.on_proposed is not None:
-                self.on_proposed(len(taken), len(entries))
-
-    def _after_commit(self, callback: Callback) -> Callback:
-        def deferred(result, failure_code):
-            if self._batch_thread_id == threading.get_ident():
-                self._deferred.append((callback, result, failure_code))
-            else:
-                callback(result, failure_code)
-        return deferred
-
-    def _release_deferred(self) -> None:
-        deferred, self._deferred = self._deferred, []
-        for callback, result, failure_code in deferred:
-            callback(result, failure_code)
-        by_loop, self._deferred_async = self._deferred_async, {}
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve_many, items)
-            except RuntimeError:
-                pass  # that loop is closed; nobody waits any more
+            crash("applying a committed membership entry failed in storage")
 
     # -- overrides of pysyncobj internals (see the module docstring) --
     def _SyncObj__applyLogEntries(self):  # noqa: N802
@@ -279,7 +189,7 @@ class RaftMember(VoteGuard, ReplicationProgress, MembershipChanges, Learners, Sy
             self._host.commit()
             self._applied_committed = self.raftLastApplied
         except Exception:
-            _crash("committing an apply batch failed")
+            crash("committing an apply batch failed")
         finally:
             self._batch_thread_id = None
         self._release_deferred()
@@ -296,42 +206,6 @@ class RaftMember(VoteGuard, ReplicationProgress, MembershipChanges, Learners, Sy
             # round trip; left to the apply's wait it would follow it.
             self._raft_log.request_flush()
             self._SyncObj__sendAppendEntries()
-
-    # -- snapshots (pysyncobj's serializer hooks, tick thread) --
-    def _serialize(self, path: str, data) -> None:
-        last_entry, prev_entry, cluster = data
-        # Its members are the voters: learners come from the member set it holds.
-        learners = set(self._learners)
-        self._host.write_snapshot(path, last_entry, prev_entry,
-                                  sorted(n.address for n in cluster if n not in learners))
-
-    def _deserialize(self, path: str):
-        try:
-            last_entry, prev_entry, members = self._host.read_snapshot(path)
-        except SnapshotInvalid as error:
-            # A received snapshot was checked whole before it was renamed
-            # into place, so this is this node's own file, damaged on disk;
-            # without it the state cannot be rebuilt here (pysyncobj would
-            # only log the error and go on, wedged).
-            log.critical("%s; move this node's data dir aside and restart the node to rebuild "
-                         "it from the other members", error)
-            _crash("the snapshot this node needs is damaged")
-        # The state now holds (and has committed) every entry the snapshot covers.
-        self._applied_committed = last_entry[1]
-        # A crash between publishing a snapshot and compacting the log leaves
-        # older entries at the log's head; drop them so pysyncobj keeps the
-        # entries after the snapshot instead of clearing the whole log.
-        self._raft_log.trim_head_to(prev_entry)
-        return last_entry, prev_entry, {TCPNode(address) for address in members}
-
-    def _SyncObj__onMessageReceived(self, node, message):  # noqa: N802
-        super()._SyncObj__onMessageReceived(node, message)
-        if snapshot_transfer.needs_acknowledging(message):
-            self._transport().send(node, {"type": snapshot_transfer.CHUNK_RECEIVED})
-
-    def _SyncObj__onNodeDisconnected(self, node):  # noqa: N802
-        SyncObj._SyncObj__onNodeDisconnected(self, node)
-        snapshot_transfer.cancel_on_disconnect(self._SyncObj__serializer, node)
 
     # -- status, safe to call from any thread --
     def raft_status(self) -> RaftStatus:
@@ -361,8 +235,8 @@ def _syncobj_init_with_journal(raft_log: DurableRaftLog) -> Callable:
     constructor calls its module's `createJournal(conf.journalFile)`; this
     copy of it looks that name up in a scope of its own, where it returns
     `raft_log`, and its `Serializer` checks received snapshots
-    (snapshot_transfer.py). pysyncobj's module is not changed (pinned.py checks that the
-    constructor still builds its journal through that name)."""
+    (snapshot_transfer.py). pysyncobj's module is not changed (pinned.py
+    checks that the constructor still builds its journal through that name)."""
     init = SyncObj.__init__
     if "Serializer" not in init.__code__.co_names:
         raise RuntimeError("pysyncobj.SyncObj builds its serializer differently; the pinned "
@@ -375,20 +249,3 @@ def _syncobj_init_with_journal(raft_log: DurableRaftLog) -> Callable:
                               init.__closure__)
     copy.__kwdefaults__ = init.__kwdefaults__
     return copy
-
-
-def _resolve_many(items) -> None:
-    for future, outcome in items:
-        if not future.done():
-            future.set_result(outcome)
-
-
-def _log_write_failed(error: BaseException) -> None:
-    log.critical("writing the raft log failed: %r", error)
-    _crash("writing the raft log failed")
-
-
-def _crash(what: str) -> None:
-    log.critical("%s; stopping this node so it cannot diverge", what, exc_info=True)
-    logging.shutdown()
-    os._exit(EXIT_STORAGE_FAILURE)
