@@ -20,7 +20,8 @@ once by revoking it. Rules the core keeps:
 - A settlement carries the claim of the next jobs when a slot is free
   (one request, one Raft entry), so a busy slot waits for one commit per
   job; the loop's own claims fill the slots at the start and after an
-  empty queue.
+  empty queue. An empty queue is watched by stale reads of its counts
+  (no Raft write), and claimed from once they show a job.
 - A claim, a renewal and a settlement (complete or fail) are each one
   operation with a request id; one whose outcome is unknown is sent again
   as the same request (the cluster applies it once), so a claim lost in
@@ -68,6 +69,11 @@ KEEPALIVE_RETRY_S = 0.2
 # After a claim finds fewer jobs than it asked for, the next one waits this long, doubling per empty claim.
 IDLE_POLL_S_MIN = 0.02
 IDLE_POLL_S_MAX = 0.5
+# While its queue is empty the worker reads the queue's counts (a stale read: no Raft write) this
+# often, doubling up to the max, and claims as soon as they show a job available: new jobs are found
+# within IDLE_PEEK_S_MAX without a claim (a Raft entry) every few milliseconds.
+IDLE_PEEK_S_MIN = 0.01
+IDLE_PEEK_S_MAX = 0.05
 # After a claim or settlement that failed (cluster unreachable), the next try comes this soon.
 CALL_RETRY_S = 0.5
 # A worker's heartbeat (available plane, listed by `client.jobs.workers`) comes this often: six beats

@@ -25,7 +25,7 @@ from tandemkv import errors, limits
 from tandemkv.client import _coordination_ops as cops
 from tandemkv.client import _jobs_ops as ops
 from tandemkv.client._job_worker_core import (
-    CALL_RETRY_S, IDLE_POLL_S_MAX, WORKER_BEAT_S, IDLE_POLL_S_MIN, KEEPALIVE_PER_TTL, KEEPALIVE_RETRY_S, LOOP_WAIT_S_MAX,
+    CALL_RETRY_S, IDLE_PEEK_S_MAX, IDLE_PEEK_S_MIN, IDLE_POLL_S_MAX, WORKER_BEAT_S, IDLE_POLL_S_MIN, KEEPALIVE_PER_TTL, KEEPALIVE_RETRY_S, LOOP_WAIT_S_MAX,
     RATE_BURST_S, Done, Running, Send, TimedOut, TokenBucket, Wait, WorkerSettings, WorkerStats,
     encode_result, error_text, log,
 )
@@ -62,6 +62,9 @@ class WorkerCore:
         self.claims_in_flight = 0
         self.next_claim_s = now_s
         self.empty_claims = 0
+        # While the queue is empty: when to read its counts next, and the pause after that.
+        self.peek_at_s = math.inf
+        self.peek_pause_s = IDLE_PEEK_S_MIN
         self.beat_at_s = now_s
         self.stopping = False
         self.stop_deadline_s = math.inf
@@ -69,13 +72,19 @@ class WorkerCore:
         self.stats = WorkerStats()
 
     # -- decisions -----------------------------------------------------------
-    def claim_size(self, now_s: float) -> int:
-        """How many jobs a claim sent now should ask for (0: none now)."""
-        if self.stopping or not self.lease_id or now_s < self.next_claim_s:
+    def claim_size(self, now_s: float, on_settlement: bool = False) -> int:
+        """How many jobs a claim sent now should ask for (0: none now). A
+        claim riding on a settlement costs no request of its own, so the
+        idle pause after an empty claim does not hold it back."""
+        if self.stopping or not self.lease_id or (now_s < self.next_claim_s and not on_settlement):
             return 0
-        free = self.settings.capacity - len(self.running) - self.claims_in_flight
+        free = self._free()
         tokens = self.bucket.whole(now_s) if self.bucket is not None else free
         return max(0, min(free, tokens, limits.JOB_CLAIM_JOBS_MAX))
+
+    def _free(self) -> int:
+        """Jobs the worker could take now: its capacity less those it holds and those asked for."""
+        return self.settings.capacity - len(self.running) - self.claims_in_flight
 
     def next_action(self, now_s: float) -> Wait | Send | TimedOut | Done:
         if self.done:
@@ -108,6 +117,9 @@ class WorkerCore:
         elif (size := self.claim_size(now_s)) > 0:
             self._reserve(size, now_s)
             return Send(ops.claim(self.settings.queue, self.lease_id, size), self.loop_retry, "claim")
+        elif now_s >= self.peek_at_s and self._free() > 0:
+            self.peek_at_s = math.inf  # the next is set by the answer
+            return Send(ops.stats(self.settings.queue, stale=True), self.loop_retry, "peek")
         return Wait(self._wait_s(now_s))
 
     def _stop_step(self, now_s: float) -> Wait | Send | Done:
@@ -153,8 +165,8 @@ class WorkerCore:
             wakes.append(self.stop_deadline_s)
         elif not self.lease_id:
             wakes.append(self.grant_at_s)
-        elif len(self.running) + self.claims_in_flight < self.settings.capacity:
-            wake_s = self.next_claim_s
+        elif self._free() > 0:
+            wake_s = min(self.next_claim_s, self.peek_at_s)
             if self.bucket is not None:
                 wake_s = max(wake_s, now_s + self.bucket.wait_s(now_s))
             wakes.append(wake_s)
@@ -176,6 +188,8 @@ class WorkerCore:
             return self._claimed(send, answer, error, now_s)
         elif send.purpose == "settle":
             return self.settled(send, answer, error, now_s)
+        elif send.purpose == "peek":
+            self._peeked(answer, error, now_s)
         elif send.purpose == "beat" and error is not None:
             log.info("a heartbeat of the worker failed (the next one comes in %g s): %s", WORKER_BEAT_S,
                      error.message)
@@ -223,10 +237,33 @@ class WorkerCore:
             self.running[job.id] = Running(job, deadline_s)
         self.stats.claimed += len(jobs)
         self.stats.running = len(self.running)
-        self.empty_claims = 0 if len(jobs) >= asked else self.empty_claims + 1
-        pause_s = min(IDLE_POLL_S_MAX, IDLE_POLL_S_MIN * 2 ** (self.empty_claims - 1)) if self.empty_claims else 0
+        # A short answer means the queue is drained for now: the loop's next
+        # claim waits a little, longer after each answer with nothing, while
+        # stale reads of the counts watch for new jobs (`_peeked`).
+        self.empty_claims = self.empty_claims + 1 if not jobs else 0
+        if len(jobs) >= asked:
+            pause_s = 0.0
+        elif jobs:
+            pause_s = IDLE_POLL_S_MIN
+        else:
+            pause_s = min(IDLE_POLL_S_MAX, IDLE_POLL_S_MIN * 2 ** (self.empty_claims - 1))
         self.next_claim_s = now_s + pause_s
+        if jobs:
+            self.peek_at_s, self.peek_pause_s = math.inf, IDLE_PEEK_S_MIN
+        elif self.peek_at_s == math.inf:
+            self.peek_at_s = now_s + self.peek_pause_s
         return jobs
+
+    def _peeked(self, queues: list | None, error: errors.TandemKVError | None, now_s: float) -> None:
+        """The counts of the queue, read while it was empty: a job available
+        is claimed now; none, and the next read waits longer."""
+        available = 0 if error is not None else sum(q.available for q in queues if q.queue == self.settings.queue)
+        if available > 0:
+            self.next_claim_s = now_s
+            self.peek_pause_s = IDLE_PEEK_S_MIN
+            return
+        self.peek_pause_s = IDLE_PEEK_S_MAX if error is not None else min(IDLE_PEEK_S_MAX, 2 * self.peek_pause_s)
+        self.peek_at_s = now_s + self.peek_pause_s
 
     def _reserve(self, size: int, now_s: float) -> None:
         """A claim of `size` jobs is being sent: its slots and tokens are taken now."""
@@ -276,7 +313,7 @@ class WorkerCore:
             settlement = ops.fail(job.id, job.token, error_text(error))
         # Only under the lease the job was claimed with: a settlement of a job
         # of a lost lease is refused, and would claim nothing.
-        size = self.claim_size(now_s) if now_s is not None and job.lease == self.lease_id else 0
+        size = self.claim_size(now_s, on_settlement=True) if now_s is not None and job.lease == self.lease_id else 0
         if size > 0:
             self._reserve(size, now_s)
             settlement = ops.settle_and_claim(settlement, self.lease_id, size)

@@ -121,3 +121,34 @@ def test_prefetch_claims_ahead_of_free_slots_within_its_bound():
 def test_a_prefetch_out_of_bounds_is_refused_naming_the_limit(settings, named):
     with pytest.raises(ValueError, match=named):
         WorkerSettings(b"q", **settings)
+
+
+def test_a_settlement_claims_even_while_the_loop_waits_out_an_empty_queue():
+    core = with_lease(concurrency=2)
+    claim_now(core, 0.0, [make_job(1)])  # a short answer: the loop's next claim waits
+    assert core.next_claim_s > 0.0 and core.claim_size(0.0) == 0
+    settle = core.handler_returned(1, b"ok", now_s=0.0)
+    assert settle.operation.request.claim_next.limit == 2  # costs no request of its own
+
+
+def test_an_empty_queue_is_watched_by_stale_reads_and_claimed_from_once_they_show_a_job():
+    from tandemkv.client._job_worker_core import IDLE_PEEK_S_MAX, IDLE_PEEK_S_MIN
+    from tandemkv.client._jobs_ops import QueueStats
+
+    core = with_lease(concurrency=2)
+    claim_now(core, 0.0, [])
+    peek = core.next_action(IDLE_PEEK_S_MIN)
+    assert isinstance(peek, Send) and peek.purpose == "peek" and peek.operation.method == "Stats"
+    assert peek.operation.request.consistency == 1  # STALE: no Raft write, no read barrier
+    core.on_done(peek, [QueueStats(b"q", 0, 0, 0, 0, 0, 0, 0)], None, IDLE_PEEK_S_MIN)
+    assert core.peek_at_s == IDLE_PEEK_S_MIN + 2 * IDLE_PEEK_S_MIN  # nothing: the next read waits longer
+    core.next_claim_s = 10.0  # as after many empty claims: the loop's own claim is far off
+    now_s = core.peek_at_s
+    peek = core.next_action(now_s)
+    assert isinstance(peek, Send) and peek.purpose == "peek"
+    core.on_done(peek, [QueueStats(b"q", 3, 0, 0, 0, 0, 0, 0)], None, now_s)
+    claim = core.next_action(now_s)
+    assert isinstance(claim, Send) and claim.purpose == "claim" and claim.operation.request.limit == 2
+    core.on_done(claim, [make_job(1), make_job(2)], None, now_s)
+    assert core.peek_at_s == float("inf") and core.empty_claims == 0
+    assert IDLE_PEEK_S_MAX <= 0.1  # new jobs are found within a tenth of a second
