@@ -17,6 +17,7 @@ import pytest
 
 from tandemkv import limits
 from tandemkv.errors import FailedPrecondition, InvalidArgument
+from tandemkv.server.strong import job_reads
 from tandemkv.v1 import jobs_pb2 as J
 from tests.support.applier import Applier, make_view
 from tests.test_jobs_core import advance, claim, enqueue, get, grant, stats
@@ -130,3 +131,15 @@ def test_a_bad_claim_next_is_refused_naming_the_field(applier, claim_next, named
         applier.write(J.JobCompleteRequest(id=1, token=1, claim_next=claim_next))
     with pytest.raises(InvalidArgument, match=named):
         applier.write(J.JobFailRequest(id=1, token=1, error="x", claim_next=claim_next))
+
+
+def test_the_sweep_prunes_the_oldest_finished_jobs_past_the_count_bound_and_keeps_the_rest(applier, monkeypatch):
+    monkeypatch.setattr(limits, "JOB_RETAINED_FINISHED_MAX", 3)
+    ids = [enqueue(applier).id for _ in range(6)]
+    lease = grant(applier)
+    for job in claim(applier, lease, limit=6):
+        applier.write(J.JobCompleteRequest(id=job.id, token=job.token))
+    enqueue(applier)  # one more entry: its sweep prunes what is over
+    kept = [job_id for job_id in ids if job_reads.read_get(applier.view, J.JobGetRequest(id=job_id),
+                                                             applier.index).found]
+    assert kept == ids[-3:] and stats(applier).completed == 3

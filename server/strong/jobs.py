@@ -297,16 +297,22 @@ def sweep(context: ApplyContext) -> None:
             _failed(context, tables, job, f"timed out: ran past its timeout_ms={job.timeout_ms}")
             left -= 1
     if left > 0:
+        # Only what is pruned is read (this runs at every entry): the oldest
+        # past the count bound, then any past retention.
         over = tables.finished_count() - limits.JOB_RETAINED_FINISHED_MAX
-        aged_before_ms = context.clock_ms - limits.JOB_RETENTION_MS
-        for job_id in tables.timed_due(FINISHED, None, left):
-            job = tables.get(job_id)
-            assert job is not None and job.state in FINISHED_STATES, "finished follows jobs"
-            if over <= 0 and job.finished_ms > aged_before_ms:
-                break
-            leave(tables, job)
-            tables.delete(job.id)
-            over -= 1
+        if over > 0:
+            left -= _prune(tables, tables.timed_due(FINISHED, None, min(left, over)))
+        if left > 0:
+            _prune(tables, tables.timed_due(FINISHED, context.clock_ms - limits.JOB_RETENTION_MS, left))
+
+
+def _prune(tables: JobTables, job_ids: list[int]) -> int:
+    for job_id in job_ids:
+        job = tables.get(job_id)
+        assert job is not None and job.state in FINISHED_STATES, "finished follows jobs"
+        leave(tables, job)
+        tables.delete(job.id)
+    return len(job_ids)
 
 
 OPS = {
