@@ -3,11 +3,13 @@ the SDK's `client.jobs.worker`) beside RQ and arq on one local
 `redis-server` (Debian's), the same no-op job, same run, same machine.
 
     python -m benchmarks.jobs_throughput [--workers 1,8,64] [--jobs 2000] [--redis shipped,everysec]
-                                         [--systems tandemkv,rq,arq] [--profile]
+                                         [--systems tandemkv,rq,arq] [--prefetch 0,16] [--profile] [--profile-worker]
 
 For each system and worker count N (N jobs may run at once):
 - TandemKV: ceil(N / 16) worker processes sharing N handler threads
-  (the SDK worker claims as many jobs as it has free threads);
+  (the SDK worker claims as many jobs as it has free threads, each freed
+  thread settling its job and claiming the next in one request; with
+  `--prefetch P`, P more per process, claimed ahead);
 - arq: ceil(N / 16) worker processes sharing N as `max_jobs`
   (poll_delay 0.05 s, ten times quicker than arq's default 0.5 s);
 - RQ: N `SimpleWorker` processes forked by one `WorkerPool` (RQ runs one
@@ -24,7 +26,9 @@ Redis runs in a temporary directory on 127.0.0.1, `shipped` (redis-server's
 defaults: RDB snapshots, no AOF) and `everysec` (appendonly yes,
 appendfsync everysec: up to a second of acknowledged jobs lost on a
 crash); TandemKV fsyncs every Raft entry on a majority before it answers.
-`--profile`: py-spy records the TandemKV leader through its last point.
+`--profile`: py-spy records the TandemKV leader through its last point;
+`--profile-worker`: the first TandemKV worker process of its last point,
+from the end of the warm-up (give it jobs enough to outlast --profile-s).
 Needs `pip install rq arq` (the bench extra has them) and redis-server.
 """
 
@@ -64,9 +68,12 @@ def layout(system: str, workers: int) -> list[int]:
     return [workers // processes + (1 if k < workers % processes else 0) for k in range(processes)]
 
 
-def start_workers(system: str, where: str, queue: str, workers: int) -> list[subprocess.Popen]:
+def start_workers(system: str, where: str, queue: str, workers: int, prefetch: int = 0) -> list[subprocess.Popen]:
+    """The worker processes of a point; TandemKV's claim `prefetch` jobs
+    ahead each (`--prefetch`)."""
+    extra = [str(prefetch)] if system == "tandemkv" and prefetch else []
     return [subprocess.Popen([sys.executable, "-m", "benchmarks.jobs_throughput_worker", system, where, queue,
-                              str(slots)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              str(slots), *extra], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL) for slots in layout(system, workers)]
 
 
@@ -84,20 +91,28 @@ async def wait_completed(queue: Any, target: int, timeout_s: float) -> bool:
 
 
 async def run_point(system: str, queue: Any, where: str, queue_name: str, workers: int, jobs: int,
-                    redis_mode: str) -> dict[str, Any]:
-    processes = start_workers(system, where, queue_name, workers)
-    row: dict[str, Any] = {"system": system, "redis": redis_mode, "workers": workers,
+                    redis_mode: str, profile_worker_s: int = 0, prefetch: int = 0) -> dict[str, Any]:
+    processes = start_workers(system, where, queue_name, workers, prefetch)
+    row: dict[str, Any] = {"system": system if not prefetch else f"{system} prefetch={prefetch}",
+                           "redis": redis_mode, "workers": workers,
                            "processes": workers if system == "rq" else len(processes), "jobs": jobs}
     try:
         await queue.enqueue(WARM_UP_JOBS)
         if not await wait_completed(queue, WARM_UP_JOBS, POINT_TIMEOUT_S):
             return {**row, "error": "the warm-up did not complete"}
         warm = len(queue.ids)
+        profiling = None
+        if profile_worker_s and pyspy.available():
+            raw = Path(tempfile.mkdtemp(prefix="jobs-worker-pyspy-")) / "worker.raw"
+            profiling = (await pyspy.record(processes[0].pid, profile_worker_s, raw), raw)
         started = time.time()
         await queue.enqueue(jobs)
         row["enqueue_s"] = round(time.time() - started, 2)
         if not await wait_completed(queue, warm + jobs, POINT_TIMEOUT_S):
             return {**row, "error": f"not all {jobs} jobs completed within {POINT_TIMEOUT_S:g} s"}
+        if profiling is not None:
+            await profiling[0].wait()
+            row["worker_profile"] = pyspy.summarise(profiling[1], profile_worker_s)
         ids = queue.ids[warm:]
         stamps = await queue.stamps_async(ids) if hasattr(queue, "stamps_async") else \
             await asyncio.to_thread(queue.stamps, ids)
@@ -121,19 +136,23 @@ async def run_tandemkv(args: argparse.Namespace, rows: list[dict[str, Any]], rep
     with clusters.TandemCluster(nodes=3) as cluster:
         endpoints = [config.client_address for config in cluster.cluster.configs.values()]
         leader_cpu_before = cpu_s(cluster.leader_pid)
-        for index, workers in enumerate(args.workers):
-            queue_name = f"bench-{workers}"
+        points = [(workers, prefetch) for workers in args.workers for prefetch in args.prefetch]
+        for index, (workers, prefetch) in enumerate(points):
+            queue_name = f"bench-{workers}-{prefetch}"
             queue = TandemQueue(endpoints, queue_name)
             profiling = None
-            if args.profile and index == len(args.workers) - 1 and pyspy.available():
+            last = index == len(points) - 1
+            if args.profile and last and pyspy.available():
                 raw = Path(tempfile.mkdtemp(prefix="jobs-pyspy-")) / "leader.raw"
                 profiling = (await pyspy.record(cluster.leader_pid, args.profile_s, raw), raw)
             try:
                 rows.append(await run_point("tandemkv", queue, ",".join(endpoints), queue_name, workers, args.jobs,
-                                            "-"))
+                                            "-", args.profile_s if args.profile_worker and last else 0, prefetch))
             finally:
                 await queue.close()
-            print(json.dumps(rows[-1]), flush=True)
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "worker_profile"}), flush=True)
+            if "worker_profile" in rows[-1]:
+                report["worker_profile"] = rows[-1].pop("worker_profile")
             if profiling is not None:
                 await profiling[0].wait()
                 report["leader_profile"] = pyspy.summarise(profiling[1], args.profile_s)
@@ -200,6 +219,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis", type=lambda t: t.split(","), default=list(REDIS_MODES),
                         help="Redis settings: shipped, everysec")
     parser.add_argument("--profile", action="store_true", help="py-spy the TandemKV leader through the last point")
+    parser.add_argument("--prefetch", type=lambda t: [int(n) for n in t.split(",")], default=[0],
+                        help="TandemKV: jobs each worker process claims ahead of free slots (one point each)")
+    parser.add_argument("--profile-worker", action="store_true",
+                        help="py-spy the first TandemKV worker process through the last point's batch")
     parser.add_argument("--profile-s", type=int, default=20, help="seconds the profile records")
     parser.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     args = parser.parse_args(argv)

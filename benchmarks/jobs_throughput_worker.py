@@ -1,11 +1,12 @@
 """The worker processes of benchmarks/jobs_throughput.py, one per system,
 each running the same no-op job until SIGTERM:
 
-    python -m benchmarks.jobs_throughput_worker tandemkv ENDPOINTS QUEUE CONCURRENCY
+    python -m benchmarks.jobs_throughput_worker tandemkv ENDPOINTS QUEUE CONCURRENCY [PREFETCH]
     python -m benchmarks.jobs_throughput_worker rq       REDIS     QUEUE WORKERS
     python -m benchmarks.jobs_throughput_worker arq      REDIS     QUEUE MAX_JOBS
 
-TandemKV: the SDK's `client.jobs.worker` with CONCURRENCY handler threads.
+TandemKV: the SDK's `client.jobs.worker` with CONCURRENCY handler threads
+(and PREFETCH jobs claimed ahead, 0 by default).
 RQ: a `WorkerPool` forking WORKERS `SimpleWorker`s (RQ runs one job at a
 time per worker process; a SimpleWorker runs it in place, with no fork per
 job). arq: one asyncio worker with `max_jobs` = MAX_JOBS.
@@ -30,13 +31,13 @@ async def arq_noop(_context, *_args) -> None:
     return None
 
 
-def run_tandemkv(endpoints: str, queue: str, concurrency: int) -> None:
+def run_tandemkv(endpoints: str, queue: str, concurrency: int, prefetch: int = 0) -> None:
     from tandemkv.client import Client
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Client(endpoints.split(",")) as client:
-        with client.jobs.worker(queue, lambda job: b"", concurrency=concurrency):
+        with client.jobs.worker(queue, lambda job: b"", concurrency=concurrency, prefetch=prefetch):
             while not stop.wait(STOP_POLL_S):
                 pass
 
@@ -70,7 +71,7 @@ def run_arq(redis_url: str, queue: str, max_jobs: int) -> None:
 def main(argv: list[str]) -> int:
     system, where, queue, concurrency = argv[0], argv[1], argv[2], int(argv[3])
     if system == "tandemkv":
-        run_tandemkv(where, queue, concurrency)
+        run_tandemkv(where, queue, concurrency, int(argv[4]) if len(argv) > 4 else 0)
     elif system == "rq":
         run_rq(where, queue, concurrency)
     elif system == "arq":
