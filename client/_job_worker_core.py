@@ -186,6 +186,14 @@ class Send:
     purpose: str
     job_id: int = 0
 
+    @property
+    def asked(self) -> int:
+        """Jobs it claims: a claim's limit, a settlement's claim_next limit (else 0)."""
+        request = self.operation.request
+        if self.purpose == "claim":
+            return request.limit
+        return request.claim_next.limit if self.purpose == "settle" and request.HasField("claim_next") else 0
+
 
 @dataclasses.dataclass(frozen=True)
 class TimedOut:

@@ -229,7 +229,7 @@ class WorkerCore:
 
     def _took(self, send: Send, jobs: list[Job], now_s: float) -> list[Job]:
         """The jobs a claim (alone or on a settlement) brought: they run now."""
-        asked = _asked(send)
+        asked = send.asked
         assert len(jobs) <= asked
         self._unreserve(send, len(jobs), now_s)
         for job in jobs:
@@ -274,7 +274,7 @@ class WorkerCore:
     def _unreserve(self, send: Send, got: int, now_s: float) -> None:
         """The claim of `send` is answered (or given up): its slots are
         released, and the tokens of the jobs it did not bring given back."""
-        asked = _asked(send)
+        asked = send.asked
         self.claims_in_flight -= asked
         assert self.claims_in_flight >= 0, "every reservation is released once"
         if self.bucket is not None and asked > got:
@@ -356,11 +356,3 @@ class WorkerCore:
         elif not graceful:
             self.stop_deadline_s = min(self.stop_deadline_s, now_s)
 
-
-def _asked(send: Send) -> int:
-    """How many jobs `send` claims: a claim's limit, a settlement's claim_next
-    limit (0 when it claims nothing)."""
-    request = send.operation.request
-    if send.purpose == "claim":
-        return request.limit
-    return request.claim_next.limit if request.HasField("claim_next") else 0
