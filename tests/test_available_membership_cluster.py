@@ -96,15 +96,31 @@ def wait_until(condition, what: str):
         time.sleep(POLL_S)
 
 
-def remove(members: Members, name: str) -> cluster_pb2.MemberSet:
-    """Removes `name` through whoever leads (a leader being removed hands over first)."""
+def _through_leader(members: Members, change, what: str) -> cluster_pb2.MemberSet:
+    """`change(leader)`, again while it is Unavailable: a leader refuses a
+    change until it committed an entry of its term, and a leader being
+    removed hands over first."""
     deadline = time.monotonic() + CHANGE_TIMEOUT_S
     while True:
         try:
-            return members.leader().remove_member(name, timeout_s=CHANGE_TIMEOUT_S)
+            return change(members.leader())
         except Unavailable:
-            assert time.monotonic() < deadline, f"{name} was never removed"
+            assert time.monotonic() < deadline, f"{what} never committed"
             time.sleep(POLL_S)
+
+
+def remove(members: Members, name: str) -> cluster_pb2.MemberSet:
+    return _through_leader(members, lambda leader: leader.remove_member(name, timeout_s=CHANGE_TIMEOUT_S),
+                           f"the removal of {name}")
+
+
+def add(members: Members, name: str, *, learner: bool) -> cluster_pb2.MemberSet:
+    address = members.addresses[name]
+    member = cluster_pb2.Member(name=name, raft_address=address.raft_address,
+                                client_address=address.client_address)
+    return _through_leader(members, lambda leader: leader.add_member(member, learner=learner,
+                                                                     timeout_s=CHANGE_TIMEOUT_S),
+                           f"the addition of {name}")
 
 
 def messages(subscription, count: int, what: str) -> list[bytes]:
@@ -149,10 +165,7 @@ def members(tmp_path):
 def test_a_member_added_at_runtime_joins_every_plane_and_a_removed_one_leaves_them_all(members, learner):
     leader = members.leader()
     leader.crdt.create_table("carts", "or_set")
-    n4 = members.addresses["n4"]
-    added = leader.add_member(cluster_pb2.Member(name="n4", raft_address=n4.raft_address,
-                                                 client_address=n4.client_address),
-                              learner=learner, timeout_s=CHANGE_TIMEOUT_S)
+    added = add(members, "n4", learner=learner)
     assert [m.voter for m in added.members if m.name == "n4"] == [not learner]
     fourth = members.start("n4", added.members, since=added.config_index)
     fourth.wait_ready(READY_TIMEOUT_S)
@@ -214,10 +227,7 @@ def test_a_member_added_at_runtime_joins_every_plane_and_a_removed_one_leaves_th
 
 
 def test_a_restarted_member_takes_its_peers_from_the_committed_set_not_its_config(members):
-    n4 = members.addresses["n4"]
-    added = members.leader().add_member(cluster_pb2.Member(name="n4", raft_address=n4.raft_address,
-                                                           client_address=n4.client_address),
-                                        learner=True, timeout_s=CHANGE_TIMEOUT_S)
+    added = add(members, "n4", learner=True)
     fourth = members.start("n4", added.members, since=added.config_index)
     fourth.wait_ready(READY_TIMEOUT_S)
     wait_until(lambda: members.nodes["n1"].member_set().config_index >= added.config_index, "n1 applied the add")
