@@ -8,7 +8,8 @@ only be caught up with a snapshot sent in chunks. The write's caller must
 not be told it succeeded unless the cluster holds it: pysyncobj raised a
 follower's commit index on every snapshot chunk and so committed and
 applied the deposed leader's own tail (server/raft/progress.py,
-`cap_snapshot_commit`).
+`cap_snapshot_commit`; the handler alone, over a stand-in for pysyncobj's
+commit update, is checked in tests/test_raft_internals.py).
 """
 
 from __future__ import annotations
@@ -91,3 +92,4 @@ def test_a_write_on_a_deposed_leader_caught_up_by_a_snapshot_is_not_acknowledged
         assert old_leader.get(b"stale", consistency=kv_pb2.STALE).found == held
     finally:
         nodes.stop()
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 import pysyncobj.config
+from pysyncobj.config import FAIL_REASON
 import pysyncobj.journal
 import pysyncobj.syncobj
 from tandemkv.server.storage.raft_log import DurableRaftLog
@@ -251,6 +252,7 @@ def test_the_follower_skips_pysyncobjs_cut_only_where_nothing_conflicts(monkeypa
                         lambda self, index: cuts.append(index))
     follower = object.__new__(member.RaftMember)
     follower._raft_log, follower._keep_log_from, follower._answering = FOLLOWER_LOG, None, None
+    follower._SyncObj__raftLastApplied = follower._SyncObj__leaderCommitIndex = 5
     on = follower._SyncObj__onMessageReceived
     on("n1", _append(5, 1, [(6, 1), (7, 2)], 9))          # re-sent, all held: no cut
     on("n1", _append(5, 1, [(6, 1), (7, 2), (8, 3)], 9))  # conflicts at 8: cut there
@@ -263,3 +265,62 @@ def test_pysyncobj_cuts_a_followers_log_through_the_method_overridden():
     overridden = member.RaftMember._SyncObj__deleteEntriesFrom
     assert overridden is progress.ReplicationProgress._SyncObj__deleteEntriesFrom
     assert overridden is not pysyncobj.syncobj.SyncObj._SyncObj__deleteEntriesFrom
+
+
+# -- the follower's handler alone, over what pysyncobj does with an append's commit index --
+class _Journal:
+    def __init__(self):
+        self.commit_index = None
+
+    def setRaftCommitIndex(self, index):  # noqa: N802 - pysyncobj's journal interface
+        self.commit_index = index
+
+
+def _follower(monkeypatch, tmp_path, commit: int, log_end: int, installs_through: int | None = None):
+    def pysyncobj_handler(self, node, message):  # syncobj.py, append_entries, as far as it goes here
+        self._SyncObj__leaderCommitIndex = message["commit_index"]
+        chunk = message.get("serialized")
+        if chunk is not None and chunk[2] and installs_through is not None:  # the last chunk: loaded
+            self._SyncObj__raftLastApplied = installs_through
+        end = installs_through if self._SyncObj__raftLastApplied == installs_through else log_end
+        if message["commit_index"] > self._SyncObj__raftCommitIndex:
+            self._SyncObj__raftCommitIndex = min(message["commit_index"], end)
+
+    monkeypatch.setattr(member.SyncObj, "_SyncObj__onMessageReceived", pysyncobj_handler)
+    follower = object.__new__(member.RaftMember)
+    follower._raft_log, follower._snapshot_path = _Journal(), str(tmp_path / "snapshot.bin")
+    follower._keep_log_from, follower._answering = None, None
+    follower._SyncObj__raftCommitIndex = follower._SyncObj__raftLastApplied = commit
+    follower._SyncObj__leaderCommitIndex = None
+    follower._SyncObj__commandsWaitingCommit = {}
+    monkeypatch.setattr(member.RaftMember, "_isLeader", lambda self: False)
+    return follower
+
+
+def on_append(follower, message) -> None:
+    """The message through progress.py's handler (the chunk's acknowledgement is snapshot_hooks.py's)."""
+    progress.ReplicationProgress._SyncObj__onMessageReceived(follower, "n1", message)
+
+
+@pytest.mark.parametrize("serialized", [None, (b"part", True, False), (b"part", False, False)],
+                         ids=["snapshot not ready", "first chunk", "middle chunk"])
+def test_an_append_without_a_log_to_match_moves_no_commit_index_but_readiness_sees_the_leaders(
+        monkeypatch, tmp_path, serialized):
+    follower = _follower(monkeypatch, tmp_path, commit=10, log_end=30)
+    on_append(follower, {"type": "append_entries", "term": 3, "commit_index": 50, "serialized": serialized})
+    assert follower.raftCommitIndex == 10, "its own tail (11-30) is not known to match the leader's"
+    assert follower._SyncObj__leaderCommitIndex == 50
+
+
+def test_an_installed_snapshot_commits_what_it_covers_and_tells_the_commands_there_their_fate_is_unknown(
+        monkeypatch, tmp_path):
+    follower = _follower(monkeypatch, tmp_path, commit=10, log_end=30, installs_through=40)
+    told = []
+    follower._SyncObj__commandsWaitingCommit = {
+        25: [(2, lambda result, code: told.append((25, code)))],
+        41: [(2, lambda result, code: told.append((41, code)))]}
+    on_append(follower, {"type": "append_entries", "term": 3, "commit_index": 50,
+                         "serialized": (b"last", False, True)})
+    assert follower.raftCommitIndex == 40 and follower._raft_log.commit_index == 40
+    assert told == [(25, FAIL_REASON.UNKNOWN_OUTCOME)]
+    assert list(follower._SyncObj__commandsWaitingCommit) == [41], "a later index may still be applied"

@@ -26,6 +26,7 @@ _REQUIRED_INTERNALS = (
     "_SyncObj__raftNextIndex",
     "_SyncObj__raftMatchIndex",
     "_SyncObj__raftCommitIndex",
+    "_SyncObj__leaderCommitIndex",
     "_SyncObj__commandsWaitingCommit",
     "_SyncObj__onMessageReceived",
     "_SyncObj__onNodeDisconnected",
@@ -51,7 +52,8 @@ _REQUIRED_INTERNALS = (
 )
 _INSTANCE_ATTRIBUTES = frozenset({"_SyncObj__raftState", "_SyncObj__raftNextIndex",
                                   "_SyncObj__raftMatchIndex", "_SyncObj__raftCommitIndex",
-                                  "_SyncObj__commandsWaitingCommit", "_SyncObj__serializer",
+                                  "_SyncObj__leaderCommitIndex", "_SyncObj__commandsWaitingCommit",
+                                  "_SyncObj__serializer",
                                   "_SyncObj__otherNodes", "_SyncObj__readonlyNodes",
                                   "_SyncObj__connectedNodes", "_SyncObj__selfNode",
                                   "_SyncObj__raftElectionDeadline", "_SyncObj__lastResponseTime"})

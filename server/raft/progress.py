@@ -74,17 +74,27 @@ class ReplicationProgress:
             # pysyncobj writes it to this name with open('wb'), which keeps
             # the mode of a file that exists: private from the first byte.
             os.close(disk.open_private(self._snapshot_path + INCOMING_SNAPSHOT_SUFFIX))
+        leader_commit = message.get("commit_index") if kind == "append_entries" else None
         if kind == "append_entries" and "prevLogIdx" in message and "transmission" not in message:
             message, self._keep_log_from = trim_append(self._raft_log, message)
-        elif serialized is not None:
+        elif kind == "append_entries" and "prevLogIdx" not in message:
+            # A snapshot chunk, or word that the leader's snapshot is not
+            # ready to send yet (`serialized` None): neither shows a log to match.
             message = cap_snapshot_commit(message, self.raftCommitIndex)
+        applied_before = self.raftLastApplied
         self._answering = message if kind == "append_entries" else None
         try:
             SyncObj._SyncObj__onMessageReceived(self, node, message)
         finally:
             self._answering = None
             self._keep_log_from = None
-        if serialized is not None and self.raftLastApplied > self.raftCommitIndex:
+        if leader_commit is None:
+            return
+        if self._SyncObj__leaderCommitIndex == message.get("commit_index") != leader_commit:
+            # The cap is for this node's commit index alone: readiness waits
+            # for the leader's own (pysyncobj's onReady compares with it).
+            self._SyncObj__leaderCommitIndex = leader_commit
+        if "prevLogIdx" not in message and self.raftLastApplied != applied_before:
             self._on_snapshot_installed()
 
     def _on_snapshot_installed(self) -> None:
@@ -183,8 +193,9 @@ def trim_append(raft_log, message: dict) -> tuple[dict, int | None]:
 
 
 def cap_snapshot_commit(message: dict, commit_index: int) -> dict:
-    """A snapshot chunk as pysyncobj should see it on a follower: carrying
-    no commit index above the follower's own.
+    """A snapshot chunk (or an append saying the leader's snapshot is not
+    ready yet) as pysyncobj should see it on a follower: carrying no commit
+    index above the follower's own.
 
     pysyncobj raised a follower's commit index to the leader's (capped at
     the follower's log end) on every append, a snapshot chunk too, though
