@@ -125,6 +125,11 @@ class WorkerCore:
     def _stop_step(self, now_s: float) -> Wait | Send | Done:
         """Claims nothing more; once nothing runs (or the grace is over),
         revokes the lease, releasing whatever it still holds."""
+        if self.pending_claim is not None:
+            # Not sent again: whatever it may have claimed goes back to the
+            # queue with the lease, revoked below.
+            self._unreserve(self.pending_claim, 0, now_s)
+            self.pending_claim = None
         # A settlement in flight is waited for too: revoking the lease under it
         # would refuse it and hand its job, done already, to another worker.
         if (self.running or self.unsettled or self.settling or self.claims_in_flight) \
@@ -214,6 +219,8 @@ class WorkerCore:
             return []  # an answer about a lease given up meanwhile: its jobs went with it
         if isinstance(error, errors.FailedPrecondition):
             self._unreserve(send, 0, now_s)
+            if self.pending_claim is send:  # released just now: not again by _lose_lease
+                self.pending_claim = None
             self._lose_lease(error.message)
             return []
         if error is not None:

@@ -233,6 +233,29 @@ def test_a_graceful_stop_claims_nothing_waits_for_running_handlers_then_revokes_
     assert core.stats.released == 0 and core.stats.completed == 1
 
 
+def test_a_stop_with_a_claim_of_unknown_outcome_revokes_the_lease_at_once_instead_of_waiting_out_the_grace():
+    core = with_lease(grace_s=30.0)
+    claim = core.next_action(0.0)
+    assert isinstance(claim, Send) and claim.purpose == "claim"
+    core.on_done(claim, None, errors.Unavailable("the leader changed"), 0.0)  # outcome unknown: kept to resend
+    core.stop(graceful=True, now_s=0.1)
+    release = core.next_action(0.1)
+    assert isinstance(release, Send) and release.purpose == "release", release
+    assert core.claims_in_flight == 0 and core.pending_claim is None
+
+
+def test_a_resent_claim_refused_for_a_lost_lease_releases_its_slots_once_and_the_worker_goes_on():
+    core = with_lease()
+    claim = core.next_action(0.0)
+    core.on_done(claim, None, errors.Unavailable("the leader changed"), 0.0)
+    again = core.next_action(CALL_RETRY_S)
+    assert again is claim, "an unknown outcome is sent again as the same request"
+    core.on_done(again, None, errors.FailedPrecondition(f"lease {LEASE} not found"), CALL_RETRY_S)
+    assert core.claims_in_flight == 0 and core.lease_id == 0
+    grant = core.next_action(CALL_RETRY_S + 1.0)
+    assert isinstance(grant, Send) and grant.purpose == "grant", "a new lease, then claims again"
+
+
 def test_the_lease_is_renewed_while_a_graceful_stop_waits_for_handlers():
     core = with_lease(grace_s=60.0)
     claim_now(core, 0.0, [make_job(1)])
