@@ -20,8 +20,8 @@ messages someone sent. A message acknowledged while a subscription was open
 that never reached it is a loss; each loss must be explained by a fault of
 the schedule that touches the publishing node, the subscriber's node or the
 link between them while the message was in flight, or by the
-subscription's `Lagged` notices; the rest are violations. Losses are
-counted by what explains them.
+subscription's `Lagged` notices (how many, not which); the rest are
+violations. Losses are counted by what explains them.
 """
 
 from __future__ import annotations
@@ -212,20 +212,27 @@ def _check_losses(verdict: Verdict, segment: Segment, acked: list[Publish], deli
     loss if the segment got a later message of the same publisher (a hole)
     or was drained at the end of the run (it had every chance); otherwise it
     was still in flight when the segment ended, and is only counted. Each
-    loss needs an explanation."""
+    loss needs a Lagged notice where it would have come, or a fault on its
+    path while it was in flight (`_explain`). A notice says how many went,
+    not which, so it goes first to the losses no fault explains (`_cover`),
+    then to the others: a hole of k with a notice of n < k is explained when
+    k - n of its messages are ones a fault explains, whichever they are."""
     # Per publisher: (number, when it arrived, its place in the stream).
     arrivals: dict[str, list[tuple[int, float, int]]] = collections.defaultdict(list)
-    notices: list[list[int]] = []  # [place in the stream, messages it still accounts for]
+    # [place in the stream, messages it still accounts for, messages it said went], in stream order
+    notices: list[list[int]] = []
     for place, event in enumerate(segment.events):
         if event.kind == "lagged":
-            notices.append([place, event.missed])
+            notices.append([place, event.missed, event.missed])
         elif event.kind == "message" and delivered.get(event.payload) == event.at_s:
             publisher, seq = parse_payload(event.payload) or ("", 0)
             arrivals[publisher].append((seq, event.at_s, place))
     for publisher_arrivals in arrivals.values():
         publisher_arrivals.sort()
     verdict.counts["lagged_notices"] += len(notices)
-    verdict.counts["lagged_missed"] += sum(missed for _, missed in notices)
+    verdict.counts["lagged_missed"] += sum(notice[2] for notice in notices)
+    # (place of its publisher's previous arrival, of its next, the loss, the fault kind that explains it)
+    losses: list[tuple[int, int, Publish, str | None]] = []
     for p in acked:
         verdict.counts["expected"] += 1
         if p.payload in delivered:
@@ -240,29 +247,51 @@ def _check_losses(verdict: Verdict, segment: Segment, acked: list[Publish], deli
             verdict.counts["in_flight_when_closed"] += 1
             continue
         # It would have come between its publisher's previous and next
-        # message in the stream: a Lagged notice there accounts for it (the
-        # subscription's own word first; a fault is only circumstance).
+        # message in the stream (a notice there may account for it); until
+        # that next one arrived the path was not past it (a fault may).
         after = mine[index - 1][2] if index > 0 else -1
         before = mine[index][2] if index < len(mine) else len(segment.events)
-        notice = next((n for n in notices if after < n[0] < before and n[1] > 0), None)
-        if notice is not None:
-            notice[1] -= 1
-            explanation: str | None = "lagged"
-        else:
-            # Until its publisher's next message arrived (or the segment
-            # ended) the path was not past it: a fault from then on explains it.
-            passed_s = max(p.complete_s, mine[index][1] if index < len(mine) else segment.end_s)
-            explanation = _explain(p, passed_s, segment, faults)
-        if explanation is None:
+        passed_s = max(p.complete_s, mine[index][1] if index < len(mine) else segment.end_s)
+        losses.append((after, before, p, _explain(p, passed_s, segment, faults)))
+    unexplained = _cover([loss for loss in losses if loss[3] is None], notices)
+    left_to_faults = _cover([loss for loss in losses if loss[3] is not None], notices)
+    for _, _, p, fault in losses:
+        if p.payload in unexplained:
+            in_hole = sum(notice[2] for notice in _notices_between(notices, *unexplained[p.payload]))
+            spent = (f" (the notices where it would have come counted {in_hole}, all taken by other losses "
+                     "there)") if in_hole else ""
             verdict.violate("unexplained-loss", f"{p.payload} on {p.topic} (published on {p.node} at "
                                                 f"{p.invoke_s}-{p.complete_s} s) never reached "
                                                 f"{segment.subscriber} on {segment.node} (open "
                                                 f"{segment.open_s}-{segment.end_s} s"
                                                 f"{', drained' if segment.drained else ''}), and no fault or "
-                                                f"Lagged notice explains it")
+                                                f"Lagged notice explains it{spent}")
+            continue
+        verdict.counts["lost"] += 1
+        verdict.counts[f"lost:{fault if p.payload in left_to_faults else 'lagged'}"] += 1
+
+
+def _cover(losses: list[tuple[int, int, Publish, str | None]], notices: list[list[int]]) -> dict[str, tuple]:
+    """Spends the notices' counts on `losses`, each on a notice between its
+    publisher's previous and next arrival; returns those left uncovered
+    (payload -> (after, before)). Holes are intervals of the stream and
+    notices points in it: taking holes by where they end, each from the
+    first notice left in it, covers as many as any matching could."""
+    uncovered: dict[str, tuple] = {}
+    for after, before, p, _ in sorted(losses, key=lambda loss: (loss[1], loss[0])):
+        notice = next((n for n in _notices_between(notices, after, before) if n[1] > 0), None)
+        if notice is None:
+            uncovered[p.payload] = (after, before)
         else:
-            verdict.counts["lost"] += 1
-            verdict.counts[f"lost:{explanation}"] += 1
+            notice[1] -= 1
+    return uncovered
+
+
+def _notices_between(notices: list[list[int]], after: int, before: int) -> list[list[int]]:
+    """The notices standing strictly between stream places `after` and `before`."""
+    first = bisect.bisect_right(notices, [after, float("inf")])
+    last = bisect.bisect_left(notices, [before, -1])
+    return notices[first:last]
 
 
 def _check_order(verdict: Verdict, segment: Segment, by_payload: dict[str, Publish]) -> dict[str, float]:
