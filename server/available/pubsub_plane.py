@@ -32,6 +32,7 @@ stopped by the node (server/node/node.py), served by the gRPC server
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
 from typing import Any, Sequence
@@ -43,6 +44,8 @@ from tandemkv.server.available.node_plane import gossip_key, peer_addresses
 from tandemkv.server.available.pubsub import (Hub, InboundStreams, Lagged, Message, OutboundQueue, Published,
                                               Publisher)
 from tandemkv.server.available.pubsub_relay import PeerSender, RelayReceiver
+
+log = logging.getLogger(__name__)
 
 # Events one `next_events` returns at most, unless asked for fewer.
 NEXT_EVENTS_MAX = 1_024
@@ -142,6 +145,9 @@ class PubSubPlane:
             sender.start()
 
     async def stop(self) -> None:
+        # What the relay and the buffers lost over this incarnation, in the
+        # log: a subscriber sees a relay loss only as a jump in the numbers.
+        log.info("pubsub plane %s stopping: %s", self.node, self.status())
         for sender in self.senders.values():
             await sender.stop()
         self.senders = {}
@@ -163,6 +169,8 @@ class PubSubPlane:
         self.receiver.set_members(frozenset(peers) | {self.node}, secret)
         for name, sender in list(self.senders.items()):
             if peers.get(name) != sender.address or sender.secret != secret:
+                log.info("pubsub relay to %s: stream ended (member set changed), %d queued messages dropped",
+                         name, len(sender.queue))
                 del self.senders[name]
                 await sender.stop()
         for name, address in peers.items():

@@ -286,8 +286,14 @@ class RelayReceiver(pubsub_pb2_grpc.PubSubServicer):
             except InvalidArgument as error:
                 self._refuse("malformed_frame")
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"relay frame refused: {error.message}")
+            holes_before = (state.overflowed, state.lost_in_transit, state.stale_frames)
             for message in self.streams.accept(state, decoded):
                 self._deliver(message)
+            if (state.overflowed, state.lost_in_transit, state.stale_frames) != holes_before:
+                log.warning("pubsub relay from %s: messages missing before number %d (its queue dropped %d "
+                            "since its last frame); so far %d dropped by its queue, %d lost in transit, %d stale "
+                            "frames", hello.origin, decoded.first_seq, decoded.overflowed, state.overflowed,
+                            state.lost_in_transit, state.stale_frames)
         if state is not None:
             yield pubsub_pb2.RelayReply(accepted=True, received=state.received, overflowed=state.overflowed,
                                         lost_in_transit=state.lost_in_transit)
@@ -322,4 +328,7 @@ class RelayReceiver(pubsub_pb2_grpc.PubSubServicer):
         except InvalidArgument as error:
             self._refuse("malformed_hello")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
-        return self.streams.open(hello.origin, hello.incarnation, hello.from_start)
+        state = self.streams.open(hello.origin, hello.incarnation, hello.from_start)
+        log.info("pubsub relay from %s (incarnation %016x, from_start %s): stream accepted, next number %d",
+                 hello.origin, hello.incarnation, hello.from_start, state.next_seq)
+        return state
