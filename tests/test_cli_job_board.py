@@ -94,8 +94,13 @@ def test_bad_progress_from_the_sdk_is_refused_naming_what_to_fix(endpoints):
     (("jobs", "workers", "q" * 300), "JOB_QUEUE_BYTES_MAX"),
     (("jobs", "enqueue", "q", "x", "--max-lost-claims", "-1"), "must not be negative"),
     (("jobs", "enqueue", "q", "x", "--max-lost-claims", "100000"), "JOB_MAX_LOST_CLAIMS_MAX"),
+    (("--endpoints", "{endpoints}", "jobs", "worker", "q", "--prefetch", "100000", "--", "true"),
+     "WORKER_PREFETCH_JOBS_MAX"),
+    (("--endpoints", "{endpoints}", "jobs", "worker", "q", "--prefetch", "-1", "--", "true"),
+     "WORKER_PREFETCH_JOBS_MAX"),
 ])
 def test_bad_input_exits_2_with_one_line(endpoints, args, says):
-    result = cli(endpoints, *args)
+    # (the words after `jobs worker ... --` are its command: the endpoints go before)
+    result = cli(endpoints, *(arg.format(endpoints=endpoints) for arg in args))
     assert result.returncode == 2, result.stderr
     assert says in result.stderr and "Traceback" not in result.stderr

@@ -1,4 +1,4 @@
-"""`tandemkv jobs worker QUEUE [--concurrency N] [--rate R] -- COMMAND ARGS...`:
+"""`tandemkv jobs worker QUEUE [--concurrency N] [--rate R] [--prefetch P] -- COMMAND ARGS...`:
 a job worker whose handler is a command, run once per job through the
 SDK's `client.jobs.worker` (client/_job_worker.py).
 
@@ -58,10 +58,13 @@ def add_parser(jobs: object) -> None:
                              f"(default {WORKER_LEASE_TTL_S_DEFAULT:g})")
     worker.add_argument("--grace", type=float, default=WORKER_GRACE_S_DEFAULT, metavar="S",
                         help=f"on stop, how long running commands may finish (default {WORKER_GRACE_S_DEFAULT:g})")
+    worker.add_argument("--prefetch", type=int, default=0, metavar="P",
+                        help="jobs claimed ahead of free slots, each waiting for one (default 0: a job is "
+                             "claimed only when a slot is free; at most WORKER_PREFETCH_JOBS_MAX)")
     worker.add_argument("--name", default=None, help="this worker's id in `jobs workers` (default host:pid:n)")
     worker.set_defaults(argv=[])  # the words after "--": see cli.coordination.split_command
     worker.usage = ("tandemkv jobs worker QUEUE [--concurrency N] [--rate R] [--lease-ttl S] [--grace S] "
-                    "[--endpoints ...] -- COMMAND ARGS...")
+                    "[--prefetch P] [--endpoints ...] -- COMMAND ARGS...")
 
 
 class CommandFailed(Exception):
@@ -149,7 +152,8 @@ def cmd_worker(client: Client, args) -> Reply:
         raise ValueError(f"cannot run {argv[0]!r}: not found or not executable")
     handler = CommandHandler(argv)
     worker = client.jobs.worker(args.queue, handler, concurrency=args.concurrency, rate_limit=args.rate,
-                                lease_ttl_s=args.lease_ttl, grace_s=args.grace, name=args.name)
+                                lease_ttl_s=args.lease_ttl, grace_s=args.grace, name=args.name,
+                                prefetch=args.prefetch)
     stop = StopSignals()
     worker.start()
     print(f"tandemkv: worker {worker.settings.name} runs jobs of {args.queue!r} (up to {args.concurrency} at "
