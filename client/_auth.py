@@ -2,6 +2,8 @@
 on `AsyncClient`), one `Operation` of the Auth service per method, run by
 the client's retry core. Changes go to the leader and need the root
 role once auth is enabled; each returns the auth revision after it.
+Each change is exactly once, like every write: one request id per call,
+the same on every retry.
 
     with Client(user="root", password=root_password) as client:
         client.auth.user_add("root", root_password)        # before enable: the first admin
@@ -91,9 +93,12 @@ def _revision(response: Any) -> int:
 
 
 def _change(method: str, request: Any) -> ops.Operation:
-    # No request id on the wire: a change retried after a lost answer may
-    # find itself done (AlreadyExists, NotFound), so unknown outcomes are not retried.
-    return ops.Operation("Auth", method, request, _revision, write=True, idempotent=False)
+    # The request id is drawn once, here, and sent on every retry of this
+    # call: a change whose answer was lost answers as its first attempt did
+    # (never AlreadyExists for the user it just added), so it is retried
+    # like any write.
+    request.request_id = ops.new_request_id()
+    return ops.Operation("Auth", method, request, _revision, write=True)
 
 
 def _read(method: str, request: Any, decode: Any) -> ops.Operation:

@@ -42,53 +42,55 @@ class AuthServicer(auth_pb2_grpc.AuthServicer):
         except Exception as error:  # noqa: BLE001 - every error becomes a status
             await abort(context, error)
 
-    async def _change(self, context, kind: str, **fields):
-        return await self._call(context, lambda **kw: self._auth().change_async(kind, **kw), **fields)
+    async def _change(self, context, kind: str, request, **fields):
+        # The caller's request id (kept across its retries) makes the change exactly once.
+        return await self._call(context, lambda **kw: self._auth().change_async(kind, **kw),
+                                request_id=request.request_id, **fields)
 
     async def Authenticate(self, request, context):
         return await self._call(context, lambda **kw: self._auth().authenticate_async(
             request.user, request.password, **kw))
 
     async def UserAdd(self, request, context):
-        return await self._change(context, "user_add", user=request.user, password=request.password)
+        return await self._change(context, "user_add", request, user=request.user, password=request.password)
 
     async def UserDelete(self, request, context):
-        return await self._change(context, "user_delete", user=request.user)
+        return await self._change(context, "user_delete", request, user=request.user)
 
     async def UserChangePassword(self, request, context):
-        return await self._change(context, "user_password", user=request.user, password=request.password)
+        return await self._change(context, "user_password", request, user=request.user, password=request.password)
 
     async def UserGrantRole(self, request, context):
-        return await self._change(context, "user_grant_role", user=request.user, role=request.role)
+        return await self._change(context, "user_grant_role", request, user=request.user, role=request.role)
 
     async def UserRevokeRole(self, request, context):
-        return await self._change(context, "user_revoke_role", user=request.user, role=request.role)
+        return await self._change(context, "user_revoke_role", request, user=request.user, role=request.role)
 
     async def UserList(self, request, context):
         return await self._call(context, lambda **kw: self._auth().users_async(**kw))
 
     async def RoleAdd(self, request, context):
-        return await self._change(context, "role_add", role=request.role)
+        return await self._change(context, "role_add", request, role=request.role)
 
     async def RoleDelete(self, request, context):
-        return await self._change(context, "role_delete", role=request.role)
+        return await self._change(context, "role_delete", request, role=request.role)
 
     async def RoleGrantPermission(self, request, context):
-        return await self._change(context, "role_grant_permission", role=request.role,
+        return await self._change(context, "role_grant_permission", request, role=request.role,
                                   permission=request.permission)
 
     async def RoleRevokePermission(self, request, context):
-        return await self._change(context, "role_revoke_permission", role=request.role,
+        return await self._change(context, "role_revoke_permission", request, role=request.role,
                                   permission=request.permission)
 
     async def RoleList(self, request, context):
         return await self._call(context, lambda **kw: self._auth().roles_async(**kw))
 
     async def AuthEnable(self, request, context):
-        return await self._change(context, "enable")
+        return await self._change(context, "enable", request)
 
     async def AuthDisable(self, request, context):
-        return await self._change(context, "disable")
+        return await self._change(context, "disable", request)
 
     async def AuthStatus(self, request, context):
         try:

@@ -4,7 +4,9 @@ auth store that the gRPC server's gate (server/api/auth_calls.py) reads
 before every call.
 
 Changes are writes like any other (`node.propose`): linearizable, exactly
-once by request id. What is random or costly is done here, on the
+once by request id. A caller's request id (kept across its retries) becomes
+the AuthChange's, checked before any hashing; without one the node draws
+one, so only that attempt is deduplicated. What is random or costly is done here, on the
 proposing node, never in apply: a password is hashed (scrypt, ~50 ms of
 CPU, at most AUTH_HASHINGS_IN_FLIGHT_MAX at once, RESOURCE_EXHAUSTED
 beyond) under a fresh salt, and enabling draws the token key; the command
@@ -33,7 +35,7 @@ import lmdb
 from tandemkv import limits
 from tandemkv.errors import InvalidArgument, ResourceExhausted
 from tandemkv.server.node.deadlines import deadline_of, read_timed_out
-from tandemkv.server.strong import auth, auth_store
+from tandemkv.server.strong import auth, auth_store, validation
 from tandemkv.v1 import auth_pb2, raft_pb2
 
 if TYPE_CHECKING:
@@ -136,21 +138,25 @@ class NodeAuth:
         result = await self._node.propose_async(change, timeout_s=timeout_s)
         return auth_pb2.AuthChangeResponse(auth_revision=result.auth_revision)
 
-    def change(self, kind: str, timeout_s: float | None = None, **fields) -> auth_pb2.AuthChangeResponse:
+    def change(self, kind: str, timeout_s: float | None = None, request_id: bytes | None = None,
+               **fields) -> auth_pb2.AuthChangeResponse:
         """One change of the store: `kind` is an AuthChange field (user_add,
         user_delete, user_password, user_grant_role, user_revoke_role,
         role_add, role_delete, role_grant_permission, role_revoke_permission,
         enable, disable) and `fields` its request's fields; a `password` is
-        hashed here, and `enable` draws the token key."""
+        hashed here, and `enable` draws the token key. A retry with the same
+        `request_id` answers as its first attempt did and applies nothing."""
+        validation.check_request_id(request_id or b"")
         secret = self._hashing(lambda: _secret(fields["password"])) if _hashes(kind, fields) else None
-        return self._propose(_build(kind, fields, secret), timeout_s)
+        return self._propose(_build(kind, fields, secret, request_id), timeout_s)
 
-    async def change_async(self, kind: str, timeout_s: float | None = None, **fields
-                           ) -> auth_pb2.AuthChangeResponse:
+    async def change_async(self, kind: str, timeout_s: float | None = None, request_id: bytes | None = None,
+                           **fields) -> auth_pb2.AuthChangeResponse:
+        validation.check_request_id(request_id or b"")
         secret = None
         if _hashes(kind, fields):
             secret = await self._hashing_async(lambda: _secret(fields["password"]))
-        return await self._propose_async(_build(kind, fields, secret), timeout_s)
+        return await self._propose_async(_build(kind, fields, secret, request_id), timeout_s)
 
     # shorthands
     def user_add(self, user: str, password: str = "", **kw) -> auth_pb2.AuthChangeResponse:
@@ -220,8 +226,10 @@ def _hashes(kind: str, fields: dict) -> bool:
     return kind in ("user_add", "user_password") and bool(fields.get("password"))
 
 
-def _build(kind: str, fields: dict, secret: tuple[bytes, bytes] | None) -> raft_pb2.AuthChange:
+def _build(kind: str, fields: dict, secret: tuple[bytes, bytes] | None,
+           request_id: bytes | None = None) -> raft_pb2.AuthChange:
     fields = dict(fields)
+    fields.pop("request_id", None)  # the AuthChange carries it, once
     if kind in ("user_add", "user_password"):
         if kind == "user_password" and not fields.pop("password", ""):
             auth.check_password("")  # raises, saying what a password must be
@@ -233,7 +241,7 @@ def _build(kind: str, fields: dict, secret: tuple[bytes, bytes] | None) -> raft_
     body = _BODIES.get(kind)
     if body is None:
         raise InvalidArgument(f"auth change {kind!r} is unknown; use one of {', '.join(sorted(_BODIES))}")
-    change = raft_pb2.AuthChange()
+    change = raft_pb2.AuthChange(request_id=request_id or b"")
     getattr(change, kind).CopyFrom(body(**fields))
     return change
 

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16tandemkv/v1/auth.proto\x12\x0btandemkv.v1\"l\n\nPermission\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.tandemkv.v1.ResourceKind\x12\x0e\n\x06prefix\x18\x02 \x01(\x0c\x12%\n\x04mode\x18\x03 \x01(\x0e\x32\x17.tandemkv.v1.AccessMode\"5\n\x13\x41uthenticateRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"<\n\x14\x41uthenticateResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\"0\n\x0eUserAddRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"!\n\x11UserDeleteRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"5\n\x13UserPasswordRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"-\n\x0fUserRoleRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\"\x11\n\x0fUserListRequest\"=\n\x08UserInfo\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x14\n\x0chas_password\x18\x03 \x01(\x08\"O\n\x10UserListResponse\x12$\n\x05users\x18\x01 \x03(\x0b\x32\x15.tandemkv.v1.UserInfo\x12\x15\n\rauth_revision\x18\x02 \x01(\x04\"\x1e\n\x0eRoleAddRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\"!\n\x11RoleDeleteRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\"R\n\x15RolePermissionRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\x12+\n\npermission\x18\x02 \x01(\x0b\x32\x17.tandemkv.v1.Permission\"\x11\n\x0fRoleListRequest\"F\n\x08RoleInfo\x12\x0c\n\x04role\x18\x01 \x01(\t\x12,\n\x0bpermissions\x18\x02 \x03(\x0b\x32\x17.tandemkv.v1.Permission\"O\n\x10RoleListResponse\x12$\n\x05roles\x18\x01 \x03(\x0b\x32\x15.tandemkv.v1.RoleInfo\x12\x15\n\rauth_revision\x18\x02 \x01(\x04\"\x13\n\x11\x41uthEnableRequest\"\x14\n\x12\x41uthDisableRequest\"\x13\n\x11\x41uthStatusRequest\"L\n\x12\x41uthStatusResponse\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x15\n\rauth_revision\x18\x02 \x01(\x04\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\t\"+\n\x12\x41uthChangeResponse\x12\x15\n\rauth_revision\x18\x01 \x01(\x04*\xbb\x01\n\x0cResourceKind\x12\x1d\n\x19RESOURCE_KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cRESOURCE_KEY\x10\x01\x12\x15\n\x11RESOURCE_REGISTRY\x10\x02\x12\x11\n\rRESOURCE_LOCK\x10\x03\x12\x15\n\x11RESOURCE_ELECTION\x10\x04\x12\x11\n\rRESOURCE_CRDT\x10\x05\x12\x12\n\x0eRESOURCE_TOPIC\x10\x06\x12\x12\n\x0eRESOURCE_QUEUE\x10\x07*L\n\nAccessMode\x12\x1b\n\x17\x41\x43\x43\x45SS_MODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43\x43\x45SS_READ\x10\x01\x12\x10\n\x0c\x41\x43\x43\x45SS_WRITE\x10\x02\x32\xbf\t\n\x04\x41uth\x12S\n\x0c\x41uthenticate\x12 .tandemkv.v1.AuthenticateRequest\x1a!.tandemkv.v1.AuthenticateResponse\x12G\n\x07UserAdd\x12\x1b.tandemkv.v1.UserAddRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12M\n\nUserDelete\x12\x1e.tandemkv.v1.UserDeleteRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12W\n\x12UserChangePassword\x12 .tandemkv.v1.UserPasswordRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12N\n\rUserGrantRole\x12\x1c.tandemkv.v1.UserRoleRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12O\n\x0eUserRevokeRole\x12\x1c.tandemkv.v1.UserRoleRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12G\n\x08UserList\x12\x1c.tandemkv.v1.UserListRequest\x1a\x1d.tandemkv.v1.UserListResponse\x12G\n\x07RoleAdd\x12\x1b.tandemkv.v1.RoleAddRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12M\n\nRoleDelete\x12\x1e.tandemkv.v1.RoleDeleteRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12Z\n\x13RoleGrantPermission\x12\".tandemkv.v1.RolePermissionRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12[\n\x14RoleRevokePermission\x12\".tandemkv.v1.RolePermissionRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12G\n\x08RoleList\x12\x1c.tandemkv.v1.RoleListRequest\x1a\x1d.tandemkv.v1.RoleListResponse\x12M\n\nAuthEnable\x12\x1e.tandemkv.v1.AuthEnableRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12O\n\x0b\x41uthDisable\x12\x1f.tandemkv.v1.AuthDisableRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12M\n\nAuthStatus\x12\x1e.tandemkv.v1.AuthStatusRequest\x1a\x1f.tandemkv.v1.AuthStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16tandemkv/v1/auth.proto\x12\x0btandemkv.v1\"l\n\nPermission\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.tandemkv.v1.ResourceKind\x12\x0e\n\x06prefix\x18\x02 \x01(\x0c\x12%\n\x04mode\x18\x03 \x01(\x0e\x32\x17.tandemkv.v1.AccessMode\"5\n\x13\x41uthenticateRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"<\n\x14\x41uthenticateResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\"D\n\x0eUserAddRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\x0c\"5\n\x11UserDeleteRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\x0c\"I\n\x13UserPasswordRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\x0c\"A\n\x0fUserRoleRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\x0c\"\x11\n\x0fUserListRequest\"=\n\x08UserInfo\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x14\n\x0chas_password\x18\x03 \x01(\x08\"O\n\x10UserListResponse\x12$\n\x05users\x18\x01 \x03(\x0b\x32\x15.tandemkv.v1.UserInfo\x12\x15\n\rauth_revision\x18\x02 \x01(\x04\"2\n\x0eRoleAddRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\x0c\"5\n\x11RoleDeleteRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\x0c\"f\n\x15RolePermissionRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\x12+\n\npermission\x18\x02 \x01(\x0b\x32\x17.tandemkv.v1.Permission\x12\x12\n\nrequest_id\x18\x03 \x01(\x0c\"\x11\n\x0fRoleListRequest\"F\n\x08RoleInfo\x12\x0c\n\x04role\x18\x01 \x01(\t\x12,\n\x0bpermissions\x18\x02 \x03(\x0b\x32\x17.tandemkv.v1.Permission\"O\n\x10RoleListResponse\x12$\n\x05roles\x18\x01 \x03(\x0b\x32\x15.tandemkv.v1.RoleInfo\x12\x15\n\rauth_revision\x18\x02 \x01(\x04\"\'\n\x11\x41uthEnableRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x0c\"(\n\x12\x41uthDisableRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x0c\"\x13\n\x11\x41uthStatusRequest\"L\n\x12\x41uthStatusResponse\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x15\n\rauth_revision\x18\x02 \x01(\x04\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\t\"+\n\x12\x41uthChangeResponse\x12\x15\n\rauth_revision\x18\x01 \x01(\x04*\xbb\x01\n\x0cResourceKind\x12\x1d\n\x19RESOURCE_KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cRESOURCE_KEY\x10\x01\x12\x15\n\x11RESOURCE_REGISTRY\x10\x02\x12\x11\n\rRESOURCE_LOCK\x10\x03\x12\x15\n\x11RESOURCE_ELECTION\x10\x04\x12\x11\n\rRESOURCE_CRDT\x10\x05\x12\x12\n\x0eRESOURCE_TOPIC\x10\x06\x12\x12\n\x0eRESOURCE_QUEUE\x10\x07*L\n\nAccessMode\x12\x1b\n\x17\x41\x43\x43\x45SS_MODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43\x43\x45SS_READ\x10\x01\x12\x10\n\x0c\x41\x43\x43\x45SS_WRITE\x10\x02\x32\xbf\t\n\x04\x41uth\x12S\n\x0c\x41uthenticate\x12 .tandemkv.v1.AuthenticateRequest\x1a!.tandemkv.v1.AuthenticateResponse\x12G\n\x07UserAdd\x12\x1b.tandemkv.v1.UserAddRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12M\n\nUserDelete\x12\x1e.tandemkv.v1.UserDeleteRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12W\n\x12UserChangePassword\x12 .tandemkv.v1.UserPasswordRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12N\n\rUserGrantRole\x12\x1c.tandemkv.v1.UserRoleRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12O\n\x0eUserRevokeRole\x12\x1c.tandemkv.v1.UserRoleRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12G\n\x08UserList\x12\x1c.tandemkv.v1.UserListRequest\x1a\x1d.tandemkv.v1.UserListResponse\x12G\n\x07RoleAdd\x12\x1b.tandemkv.v1.RoleAddRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12M\n\nRoleDelete\x12\x1e.tandemkv.v1.RoleDeleteRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12Z\n\x13RoleGrantPermission\x12\".tandemkv.v1.RolePermissionRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12[\n\x14RoleRevokePermission\x12\".tandemkv.v1.RolePermissionRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12G\n\x08RoleList\x12\x1c.tandemkv.v1.RoleListRequest\x1a\x1d.tandemkv.v1.RoleListResponse\x12M\n\nAuthEnable\x12\x1e.tandemkv.v1.AuthEnableRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12O\n\x0b\x41uthDisable\x12\x1f.tandemkv.v1.AuthDisableRequest\x1a\x1f.tandemkv.v1.AuthChangeResponse\x12M\n\nAuthStatus\x12\x1e.tandemkv.v1.AuthStatusRequest\x1a\x1f.tandemkv.v1.AuthStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tandemkv.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESOURCEKIND']._serialized_start=1127
-  _globals['_RESOURCEKIND']._serialized_end=1314
-  _globals['_ACCESSMODE']._serialized_start=1316
-  _globals['_ACCESSMODE']._serialized_end=1392
+  _globals['_RESOURCEKIND']._serialized_start=1307
+  _globals['_RESOURCEKIND']._serialized_end=1494
+  _globals['_ACCESSMODE']._serialized_start=1496
+  _globals['_ACCESSMODE']._serialized_end=1572
   _globals['_PERMISSION']._serialized_start=39
   _globals['_PERMISSION']._serialized_end=147
   _globals['_AUTHENTICATEREQUEST']._serialized_start=149
@@ -42,41 +42,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHENTICATERESPONSE']._serialized_start=204
   _globals['_AUTHENTICATERESPONSE']._serialized_end=264
   _globals['_USERADDREQUEST']._serialized_start=266
-  _globals['_USERADDREQUEST']._serialized_end=314
-  _globals['_USERDELETEREQUEST']._serialized_start=316
-  _globals['_USERDELETEREQUEST']._serialized_end=349
-  _globals['_USERPASSWORDREQUEST']._serialized_start=351
-  _globals['_USERPASSWORDREQUEST']._serialized_end=404
-  _globals['_USERROLEREQUEST']._serialized_start=406
-  _globals['_USERROLEREQUEST']._serialized_end=451
-  _globals['_USERLISTREQUEST']._serialized_start=453
-  _globals['_USERLISTREQUEST']._serialized_end=470
-  _globals['_USERINFO']._serialized_start=472
-  _globals['_USERINFO']._serialized_end=533
-  _globals['_USERLISTRESPONSE']._serialized_start=535
-  _globals['_USERLISTRESPONSE']._serialized_end=614
-  _globals['_ROLEADDREQUEST']._serialized_start=616
-  _globals['_ROLEADDREQUEST']._serialized_end=646
-  _globals['_ROLEDELETEREQUEST']._serialized_start=648
-  _globals['_ROLEDELETEREQUEST']._serialized_end=681
-  _globals['_ROLEPERMISSIONREQUEST']._serialized_start=683
-  _globals['_ROLEPERMISSIONREQUEST']._serialized_end=765
-  _globals['_ROLELISTREQUEST']._serialized_start=767
-  _globals['_ROLELISTREQUEST']._serialized_end=784
-  _globals['_ROLEINFO']._serialized_start=786
-  _globals['_ROLEINFO']._serialized_end=856
-  _globals['_ROLELISTRESPONSE']._serialized_start=858
-  _globals['_ROLELISTRESPONSE']._serialized_end=937
-  _globals['_AUTHENABLEREQUEST']._serialized_start=939
-  _globals['_AUTHENABLEREQUEST']._serialized_end=958
-  _globals['_AUTHDISABLEREQUEST']._serialized_start=960
-  _globals['_AUTHDISABLEREQUEST']._serialized_end=980
-  _globals['_AUTHSTATUSREQUEST']._serialized_start=982
-  _globals['_AUTHSTATUSREQUEST']._serialized_end=1001
-  _globals['_AUTHSTATUSRESPONSE']._serialized_start=1003
-  _globals['_AUTHSTATUSRESPONSE']._serialized_end=1079
-  _globals['_AUTHCHANGERESPONSE']._serialized_start=1081
-  _globals['_AUTHCHANGERESPONSE']._serialized_end=1124
-  _globals['_AUTH']._serialized_start=1395
-  _globals['_AUTH']._serialized_end=2610
+  _globals['_USERADDREQUEST']._serialized_end=334
+  _globals['_USERDELETEREQUEST']._serialized_start=336
+  _globals['_USERDELETEREQUEST']._serialized_end=389
+  _globals['_USERPASSWORDREQUEST']._serialized_start=391
+  _globals['_USERPASSWORDREQUEST']._serialized_end=464
+  _globals['_USERROLEREQUEST']._serialized_start=466
+  _globals['_USERROLEREQUEST']._serialized_end=531
+  _globals['_USERLISTREQUEST']._serialized_start=533
+  _globals['_USERLISTREQUEST']._serialized_end=550
+  _globals['_USERINFO']._serialized_start=552
+  _globals['_USERINFO']._serialized_end=613
+  _globals['_USERLISTRESPONSE']._serialized_start=615
+  _globals['_USERLISTRESPONSE']._serialized_end=694
+  _globals['_ROLEADDREQUEST']._serialized_start=696
+  _globals['_ROLEADDREQUEST']._serialized_end=746
+  _globals['_ROLEDELETEREQUEST']._serialized_start=748
+  _globals['_ROLEDELETEREQUEST']._serialized_end=801
+  _globals['_ROLEPERMISSIONREQUEST']._serialized_start=803
+  _globals['_ROLEPERMISSIONREQUEST']._serialized_end=905
+  _globals['_ROLELISTREQUEST']._serialized_start=907
+  _globals['_ROLELISTREQUEST']._serialized_end=924
+  _globals['_ROLEINFO']._serialized_start=926
+  _globals['_ROLEINFO']._serialized_end=996
+  _globals['_ROLELISTRESPONSE']._serialized_start=998
+  _globals['_ROLELISTRESPONSE']._serialized_end=1077
+  _globals['_AUTHENABLEREQUEST']._serialized_start=1079
+  _globals['_AUTHENABLEREQUEST']._serialized_end=1118
+  _globals['_AUTHDISABLEREQUEST']._serialized_start=1120
+  _globals['_AUTHDISABLEREQUEST']._serialized_end=1160
+  _globals['_AUTHSTATUSREQUEST']._serialized_start=1162
+  _globals['_AUTHSTATUSREQUEST']._serialized_end=1181
+  _globals['_AUTHSTATUSRESPONSE']._serialized_start=1183
+  _globals['_AUTHSTATUSRESPONSE']._serialized_end=1259
+  _globals['_AUTHCHANGERESPONSE']._serialized_start=1261
+  _globals['_AUTHCHANGERESPONSE']._serialized_end=1304
+  _globals['_AUTH']._serialized_start=1575
+  _globals['_AUTH']._serialized_end=2790
 # @@protoc_insertion_point(module_scope)

@@ -62,34 +62,42 @@ class AuthenticateResponse(_message.Message):
     def __init__(self, token: _Optional[str] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
 
 class UserAddRequest(_message.Message):
-    __slots__ = ("user", "password")
+    __slots__ = ("user", "password", "request_id")
     USER_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     user: str
     password: str
-    def __init__(self, user: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+    request_id: bytes
+    def __init__(self, user: _Optional[str] = ..., password: _Optional[str] = ..., request_id: _Optional[bytes] = ...) -> None: ...
 
 class UserDeleteRequest(_message.Message):
-    __slots__ = ("user",)
+    __slots__ = ("user", "request_id")
     USER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     user: str
-    def __init__(self, user: _Optional[str] = ...) -> None: ...
+    request_id: bytes
+    def __init__(self, user: _Optional[str] = ..., request_id: _Optional[bytes] = ...) -> None: ...
 
 class UserPasswordRequest(_message.Message):
-    __slots__ = ("user", "password")
+    __slots__ = ("user", "password", "request_id")
     USER_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     user: str
     password: str
-    def __init__(self, user: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+    request_id: bytes
+    def __init__(self, user: _Optional[str] = ..., password: _Optional[str] = ..., request_id: _Optional[bytes] = ...) -> None: ...
 
 class UserRoleRequest(_message.Message):
-    __slots__ = ("user", "role")
+    __slots__ = ("user", "role", "request_id")
     USER_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     user: str
     role: str
-    def __init__(self, user: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+    request_id: bytes
+    def __init__(self, user: _Optional[str] = ..., role: _Optional[str] = ..., request_id: _Optional[bytes] = ...) -> None: ...
 
 class UserListRequest(_message.Message):
     __slots__ = ()
@@ -114,24 +122,30 @@ class UserListResponse(_message.Message):
     def __init__(self, users: _Optional[_Iterable[_Union[UserInfo, _Mapping]]] = ..., auth_revision: _Optional[int] = ...) -> None: ...
 
 class RoleAddRequest(_message.Message):
-    __slots__ = ("role",)
+    __slots__ = ("role", "request_id")
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     role: str
-    def __init__(self, role: _Optional[str] = ...) -> None: ...
+    request_id: bytes
+    def __init__(self, role: _Optional[str] = ..., request_id: _Optional[bytes] = ...) -> None: ...
 
 class RoleDeleteRequest(_message.Message):
-    __slots__ = ("role",)
+    __slots__ = ("role", "request_id")
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     role: str
-    def __init__(self, role: _Optional[str] = ...) -> None: ...
+    request_id: bytes
+    def __init__(self, role: _Optional[str] = ..., request_id: _Optional[bytes] = ...) -> None: ...
 
 class RolePermissionRequest(_message.Message):
-    __slots__ = ("role", "permission")
+    __slots__ = ("role", "permission", "request_id")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     role: str
     permission: Permission
-    def __init__(self, role: _Optional[str] = ..., permission: _Optional[_Union[Permission, _Mapping]] = ...) -> None: ...
+    request_id: bytes
+    def __init__(self, role: _Optional[str] = ..., permission: _Optional[_Union[Permission, _Mapping]] = ..., request_id: _Optional[bytes] = ...) -> None: ...
 
 class RoleListRequest(_message.Message):
     __slots__ = ()
@@ -154,12 +168,16 @@ class RoleListResponse(_message.Message):
     def __init__(self, roles: _Optional[_Iterable[_Union[RoleInfo, _Mapping]]] = ..., auth_revision: _Optional[int] = ...) -> None: ...
 
 class AuthEnableRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: bytes
+    def __init__(self, request_id: _Optional[bytes] = ...) -> None: ...
 
 class AuthDisableRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: bytes
+    def __init__(self, request_id: _Optional[bytes] = ...) -> None: ...
 
 class AuthStatusRequest(_message.Message):
     __slots__ = ()
