@@ -79,7 +79,7 @@ __all__ = ["APPEND_ENTRIES_BATCH_BYTES", "EXIT_STORAGE_FAILURE", "SNAPSHOT_CHUNK
 # pysyncobj's append-entries batch; far above the largest command, which
 # avoids its chunking bug for commands near a multiple of this size.
 APPEND_ENTRIES_BATCH_BYTES = limits.RAFT_APPEND_BATCH_BYTES
-# pysyncobj's snapshot chunk and socket buffers, as limits.py states them.
+# pysyncobj's snapshot chunk and socket buffers, as tandemkv.limits states them.
 SNAPSHOT_CHUNK_BYTES = limits.RAFT_SNAPSHOT_CHUNK_BYTES
 SOCKET_BUFFER_BYTES = limits.RAFT_SOCKET_BUFFER_BYTES
 
