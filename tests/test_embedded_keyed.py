@@ -23,7 +23,7 @@ import time
 import pytest
 
 from tandemkv import limits
-from tandemkv.errors import FailedPrecondition, InvalidArgument, NotFound
+from tandemkv.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from tandemkv.server.node.crdt import Add, Assign, Increment, Put, TableKind
 from tests.test_embedded_coordination import wait_until
 from tests.test_embedded_node import Cluster
@@ -42,6 +42,20 @@ def cluster(tmp_path_factory):
     c.start()
     yield c
     c.stop()
+
+
+def create_after_restarts(node, table: str, kind: TableKind) -> None:
+    """Creates `table` through `node`, again while it answers Unavailable
+    (not applied: safe to send again). The tests before restart n0, and a
+    restarted member may start an election that discards a write in flight."""
+    deadline = time.monotonic() + CONVERGE_TIMEOUT_S
+    while True:
+        try:
+            node.crdt.create_table(table, kind, keyed=True)
+            return
+        except Unavailable:
+            assert time.monotonic() < deadline, f"{table} was never created"
+            time.sleep(0.05)
 
 
 def key_count_everywhere(cluster, table: str) -> dict[str, int]:
@@ -195,7 +209,7 @@ def test_keys_survive_a_restart(cluster):
 
 def test_dropping_a_keyed_table_ends_its_subscriptions_with_not_found(cluster):
     a = cluster.nodes["n0"]
-    a.crdt.create_table("scratch", TableKind.OR_SET, keyed=True)
+    create_after_restarts(a, "scratch", TableKind.OR_SET)
     a.crdt.update("scratch", Add(b"m"), key=b"k")
     values = a.crdt.subscribe("scratch", key=b"k")
     assert next(values).value == [b"m"]
@@ -210,7 +224,7 @@ def test_dropping_a_keyed_table_ends_its_subscriptions_with_not_found(cluster):
 
 def test_a_subscriber_that_falls_behind_is_told_to_resync_never_silently_skipped(cluster):
     b = cluster.nodes["n1"]
-    b.crdt.create_table("burst", TableKind.OR_SET, keyed=True)
+    create_after_restarts(b, "burst", TableKind.OR_SET)
     values = b.crdt.subscribe("burst", prefix=b"")
     try:
         assert next(values).resync  # the start: scan from here
@@ -234,7 +248,7 @@ def test_a_subscriber_that_falls_behind_is_told_to_resync_never_silently_skipped
 
 def test_a_keyed_table_dropped_and_created_again_starts_empty_after_a_restart(cluster):
     a = cluster.nodes["n0"]
-    a.crdt.create_table("again", TableKind.OR_SET, keyed=True)
+    create_after_restarts(a, "again", TableKind.OR_SET)
     a.crdt.update("again", Add(b"old"), key=b"k")
     a.crdt.drop_table("again")
     a.crdt.create_table("again", TableKind.OR_SET, keyed=True)
