@@ -6,7 +6,6 @@ its status."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from tandemkv import limits
 
@@ -14,6 +13,8 @@ from tandemkv.server.available.crdt.keyed import KeyedTable
 from tandemkv.server.available.crdt.kinds import TableKind
 from tandemkv.server.available.gossip.keyed_digest import KEYED_DIGEST_DEPTH, KEYED_DIGEST_FANOUT, BucketDigests
 from tandemkv.server.available.gossip.keyed_outbox import PushOutbox
+# The same frame-to-a-peer type as the table gossip's: one transport sends both.
+from tandemkv.server.available.gossip.records import Outgoing  # noqa: F401 - re-exported
 
 # Milliseconds between two rounds, and members one round's exchange asks.
 KEYED_ROUND_INTERVAL_MS = 1_000
@@ -39,11 +40,6 @@ class KeyedSyncConfig:
         assert self.round_interval_ms >= 1 and self.fanout >= 1
         assert self.frame_bytes_max >= limits.GOSSIP_MESSAGE_BYTES_MIN
         assert self.frame_digests_max >= self.digest_fanout and self.step_keys_max >= 1
-
-
-class Outgoing(NamedTuple):
-    peer: str
-    frame: bytes
 
 
 @dataclass(frozen=True)
