@@ -134,7 +134,7 @@ class LeaderAttempts(Attempts):
         return self.router.pick()
 
     def answered(self, endpoint: str) -> None:
-        pass
+        self.router.answered(endpoint)
 
     def failed_at(self, endpoint: str, error: errors.TandemKVError) -> float | None:
         """The wait before the next attempt, or None to give up."""
@@ -225,13 +225,14 @@ def unary(operation: ops.Operation, attempts: LeaderAttempts | SweepAttempts) ->
 
 
 def find_leader(router: Router, timeout_s: float) -> Plan:
-    """Asks each endpoint in turn for the leader until one names it."""
-    for endpoint in list(router.endpoints):
+    """Asks each endpoint in turn (removed nodes last) for the leader
+    until one names one that is not known to be removed."""
+    for endpoint in router.order():
         try:
             response = yield Send(endpoint, ops.status(), timeout_s)
         except grpc.RpcError:
             continue
-        if response.leader_client_address:
+        if response.leader_client_address and response.leader_client_address not in router.removed:
             router.learn_leader(response.leader_client_address)
             return
 

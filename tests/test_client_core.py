@@ -23,7 +23,7 @@ from tandemkv.client import AsyncClient, Client, Retry
 from tandemkv.client import _core as core
 from tandemkv.client import _operations as ops
 from tandemkv.client._routing import LocalEndpoints, Router
-from tandemkv.v1 import cluster_pb2, counter_pb2, crdt_pb2
+from tandemkv.v1 import cluster_pb2, counter_pb2, crdt_pb2, kv_pb2
 
 NO_JITTER = Retry(jitter=lambda: 1.0, clock=lambda: 0.0)
 
@@ -132,6 +132,44 @@ def test_an_unknown_leader_is_asked_for_before_the_first_attempt():
     ask_b = trace.fail(FakeRpcError(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses"))
     attempt = trace.answer(cluster_pb2.StatusResponse(leader_client_address="b:2"))
     assert (ask_b.endpoint, attempt.endpoint, attempt.operation.method) == ("b:2", "b:2", "Get")
+
+
+def removed_node(name: str) -> FakeRpcError:
+    return FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, f"node {name} was removed from the cluster",
+                        (("tandemkv-error", "NodeRemoved"),))
+
+
+def test_removed_nodes_are_asked_last_and_the_stale_leader_they_name_is_not_believed():
+    # The client was given a, b, c; a and b were removed and keep running,
+    # b still naming a as leader. Without the bookkeeping every lookup asked
+    # a or b first and every attempt went to a, until the deadline.
+    router = router_led_by("a:1", "a:1", "b:2", "c:3")
+    trace = leader_call(ops.put("k", "v"), router)
+    assert trace.next().endpoint == "a:1"
+    ask_b = next_after_sleep(trace, trace.fail(removed_node("a")))
+    assert (ask_b.endpoint, ask_b.operation.method) == ("b:2", "Status")
+    ask_c = trace.answer(cluster_pb2.StatusResponse(leader_client_address="a:1"))
+    assert (ask_c.endpoint, ask_c.operation.method) == ("c:3", "Status")
+    attempt = trace.answer(cluster_pb2.StatusResponse(leader_client_address="d:4"))
+    assert (attempt.endpoint, attempt.operation.method) == ("d:4", "Put")
+    assert router.order()[-1] == "a:1" and router.removed == {"a:1"}
+    assert trace.answer(kv_pb2.PutResponse()) is None
+    # A serving node that names a removed endpoint as leader: it was added again.
+    router.failed("d:4", not_applied_error(leader="a:1"))
+    assert router.leader == "a:1" and not router.removed
+
+
+def next_after_sleep(trace: Trace, action: core.Action | None) -> core.Send:
+    while isinstance(action, core.Sleep):
+        action = trace.next()
+    assert isinstance(action, core.Send), action
+    return action
+
+
+def not_applied_error(leader: str) -> errors.Unavailable:
+    error = errors.Unavailable("node n4: not the leader")
+    error.leader_hint = leader
+    return error
 
 
 def test_a_write_that_gives_up_after_an_unknown_outcome_raises_outcome_unknown():

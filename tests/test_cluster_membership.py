@@ -24,7 +24,7 @@ import pytest
 
 from tandemkv import errors
 from tandemkv.client import NO_RETRY, Client, Retry
-from tandemkv.v1 import kv_pb2, kv_pb2_grpc
+from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, kv_pb2, kv_pb2_grpc
 from tests.support.growing_cluster import GrowingCluster
 
 pytestmark = pytest.mark.skipif(os.environ.get("TANDEMKV_SKIP_CLUSTER") == "1", reason="cluster tests off")
@@ -206,6 +206,9 @@ def test_removing_the_leader_hands_over_and_the_removed_node_refuses_and_will_no
                         break
                 assert time.monotonic() < deadline, f"{leader} never refused"
                 time.sleep(0.1)
+            # Its status names no leader: the one it last knew is stale.
+            status = cluster_pb2_grpc.ClusterStub(channel).Status(cluster_pb2.StatusRequest(), timeout=10)
+            assert (status.leader, status.leader_client_address) == ("", ""), status
         cluster.stop_node(leader)
         again = cluster.serve_until_exit(leader, timeout_s=CLI_TIMEOUT_S)
         assert again.returncode == 3, again.stderr

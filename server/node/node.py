@@ -359,7 +359,9 @@ class Node(NodeOperations, NodeWatches, NodeCoordination, NodeBatches, NodeMembe
     # -- status --
     def status(self) -> NodeStatus:
         raft = self._require_running().status()
-        leader = self.member_at(raft.leader_address)
+        # A removed node hears from no leader: the one it last knew is stale,
+        # and a client told of it would ask a node that may be gone too.
+        leader = None if self._removed_reason is not None else self.member_at(raft.leader_address)
         return NodeStatus(
             name=self.config.name,
             role=raft.role,
