@@ -134,6 +134,9 @@ RULES: dict[str, Rule] = {
     "/tandemkv.v1.PubSub/Publish": Rule("topic", "write", _one("topic")),
     "/tandemkv.v1.Jobs/Enqueue": Rule("queue", "write", _one("queue")),
     "/tandemkv.v1.Jobs/Claim": Rule("queue", "write", _one("queue")),
+    "/tandemkv.v1.Jobs/EnqueueMany": Rule("queue", "write", _one("queue")),
+    # Every settled job must be of the named queue (the state machine refuses the others).
+    "/tandemkv.v1.Jobs/Settle": Rule("queue", "write", _one("queue")),
     "/tandemkv.v1.Jobs/List": Rule("queue", "read", _one("queue")),
     "/tandemkv.v1.Jobs/Stats": Rule("queue", "read", _one("queue")),
     "/tandemkv.v1.Jobs/Heartbeat": Rule("queue", "write", _one("queue")),

@@ -44,6 +44,16 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
     async def Enqueue(self, request, context):
         return await self._write(request, context)
 
+    async def EnqueueMany(self, request, context):
+        return await self._write(request, context)
+
+    async def Settle(self, request, context):
+        response = await self._write(request, context)
+        settled = [outcome.id for outcome in response.outcomes if outcome.settled]
+        if settled:
+            await asyncio.get_running_loop().run_in_executor(None, self._node.jobs.board.forget_many, settled)
+        return response
+
     async def Claim(self, request, context):
         return await self._write(request, context)
 

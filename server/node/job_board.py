@@ -93,6 +93,11 @@ class NodeJobBoard:
         except TandemKVError as error:
             log.info("progress of job %d not removed now (%s); the sweep will", job_id, error)
 
+    def forget_many(self, job_ids: list[int]) -> None:
+        """`forget` for each of `job_ids` (a Settle's settled jobs), in one call."""
+        for job_id in job_ids:
+            self.forget(job_id)
+
     # -- reads --
     def progress_of(self, job: J.Job) -> J.JobProgress | None:
         """The last progress of the job's current claim, as this node has it."""

@@ -89,6 +89,26 @@ class NodeJobs:
         return await self._node.propose_async(enqueue_request(queue, args, **options),
                                               timeout_s=timeout_s)
 
+    def enqueue_many(self, queue: bytes, jobs: list[J.JobEnqueueRequest], *, request_id: bytes = b"",
+                     timeout_s: float | None = None) -> J.JobEnqueueManyResponse:
+        """Enqueues `jobs` (each built by `enqueue_request` with an empty
+        queue, or just `J.JobEnqueueRequest(args=...)`) to `queue` in one
+        entry; the answer's `jobs` hold their ids in order (at most
+        JOB_ENQUEUE_MANY_JOBS_MAX)."""
+        request = J.JobEnqueueManyRequest(queue=queue, jobs=jobs, request_id=request_id)
+        return self._node.propose(request, timeout_s=timeout_s)
+
+    def settle(self, queue: bytes, settlements: list[J.JobSettlement], *, request_id: bytes = b"",
+               timeout_s: float | None = None, claim_lease: int = 0, claim_limit: int = 0) -> J.JobSettleResponse:
+        """Completes or fails many claimed jobs of `queue` in one entry (each
+        fenced alone: the answer's `outcomes` say which were recorded);
+        `claim_lease`, `claim_limit` as for `complete`."""
+        request = J.JobSettleRequest(queue=queue, settlements=settlements, request_id=request_id,
+                                     **_claim_next(claim_lease, claim_limit))
+        response = self._node.propose(request, timeout_s=timeout_s)
+        self.board.forget_many([outcome.id for outcome in response.outcomes if outcome.settled])
+        return response
+
     def claim(self, queue: bytes, lease: int, limit: int = 1, *, request_id: bytes = b"",
               timeout_s: float | None = None) -> J.JobClaimResponse:
         """Claims up to `limit` available jobs under `lease`; each job carries

@@ -37,6 +37,8 @@ WRITE_FIELDS: dict[type[Message], str] = {
     jobs_pb2.JobClaimRequest: "job_claim",
     jobs_pb2.JobCompleteRequest: "job_complete",
     jobs_pb2.JobFailRequest: "job_fail",
+    jobs_pb2.JobEnqueueManyRequest: "job_enqueue_many",
+    jobs_pb2.JobSettleRequest: "job_settle",
     jobs_pb2.JobRetryRequest: "job_retry",
     jobs_pb2.JobCancelRequest: "job_cancel",
     jobs_pb2.JobDiscardRequest: "job_discard",

@@ -66,7 +66,7 @@ def check_claim(request: J.JobClaimRequest) -> None:
                               f"{limits.JOB_CLAIM_JOBS_MAX}", limit="JOB_CLAIM_JOBS_MAX")
 
 
-def _check_claim_next(request: J.JobCompleteRequest | J.JobFailRequest) -> None:
+def _check_claim_next(request: J.JobCompleteRequest | J.JobFailRequest | J.JobSettleRequest) -> None:
     """A settlement's claim of the next jobs, when it carries one."""
     if not request.HasField("claim_next"):
         return
@@ -88,6 +88,52 @@ def check_complete(request: J.JobCompleteRequest) -> None:
 def check_fail(request: J.JobFailRequest) -> None:
     _check_id(request.id)
     _check_bytes(request.error.encode(), "error", "JOB_ERROR_BYTES_MAX")
+    _check_claim_next(request)
+
+
+def check_enqueue_many(request: J.JobEnqueueManyRequest) -> None:
+    _check_queue(request.queue)
+    if not 0 < len(request.jobs) <= limits.JOB_ENQUEUE_MANY_JOBS_MAX:
+        raise InvalidArgument(f"jobs holds {len(request.jobs)}; give 1 to JOB_ENQUEUE_MANY_JOBS_MAX="
+                              f"{limits.JOB_ENQUEUE_MANY_JOBS_MAX} jobs", limit="JOB_ENQUEUE_MANY_JOBS_MAX")
+    for position, job in enumerate(request.jobs):
+        if job.queue or job.request_id:
+            raise InvalidArgument(f"jobs[{position}] sets queue or request_id; leave both empty (the "
+                                  "request's queue and request_id cover every job)")
+        try:
+            check_enqueue(J.JobEnqueueRequest(queue=request.queue, args=job.args, unique_key=job.unique_key,
+                                              run_at_ms=job.run_at_ms, priority=job.priority,
+                                              max_attempts=job.max_attempts, timeout_ms=job.timeout_ms,
+                                              max_lost_claims=job.max_lost_claims))
+        except InvalidArgument as bad:
+            raise InvalidArgument(f"jobs[{position}]: {bad.message}", limit=bad.limit) from None
+
+
+def check_settle(request: J.JobSettleRequest) -> None:
+    _check_queue(request.queue)
+    count = len(request.settlements)
+    if count > limits.JOB_SETTLE_JOBS_MAX:
+        raise InvalidArgument(f"settlements holds {count}; give at most JOB_SETTLE_JOBS_MAX="
+                              f"{limits.JOB_SETTLE_JOBS_MAX}", limit="JOB_SETTLE_JOBS_MAX")
+    if count == 0 and not request.HasField("claim_next"):
+        raise InvalidArgument("settlements is empty and there is no claim_next: give a settlement, or "
+                              "use Claim")
+    seen: set[int] = set()
+    for position, settlement in enumerate(request.settlements):
+        where = f"settlements[{position}]"
+        if settlement.id <= 0 or settlement.token <= 0:
+            raise InvalidArgument(f"{where}: id and token must be a claimed job's id and fencing token "
+                                  "(claim returned both)")
+        if settlement.id in seen:
+            raise InvalidArgument(f"{where}: job {settlement.id} is settled twice in one request; "
+                                  "give each job once")
+        seen.add(settlement.id)
+        if settlement.failed and settlement.result:
+            raise InvalidArgument(f"{where}: a failed settlement carries an error, not a result")
+        if not settlement.failed and settlement.error:
+            raise InvalidArgument(f"{where}: error is set but failed is not; set failed to fail the job")
+        _check_bytes(settlement.result, f"{where}.result", "JOB_ARGS_BYTES_MAX")
+        _check_bytes(settlement.error.encode(), f"{where}.error", "JOB_ERROR_BYTES_MAX")
     _check_claim_next(request)
 
 
@@ -163,6 +209,8 @@ CHECKS = {
     J.JobClaimRequest: check_claim,
     J.JobCompleteRequest: check_complete,
     J.JobFailRequest: check_fail,
+    J.JobEnqueueManyRequest: check_enqueue_many,
+    J.JobSettleRequest: check_settle,
     J.JobRetryRequest: lambda r: _check_id(r.id),
     J.JobCancelRequest: lambda r: _check_id(r.id),
     J.JobDiscardRequest: lambda r: _check_id(r.id),

@@ -61,7 +61,7 @@ def _header(context: ApplyContext) -> kv_pb2.ResponseHeader:
     return kv_pb2.ResponseHeader(revision=context.index)
 
 
-def _summary(job: J.Job) -> J.Job:
+def summary(job: J.Job) -> J.Job:
     """The job without its args (the caller has them), to keep results small."""
     copy = J.Job()
     copy.CopyFrom(job)
@@ -102,17 +102,17 @@ def add_job(context: ApplyContext, tables: JobTables, request: J.JobEnqueueReque
 def enqueue(context: ApplyContext, request: J.JobEnqueueRequest) -> J.JobEnqueueResponse:
     job, duplicate = add_job(context, JobTables(context.view), request)
     return J.JobEnqueueResponse(header=_header(context), id=job.id, duplicate=duplicate,
-                                job=_summary(job))
+                                job=summary(job))
 
 
 def claim(context: ApplyContext, request: J.JobClaimRequest) -> J.JobClaimResponse:
     coordination.require_attachable(context.view, request.lease)  # before any change: a refusal changes nothing
     response = J.JobClaimResponse(header=_header(context))
-    _claim_into(context, JobTables(context.view), request.queue, request.lease, request.limit, response.jobs)
+    claim_into(context, JobTables(context.view), request.queue, request.lease, request.limit, response.jobs)
     return response
 
 
-def _claim_into(context: ApplyContext, tables: JobTables, queue: bytes, lease: int, limit: int,
+def claim_into(context: ApplyContext, tables: JobTables, queue: bytes, lease: int, limit: int,
                 claimed) -> None:
     """Claims up to `limit` (0: one) available jobs of `queue` under `lease`
     (which the caller made sure exists) and appends them to `claimed`."""
@@ -139,7 +139,7 @@ def _claim_into(context: ApplyContext, tables: JobTables, queue: bytes, lease: i
         claimed.append(job)
 
 
-def _fenced(tables: JobTables, job_id: int, token: int) -> J.Job:
+def fenced(tables: JobTables, job_id: int, token: int) -> J.Job:
     job = _require(tables, job_id)
     if job.state != J.JOB_CLAIMED or job.token != token:
         holder = f"claimed under token {job.token}" if job.state == J.JOB_CLAIMED else state_name(job.state)
@@ -163,18 +163,18 @@ def _settled(context: ApplyContext, tables: JobTables, job: J.Job,
              request: J.JobCompleteRequest | J.JobFailRequest) -> J.JobResponse:
     """The answer to a settlement of `job`, with the next jobs of its queue
     claimed in the same entry when the request asks (claim_next)."""
-    response = J.JobResponse(header=_header(context), job=_summary(job))
+    response = J.JobResponse(header=_header(context), job=summary(job))
     if request.HasField("claim_next"):
         # The settled job (its result within JOB_ARGS_BYTES_MAX) shares the result with the claims.
         context.budget.spend(response.job.ByteSize(), "the settled job")
-        _claim_into(context, tables, job.queue, request.claim_next.lease, request.claim_next.limit,
+        claim_into(context, tables, job.queue, request.claim_next.lease, request.claim_next.limit,
                     response.claimed)
     return response
 
 
 def complete(context: ApplyContext, request: J.JobCompleteRequest) -> J.JobResponse:
     tables = JobTables(context.view)
-    job = _fenced(tables, request.id, request.token)
+    job = fenced(tables, request.id, request.token)
     _require_claim_lease(context, request)
     leave(tables, job)
     job.result = request.result
@@ -182,7 +182,7 @@ def complete(context: ApplyContext, request: J.JobCompleteRequest) -> J.JobRespo
     return _settled(context, tables, job, request)
 
 
-def _failed(context: ApplyContext, tables: JobTables, job: J.Job, error: str) -> None:
+def record_failure(context: ApplyContext, tables: JobTables, job: J.Job, error: str) -> None:
     """A real failure of a claimed job: retryable after its backoff, or dead."""
     leave(tables, job)
     job.failures += 1
@@ -196,9 +196,9 @@ def _failed(context: ApplyContext, tables: JobTables, job: J.Job, error: str) ->
 
 def fail(context: ApplyContext, request: J.JobFailRequest) -> J.JobResponse:
     tables = JobTables(context.view)
-    job = _fenced(tables, request.id, request.token)
+    job = fenced(tables, request.id, request.token)
     _require_claim_lease(context, request)
-    _failed(context, tables, job, request.error)
+    record_failure(context, tables, job, request.error)
     return _settled(context, tables, job, request)
 
 
@@ -224,7 +224,7 @@ def retry(context: ApplyContext, request: J.JobRetryRequest) -> J.JobResponse:
         job.lost_claims = 0  # a retry by request starts the lost-claim count afresh
         job.run_at_ms = context.clock_ms
         enter(tables, job, J.JOB_AVAILABLE, context.clock_ms)
-    return J.JobResponse(header=_header(context), job=_summary(job))
+    return J.JobResponse(header=_header(context), job=summary(job))
 
 
 def _finish_by_request(context: ApplyContext, job_id: int, state: int, verb: str) -> J.JobResponse:
@@ -239,7 +239,7 @@ def _finish_by_request(context: ApplyContext, job_id: int, state: int, verb: str
         job.last_error = ("discarded by request; last error: " + job.last_error
                           if job.last_error else "discarded by request")[:limits.JOB_ERROR_BYTES_MAX]
     enter(tables, job, state, context.clock_ms)
-    return J.JobResponse(header=_header(context), job=_summary(job))
+    return J.JobResponse(header=_header(context), job=summary(job))
 
 
 def cancel(context: ApplyContext, request: J.JobCancelRequest) -> J.JobResponse:
@@ -294,7 +294,7 @@ def sweep(context: ApplyContext) -> None:
         for job_id in tables.timed_due(DEADLINES, lease_now_ms, left):
             job = tables.get(job_id)
             assert job is not None and job.state == J.JOB_CLAIMED, "deadlines follow claims"
-            _failed(context, tables, job, f"timed out: ran past its timeout_ms={job.timeout_ms}")
+            record_failure(context, tables, job, f"timed out: ran past its timeout_ms={job.timeout_ms}")
             left -= 1
     if left > 0:
         # Only what is pruned is read (this runs at every entry): the oldest

@@ -39,7 +39,7 @@ from tandemkv import limits
 from tandemkv.errors import InvalidArgument
 from tandemkv.v1 import counter_pb2, kv_pb2, raft_pb2, watch_pb2
 
-from tandemkv.server.strong import auth_store, catalog, coordination, jobs, reads, topics, validation
+from tandemkv.server.strong import auth_store, catalog, coordination, job_batches, jobs, reads, topics, validation
 from tandemkv.server.strong.context import ApplyContext, CommandFailed, ResultBudget
 from tandemkv.server.strong.coordination import COMPACTED_THROUGH_KEY
 from tandemkv.server.strong.view import KvRecord, StoreView
@@ -162,7 +162,7 @@ _FREEING_OPS = frozenset({"noop", "delete", "counter_delete", "lease_tick", "lea
                           "drop_table",
                           # Jobs: a queue at the quota can still be drained (claim rewrites
                           # jobs in place; finished jobs are pruned by retention).
-                          "job_claim", "job_complete", "job_fail", "job_cancel", "job_discard",
+                          "job_claim", "job_complete", "job_fail", "job_settle", "job_cancel", "job_discard",
                           "job_cron_delete",
                           # The auth store is bounded by its own limits (AUTH_*_MAX), and
                           # revoking a user's access must work at the quota too.
@@ -439,5 +439,6 @@ _OPS = {
     **catalog.OPS,
     **topics.OPS,
     **jobs.OPS,
+    **job_batches.OPS,
     **auth_store.OPS,
 }

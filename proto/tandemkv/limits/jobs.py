@@ -14,6 +14,10 @@ JOB_ARGS_BYTES_MAX = 256 * 1024
 JOB_ERROR_BYTES_MAX = 4 * 1024
 # Jobs one claim may take.
 JOB_CLAIM_JOBS_MAX = 256
+# Jobs one EnqueueMany adds at most (one Raft entry; each job's args count toward the request's bytes).
+JOB_ENQUEUE_MANY_JOBS_MAX = 1_000
+# Settlements one Settle carries at most (one Raft entry).
+JOB_SETTLE_JOBS_MAX = 256
 # Highest job priority (0 runs first).
 JOB_PRIORITY_MAX = 9
 # Failures a job may be allowed before it is dead, and the default.

@@ -161,6 +161,72 @@ class JobFailRequest(_message.Message):
     claim_next: JobClaimNext
     def __init__(self, id: _Optional[int] = ..., token: _Optional[int] = ..., error: _Optional[str] = ..., request_id: _Optional[bytes] = ..., claim_next: _Optional[_Union[JobClaimNext, _Mapping]] = ...) -> None: ...
 
+class JobEnqueueManyRequest(_message.Message):
+    __slots__ = ("queue", "jobs", "request_id")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    queue: bytes
+    jobs: _containers.RepeatedCompositeFieldContainer[JobEnqueueRequest]
+    request_id: bytes
+    def __init__(self, queue: _Optional[bytes] = ..., jobs: _Optional[_Iterable[_Union[JobEnqueueRequest, _Mapping]]] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobEnqueueManyResponse(_message.Message):
+    __slots__ = ("header", "jobs")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    jobs: _containers.RepeatedCompositeFieldContainer[JobEnqueueResponse]
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., jobs: _Optional[_Iterable[_Union[JobEnqueueResponse, _Mapping]]] = ...) -> None: ...
+
+class JobSettlement(_message.Message):
+    __slots__ = ("id", "token", "failed", "result", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    token: int
+    failed: bool
+    result: bytes
+    error: str
+    def __init__(self, id: _Optional[int] = ..., token: _Optional[int] = ..., failed: bool = ..., result: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
+
+class JobSettleRequest(_message.Message):
+    __slots__ = ("queue", "settlements", "claim_next", "request_id")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    SETTLEMENTS_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_NEXT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    queue: bytes
+    settlements: _containers.RepeatedCompositeFieldContainer[JobSettlement]
+    claim_next: JobClaimNext
+    request_id: bytes
+    def __init__(self, queue: _Optional[bytes] = ..., settlements: _Optional[_Iterable[_Union[JobSettlement, _Mapping]]] = ..., claim_next: _Optional[_Union[JobClaimNext, _Mapping]] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobSettleOutcome(_message.Message):
+    __slots__ = ("id", "settled", "refused", "state")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    settled: bool
+    refused: str
+    state: JobState
+    def __init__(self, id: _Optional[int] = ..., settled: bool = ..., refused: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ...) -> None: ...
+
+class JobSettleResponse(_message.Message):
+    __slots__ = ("header", "outcomes", "claimed")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    outcomes: _containers.RepeatedCompositeFieldContainer[JobSettleOutcome]
+    claimed: _containers.RepeatedCompositeFieldContainer[Job]
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., outcomes: _Optional[_Iterable[_Union[JobSettleOutcome, _Mapping]]] = ..., claimed: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+
 class JobRetryRequest(_message.Message):
     __slots__ = ("id", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]

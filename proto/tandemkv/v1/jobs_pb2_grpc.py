@@ -39,6 +39,11 @@ class JobsStub(object):
                 request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobEnqueueRequest.SerializeToString,
                 response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobEnqueueResponse.FromString,
                 _registered_method=True)
+        self.EnqueueMany = channel.unary_unary(
+                '/tandemkv.v1.Jobs/EnqueueMany',
+                request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobEnqueueManyRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobEnqueueManyResponse.FromString,
+                _registered_method=True)
         self.Claim = channel.unary_unary(
                 '/tandemkv.v1.Jobs/Claim',
                 request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobClaimRequest.SerializeToString,
@@ -53,6 +58,11 @@ class JobsStub(object):
                 '/tandemkv.v1.Jobs/Fail',
                 request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobFailRequest.SerializeToString,
                 response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobResponse.FromString,
+                _registered_method=True)
+        self.Settle = channel.unary_unary(
+                '/tandemkv.v1.Jobs/Settle',
+                request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobSettleRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobSettleResponse.FromString,
                 _registered_method=True)
         self.Retry = channel.unary_unary(
                 '/tandemkv.v1.Jobs/Retry',
@@ -125,6 +135,12 @@ class JobsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnqueueMany(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Claim(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -138,6 +154,12 @@ class JobsServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def Fail(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Settle(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -223,6 +245,11 @@ def add_JobsServicer_to_server(servicer, server):
                     request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobEnqueueRequest.FromString,
                     response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobEnqueueResponse.SerializeToString,
             ),
+            'EnqueueMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnqueueMany,
+                    request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobEnqueueManyRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobEnqueueManyResponse.SerializeToString,
+            ),
             'Claim': grpc.unary_unary_rpc_method_handler(
                     servicer.Claim,
                     request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobClaimRequest.FromString,
@@ -237,6 +264,11 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.Fail,
                     request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobFailRequest.FromString,
                     response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobResponse.SerializeToString,
+            ),
+            'Settle': grpc.unary_unary_rpc_method_handler(
+                    servicer.Settle,
+                    request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobSettleRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobSettleResponse.SerializeToString,
             ),
             'Retry': grpc.unary_unary_rpc_method_handler(
                     servicer.Retry,
@@ -337,6 +369,33 @@ class Jobs(object):
             _registered_method=True)
 
     @staticmethod
+    def EnqueueMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Jobs/EnqueueMany',
+            tandemkv_dot_v1_dot_jobs__pb2.JobEnqueueManyRequest.SerializeToString,
+            tandemkv_dot_v1_dot_jobs__pb2.JobEnqueueManyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Claim(request,
             target,
             options=(),
@@ -407,6 +466,33 @@ class Jobs(object):
             '/tandemkv.v1.Jobs/Fail',
             tandemkv_dot_v1_dot_jobs__pb2.JobFailRequest.SerializeToString,
             tandemkv_dot_v1_dot_jobs__pb2.JobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Settle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Jobs/Settle',
+            tandemkv_dot_v1_dot_jobs__pb2.JobSettleRequest.SerializeToString,
+            tandemkv_dot_v1_dot_jobs__pb2.JobSettleResponse.FromString,
             options,
             channel_credentials,
             insecure,
