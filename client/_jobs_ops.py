@@ -148,6 +148,24 @@ def enqueue(queue: BytesLike, args: BytesLike = b"", *, unique_key: BytesLike | 
     return Operation("Jobs", "Enqueue", request, lambda r: r.id, write=True)
 
 
+def enqueue_many(queue: BytesLike, items: list[BytesLike], *, unique_keys: list[BytesLike] | None = None,
+                 run_at: float | datetime.datetime | None = None, priority: int = 0, max_attempts: int = 0,
+                 timeout_s: float | None = None, max_lost_claims: int = 0) -> Operation:
+    """One EnqueueMany: a job of `queue` per item (its args; `unique_keys`,
+    if given, one per item), all in one Raft entry; answers their ids in
+    order. At most JOB_ENQUEUE_MANY_JOBS_MAX items (the server refuses more)."""
+    if unique_keys is not None and len(unique_keys) != len(items):
+        raise ValueError(f"unique_keys holds {len(unique_keys)} keys for {len(items)} items; give one per item")
+    timeout_ms = 0 if timeout_s is None else int(round(timeout_s * 1000))
+    common = dict(run_at_ms=run_at_ms(run_at), priority=priority, max_attempts=max_attempts,
+                  timeout_ms=timeout_ms, max_lost_claims=max_lost_claims)
+    jobs = [J.JobEnqueueRequest(args=to_bytes(item, "item"), **common,
+                                unique_key=b"" if unique_keys is None else to_bytes(unique_keys[n], "unique_key"))
+            for n, item in enumerate(items)]
+    request = J.JobEnqueueManyRequest(queue=to_bytes(queue, "queue"), jobs=jobs, request_id=new_request_id())
+    return Operation("Jobs", "EnqueueMany", request, lambda r: [j.id for j in r.jobs], write=True)
+
+
 def claim(queue: BytesLike, lease: int, limit: int = 1) -> Operation:
     request = J.JobClaimRequest(queue=to_bytes(queue, "queue"), lease=lease, limit=limit,
                                 request_id=new_request_id())
@@ -193,6 +211,50 @@ def settle_and_claim(settlement: Operation, lease: int, limit: int) -> Operation
     request.claim_next.lease, request.claim_next.limit = lease, limit
     request.request_id = new_request_id()
     return dataclasses.replace(settlement, request=request, decode=_decode_settled)
+
+
+@dataclasses.dataclass(frozen=True)
+class SettleOutcome:
+    """One settlement of a `settle`: `settled`, or `refused` saying why (the
+    claim had ended); `state` the job's state after it ("unknown" for a job
+    not found in the queue)."""
+
+    id: int
+    settled: bool
+    refused: str
+    state: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SettleAnswer:
+    """The outcomes of a `settle`, in its settlements' order, and the jobs
+    its claim_next claimed (each with its fencing token)."""
+
+    outcomes: list[SettleOutcome]
+    claimed: list[Job]
+
+
+def _decode_settle(response) -> SettleAnswer:
+    return SettleAnswer([SettleOutcome(o.id, o.settled, o.refused, _STATE_NAMES.get(o.state, "unknown"))
+                         for o in response.outcomes], [Job.from_proto(j) for j in response.claimed])
+
+
+def settlement(job_id: int, token: int, *, result: bytes = b"", error: str | None = None) -> J.JobSettlement:
+    """A job's outcome for `settle`: completed with `result`, or failed with `error`."""
+    if error is not None:
+        return J.JobSettlement(id=job_id, token=token, failed=True, error=error)
+    return J.JobSettlement(id=job_id, token=token, result=result)
+
+
+def settle(queue: BytesLike, settlements: list[J.JobSettlement], lease: int = 0, limit: int = 0) -> Operation:
+    """Many settlements of `queue`'s jobs (each fenced alone) and, with
+    `lease`, the claim of up to `limit` next jobs, in one Raft entry;
+    answers a `SettleAnswer`."""
+    request = J.JobSettleRequest(queue=to_bytes(queue, "queue"), settlements=settlements,
+                                 request_id=new_request_id())
+    if lease:
+        request.claim_next.lease, request.claim_next.limit = lease, limit
+    return Operation("Jobs", "Settle", request, _decode_settle, write=True)
 
 
 def by_id(method: str, job_id: int) -> Operation:
