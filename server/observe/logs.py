@@ -35,6 +35,28 @@ class NodeTagFilter(logging.Filter):
         return True
 
 
+# grpcio's asyncio server logs an ERROR with a traceback on this logger when
+# a call's last message or status cannot be sent because the client left
+# first (it cancelled, its deadline passed, its connection closed).
+GRPC_CORE_LOGGER = "grpc._cython.cygrpc"
+
+
+class ClientLeftFilter(logging.Filter):
+    """Turns grpcio's report of a client that left before its call's status
+    was sent (an `ExecuteBatchError`) into one INFO line: that is the
+    client's doing, not a fault of the node, and a traceback would say
+    otherwise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and type(error).__name__ == "ExecuteBatchError":
+            said = record.getMessage()
+            record.msg, record.args = "a client left before its call's status was sent (%s)", (said,)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         event = {
@@ -82,3 +104,6 @@ def configure(level: str, log_format: str, node: str, stream: IO[str]) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    grpc_core = logging.getLogger(GRPC_CORE_LOGGER)
+    if not any(isinstance(f, ClientLeftFilter) for f in grpc_core.filters):
+        grpc_core.addFilter(ClientLeftFilter())
