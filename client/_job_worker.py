@@ -23,6 +23,7 @@ from tandemkv.client._job_run_many import (RUN_MANY_ENQUEUES_IN_FLIGHT, RUN_MANY
 from tandemkv.client._job_worker_core import (WORKER_GRACE_S_DEFAULT, WORKER_LEASE_TTL_S_DEFAULT, Done, Send,
                                               TimedOut, Wait, WorkerSettings, WorkerStats, log,
                                               worker_name)
+from tandemkv.client._job_settlements import WORKER_SETTLES_IN_FLIGHT_MAX
 from tandemkv.client._job_worker_policy import WorkerCore
 from tandemkv.client._jobs_ops import Job
 from tandemkv.client._results import BytesLike, to_bytes
@@ -77,6 +78,9 @@ class Worker:
         # Handlers running at once; a thread per job held (`capacity`) waits
         # here, so a settlement in flight never holds a handler's turn.
         self._turns = threading.BoundedSemaphore(settings.concurrency)
+        # A thread per job held, and one per Settle in flight (the thread of a
+        # job just finished sends it, and holds no job meanwhile).
+        self._threads = settings.capacity + WORKER_SETTLES_IN_FLIGHT_MAX
         self._core: WorkerCore | None = None
         self._loop_thread: threading.Thread | None = None
         self._stop_graceful: bool | None = None  # a stop asked for, graceful or not
@@ -87,7 +91,7 @@ class Worker:
         if self._loop_thread is None:
             self._core = WorkerCore(self.settings, self._client.retry, time.monotonic())
             name = f"tandemkv-worker-{self.settings.queue.decode('utf-8', 'replace')}"
-            for number in range(self.settings.capacity):
+            for number in range(self._threads):
                 threading.Thread(target=self._run_handlers, daemon=True, name=f"{name}-{number}").start()
             self._loop_thread = threading.Thread(target=self._loop, daemon=True, name=name)
             self._loop_thread.start()
@@ -155,6 +159,8 @@ class Worker:
                     continue
                 if isinstance(action, TimedOut):
                     log.warning("job %d ran past its timeout; failing it (its thread runs on)", action.job.id)
+                    if action.fail is None:
+                        continue
                     action = action.fail
                 answer, error = self._send(action)
                 with self._lock:
@@ -166,7 +172,7 @@ class Worker:
                           self.settings.name)
         finally:
             self._stopped.set()
-            for _ in range(self.settings.capacity):
+            for _ in range(self._threads):
                 self._jobs.put(None)
 
     def _send(self, send: Send) -> tuple[Any, TandemKVError | None]:
@@ -193,10 +199,11 @@ class Worker:
             with self._lock:
                 send = core.handler_returned(job.id, value, error, time.monotonic())
             self._wake.set()  # a slot is free
-            if send is not None:  # the settlement, carrying the claim of the next jobs when a slot is free
+            while send is not None:  # a Settle, carrying the claim of the next jobs when a slot is free
                 answer, failure = self._send(send)
                 with self._lock:
                     jobs = core.settled(send, answer, failure, time.monotonic())
+                    send = core.next_settlement(time.monotonic())  # outcomes that waited meanwhile
                 for claimed in jobs:
                     self._jobs.put(claimed)
                 self._wake.set()

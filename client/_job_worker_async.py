@@ -119,6 +119,8 @@ class AsyncWorker:
                 if isinstance(action, TimedOut):
                     log.warning("job %d ran past its timeout; cancelling its handler", action.job.id)
                     self._cancel(action.job.id)
+                    if action.fail is None:
+                        continue
                     action = action.fail
                 answer, error = await self._send(action)
                 self._start(core.on_done(action, answer, error, time.monotonic()))
@@ -164,9 +166,10 @@ class AsyncWorker:
             self._tasks.pop(job.id, None)
         send = core.handler_returned(job.id, value, error, time.monotonic())
         self._wake.set()  # a slot is free
-        if send is not None:  # the settlement, carrying the claim of the next jobs when a slot is free
+        while send is not None:  # a Settle, carrying the claim of the next jobs when a slot is free
             answer, failure = await self._send(send)
             self._start(core.settled(send, answer, failure, time.monotonic()))
+            send = core.next_settlement(time.monotonic())  # outcomes that waited meanwhile
             self._wake.set()
 
 

@@ -19,14 +19,16 @@ once by revoking it. Rules the core keeps:
   the claim).
 - A settlement carries the claim of the next jobs when a slot is free
   (one request, one Raft entry), so a busy slot waits for one commit per
-  job; the loop's own claims fill the slots at the start and after an
-  empty queue. An empty queue is watched by stale reads of its counts
+  job; outcomes that finish while settlements are in flight go together in
+  the next (`_job_settlements`); the loop's own claims fill the slots at
+  the start and after an empty queue. An empty queue is watched by stale reads of its counts
   (no Raft write), and claimed from once they show a job.
-- A claim, a renewal and a settlement (complete or fail) are each one
-  operation with a request id; one whose outcome is unknown is sent again
+- A claim, a renewal and a settlement (a Settle of one or more jobs) are
+  each one operation with a request id; one whose outcome is unknown is sent again
   as the same request (the cluster applies it once), so a claim lost in
   flight cannot strand jobs under this worker's live lease.
-- A settlement refused with FAILED_PRECONDITION means the claim ended (the
+- A settlement refused (the job's own outcome says so, or the whole Settle
+  is refused because its claim's lease is gone) means the claim ended (the
   lease expired, the job timed out or was cancelled): it is logged and
   dropped, never retried and never counted as done.
 - A graceful stop claims nothing more, lets running handlers finish within
@@ -179,12 +181,11 @@ class Wait:
 @dataclasses.dataclass(frozen=True)
 class Send:
     """Run `operation` with `retry` and report back through `on_done`:
-    "grant", "renew", "claim", "settle" (with `job_id`), "beat" or "release"."""
+    "grant", "renew", "claim", "settle", "peek", "beat" or "release"."""
 
     operation: Operation
     retry: Retry
     purpose: str
-    job_id: int = 0
 
     @property
     def asked(self) -> int:
@@ -199,10 +200,11 @@ class Send:
 class TimedOut:
     """`job` ran past its timeout: stop its handler if the shell can (a task
     is cancelled; a thread runs on, its slot taken, its outcome dropped),
-    then send `fail` (reported as a "settle")."""
+    then send `fail`, the Settle carrying its failure (None: Settles are in
+    flight, and the failure goes with the next)."""
 
     job: Job
-    fail: Send
+    fail: Send | None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,10 +7,12 @@ shell's handler threads call `handler_returned` and `settled` under its
 lock.
 
 A slot that frees settles its job and claims the next ones in the same
-request (`ops.settle_and_claim`: one Raft entry), so it waits for one
-commit per job, not two (settle, then claim). Claims may therefore be in
-flight from several places at once (the loop's claim, each settlement's):
-each reserves its slots and rate tokens when it is sent
+request (a Settle: one Raft entry), so it waits for one commit per job, not
+two (settle, then claim); the outcomes of jobs that finish while Settle
+requests are in flight wait in the `SettleBook` (`_job_settlements`) and
+go together in the next one, with the claim for every slot freed. Claims
+may therefore be in flight from several places at once (the loop's claim,
+each Settle's): each reserves its slots and rate tokens when it is sent
 (`claims_in_flight`), and gives back what it did not get when answered, so
 the worker never asks for more jobs than it has free slots and tokens.
 """
@@ -24,6 +26,7 @@ from typing import Any
 from tandemkv import errors, limits
 from tandemkv.client import _coordination_ops as cops
 from tandemkv.client import _jobs_ops as ops
+from tandemkv.client._job_settlements import WORKER_SETTLES_IN_FLIGHT_MAX, SettleBook
 from tandemkv.client._job_worker_core import (
     CALL_RETRY_S, IDLE_PEEK_S_MAX, IDLE_PEEK_S_MIN, IDLE_POLL_S_MAX, WORKER_BEAT_S, IDLE_POLL_S_MIN, KEEPALIVE_PER_TTL, KEEPALIVE_RETRY_S, LOOP_WAIT_S_MAX,
     RATE_BURST_S, Done, Running, Send, TimedOut, TokenBucket, Wait, WorkerSettings, WorkerStats,
@@ -53,9 +56,8 @@ class WorkerCore:
         self.grant_at_s = now_s
         self.renew_at_s = math.inf
         self.running: dict[int, Running] = {}
-        self.unsettled: dict[int, Send] = {}  # settlements to send again (outcome unknown)
-        self.settling: set[int] = set()  # jobs whose settlement is in flight from a handler's slot
-        self.settle_at_s = math.inf
+        self.book = SettleBook()  # finished jobs' outcomes, waiting, in flight, or to send again
+        self.settle_at_s = math.inf  # when a request kept to send again goes
         self.pending_claim: Send | None = None  # a claim to send again as the same request
         # Jobs asked for by claims sent and not answered yet (the loop's, and
         # those riding on settlements): their slots and tokens are reserved.
@@ -97,12 +99,13 @@ class WorkerCore:
                 running.abandoned = "timed out"
                 seconds = running.job.timeout_ms / 1000
                 error = f"timed out: the handler ran past the job's timeout of {seconds:g} s"
-                fail = Send(ops.fail(running.job.id, running.job.token, error), self.loop_retry, "settle",
-                            running.job.id)
-                return TimedOut(running.job, fail)
-        if self.unsettled and now_s >= self.settle_at_s:
+                self.book.add(ops.settlement(running.job.id, running.job.token, error=error))
+                return TimedOut(running.job, self.next_settlement(now_s, self.loop_retry))
+        if self.book.ready():  # outcomes no handler's thread took along
+            return self.next_settlement(now_s, self.loop_retry)
+        if self.book.resend and now_s >= self.settle_at_s and self.book.in_flight < WORKER_SETTLES_IN_FLIGHT_MAX:
             self.settle_at_s = now_s + CALL_RETRY_S
-            return next(iter(self.unsettled.values()))
+            return self.book.next_resend()
         if self.lease_id and now_s >= self.renew_at_s:  # while stopping too: handlers still run under it
             return Send(cops.lease_keepalive(self.lease_id), self.loop_retry, "renew")
         if self.lease_id and now_s >= self.beat_at_s:
@@ -114,7 +117,8 @@ class WorkerCore:
                 return Send(cops.lease_grant(ttl_s), self.loop_retry, "grant")
         elif self.pending_claim is not None and now_s >= self.next_claim_s:
             return self.pending_claim
-        elif (size := self.claim_size(now_s)) > 0:
+        elif not self.book.waiting and (size := self.claim_size(now_s)) > 0:
+            # (Slots freed by outcomes that wait are claimed by their Settle, with no request of its own.)
             self._reserve(size, now_s)
             return Send(ops.claim(self.settings.queue, self.lease_id, size), self.loop_retry, "claim")
         elif now_s >= self.peek_at_s and self._free() > 0:
@@ -132,14 +136,13 @@ class WorkerCore:
             self.pending_claim = None
         # A settlement in flight is waited for too: revoking the lease under it
         # would refuse it and hand its job, done already, to another worker.
-        if (self.running or self.unsettled or self.settling or self.claims_in_flight) \
-                and now_s < self.stop_deadline_s:
+        if (self.running or self.book.busy or self.claims_in_flight) and now_s < self.stop_deadline_s:
             return Wait(self._wait_s(now_s))
-        for job_id, send in self.unsettled.items():
+        for send in self.book.resend:
+            self._unreserve(send, 0, now_s)
+        for job_id in self.book.drop_unsent():
             log.warning("job %d: its outcome was not recorded before the stop's grace ended", job_id)
             self.stats.lost += 1
-            self._unreserve(send, 0, now_s)
-        self.unsettled.clear()
         for running in self.running.values():
             if not running.abandoned:
                 running.abandoned = "released at stop"
@@ -162,7 +165,7 @@ class WorkerCore:
                     self.loop_retry, "beat")
 
     def _wait_s(self, now_s: float) -> float:
-        wakes = [now_s + LOOP_WAIT_S_MAX, self.settle_at_s if self.unsettled else math.inf]
+        wakes = [now_s + LOOP_WAIT_S_MAX, self.settle_at_s if self.book.resend else math.inf]
         if self.lease_id:
             wakes += [self.renew_at_s, self.lease_ok_s + self.settings.lease_ttl_s, self.beat_at_s]
         wakes += [r.deadline_s for r in self.running.values() if not r.abandoned]
@@ -291,19 +294,18 @@ class WorkerCore:
         log.warning("the worker's lease %d is lost (%s); its jobs go back to the queue", self.lease_id, why)
         if self.pending_claim is not None:
             self._unreserve(self.pending_claim, 0, self.lease_ok_s)
+        # Outcomes on their way still go: each is refused if its claim ended
+        # with the lease, and recorded if the lease lived on after all.
         self.lease_id, self.renew_at_s, self.pending_claim = 0, math.inf, None
-        for job_id, send in self.unsettled.items():
-            log.warning("job %d: its outcome was not recorded before the lease was lost", job_id)
-            self.stats.lost += 1
-            self._unreserve(send, 0, self.lease_ok_s)
-        self.unsettled.clear()
 
     def handler_returned(self, job_id: int, value: object = None, error: BaseException | None = None,
                          now_s: float | None = None) -> Send | None:
-        """A handler ended with `value` or `error`: frees its slot and says how
-        to settle the job (None: its outcome no longer counts). Given `now_s`,
-        the settlement also claims the next jobs, as many as there are free
-        slots and tokens then (the answer's jobs come back from `settled`)."""
+        """A handler ended with `value` or `error`: frees its slot and books
+        the job's outcome; returns the Settle to send now, if one may go
+        (else the outcome waits for the next: `next_settlement`). Given
+        `now_s`, the Settle also claims the next jobs, as many as there are
+        free slots and tokens then (the answer's jobs come back from
+        `settled`)."""
         running = self.running.pop(job_id)
         self.stats.running = len(self.running)
         if running.abandoned:
@@ -313,46 +315,60 @@ class WorkerCore:
         settlement = None
         if error is None:
             try:
-                settlement = ops.complete(job.id, job.token, encode_result(value))
+                settlement = ops.settlement(job.id, job.token, result=encode_result(value))
             except (TypeError, ValueError) as refused:
                 error = refused
         if settlement is None:
-            settlement = ops.fail(job.id, job.token, error_text(error))
-        # Only under the lease the job was claimed with: a settlement of a job
-        # of a lost lease is refused, and would claim nothing.
-        size = self.claim_size(now_s, on_settlement=True) if now_s is not None and job.lease == self.lease_id else 0
+            settlement = ops.settlement(job.id, job.token, error=error_text(error))
+        self.book.add(settlement)
+        return self.next_settlement(now_s)
+
+    def next_settlement(self, now_s: float | None, retry: Retry | None = None) -> Send | None:
+        """The next Settle, carrying every outcome that waits (and, given
+        `now_s`, the claim of the free slots), if one may go now."""
+        if not self.book.ready():
+            return None
+        batch = self.book.take()
+        size = self.claim_size(now_s, on_settlement=True) if now_s is not None else 0
         if size > 0:
             self._reserve(size, now_s)
-            settlement = ops.settle_and_claim(settlement, self.lease_id, size)
-        self.settling.add(job.id)
-        return Send(settlement, self.settle_retry, "settle", job.id)
+        operation = ops.settle(self.settings.queue, batch, self.lease_id if size else 0, size)
+        return Send(operation, retry or self.settle_retry, "settle")
 
-    def settled(self, send: Send, answer: Job | ops.Settled | None, error: errors.TandemKVError | None,
+    def settled(self, send: Send, answer: ops.SettleAnswer | None, error: errors.TandemKVError | None,
                 now_s: float) -> list[Job]:
-        """A complete or fail was answered (or refused, or lost in flight);
-        returns the jobs it claimed, to start."""
-        self.unsettled.pop(send.job_id, None)
-        self.settling.discard(send.job_id)
+        """A Settle was answered (or refused, or lost in flight); returns the
+        jobs it claimed, to start. The shell then asks `next_settlement`:
+        outcomes may have waited meanwhile."""
+        self.book.answered()
+        request = send.operation.request
         if error is None:
-            if send.operation.method == "Complete":
-                self.stats.completed += 1
-            else:
-                self.stats.failed += 1
-            if not isinstance(answer, ops.Settled):
+            assert answer is not None
+            for settlement, outcome in zip(request.settlements, answer.outcomes):
+                if not outcome.settled:
+                    self.stats.lost += 1
+                    log.warning("job %d: its claim had ended, so this outcome is dropped: %s", outcome.id,
+                                outcome.refused)
+                elif settlement.failed:
+                    self.stats.failed += 1
+                else:
+                    self.stats.completed += 1
+            if not request.HasField("claim_next"):
                 return []
-            if send.operation.request.claim_next.lease != self.lease_id:
+            if request.claim_next.lease != self.lease_id:
                 self._unreserve(send, 0, now_s)
                 return []  # claimed under a lease given up meanwhile: its jobs went with it
             return self._took(send, answer.claimed, now_s)
-        if isinstance(error, (errors.FailedPrecondition, errors.NotFound)):
-            self.stats.lost += 1
-            self._unreserve(send, 0, now_s)
-            log.warning("job %d: its claim had ended, so this outcome is dropped: %s", send.job_id, error.message)
-        else:  # sent again as the same request (its claim too): the reservation stays
-            log.warning("job %d: recording its outcome failed (trying again): %s", send.job_id, error.message)
-            if not self.unsettled:
+        ids = ", ".join(str(settlement.id) for settlement in request.settlements)
+        if isinstance(error, UNKNOWN_OUTCOMES):  # sent again as the same request (its claim too): the reservation stays
+            log.warning("jobs %s: recording their outcomes failed (trying again): %s", ids, error.message)
+            if not self.book.resend:
                 self.settle_at_s = now_s + CALL_RETRY_S
-            self.unsettled[send.job_id] = dataclasses.replace(send, retry=self.loop_retry)
+            self.book.keep(dataclasses.replace(send, retry=self.loop_retry))
+        else:  # the lease of claim_next is gone (so are the claims), or a refusal retrying cannot fix
+            self.stats.lost += len(request.settlements)
+            self._unreserve(send, 0, now_s)
+            log.warning("jobs %s: their outcomes are dropped: %s", ids, error.message)
         return []
 
     def stop(self, graceful: bool, now_s: float) -> None:

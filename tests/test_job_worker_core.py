@@ -21,7 +21,7 @@ from tandemkv.client._job_worker_core import (
     TokenBucket, Wait, WorkerSettings, encode_result, error_text,
 )
 from tandemkv.client._job_worker_policy import WorkerCore
-from tandemkv.client._jobs_ops import Job, JobPage
+from tandemkv.client._jobs_ops import Job, JobPage, SettleAnswer, SettleOutcome
 from tandemkv.client._retry import Retry
 
 TTL_S = 9.0
@@ -55,6 +55,20 @@ def claim_now(core: WorkerCore, now_s: float, jobs: list[Job]) -> Send:
     assert isinstance(action, Send) and action.purpose == "claim", action
     core.on_done(action, jobs, None, now_s)
     return action
+
+
+def answer(send: Send, *states: str | None, claimed: tuple[Job, ...] = ()) -> SettleAnswer:
+    """The cluster's answer to the Settle `send`: each settlement recorded with
+    its state from `states` in order (None: refused as stale), and `claimed`."""
+    settlements = send.operation.request.settlements
+    assert len(states) == len(settlements), (states, settlements)
+    return SettleAnswer([SettleOutcome(s.id, state is not None, "" if state else f"job {s.id}: token is stale",
+                                       state or "claimed") for s, state in zip(settlements, states)],
+                        list(claimed))
+
+
+def settled_ids(send: Send) -> list[int]:
+    return [settlement.id for settlement in send.operation.request.settlements]
 
 
 # -- claim sizing ---------------------------------------------------------------
@@ -167,18 +181,21 @@ def test_a_claim_of_unknown_outcome_is_sent_again_as_the_same_request():
 def test_a_return_completes_the_job_under_its_claims_token_and_an_exception_fails_it_with_its_text():
     core = with_lease()
     claim_now(core, 0.0, [make_job(1, token=11), make_job(2, token=12), make_job(3, token=13)])
-    complete = core.handler_returned(1, "done")
-    assert complete.operation.method == "Complete"
-    assert (complete.operation.request.id, complete.operation.request.token) == (1, 11)
-    assert complete.operation.request.result == b"done"
-    fail = core.handler_returned(2, error=ValueError("bad input"))
-    assert fail.operation.method == "Fail" and fail.operation.request.token == 12
-    assert fail.operation.request.error == "ValueError: bad input"
-    wrong = core.handler_returned(3, 42)
-    assert wrong.operation.method == "Fail" and "returned int" in wrong.operation.request.error
-    core.settled(complete, make_job(1, state="completed"), None, 0.0)
-    core.settled(fail, make_job(2, state="retryable"), None, 0.0)
-    assert (core.stats.completed, core.stats.failed) == (1, 1)
+    first = core.handler_returned(1, "done")
+    (done,) = first.operation.request.settlements
+    assert first.operation.method == "Settle" and first.operation.request.queue == b"q"
+    assert (done.id, done.token, done.result, done.failed) == (1, 11, b"done", False)
+    second = core.handler_returned(2, error=ValueError("bad input"))
+    (failed,) = second.operation.request.settlements
+    assert failed.failed and failed.token == 12 and failed.error == "ValueError: bad input"
+    assert core.handler_returned(3, 42) is None  # two Settles in flight: it waits for the next
+    core.settled(first, answer(first, "completed"), None, 0.0)
+    third = core.next_settlement(0.0)
+    (wrong,) = third.operation.request.settlements
+    assert wrong.failed and "returned int" in wrong.error
+    core.settled(second, answer(second, "retryable"), None, 0.0)
+    core.settled(third, answer(third, "retryable"), None, 0.0)
+    assert (core.stats.completed, core.stats.failed) == (1, 2) and not core.book.busy
 
 
 def test_results_and_errors_are_bounded_by_their_limits():
@@ -193,15 +210,15 @@ def test_a_refused_settlement_is_dropped_and_a_lost_one_is_sent_again_as_the_sam
     core = with_lease()
     claim_now(core, 0.0, [make_job(1), make_job(2)])
     refused = core.handler_returned(1, b"")
-    core.settled(refused, None, errors.FailedPrecondition("job 1 is claimed under token 900"), 0.0)
-    assert core.stats.lost == 1 and core.unsettled == {}
+    core.settled(refused, answer(refused, None), None, 0.0)
+    assert core.stats.lost == 1 and not core.book.busy
     lost = core.handler_returned(2, b"")
     core.settled(lost, None, errors.OutcomeUnknown("deadline"), 0.0)
     again = core.next_action(CALL_RETRY_S)
     assert isinstance(again, Send) and again.purpose == "settle"
     assert again.operation.request_id == lost.operation.request_id
-    core.settled(again, make_job(2, state="completed"), None, CALL_RETRY_S)
-    assert core.stats.completed == 1 and core.unsettled == {}
+    core.settled(again, answer(again, "completed"), None, CALL_RETRY_S)
+    assert core.stats.completed == 1 and not core.book.busy
 
 
 def test_a_job_past_its_timeout_is_failed_and_its_late_outcome_dropped_while_its_slot_stays_taken():
@@ -211,7 +228,8 @@ def test_a_job_past_its_timeout_is_failed_and_its_late_outcome_dropped_while_its
     assert isinstance(wait, Wait) and wait.seconds <= 2.0
     timed_out = core.next_action(2.0)
     assert isinstance(timed_out, TimedOut) and timed_out.job.id == 1
-    assert timed_out.fail.operation.method == "Fail" and "timeout of 2 s" in timed_out.fail.operation.request.error
+    (failure,) = timed_out.fail.operation.request.settlements
+    assert timed_out.fail.operation.method == "Settle" and failure.failed and "timeout of 2 s" in failure.error
     assert core.claim_size(2.0) == 0  # the handler still runs (a thread cannot be stopped)
     assert core.handler_returned(1, b"late") is None
     assert core.claim_size(2.0) == 1
@@ -223,7 +241,8 @@ def test_a_graceful_stop_claims_nothing_waits_for_running_handlers_then_revokes_
     claim_now(core, 0.0, [make_job(1)])
     core.stop(graceful=True, now_s=1.0)
     assert core.claim_size(1.0) == 0 and isinstance(core.next_action(1.0), Wait)
-    core.settled(core.handler_returned(1, b"ok"), make_job(1, state="completed"), None, 2.0)
+    settle = core.handler_returned(1, b"ok")
+    core.settled(settle, answer(settle, "completed"), None, 2.0)
     release = core.next_action(2.0)
     assert isinstance(release, Send) and release.purpose == "release" and release.operation.request.id == LEASE
     core.on_done(release, True, None, 2.0)
@@ -269,7 +288,7 @@ def test_the_lease_is_renewed_while_a_graceful_stop_waits_for_handlers():
     assert core.lease_id == LEASE and core.running
     settlement = core.handler_returned(1, b"ok")
     assert isinstance(core.next_action(now_s), Send)  # the beat that was due; the release waits for the settlement
-    core.settled(settlement, make_job(1, state="completed"), None, now_s)
+    core.settled(settlement, answer(settlement, "completed"), None, now_s)
     assert finish(core, now_s) == ["release", "beat"]  # the last beat says stopping  # a beat was due; the last one says stopping
 
 

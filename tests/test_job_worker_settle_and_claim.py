@@ -16,8 +16,7 @@ import pytest
 from tandemkv import errors
 from tandemkv.client._job_worker_core import (CALL_RETRY_S, WORKER_CONCURRENCY_MAX, WORKER_PREFETCH_JOBS_MAX, Send,
                                               Wait, WorkerSettings)
-from tandemkv.client._jobs_ops import Settled
-from tests.test_job_worker_core import LEASE, claim_now, make_job, with_lease
+from tests.test_job_worker_core import LEASE, answer, claim_now, make_job, settled_ids, with_lease
 
 
 def test_a_freed_slot_settles_and_claims_its_next_job_in_one_request():
@@ -25,10 +24,10 @@ def test_a_freed_slot_settles_and_claims_its_next_job_in_one_request():
     claim_now(core, 0.0, [make_job(1), make_job(2)])
     settle = core.handler_returned(1, b"ok", now_s=1.0)
     request = settle.operation.request
-    assert settle.operation.method == "Complete" and request.result == b"ok"
+    assert settle.operation.method == "Settle" and request.settlements[0].result == b"ok"
     assert request.claim_next.lease == LEASE and request.claim_next.limit == 1
     assert core.claim_size(1.0) == 0 and isinstance(core.next_action(1.0), Wait)  # reserved: no loop claim
-    started = core.settled(settle, Settled(make_job(1, state="completed"), [make_job(3, token=600)]), None, 1.1)
+    started = core.settled(settle, answer(settle, "completed", claimed=(make_job(3, token=600),)), None, 1.1)
     assert [job.id for job in started] == [3] and sorted(core.running) == [2, 3]
     assert core.claims_in_flight == 0 and core.stats.completed == 1 and core.stats.claimed == 3
 
@@ -37,8 +36,8 @@ def test_a_failing_handler_fails_its_job_and_claims_the_next_one():
     core = with_lease(concurrency=1)
     claim_now(core, 0.0, [make_job(1)])
     settle = core.handler_returned(1, error=ValueError("bad"), now_s=1.0)
-    assert settle.operation.method == "Fail" and settle.operation.request.claim_next.limit == 1
-    assert core.settled(settle, Settled(make_job(1, state="retryable"), []), None, 1.0) == []
+    assert settle.operation.request.settlements[0].failed and settle.operation.request.claim_next.limit == 1
+    assert core.settled(settle, answer(settle, "retryable"), None, 1.0) == []
     assert core.stats.failed == 1 and core.claims_in_flight == 0
     assert core.next_claim_s > 1.0  # the queue was empty: the next claim waits the idle pause
 
@@ -49,7 +48,7 @@ def test_a_refused_settlement_claims_nothing_and_gives_its_slot_and_tokens_back(
     core.bucket.give_back(1, 0.0)  # a token for the next claim
     settle = core.handler_returned(1, b"ok", now_s=0.0)
     assert settle.operation.request.claim_next.limit == 1 and core.bucket.whole(0.0) == 0
-    core.settled(settle, None, errors.FailedPrecondition("job 1 is claimed under token 900"), 0.0)
+    core.settled(settle, None, errors.FailedPrecondition(f"lease {LEASE} of claim_next not found"), 0.0)
     assert core.stats.lost == 1 and core.claims_in_flight == 0 and core.bucket.whole(0.0) == 1
     assert core.claim_size(0.0) == 1
 
@@ -62,18 +61,21 @@ def test_a_settlement_of_unknown_outcome_is_sent_again_with_its_claim_and_keeps_
     assert core.claims_in_flight == 1 and core.claim_size(0.0) == 0
     again = core.next_action(CALL_RETRY_S)
     assert isinstance(again, Send) and again.operation.request == settle.operation.request  # same request id
-    started = core.on_done(again, Settled(make_job(1, state="completed"), [make_job(2, token=700)]), None,
+    started = core.on_done(again, answer(again, "completed", claimed=(make_job(2, token=700),)), None,
                            CALL_RETRY_S)
     assert [job.id for job in started] == [2] and core.claims_in_flight == 0 and core.stats.completed == 1
 
 
-def test_a_lost_lease_drops_the_unsent_settlements_and_their_reservations():
+def test_a_settlement_kept_across_a_lost_lease_still_goes_and_its_refusal_releases_its_reservation():
     core = with_lease(concurrency=1)
     claim_now(core, 0.0, [make_job(1)])
     settle = core.handler_returned(1, b"ok", now_s=0.0)
     core.settled(settle, None, errors.Unavailable("no leader"), 0.0)
-    core._lose_lease("test")
-    assert core.claims_in_flight == 0 and core.unsettled == {} and core.stats.lost == 1
+    core._lose_lease("test")  # the lease may live on at the cluster: the outcome is still worth sending
+    again = core.next_action(CALL_RETRY_S)
+    assert isinstance(again, Send) and again.operation.request == settle.operation.request
+    core.settled(again, None, errors.FailedPrecondition(f"lease {LEASE} of claim_next not found"), CALL_RETRY_S)
+    assert core.claims_in_flight == 0 and not core.book.busy and core.stats.lost == 1
 
 
 def test_jobs_claimed_under_a_lease_given_up_meanwhile_are_not_started():
@@ -81,7 +83,7 @@ def test_jobs_claimed_under_a_lease_given_up_meanwhile_are_not_started():
     claim_now(core, 0.0, [make_job(1)])
     settle = core.handler_returned(1, b"ok", now_s=0.0)
     core._lose_lease("test")
-    assert core.settled(settle, Settled(make_job(1, state="completed"), [make_job(2)]), None, 0.0) == []
+    assert core.settled(settle, answer(settle, "completed", claimed=(make_job(2),)), None, 0.0) == []
     assert core.running == {} and core.claims_in_flight == 0
 
 
@@ -91,7 +93,7 @@ def test_a_graceful_stop_waits_for_a_settlement_in_flight_before_it_revokes_the_
     settle = core.handler_returned(1, b"ok", now_s=0.0)
     core.stop(graceful=True, now_s=0.0)
     assert isinstance(core.next_action(0.0), Wait)  # revoking now would refuse the settlement
-    core.settled(settle, Settled(make_job(1, state="completed"), []), None, 0.1)
+    core.settled(settle, answer(settle, "completed"), None, 0.1)
     release = core.next_action(0.1)
     assert isinstance(release, Send) and release.purpose == "release"
 
@@ -152,3 +154,36 @@ def test_an_empty_queue_is_watched_by_stale_reads_and_claimed_from_once_they_sho
     core.on_done(claim, [make_job(1), make_job(2)], None, now_s)
     assert core.peek_at_s == float("inf") and core.empty_claims == 0
     assert IDLE_PEEK_S_MAX <= 0.1  # new jobs are found within a tenth of a second
+
+
+def test_outcomes_that_finish_while_settles_are_in_flight_go_together_with_the_claim_of_their_slots():
+    core = with_lease(concurrency=6)
+    claim_now(core, 0.0, [make_job(n, token=100 + n) for n in range(1, 7)])
+    first = core.handler_returned(1, b"ok", now_s=0.1)
+    second = core.handler_returned(2, b"ok", now_s=0.1)
+    assert (settled_ids(first), settled_ids(second)) == ([1], [2])
+    assert [core.handler_returned(n, b"ok", now_s=0.1) for n in (3, 4, 5)] == [None, None, None]
+    assert isinstance(core.next_action(0.1), Wait)  # two in flight: the loop sends nothing either
+    core.settled(first, answer(first, "completed"), None, 0.2)
+    batch = core.next_settlement(0.2)
+    assert settled_ids(batch) == [3, 4, 5] and batch.operation.request.claim_next.limit == 4  # and 1's slot
+    assert core.next_settlement(0.2) is None  # nothing waits now
+    started = core.settled(batch, answer(batch, "completed", None, "completed",
+                                         claimed=(make_job(7), make_job(8), make_job(9))), None, 0.3)
+    assert [job.id for job in started] == [7, 8, 9] and core.stats.lost == 1 and core.stats.completed == 3
+
+
+def test_a_settle_carries_at_most_job_settle_jobs_max_outcomes():
+    from tandemkv import limits
+
+    count = limits.JOB_SETTLE_JOBS_MAX + 5
+    core = with_lease(concurrency=count)
+    claim_now(core, 0.0, [make_job(n) for n in range(1, 257)])
+    claim_now(core, 0.0, [make_job(n) for n in range(257, count + 1)])
+    sends = [core.handler_returned(n, b"", now_s=0.0) for n in range(1, count + 1)]
+    first, second = sends[:2]
+    core.settled(first, answer(first, "completed"), None, 0.0)
+    batch = core.next_settlement(0.0)
+    assert len(settled_ids(batch)) == limits.JOB_SETTLE_JOBS_MAX
+    core.settled(second, answer(second, "completed"), None, 0.0)
+    assert len(settled_ids(core.next_settlement(0.0))) == count - 2 - limits.JOB_SETTLE_JOBS_MAX
