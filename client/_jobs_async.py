@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING
 
 from tandemkv.client import _jobs_ops as ops
 from tandemkv.client._job_worker_async import AsyncWorkerMethods
-from tandemkv.client._jobs_ops import Job, JobCron, JobPage, QueueStats, WorkerBeat
+from tandemkv.client._job_enqueue_many import EnqueueMany
+from tandemkv.client._jobs_ops import Job, JobCron, JobPage, QueueStats, SettleAnswer, WorkerBeat
 from tandemkv.client._results import BytesLike
+from tandemkv.errors import TandemKVError
+from tandemkv.v1 import jobs_pb2 as J
 
 if TYPE_CHECKING:
     from tandemkv.client._async import AsyncClient
@@ -37,6 +40,33 @@ class AsyncJobs(AsyncWorkerMethods):
                                             timeout_s=timeout_s, request_id=request_id,
                                             max_lost_claims=max_lost_claims))
 
+    async def enqueue_many(self, queue: BytesLike, items: list[BytesLike], *,
+                           unique_keys: list[BytesLike] | None = None,
+                           run_at: float | datetime.datetime | None = None, priority: int = 0,
+                           max_attempts: int = 0, timeout_s: float | None = None,
+                           max_lost_claims: int = 0) -> list[int]:
+        """Enqueues a job of `queue` per item (its args), returning their ids
+        in the items' order; each option as for `enqueue`, for every job
+        (`unique_keys`: one per item, or None). The items go in as few
+        EnqueueMany requests as JOB_ENQUEUE_MANY_JOBS_MAX jobs and
+        COMMAND_SIZE_BYTES_MAX bytes a request allow, one after another, so
+        the ids increase in the items' order (a duplicate of a unique key
+        answers the earlier job's id). Each request is all-or-none; if one
+        fails after others were answered, their jobs stay enqueued and the
+        error it raises carries `enqueued_ids` (the ids of the first items)
+        and a note naming the items enqueued, not sent, and in doubt
+        (OutcomeUnknown). An item too large is InvalidArgument before
+        anything is sent. No items: []."""
+        plan = EnqueueMany(queue, items, unique_keys=unique_keys, run_at=run_at, priority=priority,
+                           max_attempts=max_attempts, timeout_s=timeout_s, max_lost_claims=max_lost_claims)
+        for operation in plan.operations:
+            try:
+                plan.enqueued(await self._client.run(operation))
+            except TandemKVError as error:
+                plan.failed(error)
+                raise
+        return plan.ids
+
     async def claim(self, queue: BytesLike, lease: int, limit: int = 1) -> list[Job]:
         """Up to `limit` available jobs of `queue`, by priority, then run_at,
         then id, each now claimed under `lease` with its fencing `token`."""
@@ -49,6 +79,22 @@ class AsyncJobs(AsyncWorkerMethods):
         """Records a failure: the job is retryable after its backoff, or dead
         once it has failed max_attempts times."""
         return await self._client.run(ops.fail(job_id, token, error))
+
+    # Builds one settlement for `settle`: settlement(job.id, job.token, result=b"...")
+    # completes the job, settlement(job.id, job.token, error="...") fails it.
+    settlement = staticmethod(ops.settlement)
+
+    async def settle(self, queue: BytesLike, settlements: list[J.JobSettlement], *, lease: int | None = None,
+                     limit: int = 0) -> SettleAnswer:
+        """Completes or fails many claimed jobs of `queue` in one Raft entry
+        (at most JOB_SETTLE_JOBS_MAX, each job once; build each with
+        `settlement`). Each is fenced alone, as `complete` and `fail` are: a
+        stale token refuses that one (its outcome says why) and the others
+        still apply. With `lease`, the same entry then claims up to `limit`
+        (1..JOB_CLAIM_JOBS_MAX, 0 meaning 1) jobs of `queue` under it; a
+        lease that is gone raises FailedPrecondition and records nothing.
+        Answers each settlement's outcome in order and the jobs claimed."""
+        return await self._client.run(ops.settle(queue, settlements, lease or 0, limit))
 
     async def retry(self, job_id: int) -> Job:
         return await self._client.run(ops.by_id("Retry", job_id))

@@ -6,18 +6,35 @@ Exit codes are the CLI's (server/cli/client.py): 0 done, 1 `show` of a job
 that does not exist, 2 bad input (a limit named), 3 unavailable, 4 an
 enqueue whose outcome is unknown, 5 refused (retrying a claimed job,
 cancelling a finished one: FAILED_PRECONDITION, with what to do).
+
+`jobs enqueue QUEUE --from-file FILE` enqueues a job per line of FILE (`-`:
+stdin) with `client.jobs.enqueue_many` and prints their ids, one per line,
+in the lines' order. If a request fails after earlier ones were answered,
+the ids of the jobs enqueued so far are printed before the error line.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import sys
 import time
 
+from tandemkv import errors, limits
 from tandemkv.client import Client
 from tandemkv.client._jobs_ops import STATES, Job, QueueStats
 from tandemkv.server.cli import job_worker as cli_job_worker
-from tandemkv.server.cli.client import EXIT_NO, EXIT_OK, Reply, _leaf, _text, bytes_json, value_argument
+from tandemkv.server.cli.client import (
+    EXIT_NO, EXIT_OK, STDIN_VALUE, Reply, _leaf, _text, bytes_json, value_argument,
+)
+
+# Bytes `jobs enqueue --from-file` reads at most (a longer input is refused,
+# not cut): a job per line, each within JOB_ARGS_BYTES_MAX.
+ENQUEUE_FILE_BYTES_MAX = 64 * 1024 * 1024
+# Lines (jobs) one `jobs enqueue --from-file` takes at most: a hundred full
+# EnqueueMany requests (JOB_ENQUEUE_MANY_JOBS_MAX each), held in memory at once.
+ENQUEUE_FILE_LINES_MAX = 100 * 1000
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +42,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "jobs", help="the durable job queue: enqueue, list, show, retry, cancel, discard, stats, worker",
         description="The durable job queue (docs/jobs.md): jobs whose claims are leases.",
     ).add_subparsers(dest="op", required=True)
-    enqueue = _leaf(jobs, "enqueue", cmd_enqueue, "enqueue a job; prints its id", ("queue",))
-    enqueue.add_argument("args", nargs="?", default="", help="the job's args (text; - reads stdin)")
+    enqueue = _leaf(jobs, "enqueue", cmd_enqueue, "enqueue a job (or one per line of a file); prints the ids",
+                    ("queue",))
+    enqueue.add_argument("args", nargs="?", default=None, help="the job's args (text; - reads stdin)")
+    enqueue.add_argument("--from-file", metavar="FILE",
+                         help="enqueue a job per line of FILE (- reads stdin), each line its args, in as few "
+                              "requests as the limits allow; prints the ids one per line, in order")
     enqueue.add_argument("--unique-key", help="while a job of the queue with this key is unfinished, "
                                               "answer its id instead of enqueueing another")
     when = enqueue.add_mutually_exclusive_group()
@@ -78,10 +99,67 @@ def cmd_enqueue(client: Client, args) -> Reply:
                         (args.job_timeout, "--job-timeout"), (args.run_in, "--in"), (args.run_at, "--run-at")):
         _positive(value, what)
     run_at = time.time() + args.run_in if args.run_in is not None else args.run_at
-    job_id = client.jobs.enqueue(args.queue, value_argument(args.args), unique_key=args.unique_key,
-                                 run_at=run_at, priority=args.priority, max_attempts=args.max_attempts,
-                                 timeout_s=args.job_timeout, max_lost_claims=args.max_lost_claims)
+    options = dict(run_at=run_at, priority=args.priority, max_attempts=args.max_attempts,
+                   timeout_s=args.job_timeout, max_lost_claims=args.max_lost_claims)
+    if args.from_file is not None:
+        return _enqueue_from_file(client, args, options)
+    job_id = client.jobs.enqueue(args.queue, value_argument(args.args or ""), unique_key=args.unique_key,
+                                 **options)
     return Reply(EXIT_OK, {"id": job_id}, str(job_id), "")
+
+
+def _enqueue_from_file(client: Client, args, options: dict) -> Reply:
+    if args.args is not None:
+        raise ValueError("give ARGS or --from-file, not both (each line of the file is a job's args)")
+    if args.unique_key is not None:
+        raise ValueError("--unique-key names one job; it cannot go with --from-file")
+    lines = read_job_lines(args.from_file)
+    try:
+        ids = client.jobs.enqueue_many(args.queue, lines, **options)
+    except errors.TandemKVError as error:
+        enqueued = getattr(error, "enqueued_ids", [])
+        if enqueued:  # the jobs that are in: their ids on stdout, as a whole run would print them
+            _print_ids(enqueued, getattr(args, "output", "text") == "json")
+            error.message += (f" ({len(enqueued)} of the {len(lines)} jobs were enqueued before this failed; "
+                              f"their ids are on stdout, line 1 to line {len(enqueued)})")
+        raise
+    note = "" if lines else f"{args.from_file}: no lines, no job enqueued"
+    return Reply(EXIT_OK, {"ids": ids}, "\n".join(map(str, ids)), note)
+
+
+def _print_ids(ids: list[int], json_output: bool) -> None:
+    print(json.dumps({"ids": ids}) if json_output else "\n".join(map(str, ids)), flush=True)
+
+
+def read_job_lines(path: str) -> list[bytes]:
+    """The args of a job per line of `path` (`-`: stdin), without their line
+    ends (\\n or \\r\\n); every line is a job, an empty one a job with empty
+    args. At most ENQUEUE_FILE_BYTES_MAX bytes and ENQUEUE_FILE_LINES_MAX
+    lines, each line within JOB_ARGS_BYTES_MAX."""
+    try:
+        if path == STDIN_VALUE:
+            data = sys.stdin.buffer.read(ENQUEUE_FILE_BYTES_MAX + 1)
+        else:
+            with open(path, "rb") as file:
+                data = file.read(ENQUEUE_FILE_BYTES_MAX + 1)
+    except OSError as error:
+        raise ValueError(f"--from-file {path}: {error.strerror or error}") from None
+    where = "stdin" if path == STDIN_VALUE else path
+    if len(data) > ENQUEUE_FILE_BYTES_MAX:
+        raise ValueError(f"{where} is longer than ENQUEUE_FILE_BYTES_MAX={ENQUEUE_FILE_BYTES_MAX} bytes; "
+                         "split it into several files")
+    lines = data.split(b"\n")
+    if lines[-1] == b"":  # the last line's end, not a line of its own
+        lines.pop()
+    if len(lines) > ENQUEUE_FILE_LINES_MAX:
+        raise ValueError(f"{where} holds {len(lines)} lines, over ENQUEUE_FILE_LINES_MAX={ENQUEUE_FILE_LINES_MAX}; "
+                         "split it into several files")
+    lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+    for number, line in enumerate(lines, 1):
+        if len(line) > limits.JOB_ARGS_BYTES_MAX:
+            raise ValueError(f"{where} line {number} is {len(line)} bytes, over JOB_ARGS_BYTES_MAX="
+                             f"{limits.JOB_ARGS_BYTES_MAX}; nothing was enqueued")
+    return lines
 
 
 def cmd_list(client: Client, args) -> Reply:
