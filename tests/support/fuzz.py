@@ -76,6 +76,8 @@ _REPEATED_COUNTS = {
     "failure": (0, 1, limits.TXN_OPS_MAX, limits.TXN_OPS_MAX + 1),
     "ops": (0, 1, 32, limits.BATCH_OPS_MAX, limits.BATCH_OPS_MAX + 1),
     "frames": (0, 1, limits.GOSSIP_DELIVER_FRAMES_MAX, limits.GOSSIP_DELIVER_FRAMES_MAX + 1),
+    "jobs": (0, 1, 3, limits.JOB_ENQUEUE_MANY_JOBS_MAX, limits.JOB_ENQUEUE_MANY_JOBS_MAX + 1),
+    "settlements": (0, 1, 3, limits.JOB_SETTLE_JOBS_MAX, limits.JOB_SETTLE_JOBS_MAX + 1),
 }
 
 # A distinct byte per request type that has a request id, to fill its ids.
