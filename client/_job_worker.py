@@ -189,9 +189,9 @@ class Worker:
             error: BaseException | None = None
             with self._turns:
                 with self._lock:  # claimed ahead, it may have timed out while it waited for a turn
-                    waited_out = core.running[job.id].abandoned
+                    runs = core.handler_started(job.id)
                 try:
-                    if not waited_out:
+                    if runs:
                         value = self._handler(job)
                 except BaseException as raised:  # noqa: B036 - whatever a handler raises fails its job
                     error = raised

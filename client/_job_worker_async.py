@@ -153,7 +153,7 @@ class AsyncWorker:
         error: BaseException | None = None
         try:
             async with self._turns:
-                if not core.running[job.id].abandoned:  # claimed ahead, it may have timed out waiting
+                if core.handler_started(job.id):  # claimed ahead, it may have timed out waiting
                     value = await self._handler(job)
         except asyncio.CancelledError:
             if not core.running[job.id].abandoned:

@@ -99,9 +99,9 @@ class WorkerCore:
                 running.abandoned = "timed out"
                 seconds = running.job.timeout_ms / 1000
                 error = f"timed out: the handler ran past the job's timeout of {seconds:g} s"
-                self.book.add(ops.settlement(running.job.id, running.job.token, error=error))
+                self.book.add(ops.settlement(running.job.id, running.job.token, error=error), now_s)
                 return TimedOut(running.job, self.next_settlement(now_s, self.loop_retry))
-        if self.book.ready():  # outcomes no handler's thread took along
+        if self._settle_ready(now_s):  # outcomes no handler's thread took along
             return self.next_settlement(now_s, self.loop_retry)
         if self.book.resend and now_s >= self.settle_at_s and self.book.in_flight < WORKER_SETTLES_IN_FLIGHT_MAX:
             self.settle_at_s = now_s + CALL_RETRY_S
@@ -121,7 +121,7 @@ class WorkerCore:
             # (Slots freed by outcomes that wait are claimed by their Settle, with no request of its own.)
             self._reserve(size, now_s)
             return Send(ops.claim(self.settings.queue, self.lease_id, size), self.loop_retry, "claim")
-        elif now_s >= self.peek_at_s and self._free() > 0:
+        elif now_s >= self.peek_at_s and self._free() > 0 and not self.book.waiting:
             self.peek_at_s = math.inf  # the next is set by the answer
             return Send(ops.stats(self.settings.queue, stale=True), self.loop_retry, "peek")
         return Wait(self._wait_s(now_s))
@@ -166,6 +166,8 @@ class WorkerCore:
 
     def _wait_s(self, now_s: float) -> float:
         wakes = [now_s + LOOP_WAIT_S_MAX, self.settle_at_s if self.book.resend else math.inf]
+        if self.book.waiting and self.book.in_flight < WORKER_SETTLES_IN_FLIGHT_MAX:
+            wakes.append(self.book.gather_until_s())
         if self.lease_id:
             wakes += [self.renew_at_s, self.lease_ok_s + self.settings.lease_ttl_s, self.beat_at_s]
         wakes += [r.deadline_s for r in self.running.values() if not r.abandoned]
@@ -173,7 +175,7 @@ class WorkerCore:
             wakes.append(self.stop_deadline_s)
         elif not self.lease_id:
             wakes.append(self.grant_at_s)
-        elif self._free() > 0:
+        elif self._free() > 0 and not self.book.waiting:  # (waiting outcomes' Settle claims their slots)
             wake_s = min(self.next_claim_s, self.peek_at_s)
             if self.bucket is not None:
                 wake_s = max(wake_s, now_s + self.bucket.wait_s(now_s))
@@ -320,13 +322,24 @@ class WorkerCore:
                 error = refused
         if settlement is None:
             settlement = ops.settlement(job.id, job.token, error=error_text(error))
-        self.book.add(settlement)
+        self.book.add(settlement, now_s if now_s is not None else math.inf)
         return self.next_settlement(now_s)
+
+    def handler_started(self, job_id: int) -> bool:
+        """A handler thread or task got its turn for `job_id`: returns whether
+        to run it (a job claimed ahead may have timed out while it waited)."""
+        return not self.running[job_id].abandoned
+
+    def _settle_ready(self, now_s: float | None) -> bool:
+        # Jobs held and not abandoned run or are about to (a job claimed ahead
+        # waits only while every turn is taken, so some handler runs then).
+        others_running = any(not r.abandoned for r in self.running.values())
+        return self.book.ready(math.inf if now_s is None else now_s, others_running)
 
     def next_settlement(self, now_s: float | None, retry: Retry | None = None) -> Send | None:
         """The next Settle, carrying every outcome that waits (and, given
         `now_s`, the claim of the free slots), if one may go now."""
-        if not self.book.ready():
+        if not self._settle_ready(now_s):
             return None
         batch = self.book.take()
         size = self.claim_size(now_s, on_settlement=True) if now_s is not None else 0

@@ -16,13 +16,24 @@ import pytest
 from tandemkv import errors
 from tandemkv.client._job_worker_core import (CALL_RETRY_S, WORKER_CONCURRENCY_MAX, WORKER_PREFETCH_JOBS_MAX, Send,
                                               Wait, WorkerSettings)
+from tandemkv.client._job_settlements import WORKER_SETTLE_GATHER_S
 from tests.test_job_worker_core import LEASE, answer, claim_now, make_job, settled_ids, with_lease
+
+
+def settle_now(core, job_id: int, now_s: float, value: bytes = b"ok") -> Send:
+    """Job `job_id`'s handler returns at `now_s`; its Settle, sent at once or,
+    as other handlers run, once it has waited WORKER_SETTLE_GATHER_S for theirs."""
+    send = core.handler_returned(job_id, value, now_s=now_s)
+    if send is None:
+        send = core.next_action(now_s + WORKER_SETTLE_GATHER_S)
+    assert isinstance(send, Send) and send.purpose == "settle", send
+    return send
 
 
 def test_a_freed_slot_settles_and_claims_its_next_job_in_one_request():
     core = with_lease(concurrency=2)
     claim_now(core, 0.0, [make_job(1), make_job(2)])
-    settle = core.handler_returned(1, b"ok", now_s=1.0)
+    settle = settle_now(core, 1, 1.0)
     request = settle.operation.request
     assert settle.operation.method == "Settle" and request.settlements[0].result == b"ok"
     assert request.claim_next.lease == LEASE and request.claim_next.limit == 1
@@ -102,7 +113,7 @@ def test_a_stopping_worker_settles_without_claiming():
     core = with_lease(concurrency=2)
     claim_now(core, 0.0, [make_job(1), make_job(2)])
     core.stop(graceful=True, now_s=0.5)
-    settle = core.handler_returned(1, b"ok", now_s=1.0)
+    settle = settle_now(core, 1, 1.0)
     assert not settle.operation.request.HasField("claim_next")
 
 
@@ -111,7 +122,7 @@ def test_prefetch_claims_ahead_of_free_slots_within_its_bound():
     assert core.claim_size(0.0) == 5  # two slots and three jobs ahead
     claim_now(core, 0.0, [make_job(n) for n in range(1, 6)])
     assert core.claim_size(0.0) == 0
-    settle = core.handler_returned(1, b"ok", now_s=0.1)
+    settle = settle_now(core, 1, 0.1)
     assert settle.operation.request.claim_next.limit == 1  # the worker holds four: one more to five
 
 
@@ -157,20 +168,20 @@ def test_an_empty_queue_is_watched_by_stale_reads_and_claimed_from_once_they_sho
 
 
 def test_outcomes_that_finish_while_settles_are_in_flight_go_together_with_the_claim_of_their_slots():
-    core = with_lease(concurrency=6)
-    claim_now(core, 0.0, [make_job(n, token=100 + n) for n in range(1, 7)])
-    first = core.handler_returned(1, b"ok", now_s=0.1)
-    second = core.handler_returned(2, b"ok", now_s=0.1)
+    core = with_lease(concurrency=7)
+    claim_now(core, 0.0, [make_job(n, token=100 + n) for n in range(1, 8)])
+    first = settle_now(core, 1, 0.1)
+    second = settle_now(core, 2, 0.2)
     assert (settled_ids(first), settled_ids(second)) == ([1], [2])
-    assert [core.handler_returned(n, b"ok", now_s=0.1) for n in (3, 4, 5)] == [None, None, None]
-    assert isinstance(core.next_action(0.1), Wait)  # two in flight: the loop sends nothing either
-    core.settled(first, answer(first, "completed"), None, 0.2)
-    batch = core.next_settlement(0.2)
+    assert [core.handler_returned(n, b"ok", now_s=0.3) for n in (3, 4, 5)] == [None, None, None]
+    assert isinstance(core.next_action(0.4), Wait)  # two in flight: the loop sends nothing either
+    core.settled(first, answer(first, "completed"), None, 0.5)
+    batch = core.next_settlement(0.5)  # 6 and 7 still run, but 3, 4, 5 waited long enough
     assert settled_ids(batch) == [3, 4, 5] and batch.operation.request.claim_next.limit == 4  # and 1's slot
-    assert core.next_settlement(0.2) is None  # nothing waits now
+    assert core.next_settlement(0.5) is None  # nothing waits now
     started = core.settled(batch, answer(batch, "completed", None, "completed",
-                                         claimed=(make_job(7), make_job(8), make_job(9))), None, 0.3)
-    assert [job.id for job in started] == [7, 8, 9] and core.stats.lost == 1 and core.stats.completed == 3
+                                         claimed=(make_job(8), make_job(9), make_job(10))), None, 0.6)
+    assert [job.id for job in started] == [8, 9, 10] and core.stats.lost == 1 and core.stats.completed == 3
 
 
 def test_a_settle_carries_at_most_job_settle_jobs_max_outcomes():
@@ -180,10 +191,45 @@ def test_a_settle_carries_at_most_job_settle_jobs_max_outcomes():
     core = with_lease(concurrency=count)
     claim_now(core, 0.0, [make_job(n) for n in range(1, 257)])
     claim_now(core, 0.0, [make_job(n) for n in range(257, count + 1)])
-    sends = [core.handler_returned(n, b"", now_s=0.0) for n in range(1, count + 1)]
-    first, second = sends[:2]
+    first, second = settle_now(core, 1, 0.0), settle_now(core, 2, 0.0)
+    assert [core.handler_returned(n, b"", now_s=0.1) for n in range(3, count + 1)] == [None] * (count - 2)
     core.settled(first, answer(first, "completed"), None, 0.0)
     batch = core.next_settlement(0.0)
     assert len(settled_ids(batch)) == limits.JOB_SETTLE_JOBS_MAX
     core.settled(second, answer(second, "completed"), None, 0.0)
     assert len(settled_ids(core.next_settlement(0.0))) == count - 2 - limits.JOB_SETTLE_JOBS_MAX
+
+
+def test_while_outcomes_wait_for_their_settle_the_loop_neither_claims_nor_spins():
+    core = with_lease(concurrency=3)
+    claim_now(core, 0.0, [make_job(1), make_job(2), make_job(3)])
+    settle_now(core, 1, 0.0)
+    settle_now(core, 2, 0.0)
+    assert core.handler_returned(3, b"ok", now_s=0.1) is None
+    wait = core.next_action(0.1)
+    assert isinstance(wait, Wait) and wait.seconds > 0.1, wait  # no claim of 3's slot, and no busy loop
+
+
+def test_with_nothing_in_flight_an_outcome_waits_a_moment_for_the_handlers_running_beside_it():
+    core = with_lease(concurrency=3)
+    claim_now(core, 0.0, [make_job(1), make_job(2), make_job(3)])
+    assert all(core.handler_started(n) for n in (1, 2, 3))
+    assert core.handler_returned(1, b"ok", now_s=1.0) is None  # 2 and 3 still run
+    wait = core.next_action(1.0)
+    assert isinstance(wait, Wait) and 0 < wait.seconds <= WORKER_SETTLE_GATHER_S * 1.001
+    assert core.handler_returned(2, b"ok", now_s=1.0005) is None
+    gathered = core.next_action(1.0 + WORKER_SETTLE_GATHER_S)  # 3 runs on: the two go without it
+    assert isinstance(gathered, Send) and settled_ids(gathered) == [1, 2]
+    assert gathered.operation.request.claim_next.limit == 2
+    core.settled(gathered, answer(gathered, "completed", "completed"), None, 1.01)
+    alone = core.handler_returned(3, b"ok", now_s=1.02)  # no other handler runs: at once
+    assert settled_ids(alone) == [3]
+
+
+def test_a_job_claimed_ahead_that_timed_out_while_it_waited_for_a_turn_does_not_run():
+    core = with_lease(concurrency=1, prefetch=1)
+    claim_now(core, 0.0, [make_job(1), make_job(2, timeout_ms=1000)])
+    assert core.handler_started(1)
+    timed_out = core.next_action(1.0)
+    assert timed_out.job.id == 2
+    assert not core.handler_started(2)
