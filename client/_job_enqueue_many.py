@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Sequence
 
 from tandemkv import limits
 from tandemkv.client import _jobs_ops as ops
@@ -90,7 +91,7 @@ class EnqueueMany:
     """One `enqueue_many` call: its requests (`operations`, built once, each
     with its own request id) and the ids answered so far (`ids`)."""
 
-    def __init__(self, queue: BytesLike, items: list[BytesLike], *, unique_keys: list[BytesLike] | None = None,
+    def __init__(self, queue: BytesLike, items: Sequence[BytesLike], *, unique_keys: Sequence[BytesLike] | None = None,
                  run_at: float | datetime.datetime | None = None, priority: int = 0, max_attempts: int = 0,
                  timeout_s: float | None = None, max_lost_claims: int = 0):
         items = list(items)

@@ -23,7 +23,9 @@ Example::
 
 from __future__ import annotations
 
+import builtins
 import datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tandemkv.client import _jobs_ops as ops
@@ -59,8 +61,8 @@ class Jobs(WorkerMethods):
                                             timeout_s=timeout_s, request_id=request_id,
                                             max_lost_claims=max_lost_claims))
 
-    def enqueue_many(self, queue: BytesLike, items: list[BytesLike], *,
-                     unique_keys: list[BytesLike] | None = None, run_at: float | datetime.datetime | None = None,
+    def enqueue_many(self, queue: BytesLike, items: Sequence[BytesLike], *,
+                     unique_keys: Sequence[BytesLike] | None = None, run_at: float | datetime.datetime | None = None,
                      priority: int = 0, max_attempts: int = 0, timeout_s: float | None = None,
                      max_lost_claims: int = 0) -> list[int]:
         """Enqueues a job of `queue` per item (its args), returning their ids
@@ -130,7 +132,7 @@ class Jobs(WorkerMethods):
              limit: int = 0, stale: bool = False) -> JobPage:
         return self._client.run(ops.list_jobs(queue, state, after_id, limit, stale))
 
-    def stats(self, queue: BytesLike | None = None, *, stale: bool = False) -> list[QueueStats]:
+    def stats(self, queue: BytesLike | None = None, *, stale: bool = False) -> builtins.list[QueueStats]:
         return self._client.run(ops.stats(queue, stale))
 
     def cron_put(self, name: BytesLike, expression: str, queue: BytesLike, args: BytesLike = b"", *,
@@ -147,7 +149,7 @@ class Jobs(WorkerMethods):
     def cron_delete(self, name: BytesLike) -> bool:
         return self._client.run(ops.cron_delete(name))
 
-    def cron_list(self, *, stale: bool = False) -> list[JobCron]:
+    def cron_list(self, *, stale: bool = False) -> builtins.list[JobCron]:
         return self._client.run(ops.cron_list(stale))
 
     # -- progress and heartbeats: the available plane (any node, never a Raft write) --
@@ -164,7 +166,7 @@ class Jobs(WorkerMethods):
         now. Beat every few seconds (well within JOB_WORKER_STALE_MS)."""
         return self._client.run(ops.heartbeat(queue, worker, running, stopping))
 
-    def workers(self, queue: BytesLike | None = None) -> list[WorkerBeat]:
+    def workers(self, queue: BytesLike | None = None) -> builtins.list[WorkerBeat]:
         """The workers of `queue` (every queue: None) that beat recently, as
         the answering node has them."""
         return self._client.run(ops.workers(queue))

@@ -4,7 +4,9 @@ the same operations (`_jobs_ops`) and semantics as `Client.jobs` (see
 
 from __future__ import annotations
 
+import builtins
 import datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tandemkv.client import _jobs_ops as ops
@@ -40,8 +42,8 @@ class AsyncJobs(AsyncWorkerMethods):
                                             timeout_s=timeout_s, request_id=request_id,
                                             max_lost_claims=max_lost_claims))
 
-    async def enqueue_many(self, queue: BytesLike, items: list[BytesLike], *,
-                           unique_keys: list[BytesLike] | None = None,
+    async def enqueue_many(self, queue: BytesLike, items: Sequence[BytesLike], *,
+                           unique_keys: Sequence[BytesLike] | None = None,
                            run_at: float | datetime.datetime | None = None, priority: int = 0,
                            max_attempts: int = 0, timeout_s: float | None = None,
                            max_lost_claims: int = 0) -> list[int]:
@@ -112,7 +114,7 @@ class AsyncJobs(AsyncWorkerMethods):
              limit: int = 0, stale: bool = False) -> JobPage:
         return await self._client.run(ops.list_jobs(queue, state, after_id, limit, stale))
 
-    async def stats(self, queue: BytesLike | None = None, *, stale: bool = False) -> list[QueueStats]:
+    async def stats(self, queue: BytesLike | None = None, *, stale: bool = False) -> builtins.list[QueueStats]:
         return await self._client.run(ops.stats(queue, stale))
 
     async def cron_put(self, name: BytesLike, expression: str, queue: BytesLike, args: BytesLike = b"", *,
@@ -129,7 +131,7 @@ class AsyncJobs(AsyncWorkerMethods):
     async def cron_delete(self, name: BytesLike) -> bool:
         return await self._client.run(ops.cron_delete(name))
 
-    async def cron_list(self, *, stale: bool = False) -> list[JobCron]:
+    async def cron_list(self, *, stale: bool = False) -> builtins.list[JobCron]:
         return await self._client.run(ops.cron_list(stale))
 
     # -- progress and heartbeats: the available plane (any node, never a Raft write) --
@@ -146,7 +148,7 @@ class AsyncJobs(AsyncWorkerMethods):
         now. Beat every few seconds (well within JOB_WORKER_STALE_MS)."""
         return await self._client.run(ops.heartbeat(queue, worker, running, stopping))
 
-    async def workers(self, queue: BytesLike | None = None) -> list[WorkerBeat]:
+    async def workers(self, queue: BytesLike | None = None) -> builtins.list[WorkerBeat]:
         """The workers of `queue` (every queue: None) that beat recently, as
         the answering node has them."""
         return await self._client.run(ops.workers(queue))
