@@ -26,20 +26,18 @@ from typing import Any
 from tandemkv import errors, limits
 from tandemkv.client import _coordination_ops as cops
 from tandemkv.client import _jobs_ops as ops
-from tandemkv.client._job_settlements import WORKER_SETTLES_IN_FLIGHT_MAX, SettleBook
+from tandemkv.client._job_settlements import UNKNOWN_OUTCOMES, WORKER_SETTLES_IN_FLIGHT_MAX, SettleBook, SettleSteps
 from tandemkv.client._job_worker_core import (
     CALL_RETRY_S, IDLE_PEEK_S_MAX, IDLE_PEEK_S_MIN, IDLE_POLL_S_MAX, WORKER_BEAT_S, IDLE_POLL_S_MIN, KEEPALIVE_PER_TTL, KEEPALIVE_RETRY_S, LOOP_WAIT_S_MAX,
     RATE_BURST_S, Done, Running, Send, TimedOut, TokenBucket, Wait, WorkerSettings, WorkerStats,
-    encode_result, error_text, log,
+    log,
 )
 from tandemkv.client._jobs_ops import Job
 from tandemkv.client._retry import Retry
 
-# Errors after which a claim or settlement may have applied: sent again as the same request.
-UNKNOWN_OUTCOMES = (errors.OutcomeUnknown, errors.Unavailable)
 
 
-class WorkerCore:
+class WorkerCore(SettleSteps):
     def __init__(self, settings: WorkerSettings, retry: Retry, now_s: float):
         self.settings = settings
         ttl_s = settings.lease_ttl_s
@@ -299,90 +297,6 @@ class WorkerCore:
         # Outcomes on their way still go: each is refused if its claim ended
         # with the lease, and recorded if the lease lived on after all.
         self.lease_id, self.renew_at_s, self.pending_claim = 0, math.inf, None
-
-    def handler_returned(self, job_id: int, value: object = None, error: BaseException | None = None,
-                         now_s: float | None = None) -> Send | None:
-        """A handler ended with `value` or `error`: frees its slot and books
-        the job's outcome; returns the Settle to send now, if one may go
-        (else the outcome waits for the next: `next_settlement`). Given
-        `now_s`, the Settle also claims the next jobs, as many as there are
-        free slots and tokens then (the answer's jobs come back from
-        `settled`)."""
-        running = self.running.pop(job_id)
-        self.stats.running = len(self.running)
-        if running.abandoned:
-            log.info("job %d ended after it was %s; its outcome is dropped", job_id, running.abandoned)
-            return None
-        job = running.job
-        settlement = None
-        if error is None:
-            try:
-                settlement = ops.settlement(job.id, job.token, result=encode_result(value))
-            except (TypeError, ValueError) as refused:
-                error = refused
-        if settlement is None:
-            settlement = ops.settlement(job.id, job.token, error=error_text(error))
-        self.book.add(settlement, now_s if now_s is not None else math.inf)
-        return self.next_settlement(now_s)
-
-    def handler_started(self, job_id: int) -> bool:
-        """A handler thread or task got its turn for `job_id`: returns whether
-        to run it (a job claimed ahead may have timed out while it waited)."""
-        return not self.running[job_id].abandoned
-
-    def _settle_ready(self, now_s: float | None) -> bool:
-        # Jobs held and not abandoned run or are about to (a job claimed ahead
-        # waits only while every turn is taken, so some handler runs then).
-        others_running = any(not r.abandoned for r in self.running.values())
-        return self.book.ready(math.inf if now_s is None else now_s, others_running)
-
-    def next_settlement(self, now_s: float | None, retry: Retry | None = None) -> Send | None:
-        """The next Settle, carrying every outcome that waits (and, given
-        `now_s`, the claim of the free slots), if one may go now."""
-        if not self._settle_ready(now_s):
-            return None
-        batch = self.book.take()
-        size = self.claim_size(now_s, on_settlement=True) if now_s is not None else 0
-        if size > 0:
-            self._reserve(size, now_s)
-        operation = ops.settle(self.settings.queue, batch, self.lease_id if size else 0, size)
-        return Send(operation, retry or self.settle_retry, "settle")
-
-    def settled(self, send: Send, answer: ops.SettleAnswer | None, error: errors.TandemKVError | None,
-                now_s: float) -> list[Job]:
-        """A Settle was answered (or refused, or lost in flight); returns the
-        jobs it claimed, to start. The shell then asks `next_settlement`:
-        outcomes may have waited meanwhile."""
-        self.book.answered()
-        request = send.operation.request
-        if error is None:
-            assert answer is not None
-            for settlement, outcome in zip(request.settlements, answer.outcomes):
-                if not outcome.settled:
-                    self.stats.lost += 1
-                    log.warning("job %d: its claim had ended, so this outcome is dropped: %s", outcome.id,
-                                outcome.refused)
-                elif settlement.failed:
-                    self.stats.failed += 1
-                else:
-                    self.stats.completed += 1
-            if not request.HasField("claim_next"):
-                return []
-            if request.claim_next.lease != self.lease_id:
-                self._unreserve(send, 0, now_s)
-                return []  # claimed under a lease given up meanwhile: its jobs went with it
-            return self._took(send, answer.claimed, now_s)
-        ids = ", ".join(str(settlement.id) for settlement in request.settlements)
-        if isinstance(error, UNKNOWN_OUTCOMES):  # sent again as the same request (its claim too): the reservation stays
-            log.warning("jobs %s: recording their outcomes failed (trying again): %s", ids, error.message)
-            if not self.book.resend:
-                self.settle_at_s = now_s + CALL_RETRY_S
-            self.book.keep(dataclasses.replace(send, retry=self.loop_retry))
-        else:  # the lease of claim_next is gone (so are the claims), or a refusal retrying cannot fix
-            self.stats.lost += len(request.settlements)
-            self._unreserve(send, 0, now_s)
-            log.warning("jobs %s: their outcomes are dropped: %s", ids, error.message)
-        return []
 
     def stop(self, graceful: bool, now_s: float) -> None:
         """Claims nothing more; `graceful`: running handlers get `grace_s`."""
