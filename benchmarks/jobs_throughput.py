@@ -7,17 +7,19 @@ the SDK's `client.jobs.worker`) beside RQ and arq on one local
 
 For each system and worker count N (N jobs may run at once):
 - TandemKV: ceil(N / 16) worker processes sharing N handler threads
-  (the SDK worker claims as many jobs as it has free threads, each freed
-  thread settling its job and claiming the next in one request; with
-  `--prefetch P`, P more per process, claimed ahead);
+  (the SDK worker claims as many jobs as it has free threads; the jobs
+  that finish together settle in one Settle request, which claims the
+  next ones for their threads in the same Raft entry; with `--prefetch P`,
+  P more per process, claimed ahead);
 - arq: ceil(N / 16) worker processes sharing N as `max_jobs`
   (poll_delay 0.05 s, ten times quicker than arq's default 0.5 s);
 - RQ: N `SimpleWorker` processes forked by one `WorkerPool` (RQ runs one
   job at a time per worker process).
 Workers start, a warm-up batch runs, then the driver enqueues `--jobs`
-jobs with ENQUEUES_IN_FLIGHT enqueues at once (TandemKV: an AsyncClient;
-arq: its asyncio pool; RQ: `enqueue_many` pipelines of that many) and
-waits until all completed. jobs/s: jobs / (last completion - first
+jobs, ENQUEUES_IN_FLIGHT at a time (TandemKV: EnqueueMany requests of that
+many, one Raft entry each, one after another; RQ: `enqueue_many`
+pipelines of that many; arq, which has no batch enqueue: that many
+enqueues at once from its asyncio pool) and waits until all completed. jobs/s: jobs / (last completion - first
 enqueue); latency: each job's completion minus its enqueue, by the
 systems' own stamps (TandemKV's log clock ms, RQ's enqueued_at/ended_at,
 arq's enqueue_time/finish_time), so it includes the wait behind the batch.

@@ -73,12 +73,12 @@ class TandemQueue:
         self.ids: list[int] = []
 
     async def enqueue(self, count: int) -> None:
-        gate = asyncio.Semaphore(ENQUEUES_IN_FLIGHT)
+        # As RQ's enqueue_many: batches of ENQUEUES_IN_FLIGHT, one after another (one Raft entry each).
+        from tandemkv.client import _jobs_ops as ops
 
-        async def one() -> int:
-            async with gate:
-                return await self.async_client.jobs.enqueue(self.queue, b"")
-        self.ids += await asyncio.gather(*(one() for _ in range(count)))
+        for start in range(0, count, ENQUEUES_IN_FLIGHT):
+            items = [b""] * min(ENQUEUES_IN_FLIGHT, count - start)
+            self.ids += await self.async_client.run(ops.enqueue_many(self.queue, items))
 
     def completed(self) -> int:
         stats = self.client.jobs.stats(self.queue)
