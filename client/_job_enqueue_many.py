@@ -80,11 +80,8 @@ def _check_item(index: int, job: J.JobEnqueueRequest, size: int, bytes_max: int)
         raise InvalidArgument(f"unique_keys[{index}] is {len(job.unique_key)} bytes, over "
                               f"JOB_UNIQUE_KEY_BYTES_MAX={limits.JOB_UNIQUE_KEY_BYTES_MAX}; nothing was enqueued",
                               limit="JOB_UNIQUE_KEY_BYTES_MAX")
-    if size > bytes_max:
-        raise InvalidArgument(f"items[{index}] takes {size} bytes of a request, more than one Raft command "
-                              f"holds beside the queue (COMMAND_SIZE_BYTES_MAX={limits.COMMAND_SIZE_BYTES_MAX}); "
-                              "store it elsewhere and enqueue a reference; nothing was enqueued",
-                              limit="COMMAND_SIZE_BYTES_MAX")
+    # JOB_ARGS_BYTES_MAX is half a command: an item within its limits always fits one request.
+    assert size <= bytes_max, (index, size, bytes_max)
 
 
 class EnqueueMany:

@@ -41,6 +41,11 @@ WORKER_SETTLES_IN_FLIGHT_MAX = 2
 # How long an outcome waits, with no Settle in flight, for those of the other
 # handlers running beside it (seconds): the most a job's settlement is held back.
 WORKER_SETTLE_GATHER_S = 0.002
+# Bytes of one Settle's settlements at most: a command less room for its queue, claim and ids
+# (results of JOB_ARGS_BYTES_MAX, half a command, go one to a request).
+SETTLE_REQUEST_BYTES_MAX = limits.COMMAND_SIZE_BYTES_MAX - limits.JOB_QUEUE_BYTES_MAX - 1024
+# What one settlement adds to a request beyond its own bytes (field tag and length).
+SETTLEMENT_FRAMING_BYTES = 8
 
 
 class SettleBook:
@@ -68,9 +73,16 @@ class SettleBook:
         return self.oldest_s + WORKER_SETTLE_GATHER_S
 
     def take(self) -> list[J.JobSettlement]:
-        """The settlements of the next request (in flight from now on)."""
-        batch = self.waiting[:limits.JOB_SETTLE_JOBS_MAX]
-        del self.waiting[:len(batch)]
+        """The settlements of the next request (in flight from now on): the
+        oldest, up to JOB_SETTLE_JOBS_MAX and SETTLE_REQUEST_BYTES_MAX."""
+        count, size_bytes = 0, 0
+        for settlement in self.waiting[:limits.JOB_SETTLE_JOBS_MAX]:
+            size_bytes += settlement.ByteSize() + SETTLEMENT_FRAMING_BYTES
+            if count and size_bytes > SETTLE_REQUEST_BYTES_MAX:
+                break
+            count += 1
+        batch = self.waiting[:count]
+        del self.waiting[:count]
         self.in_flight += 1
         return batch
 

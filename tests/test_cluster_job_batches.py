@@ -16,6 +16,7 @@ Leases come from a blocking client (they are not what is tested here).
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -151,3 +152,20 @@ def test_a_job_settled_twice_or_too_many_settlements_is_invalid_argument_naming_
     assert "settlements[2]: job 41 is settled twice" in twice.message
     assert f"settlements holds {limits.JOB_SETTLE_JOBS_MAX + 1}" in too_many.message
     assert f"JOB_SETTLE_JOBS_MAX={limits.JOB_SETTLE_JOBS_MAX}" in too_many.message
+
+
+def test_a_job_with_the_largest_args_runs_and_completes_with_the_largest_result(cluster):
+    # JOB_ARGS_BYTES_MAX is half a command: an Enqueue and a Settle at the limit both fit one.
+    largest = bytes(range(256)) * (limits.JOB_ARGS_BYTES_MAX // 256)
+    assert len(largest) == limits.JOB_ARGS_BYTES_MAX
+    queue = "largest"
+    with Client(cluster.endpoints) as client:
+        first, second = client.jobs.enqueue(queue, largest), client.jobs.enqueue_many(queue, [largest])[0]
+        with client.jobs.worker(queue, lambda job: job.args[::-1], concurrency=2) as worker:
+            deadline = time.monotonic() + LEADER_TIMEOUT_S
+            while worker.stats().completed < 2:
+                assert time.monotonic() < deadline, worker.stats()
+                time.sleep(0.05)
+        for job_id in (first, second):
+            job = client.jobs.get(job_id)
+            assert job.state == "completed" and job.args == largest and job.result == largest[::-1]

@@ -92,7 +92,6 @@ def test_requests_cut_on_bytes_keep_every_item_in_order():
 @pytest.mark.parametrize("items, keys, limit", [
     ([b"a", b"x" * (limits.JOB_ARGS_BYTES_MAX + 1)], None, "JOB_ARGS_BYTES_MAX"),
     ([b"a", b"b"], [b"k", b"k" * (limits.JOB_UNIQUE_KEY_BYTES_MAX + 1)], "JOB_UNIQUE_KEY_BYTES_MAX"),
-    ([b"a"] * 3 + [b"x" * (limits.JOB_ARGS_BYTES_MAX - 20)], None, "COMMAND_SIZE_BYTES_MAX"),
 ])
 def test_an_item_too_large_is_refused_before_anything_is_sent(items, keys, limit):
     client = StandIn()
@@ -100,6 +99,16 @@ def test_an_item_too_large_is_refused_before_anything_is_sent(items, keys, limit
         Jobs(client).enqueue_many("q", items, unique_keys=keys)
     assert refused.value.limit == limit and "nothing was enqueued" in refused.value.message
     assert client.sent == []
+
+
+def test_an_item_at_every_limit_fits_one_request_on_its_own():
+    items = [b"a", b"x" * limits.JOB_ARGS_BYTES_MAX, b"b"]
+    keys = [b"k1", b"u" * limits.JOB_UNIQUE_KEY_BYTES_MAX, b"k3"]
+    plan = EnqueueMany(b"q" * limits.JOB_QUEUE_BYTES_MAX, items, unique_keys=keys, priority=limits.JOB_PRIORITY_MAX,
+                       max_attempts=limits.JOB_MAX_ATTEMPTS_MAX, timeout_s=limits.JOB_TIMEOUT_MS_MAX / 1000,
+                       max_lost_claims=limits.JOB_MAX_LOST_CLAIMS_MAX)
+    assert all(command_bytes(operation) <= limits.COMMAND_SIZE_BYTES_MAX for operation in plan.operations)
+    assert [job.args for operation in plan.operations for job in operation.request.jobs] == items
 
 
 def test_unique_keys_must_be_one_per_item():

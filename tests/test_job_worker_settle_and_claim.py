@@ -233,3 +233,22 @@ def test_a_job_claimed_ahead_that_timed_out_while_it_waited_for_a_turn_does_not_
     timed_out = core.next_action(1.0)
     assert timed_out.job.id == 2
     assert not core.handler_started(2)
+
+
+def test_a_settle_stays_within_a_command_whatever_the_results_weigh():
+    from tandemkv import limits
+    from tandemkv.server.strong import commands
+
+    core = with_lease(concurrency=5)
+    claim_now(core, 0.0, [make_job(n, token=10**12 + n) for n in range(1, 6)])
+    biggest = b"r" * limits.JOB_ARGS_BYTES_MAX
+    first = settle_now(core, 1, 0.0, biggest)
+    second = settle_now(core, 2, 0.0, biggest)
+    assert [core.handler_returned(n, biggest, now_s=0.1) for n in (3, 4, 5)] == [None, None, None]
+    core.settled(first, answer(first, "completed"), None, 0.2)
+    core.settled(second, answer(second, "completed"), None, 0.2)
+    sends = [core.next_settlement(0.2), core.next_settlement(0.2)]
+    assert [settled_ids(send) for send in sends] == [[3], [4]]  # one result of the largest size per request
+    for send in sends:
+        encoded = commands.encode_write(send.operation.request, send.operation.request.request_id, 0)
+        assert len(encoded) <= limits.COMMAND_SIZE_BYTES_MAX

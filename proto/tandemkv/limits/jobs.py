@@ -2,14 +2,17 @@
 retention, recurring jobs, and the job board of progress and workers.
 """
 
+from tandemkv.limits.strong import COMMAND_SIZE_BYTES_MAX
+
 # -- jobs (the durable job queue, docs/jobs.md) --
 # Bytes of a job queue's name.
 JOB_QUEUE_BYTES_MAX = 256
 # Bytes of a job's unique_key (unique within its queue while the job is unfinished);
 # with the longest queue name its stored key stays within LMDB_KEY_BYTES_MAX.
 JOB_UNIQUE_KEY_BYTES_MAX = 128
-# Bytes of a job's args, and of the result it is completed with.
-JOB_ARGS_BYTES_MAX = 256 * 1024
+# Bytes of a job's args, and of the result it is completed with: half a command, so an Enqueue or a
+# Complete at the limit, with every other field at its own, fits in COMMAND_SIZE_BYTES_MAX.
+JOB_ARGS_BYTES_MAX = COMMAND_SIZE_BYTES_MAX // 2
 # Bytes of the error a failed job keeps (longer errors are refused).
 JOB_ERROR_BYTES_MAX = 4 * 1024
 # Jobs one claim may take.
