@@ -74,11 +74,9 @@ class TandemQueue:
 
     async def enqueue(self, count: int) -> None:
         # As RQ's enqueue_many: batches of ENQUEUES_IN_FLIGHT, one after another (one Raft entry each).
-        from tandemkv.client import _jobs_ops as ops
-
         for start in range(0, count, ENQUEUES_IN_FLIGHT):
             items = [b""] * min(ENQUEUES_IN_FLIGHT, count - start)
-            self.ids += await self.async_client.run(ops.enqueue_many(self.queue, items))
+            self.ids += await self.async_client.jobs.enqueue_many(self.queue, items)
 
     def completed(self) -> int:
         stats = self.client.jobs.stats(self.queue)
