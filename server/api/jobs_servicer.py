@@ -9,9 +9,10 @@ naming what to do; the model is the pure core's (server/strong/jobs.py).
 
 Progress, Heartbeat and Workers are the available plane's (node.jobs.board,
 server/node/job_board.py): served by this node's replica on the executor,
-never a Raft write. A write that ends a claim (complete, fail, retry,
-cancel, discard) removes the job's progress here, and Get carries the
-current claim's last progress.
+never a Raft write. A write that ends claims (complete, fail, settle,
+retry, cancel, discard) has their jobs' progress removed here soon after
+it answers (`board.forget_soon`), and Get carries the current claim's
+last progress.
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         return await handle(context, request, self._node.query_async)
 
     async def _ending(self, request, context):
-        """A write that ends the job's claim; its progress goes here too."""
+        """A write that ends the job's claim; its progress goes here too, soon."""
         response = await self._write(request, context)
-        await asyncio.get_running_loop().run_in_executor(None, self._node.jobs.board.forget, response.job.id)
+        self._forget_soon([response.job.id])
         return response
+
+    def _forget_soon(self, job_ids: list[int]) -> None:
+        loop = asyncio.get_running_loop()
+        self._node.jobs.board.forget_soon(job_ids, lambda drain: loop.run_in_executor(None, drain))
 
     async def _board(self, request, context, call):
         return await handle(context, request, call)
@@ -51,7 +56,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         response = await self._write(request, context)
         settled = [outcome.id for outcome in response.outcomes if outcome.settled]
         if settled:
-            await asyncio.get_running_loop().run_in_executor(None, self._node.jobs.board.forget_many, settled)
+            self._forget_soon(settled)
         return response
 
     async def Claim(self, request, context):

@@ -53,6 +53,12 @@ JOB_MAX_LOST_CLAIMS_DEFAULT = 10
 JOB_PROGRESS_NOTE_BYTES_MAX = 256
 # How long a job's progress entry stays without a new report before any node removes it.
 JOB_PROGRESS_STALE_MS = 3600 * 1000
+# Job ids whose progress a node has yet to remove after a call through it ended their claims (removed
+# off the call's path, in batches); past it the rest are left to the board's sweep.
+JOB_PROGRESS_FORGETS_QUEUED_MAX = 65_536
+# How long a node takes the progress table's absence from its catalogue as known before it looks again
+# (a look reads the strong plane's catalogue): while absent, ended claims have no progress to remove.
+JOB_BOARD_ABSENT_TABLE_RECHECK_MS = 1_000
 # Bytes of a worker's id in its heartbeat.
 JOB_WORKER_ID_BYTES_MAX = 128
 # How long a worker stays listed after its last heartbeat; past it any node removes it.
