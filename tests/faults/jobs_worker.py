@@ -7,8 +7,9 @@ The process runs the SDK's worker (`client.jobs.worker`) with
 jobs_workload.run_handler as its handler until SIGTERM, then stops it
 gracefully. The handler records each execution in the record file before
 it returns; `RecordingClient` records what the cluster answered to each
-complete or fail the worker sent (ok, refused, unknown), watching the one
-method every call of the client passes.
+complete or fail the worker sent (ok, refused, unknown), one record per
+settlement of a Settle (each fenced alone), watching the one method every
+call of the client passes.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ WORKER_PAUSE_SHARE = 0.3
 WORKER_PAUSE_PAST_TTL_S_RANGE = (1.0, 2.5)
 # Seconds a worker gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 10.0
-# The calls whose answers are recorded, by the name the record uses.
-SETTLEMENTS = {"Complete": "complete", "Fail": "fail"}
+# The calls whose answers are recorded, by the name the record uses (a
+# Settle's settlements are recorded one by one, as complete or fail).
+SETTLEMENTS = {"Complete": "complete", "Fail": "fail", "Settle": "settle"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,7 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 class RecordingClient(Client):
-    """A `Client` that records the answer to every Complete and Fail."""
+    """A `Client` that records the answer to every Complete and Fail, and to
+    each settlement of every Settle."""
 
     def __init__(self, endpoints: list[str], log: ExecutionLog):
         super().__init__(endpoints, retry=WORKER_RETRY)
@@ -65,17 +68,22 @@ class RecordingClient(Client):
         call = SETTLEMENTS.get(operation.method) if operation.service == "Jobs" else None
         if call is None:
             return super().run(operation, retry=retry)
-        outcome = "unknown"
+        request = operation.request
+        settled = ([(s.id, s.token, "fail" if s.failed else "complete") for s in request.settlements]
+                   if call == "settle" else [(request.id, request.token, call)])
+        outcomes = ["unknown"] * len(settled)
         try:
             answer = super().run(operation, retry=retry)
-            outcome = "ok"
+            outcomes = (["ok" if o.settled else "refused" for o in answer.outcomes] if call == "settle"
+                        else ["ok"])
             return answer
         except errors.FailedPrecondition:
-            outcome = "refused"
+            outcomes = ["refused"] * len(settled)  # a whole Settle refused (its claim_next lease is gone)
             raise
         finally:
-            self.execution_log.write({"kind": "outcome", "job": operation.request.id,
-                                      "token": operation.request.token, "call": call, "outcome": outcome})
+            for (job_id, token, kind), outcome in zip(settled, outcomes):
+                self.execution_log.write({"kind": "outcome", "job": job_id, "token": token, "call": kind,
+                                          "outcome": outcome})
 
 
 def main(argv: list[str] | None = None) -> int:
