@@ -69,6 +69,8 @@ def test_every_job_finished_once_in_effect_none_lost_none_dead_early(jobs_run):
     assert counts["enqueue:ok"] >= JOBS // 2, f"{context}: most enqueues never got through: {counts}"
     assert counts.get("final:dead", 0) >= 1 and counts["failures"] > counts["final:dead"], f"{context}: {counts}"
     assert counts.get("superseded_executions", 0) >= SUPERSEDED_MIN, f"{context}: {counts}"
+    # The workers' settlements were recorded (the completed-twice and completion-undone rules read them).
+    assert counts.get("settlement:ok", 0) >= counts.get("final:completed", 0) // 2, f"{context}: {counts}"
 
 
 def test_the_queue_survived_a_full_cluster_restart(jobs_run):

@@ -75,6 +75,8 @@ def check_jobs(history: dict[str, Any]) -> Verdict:
     for execution in history["executions"]:
         executions[execution["job"]].append(execution)
     outcomes = {(o["job"], o["token"], o["call"]): o["outcome"] for o in history.get("outcomes", ())}
+    for outcome in outcomes.values():  # what the workers heard: the rules below read them
+        verdict.counts[f"settlement:{outcome}"] += 1
     _check_enqueues(verdict, history["enqueues"], jobs)
     for job in jobs.values():
         verdict.counts[f"final:{job['state']}"] += 1
