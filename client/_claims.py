@@ -7,7 +7,7 @@ leadership) is shared with the asyncio twins: see `_claim_steps`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tandemkv.client import _coordination_ops as cops
 from tandemkv.client._coordination_ops import Registration
@@ -15,7 +15,7 @@ from tandemkv.client._claim_steps import ElectionSteps, HoldSteps, LockSteps
 from tandemkv.client._core import Plan
 from tandemkv.client._operations import Operation
 from tandemkv.client._leases import Lease, lease_id, release_quietly
-from tandemkv.client._results import BytesLike, to_bytes
+from tandemkv.client._results import BytesLike
 
 if TYPE_CHECKING:
     from tandemkv.client._sync import Client

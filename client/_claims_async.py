@@ -12,7 +12,7 @@ from tandemkv.client._core import Plan
 from tandemkv.client._operations import Operation
 from tandemkv.client._coordination_ops import Registration
 from tandemkv.client._leases import AsyncLease, lease_id, log
-from tandemkv.client._results import BytesLike, to_bytes
+from tandemkv.client._results import BytesLike
 from tandemkv.client._watch import AsyncObserver
 from tandemkv.errors import TandemKVError
 

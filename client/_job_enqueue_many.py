@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from tandemkv import limits
 from tandemkv.client import _jobs_ops as ops
 from tandemkv.client._operations import Operation, new_request_id
-from tandemkv.client._results import BytesLike, to_bytes
+from tandemkv.client._results import BytesLike
 from tandemkv.errors import InvalidArgument, OutcomeUnknown, TandemKVError
 from tandemkv.v1 import jobs_pb2 as J
 
