@@ -44,6 +44,7 @@ WRITE_FIELDS: dict[type[Message], str] = {
     jobs_pb2.JobDiscardRequest: "job_discard",
     jobs_pb2.JobCronPutRequest: "job_cron_put",
     jobs_pb2.JobCronDeleteRequest: "job_cron_delete",
+    jobs_pb2.JobQueueLimitRequest: "job_queue_limit",
     raft_pb2.AuthChange: "auth_change",
 }
 

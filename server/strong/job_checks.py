@@ -150,6 +150,14 @@ def check_stats(request: J.JobStatsRequest) -> None:
         _check_queue(request.queue)
 
 
+def check_queue_limit(request: J.JobQueueLimitRequest) -> None:
+    _check_queue(request.queue)
+    if request.concurrency_max > limits.JOB_QUEUE_CONCURRENCY_MAX:
+        raise InvalidArgument(f"concurrency_max {request.concurrency_max} is over JOB_QUEUE_CONCURRENCY_MAX="
+                              f"{limits.JOB_QUEUE_CONCURRENCY_MAX} (0 removes the queue's limit)",
+                              limit="JOB_QUEUE_CONCURRENCY_MAX")
+
+
 def check_cron_put(request: J.JobCronPutRequest) -> None:
     job_cron = request.cron
     if not 0 < len(job_cron.name) <= limits.JOB_CRON_NAME_BYTES_MAX:
@@ -217,6 +225,7 @@ CHECKS = {
     J.JobGetRequest: lambda r: (_check_id(r.id), _check_consistency(r.consistency)),
     J.JobListRequest: lambda r: (check_list(r), _check_consistency(r.consistency)),
     J.JobStatsRequest: lambda r: (check_stats(r), _check_consistency(r.consistency)),
+    J.JobQueueLimitRequest: check_queue_limit,
     J.JobCronPutRequest: check_cron_put,
     J.JobCronDeleteRequest: check_cron_delete,
     J.JobCronListRequest: lambda r: _check_consistency(r.consistency),

@@ -1,4 +1,5 @@
-"""The job queue's reads: one job, a page of jobs, the counts per queue.
+"""The job queue's reads: one job, a page of jobs, the counts per queue
+(with its cluster-wide limit, job_queue_limits.py).
 Pure, like the rest of the state machine: each reads the view it is given
 at the revision it is given."""
 
@@ -8,6 +9,7 @@ from tandemkv import limits
 from tandemkv.v1 import jobs_pb2 as J
 from tandemkv.v1 import kv_pb2
 
+from tandemkv.server.strong import job_queue_limits
 from tandemkv.server.strong.job_store import JobTables
 from tandemkv.server.strong.view import StoreView
 
@@ -46,11 +48,7 @@ def read_list(view: StoreView, request: J.JobListRequest, revision: int) -> J.Jo
 
 def read_stats(view: StoreView, request: J.JobStatsRequest, revision: int) -> J.JobStatsResponse:
     response = J.JobStatsResponse(header=kv_pb2.ResponseHeader(revision=revision))
-    tables = JobTables(view)
-    if request.queue:
-        response.queues.append(tables.stats(request.queue))
-    else:
-        response.queues.extend(tables.stats_scan(limits.JOB_LIST_MAX))
+    response.queues.extend(job_queue_limits.stats_with_limits(view, request.queue, limits.JOB_LIST_MAX))
     return response
 
 

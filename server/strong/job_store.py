@@ -13,6 +13,9 @@ Tables (one-byte tags, distinct from coordination's and the catalogue's):
 - U unique: (queue, unique_key) -> id, while that job is not finished;
 - F finished: (finished_ms, id), the order retention prunes in;
 - Q queues: queue -> `JobQueueStats`, the counts per state;
+- L queue limits: queue -> its cluster-wide limit on jobs claimed at once
+  (4 bytes, big-endian; no record: no limit), kept apart from Q, whose
+  record goes when its counts reach zero;
 - C crons: name -> `JobCron`, the recurring jobs;
 - N cron runs: (next_run_ms, name), the order crons come due (log clock).
 
@@ -35,6 +38,7 @@ DEADLINES = b"T"
 UNIQUE = b"U"
 FINISHED = b"F"
 QUEUES = b"Q"
+QUEUE_LIMITS = b"L"
 CRONS = b"C"
 CRON_RUNS = b"N"
 # A claimed job's attachment to its lease: this kind + its id.
@@ -48,6 +52,7 @@ LAST_ID_KEY = b"jobs_last_id"
 _ID_BYTES = 8
 _STAMP_BYTES = 8
 _PRIORITY_BYTES = 1
+_LIMIT_BYTES = 4
 
 
 def id_bytes(job_id: int) -> bytes:
@@ -196,6 +201,24 @@ class JobTables:
             self.view.claim_put(QUEUES, stats.queue, stats.SerializeToString())
         else:
             self.view.claim_delete(QUEUES, stats.queue)
+
+    # -- cluster-wide limits per queue --
+    def limit_get(self, queue: bytes) -> int:
+        """The queue's limit on jobs claimed at once; 0: none."""
+        raw = self.view.claim_get(QUEUE_LIMITS, queue)
+        return 0 if raw is None else int.from_bytes(raw, "big")
+
+    def limit_put(self, queue: bytes, concurrency_max: int) -> None:
+        """Sets the queue's limit; 0 removes it."""
+        if concurrency_max:
+            self.view.claim_put(QUEUE_LIMITS, queue, concurrency_max.to_bytes(_LIMIT_BYTES, "big"))
+        else:
+            self.view.claim_delete(QUEUE_LIMITS, queue)
+
+    def limit_scan(self, count_max: int) -> list[tuple[bytes, int]]:
+        """(queue, limit) of the queues with a limit, in queue order."""
+        found = self.view.claim_scan(QUEUE_LIMITS, b"", None)
+        return [(queue, int.from_bytes(raw, "big")) for queue, raw in islice(found, count_max)]
 
     def finished_count(self) -> int:
         raw = self.view.meta_get(FINISHED_COUNT_KEY)

@@ -8,7 +8,8 @@ claim timeouts, as leases age on it.
 Its neighbours: job_store.py (the tables), job_moves.py (moving a job
 between states, the backoff), job_checks.py (validation),
 job_reads.py (get, list, stats), job_crons.py (recurring jobs, fired from
-here), cron.py (the expression parser).
+here), cron.py (the expression parser), job_queue_limits.py (the
+cluster-wide limit per queue, which every claim here obeys).
 
 Rules it keeps:
 - A job's id is the Raft index of its enqueue, or the next free id above
@@ -21,6 +22,10 @@ Rules it keeps:
   first), then run_at, then id, and attaches each to the worker's lease.
   When the lease ends (expiry or revoke), each job it still holds becomes
   available again with its attempt counted: no job is lost with a worker.
+- Every claim goes through claim_into (Claim, and the claim_next of
+  Complete, Fail and Settle), which takes no more than a queue's
+  cluster-wide limit leaves room for (limit minus the jobs claimed now,
+  never negative); lowering the limit releases no claimed job.
 - Complete and fail are fenced: they apply only while the job is claimed
   under the token they carry; a stale token gets FAILED_PRECONDITION naming
   the job's state and current token, and changes nothing.
@@ -50,7 +55,7 @@ from tandemkv import limits
 from tandemkv.v1 import jobs_pb2 as J
 from tandemkv.v1 import kv_pb2, raft_pb2
 
-from tandemkv.server.strong import coordination, job_crons, job_reads
+from tandemkv.server.strong import coordination, job_crons, job_queue_limits, job_reads
 from tandemkv.server.strong.context import ApplyContext, CommandFailed
 from tandemkv.server.strong.job_checks import CHECKS  # noqa: F401 - validation.py reads it here
 from tandemkv.server.strong.job_moves import (FINISHED_STATES, UNFINISHED, backoff_ms, enter,  # noqa: F401
@@ -120,7 +125,7 @@ def claim_into(context: ApplyContext, tables: JobTables, queue: bytes, lease: in
     job_crons.fire(context, tables, add_job, limits.JOB_SWEEP_PER_ENTRY_MAX)
     _promote(context, tables, limits.JOB_CLAIM_JOBS_MAX)
     room = limits.LEASE_ATTACHMENTS_MAX - len(view.lease_items(lease))
-    limit = min(limit or 1, room)
+    limit = job_queue_limits.claim_room(tables, queue, min(limit or 1, room))
     # A deadline set from the lease clock, which lags real time by up to a
     # tick interval here, plus one interval: a claim never times out early.
     started_ms = coordination.lease_clock(view) + limits.LEASE_TICK_INTERVAL_MS
@@ -317,6 +322,7 @@ def _prune(tables: JobTables, job_ids: list[int]) -> int:
 
 OPS = {
     **job_crons.OPS,
+    **job_queue_limits.OPS,
     J.JobEnqueueRequest: enqueue,
     J.JobClaimRequest: claim,
     J.JobCompleteRequest: complete,

@@ -164,6 +164,11 @@ _FREEING_OPS = frozenset({"noop", "delete", "counter_delete", "lease_tick", "lea
                           # jobs in place; finished jobs are pruned by retention).
                           "job_claim", "job_complete", "job_fail", "job_settle", "job_cancel", "job_discard",
                           "job_cron_delete",
+                          # A queue's limit: the limits table is bounded by its own limits
+                          # (JOB_QUEUE_LIMITS_MAX records of a queue name and 4 bytes), and
+                          # lifting or lowering a limit is how an operator drains a full store's
+                          # queue faster, or shields what its jobs call meanwhile.
+                          "job_queue_limit",
                           # The auth store is bounded by its own limits (AUTH_*_MAX), and
                           # revoking a user's access must work at the quota too.
                           "auth_change"})

@@ -43,6 +43,10 @@ JOB_CRON_NAME_BYTES_MAX = 64
 JOB_CRON_EXPRESSION_BYTES_MAX = 256
 # Bytes of a recurring job's args (small, so one list of every cron fits an answer).
 JOB_CRON_ARGS_BYTES_MAX = 1024
+# A queue's cluster-wide limit on its jobs claimed at once (SetQueueLimit), at most.
+JOB_QUEUE_CONCURRENCY_MAX = 100_000
+# Queues that have a cluster-wide concurrency limit, at most.
+JOB_QUEUE_LIMITS_MAX = 1_000
 # Jobs (or queues) one List (or Stats) answer carries, and records one List may look at.
 JOB_LIST_MAX = 1_000
 JOB_LIST_SCAN_MAX = 10_000

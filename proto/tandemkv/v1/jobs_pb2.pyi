@@ -308,7 +308,7 @@ class JobListResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., more: bool = ..., next_after_id: _Optional[int] = ...) -> None: ...
 
 class JobQueueStats(_message.Message):
-    __slots__ = ("queue", "available", "scheduled", "claimed", "completed", "retryable", "dead", "cancelled")
+    __slots__ = ("queue", "available", "scheduled", "claimed", "completed", "retryable", "dead", "cancelled", "concurrency_max")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_FIELD_NUMBER: _ClassVar[int]
@@ -317,6 +317,7 @@ class JobQueueStats(_message.Message):
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
     DEAD_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_MAX_FIELD_NUMBER: _ClassVar[int]
     queue: bytes
     available: int
     scheduled: int
@@ -325,7 +326,28 @@ class JobQueueStats(_message.Message):
     retryable: int
     dead: int
     cancelled: int
-    def __init__(self, queue: _Optional[bytes] = ..., available: _Optional[int] = ..., scheduled: _Optional[int] = ..., claimed: _Optional[int] = ..., completed: _Optional[int] = ..., retryable: _Optional[int] = ..., dead: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
+    concurrency_max: int
+    def __init__(self, queue: _Optional[bytes] = ..., available: _Optional[int] = ..., scheduled: _Optional[int] = ..., claimed: _Optional[int] = ..., completed: _Optional[int] = ..., retryable: _Optional[int] = ..., dead: _Optional[int] = ..., cancelled: _Optional[int] = ..., concurrency_max: _Optional[int] = ...) -> None: ...
+
+class JobQueueLimitRequest(_message.Message):
+    __slots__ = ("queue", "concurrency_max", "request_id")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_MAX_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    queue: bytes
+    concurrency_max: int
+    request_id: bytes
+    def __init__(self, queue: _Optional[bytes] = ..., concurrency_max: _Optional[int] = ..., request_id: _Optional[bytes] = ...) -> None: ...
+
+class JobQueueLimitResponse(_message.Message):
+    __slots__ = ("header", "queue", "concurrency_max")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_MAX_FIELD_NUMBER: _ClassVar[int]
+    header: _kv_pb2.ResponseHeader
+    queue: bytes
+    concurrency_max: int
+    def __init__(self, header: _Optional[_Union[_kv_pb2.ResponseHeader, _Mapping]] = ..., queue: _Optional[bytes] = ..., concurrency_max: _Optional[int] = ...) -> None: ...
 
 class JobStatsRequest(_message.Message):
     __slots__ = ("queue", "consistency")

@@ -94,6 +94,11 @@ class JobsStub(object):
                 request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobStatsRequest.SerializeToString,
                 response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobStatsResponse.FromString,
                 _registered_method=True)
+        self.SetQueueLimit = channel.unary_unary(
+                '/tandemkv.v1.Jobs/SetQueueLimit',
+                request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobQueueLimitRequest.SerializeToString,
+                response_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobQueueLimitResponse.FromString,
+                _registered_method=True)
         self.CronPut = channel.unary_unary(
                 '/tandemkv.v1.Jobs/CronPut',
                 request_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobCronPutRequest.SerializeToString,
@@ -201,6 +206,12 @@ class JobsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetQueueLimit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CronPut(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -299,6 +310,11 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobStatsRequest.FromString,
                     response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobStatsResponse.SerializeToString,
+            ),
+            'SetQueueLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetQueueLimit,
+                    request_deserializer=tandemkv_dot_v1_dot_jobs__pb2.JobQueueLimitRequest.FromString,
+                    response_serializer=tandemkv_dot_v1_dot_jobs__pb2.JobQueueLimitResponse.SerializeToString,
             ),
             'CronPut': grpc.unary_unary_rpc_method_handler(
                     servicer.CronPut,
@@ -655,6 +671,33 @@ class Jobs(object):
             '/tandemkv.v1.Jobs/Stats',
             tandemkv_dot_v1_dot_jobs__pb2.JobStatsRequest.SerializeToString,
             tandemkv_dot_v1_dot_jobs__pb2.JobStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetQueueLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tandemkv.v1.Jobs/SetQueueLimit',
+            tandemkv_dot_v1_dot_jobs__pb2.JobQueueLimitRequest.SerializeToString,
+            tandemkv_dot_v1_dot_jobs__pb2.JobQueueLimitResponse.FromString,
             options,
             channel_credentials,
             insecure,
