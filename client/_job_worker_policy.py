@@ -266,8 +266,12 @@ class WorkerCore(SettleSteps):
 
     def _peeked(self, queues: list | None, error: errors.TandemKVError | None, now_s: float) -> None:
         """The counts of the queue, read while it was empty: a job available
-        is claimed now; none, and the next read waits longer."""
-        available = 0 if error is not None else sum(q.available for q in queues if q.queue == self.settings.queue)
+        is claimed now; none, and the next read waits longer. A queue at its
+        cluster-wide limit counts as empty: a claim would get nothing, and
+        each claim is a Raft write."""
+        available = 0 if error is not None else sum(
+            q.available for q in queues if q.queue == self.settings.queue
+            and not (q.concurrency_max and q.claimed >= q.concurrency_max))
         if available > 0:
             self.next_claim_s = now_s
             self.peek_pause_s = IDLE_PEEK_S_MIN

@@ -117,6 +117,17 @@ class AsyncJobs(AsyncWorkerMethods):
     async def stats(self, queue: BytesLike | None = None, *, stale: bool = False) -> builtins.list[QueueStats]:
         return await self._client.run(ops.stats(queue, stale))
 
+    async def set_queue_limit(self, queue: BytesLike, concurrency_max: int) -> int:
+        """Limits `queue` cluster-wide: at most `concurrency_max` of its jobs
+        claimed at once, whatever the number of workers (their claims, and
+        the claims their settlements carry, take no more than the room
+        left); 0 removes the limit. Lowering it below the jobs claimed now
+        releases none of them: the queue claims nothing until they fall
+        below it. At most JOB_QUEUE_CONCURRENCY_MAX; at most
+        JOB_QUEUE_LIMITS_MAX queues have a limit (FailedPrecondition past
+        it). With auth on, for root only. Returns the limit now."""
+        return await self._client.run(ops.set_queue_limit(queue, concurrency_max))
+
     async def cron_put(self, name: BytesLike, expression: str, queue: BytesLike, args: BytesLike = b"", *,
                        priority: int = 0, max_attempts: int = 0, timeout_s: float | None = None,
                        max_lost_claims: int = 0) -> JobCron:

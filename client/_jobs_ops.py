@@ -110,6 +110,8 @@ class QueueStats:
     retryable: int
     dead: int
     cancelled: int
+    # The queue's cluster-wide limit on jobs claimed at once (0: none).
+    concurrency_max: int = 0
 
 
 def run_at_ms(run_at: float | datetime.datetime | None) -> int:
@@ -284,8 +286,16 @@ def stats(queue: BytesLike | None = None, stale: bool = False) -> Operation:
     request = J.JobStatsRequest(queue=b"" if queue is None else to_bytes(queue, "queue"),
                                 consistency=_consistency(stale))
     return Operation("Jobs", "Stats", request, lambda r: [QueueStats(
-        q.queue, q.available, q.scheduled, q.claimed, q.completed, q.retryable, q.dead, q.cancelled)
-        for q in r.queues], write=False)
+        q.queue, q.available, q.scheduled, q.claimed, q.completed, q.retryable, q.dead, q.cancelled,
+        q.concurrency_max) for q in r.queues], write=False)
+
+
+def set_queue_limit(queue: BytesLike, concurrency_max: int) -> Operation:
+    """Sets the queue's cluster-wide limit on jobs claimed at once (0
+    removes it); answers the limit now."""
+    request = J.JobQueueLimitRequest(queue=to_bytes(queue, "queue"), concurrency_max=concurrency_max,
+                                     request_id=new_request_id())
+    return Operation("Jobs", "SetQueueLimit", request, lambda r: r.concurrency_max, write=True)
 
 
 @dataclasses.dataclass(frozen=True)

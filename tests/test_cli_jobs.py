@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from tandemkv import limits
 from tandemkv.client import Client
 from tests.support.cluster import ServeCluster
 from tests.support.local_up import TANDEMKV
@@ -91,3 +92,29 @@ def test_cron_put_list_and_delete(endpoints):
     assert gone.returncode == 1 and "not found" in gone.stderr
     bad = cli(endpoints, "jobs", "cron", "put", "broken", "0 25 * * *", "reports")
     assert bad.returncode == 2 and "hour field" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_limit_sets_and_removes_a_queues_cluster_wide_limit_and_stats_shows_it(endpoints):
+    assert cli(endpoints, "jobs", "enqueue", "thumbs", "a").returncode == 0
+    limited = cli(endpoints, "jobs", "limit", "thumbs", "3")
+    assert limited.returncode == 0, limited.stderr
+    assert limited.stdout.strip() == "thumbs: at most 3 jobs claimed at once"
+    table = cli(endpoints, "jobs", "stats", "thumbs")
+    header, row = table.stdout.splitlines()
+    assert header.split()[-1] == "LIMIT" and row.split()[0] == "thumbs" and row.split()[-1] == "3"
+    stats = json.loads(cli(endpoints, "jobs", "stats", "thumbs", "--output", "json").stdout)
+    assert (stats["queues"][0]["concurrency_max"], stats["queues"][0]["available"]) == (3, 1)
+    removed = json.loads(cli(endpoints, "jobs", "limit", "thumbs", "0", "--output", "json").stdout)
+    assert removed == {"queue": "thumbs", "concurrency_max": 0}
+    assert cli(endpoints, "jobs", "stats", "thumbs").stdout.splitlines()[1].split()[-1] == "-"
+
+
+@pytest.mark.parametrize("args, says", [
+    (("jobs", "limit", "thumbs", str(limits.JOB_QUEUE_CONCURRENCY_MAX + 1)), "JOB_QUEUE_CONCURRENCY_MAX"),
+    (("jobs", "limit", "thumbs", "-1"), "must not be negative"),
+    (("jobs", "limit", "", "3"), "JOB_QUEUE_BYTES_MAX"),
+])
+def test_a_bad_limit_exits_2_with_one_line_naming_what_to_fix(endpoints, args, says):
+    result = cli(endpoints, *args)
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr and "Traceback" not in result.stderr

@@ -167,6 +167,26 @@ def test_an_empty_queue_is_watched_by_stale_reads_and_claimed_from_once_they_sho
     assert IDLE_PEEK_S_MAX <= 0.1  # new jobs are found within a tenth of a second
 
 
+def test_a_queue_at_its_cluster_wide_limit_reads_as_empty_and_is_claimed_from_once_below_it():
+    from tandemkv.client._job_worker_core import IDLE_PEEK_S_MIN
+    from tandemkv.client._jobs_ops import QueueStats
+
+    core = with_lease(concurrency=2)
+    claim_now(core, 0.0, [])
+    core.next_claim_s = 10.0  # the loop's own claim is far off: only a peek can bring one sooner
+    now_s = IDLE_PEEK_S_MIN
+    peek = core.next_action(now_s)
+    assert isinstance(peek, Send) and peek.purpose == "peek"
+    # 5 jobs wait, but 3 are claimed (by other workers) under a limit of 3: a claim would get nothing.
+    core.on_done(peek, [QueueStats(b"q", 5, 0, 3, 0, 0, 0, 0, concurrency_max=3)], None, now_s)
+    assert core.next_claim_s == 10.0 and core.peek_at_s == now_s + 2 * IDLE_PEEK_S_MIN
+    now_s = core.peek_at_s
+    peek = core.next_action(now_s)
+    core.on_done(peek, [QueueStats(b"q", 5, 0, 2, 0, 0, 0, 0, concurrency_max=3)], None, now_s)
+    claim = core.next_action(now_s)
+    assert isinstance(claim, Send) and claim.purpose == "claim"
+
+
 def test_outcomes_that_finish_while_settles_are_in_flight_go_together_with_the_claim_of_their_slots():
     core = with_lease(concurrency=7)
     claim_now(core, 0.0, [make_job(n, token=100 + n) for n in range(1, 8)])

@@ -13,8 +13,9 @@ certificate's CN, then authorization by method and request).
 - The rules: each method names its resource kind, the request field that
   names the resource, and read or write. A method with no rule is for root
   only while auth is on, so a new RPC is closed until someone opens it here
-  (today: table and cron administration, counters, presence, streams of
-  publishes and subscriptions, maintenance).
+  (today: table and cron administration, queue limits (Jobs.SetQueueLimit:
+  a limit that any worker of the queue could lift would shield nothing),
+  counters, presence, streams of publishes and subscriptions, maintenance).
 - Job calls that name a job by id (complete, fail, progress, get, retry,
   cancel, discard) are checked against the queue the job belongs to, as
   this node has applied it (a local read: the gate never waits on Raft);

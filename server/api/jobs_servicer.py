@@ -87,6 +87,9 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
     async def Stats(self, request, context):
         return await self._read(request, context)
 
+    async def SetQueueLimit(self, request, context):
+        return await self._write(request, context)
+
     async def CronPut(self, request, context):
         return await self._write(request, context)
 

@@ -1,11 +1,12 @@
-"""`tandemkv jobs enqueue|list|show|retry|cancel|discard|stats|workers|cron|worker`: the
-job queue on the command line, through the SDK's `client.jobs`
+"""`tandemkv jobs enqueue|list|show|retry|cancel|discard|stats|limit|workers|cron|worker`:
+the job queue on the command line, through the SDK's `client.jobs`
 (client/_jobs.py).
 
 Exit codes are the CLI's (server/cli/client.py): 0 done, 1 `show` of a job
 that does not exist, 2 bad input (a limit named), 3 unavailable, 4 an
 enqueue whose outcome is unknown, 5 refused (retrying a claimed job,
-cancelling a finished one: FAILED_PRECONDITION, with what to do).
+cancelling a finished one, a limit on one queue more than
+JOB_QUEUE_LIMITS_MAX: FAILED_PRECONDITION, with what to do).
 
 `jobs enqueue QUEUE --from-file FILE` enqueues a job per line of FILE (`-`:
 stdin) with `client.jobs.enqueue_many` and prints their ids, one per line,
@@ -39,7 +40,7 @@ ENQUEUE_FILE_LINES_MAX = 100 * 1000
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     jobs = subparsers.add_parser(
-        "jobs", help="the durable job queue: enqueue, list, show, retry, cancel, discard, stats, worker",
+        "jobs", help="the durable job queue: enqueue, list, show, retry, cancel, discard, stats, limit, worker",
         description="The durable job queue (docs/jobs.md): jobs whose claims are leases.",
     ).add_subparsers(dest="op", required=True)
     enqueue = _leaf(jobs, "enqueue", cmd_enqueue, "enqueue a job (or one per line of a file); prints the ids",
@@ -72,6 +73,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     _leaf(jobs, "discard", cmd_discard, "move an unfinished job to dead", ("id:int",))
     stats = _leaf(jobs, "stats", cmd_stats, "count each queue's jobs by state", (), read=True)
     stats.add_argument("queue", nargs="?", help="only this queue")
+    _leaf(jobs, "limit", cmd_limit, "limit a queue cluster-wide: at most N of its jobs claimed at once, "
+          "whatever the number of workers (0 removes the limit); prints the limit", ("queue", "N:int"))
     workers = _leaf(jobs, "workers", cmd_workers, "list the workers that beat recently (any node answers)", (),
                     read=True)
     workers.add_argument("queue", nargs="?", help="only this queue's workers")
@@ -195,11 +198,20 @@ def cmd_discard(client: Client, args) -> Reply:
 
 def cmd_stats(client: Client, args) -> Reply:
     queues = client.jobs.stats(args.queue)
-    names = [f.name for f in dataclasses.fields(QueueStats)][1:]
-    header = f"{'QUEUE':16} " + " ".join(f"{name.upper():>9}" for name in names)
-    rows = [f"{_text(q.queue)[:16]:16} " + " ".join(f"{getattr(q, name):>9}" for name in names) for q in queues]
+    names = [f.name for f in dataclasses.fields(QueueStats)][1:-1]  # the counts; the limit is LIMIT
+    header = f"{'QUEUE':16} " + " ".join(f"{name.upper():>9}" for name in names) + f" {'LIMIT':>7}"
+    rows = [f"{_text(q.queue)[:16]:16} " + " ".join(f"{getattr(q, name):>9}" for name in names)
+            + f" {q.concurrency_max or '-':>7}" for q in queues]
     data = {"queues": [{**dataclasses.asdict(q), "queue": bytes_json(q.queue)} for q in queues]}
     return Reply(EXIT_OK, data, "\n".join([header, *rows]), "")
+
+
+def cmd_limit(client: Client, args) -> Reply:
+    _positive(args.N, "N")
+    concurrency_max = client.jobs.set_queue_limit(args.queue, args.N)
+    text = (f"{args.queue}: at most {concurrency_max} jobs claimed at once" if concurrency_max
+            else f"{args.queue}: no limit")
+    return Reply(EXIT_OK, {"queue": args.queue, "concurrency_max": concurrency_max}, text, "")
 
 
 def cmd_workers(client: Client, args) -> Reply:

@@ -1,10 +1,10 @@
 """The job queue's half of the `Node` API, `node.jobs`: enqueue, claim,
-complete, fail, retry, cancel, discard through Raft; get, list and stats as
-reads. Each write is a write like any other (`node.propose`): linearizable,
-exactly once by request id; each read a read like any other (`node.query`,
-linearizable by default). The model (claims bound to leases, fencing
-tokens, backoff, dead jobs) is the pure core's
-(tandemkv.server.strong.jobs); this file only builds requests.
+complete, fail, retry, cancel, discard, set_queue_limit through Raft; get,
+list and stats as reads. Each write is a write like any other
+(`node.propose`): linearizable, exactly once by request id; each read a
+read like any other (`node.query`, linearizable by default). The model
+(claims bound to leases, fencing tokens, backoff, dead jobs) is the pure
+core's (tandemkv.server.strong.jobs); this file only builds requests.
 
 Every Raft write and read has an `_async` twin that holds no thread while
 it waits. Progress and worker heartbeats (`progress`, `heartbeat`,
@@ -189,6 +189,14 @@ class NodeJobs:
               timeout_s: float | None = None) -> J.JobStatsResponse:
         request = J.JobStatsRequest(queue=queue, consistency=_consistency(stale))
         return self._node.query(request, timeout_s=timeout_s)
+
+    def set_queue_limit(self, queue: bytes, concurrency_max: int, *, request_id: bytes = b"",
+                        timeout_s: float | None = None) -> J.JobQueueLimitResponse:
+        """Sets the cluster-wide limit on `queue`'s jobs claimed at once
+        (0 removes it): claims take no more than the limit leaves room for;
+        lowering it releases no claimed job."""
+        request = J.JobQueueLimitRequest(queue=queue, concurrency_max=concurrency_max, request_id=request_id)
+        return self._node.propose(request, timeout_s=timeout_s)
 
     # -- recurring jobs --
     def cron_put(self, name: bytes, expression: str, queue: bytes, args: bytes = b"", *, priority: int = 0,
