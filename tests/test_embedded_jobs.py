@@ -81,3 +81,16 @@ def test_a_scheduled_job_becomes_available_on_time_without_any_write(cluster):
         assert time.monotonic() < deadline, "the scheduled job was never promoted"
         time.sleep(0.05)
     assert node.jobs.stats(b"later", stale=True).queues[0].available == 1
+
+
+def test_a_queue_limit_set_on_one_node_bounds_claims_on_another(cluster):
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    for _ in range(3):
+        leader.jobs.enqueue(b"lq", b"x", timeout_s=10)
+    answer = follower.jobs.set_queue_limit(b"lq", 2, timeout_s=10)
+    assert (answer.queue, answer.concurrency_max) == (b"lq", 2)
+    lease = leader.lease_grant(10_000).id
+    assert len(leader.jobs.claim(b"lq", lease, limit=3).jobs) == 2
+    stats = leader.jobs.stats(b"lq").queues[0]
+    assert (stats.claimed, stats.available, stats.concurrency_max) == (2, 1, 2)
