@@ -121,9 +121,12 @@ def test_the_dashboard_counts_a_queues_jobs_and_workers_as_they_change(cluster, 
             client.jobs.heartbeat("dashboard-mail", "dash-worker", running=1)
             wait(browser, lambda: queue_counts_shown(browser, "dashboard-mail") == {
                 "available": "1", "scheduled": "0", "claimed": "1", "retryable": "0", "dead": "0",
-                "completed": "0", "cancelled": "0", "workers": "1", "running": "1"},
+                "completed": "0", "cancelled": "0", "limit": "-", "workers": "1", "running": "1"},
                  "one claimed job and its worker")
             client.jobs.heartbeat("dashboard-mail", "dash-worker", stopping=True)
+        client.jobs.set_queue_limit("dashboard-mail", 5)
+        wait(browser, lambda: queue_counts_shown(browser, "dashboard-mail").get("limit") == "5",
+             "the queue's cluster-wide limit")
 
 
 def test_the_dashboard_shows_the_members_and_a_leader_kill(cluster, browser, tmp_path):

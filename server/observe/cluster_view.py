@@ -132,10 +132,13 @@ class ClusterView:
         except Exception:  # noqa: BLE001 - stopping, or no jobs plane to read
             return []
         queues = {q.queue: {name: getattr(q, name) for name in JOB_COUNTS} for q in stats.queues}
+        # The cluster-wide limit on the queue's jobs claimed at once ("-": none).
+        limits_by_queue = {q.queue: q.concurrency_max or "-" for q in stats.queues}
         for queue in workers:
             queues.setdefault(queue, dict.fromkeys(JOB_COUNTS, 0))
-        return [{"queue": queue.decode(errors="replace"), **counts, "workers": workers.get(queue, (0, 0))[0],
-                 "running": workers.get(queue, (0, 0))[1]} for queue, counts in sorted(queues.items())]
+        return [{"queue": queue.decode(errors="replace"), **counts, "limit": limits_by_queue.get(queue, "-"),
+                 "workers": workers.get(queue, (0, 0))[0], "running": workers.get(queue, (0, 0))[1]}
+                for queue, counts in sorted(queues.items())]
 
     def _presence(self) -> dict:
         try:
