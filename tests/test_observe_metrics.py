@@ -120,6 +120,20 @@ def test_a_scrape_after_n_puts_shows_n_more_kv_put_calls_and_their_raft_work(ser
     assert ("tandemkv_presence_entries", ()) in after
 
 
+def test_a_scrape_shows_each_job_queues_jobs_by_state_and_its_limit(served):
+    node, port, address = served
+    with Client([address]) as client:
+        client.jobs.enqueue_many("metered", [b"a", b"b", b"c"])
+        with client.lease(ttl_s=30) as lease:
+            client.jobs.claim("metered", lease.id)
+            client.jobs.set_queue_limit("metered", 7)
+            scrape = settled(port, lambda s: value(s, "tandemkv_job_queue_jobs", queue="metered", state="claimed") == 1)
+    assert value(scrape, "tandemkv_job_queue_jobs", queue="metered", state="available") == 2
+    assert value(scrape, "tandemkv_job_queue_jobs", queue="metered", state="claimed") == 1
+    assert value(scrape, "tandemkv_job_queue_jobs", queue="metered", state="dead") == 0
+    assert value(scrape, "tandemkv_job_queue_concurrency_limit", queue="metered") == 7
+
+
 def test_a_refused_call_is_counted_under_its_status_code(served):
     _, port, address = served
     import grpc

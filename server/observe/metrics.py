@@ -145,6 +145,7 @@ class NodeCollector(Collector):
         yield from self._available()
         yield from self._pubsub()
         yield from self._presence()
+        yield from self._jobs()
 
     def _raft(self):
         try:
@@ -250,6 +251,27 @@ class NodeCollector(Collector):
         owners = engine["replica"]["owners"]
         yield _gauge("tandemkv_presence_known_entries", "Presence entries this node knows, every owner's",
                      sum(int(owner["entries"]) for owner in owners.values()))
+
+
+    def _jobs(self):
+        """The job queues as this node's replica has them (a stale read: no
+        Raft round per scrape), at most JOB_LIST_MAX queues."""
+        try:
+            stats = self._node.jobs.stats(stale=True)
+        except Exception:  # noqa: BLE001 - stopping, or no jobs to read
+            return
+        jobs = GaugeMetricFamily("tandemkv_job_queue_jobs", "Jobs of each queue, by state", labels=["queue", "state"])
+        limits_family = GaugeMetricFamily("tandemkv_job_queue_concurrency_limit",
+                                          "The queue's cluster-wide limit on jobs claimed at once (queues with one)",
+                                          labels=["queue"])
+        for queue in stats.queues:
+            name = queue.queue.decode(errors="replace")
+            for state in ("available", "scheduled", "claimed", "retryable", "dead", "completed", "cancelled"):
+                jobs.add_metric([name, state], getattr(queue, state))
+            if queue.concurrency_max:
+                limits_family.add_metric([name], queue.concurrency_max)
+        yield jobs
+        yield limits_family
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
