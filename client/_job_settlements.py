@@ -128,6 +128,7 @@ class SettleSteps:
     settle_retry: Retry
     loop_retry: Retry
     settle_at_s: float
+    done: bool
 
     def handler_returned(self, job_id: int, value: object = None, error: BaseException | None = None,
                          now_s: float | None = None) -> Send | None:
@@ -202,12 +203,14 @@ class SettleSteps:
                 return []  # claimed under a lease given up meanwhile: its jobs went with it
             return self._took(send, answer.claimed, now_s)
         ids = ", ".join(str(settlement.id) for settlement in request.settlements)
-        if isinstance(error, UNKNOWN_OUTCOMES):  # sent again as the same request (its claim too): the reservation stays
+        if isinstance(error, UNKNOWN_OUTCOMES) and not self.done:
+            # Sent again as the same request (its claim too): the reservation stays.
             log.warning("jobs %s: recording their outcomes failed (trying again): %s", ids, error.message)
             if not self.book.resend:
                 self.settle_at_s = now_s + CALL_RETRY_S
             self.book.keep(dataclasses.replace(send, retry=self.loop_retry))
-        else:  # the lease of claim_next is gone (so are the claims), or a refusal retrying cannot fix
+        else:  # the lease of claim_next is gone (so are the claims), a refusal retrying cannot fix, or
+            # the worker has stopped (its grace ended with this in flight): nothing would send it again
             self.stats.lost += len(request.settlements)
             self._unreserve(send, 0, now_s)
             log.warning("jobs %s: their outcomes are dropped: %s", ids, error.message)

@@ -163,7 +163,11 @@ class WorkerCore(SettleSteps):
                     self.loop_retry, "beat")
 
     def _wait_s(self, now_s: float) -> float:
-        wakes = [now_s + LOOP_WAIT_S_MAX, self.settle_at_s if self.book.resend else math.inf]
+        # A kept request goes at settle_at_s only below the in-flight bound;
+        # at the bound, the answer that frees a place wakes the loop.
+        resend_may_go = self.book.resend and self.book.in_flight < WORKER_SETTLES_IN_FLIGHT_MAX
+        resend_s = self.settle_at_s if resend_may_go else math.inf
+        wakes = [now_s + LOOP_WAIT_S_MAX, resend_s]
         if self.book.waiting and self.book.in_flight < WORKER_SETTLES_IN_FLIGHT_MAX:
             wakes.append(self.book.gather_until_s())
         if self.lease_id:
