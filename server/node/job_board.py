@@ -113,7 +113,8 @@ class NodeJobBoard:
         the event loop, so a call that ended claims answers without waiting
         for the removal (a thread hop on every such call cost a busy worker
         a sixth of its jobs per second)."""
-        if self._absent_until.get(rules.PROGRESS_TABLE, 0.0) > time.monotonic():
+        if (rules.PROGRESS_TABLE not in self._known_tables  # (catalogued here since the absence was seen)
+                and self._absent_until.get(rules.PROGRESS_TABLE, 0.0) > time.monotonic()):
             return  # no progress table here: nothing to remove, and no thread hop to learn it
         with self._forgets_lock:
             room = limits.JOB_PROGRESS_FORGETS_QUEUED_MAX - len(self._to_forget)
@@ -121,7 +122,13 @@ class NodeJobBoard:
             if self._draining or not self._to_forget:
                 return
             self._draining = True
-        submit(self._drain_forgets)
+        try:
+            submit(self._drain_forgets)
+        except RuntimeError as refused:  # the executor is shutting down: the ids wait for the next call
+            with self._forgets_lock:
+                self._draining = False
+            log.info("progress of %d finished claims not removed now (%s); the sweep will", len(self._to_forget),
+                     refused)
 
     def _drain_forgets(self) -> None:
         while True:
