@@ -1,6 +1,7 @@
 """The job worker's settlements at their edges: a request kept to be sent
-again while WORKER_SETTLES_IN_FLIGHT_MAX others are in flight, and a Settle
-whose outcome is unknown after the worker has stopped.
+again while WORKER_SETTLES_IN_FLIGHT_MAX others are in flight, a Settle
+whose outcome is unknown after the worker has stopped, and a job claimed
+again while the thread of its timed-out run still runs.
 
 Method: a `WorkerCore` driven as the shells drive it, with time a number the
 test moves and answers it makes up (tests/test_job_worker_core.py's helpers).
@@ -8,8 +9,10 @@ test moves and answers it makes up (tests/test_job_worker_core.py's helpers).
 
 from __future__ import annotations
 
+import pytest
+
 from tandemkv import errors
-from tandemkv.client._job_worker_core import CALL_RETRY_S, Done, Send, Wait
+from tandemkv.client._job_worker_core import CALL_RETRY_S, Done, Send, TimedOut, Wait
 from tests.test_job_worker_core import answer, claim_now, make_job, settled_ids, with_lease
 from tests.test_job_worker_settle_and_claim import settle_now
 
@@ -46,3 +49,20 @@ def test_a_settle_of_unknown_outcome_answered_after_the_worker_stopped_is_counte
     assert actions[-2:] == ["release", "beat"] and core.stats.released == 1
     core.settled(settle, None, errors.Unavailable("no leader"), 2.1)  # nothing will send it again now
     assert core.stats.lost == 1 and core.claims_in_flight == 0 and not core.book.busy
+
+
+@pytest.mark.xfail(strict=True, reason="running is keyed by job id alone: a new claim of a job whose timed-out "
+                   "handler still runs replaces its entry, and that handler's return then settles the new claim")
+def test_a_timed_out_handler_still_running_when_its_job_is_claimed_again_does_not_settle_the_new_claim():
+    core = with_lease(concurrency=2)
+    claim_now(core, 0.0, [make_job(5, token=500, timeout_ms=1000)])
+    timed_out = core.next_action(1.0)  # its thread runs on (a thread cannot be stopped)
+    assert isinstance(timed_out, TimedOut) and timed_out.fail is not None
+    core.settled(timed_out.fail, answer(timed_out.fail, "retryable"), None, 1.0)
+    # After its backoff the job is available again, and this worker (a slot free) claims it anew.
+    claim = core.next_action(2.0)
+    assert isinstance(claim, Send) and claim.purpose == "claim" and claim.operation.request.limit == 1
+    core.on_done(claim, [make_job(5, token=900, timeout_ms=1000)], None, 2.0)
+    late = core.handler_returned(5, b"the first run's result", now_s=2.1)  # the first thread returns at last
+    assert late is None, "the first run's outcome settles the second claim (token 900) while it still runs"
+    assert core.running[5].job.token == 900 and core.claim_size(2.1) == 0  # both threads still hold a slot
