@@ -122,6 +122,7 @@ class SettleSteps:
 
     book: SettleBook
     running: dict[int, Running]
+    lingering: dict[tuple[int, int], Running]
     stats: WorkerStats
     settings: WorkerSettings
     lease_id: int
@@ -131,14 +132,17 @@ class SettleSteps:
     done: bool
 
     def handler_returned(self, job_id: int, value: object = None, error: BaseException | None = None,
-                         now_s: float | None = None) -> Send | None:
+                         now_s: float | None = None, token: int | None = None) -> Send | None:
         """A handler ended with `value` or `error`: frees its slot and books
         the job's outcome; returns the Settle to send now, if one may go
         (else the outcome waits for the next: `next_settlement`). Given
         `now_s`, the Settle also claims the next jobs, as many as there are
         free slots and tokens then (the answer's jobs come back from
-        `settled`)."""
-        running = self.running.pop(job_id)
+        `settled`). `token`: the claim's, as the shell ran it (an earlier
+        run of a job claimed again may return after the new one started)."""
+        running = self.lingering.pop((job_id, token), None)
+        if running is None:
+            running = self.running.pop(job_id)
         self.stats.running = len(self.running)
         if running.abandoned:
             log.info("job %d ended after it was %s; its outcome is dropped", job_id, running.abandoned)
@@ -155,10 +159,11 @@ class SettleSteps:
         self.book.add(settlement, now_s if now_s is not None else math.inf)
         return self.next_settlement(now_s)
 
-    def handler_started(self, job_id: int) -> bool:
+    def handler_started(self, job_id: int, token: int | None = None) -> bool:
         """A handler thread or task got its turn for `job_id`: returns whether
-        to run it (a job claimed ahead may have timed out while it waited)."""
-        return not self.running[job_id].abandoned
+        to run it (a job claimed ahead may have timed out while it waited):
+        whether the run's outcome still counts."""
+        return (job_id, token) not in self.lingering and not self.running[job_id].abandoned
 
     def _settle_ready(self, now_s: float | None) -> bool:
         # Jobs held and not abandoned run or are about to (a job claimed ahead

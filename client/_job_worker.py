@@ -189,7 +189,7 @@ class Worker:
             error: BaseException | None = None
             with self._turns:
                 with self._lock:  # claimed ahead, it may have timed out while it waited for a turn
-                    runs = core.handler_started(job.id)
+                    runs = core.handler_started(job.id, job.token)
                 try:
                     if runs:
                         value = self._handler(job)
@@ -197,7 +197,7 @@ class Worker:
                     error = raised
                     log.warning("job %d of queue %r failed", job.id, job.queue, exc_info=raised)
             with self._lock:
-                send = core.handler_returned(job.id, value, error, time.monotonic())
+                send = core.handler_returned(job.id, value, error, time.monotonic(), job.token)
             self._wake.set()  # a slot is free
             while send is not None:  # a Settle, carrying the claim of the next jobs when a slot is free
                 answer, failure = self._send(send)

@@ -135,6 +135,11 @@ class AsyncWorker:
         for job in jobs:
             self._tasks[job.id] = asyncio.get_running_loop().create_task(self._run_handler(job))
 
+    def _forget_task(self, job_id: int) -> None:
+        # Only this task's own entry: its job may have been claimed again, a new task there.
+        if self._tasks.get(job_id) is asyncio.current_task():
+            del self._tasks[job_id]
+
     def _cancel(self, job_id: int) -> None:
         task = self._tasks.get(job_id)
         if task is not None:
@@ -153,18 +158,18 @@ class AsyncWorker:
         error: BaseException | None = None
         try:
             async with self._turns:
-                if core.handler_started(job.id):  # claimed ahead, it may have timed out waiting
+                if core.handler_started(job.id, job.token):  # claimed ahead, it may have timed out waiting
                     value = await self._handler(job)
         except asyncio.CancelledError:
-            if not core.running[job.id].abandoned:
-                self._tasks.pop(job.id, None)
+            if core.handler_started(job.id, job.token):  # its outcome still counts
+                self._forget_task(job.id)
                 raise  # cancelled from outside (the loop is closing): the lease ends its claim
         except Exception as raised:
             error = raised
             log.warning("job %d of queue %r failed", job.id, job.queue, exc_info=raised)
         finally:
-            self._tasks.pop(job.id, None)
-        send = core.handler_returned(job.id, value, error, time.monotonic())
+            self._forget_task(job.id)
+        send = core.handler_returned(job.id, value, error, time.monotonic(), job.token)
         self._wake.set()  # a slot is free
         while send is not None:  # a Settle, carrying the claim of the next jobs when a slot is free
             answer, failure = await self._send(send)

@@ -54,6 +54,9 @@ class WorkerCore(SettleSteps):
         self.grant_at_s = now_s
         self.renew_at_s = math.inf
         self.running: dict[int, Running] = {}
+        # Earlier runs of jobs claimed again (timed out, or their lease lost)
+        # that still run, by (job id, token): each keeps its slot until it returns.
+        self.lingering: dict[tuple[int, int], Running] = {}
         self.book = SettleBook()  # finished jobs' outcomes, waiting, in flight, or to send again
         self.settle_at_s = math.inf  # when a request kept to send again goes
         self.pending_claim: Send | None = None  # a claim to send again as the same request
@@ -84,7 +87,7 @@ class WorkerCore(SettleSteps):
 
     def _free(self) -> int:
         """Jobs the worker could take now: its capacity less those it holds and those asked for."""
-        return self.settings.capacity - len(self.running) - self.claims_in_flight
+        return self.settings.capacity - len(self.running) - len(self.lingering) - self.claims_in_flight
 
     def next_action(self, now_s: float) -> Wait | Send | TimedOut | Done:
         if self.done:
@@ -247,6 +250,13 @@ class WorkerCore(SettleSteps):
         assert len(jobs) <= asked
         self._unreserve(send, len(jobs), now_s)
         for job in jobs:
+            if (earlier := self.running.get(job.id)) is not None:
+                # Its earlier run goes on (timed out, or its lease lost): kept
+                # apart, its slot taken and its outcome dropped when it returns.
+                if not earlier.abandoned:  # its lease was lost: its claim ended with it
+                    earlier.abandoned = "claimed again"
+                    self.stats.lost += 1
+                self.lingering[(job.id, earlier.job.token)] = earlier
             deadline_s = now_s + job.timeout_ms / 1000 if job.timeout_ms else math.inf
             self.running[job.id] = Running(job, deadline_s)
         self.stats.claimed += len(jobs)

@@ -51,8 +51,6 @@ def test_a_settle_of_unknown_outcome_answered_after_the_worker_stopped_is_counte
     assert core.stats.lost == 1 and core.claims_in_flight == 0 and not core.book.busy
 
 
-@pytest.mark.xfail(strict=True, reason="running is keyed by job id alone: a new claim of a job whose timed-out "
-                   "handler still runs replaces its entry, and that handler's return then settles the new claim")
 def test_a_timed_out_handler_still_running_when_its_job_is_claimed_again_does_not_settle_the_new_claim():
     core = with_lease(concurrency=2)
     claim_now(core, 0.0, [make_job(5, token=500, timeout_ms=1000)])
@@ -63,6 +61,26 @@ def test_a_timed_out_handler_still_running_when_its_job_is_claimed_again_does_no
     claim = core.next_action(2.0)
     assert isinstance(claim, Send) and claim.purpose == "claim" and claim.operation.request.limit == 1
     core.on_done(claim, [make_job(5, token=900, timeout_ms=1000)], None, 2.0)
-    late = core.handler_returned(5, b"the first run's result", now_s=2.1)  # the first thread returns at last
-    assert late is None, "the first run's outcome settles the second claim (token 900) while it still runs"
-    assert core.running[5].job.token == 900 and core.claim_size(2.1) == 0  # both threads still hold a slot
+    assert core.handler_started(5, 900) and not core.handler_started(5, 500)
+    late = core.handler_returned(5, b"the first run's result", now_s=2.1, token=500)  # the first thread, at last
+    assert late is None, "the first run's outcome would settle the second claim (token 900) while it still runs"
+    assert core.running[5].job.token == 900 and core.claim_size(2.1) == 1  # the first run's slot is free again
+    second = core.handler_returned(5, b"the second run's result", now_s=2.2, token=900)
+    (settlement,) = second.operation.request.settlements
+    assert settlement.token == 900 and settlement.result == b"the second run's result" and not core.running
+
+
+def test_a_run_whose_lease_was_lost_keeps_its_slot_when_its_job_is_claimed_again_and_its_outcome_is_dropped():
+    core = with_lease(concurrency=2)
+    claim_now(core, 0.0, [make_job(5, token=500)])
+    renew = core.next_action(3.0)
+    core.on_done(renew, None, None, 3.0)  # the cluster says the lease is gone; the handler still runs
+    grant = core.next_action(3.0)
+    assert grant.purpose == "grant"
+    core.on_done(grant, 88, None, 3.0)
+    claim = core.next_action(3.0)
+    assert claim.purpose == "claim" and claim.operation.request.limit == 1  # the old run keeps its slot
+    core.on_done(claim, [make_job(5, token=900)], None, 3.0)  # the job came back to the queue: taken again
+    assert core.claim_size(3.0) == 0 and core.stats.lost == 1  # two runs, two slots; the first claim ended
+    assert core.handler_returned(5, b"old", now_s=3.1, token=500) is None
+    assert settled_ids(core.handler_returned(5, b"new", now_s=3.2, token=900)) == [5]
