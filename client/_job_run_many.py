@@ -2,9 +2,10 @@
 `AsyncJobs.run_many`: one job per item, then pages of the queue read in
 id order until every item's job has finished, and the results in the
 items' order or `RunManyFailed` naming the items that did not complete.
-No I/O: the shells send the operations it builds (the enqueues at once,
-up to RUN_MANY_ENQUEUES_IN_FLIGHT, each with its own request id) and
-feed the pages back.
+No I/O: the shells enqueue the items with `enqueue_many` (as few
+EnqueueMany requests as the limits allow, one Raft entry each, the ids in
+the items' order), hand the ids over (`enqueued_all`) and feed the pages
+back.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from tandemkv.errors import TandemKVError
 
 # Items one run_many call takes at most.
 RUN_MANY_ITEMS_MAX = 10_000
-# Enqueues one run_many call has in flight at once (the client batches them).
-RUN_MANY_ENQUEUES_IN_FLIGHT = 32
 # Whole-call timeout by default, and at most.
 RUN_MANY_TIMEOUT_S_DEFAULT = 300.0
 RUN_MANY_TIMEOUT_S_MAX = 24 * 3600.0
@@ -64,17 +63,19 @@ class RunMany:
                 raise ValueError(f"item {index} is {len(args)} bytes, over JOB_ARGS_BYTES_MAX="
                                  f"{limits.JOB_ARGS_BYTES_MAX}")
         self.timeout_s = timeout_s
-        # Built once, so an enqueue sent again after an unknown outcome is the same request.
-        self.enqueues = [ops.enqueue(self.queue, args, max_attempts=max_attempts, timeout_s=job_timeout_s,
-                                     priority=priority) for args in self.args]
+        # What every item's job is enqueued with (enqueue_many's options).
+        self.options = {"max_attempts": max_attempts, "timeout_s": job_timeout_s, "priority": priority}
         self.job_ids: list[int] = [0] * len(items)
         self.index_of: dict[int, int] = {}
         self.finished: dict[int, Job] = {}  # item index -> its finished job
         self.poll_s = RUN_MANY_POLL_S_MIN
 
-    def enqueued(self, index: int, job_id: int) -> None:
-        self.job_ids[index] = job_id
-        self.index_of[job_id] = index
+    def enqueued_all(self, job_ids: list[int]) -> None:
+        """The items' job ids, in the items' order."""
+        assert len(job_ids) == len(self.job_ids), (len(job_ids), len(self.job_ids))
+        for index, job_id in enumerate(job_ids):
+            self.job_ids[index] = job_id
+            self.index_of[job_id] = index
 
     @property
     def done(self) -> bool:

@@ -9,7 +9,6 @@ outcomes.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import inspect
 import queue as queue_module
@@ -18,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from tandemkv.client import _jobs_ops as ops
-from tandemkv.client._job_run_many import (RUN_MANY_ENQUEUES_IN_FLIGHT, RUN_MANY_MAX_ATTEMPTS_DEFAULT,
+from tandemkv.client._job_run_many import (RUN_MANY_MAX_ATTEMPTS_DEFAULT,
                                            RUN_MANY_TIMEOUT_S_DEFAULT, RunMany)
 from tandemkv.client._job_worker_core import (WORKER_GRACE_S_DEFAULT, WORKER_LEASE_TTL_S_DEFAULT, Done, Send,
                                               TimedOut, Wait, WorkerSettings, WorkerStats, log,
@@ -213,6 +212,7 @@ class WorkerMethods:
     """`Client.jobs.worker` and `Client.jobs.run_many` (mixed into `Jobs`)."""
 
     _client: Client
+    enqueue_many: Callable[..., list[int]]  # Jobs.enqueue_many
 
     def worker(self, queue: BytesLike, handler: Callable[[Job], Any], *, concurrency: int = 8,
                lease_ttl_s: float = WORKER_LEASE_TTL_S_DEFAULT, rate_limit: float | None = None,
@@ -247,15 +247,11 @@ class WorkerMethods:
         if not book.job_ids:
             return []
         deadline_s = time.monotonic() + timeout_s
-        with concurrent.futures.ThreadPoolExecutor(RUN_MANY_ENQUEUES_IN_FLIGHT) as pool:
-            futures = [pool.submit(self._client.run, operation) for operation in book.enqueues]
-        failed = [future.exception() for future in futures if future.exception() is not None]
-        for index, future in enumerate(futures):
-            if future.exception() is None:
-                book.enqueued(index, future.result())
-        if failed:
-            self._cancel_quietly(book.unfinished_ids())  # the items that were enqueued
-            raise failed[0]
+        try:
+            book.enqueued_all(self.enqueue_many(book.queue, book.args, **book.options))
+        except TandemKVError as error:
+            self._cancel_quietly(getattr(error, "enqueued_ids", []))  # the items that were enqueued
+            raise
         while True:
             before = len(book.finished)
             self._read_round(book)

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 from tandemkv.client import _jobs_ops as ops
-from tandemkv.client._job_run_many import (RUN_MANY_ENQUEUES_IN_FLIGHT, RUN_MANY_MAX_ATTEMPTS_DEFAULT,
+from tandemkv.client._job_run_many import (RUN_MANY_MAX_ATTEMPTS_DEFAULT,
                                            RUN_MANY_TIMEOUT_S_DEFAULT, RunMany)
 from tandemkv.client._job_worker_core import (WORKER_GRACE_S_DEFAULT, WORKER_LEASE_TTL_S_DEFAULT, Done, Send,
                                               TimedOut, Wait, WorkerSettings, WorkerStats, log,
@@ -182,6 +182,7 @@ class AsyncWorkerMethods:
     """`AsyncClient.jobs.worker` and `.run_many` (mixed into `AsyncJobs`)."""
 
     _client: AsyncClient
+    enqueue_many: Callable[..., Awaitable[list[int]]]  # AsyncJobs.enqueue_many
 
     def worker(self, queue: BytesLike, handler: Callable[[Job], Awaitable[Any]], *, concurrency: int = 8,
                lease_ttl_s: float = WORKER_LEASE_TTL_S_DEFAULT, rate_limit: float | None = None,
@@ -205,21 +206,11 @@ class AsyncWorkerMethods:
         if not book.job_ids:
             return []
         deadline_s = time.monotonic() + timeout_s
-        in_flight = asyncio.Semaphore(RUN_MANY_ENQUEUES_IN_FLIGHT)
-
-        async def enqueue(operation):
-            async with in_flight:
-                return await self._client.run(operation)
-
-        answers = await asyncio.gather(*(enqueue(operation) for operation in book.enqueues),
-                                       return_exceptions=True)
-        for index, answer in enumerate(answers):
-            if not isinstance(answer, BaseException):
-                book.enqueued(index, answer)
-        failed = [answer for answer in answers if isinstance(answer, BaseException)]
-        if failed:
-            await self._cancel_quietly(book.unfinished_ids())  # the items that were enqueued
-            raise failed[0]
+        try:
+            book.enqueued_all(await self.enqueue_many(book.queue, book.args, **book.options))
+        except TandemKVError as error:
+            await self._cancel_quietly(getattr(error, "enqueued_ids", []))  # the items that were enqueued
+            raise
         while True:
             before = len(book.finished)
             await self._read_round(book)

@@ -159,6 +159,29 @@ def test_run_many_returns_results_in_order_and_names_failed_items(client):
     assert raised.value.results == [b"144", None, b"196"]
 
 
+def test_async_run_many_enqueues_in_few_requests_and_returns_results_in_order(cluster):
+    async def scenario():
+        async with AsyncClient(cluster.endpoints, retry=FAILOVER_RETRY) as client:
+            sent = []
+            real_run = client.run
+
+            async def counting_run(operation, **kwargs):
+                sent.append(operation.method)
+                return await real_run(operation, **kwargs)
+
+            client.run = counting_run
+
+            async def double(job):
+                return str(2 * int(job.args))
+
+            items = [str(k) for k in range(1_500)]
+            async with client.jobs.worker("doubles", double, concurrency=16, lease_ttl_s=LONG_TTL_S):
+                results = await client.jobs.run_many("doubles", items)
+            assert results == [str(2 * int(k)).encode() for k in items]
+            assert sent.count("EnqueueMany") == 2 and "Enqueue" not in sent  # 1,500 items: two requests
+    asyncio.run(scenario())
+
+
 def test_an_async_worker_runs_jobs_as_tasks_and_cancels_what_outlives_the_grace(cluster):
     async def scenario():
         async with AsyncClient(cluster.endpoints, retry=FAILOVER_RETRY) as client:

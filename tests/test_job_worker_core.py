@@ -334,8 +334,7 @@ def test_settings_out_of_bounds_are_refused_naming_the_limit():
 # -- run_many's bookkeeping -------------------------------------------------------------
 def test_run_many_returns_results_in_the_items_order_and_names_the_failed_items():
     book = RunMany("q", ["a", "b", "c"], max_attempts=1, timeout_s=10, job_timeout_s=None, priority=0)
-    for index, job_id in enumerate((30, 10, 20)):
-        book.enqueued(index, job_id)
+    book.enqueued_all([30, 10, 20])
     assert book.list_from() == 9
     page = JobPage([make_job(10, state="completed", result=b"B"), make_job(20, state="claimed")], True, 20)
     assert book.take_page(page) == 20
@@ -345,8 +344,7 @@ def test_run_many_returns_results_in_the_items_order_and_names_the_failed_items(
     assert book.done and book.outcome() == [b"A", b"B", b"C"]
 
     failing = RunMany("q", ["a", "b"], max_attempts=1, timeout_s=10, job_timeout_s=None, priority=0)
-    failing.enqueued(0, 1)
-    failing.enqueued(1, 2)
+    failing.enqueued_all([1, 2])
     failing.take_page(JobPage([make_job(1, state="completed"), make_job(2, state="dead", last_error="E: x")],
                               False, 2))
     with pytest.raises(RunManyFailed, match=r"1 of 2 items did not complete: item 1 \(job 2\): dead: E: x") as raised:
