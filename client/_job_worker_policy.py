@@ -136,8 +136,11 @@ class WorkerCore(SettleSteps):
             self._unreserve(self.pending_claim, 0, now_s)
             self.pending_claim = None
         # A settlement in flight is waited for too: revoking the lease under it
-        # would refuse it and hand its job, done already, to another worker.
-        if (self.running or self.book.busy or self.claims_in_flight) and now_s < self.stop_deadline_s:
+        # would refuse it and hand its job, done already, to another worker. A
+        # handler whose job timed out is not: its failure is recorded already,
+        # and its thread, which cannot be stopped, may run for a long time.
+        running = any(not r.abandoned for r in self.running.values())
+        if (running or self.book.busy or self.claims_in_flight) and now_s < self.stop_deadline_s:
             return Wait(self._wait_s(now_s))
         for send in self.book.resend:
             self._unreserve(send, 0, now_s)

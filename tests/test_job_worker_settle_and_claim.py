@@ -272,3 +272,15 @@ def test_a_settle_stays_within_a_command_whatever_the_results_weigh():
     for send in sends:
         encoded = commands.encode_write(send.operation.request, send.operation.request.request_id, 0)
         assert len(encoded) <= limits.COMMAND_SIZE_BYTES_MAX
+
+
+def test_a_graceful_stop_does_not_wait_for_a_timed_out_handler_whose_failure_is_recorded():
+    core = with_lease(concurrency=2, grace_s=60.0)
+    claim_now(core, 0.0, [make_job(1, timeout_ms=1000)])
+    timed_out = core.next_action(1.0)
+    assert timed_out.job.id == 1 and timed_out.fail is not None
+    core.settled(timed_out.fail, answer(timed_out.fail, "retryable"), None, 1.1)
+    core.stop(graceful=True, now_s=1.2)
+    release = core.next_action(1.2)  # its thread still runs, but nothing of it is owed to the cluster
+    assert isinstance(release, Send) and release.purpose == "release", release
+    assert core.stats.failed == 1 and core.stats.released == 0
