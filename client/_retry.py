@@ -21,7 +21,7 @@ import grpc
 
 from tandemkv import errors
 from tandemkv.client._tls import explain_handshake, handshake_refused
-from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY
+from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY, LIMIT_METADATA_KEY
 
 # A removed node applied nothing: another endpoint may serve the call.
 RETRYABLE_ERRORS = (errors.Unavailable, errors.OutcomeUnknown, errors.NodeRemoved)
@@ -126,6 +126,8 @@ def error_from_rpc(error: grpc.RpcError, request_id: bytes) -> errors.TandemKVEr
         exception.leader_hint = _leader_hint(error)
     if isinstance(exception, errors.OutcomeUnknown):
         exception.request_id = request_id or None
+    if isinstance(exception, errors.InvalidArgument):
+        exception.limit = _trailing(error, LIMIT_METADATA_KEY)  # the named limit it broke, if any
     return exception
 
 

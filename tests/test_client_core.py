@@ -335,3 +335,16 @@ def test_every_unary_operation_of_the_async_client_enters_through_call(fake_serv
     client = asyncio.run(scenario())
     assert set(RECIPE_METHODS) <= set(client.entered)
     assert set(client.sends_outside) <= {"Status"}, "only leader lookups go around _call"
+
+
+def test_the_limit_an_invalid_argument_names_reaches_the_exception():
+    from tandemkv.client._retry import error_from_rpc
+    from tandemkv.server.api.edge import status_for_error
+
+    code, message, metadata = status_for_error(errors.InvalidArgument("value is 40000 bytes",
+                                                                      limit="VALUE_SIZE_BYTES_MAX"))
+    raised = error_from_rpc(FakeRpcError(code, message, metadata), b"")
+    assert isinstance(raised, errors.InvalidArgument) and raised.limit == "VALUE_SIZE_BYTES_MAX"
+    assert "VALUE_SIZE_BYTES_MAX" in raised.message
+    code, message, metadata = status_for_error(errors.InvalidArgument("key is empty"))
+    assert error_from_rpc(FakeRpcError(code, message, metadata), b"").limit is None

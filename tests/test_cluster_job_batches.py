@@ -152,6 +152,7 @@ def test_a_job_settled_twice_or_too_many_settlements_is_invalid_argument_naming_
     assert "settlements[2]: job 41 is settled twice" in twice.message
     assert f"settlements holds {limits.JOB_SETTLE_JOBS_MAX + 1}" in too_many.message
     assert f"JOB_SETTLE_JOBS_MAX={limits.JOB_SETTLE_JOBS_MAX}" in too_many.message
+    assert too_many.limit == "JOB_SETTLE_JOBS_MAX" and twice.limit is None  # the limit's name crosses gRPC
 
 
 def test_a_job_with_the_largest_args_runs_and_completes_with_the_largest_result(cluster):

@@ -148,3 +148,5 @@ class PermissionDenied(TandemKVError):
 # itself produced (a status without it came from the transport).
 LEADER_METADATA_KEY = "tandemkv-leader"
 ERROR_METADATA_KEY = "tandemkv-error"
+# The named limit an INVALID_ARGUMENT broke (`InvalidArgument.limit`), when one did.
+LIMIT_METADATA_KEY = "tandemkv-limit"

@@ -21,7 +21,7 @@ import grpc.aio
 from google.protobuf.message import Message
 
 from tandemkv import errors, limits
-from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY, Status
+from tandemkv.errors import ERROR_METADATA_KEY, LEADER_METADATA_KEY, LIMIT_METADATA_KEY, Status
 from tandemkv.server.strong.validation import check_request
 
 
@@ -85,8 +85,10 @@ def status_for_error(error: BaseException) -> tuple[grpc.StatusCode, str, tuple[
         metadata += tuple(getattr(error, "trailing_metadata", ()))
         message = error.message
         limit = getattr(error, "limit", None)
-        if limit and limit not in message:
-            message = f"{message} (limit: {limit})"
+        if limit:
+            metadata += ((LIMIT_METADATA_KEY, limit),)
+            if limit not in message:
+                message = f"{message} (limit: {limit})"
         return GRPC_CODE_BY_STATUS[error.status], message, metadata
     return grpc.StatusCode.INTERNAL, f"internal error ({type(error).__name__}); see the server log", ()
 
