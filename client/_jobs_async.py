@@ -47,18 +47,7 @@ class AsyncJobs(AsyncWorkerMethods):
                            run_at: float | datetime.datetime | None = None, priority: int = 0,
                            max_attempts: int = 0, timeout_s: float | None = None,
                            max_lost_claims: int = 0) -> list[int]:
-        """Enqueues a job of `queue` per item (its args), returning their ids
-        in the items' order; each option as for `enqueue`, for every job
-        (`unique_keys`: one per item, or None). The items go in as few
-        EnqueueMany requests as JOB_ENQUEUE_MANY_JOBS_MAX jobs and
-        COMMAND_SIZE_BYTES_MAX bytes a request allow, one after another, so
-        the ids increase in the items' order (a duplicate of a unique key
-        answers the earlier job's id). Each request is all-or-none; if one
-        fails after others were answered, their jobs stay enqueued and the
-        error it raises carries `enqueued_ids` (the ids of the first items)
-        and a note naming the items enqueued, not sent, and in doubt
-        (OutcomeUnknown). An item too large is InvalidArgument before
-        anything is sent. No items: []."""
+        """A job of `queue` per item, their ids in the items' order; see `Jobs.enqueue_many`."""
         plan = EnqueueMany(queue, items, unique_keys=unique_keys, run_at=run_at, priority=priority,
                            max_attempts=max_attempts, timeout_s=timeout_s, max_lost_claims=max_lost_claims)
         for operation in plan.operations:

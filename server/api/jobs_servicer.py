@@ -36,12 +36,8 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
     async def _ending(self, request, context):
         """A write that ends the job's claim; its progress goes here too, soon."""
         response = await self._write(request, context)
-        self._forget_soon([response.job.id])
+        self._node.jobs.forget_soon([response.job.id])
         return response
-
-    def _forget_soon(self, job_ids: list[int]) -> None:
-        loop = asyncio.get_running_loop()
-        self._node.jobs.board.forget_soon(job_ids, lambda drain: loop.run_in_executor(None, drain))
 
     async def _board(self, request, context, call):
         return await handle(context, request, call)
@@ -56,7 +52,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         response = await self._write(request, context)
         settled = [outcome.id for outcome in response.outcomes if outcome.settled]
         if settled:
-            self._forget_soon(settled)
+            self._node.jobs.forget_soon(settled)
         return response
 
     async def Claim(self, request, context):

@@ -113,8 +113,7 @@ class NodeJobBoard:
         the event loop, so a call that ended claims answers without waiting
         for the removal (a thread hop on every such call cost a busy worker
         a sixth of its jobs per second)."""
-        if (rules.PROGRESS_TABLE not in self._known_tables  # (catalogued here since the absence was seen)
-                and self._absent_until.get(rules.PROGRESS_TABLE, 0.0) > time.monotonic()):
+        if self._absence_trusted(rules.PROGRESS_TABLE):
             return  # no progress table here: nothing to remove, and no thread hop to learn it
         with self._forgets_lock:
             room = limits.JOB_PROGRESS_FORGETS_QUEUED_MAX - len(self._to_forget)
@@ -223,7 +222,7 @@ class NodeJobBoard:
         still true (for removals, which the sweep backs up; reads look)."""
         if table in self._known_tables:
             return True
-        if trust_absence and self._absent_until.get(table, 0.0) > time.monotonic():
+        if trust_absence and self._absence_trusted(table):
             return False
         try:
             self._node.crdt.is_keyed(table)
@@ -233,6 +232,11 @@ class NodeJobBoard:
         self._known_tables.add(table)
         self._absent_until.pop(table, None)
         return True
+
+    def _absence_trusted(self, table: str) -> bool:
+        """Whether `table` was seen absent within JOB_BOARD_ABSENT_TABLE_RECHECK_MS
+        and has not been catalogued here since."""
+        return table not in self._known_tables and self._absent_until.get(table, 0.0) > time.monotonic()
 
     def _ensure(self, table: str, timeout_s: float | None) -> None:
         """Catalogues `table` if this node does not know it yet (through

@@ -73,9 +73,15 @@ class NodeJobs:
         return response
 
     async def _ended_async(self, response: J.JobResponse) -> J.JobResponse:
-        # The removal waits on this node's disk: off the event loop.
-        await asyncio.get_running_loop().run_in_executor(None, self.board.forget, response.job.id)
+        self.forget_soon([response.job.id])
         return response
+
+    def forget_soon(self, job_ids: list[int]) -> None:
+        """From the event loop: the progress of claims that ended through this
+        node goes soon, off the loop (`board.forget_soon`: the removal waits
+        on this node's disk), without the caller waiting for it."""
+        loop = asyncio.get_running_loop()
+        self.board.forget_soon(job_ids, lambda drain: loop.run_in_executor(None, drain))
 
     # -- writes --
     def enqueue(self, queue: bytes, args: bytes = b"", *, timeout_s: float | None = None,

@@ -21,6 +21,7 @@ import grpc
 import grpc.aio
 
 from tandemkv import limits
+from tandemkv.server.observe.metrics import JOB_COUNTS
 from tandemkv.server.observe.readiness import not_ready_reason
 from tandemkv.server.observe.sampler import Sampler
 from tandemkv.server.security.member_channels import open_member_channel
@@ -29,8 +30,6 @@ from tandemkv.v1 import cluster_pb2, cluster_pb2_grpc, jobs_pb2, kv_pb2
 _ROLE_NAMES = {cluster_pb2.LEADER: "leader", cluster_pb2.FOLLOWER: "follower", cluster_pb2.CANDIDATE: "candidate"}
 # Samples of the rates the page draws (the newest).
 SERIES_SAMPLES = 60
-# The job counts the page shows per queue, in its column order.
-JOB_COUNTS = ("available", "scheduled", "claimed", "retryable", "dead", "completed", "cancelled")
 
 
 class ClusterView:

@@ -26,6 +26,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
+# A job queue's counts by state, in the order the metrics and the dashboard's columns give them.
+JOB_COUNTS = ("available", "scheduled", "claimed", "retryable", "dead", "completed", "cancelled")
 
 # Unary RPC latency buckets, in seconds: from a local stale read to a write
 # waiting out a leader change.
@@ -266,7 +268,7 @@ class NodeCollector(Collector):
                                           labels=["queue"])
         for queue in stats.queues:
             name = queue.queue.decode(errors="replace")
-            for state in ("available", "scheduled", "claimed", "retryable", "dead", "completed", "cancelled"):
+            for state in JOB_COUNTS:
                 jobs.add_metric([name, state], getattr(queue, state))
             if queue.concurrency_max:
                 limits_family.add_metric([name], queue.concurrency_max)

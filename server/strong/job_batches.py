@@ -31,6 +31,9 @@ from tandemkv.server.strong.context import ApplyContext, CommandFailed
 from tandemkv.server.strong.job_moves import enter, leave
 from tandemkv.server.strong.job_store import JobTables
 
+# What one outcome adds to a Settle's result beyond its own bytes (field tag and length).
+OUTCOME_FRAMING_BYTES = 8
+
 
 def enqueue_many(context: ApplyContext, request: J.JobEnqueueManyRequest) -> J.JobEnqueueManyResponse:
     tables = JobTables(context.view)
@@ -75,7 +78,7 @@ def settle(context: ApplyContext, request: J.JobSettleRequest) -> J.JobSettleRes
     response = J.JobSettleResponse(header=kv_pb2.ResponseHeader(revision=context.index))
     for settlement in request.settlements:
         outcome = _settle_one(context, tables, request.queue, settlement)
-        context.budget.spend(outcome.ByteSize() + 8, "the settlement outcomes")
+        context.budget.spend(outcome.ByteSize() + OUTCOME_FRAMING_BYTES, "the settlement outcomes")
         response.outcomes.append(outcome)
     if claim_next is not None:
         jobs.claim_into(context, tables, request.queue, claim_next.lease, claim_next.limit, response.claimed)
